@@ -1,0 +1,244 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from protos.gantry.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ForceBuildRequest(_message.Message):
+    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    branch: str
+    revision: str
+    repository: str
+    reason: str
+    owner: str
+    properties: _containers.RepeatedCompositeFieldContainer[_common_pb2.Property]
+    project: str
+    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ...) -> None: ...
+
+class ForceBuildResponse(_message.Message):
+    __slots__ = ("buildset_id", "build_request_id")
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILD_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    buildset_id: int
+    build_request_id: int
+    def __init__(self, buildset_id: _Optional[int] = ..., build_request_id: _Optional[int] = ...) -> None: ...
+
+class StopBuildRequest(_message.Message):
+    __slots__ = ("builder", "number", "reason")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    number: int
+    reason: str
+    def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StopBuildResponse(_message.Message):
+    __slots__ = ("stopped",)
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    stopped: bool
+    def __init__(self, stopped: _Optional[bool] = ...) -> None: ...
+
+class ListBuildersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListBuildersResponse(_message.Message):
+    __slots__ = ("builders",)
+    BUILDERS_FIELD_NUMBER: _ClassVar[int]
+    builders: _containers.RepeatedCompositeFieldContainer[Builder]
+    def __init__(self, builders: _Optional[_Iterable[_Union[Builder, _Mapping]]] = ...) -> None: ...
+
+class GetBuilderRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class Builder(_message.Message):
+    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    workers: _containers.RepeatedScalarFieldContainer[str]
+    steps: _containers.RepeatedScalarFieldContainer[str]
+    pending_requests: int
+    description: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListBuildsRequest(_message.Message):
+    __slots__ = ("builder", "limit")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    limit: int
+    def __init__(self, builder: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListBuildsResponse(_message.Message):
+    __slots__ = ("builds",)
+    BUILDS_FIELD_NUMBER: _ClassVar[int]
+    builds: _containers.RepeatedCompositeFieldContainer[Build]
+    def __init__(self, builds: _Optional[_Iterable[_Union[Build, _Mapping]]] = ...) -> None: ...
+
+class GetBuildRequest(_message.Message):
+    __slots__ = ("builder", "number")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    number: int
+    def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+
+class Build(_message.Message):
+    __slots__ = ("id", "builder", "number", "worker", "build_request_id", "buildset_id", "started_at", "finished_at", "complete", "result", "state_string", "steps", "properties", "changes", "reason", "sourcestamps")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    BUILD_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    STATE_STRING_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    builder: str
+    number: int
+    worker: str
+    build_request_id: int
+    buildset_id: int
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    complete: bool
+    result: _common_pb2.Result
+    state_string: str
+    steps: _containers.RepeatedCompositeFieldContainer[Step]
+    properties: _containers.RepeatedCompositeFieldContainer[_common_pb2.Property]
+    changes: _containers.RepeatedCompositeFieldContainer[_common_pb2.Change]
+    reason: str
+    sourcestamps: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
+    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., build_request_id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., state_string: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ..., reason: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ...) -> None: ...
+
+class Step(_message.Message):
+    __slots__ = ("id", "number", "name", "state_string", "started_at", "finished_at", "complete", "result", "logs", "urls", "hidden")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_STRING_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    URLS_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    number: int
+    name: str
+    state_string: str
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    complete: bool
+    result: _common_pb2.Result
+    logs: _containers.RepeatedCompositeFieldContainer[LogInfo]
+    urls: _containers.RepeatedCompositeFieldContainer[StepUrl]
+    hidden: bool
+    def __init__(self, id: _Optional[int] = ..., number: _Optional[int] = ..., name: _Optional[str] = ..., state_string: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., logs: _Optional[_Iterable[_Union[LogInfo, _Mapping]]] = ..., urls: _Optional[_Iterable[_Union[StepUrl, _Mapping]]] = ..., hidden: _Optional[bool] = ...) -> None: ...
+
+class StepUrl(_message.Message):
+    __slots__ = ("name", "url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class LogInfo(_message.Message):
+    __slots__ = ("id", "name", "type", "size", "complete")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    type: str
+    size: int
+    complete: bool
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., size: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class Worker(_message.Message):
+    __slots__ = ("name", "connected", "since", "running_builds", "max_builds", "info")
+    class InfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    connected: bool
+    since: _timestamp_pb2.Timestamp
+    running_builds: _containers.RepeatedScalarFieldContainer[str]
+    max_builds: int
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., connected: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_builds: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ListChangesRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListChangesResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[_common_pb2.Change]
+    def __init__(self, changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ...) -> None: ...
+
+class GetChangeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...

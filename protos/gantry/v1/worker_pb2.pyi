@@ -1,0 +1,136 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WorkerMessage(_message.Message):
+    __slots__ = ("hello", "heartbeat", "output", "finished")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    hello: Hello
+    heartbeat: Heartbeat
+    output: OutputChunk
+    finished: CommandFinished
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ...) -> None: ...
+
+class CoordinatorMessage(_message.Message):
+    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPT_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    welcome: Welcome
+    heartbeat: Heartbeat
+    start: StartCommand
+    interrupt: InterruptCommand
+    ack: Ack
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+
+class Hello(_message.Message):
+    __slots__ = ("name", "secret", "os", "arch", "labels", "max_builds", "version", "running_command_ids")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_COMMAND_IDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    secret: str
+    os: str
+    arch: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    max_builds: int
+    version: str
+    running_command_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., secret: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., version: _Optional[str] = ..., running_command_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("heartbeat_interval", "window", "version")
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_interval: int
+    window: int
+    version: str
+    def __init__(self, heartbeat_interval: _Optional[int] = ..., window: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("sent_at",)
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    sent_at: float
+    def __init__(self, sent_at: _Optional[float] = ...) -> None: ...
+
+class StartCommand(_message.Message):
+    __slots__ = ("command_id", "argv", "shell_command", "builder_dir", "workdir", "env", "timeout", "max_time")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    ARGV_FIELD_NUMBER: _ClassVar[int]
+    SHELL_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_DIR_FIELD_NUMBER: _ClassVar[int]
+    WORKDIR_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TIME_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    argv: _containers.RepeatedScalarFieldContainer[str]
+    shell_command: str
+    builder_dir: str
+    workdir: str
+    env: _containers.ScalarMap[str, str]
+    timeout: float
+    max_time: float
+    def __init__(self, command_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., shell_command: _Optional[str] = ..., builder_dir: _Optional[str] = ..., workdir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., max_time: _Optional[float] = ...) -> None: ...
+
+class InterruptCommand(_message.Message):
+    __slots__ = ("command_id", "reason")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    reason: str
+    def __init__(self, command_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("command_id", "seq", "channel", "data")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    seq: int
+    channel: int
+    data: bytes
+    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ..., channel: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class CommandFinished(_message.Message):
+    __slots__ = ("command_id", "rc", "reason", "last_seq")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    RC_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    rc: int
+    reason: str
+    last_seq: int
+    def __init__(self, command_id: _Optional[str] = ..., rc: _Optional[int] = ..., reason: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("command_id", "seq")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    seq: int
+    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
