@@ -1,0 +1,153 @@
+"""Protobuf <-> domain conversion, in one place."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from coordinator.domain import model
+from coordinator.domain.events import Event
+from coordinator.domain.validation import check_property_name, parse_property_value
+from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
+
+
+def ts(value: float | None) -> Timestamp | None:
+    if value is None:
+        return None
+    t = Timestamp()
+    t.FromNanoseconds(int(value * 1e9))
+    return t
+
+
+def from_ts(t: Timestamp) -> float:
+    return t.seconds + t.nanos / 1e9
+
+
+def result_pb(result: model.Result | None) -> int:
+    return 0 if result is None else int(result)
+
+
+def properties_in(props: list[common_pb2.Property], where: str = "") -> list[model.Property]:
+    out = []
+    for p in props:
+        check_property_name(p.name, where)
+        out.append(model.Property(p.name, parse_property_value(p.name, p.value_json, where), p.source))
+    return out
+
+
+def property_pb(p: model.Property) -> common_pb2.Property:
+    return common_pb2.Property(name=p.name, value_json=json.dumps(p.value), source=p.source)
+
+
+def change_in(c: common_pb2.Change, index: int) -> model.Change:
+    where = f"change {index}: "
+    return model.Change(
+        author=c.author,
+        committer=c.committer,
+        comments=c.comments,
+        files=list(c.files),
+        revision=c.revision,
+        branch=c.branch,
+        repository=c.repository,
+        project=c.project,
+        codebase=c.codebase,
+        category=c.category,
+        when=from_ts(c.when) if c.HasField("when") else 0.0,
+        properties={p.name: p.value for p in properties_in(list(c.properties), where)},
+        revlink=c.revlink,
+    )
+
+
+def change_pb(c: model.Change) -> common_pb2.Change:
+    return common_pb2.Change(
+        id=c.id,
+        author=c.author,
+        committer=c.committer,
+        comments=c.comments,
+        files=c.files,
+        revision=c.revision,
+        branch=c.branch,
+        repository=c.repository,
+        project=c.project,
+        codebase=c.codebase,
+        category=c.category,
+        when=ts(c.when),
+        properties=[property_pb(model.Property(k, v, "Change")) for k, v in c.properties.items()],
+        revlink=c.revlink,
+    )
+
+
+def sourcestamp_pb(s: model.SourceStamp) -> common_pb2.SourceStamp:
+    return common_pb2.SourceStamp(
+        repository=s.repository, branch=s.branch, revision=s.revision, project=s.project, codebase=s.codebase
+    )
+
+
+def step_pb(s: model.Step) -> control_pb2.Step:
+    return control_pb2.Step(
+        id=s.id,
+        number=s.number,
+        name=s.name,
+        state_string=s.state_string,
+        started_at=ts(s.started_at),
+        finished_at=ts(s.finished_at),
+        complete=s.complete,
+        result=result_pb(s.result),
+        hidden=s.hidden,
+        logs=[
+            control_pb2.LogInfo(id=lg.id, name=lg.name, type=lg.type, size=lg.size, complete=lg.complete)
+            for lg in s.logs
+        ],
+        urls=[control_pb2.StepUrl(name=n, url=u) for n, u in s.urls],
+    )
+
+
+def build_pb(b: model.Build, full: bool) -> control_pb2.Build:
+    msg = control_pb2.Build(
+        id=b.id,
+        builder=b.builder,
+        number=b.number,
+        worker=b.worker,
+        build_request_id=b.build_request_id,
+        buildset_id=b.buildset_id,
+        started_at=ts(b.started_at),
+        finished_at=ts(b.finished_at),
+        complete=b.complete,
+        result=result_pb(b.result),
+        state_string=b.state_string,
+        reason=b.reason,
+        sourcestamps=[sourcestamp_pb(s) for s in b.sourcestamps],
+    )
+    if full:
+        msg.steps.extend(step_pb(s) for s in b.steps)
+        msg.properties.extend(property_pb(p) for p in b.properties)
+        msg.changes.extend(change_pb(c) for c in b.changes)
+    return msg
+
+
+def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:
+    return control_pb2.Worker(
+        name=w.name,
+        connected=w.connected,
+        since=ts(w.since),
+        running_builds=w.running_builds,
+        max_builds=w.max_builds,
+        info=w.info,
+    )
+
+
+def event_pb(e: Event) -> status_pb2.Event:
+    return status_pb2.Event(
+        id=e.id,
+        kind=e.kind,
+        at=ts(e.at),
+        builder=e.builder,
+        build_number=e.build_number,
+        buildset_id=e.buildset_id,
+        step_number=e.step_number,
+        step_name=e.step_name,
+        result=result_pb(e.result),
+        worker=e.worker,
+        details_json=json.dumps(e.details, separators=(",", ":")),
+    )

@@ -1,0 +1,152 @@
+"""Thin servicers for changes, control, status and logs: protobuf in, domain call, protobuf out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from coordinator.api import convert
+from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.service import CoordinatorService
+from coordinator.domain.status import LogReader, StatusFeed
+from protos.gantry.v1 import (
+    changes_pb2,
+    changes_pb2_grpc,
+    common_pb2,
+    control_pb2,
+    control_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+)
+
+Ctx = grpc.aio.ServicerContext
+
+
+class ChangeServicer(changes_pb2_grpc.ChangeServiceServicer):
+    def __init__(self, service: CoordinatorService) -> None:
+        self.service = service
+
+    async def SubmitChanges(self, request: changes_pb2.SubmitChangesRequest, context: Ctx) -> Any:
+        changes = [convert.change_in(c, i) for i, c in enumerate(request.changes)]
+        ids, duplicate = await self.service.submit_changes(changes, request.idempotency_key)
+        return changes_pb2.SubmitChangesResponse(change_ids=ids, duplicate=duplicate)
+
+
+class ControlServicer(control_pb2_grpc.ControlServiceServicer):
+    def __init__(self, service: CoordinatorService) -> None:
+        self.service = service
+
+    async def ForceBuild(self, request: control_pb2.ForceBuildRequest, context: Ctx) -> Any:
+        bs_id, req_id = await self.service.force_build(
+            request.builder,
+            reason=request.reason,
+            owner=request.owner,
+            branch=request.branch,
+            revision=request.revision,
+            repository=request.repository,
+            project=request.project,
+            properties=convert.properties_in(list(request.properties)),
+        )
+        return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
+
+    async def StopBuild(self, request: control_pb2.StopBuildRequest, context: Ctx) -> Any:
+        stopped = await self.service.stop_build(request.builder, request.number, request.reason)
+        return control_pb2.StopBuildResponse(stopped=stopped)
+
+    async def ListBuilders(self, request: control_pb2.ListBuildersRequest, context: Ctx) -> Any:
+        return control_pb2.ListBuildersResponse(builders=[self._builder(b.name) for b in self.service.list_builders()])
+
+    async def GetBuilder(self, request: control_pb2.GetBuilderRequest, context: Ctx) -> Any:
+        return self._builder(request.name)
+
+    def _builder(self, name: str) -> control_pb2.Builder:
+        b = self.service.builder(name)
+        return control_pb2.Builder(
+            name=b.name,
+            workers=list(b.workers),
+            steps=[s.name for s in b.steps],
+            pending_requests=self.service.dispatcher.pending_count(b.name),
+            description=b.description,
+            tags=list(b.tags),
+        )
+
+    async def ListBuilds(self, request: control_pb2.ListBuildsRequest, context: Ctx) -> Any:
+        builds = await self.service.list_builds(request.builder, request.limit)
+        return control_pb2.ListBuildsResponse(builds=[convert.build_pb(b, full=False) for b in builds])
+
+    async def GetBuild(self, request: control_pb2.GetBuildRequest, context: Ctx) -> Any:
+        _require(request.builder, "builder")
+        return convert.build_pb(await self.service.get_build(request.builder, request.number), full=True)
+
+    async def ListWorkers(self, request: control_pb2.ListWorkersRequest, context: Ctx) -> Any:
+        workers = await self.service.list_workers()
+        return control_pb2.ListWorkersResponse(workers=[convert.worker_pb(w) for w in workers])
+
+    async def ListChanges(self, request: control_pb2.ListChangesRequest, context: Ctx) -> Any:
+        changes = await self.service.list_changes(request.limit)
+        return control_pb2.ListChangesResponse(changes=[convert.change_pb(c) for c in changes])
+
+    async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
+        return convert.change_pb(await self.service.get_change(request.id))
+
+
+class StatusServicer(status_pb2_grpc.StatusServiceServicer):
+    def __init__(self, feed: StatusFeed) -> None:
+        self.feed = feed
+
+    async def Subscribe(self, request: status_pb2.SubscribeRequest, context: Ctx) -> Any:
+        async for event in self.feed.follow(request.since_event_id, list(request.builders), list(request.kinds)):
+            if event is None:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "subscriber too slow: its buffer overflowed; resubscribe from the last event id received",
+                )
+            yield convert.event_pb(event)
+
+
+class LogServicer(logs_pb2_grpc.LogServiceServicer):
+    def __init__(self, reader: LogReader) -> None:
+        self.reader = reader
+
+    async def ReadLog(self, request: logs_pb2.ReadLogRequest, context: Ctx) -> Any:
+        log_id = await self._log_id(request)
+        return _log_data(await self.reader.read(log_id, request.offset, request.limit, request.channel))
+
+    async def FollowLog(self, request: logs_pb2.ReadLogRequest, context: Ctx) -> Any:
+        log_id = await self._log_id(request)
+        async for part in self.reader.follow(log_id, request.offset, request.channel):
+            yield _log_data(part)
+
+    async def _log_id(self, request: logs_pb2.ReadLogRequest) -> int:
+        _require(request.builder, "builder")
+        _require(request.step, "step")
+        if request.offset < 0 or request.limit < 0:
+            raise InvalidArgument("offset and limit must not be negative")
+        info = await self.reader.find(request.builder, request.build_number, request.step, request.log or "stdio")
+        if info is None:
+            raise NotFound(
+                f"no log {request.log or 'stdio'!r} for step {request.step!r} of build "
+                f"{request.builder}/{request.build_number}"
+            )
+        return info.id
+
+
+def _log_data(part: Any) -> logs_pb2.LogData:
+    return logs_pb2.LogData(
+        data=part.data,
+        offset=part.offset,
+        eof=part.eof,
+        segments=[logs_pb2.LogSegment(channel=ch, data=d) for ch, d in part.segments],
+    )
+
+
+def _require(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+
+
+_ = asyncio

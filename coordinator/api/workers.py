@@ -1,0 +1,150 @@
+"""The worker stream adapter: protobuf frames <-> a domain WorkerSession.
+
+One stream per worker; per connection there is one handler coroutine, one reader task and one
+outbox. Heartbeats to all workers and the silent-peer check run in a single watchdog loop, not a
+task per worker, so idle workers cost little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from coordinator.domain.commands import Ack, CommandSpec, Finished, Interrupt, Output
+from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.sessions import Outbound, WorkerRegistry, WorkerSession
+from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_CLOSE = object()
+HELLO_TIMEOUT = 10.0
+
+
+def to_pb(item: Outbound | worker_pb2.Heartbeat) -> worker_pb2.CoordinatorMessage:
+    if isinstance(item, CommandSpec):
+        return worker_pb2.CoordinatorMessage(
+            start=worker_pb2.StartCommand(
+                command_id=item.command_id, argv=item.argv, shell_command=item.shell_command,
+                builder_dir=item.builder_dir, workdir=item.workdir, env=item.env,
+                timeout=item.timeout, max_time=item.max_time,
+            )
+        )
+    if isinstance(item, Ack):
+        return worker_pb2.CoordinatorMessage(ack=worker_pb2.Ack(command_id=item.command_id, seq=item.seq))
+    if isinstance(item, Interrupt):
+        return worker_pb2.CoordinatorMessage(
+            interrupt=worker_pb2.InterruptCommand(command_id=item.command_id, reason=item.reason)
+        )
+    return worker_pb2.CoordinatorMessage(heartbeat=item)
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        repo: Any,
+        now: Callable[[], float],
+        heartbeat_interval: float = 10.0,
+        window: int = 8,
+    ) -> None:
+        self.registry = registry
+        self.repo = repo
+        self.now = now
+        self.heartbeat_interval = heartbeat_interval
+        self.window = window
+        self._outboxes: dict[WorkerSession, asyncio.Queue[Any]] = {}
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[worker_pb2.WorkerMessage], context: grpc.aio.ServicerContext
+    ) -> None:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
+        except (TimeoutError, StopAsyncIteration):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
+        if not first.HasField("hello"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
+        hello = first.hello
+        try:
+            decl = self.registry.authenticate(hello.name, hello.secret)
+        except Unauthenticated as exc:
+            log.warning("refused worker %r from %s: wrong name or secret", hello.name, context.peer())
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        outbox: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the protocol: acks <= window per command
+        info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
+                "labels": ",".join(hello.labels)}
+        max_builds = min(decl.max_builds, hello.max_builds) if hello.max_builds > 0 else decl.max_builds
+        session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now)
+        await context.write(
+            worker_pb2.CoordinatorMessage(
+                welcome=worker_pb2.Welcome(
+                    heartbeat_interval=max(1, int(self.heartbeat_interval)), window=self.window, version="0.1.0"
+                )
+            )
+        )
+        await self.repo.worker_connected(session.name, info, self.now())
+        old = self.registry.attach(session)
+        if old is not None:
+            self._close(old, "replaced by a new connection")
+        self._outboxes[session] = outbox
+        log.info("worker %s connected from %s", session.name, context.peer())
+        reader = asyncio.ensure_future(self._read(request_iterator, session))
+        reader.add_done_callback(lambda _f: outbox.put_nowait(_CLOSE))
+        reason = "connection closed"
+        try:
+            while True:
+                item = await outbox.get()
+                if item is _CLOSE:
+                    reason = session.closed_reason or "connection closed"
+                    break
+                await context.write(to_pb(item))
+        except (asyncio.CancelledError, grpc.aio.AioRpcError, ConnectionError):
+            reason = "connection lost"
+        finally:
+            reader.cancel()
+            self._outboxes.pop(session, None)
+            session.close(reason)
+            if self.registry.detach(session):
+                log.info("worker %s disconnected: %s", session.name, reason)
+                await asyncio.shield(self.repo.worker_disconnected(session.name, self.now(), reason))
+
+    async def _read(self, messages: AsyncIterator[worker_pb2.WorkerMessage], session: WorkerSession) -> None:
+        try:
+            async for msg in messages:
+                session.heard()
+                which = msg.WhichOneof("msg")
+                if which == "output":
+                    o = msg.output
+                    session.on_output(Output(o.command_id, o.seq, o.channel, o.data))
+                elif which == "finished":
+                    f = msg.finished
+                    session.on_finished(Finished(f.command_id, f.rc, f.reason, f.last_seq))
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            session.close(session.closed_reason or "connection closed")
+
+    def _close(self, session: WorkerSession, reason: str) -> None:
+        session.close(reason)
+        box = self._outboxes.get(session)
+        if box is not None:
+            box.put_nowait(_CLOSE)
+
+    async def watchdog(self) -> None:
+        """Send heartbeats and drop workers silent for three intervals."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            deadline = self.now() - 3 * self.heartbeat_interval
+            beat = worker_pb2.Heartbeat(sent_at=self.now())
+            for session in list(self.registry.sessions.values()):
+                if session.last_heard < deadline:
+                    log.warning("worker %s silent for %.0fs: dropping it", session.name, 3 * self.heartbeat_interval)
+                    self._close(session, "heartbeat timeout")
+                    continue
+                box = self._outboxes.get(session)
+                if box is not None:
+                    box.put_nowait(beat)

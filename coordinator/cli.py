@@ -1,0 +1,90 @@
+"""`gantry coordinator start` and `gantry checkconfig`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
+from coordinator.config.loader import ConfigError, load_config
+from coordinator.storage.repository import StorageError
+
+
+def checkconfig_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gantry checkconfig", description="Check a configuration file.")
+    parser.add_argument("config", help="the configuration file (e.g. master.py)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{p}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {args.config}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.config} is valid: {len(cfg.workers)} worker(s), {len(cfg.builders)} builder(s), "
+        f"{len(cfg.schedulers)} scheduler(s)"
+    )
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gantry coordinator", description="Run the Gantry coordinator.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start the coordinator in the foreground")
+    start.add_argument("--config", required=True, help="configuration file (master.py)")
+    start.add_argument("--data-dir", default="gantry-data", help="data directory (default ./gantry-data)")
+    start.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT for gRPC")
+    start.add_argument(
+        "--db", default=os.environ.get("GANTRY_DB", ""),
+        help="database URL (default: SQLite in the data dir; e.g. postgresql://host/db)",
+    )
+    start.add_argument("--name", default="default", help="this coordinator's id (for claims)")
+    start.add_argument("--heartbeat", type=float, default=10.0, help="worker heartbeat interval, seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"gantry: {p}", file=sys.stderr)
+        return 1
+    coordinator = Coordinator(
+        cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat
+    )
+    try:
+        return _run(coordinator)
+    except (ListenError, StorageError) as exc:
+        print(f"gantry: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(coordinator: Coordinator) -> int:
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await coordinator.start()
+            print(f"Gantry coordinator listening on {coordinator.address}", flush=True)
+            (coordinator.data_dir / "coordinator.addr").write_text(coordinator.address + "\n")
+            await stop.wait()
+            logging.getLogger("coordinator").info("shutting down")
+        finally:
+            await coordinator.aclose()
+
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except ImportError:
+        asyncio.run(serve())
+    return 0

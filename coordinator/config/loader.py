@@ -1,0 +1,162 @@
+"""Load a configuration file and report every error with its file, line and what is wrong."""
+
+from __future__ import annotations
+
+import runpy
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator.config.objects import MasterConfig
+from coordinator.domain.builders import Builder
+from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
+from coordinator.domain.sessions import WorkerDecl
+from coordinator.domain.steps import BuildStep
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def load_config(path: str | Path) -> MasterConfig:
+    """Run the file and validate what it built; raises ConfigError listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(shown, 0, "no such configuration file")])
+    try:
+        namespace = runpy.run_path(str(path), run_name="gantry_config")
+    except SyntaxError as exc:
+        raise ConfigError([ConfigProblem(shown, exc.lineno or 0, f"syntax error: {exc.msg}")]) from None
+    except BaseException as exc:  # the user's code may raise anything
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        line = _line_in(exc, path)
+        raise ConfigError(
+            [ConfigProblem(shown, line, f"{type(exc).__name__}: {exc}")]
+        ) from None
+    cfg = namespace.get("config")
+    if cfg is None and isinstance(namespace.get("BuildmasterConfig"), dict):
+        bmc = namespace["BuildmasterConfig"]
+        cfg = MasterConfig(
+            workers=bmc.get("workers", []), builders=bmc.get("builders", []),
+            schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
+        )
+        cfg.defined_at = (str(path.resolve()), 1)
+    if not isinstance(cfg, MasterConfig):
+        raise ConfigError(
+            [ConfigProblem(shown, 0, "the file must assign `config = MasterConfig(...)` "
+                           "(or a `BuildmasterConfig` dict)")]
+        )
+    problems = validate(cfg, path)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _line_in(exc: BaseException, path: Path) -> int:
+    target = str(path.resolve())
+    line = 0
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if str(Path(frame.filename).resolve()) == target:
+            line = frame.lineno or 0
+    return line
+
+
+def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
+    shown = str(path)
+    target = str(path.resolve())
+    problems: list[ConfigProblem] = []
+
+    def at(obj: Any) -> int:
+        where = getattr(obj, "defined_at", None)
+        if where and str(Path(where[0]).resolve()) == target:
+            return int(where[1])
+        cfg_where = cfg.defined_at
+        return int(cfg_where[1]) if str(Path(cfg_where[0]).resolve()) == target else 0
+
+    def add(obj: Any, message: str) -> None:
+        problems.append(ConfigProblem(shown, at(obj), message))
+
+    worker_names: set[str] = set()
+    for w in cfg.workers:
+        if not isinstance(w, WorkerDecl):
+            add(cfg, f"workers must contain Worker(...) objects, not {w!r}")
+            continue
+        if not _good_name(w.name):
+            add(w, f"worker name {w.name!r} is not valid: use letters, digits, '_', '-', '.'")
+        if w.name in worker_names:
+            add(w, f"worker {w.name!r} is defined twice")
+        worker_names.add(w.name)
+        if not isinstance(w.secret, str) or not w.secret:
+            add(w, f"worker {w.name!r} needs a secret (a non-empty string)")
+        if not isinstance(w.max_builds, int) or w.max_builds < 1:
+            add(w, f"worker {w.name!r}: max_builds must be a whole number >= 1, not {w.max_builds!r}")
+
+    builder_names: set[str] = set()
+    for b in cfg.builders:
+        if not isinstance(b, Builder):
+            add(cfg, f"builders must contain Builder(...) objects, not {b!r}")
+            continue
+        if not _good_name(b.name):
+            add(b, f"builder name {b.name!r} is not valid: use letters, digits, '_', '-', '.'")
+        if b.name in builder_names:
+            add(b, f"builder {b.name!r} is defined twice")
+        builder_names.add(b.name)
+        if not b.workers:
+            add(b, f"builder {b.name!r} has no workers")
+        for wn in b.workers:
+            if wn not in worker_names:
+                add(b, f"builder {b.name!r} uses unknown worker {wn!r}")
+        if not b.steps:
+            add(b, f"builder {b.name!r} has no steps")
+        step_names: set[str] = set()
+        for s in b.steps:
+            if not isinstance(s, BuildStep):
+                add(b, f"builder {b.name!r}: steps must be step objects such as ShellCommand(...), not {s!r}")
+                continue
+            for err in s.errors:
+                add(s, f"step {s.name!r} of builder {b.name!r}: {err}")
+            if s.name in step_names:
+                add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
+            step_names.add(s.name)
+
+    sched_names: set[str] = set()
+    for s in cfg.schedulers:
+        if not isinstance(s, Scheduler):
+            add(cfg, f"schedulers must contain scheduler objects, not {s!r}")
+            continue
+        if s.name in sched_names:
+            add(s, f"scheduler {s.name!r} is defined twice")
+        sched_names.add(s.name)
+        if not s.builders:
+            add(s, f"scheduler {s.name!r} has no builders")
+        for bn in s.builders:
+            if bn not in builder_names:
+                add(s, f"scheduler {s.name!r} names unknown builder {bn!r}")
+        if isinstance(s, SingleBranchScheduler):
+            t = s.tree_stable_timer
+            if t is not None and (not isinstance(t, int | float) or t < 0):
+                add(s, f"scheduler {s.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
+        if not isinstance(s, SingleBranchScheduler | ForceScheduler):
+            pass
+    return problems
+
+
+def _good_name(name: object) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= 128 and set(name) <= NAME_CHARS

@@ -1,0 +1,43 @@
+"""Configuration objects that are not domain behaviour: workers and the whole configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from coordinator.domain.builders import Builder
+from coordinator.domain.schedulers import Scheduler
+from coordinator.domain.sessions import WorkerDecl
+from coordinator.domain.steps import caller_location
+
+
+class Worker(WorkerDecl):
+    """``Worker("name", "secret", max_builds=2, properties={...})`` — as in Buildbot."""
+
+    def __init__(
+        self,
+        name: str,
+        secret: str = "",
+        max_builds: int = 1,
+        properties: dict[str, object] | None = None,
+        *,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(name=name, secret=password if password is not None else secret,
+                         max_builds=max_builds, properties=dict(properties or {}))
+        self.defined_at = caller_location()
+
+
+@dataclass
+class MasterConfig:
+    workers: Sequence[WorkerDecl] = ()
+    builders: Sequence[Builder] = ()
+    schedulers: Sequence[Scheduler] = ()
+    title: str = "Gantry"
+    defined_at: tuple[str, int] = field(default=("<unknown>", 0))
+
+    def __post_init__(self) -> None:
+        self.defined_at = caller_location(3)
+        self.workers = list(self.workers)
+        self.builders = list(self.builders)
+        self.schedulers = list(self.schedulers)

@@ -1,0 +1,27 @@
+"""Expected errors of the domain. The API maps each to one gRPC status code, in one table."""
+
+from __future__ import annotations
+
+
+class GantryError(Exception):
+    """Base of every expected error; its message is shown to a person as is."""
+
+
+class InvalidArgument(GantryError):
+    """The request is malformed; the message says which field and how to fix it."""
+
+
+class NotFound(GantryError):
+    """A named thing (builder, build, step, log, change) does not exist."""
+
+
+class Unauthenticated(GantryError):
+    """Credentials were missing or wrong."""
+
+
+class PermissionDenied(GantryError):
+    """The caller may not do this."""
+
+
+class FailedPrecondition(GantryError):
+    """The request is valid but the system is not in a state to honour it."""

@@ -1,0 +1,154 @@
+"""The nouns of the domain, as immutable-ish records returned by storage and used by logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.domain.results import Result
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    value: Any
+    source: str
+
+
+@dataclass
+class Change:
+    author: str
+    revision: str
+    branch: str
+    repository: str
+    committer: str = ""
+    comments: str = ""
+    files: list[str] = field(default_factory=list)
+    project: str = ""
+    codebase: str = ""
+    category: str = ""
+    when: float = 0.0
+    properties: dict[str, Any] = field(default_factory=dict)
+    revlink: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class SourceStamp:
+    repository: str = ""
+    branch: str = ""
+    revision: str = ""
+    project: str = ""
+    codebase: str = ""
+
+
+@dataclass
+class NewBuildset:
+    """What a scheduler asks for; storage turns it into a buildset and one request per builder."""
+
+    reason: str
+    scheduler: str
+    builders: list[str]
+    sourcestamps: list[SourceStamp]
+    properties: list[Property] = field(default_factory=list)
+    change_ids: list[int] = field(default_factory=list)
+    priority: int = 0
+
+
+@dataclass
+class BuildRequest:
+    id: int
+    buildset_id: int
+    builder: str
+    priority: int
+    submitted_at: float
+    claimed: bool = False
+    complete: bool = False
+    result: Result | None = None
+
+
+@dataclass
+class Buildset:
+    id: int
+    reason: str
+    scheduler: str
+    submitted_at: float
+    sourcestamps: list[SourceStamp]
+    properties: list[Property]
+    change_ids: list[int]
+    complete: bool = False
+    result: Result | None = None
+
+
+@dataclass
+class LogInfo:
+    id: int
+    step_id: int
+    name: str
+    type: str  # "s" stdio, "t" text
+    size: int = 0
+    complete: bool = False
+
+
+@dataclass
+class Step:
+    id: int
+    build_id: int
+    number: int
+    name: str
+    state_string: str = "pending"
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Result | None = None
+    hidden: bool = False
+    logs: list[LogInfo] = field(default_factory=list)
+    urls: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished_at is not None
+
+
+@dataclass
+class Build:
+    id: int
+    builder: str
+    number: int
+    worker: str
+    build_request_id: int
+    buildset_id: int
+    started_at: float
+    finished_at: float | None = None
+    result: Result | None = None
+    state_string: str = "starting"
+    steps: list[Step] = field(default_factory=list)
+    properties: list[Property] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    reason: str = ""
+    sourcestamps: list[SourceStamp] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished_at is not None
+
+
+@dataclass
+class WorkerRecord:
+    """A worker as the status API shows it."""
+
+    name: str
+    connected: bool
+    since: float | None
+    max_builds: int
+    info: dict[str, str] = field(default_factory=dict)
+    running_builds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LogChunk:
+    """A stored piece of a log: its bytes and where they sit in the log and in their channel."""
+
+    channel: int  # 1 stdout, 2 stderr, 3 header (text logs use 1)
+    data: bytes
+    offset: int  # offset in the whole log (all channels, arrival order)
+    channel_offset: int  # offset within its own channel

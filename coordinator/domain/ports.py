@@ -1,0 +1,111 @@
+"""The interfaces through which the domain reaches time and storage (implemented elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from coordinator.domain.events import Event
+from coordinator.domain.model import (
+    Build,
+    BuildRequest,
+    Buildset,
+    Change,
+    LogChunk,
+    LogInfo,
+    NewBuildset,
+    Property,
+    Step,
+    WorkerRecord,
+)
+from coordinator.domain.results import Result
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+
+class Repository(Protocol):
+    """Everything the coordinator stores. Every write method commits before it returns and
+    persists the given events in the same transaction; storage then publishes them in id order.
+    """
+
+    # changes
+    async def add_changes(
+        self, changes: Sequence[Change], idempotency_key: str, events: Callable[[list[Change]], list[Event]]
+    ) -> tuple[list[int], bool]: ...
+
+    async def get_change(self, change_id: int) -> Change | None: ...
+
+    async def list_changes(self, limit: int) -> list[Change]: ...
+
+    # buildsets and requests
+    async def add_buildset(self, buildset: NewBuildset, at: float) -> tuple[int, dict[str, int]]: ...
+
+    async def get_buildset(self, buildset_id: int) -> Buildset | None: ...
+
+    async def unclaimed_requests(self) -> list[BuildRequest]: ...
+
+    async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool: ...
+
+    async def release_orphaned_claims(self, coordinator_id: str) -> int: ...
+
+    # builds, steps, logs
+    async def start_build(
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float
+    ) -> Build: ...
+
+    async def finish_build(
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool
+    ) -> None: ...
+
+    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]: ...
+
+    async def start_step(self, build: Build, step: Step, at: float) -> None: ...
+
+    async def finish_step(
+        self, build: Build, step: Step, result: Result, state_string: str, at: float
+    ) -> None: ...
+
+    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
+
+    def append_log(self, log_id: int, chunk: LogChunk) -> Awaitable[None]:
+        """Queue a chunk for the next group commit; the awaitable resolves once it is stored."""
+        ...
+
+    async def finish_log(self, log_id: int) -> None: ...
+
+    async def set_build_properties(self, build: Build, properties: list[Property]) -> None: ...
+
+    # reads
+    async def get_build(self, builder: str, number: int) -> Build | None: ...
+
+    async def list_builds(self, builder: str, limit: int) -> list[Build]: ...
+
+    async def get_log(self, builder: str, number: int, step: str, log: str) -> LogInfo | None: ...
+
+    async def read_log(
+        self, log_id: int, offset: int, limit: int, channel: int
+    ) -> list[LogChunk]: ...
+
+    async def builder_numbers(self) -> dict[str, int]: ...
+
+    # workers
+    async def worker_connected(self, name: str, info: dict[str, str], at: float) -> None: ...
+
+    async def worker_disconnected(self, name: str, at: float) -> None: ...
+
+    async def list_workers(self) -> list[WorkerRecord]: ...
+
+    # events
+    async def record_events(self, events: list[Event]) -> list[Event]: ...
+
+    async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
+
+    async def last_event_id(self) -> int: ...

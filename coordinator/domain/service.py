@@ -1,0 +1,179 @@
+"""The coordinator's use cases, called by the API adapters: submit changes, force and stop
+builds, and the read side. Each write follows one path: decide -> persist -> publish event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from coordinator.domain.builders import Builder
+from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.model import Build, BuildRequest, Change, NewBuildset, Property, WorkerRecord
+from coordinator.domain.ports import Clock
+from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
+from coordinator.domain.sessions import WorkerRegistry
+from coordinator.domain.validation import check_changes, check_length, check_properties
+
+log = logging.getLogger(__name__)
+
+
+class CoordinatorService:
+    def __init__(self, repo: Any, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self.schedulers: list[Scheduler] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def configure(self, builders: Sequence[Builder], schedulers: Sequence[Scheduler]) -> None:
+        for old in self.schedulers:
+            if isinstance(old, SingleBranchScheduler):
+                old.stop()
+        self.schedulers = list(schedulers)
+        self.dispatcher.configure(builders)
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background work failed: %s", t.exception())
+
+        task.add_done_callback(done)
+
+    async def aclose(self) -> None:
+        for s in self.schedulers:
+            if isinstance(s, SingleBranchScheduler):
+                s.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------ writes
+
+    async def submit_changes(self, changes: list[Change], idempotency_key: str = "") -> tuple[list[int], bool]:
+        check_changes(changes, idempotency_key)
+        now = self.clock.now()
+        for c in changes:
+            if not c.when:
+                c.when = now
+        ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now)
+        if not duplicate:
+            for c, cid in zip(changes, ids, strict=True):
+                c.id = cid
+                for s in self.schedulers:
+                    if isinstance(s, SingleBranchScheduler):
+                        s.on_change(c, self.clock, self.submit_buildset, self._spawn)
+        return ids, duplicate
+
+    async def submit_buildset(self, bs: NewBuildset) -> tuple[int, dict[str, int]]:
+        now = self.clock.now()
+        bs_id, req_ids = await self.repo.add_buildset(bs, now)
+        for builder, req_id in req_ids.items():
+            self.dispatcher.add_request(
+                BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now)
+            )
+        return bs_id, req_ids
+
+    async def force_build(
+        self,
+        builder: str,
+        *,
+        reason: str = "",
+        owner: str = "",
+        branch: str = "",
+        revision: str = "",
+        repository: str = "",
+        project: str = "",
+        properties: list[Property] | None = None,
+    ) -> tuple[int, int]:
+        if not builder:
+            raise InvalidArgument("builder is required")
+        self.builder(builder)
+        for field, value, limit in (
+            ("reason", reason, 1024), ("owner", owner, 256), ("branch", branch, 256),
+            ("revision", revision, 256), ("repository", repository, 1024), ("project", project, 256),
+        ):
+            check_length(field, value, limit)
+        props = properties or []
+        check_properties(props)
+        sched = next(
+            (s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders), None
+        )
+        if sched is None:
+            raise InvalidArgument(
+                f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
+            )
+        bs = sched.buildset_for(
+            builder, reason=reason, owner=owner, branch=branch, revision=revision,
+            repository=repository, project=project, properties=props,
+        )
+        bs_id, req_ids = await self.submit_buildset(bs)
+        return bs_id, req_ids[builder]
+
+    async def stop_build(self, builder: str, number: int, reason: str) -> bool:
+        build = await self.get_build(builder, number)
+        if build.complete:
+            return False
+        runner = self.dispatcher.find_running(builder, number)
+        if runner is None:
+            return False
+        runner.stop(reason or "stopped by request")
+        return True
+
+    # ------------------------------------------------------------ reads
+
+    def builder(self, name: str) -> Builder:
+        b = self.dispatcher.builders.get(name)
+        if b is None:
+            known = ", ".join(sorted(self.dispatcher.builders)) or "none"
+            raise NotFound(f"no builder named {name!r} (configured builders: {known})")
+        return b
+
+    def list_builders(self) -> list[Builder]:
+        return list(self.dispatcher.builders.values())
+
+    async def get_build(self, builder: str, number: int) -> Build:
+        build = await self.repo.get_build(builder, number)
+        if build is None:
+            raise NotFound(f"builder {builder!r} has no build number {number}")
+        return build
+
+    async def list_builds(self, builder: str, limit: int) -> list[Build]:
+        if builder:
+            self.builder(builder)
+        return await self.repo.list_builds(builder, _limit(limit))
+
+    async def list_changes(self, limit: int) -> list[Change]:
+        return await self.repo.list_changes(_limit(limit))
+
+    async def get_change(self, change_id: int) -> Change:
+        change = await self.repo.get_change(change_id)
+        if change is None:
+            raise NotFound(f"no change with id {change_id}")
+        return change
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        stored = {w.name: w for w in await self.repo.list_workers()}
+        out = []
+        for name, decl in sorted(self.workers.decls.items()):
+            rec = stored.get(name) or WorkerRecord(name=name, connected=False, since=None, max_builds=0)
+            session = self.workers.sessions.get(name)
+            rec.connected = session is not None
+            rec.max_builds = decl.max_builds
+            if session is not None:
+                rec.since = session.connected_at
+                rec.info = dict(session.info)
+                rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:"))
+            out.append(rec)
+        return out
+
+
+def _limit(limit: int) -> int:
+    if limit < 0:
+        raise InvalidArgument("limit must not be negative")
+    return min(limit or 20, 1000)

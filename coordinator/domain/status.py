@@ -1,0 +1,97 @@
+"""The read side of status: event streams that resume by id, and logs that can be followed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
+from coordinator.domain.logs import LogWatchers
+from coordinator.domain.model import LogInfo
+
+REPLAY_PAGE = 500
+MAX_READ = 4 * 1024 * 1024
+
+
+class StatusFeed:
+    """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
+
+    def __init__(self, repo: Any, bus: EventBus, buffer: int = 10_000) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.buffer = buffer
+
+    async def follow(
+        self, since_id: int, builders: Sequence[str] = (), kinds: Sequence[str] = ()
+    ) -> AsyncIterator[Event | None]:
+        """Yields events in id order; yields None once if the consumer fell too far behind."""
+        flt = EventFilter(frozenset(builders), frozenset(kinds))
+        # Subscribe before reading history, so nothing committed in between can be missed.
+        with self.bus.subscribe(flt, self.buffer) as sub:
+            last = self.bus.last_id if since_id < 0 else since_id
+            while True:
+                page = await self.repo.events_after(last, REPLAY_PAGE)
+                for event in page:
+                    last = event.id
+                    if flt.matches(event):
+                        yield event
+                if len(page) < REPLAY_PAGE:
+                    break
+            while True:
+                try:
+                    event = await sub.get()
+                except SubscriberOverflow:
+                    yield None
+                    return
+                if event.id <= last:
+                    continue  # already replayed from the database
+                last = event.id
+                yield event
+
+
+@dataclass
+class LogPart:
+    data: bytes
+    offset: int
+    eof: bool
+    segments: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class LogReader:
+    def __init__(self, repo: Any, watchers: LogWatchers) -> None:
+        self.repo = repo
+        self.watchers = watchers
+
+    async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo | None:
+        result: LogInfo | None = await self.repo.get_log(builder, number, step, log)
+        return result
+
+    async def read(self, log_id: int, offset: int, limit: int, channel: int) -> LogPart:
+        limit = min(limit or MAX_READ, MAX_READ)
+        info = await self.repo.get_log_info(log_id)
+        complete = bool(info and info.complete)  # read before the chunks: then they are all there
+        chunks = await self.repo.read_log(log_id, offset, limit, channel)
+        segments: list[tuple[int, bytes]] = []
+        total = 0
+        for c in chunks:
+            start = c.channel_offset if channel else c.offset
+            lo = max(0, offset - start)
+            hi = min(len(c.data), offset + limit - start)
+            if hi > lo:
+                piece = c.data[lo:hi]
+                segments.append((c.channel, piece))
+                total += len(piece)
+        data = b"".join(p for _, p in segments)
+        return LogPart(data=data, offset=offset, eof=complete and total < limit, segments=segments)
+
+    async def follow(self, log_id: int, offset: int, channel: int) -> AsyncIterator[LogPart]:
+        while True:
+            part = await self.read(log_id, offset, MAX_READ, channel)
+            if part.data or part.eof:
+                yield part
+            offset += len(part.data)
+            if part.eof:
+                return
+            if not part.data:
+                await self.watchers.wait(log_id, timeout=0.5)

@@ -1,0 +1,194 @@
+"""The database schema and its versioned migrations.
+
+Why not Alembic: the schema is created and upgraded by the coordinator itself at start-up, on
+SQLite and PostgreSQL alike, with no extra tool for users to run. Each migration is a function
+that takes a connection; `schema_version` records which have run. Add new ones at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("author", sa.String(256), nullable=False),
+    sa.Column("committer", sa.String(256), nullable=False, default=""),
+    sa.Column("comments", sa.Text, nullable=False, default=""),
+    sa.Column("files_json", sa.Text, nullable=False, default="[]"),
+    sa.Column("revision", sa.String(256), nullable=False),
+    sa.Column("branch", sa.String(256), nullable=False),
+    sa.Column("repository", sa.String(1024), nullable=False),
+    sa.Column("project", sa.String(256), nullable=False, default=""),
+    sa.Column("codebase", sa.String(256), nullable=False, default=""),
+    sa.Column("category", sa.String(256), nullable=False, default=""),
+    sa.Column("when_ts", sa.Float, nullable=False),
+    sa.Column("properties_json", sa.Text, nullable=False, default="{}"),
+    sa.Column("revlink", sa.String(1024), nullable=False, default=""),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("change_ids_json", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+buildsets = sa.Table(
+    "buildsets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("scheduler", sa.String(256), nullable=False),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+    sa.Column("sourcestamps_json", sa.Text, nullable=False),
+    sa.Column("properties_json", sa.Text, nullable=False),
+    sa.Column("change_ids_json", sa.Text, nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False, default=False),
+    sa.Column("result", sa.Integer, nullable=True),
+    sa.Column("completed_at", sa.Float, nullable=True),
+)
+
+buildrequests = sa.Table(
+    "buildrequests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("buildset_id", sa.Integer, sa.ForeignKey("buildsets.id"), nullable=False),
+    sa.Column("builder", sa.String(256), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+    # The coordinator that claimed the request; claiming is one conditional UPDATE.
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_at", sa.Float, nullable=True),
+    sa.Column("complete", sa.Boolean, nullable=False, default=False),
+    sa.Column("result", sa.Integer, nullable=True),
+    sa.Column("completed_at", sa.Float, nullable=True),
+    sa.Index("buildrequests_pending", "complete", "claimed_by"),
+    sa.Index("buildrequests_buildset", "buildset_id"),
+)
+
+builds = sa.Table(
+    "builds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("builder", sa.String(256), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(256), nullable=False),
+    sa.Column("buildrequest_id", sa.Integer, sa.ForeignKey("buildrequests.id"), nullable=False),
+    sa.Column("buildset_id", sa.Integer, sa.ForeignKey("buildsets.id"), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("result", sa.Integer, nullable=True),
+    sa.Column("state_string", sa.Text, nullable=False, default=""),
+    sa.Column("properties_json", sa.Text, nullable=False, default="[]"),
+    sa.UniqueConstraint("builder", "number", name="builds_builder_number"),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("build_id", sa.Integer, sa.ForeignKey("builds.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("state_string", sa.Text, nullable=False, default=""),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("result", sa.Integer, nullable=True),
+    sa.Column("hidden", sa.Boolean, nullable=False, default=False),
+    sa.Column("urls_json", sa.Text, nullable=False, default="[]"),
+    sa.UniqueConstraint("build_id", "number", name="steps_build_number"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id"), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("type", sa.String(1), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("complete", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("step_id", "name", name="logs_step_name"),
+)
+
+logchunks = sa.Table(
+    "logchunks",
+    metadata,
+    sa.Column("log_id", sa.Integer, sa.ForeignKey("logs.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("channel", sa.SmallInteger, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("channel_offset", sa.BigInteger, nullable=False),
+    sa.Column("length", sa.Integer, nullable=False),
+    # 0 = raw, 1 = zlib
+    sa.Column("compressed", sa.SmallInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("logchunks_channel", "log_id", "channel", "channel_offset"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("info_json", sa.Text, nullable=False, default="{}"),
+    sa.Column("connected", sa.Boolean, nullable=False, default=False),
+    sa.Column("since", sa.Float, nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("builder", sa.String(256), nullable=False, default=""),
+    sa.Column("build_number", sa.Integer, nullable=False, default=0),
+    sa.Column("buildset_id", sa.Integer, nullable=False, default=0),
+    sa.Column("step_number", sa.Integer, nullable=False, default=-1),
+    sa.Column("step_name", sa.String(256), nullable=False, default=""),
+    sa.Column("result", sa.Integer, nullable=True),
+    sa.Column("worker", sa.String(256), nullable=False, default=""),
+    sa.Column("details_json", sa.Text, nullable=False, default="{}"),
+)
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+
+
+# Versioned migrations, applied in order. Never edit a released one: append a new function.
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
+    (1, _v1_initial),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+def migrate(conn: sa.Connection) -> tuple[int, int]:
+    """Bring the schema to the latest version; returns (version before, version after)."""
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    if current > LATEST:
+        raise SchemaTooNew(
+            f"the database has schema version {current}, newer than this Gantry ({LATEST}); "
+            "upgrade Gantry"
+        )
+    for version, step in MIGRATIONS:
+        if version > current:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version))
+    return current, LATEST
