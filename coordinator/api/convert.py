@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -24,7 +25,8 @@ def from_ts(t: Timestamp) -> float:
     return t.seconds + t.nanos / 1e9
 
 
-def result_pb(result: model.Result | None) -> int:
+def result_pb(result: model.Result | None) -> Any:
+    """The wire value of a result (SUCCESS when unset; `complete` tells them apart)."""
     return 0 if result is None else int(result)
 
 

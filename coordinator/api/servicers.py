@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -23,7 +22,7 @@ from protos.gantry.v1 import (
     status_pb2_grpc,
 )
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class ChangeServicer(changes_pb2_grpc.ChangeServiceServicer):
@@ -101,11 +100,12 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def Subscribe(self, request: status_pb2.SubscribeRequest, context: Ctx) -> Any:
         async for event in self.feed.follow(request.since_event_id, list(request.builders), list(request.kinds)):
             if event is None:
-                await context.abort(
+                await context.abort(  # raises
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     "subscriber too slow: its buffer overflowed; resubscribe from the last event id received",
                 )
-            yield convert.event_pb(event)
+            else:
+                yield convert.event_pb(event)
 
 
 class LogServicer(logs_pb2_grpc.LogServiceServicer):
@@ -148,5 +148,3 @@ def _require(value: str, field: str) -> None:
     if not value:
         raise InvalidArgument(f"{field} is required")
 
-
-_ = asyncio

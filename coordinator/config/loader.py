@@ -10,7 +10,7 @@ from typing import Any
 
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
-from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import Scheduler, SingleBranchScheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
 
@@ -137,24 +137,22 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             step_names.add(s.name)
 
     sched_names: set[str] = set()
-    for s in cfg.schedulers:
-        if not isinstance(s, Scheduler):
-            add(cfg, f"schedulers must contain scheduler objects, not {s!r}")
+    for sched in cfg.schedulers:
+        if not isinstance(sched, Scheduler):
+            add(cfg, f"schedulers must contain scheduler objects, not {sched!r}")
             continue
-        if s.name in sched_names:
-            add(s, f"scheduler {s.name!r} is defined twice")
-        sched_names.add(s.name)
-        if not s.builders:
-            add(s, f"scheduler {s.name!r} has no builders")
-        for bn in s.builders:
+        if sched.name in sched_names:
+            add(sched, f"scheduler {sched.name!r} is defined twice")
+        sched_names.add(sched.name)
+        if not sched.builders:
+            add(sched, f"scheduler {sched.name!r} has no builders")
+        for bn in sched.builders:
             if bn not in builder_names:
-                add(s, f"scheduler {s.name!r} names unknown builder {bn!r}")
-        if isinstance(s, SingleBranchScheduler):
-            t = s.tree_stable_timer
+                add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
+        if isinstance(sched, SingleBranchScheduler):
+            t = sched.tree_stable_timer
             if t is not None and (not isinstance(t, int | float) or t < 0):
-                add(s, f"scheduler {s.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
-        if not isinstance(s, SingleBranchScheduler | ForceScheduler):
-            pass
+                add(sched, f"scheduler {sched.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
     return problems
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
 from coordinator.domain.logs import LogWatchers, StepLog
 from coordinator.domain.model import Build, Property, Step
-from coordinator.domain.ports import Clock
+from coordinator.domain.ports import Clock, Repository
 from coordinator.domain.results import Result, worst
 from coordinator.domain.sessions import WorkerSession
 from coordinator.domain.steps import BuildStep
@@ -48,7 +47,7 @@ class BuildRunner:
         steps: Sequence[BuildStep],
         builddir: str,
         session: WorkerSession,
-        repo: Any,
+        repo: Repository,
         watchers: LogWatchers,
         clock: Clock,
     ) -> None:
@@ -183,5 +182,3 @@ def _build_state(result: Result, failed_step: str) -> str:
         return f"{'failed' if result == Result.FAILURE else 'warnings'} {failed_step}"
     return result.label
 
-
-_ = shlex

@@ -18,7 +18,7 @@ from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.builders import Builder
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import BuildRequest, Property
-from coordinator.domain.ports import Clock
+from coordinator.domain.ports import Clock, Repository
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     def __init__(
         self,
-        repo: Any,
+        repo: Repository,
         workers: WorkerRegistry,
         clock: Clock,
         watchers: LogWatchers,

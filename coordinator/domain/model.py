@@ -7,6 +7,8 @@ from typing import Any
 
 from coordinator.domain.results import Result
 
+__all__ = ["Result"]  # re-exported for adapters
+
 
 @dataclass(frozen=True)
 class Property:

@@ -11,8 +11,15 @@ from typing import Any
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
-from coordinator.domain.model import Build, BuildRequest, Change, NewBuildset, Property, WorkerRecord
-from coordinator.domain.ports import Clock
+from coordinator.domain.model import (
+    Build,
+    BuildRequest,
+    Change,
+    NewBuildset,
+    Property,
+    WorkerRecord,
+)
+from coordinator.domain.ports import Clock, Repository
 from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.validation import check_changes, check_length, check_properties
@@ -21,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class CoordinatorService:
-    def __init__(self, repo: Any, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
+    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
         self.repo = repo
         self.clock = clock
         self.dispatcher = dispatcher

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import LogInfo
+from coordinator.domain.ports import Repository
 
 REPLAY_PAGE = 500
 MAX_READ = 4 * 1024 * 1024
@@ -17,7 +17,7 @@ MAX_READ = 4 * 1024 * 1024
 class StatusFeed:
     """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
 
-    def __init__(self, repo: Any, bus: EventBus, buffer: int = 10_000) -> None:
+    def __init__(self, repo: Repository, bus: EventBus, buffer: int = 10_000) -> None:
         self.repo = repo
         self.bus = bus
         self.buffer = buffer
@@ -59,7 +59,7 @@ class LogPart:
 
 
 class LogReader:
-    def __init__(self, repo: Any, watchers: LogWatchers) -> None:
+    def __init__(self, repo: Repository, watchers: LogWatchers) -> None:
         self.repo = repo
         self.watchers = watchers
 

@@ -8,9 +8,9 @@ returns a Result. Flags have Buildbot's names and defaults, and Buildbot's meani
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from coordinator.domain.commands import Finished
@@ -20,8 +20,11 @@ from coordinator.domain.results import Result
 class StepContext(Protocol):
     """What a running step can do; provided by the build runner."""
 
-    builder: str
-    worker: str
+    @property
+    def builder(self) -> str: ...
+
+    @property
+    def worker(self) -> str: ...
 
     def get_property(self, name: str, default: Any = None) -> Any: ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -126,7 +125,7 @@ class SqlRepository:
                     return json.loads(row[0]), True
             ids = []
             for ch in changes:
-                ch_id = c.execute(t_changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]
+                ch_id = c.execute(t_changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
                 ids.append(int(ch_id))
                 tx.emit(
                     Event(
@@ -189,7 +188,7 @@ class SqlRepository:
                         change_ids_json=codec.dumps(bs.change_ids),
                         complete=False,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             )
             tx.emit(
                 Event(
@@ -215,7 +214,7 @@ class SqlRepository:
                             submitted_at=at,
                             complete=False,
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key[0]  # type: ignore[index]
                 )
                 req_ids[builder] = req_id
                 tx.emit(
@@ -350,7 +349,7 @@ class SqlRepository:
                         state_string="starting",
                         properties_json=codec.props_to_json(props),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             )
             tx.emit(
                 Event(kind="build.started", at=at, builder=request.builder, build_number=number,
@@ -406,7 +405,7 @@ class SqlRepository:
             for i, name in enumerate(names):
                 step_id = tx.conn.execute(
                     t_steps.insert().values(build_id=build.id, number=i, name=name, state_string="pending")
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
                 out.append(Step(id=int(step_id), build_id=build.id, number=i, name=name))
             return out
 
@@ -429,7 +428,7 @@ class SqlRepository:
         self, build: Build, step: Step, result: Result, state_string: str, at: float
     ) -> None:
         def op(tx: Tx) -> None:
-            started = step.started_at if step.started_at is not None else at
+            started = step.started_at  # None for a step that never ran (skipped)
             tx.conn.execute(
                 t_steps.update().where(t_steps.c.id == step.id)
                 .values(started_at=started, finished_at=at, result=int(result), state_string=state_string,
@@ -439,7 +438,8 @@ class SqlRepository:
                 Event(kind="step.finished", at=at, builder=build.builder, build_number=build.number,
                       buildset_id=build.buildset_id, step_number=step.number, step_name=step.name,
                       result=result, worker=build.worker,
-                      details={"state_string": state_string, "duration": at - started})
+                      details={"state_string": state_string,
+                               "duration": 0.0 if started is None else at - started})
             )
 
         await self.writer.submit(op)
@@ -459,7 +459,7 @@ class SqlRepository:
         def op(tx: Tx) -> LogInfo:
             log_id = tx.conn.execute(
                 t_logs.insert().values(step_id=step.id, name=name, type=type_, size=0, complete=False)
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             return LogInfo(id=int(log_id), step_id=step.id, name=name, type=type_)
 
         return await self.writer.submit(op)
@@ -644,5 +644,3 @@ def _maybe_finish_buildset(tx: Tx, buildset_id: int, at: float) -> None:
     c.execute(t_bs.update().where(t_bs.c.id == buildset_id).values(complete=True, result=int(result), completed_at=at))
     tx.emit(Event(kind="buildset.finished", at=at, buildset_id=buildset_id, result=result))
 
-
-_ = (asyncio, Any)

@@ -48,7 +48,7 @@ class Tx:
             "worker": event.worker,
             "details_json": _dumps(event.details),
         }
-        event_id = self.conn.execute(schema.events.insert().values(values)).inserted_primary_key[0]
+        event_id = self.conn.execute(schema.events.insert().values(values)).inserted_primary_key[0]  # type: ignore[index]
         stored = event.with_id(int(event_id))
         self.events.append(stored)
         return stored
