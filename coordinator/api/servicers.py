@@ -98,7 +98,13 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self.feed = feed
 
     async def Subscribe(self, request: status_pb2.SubscribeRequest, context: Ctx) -> Any:
-        async for event in self.feed.follow(request.since_event_id, list(request.builders), list(request.kinds)):
+        async def subscribed() -> None:
+            # Tells the client its subscription is live: what happens from now on reaches it.
+            await context.send_initial_metadata(())
+
+        async for event in self.feed.follow(
+            request.since_event_id, list(request.builders), list(request.kinds), subscribed
+        ):
             if event is None:
                 await context.abort(  # raises
                     grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
@@ -23,12 +23,19 @@ class StatusFeed:
         self.buffer = buffer
 
     async def follow(
-        self, since_id: int, builders: Sequence[str] = (), kinds: Sequence[str] = ()
+        self,
+        since_id: int,
+        builders: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        on_subscribed: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[Event | None]:
-        """Yields events in id order; yields None once if the consumer fell too far behind."""
+        """Yields events in id order; yields None once if the consumer fell too far behind.
+        `on_subscribed` runs once live events are being captured (so a client can act then)."""
         flt = EventFilter(frozenset(builders), frozenset(kinds))
         # Subscribe before reading history, so nothing committed in between can be missed.
         with self.bus.subscribe(flt, self.buffer) as sub:
+            if on_subscribed is not None:
+                await on_subscribed()
             last = self.bus.last_id if since_id < 0 else since_id
             while True:
                 page = await self.repo.events_after(last, REPLAY_PAGE)

@@ -70,7 +70,7 @@ class _Op:
 
 class Writer:
     def __init__(
-        self, engine: AsyncEngine, publish: Callable[[list[Event]], None], maxsize: int = 4096
+        self, engine: AsyncEngine, publish: Callable[[list[Event]], None], maxsize: int = 65536
     ) -> None:
         self._engine = engine
         self._publish = publish

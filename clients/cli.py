@@ -1,0 +1,231 @@
+"""The `gantry` command line: client commands, `gantry up`, and the delegated
+`gantry coordinator|checkconfig|worker` (loaded by name, so this package never imports them).
+
+Expected failures print one line, `gantry: error: ...`, and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+# grpc's C core logs at INFO to stderr by default ("Got goaway", fork notes): a CLI must not.
+# This has to happen before grpc is first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Coroutine  # noqa: E402
+from typing import Any  # noqa: E402
+
+from clients.client import DEFAULT_ADDRESS  # noqa: E402
+from clients.errors import GantryError  # noqa: E402
+
+ENV_COORDINATOR = "GANTRY_COORDINATOR"
+LOG_CHANNELS = ("all", "stdout", "stderr", "header")
+
+# Subcommands run by other packages: word -> (module, function, what is missing if absent).
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "coordinator": ("coordinator.cli", "main", "the coordinator"),
+    "checkconfig": ("coordinator.cli", "checkconfig_main", "the coordinator"),
+    "worker": ("worker_agent.cli", "main", "the worker agent"),
+}
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def default_coordinator() -> str:
+    return os.environ.get(ENV_COORDINATOR) or DEFAULT_ADDRESS
+
+
+def parse_property(text: str) -> tuple[str, object]:
+    """`k=v`: v is JSON if it parses as JSON (3, true, "x", [1]), else the plain string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value: object = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError:
+        value = raw
+    return name, value
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity stay plain strings
+
+
+def parse_unix_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a UNIX timestamp, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clients import commands
+
+    parser = argparse.ArgumentParser(
+        prog="gantry", description="Gantry: a gRPC-native build coordinator in the tradition of Buildbot."
+    )
+    parser.add_argument("--version", action="version", version=f"gantry {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--coordinator", metavar="HOST:PORT", default=default_coordinator(),
+        help=f"coordinator address (default: ${ENV_COORDINATOR} or {DEFAULT_ADDRESS})",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_, **kw)
+        p.set_defaults(handler=handler)
+        return p
+
+    up = sub.add_parser("up", help="start a local coordinator and worker and run a sample build",
+                        description="Start a local coordinator and worker, run a sample build, "
+                                    "and keep serving until Ctrl-C.")
+    up.add_argument("--data-dir", default="./gantry-data", metavar="DIR",
+                    help="where configuration, database and logs live (default: ./gantry-data)")
+    up.add_argument("--listen", default="127.0.0.1:9989", metavar="HOST:PORT",
+                    help="address the coordinator listens on (default: 127.0.0.1:9989)")
+    up.set_defaults(handler=commands.cmd_up)
+    for word, (_, _, what) in DELEGATED.items():
+        sub.add_parser(word, add_help=False, help=f"{what} (see `gantry {word} --help`)")
+
+    p = command("sendchange", commands.cmd_sendchange, "submit a source change (e.g. from a VCS hook)")
+    p.add_argument("--author", required=True)
+    p.add_argument("--repository", required=True)
+    p.add_argument("--branch", required=True)
+    p.add_argument("--revision", required=True)
+    for opt in ("project", "category", "committer", "codebase", "revlink"):
+        p.add_argument(f"--{opt}", default="")
+    p.add_argument("--comments", default="", metavar="TEXT")
+    p.add_argument("--comments-file", metavar="FILE", help="read the comments from FILE ('-': stdin)")
+    p.add_argument("--when", type=parse_unix_time, metavar="UNIX_TS")
+    p.add_argument("--property", action="append", type=parse_property, default=[], metavar="K=V")
+    p.add_argument("--idempotency-key", default="", metavar="KEY",
+                   help="makes a retried submission harmless")
+    p.add_argument("files", nargs="*", metavar="FILE", help="paths changed by the commit")
+
+    p = command("force", commands.cmd_force, "force a build on a builder")
+    p.add_argument("builder")
+    for opt in ("branch", "revision", "repository", "reason", "owner", "project"):
+        p.add_argument(f"--{opt}", default="")
+    p.add_argument("--property", action="append", type=parse_property, default=[], metavar="K=V")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the build; exit 0 on success or warnings, 1 otherwise")
+
+    p = command("stop", commands.cmd_stop, "stop a running build")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p.add_argument("--reason", default="")
+
+    command("builders", commands.cmd_builders, "list the builders")
+    p = command("builds", commands.cmd_builds, "list recent builds, newest first")
+    p.add_argument("--builder", default="")
+    p.add_argument("--limit", type=_positive, default=20)
+    p = command("build", commands.cmd_build, "show one build: steps, properties, changes")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p = command("changes", commands.cmd_changes, "list recent changes, newest first")
+    p.add_argument("--limit", type=_positive, default=20)
+    command("workers", commands.cmd_workers, "list the workers")
+
+    p = command("log", commands.cmd_log, "write a step's log to stdout (raw bytes)")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p.add_argument("step", help="step name or number")
+    p.add_argument("--log", default="stdio", metavar="NAME")
+    p.add_argument("--follow", "-f", action="store_true", help="stream until the log is complete")
+    p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
+
+    p = command("watch", commands.cmd_watch, "print live events until Ctrl-C")
+    p.add_argument("--builder", action="append", default=[], help="only this builder (repeatable)")
+    p.add_argument("--kind", action="append", default=[], help="only this event kind (repeatable)")
+    p.add_argument("--since", type=int, default=-1, metavar="EVENT_ID",
+                   help="replay events after this id first (0: all history; default: only new)")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("gantry")
+    except Exception:  # not installed as a distribution (running from a checkout)
+        return "0.1.0"
+
+
+def delegate(word: str, argv: list[str]) -> int:
+    """Run `gantry WORD ...` through the package that implements it."""
+    module_name, function, what = DELEGATED[word]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        if err.name and module_name.startswith(err.name):
+            print(f"gantry: {what} is not installed here", file=sys.stderr)
+        else:
+            print(f"gantry: cannot load {what}: {err}", file=sys.stderr)
+        return 2
+    entry = getattr(module, function, None)
+    if entry is None:
+        print(f"gantry: {what} here has no `{function}` entry point", file=sys.stderr)
+        return 2
+    result = entry(argv)
+    return int(result or 0)
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine on uvloop when available."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gantry` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        return delegate(args_list[0], args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:  # --help, --version, usage errors
+        return exit_.code if isinstance(exit_.code, int) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return run_async(args.handler(args))
+    except GantryError as err:
+        print(f"gantry: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0 if args.command == "watch" else 130
+    except BrokenPipeError:
+        # The reader went away (`gantry log ... | head`): not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

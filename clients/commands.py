@@ -1,0 +1,224 @@
+"""The client subcommands of `gantry`: each takes the parsed arguments and returns an exit code.
+
+Human output goes through rich (see `render.py`); `--json` prints one JSON document, or one
+JSON object per line for streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from clients import fmt, render
+from clients.client import GantryClient
+from clients.convert import to_jsonable
+from clients.errors import LocalError
+from clients.live import BuildFollower, EventPump, Target
+from clients.live_view import make_display
+from clients.models import Change, Channel
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(to_jsonable(value), ensure_ascii=False), flush=True)
+
+
+def _client(args: argparse.Namespace) -> GantryClient:
+    return GantryClient(args.coordinator)
+
+
+def _read_comments(args: argparse.Namespace) -> str:
+    if not args.comments_file:
+        return str(args.comments)
+    try:
+        if args.comments_file == "-":
+            return sys.stdin.read()
+        return Path(args.comments_file).read_text(encoding="utf-8")
+    except OSError as err:
+        raise LocalError(f"cannot read the comments: {err}") from None
+
+
+async def cmd_sendchange(args: argparse.Namespace) -> int:
+    change = Change(
+        author=args.author,
+        repository=args.repository,
+        branch=args.branch,
+        revision=args.revision,
+        comments=_read_comments(args),
+        committer=args.committer,
+        files=tuple(args.files),
+        project=args.project,
+        codebase=args.codebase,
+        category=args.category,
+        when=datetime.fromtimestamp(args.when, UTC) if args.when is not None else None,
+        properties=dict(args.property),
+        revlink=args.revlink,
+    )
+    async with _client(args) as client:
+        ids = await client.submit_changes([change], idempotency_key=args.idempotency_key)
+    if args.json:
+        _emit_json({"change_ids": ids})
+    else:
+        for change_id in ids:
+            print(f"change {change_id} submitted")
+    return 0
+
+
+def _default_owner() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment: leave the owner empty
+        return ""
+
+
+async def cmd_force(args: argparse.Namespace) -> int:
+    console = _console()
+    async with _client(args) as client:
+        pump = EventPump(client, builders=[args.builder]) if args.wait else None
+        try:
+            if pump is not None:
+                await pump.start()  # subscribe first, so no event of the build is missed
+            forced = await client.force_build(
+                args.builder,
+                branch=args.branch,
+                revision=args.revision,
+                repository=args.repository,
+                reason=args.reason,
+                properties=dict(args.property),
+                owner=args.owner or _default_owner(),
+                project=args.project,
+            )
+            if args.json:
+                _emit_json({"event": "forced", **forced._asdict()} if pump else forced)
+            else:
+                console.print(
+                    f"forced [bold]{args.builder}[/]: buildset {forced.buildset_id} "
+                    f"(request {forced.build_request_id})"
+                )
+            if pump is None:
+                return 0
+            target = Target(buildset_id=forced.buildset_id, builders=(args.builder,))
+            display = make_display(console, args.json, f"waiting for a worker to run {args.builder}")
+            with display:
+                state = await BuildFollower(client, pump, display, target).run()
+            return 0 if fmt.is_good(state.result) else 1
+        finally:
+            if pump is not None:
+                await pump.aclose()
+
+
+async def cmd_stop(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        stopped = await client.stop_build(args.builder, args.number, args.reason)
+    if args.json:
+        _emit_json({"stopped": stopped})
+    elif stopped:
+        print(f"stopping {args.builder}/{args.number}")
+    else:
+        print(f"{args.builder}/{args.number} had already finished")
+    return 0
+
+
+async def cmd_builders(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        builders = await client.list_builders()
+    if args.json:
+        _emit_json({"builders": builders})
+    else:
+        _console().print(render.builders_table(builders) if builders else "no builders configured")
+    return 0
+
+
+async def cmd_builds(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        builds = await client.list_builds(args.builder, args.limit)
+    if args.json:
+        _emit_json({"builds": builds})
+    else:
+        _console().print(render.builds_table(builds) if builds else "no builds yet")
+    return 0
+
+
+async def cmd_build(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        build = await client.get_build(args.builder, args.number)
+    if args.json:
+        _emit_json(build)
+    else:
+        _console().print(render.build_detail(build))
+    return 0
+
+
+async def cmd_changes(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        changes = await client.list_changes(args.limit)
+    if args.json:
+        _emit_json({"changes": changes})
+    else:
+        _console().print(render.changes_table(changes) if changes else "no changes yet")
+    return 0
+
+
+async def cmd_workers(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        workers = await client.list_workers()
+    if args.json:
+        _emit_json({"workers": workers})
+    else:
+        _console().print(render.workers_table(workers) if workers else "no workers configured")
+    return 0
+
+
+async def cmd_log(args: argparse.Namespace) -> int:
+    channel = Channel[args.channel.upper()]
+    out = sys.stdout.buffer
+    where = (args.builder, args.number, args.step)
+    async with _client(args) as client:
+        if args.follow:
+            async for data in client.follow_log(*where, log=args.log, channel=channel):
+                if args.json:
+                    _emit_json({"data": data})
+                else:
+                    out.write(data)
+                    out.flush()
+            return 0
+        offset = 0
+        while True:
+            chunk = await client.read_log(*where, log=args.log, offset=offset, channel=channel)
+            if args.json:
+                _emit_json(chunk)
+            else:
+                out.write(chunk.data)
+            offset = chunk.offset + len(chunk.data)
+            if chunk.eof or not chunk.data:
+                break
+    out.flush()
+    return 0
+
+
+async def cmd_watch(args: argparse.Namespace) -> int:
+    console = _console()
+    async with _client(args) as client:
+        events = client.subscribe(since_event_id=args.since, builders=args.builder, kinds=args.kind)
+        async for event in events:
+            if args.json:
+                _emit_json(event)
+            else:
+                console.print(render.event_line(event), soft_wrap=True)
+    return 0
+
+
+async def cmd_up(args: argparse.Namespace) -> int:
+    from clients.up import run_up  # only `gantry up` needs the process machinery
+
+    return await run_up(Path(args.data_dir), args.listen, _console())

@@ -1,0 +1,244 @@
+"""The one place where protobuf messages become `clients.models` objects and back.
+
+Also `to_jsonable`, which turns those objects into plain JSON values for `--json` output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from clients import models
+from clients.errors import InvalidArgument
+from protos.gantry.v1 import common_pb2, control_pb2, logs_pb2, status_pb2
+
+_FINISHED_SUFFIX = ".finished"
+
+
+# -- scalars ---------------------------------------------------------------------------------
+
+
+def time_from_proto(message: Any, field_name: str) -> datetime | None:
+    """The timestamp field as an aware UTC datetime, or None when unset."""
+    if not message.HasField(field_name):
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(message, field_name)
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def time_to_proto(value: datetime | float | int) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.astimezone()  # naive means local time, as everywhere in Python
+        ts.FromDatetime(value.astimezone(UTC))
+    else:
+        ts.FromNanoseconds(int(float(value) * 1e9))
+    return ts
+
+
+def encode_value(value: object) -> str:
+    """A property value as the JSON text the API carries."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument("INVALID_ARGUMENT", f"property value {value!r}: {err}") from None
+
+
+def decode_value(value_json: str) -> Any:
+    try:
+        return json.loads(value_json)
+    except ValueError:
+        return value_json  # a coordinator bug should not hide the value from the user
+
+
+def decode_details(details_json: str) -> dict[str, Any]:
+    if not details_json:
+        return {}
+    value = decode_value(details_json)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def properties_to_proto(properties: Mapping[str, object], source: str = "") -> list[Any]:
+    return [
+        common_pb2.Property(name=name, value_json=encode_value(value), source=source)
+        for name, value in properties.items()
+    ]
+
+
+# -- messages -> models ----------------------------------------------------------------------
+
+
+def property_from_proto(msg: common_pb2.Property) -> models.Property:
+    return models.Property(msg.name, decode_value(msg.value_json), msg.source)
+
+
+def sourcestamp_from_proto(msg: common_pb2.SourceStamp) -> models.SourceStamp:
+    return models.SourceStamp(msg.repository, msg.branch, msg.revision, msg.project, msg.codebase)
+
+
+def change_from_proto(msg: common_pb2.Change) -> models.Change:
+    return models.Change(
+        id=msg.id,
+        author=msg.author,
+        committer=msg.committer,
+        comments=msg.comments,
+        files=tuple(msg.files),
+        revision=msg.revision,
+        branch=msg.branch,
+        repository=msg.repository,
+        project=msg.project,
+        codebase=msg.codebase,
+        category=msg.category,
+        when=time_from_proto(msg, "when"),
+        properties={p.name: decode_value(p.value_json) for p in msg.properties},
+        revlink=msg.revlink,
+    )
+
+
+def builder_from_proto(msg: control_pb2.Builder) -> models.Builder:
+    return models.Builder(
+        name=msg.name,
+        workers=tuple(msg.workers),
+        steps=tuple(msg.steps),
+        pending_requests=msg.pending_requests,
+        description=msg.description,
+        tags=tuple(msg.tags),
+    )
+
+
+def step_from_proto(msg: control_pb2.Step) -> models.Step:
+    return models.Step(
+        id=msg.id,
+        number=msg.number,
+        name=msg.name,
+        state_string=msg.state_string,
+        started_at=time_from_proto(msg, "started_at"),
+        finished_at=time_from_proto(msg, "finished_at"),
+        complete=msg.complete,
+        result=models.Result(msg.result) if msg.complete else None,
+        logs=tuple(
+            models.LogInfo(log.id, log.name, log.type, log.size, log.complete) for log in msg.logs
+        ),
+        urls=tuple(models.StepUrl(u.name, u.url) for u in msg.urls),
+        hidden=msg.hidden,
+    )
+
+
+def build_from_proto(msg: control_pb2.Build) -> models.Build:
+    return models.Build(
+        id=msg.id,
+        builder=msg.builder,
+        number=msg.number,
+        worker=msg.worker,
+        build_request_id=msg.build_request_id,
+        buildset_id=msg.buildset_id,
+        started_at=time_from_proto(msg, "started_at"),
+        finished_at=time_from_proto(msg, "finished_at"),
+        complete=msg.complete,
+        result=models.Result(msg.result) if msg.complete else None,
+        state_string=msg.state_string,
+        steps=tuple(step_from_proto(s) for s in msg.steps),
+        properties=tuple(property_from_proto(p) for p in msg.properties),
+        changes=tuple(change_from_proto(c) for c in msg.changes),
+        reason=msg.reason,
+        sourcestamps=tuple(sourcestamp_from_proto(s) for s in msg.sourcestamps),
+    )
+
+
+def worker_from_proto(msg: control_pb2.Worker) -> models.Worker:
+    return models.Worker(
+        name=msg.name,
+        connected=msg.connected,
+        since=time_from_proto(msg, "since"),
+        running_builds=tuple(msg.running_builds),
+        max_builds=msg.max_builds,
+        info=dict(msg.info),
+    )
+
+
+def event_from_proto(msg: status_pb2.Event) -> models.Event:
+    finished = msg.kind.endswith(_FINISHED_SUFFIX)
+    return models.Event(
+        id=msg.id,
+        kind=msg.kind,
+        at=time_from_proto(msg, "at"),
+        builder=msg.builder,
+        build_number=msg.build_number,
+        buildset_id=msg.buildset_id,
+        step_number=msg.step_number,
+        step_name=msg.step_name,
+        result=models.Result(msg.result) if finished else None,
+        worker=msg.worker,
+        details=decode_details(msg.details_json),
+    )
+
+
+def log_chunk_from_proto(msg: logs_pb2.LogData) -> models.LogChunk:
+    return models.LogChunk(
+        data=msg.data,
+        offset=msg.offset,
+        eof=msg.eof,
+        segments=tuple((models.Channel(s.channel), s.data) for s in msg.segments),
+    )
+
+
+# -- models -> messages ----------------------------------------------------------------------
+
+_CHANGE_FIELDS = {f.name for f in dataclasses.fields(models.Change)}
+_CHANGE_TEXT_FIELDS = (
+    "author", "committer", "comments", "revision", "branch", "repository", "project",
+    "codebase", "category", "revlink",
+)
+
+
+def change_to_proto(change: models.Change | Mapping[str, Any]) -> common_pb2.Change:
+    """A change to submit, from a `models.Change` or a dict with the same keys."""
+    if isinstance(change, models.Change):
+        values: dict[str, Any] = {f: getattr(change, f) for f in _CHANGE_FIELDS}
+    else:
+        unknown = sorted(set(change) - _CHANGE_FIELDS)
+        if unknown:
+            raise InvalidArgument("INVALID_ARGUMENT", f"unknown change field(s): {', '.join(unknown)}")
+        values = dict(change)
+    msg = common_pb2.Change()
+    for name in _CHANGE_TEXT_FIELDS:
+        if values.get(name):
+            setattr(msg, name, str(values[name]))
+    msg.files.extend(str(f) for f in values.get("files") or ())
+    if values.get("when") is not None:
+        msg.when.CopyFrom(time_to_proto(values["when"]))
+    msg.properties.extend(properties_to_proto(values.get("properties") or {}))
+    return msg
+
+
+def changes_to_proto(changes: Iterable[models.Change | Mapping[str, Any]]) -> list[Any]:
+    return [change_to_proto(c) for c in changes]
+
+
+# -- JSON output -----------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """Models, enums, datetimes and bytes as plain JSON values (results by name)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_jsonable(v) for k, v in value._asdict().items()}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,186 @@
+"""Plain Python views of the Gantry API objects, as returned by `GantryClient`.
+
+They are frozen dataclasses with `datetime` times (UTC, None when unset) and decoded JSON
+property values, so scripts never need to touch protobuf. Conversion lives in `convert.py`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+
+class Result(enum.IntEnum):
+    """Build and step results, with Buildbot's codes."""
+
+    SUCCESS = 0
+    WARNINGS = 1
+    FAILURE = 2
+    SKIPPED = 3
+    EXCEPTION = 4
+    RETRY = 5
+    CANCELLED = 6
+
+
+class Channel(enum.IntEnum):
+    """Channels of a stdio log (`ALL` interleaves them in arrival order)."""
+
+    ALL = 0
+    STDOUT = 1
+    STDERR = 2
+    HEADER = 3
+
+
+def _span(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    value: Any
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class SourceStamp:
+    repository: str = ""
+    branch: str = ""
+    revision: str = ""
+    project: str = ""
+    codebase: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A source change. The first four fields are required when submitting; `id` is ignored."""
+
+    author: str
+    repository: str
+    branch: str
+    revision: str
+    comments: str = ""
+    committer: str = ""
+    files: tuple[str, ...] = ()
+    project: str = ""
+    codebase: str = ""
+    category: str = ""
+    when: datetime | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    revlink: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Builder:
+    name: str
+    workers: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+    pending_requests: int = 0
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogInfo:
+    id: int
+    name: str
+    type: str
+    size: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class StepUrl:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    number: int
+    name: str
+    state_string: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    complete: bool = False
+    result: Result | None = None  # None until complete
+    logs: tuple[LogInfo, ...] = ()
+    urls: tuple[StepUrl, ...] = ()
+    hidden: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish; None unless both are known."""
+        return _span(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class Build:
+    id: int
+    builder: str
+    number: int
+    worker: str = ""
+    build_request_id: int = 0
+    buildset_id: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    complete: bool = False
+    result: Result | None = None  # None while running
+    state_string: str = ""
+    steps: tuple[Step, ...] = ()
+    properties: tuple[Property, ...] = ()
+    changes: tuple[Change, ...] = ()
+    reason: str = ""
+    sourcestamps: tuple[SourceStamp, ...] = ()
+
+    @property
+    def duration(self) -> float | None:
+        return _span(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    connected: bool = False
+    since: datetime | None = None
+    running_builds: tuple[str, ...] = ()
+    max_builds: int = 0
+    info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One status event. `result` is set only for `*.finished` events."""
+
+    id: int
+    kind: str
+    at: datetime | None = None
+    builder: str = ""
+    build_number: int = 0
+    buildset_id: int = 0
+    step_number: int = -1
+    step_name: str = ""
+    result: Result | None = None
+    worker: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    data: bytes
+    offset: int
+    eof: bool
+    segments: tuple[tuple[Channel, bytes], ...] = ()
+
+
+class ForceResult(NamedTuple):
+    """What `force_build` created; unpacks as `(buildset_id, build_request_id)`."""
+
+    buildset_id: int
+    build_request_id: int

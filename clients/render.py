@@ -1,0 +1,228 @@
+"""Rich renderables for the CLI's human output: tables of builds, workers, builders, changes,
+one build in detail, and one line per status event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from clients import fmt
+from clients.models import Build, Builder, Change, Event, Result, Worker
+
+_KIND_WIDTH = 20  # len("buildrequest.retried")
+_DURATION_KEYS = ("duration", "duration_s", "duration_seconds", "elapsed")
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _dash(text: str) -> Text:
+    return Text(text) if text else Text("-", style="dim")
+
+
+def builds_table(builds: Sequence[Build]) -> Table:
+    table = _table("builder", "#", "result", "worker", "started", "duration", "state")
+    table.columns[1].justify = "right"
+    table.columns[5].justify = "right"
+    for build in builds:
+        running = not build.complete
+        duration = fmt.elapsed_since(build.started_at) if running else build.duration
+        table.add_row(
+            build.builder,
+            str(build.number),
+            fmt.result_text(build.result if build.complete else None),
+            _dash(build.worker),
+            fmt.format_clock(build.started_at),
+            Text(fmt.format_duration(duration), style=fmt.RUNNING_STYLE if running else ""),
+            build.state_string,
+        )
+    return table
+
+
+def build_detail(build: Build) -> RenderableType:
+    """Everything about one build: summary, source stamps, steps, properties, changes."""
+    parts: list[RenderableType] = []
+    title = Text.assemble(
+        (f"{build.builder}/{build.number}", "bold"), "  ",
+        fmt.result_text(build.result if build.complete else None), "  ", build.state_string,
+    )
+    parts.append(title)
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="dim")
+    info.add_column()
+    info.add_row("worker", _dash(build.worker))
+    info.add_row("started", f"{fmt.format_clock(build.started_at)}  ({fmt.format_ago(build.started_at)})")
+    if build.complete:
+        info.add_row("finished", fmt.format_clock(build.finished_at))
+        info.add_row("duration", fmt.format_duration(build.duration))
+    else:
+        info.add_row("running for", fmt.format_duration(fmt.elapsed_since(build.started_at)))
+    info.add_row("reason", _dash(build.reason))
+    info.add_row("buildset", f"{build.buildset_id}  (request {build.build_request_id})")
+    for stamp in build.sourcestamps:
+        where = " ".join(x for x in (stamp.codebase, stamp.project) if x)
+        label = f"source {where}".strip()
+        revision = fmt.short_revision(stamp.revision) or "latest"
+        info.add_row(label, f"{stamp.repository or '-'}  {stamp.branch or '(default)'}  {revision}")
+    parts.append(info)
+
+    steps = _table("#", "step", "result", "duration", "state", "logs", title="Steps")
+    steps.columns[0].justify = "right"
+    steps.columns[3].justify = "right"
+    for step in build.steps:
+        running = step.started_at is not None and not step.complete
+        if step.complete:
+            result = fmt.result_text(step.result)
+        else:
+            result = fmt.result_text(None, "running" if running else "pending")
+        duration = fmt.elapsed_since(step.started_at) if running else step.duration
+        logs = ", ".join(f"{log.name} ({fmt.format_size(log.size)})" for log in step.logs)
+        name = Text(step.name, style="dim" if step.hidden else "")
+        steps.add_row(
+            str(step.number), name, result, fmt.format_duration(duration),
+            step.state_string, logs,
+        )
+    parts.append(steps)
+
+    if build.properties:
+        props = _table("property", "value", "source", title="Properties")
+        for prop in sorted(build.properties, key=lambda p: p.name):
+            props.add_row(prop.name, json.dumps(prop.value, ensure_ascii=False), prop.source)
+        parts.append(props)
+    if build.changes:
+        parts.append(changes_table(build.changes, title="Changes"))
+    return Group(*parts)
+
+
+def changes_table(changes: Iterable[Change], title: str | None = None) -> Table:
+    table = _table("id", "when", "author", "branch", "revision", "comments", title=title)
+    table.columns[0].justify = "right"
+    for change in changes:
+        table.add_row(
+            str(change.id),
+            fmt.format_clock(change.when),
+            change.author,
+            change.branch,
+            fmt.short_revision(change.revision),
+            fmt.first_line(change.comments),
+        )
+    return table
+
+
+def workers_table(workers: Iterable[Worker]) -> Table:
+    table = _table("worker", "connected", "since", "running", "max builds", "os/arch")
+    table.columns[4].justify = "right"
+    for worker in workers:
+        connected = Text("yes", style="green") if worker.connected else Text("no", style="grey58")
+        platform = "/".join(x for x in (worker.info.get("os"), worker.info.get("arch")) if x)
+        table.add_row(
+            worker.name,
+            connected,
+            fmt.format_ago(worker.since),
+            ", ".join(worker.running_builds) or Text("-", style="dim"),
+            str(worker.max_builds),
+            _dash(platform),
+        )
+    return table
+
+
+def builders_table(builders: Iterable[Builder]) -> Table:
+    table = _table("builder", "workers", "steps", "pending", "tags", "description")
+    table.columns[3].justify = "right"
+    for builder in builders:
+        table.add_row(
+            builder.name,
+            ", ".join(builder.workers),
+            str(len(builder.steps)),
+            str(builder.pending_requests),
+            ", ".join(builder.tags),
+            builder.description,
+        )
+    return table
+
+
+def event_duration(event: Event) -> float | None:
+    for key in _DURATION_KEYS:
+        value = event.details.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def _result_suffix(result: Result | None, event: Event) -> Text:
+    text = Text()
+    if result is not None:
+        text.append(" ")
+        text.append_text(fmt.result_text(result))
+    duration = fmt.format_duration(event_duration(event))
+    if duration:
+        text.append(f" in {duration}", style="dim")
+    return text
+
+
+def event_subject(event: Event) -> Text:
+    """What an event is about, e.g. "runtests/7 on worker-1"."""
+    d = event.details
+    build = f"{event.builder}/{event.build_number}" if event.build_number else event.builder
+    kind = event.kind
+    if kind == "change.added":
+        change_id = d.get("change_id") or d.get("id") or ""
+        bits = [f"change {change_id}".strip()]
+        bits += [str(d[k]) for k in ("author", "branch") if d.get(k)]
+        if d.get("revision"):
+            bits.append(fmt.short_revision(str(d["revision"])))
+        return Text("  ".join(bits))
+    if kind == "buildset.added":
+        text = Text(f"buildset {event.buildset_id}")
+        builders = d.get("builders") or []
+        if builders:
+            text.append(" for " + ", ".join(map(str, builders)))
+        if d.get("reason"):
+            text.append(f"  ({d['reason']})", style="dim")
+        return text
+    if kind in ("buildrequest.added", "buildrequest.retried"):
+        request = event.details.get("request_id")
+        label = f"{event.builder} request {request}" if request else event.builder
+        return Text(f"{label} (buildset {event.buildset_id})")
+    if kind == "build.started":
+        return Text(f"{build} on {event.worker}" if event.worker else build)
+    if kind == "step.started":
+        return Text(f"{build} {event.step_name}")
+    if kind == "step.finished":
+        return Text(f"{build} {event.step_name}") + _result_suffix(event.result, event)
+    if kind == "build.finished":
+        text = Text(build) + _result_suffix(event.result, event)
+        if d.get("state_string"):
+            text.append(f"  {d['state_string']}", style="dim")
+        return text
+    if kind == "buildset.finished":
+        return Text(f"buildset {event.buildset_id}") + _result_suffix(event.result, event)
+    if kind.startswith("worker."):
+        return Text(event.worker)
+    return Text(" ".join(x for x in (build, event.worker) if x))
+
+
+_KIND_STYLES = {"started": "cyan", "added": "blue", "connected": "green", "disconnected": "grey58"}
+
+
+def event_line(event: Event) -> Text:
+    """One pleasant line: "#123 18:02:11 build.started        runtests/7 on worker-1"."""
+    suffix = event.kind.rsplit(".", 1)[-1]
+    style = _KIND_STYLES.get(suffix, "")
+    if event.kind.endswith(".finished") and event.result is not None:
+        style = fmt.RESULT_STYLES[event.result].replace("bold ", "")
+    return Text.assemble(
+        (f"#{event.id}", "dim"), " ",
+        fmt.format_clock(event.at), " ",
+        (event.kind.ljust(_KIND_WIDTH), style), " ",
+        event_subject(event),
+    )
