@@ -1,0 +1,85 @@
+"""`gantry worker start` as a real process (python -m worker_agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protos.gantry.v1 import worker_pb2
+from tests.worker_agent.fakes import wait_gone
+from tests.worker_agent.test_connection import SECRET, Conn, FakeCoordinator, serving
+from worker_agent.cli import main
+from worker_agent.process import ChildProcess
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_missing_secret_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.secret"
+    argv = ["start", "--name", "w1", "--secret-file", str(missing), "--basedir", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"gantry worker: cannot read secret file {missing}: No such file or directory\n"
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["start", "--name", "w1"]) == 2
+    assert "--secret-file" in capsys.readouterr().err
+
+
+def start_agent(
+    address: str, secret_file: Path, basedir: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    # Popen (vfork) rather than asyncio's subprocess API: forking a process with live grpc
+    # threads can crash the child (see worker_agent/process.py).
+    argv = ["start", "--coordinator", address, "--name", "w1"]
+    argv += ["--secret-file", str(secret_file), "--basedir", str(basedir)]
+    with open(log, "wb") as err_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker_agent", *argv], cwd=REPO, stderr=err_file
+        )
+
+
+async def test_sigterm_kills_running_commands_and_exits_0(tmp_path: Path) -> None:
+    started = asyncio.Event()
+
+    async def script(conn: Conn) -> None:
+        start = worker_pb2.StartCommand(command_id="c", shell_command="echo $$; exec sleep 100")
+        await conn.send(start=start)
+        while not conn.output(1).endswith(b"\n"):
+            await conn.recv()
+        started.set()
+        while await conn.recv() is not None:
+            pass
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(f"  {SECRET}\n")
+    coordinator = FakeCoordinator(script)
+    async with serving(coordinator) as address:
+        popen = start_agent(address, secret_file, tmp_path / "base", tmp_path / "agent.log")
+        agent = ChildProcess(popen)
+        try:
+            async with asyncio.timeout(15):
+                await started.wait()
+            pid = int(coordinator.connections[0].output(1))
+            popen.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                await agent.wait()
+        finally:
+            if agent.returncode is None:
+                popen.kill()
+                popen.wait()
+    log = (tmp_path / "agent.log").read_text()
+    assert agent.returncode == 0, log
+    await wait_gone(pid)
+    assert f"connected to {address} as w1" in log
+    assert "running c: echo $$; exec sleep 100" in log
+    assert "received SIGTERM; stopping" in log
+    assert "Traceback" not in log

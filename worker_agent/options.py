@@ -1,0 +1,25 @@
+"""What an agent needs to know to run (built by the CLI, or directly by tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_COORDINATOR = "localhost:9989"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    coordinator: str
+    name: str
+    secret: str = field(repr=False)  # never in logs
+    basedir: Path
+    max_builds: int = 1
+    labels: tuple[str, ...] = ()
+    # Reconnect backoff: starts at backoff_min seconds, doubles up to backoff_max.
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+    # Seconds to wait for Welcome after sending Hello.
+    welcome_timeout: float = 30.0
+    # Outgoing messages queued per connection before senders wait.
+    outbox_size: int = 256
