@@ -44,7 +44,8 @@ class _Running:
     spec: CommandSpec
     on_output: OutputHandler
     done: asyncio.Future[Finished]
-    stored_seq: int = 0
+    stored_seq: int = 0  # highest seq accepted for storage
+    durable_seq: int = 0  # highest seq whose storage completed: what an ack may promise
     pending: set[asyncio.Future[None]] = field(default_factory=set)
 
 
@@ -101,8 +102,10 @@ class WorkerSession:
         if run is None:
             return  # output of a command we no longer track (e.g. already failed)
         if msg.seq <= run.stored_seq:
-            # A resend after a reconnect: already stored, acknowledge again, store nothing.
-            self._send(Ack(msg.command_id, run.stored_seq))
+            # A resend: store nothing; acknowledge again only what is already stored (the first
+            # copy's own ack follows once its store completes).
+            if run.durable_seq:
+                self._send(Ack(msg.command_id, run.durable_seq))
             return
         run.stored_seq = msg.seq
         stored = asyncio.ensure_future(run.on_output(msg.channel, msg.data))
@@ -114,6 +117,7 @@ class WorkerSession:
                 if not f.cancelled():
                     log.error("storing output of %s failed: %s", cid, f.exception())
                 return
+            run.durable_seq = max(run.durable_seq, seq)
             if not self.closed:
                 self._send(Ack(cid, seq))
 

@@ -34,9 +34,11 @@ class StatusFeed:
         flt = EventFilter(frozenset(builders), frozenset(kinds))
         # Subscribe before reading history, so nothing committed in between can be missed.
         with self.bus.subscribe(flt, self.buffer) as sub:
+            # Fix the starting point at subscription time: events published while the
+            # signal below is awaited are in `sub` and must not count as already seen.
+            last = self.bus.last_id if since_id < 0 else since_id
             if on_subscribed is not None:
                 await on_subscribed()
-            last = self.bus.last_id if since_id < 0 else since_id
             while True:
                 page = await self.repo.events_after(last, REPLAY_PAGE)
                 for event in page:
@@ -90,7 +92,10 @@ class LogReader:
                 segments.append((c.channel, piece))
                 total += len(piece)
         data = b"".join(p for _, p in segments)
-        return LogPart(data=data, offset=offset, eof=complete and total < limit, segments=segments)
+        # Segments only for ALL (as the API documents): for one channel they would repeat `data`
+        # and double the message.
+        return LogPart(data=data, offset=offset, eof=complete and total < limit,
+                       segments=segments if channel == 0 else [])
 
     async def follow(self, log_id: int, offset: int, channel: int) -> AsyncIterator[LogPart]:
         while True:

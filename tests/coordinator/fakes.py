@@ -1,0 +1,200 @@
+"""Fakes for the coordinator domain's ports (Clock, Repository), and a way to wait on them."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from coordinator.domain.events import Event, EventBus
+from coordinator.domain.model import (
+    Build,
+    BuildRequest,
+    Buildset,
+    LogChunk,
+    LogInfo,
+    Property,
+    Step,
+)
+from coordinator.domain.results import Result
+
+
+class Changes:
+    """A change counter to wait on: `await changes.until(predicate)` instead of sleeping."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def bump(self) -> None:
+        self._event.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._event.clear()
+                await self._event.wait()
+
+
+# ------------------------------------------------------------------------------------ clock
+
+
+@dataclass(order=True)
+class FakeTimer:
+    when: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """Manual time: `advance(dt)` runs due callbacks in time order, with now() at their time."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+        self._timers: list[FakeTimer] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(self._now + delay, next(self._seq), callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for t in self._timers if not t.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        target = self._now + seconds
+        while self._timers and self._timers[0].when <= target:
+            timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            self._now = timer.when
+            timer.callback()
+        self._now = target
+
+
+# ------------------------------------------------------------------------------------ events
+
+
+class FakeEventStore:
+    """The event half of the Repository: events_after over a list, plus hooks to interleave
+    commits with the reads (as a concurrent writer would)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self.events: list[Event] = []
+        self.reads = 0
+        self.changes = Changes()
+        self.before_read: Callable[[int], None] = lambda n: None
+        self.after_read: Callable[[int], None] = lambda n: None
+
+    def commit(self, kind: str = "change.added", builder: str = "", publish: bool = True) -> Event:
+        event = Event(kind=kind, at=float(len(self.events)), builder=builder, id=len(self.events) + 1)
+        self.events.append(event)
+        if publish:
+            self.bus.publish([event])
+        return event
+
+    async def events_after(self, since_id: int, limit: int) -> list[Event]:
+        self.reads += 1
+        self.before_read(self.reads)
+        page = [e for e in self.events if e.id > since_id][:limit]
+        self.after_read(self.reads)
+        self.changes.bump()
+        return page
+
+
+# ------------------------------------------------------------------------------------ repository
+
+
+class FakeRepo:
+    """In-memory Repository for the dispatcher and build runner. `claim_request` yields to the
+    loop before an atomic check-and-set, so concurrent claims really interleave."""
+
+    def __init__(self, changes: Changes | None = None) -> None:
+        self.changes = changes or Changes()
+        self.requests: dict[int, BuildRequest] = {}
+        self.claimed_by: dict[int, str] = {}
+        self.claims: list[tuple[int, str, bool]] = []
+        self.builds: list[Build] = []
+        self.finished: list[tuple[Build, Result, str, bool]] = []
+        self.step_results: list[tuple[int, str, Result]] = []
+        self._ids = itertools.count(1)
+        self._numbers: dict[str, int] = {}
+
+    def add_request(self, builder: str, priority: int = 0, submitted_at: float = 0.0) -> BuildRequest:
+        req = BuildRequest(id=next(self._ids), buildset_id=0, builder=builder, priority=priority,
+                           submitted_at=submitted_at)
+        self.requests[req.id] = req
+        return req
+
+    def started_requests(self) -> list[int]:
+        return [b.build_request_id for b in self.builds]
+
+    async def unclaimed_requests(self) -> list[BuildRequest]:
+        return [r for r in self.requests.values() if r.id not in self.claimed_by and not r.complete]
+
+    async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool:
+        await asyncio.sleep(0)  # let other claimers run up to here: the check-and-set below is atomic
+        req = self.requests[request_id]
+        won = request_id not in self.claimed_by and not req.complete
+        if won:
+            self.claimed_by[request_id] = coordinator_id
+        self.claims.append((request_id, coordinator_id, won))
+        self.changes.bump()
+        return won
+
+    async def get_buildset(self, buildset_id: int) -> Buildset | None:
+        return None
+
+    async def start_build(self, request: BuildRequest, worker: str, properties: list[Property], at: float) -> Build:
+        number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1
+        build = Build(id=next(self._ids), builder=request.builder, number=number, worker=worker,
+                      build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
+                      properties=[*properties, Property("buildnumber", number, "Build")])
+        self.builds.append(build)
+        self.changes.bump()
+        return build
+
+    async def finish_build(self, build: Build, result: Result, state_string: str, at: float, requeue: bool) -> None:
+        build.finished_at, build.result, build.state_string = at, result, state_string
+        req = self.requests[build.build_request_id]
+        if requeue:
+            self.claimed_by.pop(req.id, None)
+        else:
+            req.complete, req.result = True, result
+        self.finished.append((build, result, state_string, requeue))
+        self.changes.bump()
+
+    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
+        return [Step(id=next(self._ids), build_id=build.id, number=i, name=n) for i, n in enumerate(names)]
+
+    async def start_step(self, build: Build, step: Step, at: float) -> None:
+        pass
+
+    async def finish_step(self, build: Build, step: Step, result: Result, state_string: str, at: float) -> None:
+        self.step_results.append((build.id, step.name, result))
+        self.changes.bump()
+
+    async def set_build_properties(self, build: Build, properties: list[Property]) -> None:
+        build.properties = list(properties)
+
+    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
+        return LogInfo(id=next(self._ids), step_id=step.id, name=name, type=type_)
+
+    def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    async def finish_log(self, log_id: int) -> None:
+        pass

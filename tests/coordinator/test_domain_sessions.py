@@ -1,0 +1,219 @@
+"""WorkerSession (the worker stream's protocol state, without the wire) and WorkerRegistry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coordinator.domain.commands import Ack, CommandSpec, Finished, Interrupt, Output, WorkerLost
+from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.sessions import Outbound, WorkerDecl, WorkerRegistry, WorkerSession
+from tests.coordinator.fakes import Changes, FakeClock
+
+CID = "7-0-1"
+
+
+class Wire:
+    """What the session sends to the worker, and the output handler with controllable stores."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outbound] = []
+        self.changes = Changes()
+        self.stored: list[tuple[int, bytes]] = []
+        self.stores: list[asyncio.Future[None]] = []
+
+    def send(self, item: Outbound) -> None:
+        self.sent.append(item)
+        self.changes.bump()
+
+    def on_output(self, channel: int, data: bytes) -> asyncio.Future[None]:
+        self.stored.append((channel, data))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda _f: self.changes.bump())
+        self.stores.append(fut)
+        return fut
+
+    def acks(self) -> list[int]:
+        return [m.seq for m in self.sent if isinstance(m, Ack)]
+
+
+async def running(wire: Wire, max_builds: int = 1) -> tuple[WorkerSession, asyncio.Task[Finished]]:
+    clock = FakeClock()
+    session = WorkerSession("w1", max_builds, {"os": "linux"}, wire.send, clock.now)
+    task = asyncio.ensure_future(session.run_command(CommandSpec(CID, argv=["make"]), wire.on_output))
+    await wire.changes.until(lambda: bool(wire.sent))
+    assert wire.sent == [CommandSpec(CID, argv=["make"])]
+    return session, task
+
+
+async def test_output_is_acked_only_after_it_is_stored() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.on_output(Output(CID, 1, 1, b"hello\n"))
+    session.on_output(Output(CID, 2, 2, b"oops\n"))
+    assert wire.stored == [(1, b"hello\n"), (2, b"oops\n")]
+    assert wire.acks() == []
+
+    wire.stores[0].set_result(None)
+    await wire.changes.until(lambda: wire.acks() == [1])
+    wire.stores[1].set_result(None)
+    await wire.changes.until(lambda: wire.acks() == [1, 2])
+
+    session.on_finished(Finished(CID, 0, last_seq=2))
+    assert (await asyncio.wait_for(task, 5)).rc == 0
+
+
+async def test_duplicate_seq_is_acked_again_but_not_stored_twice() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.on_output(Output(CID, 1, 1, b"a"))
+    wire.stores[0].set_result(None)
+    await wire.changes.until(lambda: wire.acks() == [1])
+
+    session.on_output(Output(CID, 1, 1, b"a"))  # a resend
+    assert wire.stored == [(1, b"a")]
+    assert wire.acks() == [1, 1]
+    session.on_finished(Finished(CID, 0, last_seq=1))
+    await asyncio.wait_for(task, 5)
+
+
+async def test_duplicate_of_output_still_being_stored_is_not_acked_early() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.on_output(Output(CID, 1, 1, b"a"))
+    session.on_output(Output(CID, 1, 1, b"a"))  # resent before the first copy is stored
+    assert wire.stored == [(1, b"a")]
+    assert wire.acks() == [], "an ack promises the output is stored"
+    wire.stores[0].set_result(None)
+    await wire.changes.until(lambda: 1 in wire.acks())
+    session.on_finished(Finished(CID, 0, last_seq=1))
+    await asyncio.wait_for(task, 5)
+
+
+async def test_command_finishes_only_after_its_output_is_stored() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.on_output(Output(CID, 1, 1, b"x"))
+    session.on_finished(Finished(CID, 3, last_seq=1))
+    await run_ready_callbacks()
+    assert not task.done()
+    wire.stores[0].set_result(None)
+    finished = await asyncio.wait_for(task, 5)
+    assert (finished.rc, finished.last_seq) == (3, 1)
+
+
+async def run_ready_callbacks() -> None:
+    """Let every already-runnable task and callback run, to check that something did NOT happen
+    (no time passes: these are zero-delay yields, not waits for an outcome)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_failed_store_is_not_acked() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.on_output(Output(CID, 1, 1, b"x"))
+    wire.stores[0].set_exception(RuntimeError("disk full"))
+    session.on_output(Output(CID, 2, 1, b"y"))
+    wire.stores[1].set_result(None)
+    await wire.changes.until(lambda: bool(wire.acks()))
+    assert wire.acks() == [2]
+    session.close("test over")
+    with pytest.raises(WorkerLost):
+        await task
+
+
+async def test_close_fails_running_commands_with_worker_lost() -> None:
+    wire = Wire()
+    session, task = await running(wire, max_builds=2)
+    session.builds.add("b/1")
+    assert session.free_slots == 1
+    session.on_output(Output(CID, 1, 1, b"x"))
+    session.close("stream reset")
+    with pytest.raises(WorkerLost, match="worker w1 lost: stream reset"):
+        await asyncio.wait_for(task, 5)
+    assert session.closed and session.free_slots == 0
+
+    # Nothing more goes to a closed worker: no late ack, no interrupt; new commands fail at once.
+    wire.stores[0].set_result(None)
+    session.interrupt(CID, "stop")
+    await run_ready_callbacks()
+    assert not any(isinstance(m, Ack | Interrupt) for m in wire.sent)
+    with pytest.raises(WorkerLost):
+        await session.run_command(CommandSpec("other"), wire.on_output)
+    session.close("again")  # idempotent
+    assert session.closed_reason == "stream reset"
+
+
+async def test_interrupt_and_unknown_commands() -> None:
+    wire = Wire()
+    session, task = await running(wire)
+    session.interrupt("no-such-command", "x")
+    session.interrupt(CID, "stopped by alice")
+    assert wire.sent[1:] == [Interrupt(CID, "stopped by alice")]
+    session.on_output(Output("no-such-command", 1, 1, b"x"))  # ignored
+    session.on_finished(Finished("no-such-command", 0))
+    assert wire.stored == []
+    session.on_finished(Finished(CID, -1, "interrupted"))
+    assert (await asyncio.wait_for(task, 5)).reason == "interrupted"
+
+
+def test_heard_updates_last_heard() -> None:
+    clock = FakeClock()
+    session = WorkerSession("w1", 1, {}, lambda m: None, clock.now)
+    clock.advance(30)
+    assert session.last_heard == 1_000.0
+    session.heard()
+    assert session.last_heard == 1_030.0
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+def registry() -> WorkerRegistry:
+    reg = WorkerRegistry(FakeClock().now)
+    reg.configure([WorkerDecl("w1", "s3cret", 2), WorkerDecl("w2", "other")])
+    return reg
+
+
+def test_authenticate() -> None:
+    reg = registry()
+    assert reg.authenticate("w1", "s3cret").max_builds == 2
+    with pytest.raises(Unauthenticated) as wrong_secret:
+        reg.authenticate("w1", "nope")
+    with pytest.raises(Unauthenticated) as unknown_name:
+        reg.authenticate("ghost", "s3cret")
+    with pytest.raises(Unauthenticated) as other_workers_secret:
+        reg.authenticate("w1", "other")
+    with pytest.raises(Unauthenticated) as empty:
+        reg.authenticate("", "")
+    # Never reveal whether the worker exists.
+    messages = {str(e.value) for e in (wrong_secret, unknown_name, other_workers_secret, empty)}
+    assert messages == {"wrong worker name or secret"}
+
+
+def test_attach_replaces_and_detach_ignores_stale_sessions() -> None:
+    reg = registry()
+    changes: list[int] = []
+    reg.on_change = lambda: changes.append(len(reg.sessions))
+    clock = FakeClock()
+    first = WorkerSession("w1", 2, {}, lambda m: None, clock.now)
+    second = WorkerSession("w1", 2, {}, lambda m: None, clock.now)
+    assert reg.attach(first) is None
+    assert reg.attach(second) is first
+    assert not reg.detach(first)  # the replaced session going away must not remove the new one
+    assert reg.sessions["w1"] is second
+    assert reg.detach(second) and "w1" not in reg.sessions
+    assert changes == [1, 1, 0]
+
+
+def test_silent_since() -> None:
+    reg = registry()
+    clock = FakeClock()
+    quiet = WorkerSession("w1", 1, {}, lambda m: None, clock.now)
+    reg.attach(quiet)
+    clock.advance(10)
+    chatty = WorkerSession("w2", 1, {}, lambda m: None, clock.now)
+    reg.attach(chatty)
+    assert reg.silent_since(clock.now() - 5) == [quiet]
