@@ -36,7 +36,7 @@ from protos.gantry.v1 import (
 T = TypeVar("T")
 
 DEFAULT_ADDRESS = "localhost:9989"
-# LogData carries up to 4 MiB of bytes plus framing: above grpc's default 4 MiB receive limit.
+# Headroom above grpc's default 4 MiB receive limit for large LogData replies.
 _MAX_MESSAGE = 16 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
@@ -252,7 +252,7 @@ class GantryClient:
         limit: int = 0,
         channel: models.Channel = models.Channel.ALL,
     ) -> models.LogChunk:
-        """Up to `limit` bytes (0: the server's maximum, 4 MiB) of a log from `offset`."""
+        """Up to `limit` bytes (0: the server's maximum, 1 MiB) of a log from `offset`."""
         request = _log_request(builder, number, step, log, offset, limit, channel)
         response = await self._call(self._logs.ReadLog(request, timeout=self.timeout))
         return convert.log_chunk_from_proto(response)

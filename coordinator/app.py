@@ -80,6 +80,7 @@ class Coordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self.dispatcher: Dispatcher | None = None
         self.service: CoordinatorService | None = None
+        self._worker_servicer: WorkerServicer | None = None
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,7 @@ class Coordinator:
             raise ListenError(f"cannot listen on {self.listen}: the address is in use or not valid")
         await server.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._worker_servicer = worker_servicer
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
 
     @property
@@ -147,6 +149,8 @@ class Coordinator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.server is not None:
+            if self._worker_servicer is not None:
+                self._worker_servicer.close_all("coordinator shutting down")
             await self.server.stop(grace=2.0)
             self.server = None
         if self.service is not None:

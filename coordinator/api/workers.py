@@ -50,7 +50,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         repo: Any,
         now: Callable[[], float],
         heartbeat_interval: float = 10.0,
-        window: int = 8,
+        window: int = 32,  # 32 x 32 KiB in flight per command: ~2x the log rate of 8 (bench), bounded
     ) -> None:
         self.registry = registry
         self.repo = repo
@@ -133,6 +133,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         box = self._outboxes.get(session)
         if box is not None:
             box.put_nowait(_CLOSE)
+
+    def close_all(self, reason: str) -> None:
+        """End every worker stream (at shutdown, so the server need not wait out its grace)."""
+        for session in list(self._outboxes):
+            self._close(session, reason)
 
     async def watchdog(self) -> None:
         """Send heartbeats and drop workers silent for three intervals."""

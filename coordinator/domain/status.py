@@ -11,7 +11,7 @@ from coordinator.domain.model import LogInfo
 from coordinator.domain.ports import Repository
 
 REPLAY_PAGE = 500
-MAX_READ = 4 * 1024 * 1024
+MAX_READ = 1024 * 1024  # ALL reads carry the bytes twice (data + segments): stay under gRPC's 4 MiB default
 
 
 class StatusFeed:

@@ -1,0 +1,1 @@
+"""Gantry benchmark harness: `python -m bench` (see bench/README.md)."""

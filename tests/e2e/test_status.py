@@ -1,0 +1,171 @@
+"""The status stream end to end: events in order, resuming from an event id with nothing missed
+or repeated (also across a coordinator restart, on SQLite and PostgreSQL), and filters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from protos.gantry.v1 import logs_pb2
+from tests.e2e.harness import SUCCESS, Cluster, collect, describe_events, normal
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+CONFIG = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[
+        Builder("b", workers=["w1"], steps=[
+            ShellCommand(name="one", command=["echo", "one"]),
+            ShellCommand(name="two", command=["echo", "two"]),
+        ]),
+        Builder("other", workers=["w1"], steps=[ShellCommand(name="x", command="true")]),
+    ],
+    schedulers=[
+        SingleBranchScheduler("main", branch="main", tree_stable_timer=0, builders=["b"]),
+        ForceScheduler("force", builders=["b", "other"]),
+    ],
+)
+"""
+BUILD_KINDS = [
+    "buildset.added",
+    "buildrequest.added",
+    "build.started",
+    "step.started",
+    "step.finished",
+    "step.started",
+    "step.finished",
+    "build.finished",
+    "buildset.finished",
+]
+
+
+def key(events: list) -> list[tuple]:
+    return [normal(e) for e in events]
+
+
+async def test_events_of_a_build_arrive_in_order(cluster: Cluster) -> None:
+    coord = await cluster.start_coordinator(CONFIG)
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=-1)  # live only: the worker's connection is not replayed
+
+    [change_id] = (await coord.submit({"comments": "go"})).change_ids
+    done = await rec.wait_kind("buildset.finished")
+    assert done.result == SUCCESS
+    # (The worker's own connection event may or may not be recorded just before the change.)
+    events = [
+        e for e in rec.events[: rec.events.index(done) + 1] if not e.kind.startswith("worker.")
+    ]
+    ids = [e.id for e in events]
+    assert ids == sorted(set(ids)), "ids must increase strictly"
+    assert [e.kind for e in events] == ["change.added", *BUILD_KINDS], describe_events(events)
+
+    change, bs, req, started, *steps, finished, bs_done = events
+    assert json.loads(bs.details_json)["change_ids"] == [change_id]
+    assert bs.buildset_id == req.buildset_id == bs_done.buildset_id == done.buildset_id
+    assert (started.builder, started.build_number, started.worker) == ("b", 1, "w1")
+    assert [(s.kind, s.step_number, s.step_name) for s in steps] == [
+        ("step.started", 0, "one"),
+        ("step.finished", 0, "one"),
+        ("step.started", 1, "two"),
+        ("step.finished", 1, "two"),
+    ]
+    assert all((s.builder, s.build_number) == ("b", 1) for s in [*steps, finished])
+    assert [s.result for s in steps if s.kind == "step.finished"] == [SUCCESS, SUCCESS]
+    assert finished.result == SUCCESS
+    at = [e.at.ToNanoseconds() for e in events]
+    assert at == sorted(at)
+
+
+async def test_resuming_from_an_event_id_misses_and_repeats_nothing(cluster: Cluster) -> None:
+    coord = await cluster.start_coordinator(CONFIG)
+    await cluster.start_worker(coord, "w1", "secret1")
+    everything = await coord.record(since=0)
+
+    first = await coord.force("b")
+    await everything.wait_kind("buildset.finished", buildset_id=first.buildset_id)
+
+    # A client reads part of the history, up to the first build's start, then goes away ...
+    seen = await collect(coord.status, 0, lambda e: e.kind == "build.started")
+    last_seen = seen[-1].id
+    # ... while a second build runs from start to finish.
+    second = await coord.force("b")
+    await everything.wait_kind("buildset.finished", buildset_id=second.buildset_id)
+    # It comes back, resuming from the last id it saw; then a third build happens live.
+    resumed = await coord.record(since=last_seen)
+    end_of_second = everything.events[-1].id
+    await resumed.wait_for(lambda e: e.id >= end_of_second, what=f"replay up to {end_of_second}")
+    third = await coord.force("b")
+    await resumed.wait_kind("buildset.finished", buildset_id=third.buildset_id)
+    await everything.wait_kind("buildset.finished", buildset_id=third.buildset_id)
+
+    combined = seen + resumed.events
+    assert key(combined) == key(everything.events[: len(combined)]), describe_events(combined)
+    assert [e.id for e in combined] == sorted({e.id for e in combined}), "missed or repeated"
+    builds = [(e.build_number, e.result) for e in combined if e.kind == "build.finished"]
+    assert builds == [(1, SUCCESS), (2, SUCCESS), (3, SUCCESS)]
+
+    # -1 means "only new": nothing of the past is replayed.
+    live = await coord.record(since=-1)
+    fourth = await coord.force("b")
+    await live.wait_kind("buildset.finished", buildset_id=fourth.buildset_id)
+    assert live.events[0].kind == "buildset.added"
+    assert live.events[0].id > end_of_second
+
+
+async def test_subscription_filters_by_builder_and_kind(cluster: Cluster) -> None:
+    coord = await cluster.start_coordinator(CONFIG)
+    await cluster.start_worker(coord, "w1", "secret1")
+    finished_only = await coord.record(since=0, kinds=["build.finished"])
+    other_only = await coord.record(since=0, builders=["other"])
+    everything = await coord.record(since=0)
+
+    a = await coord.force("b")
+    b = await coord.force("other")
+    await everything.wait_kind("buildset.finished", buildset_id=a.buildset_id)
+    await everything.wait_kind("buildset.finished", buildset_id=b.buildset_id)
+    await finished_only.wait_kind("build.finished", builder="other")
+    await finished_only.wait_kind("build.finished", builder="b")
+    await other_only.wait_kind("buildset.finished", buildset_id=b.buildset_id)
+
+    assert {e.kind for e in finished_only.events} == {"build.finished"}
+    assert sorted(e.builder for e in finished_only.events) == ["b", "other"]
+    assert "b" not in {e.builder for e in other_only.events}, describe_events(other_only.events)
+    assert other_only.of_kind("build.finished", builder="other")
+    # Events tied to no builder (a worker connecting) pass a builder filter.
+    assert other_only.of_kind("worker.connected", worker="w1")
+
+
+async def test_restart_keeps_history_and_event_ids(cluster: Cluster, db: str | None) -> None:
+    coord = await cluster.start_coordinator(CONFIG, db=db)
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=0)
+    [change_id] = (await coord.submit({"comments": "before the restart"})).change_ids
+    done = await rec.wait_kind("buildset.finished")
+    assert done.result == SUCCESS
+    before = await collect(coord.status, 0, lambda e: e.id == done.id)
+
+    await coord.restart()  # SIGTERM, then the same data dir, database and port
+
+    # A watcher resuming from the last id it saw before the restart gets exactly what followed.
+    resumed = await coord.record(since=done.id)
+    reconnected = await resumed.wait_kind("worker.connected", worker="w1")
+    forced = await coord.force("b")
+    after = await resumed.wait_kind("buildset.finished", buildset_id=forced.buildset_id)
+    assert after.result == SUCCESS
+    assert all(e.id > done.id for e in resumed.events)
+    history = await collect(coord.status, 0, lambda e: e.id == after.id)
+    assert key(history[: len(before)]) == key(before), "history changed across the restart"
+    assert key(history[len(before) :]) == key(resumed.events[: len(history) - len(before)])
+    assert normal(reconnected) in key(history)
+
+    # The builds, their steps, logs and changes are all still there; numbering goes on.
+    builds = await coord.list_builds("b")
+    assert [(b.number, b.result) for b in builds] == [(2, SUCCESS), (1, SUCCESS)]
+    first = await coord.get_build("b", 1)
+    assert [c.id for c in first.changes] == [change_id]
+    assert [s.name for s in first.steps] == ["one", "two"]
+    assert await coord.read_log("b", 1, "two", logs_pb2.STDOUT) == b"two\n"
+    [started] = [e for e in history if e.kind == "build.started" and e.build_number == 2]
+    assert started.id > done.id
