@@ -177,3 +177,29 @@ config = MasterConfig(
     finally:
         # The killed agent could not stop its command: end that sleep (by its pid) ourselves.
         kill_orphan(marker, "sleep")
+
+
+async def test_a_silent_worker_is_dropped_by_the_heartbeat_watchdog(cluster: Cluster) -> None:
+    """A worker whose stream stays open but says nothing is dropped after three heartbeat
+    intervals, and the coordinator's own heartbeats reach a live worker meanwhile."""
+    coord = await cluster.start_coordinator(CONFIG, heartbeat=1.0)
+    rec = await coord.record(since=0)
+    stub = worker_pb2_grpc.WorkerServiceStub(coord.channel)
+    call = stub.Connect()
+    try:
+        await call.write(
+            worker_pb2.WorkerMessage(
+                hello=worker_pb2.Hello(name="w1", secret="secret1", os="linux", max_builds=1)
+            )
+        )
+        welcome = await asyncio.wait_for(call.read(), TIMEOUT)
+        assert welcome.WhichOneof("msg") == "welcome"
+        assert welcome.welcome.heartbeat_interval == 1
+        # The coordinator heartbeats us; we never answer.
+        beat = await asyncio.wait_for(call.read(), TIMEOUT)
+        assert beat.WhichOneof("msg") == "heartbeat"
+        gone = await rec.wait_kind("worker.disconnected", worker="w1")
+        assert "heartbeat" in gone.details_json
+        assert not (await coord.workers())["w1"].connected
+    finally:
+        call.cancel()
