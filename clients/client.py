@@ -224,6 +224,19 @@ class GantryClient:
         response = await self._call(self._control.GetBuild(request, timeout=self.timeout))
         return convert.build_from_proto(response)
 
+    async def watch_build(self, builder: str, number: int) -> AsyncGenerator[models.BuildUpdate, None]:
+        """The build's full state (with ETA), then its state after each of its events, until it
+        finishes: one call instead of polling GetBuild."""
+        await self._connect()
+        call = self._status.WatchBuild(status_pb2.WatchBuildRequest(builder=builder, number=number))
+        try:
+            async for message in call:
+                yield convert.build_update_from_proto(message)
+        except grpc.RpcError as err:
+            raise errors.from_rpc_error(err, self.address) from None
+        finally:
+            call.cancel()
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))
@@ -302,6 +315,8 @@ class GantryClient:
         builders: Iterable[str] = (),
         kinds: Iterable[str] = (),
         *,
+        buildset_id: int = 0,
+        worker: str = "",
         connected: asyncio.Event | None = None,
     ) -> AsyncGenerator[models.Event, None]:
         """Events with id > `since_event_id` (0: all history, -1: only new), then live ones.
@@ -321,7 +336,8 @@ class GantryClient:
         await self._connect()
         while True:
             request = status_pb2.SubscribeRequest(
-                since_event_id=last, builders=builders, kinds=kinds
+                since_event_id=last, builders=builders, kinds=kinds,
+                buildset_id=buildset_id, worker=worker,
             )
             call = self._status.Subscribe(request)
             try:

@@ -180,6 +180,14 @@ def event_from_proto(msg: status_pb2.Event) -> models.Event:
     )
 
 
+def build_update_from_proto(msg: status_pb2.BuildUpdate) -> models.BuildUpdate:
+    return models.BuildUpdate(
+        event=event_from_proto(msg.event) if msg.HasField("event") else None,
+        build=build_from_proto(msg.build),
+        eta=time_from_proto(msg, "eta"),
+    )
+
+
 def log_chunk_from_proto(msg: logs_pb2.LogData) -> models.LogChunk:
     return models.LogChunk(
         data=msg.data,

@@ -145,6 +145,15 @@ class Build:
 
 
 @dataclass(frozen=True)
+class BuildUpdate:
+    """One message of WatchBuild: the event (None at first) and the build's state after it."""
+
+    event: Event | None
+    build: Build
+    eta: datetime | None = None  # estimated completion while running
+
+
+@dataclass(frozen=True)
 class Worker:
     name: str
     connected: bool = False

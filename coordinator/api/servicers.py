@@ -8,6 +8,7 @@ import grpc
 
 from coordinator.api import convert
 from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.events import EventFilter
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.status import LogReader, StatusFeed
 from protos.gantry.v1 import (
@@ -102,9 +103,10 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
             # Tells the client its subscription is live: what happens from now on reaches it.
             await context.send_initial_metadata(())
 
-        async for event in self.feed.follow(
-            request.since_event_id, list(request.builders), list(request.kinds), subscribed
-        ):
+        flt = EventFilter(
+            frozenset(request.builders), frozenset(request.kinds), request.buildset_id, request.worker
+        )
+        async for event in self.feed.follow(request.since_event_id, flt, subscribed):
             if event is None:
                 await context.abort(  # raises
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -112,6 +114,16 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
                 )
             else:
                 yield convert.event_pb(event)
+
+
+    async def WatchBuild(self, request: status_pb2.WatchBuildRequest, context: Ctx) -> Any:
+        _require(request.builder, "builder")
+        async for update in self.feed.watch_build(request.builder, request.number):
+            yield status_pb2.BuildUpdate(
+                event=None if update.event is None else convert.event_pb(update.event),
+                build=convert.build_pb(update.build, full=True),
+                eta=convert.ts(update.eta),
+            )
 
 
 class LogServicer(logs_pb2_grpc.LogServiceServicer):

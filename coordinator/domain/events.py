@@ -54,9 +54,15 @@ class Event:
 class EventFilter:
     builders: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
+    buildset_id: int = 0
+    worker: str = ""
 
     def matches(self, event: Event) -> bool:
         if self.kinds and event.kind not in self.kinds:
+            return False
+        if self.buildset_id and event.buildset_id != self.buildset_id:
+            return False
+        if self.worker and event.worker != self.worker:
             return False
         # Events not tied to a builder (changes, workers) pass a builder filter.
         if self.builders and event.builder and event.builder not in self.builders:

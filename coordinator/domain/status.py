@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from coordinator.domain.errors import NotFound
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.logs import LogWatchers
-from coordinator.domain.model import LogInfo
+from coordinator.domain.model import Build, LogInfo
 from coordinator.domain.ports import Repository
+from coordinator.domain.results import Result
 
 REPLAY_PAGE = 500
+ETA_SAMPLE = 5  # recent successful builds averaged for an ETA
 MAX_READ = 1024 * 1024  # ALL reads carry the bytes twice (data + segments): stay under gRPC's 4 MiB default
 
 
@@ -25,13 +28,12 @@ class StatusFeed:
     async def follow(
         self,
         since_id: int,
-        builders: Sequence[str] = (),
-        kinds: Sequence[str] = (),
+        flt: EventFilter | None = None,
         on_subscribed: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[Event | None]:
         """Yields events in id order; yields None once if the consumer fell too far behind.
         `on_subscribed` runs once live events are being captured (so a client can act then)."""
-        flt = EventFilter(frozenset(builders), frozenset(kinds))
+        flt = flt or EventFilter()
         # Subscribe before reading history, so nothing committed in between can be missed.
         with self.bus.subscribe(flt, self.buffer) as sub:
             # Fix the starting point at subscription time: events published while the
@@ -57,6 +59,52 @@ class StatusFeed:
                     continue  # already replayed from the database
                 last = event.id
                 yield event
+
+
+    async def watch_build(self, builder: str, number: int) -> AsyncIterator[BuildUpdate]:
+        """The build's state now, then after each of its events, until it finishes."""
+        with self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer) as sub:
+            build = await self._build(builder, number)
+            yield BuildUpdate(None, build, await self._eta(build))
+            while not build.complete:
+                try:
+                    event = await sub.get()
+                except SubscriberOverflow:
+                    # Fell behind: the state read next is still exact; resume live from there.
+                    sub.close()
+                    sub = self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer)
+                    event = None
+                if event is not None and event.build_number != number:
+                    continue
+                build = await self._build(builder, number)
+                yield BuildUpdate(event, build, await self._eta(build))
+
+    async def _build(self, builder: str, number: int) -> Build:
+        build = await self.repo.get_build(builder, number)
+        if build is None:
+            raise NotFound(f"builder {builder!r} has no build number {number}")
+        return build
+
+    async def _eta(self, build: Build) -> float | None:
+        """Start time plus the mean duration of the builder's recent successful builds."""
+        if build.complete:
+            return None
+        recent = await self.repo.list_builds(build.builder, ETA_SAMPLE * 4)
+        durations = [
+            b.finished_at - b.started_at
+            for b in recent
+            if b.result == Result.SUCCESS and b.finished_at is not None
+        ][:ETA_SAMPLE]
+        if not durations:
+            return None
+        return build.started_at + sum(durations) / len(durations)
+
+
+@dataclass
+class BuildUpdate:
+    event: Event | None
+    build: Build
+    eta: float | None
 
 
 @dataclass

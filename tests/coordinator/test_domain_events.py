@@ -169,7 +169,7 @@ async def test_filtered_follow_skips_other_builders_in_replay_and_live() -> None
     store.commit(builder="a")
     store.commit(builder="b")
     store.commit("change.added")
-    gen = StatusFeed(store, bus).follow(since_id=0, builders=["a"])  # type: ignore[arg-type]
+    gen = StatusFeed(store, bus).follow(since_id=0, flt=EventFilter(builders=frozenset(["a"])))  # type: ignore[arg-type]
     assert [e.id for e in await collect(gen, 2)] == [1, 3]  # type: ignore[union-attr]
     store.commit(builder="b")
     store.commit(builder="a")
@@ -225,3 +225,19 @@ async def test_events_published_while_signalling_subscription_are_not_lost(since
         got.append((await asyncio.wait_for(anext(gen), 5)).id)  # type: ignore[union-attr]
     assert seen_during_signal == [2] and got == expected
     await gen.aclose()  # type: ignore[attr-defined]  # it is an async generator
+
+
+def test_filters_by_buildset_and_worker() -> None:
+    bus = EventBus()
+    bs7 = bus.subscribe(EventFilter(buildset_id=7))
+    w1 = bus.subscribe(EventFilter(worker="w1"))
+    bus.publish([
+        Event(kind="build.started", at=1.0, buildset_id=7, worker="w1", id=1),
+        Event(kind="build.started", at=2.0, buildset_id=8, worker="w2", id=2),
+        Event(kind="change.added", at=3.0, id=3),
+        Event(kind="worker.connected", at=4.0, worker="w1", id=4),
+    ])
+    assert [bs7.get_nowait().id for _ in range(1)] == [1]  # type: ignore[union-attr]
+    assert bs7.get_nowait() is None
+    assert [w1.get_nowait().id for _ in range(2)] == [1, 4]  # type: ignore[union-attr]
+    assert w1.get_nowait() is None

@@ -3,12 +3,16 @@ or repeated (also across a coordinator restart, on SQLite and PostgreSQL), and f
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
-from protos.gantry.v1 import logs_pb2
-from tests.e2e.harness import SUCCESS, Cluster, collect, describe_events, normal
+from protos.gantry.v1 import logs_pb2, status_pb2
+from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, collect, describe_events, normal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -169,3 +173,105 @@ async def test_restart_keeps_history_and_event_ids(cluster: Cluster, db: str | N
     assert await coord.read_log("b", 1, "two", logs_pb2.STDOUT) == b"two\n"
     [started] = [e for e in history if e.kind == "build.started" and e.build_number == 2]
     assert started.id > done.id
+
+
+
+GATED = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[
+        Builder("g", workers=["w1"], steps=[
+            ShellCommand(name="gate", command="while [ ! -e {gate} ]; do sleep 0.05; done"),
+            ShellCommand(name="after", command=["echo", "after"]),
+        ]),
+        Builder("other", workers=["w1"], steps=[ShellCommand(name="x", command="true")]),
+    ],
+    schedulers=[ForceScheduler("force", builders=["g", "other"])],
+)
+"""
+
+
+async def _all(call: Any) -> list[Any]:
+    return [u async for u in call]
+
+
+async def _rest(call: Any) -> list[Any]:
+    """The remaining messages of a stream already read with read()."""
+    got = []
+    while (msg := await call.read()) is not grpc.aio.EOF:
+        got.append(msg)
+    return got
+
+
+async def _events(call: Any, until: Any) -> list[status_pb2.Event]:
+    got = []
+    async for e in call:
+        got.append(e)
+        if until(e):
+            break
+    call.cancel()
+    return got
+
+
+async def test_watch_build_gives_full_state_then_updates_until_finished(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()  # the first build passes straight through
+    coord = await cluster.start_coordinator(GATED.replace("{gate}", str(gate)))
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=-1)
+    first = await coord.force("g")
+    await rec.wait_kind("buildset.finished", buildset_id=first.buildset_id)
+
+    gate.unlink()  # the second build waits in its first step until the gate is back
+    second = await coord.force("g")
+    await rec.wait_kind("step.started", buildset_id=second.buildset_id, step_name="gate")
+    call = coord.status.WatchBuild(status_pb2.WatchBuildRequest(builder="g", number=2))
+    head = await asyncio.wait_for(call.read(), TIMEOUT)
+    assert not head.HasField("event")  # the first message is the state, not an event
+    assert head.build.number == 2 and not head.build.complete
+    assert [s.name for s in head.build.steps] == ["gate", "after"]
+    assert head.build.steps[0].logs[0].name == "stdio"
+    assert any(p.name == "buildnumber" for p in head.build.properties)
+    assert head.HasField("eta")  # running, with a successful predecessor
+    gate.touch()
+    rest = await asyncio.wait_for(_rest(call), TIMEOUT)
+    kinds = [u.event.kind for u in rest]
+    assert kinds[-1] == "build.finished" and kinds.count("build.finished") == 1
+    assert "step.finished" in kinds and "step.started" in kinds
+    last = rest[-1]
+    assert last.build.complete and last.build.result == SUCCESS
+    assert [s.result for s in last.build.steps] == [SUCCESS, SUCCESS]
+    assert not last.HasField("eta")
+
+    # A finished build: its state once, then the stream ends.
+    done = await asyncio.wait_for(
+        _all(coord.status.WatchBuild(status_pb2.WatchBuildRequest(builder="g", number=1))), TIMEOUT
+    )
+    assert len(done) == 1 and done[0].build.complete
+
+
+async def test_subscribe_filters_by_buildset_and_worker(cluster: Cluster, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()
+    coord = await cluster.start_coordinator(GATED.replace("{gate}", str(gate)))
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=-1)
+    a = await coord.force("g")
+    b = await coord.force("other")
+    await rec.wait_kind("buildset.finished", buildset_id=a.buildset_id)
+    await rec.wait_kind("buildset.finished", buildset_id=b.buildset_id)
+
+    only_a = await asyncio.wait_for(_events(
+        coord.status.Subscribe(status_pb2.SubscribeRequest(since_event_id=0, buildset_id=a.buildset_id)),
+        lambda e: e.kind == "buildset.finished",
+    ), TIMEOUT)
+    assert {e.buildset_id for e in only_a} == {a.buildset_id}
+    assert [e.kind for e in only_a][-1] == "buildset.finished"
+    on_w1 = await asyncio.wait_for(_events(
+        coord.status.Subscribe(status_pb2.SubscribeRequest(since_event_id=0, worker="w1")),
+        lambda e: e.kind == "build.finished" and e.buildset_id == b.buildset_id,
+    ), TIMEOUT)
+    assert {e.worker for e in on_w1} == {"w1"}
+    assert {e.kind for e in on_w1} >= {"worker.connected", "build.started", "step.started"}

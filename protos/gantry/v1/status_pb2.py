@@ -24,19 +24,24 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from protos.gantry.v1 import common_pb2 as protos_dot_gantry_dot_v1_dot_common__pb2
+from protos.gantry.v1 import control_pb2 as protos_dot_gantry_dot_v1_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/gantry/v1/status.proto\x12\tgantry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/gantry/v1/common.proto\"K\n\x10SubscribeRequest\x12\x16\n\x0esince_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x62uilders\x18\x02 \x03(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\"\xf6\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62uilder\x18\x04 \x01(\t\x12\x14\n\x0c\x62uild_number\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uildset_id\x18\x06 \x01(\x03\x12\x13\n\x0bstep_number\x18\x07 \x01(\x05\x12\x11\n\tstep_name\x18\x08 \x01(\t\x12!\n\x06result\x18\t \x01(\x0e\x32\x11.gantry.v1.Result\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x0b \x01(\t2M\n\rStatusService\x12<\n\tSubscribe\x12\x1b.gantry.v1.SubscribeRequest\x1a\x10.gantry.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/gantry/v1/status.proto\x12\tgantry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/gantry/v1/common.proto\x1a\x1eprotos/gantry/v1/control.proto\"p\n\x10SubscribeRequest\x12\x16\n\x0esince_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x62uilders\x18\x02 \x03(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x13\n\x0b\x62uildset_id\x18\x04 \x01(\x03\x12\x0e\n\x06worker\x18\x05 \x01(\t\"4\n\x11WatchBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\"x\n\x0b\x42uildUpdate\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.gantry.v1.Event\x12\x1f\n\x05\x62uild\x18\x02 \x01(\x0b\x32\x10.gantry.v1.Build\x12\'\n\x03\x65ta\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62uilder\x18\x04 \x01(\t\x12\x14\n\x0c\x62uild_number\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uildset_id\x18\x06 \x01(\x03\x12\x13\n\x0bstep_number\x18\x07 \x01(\x05\x12\x11\n\tstep_name\x18\x08 \x01(\t\x12!\n\x06result\x18\t \x01(\x0e\x32\x11.gantry.v1.Result\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x0b \x01(\t2\x93\x01\n\rStatusService\x12<\n\tSubscribe\x12\x1b.gantry.v1.SubscribeRequest\x1a\x10.gantry.v1.Event0\x01\x12\x44\n\nWatchBuild\x12\x1c.gantry.v1.WatchBuildRequest\x1a\x16.gantry.v1.BuildUpdate0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.gantry.v1.status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=108
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=183
-  _globals['_EVENT']._serialized_start=186
-  _globals['_EVENT']._serialized_end=432
-  _globals['_STATUSSERVICE']._serialized_start=434
-  _globals['_STATUSSERVICE']._serialized_end=511
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=140
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=252
+  _globals['_WATCHBUILDREQUEST']._serialized_start=254
+  _globals['_WATCHBUILDREQUEST']._serialized_end=306
+  _globals['_BUILDUPDATE']._serialized_start=308
+  _globals['_BUILDUPDATE']._serialized_end=428
+  _globals['_EVENT']._serialized_start=431
+  _globals['_EVENT']._serialized_end=677
+  _globals['_STATUSSERVICE']._serialized_start=680
+  _globals['_STATUSSERVICE']._serialized_end=827
 # @@protoc_insertion_point(module_scope)

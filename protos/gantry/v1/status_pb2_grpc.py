@@ -39,6 +39,11 @@ class StatusServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_status__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_status__pb2.Event.FromString,
                 _registered_method=True)
+        self.WatchBuild = channel.unary_stream(
+                '/gantry.v1.StatusService/WatchBuild',
+                request_serializer=protos_dot_gantry_dot_v1_dot_status__pb2.WatchBuildRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_status__pb2.BuildUpdate.FromString,
+                _registered_method=True)
 
 
 class StatusServiceServicer:
@@ -52,6 +57,15 @@ class StatusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBuild(self, request, context):
+        """One build's full state (steps, logs metadata, changes, properties, ETA) in the first message,
+        then an update for each of its events, each with the refreshed state; ends when the build
+        finishes (at once if it already has).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatusServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +73,11 @@ def add_StatusServiceServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_status__pb2.SubscribeRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_status__pb2.Event.SerializeToString,
+            ),
+            'WatchBuild': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBuild,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_status__pb2.WatchBuildRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_status__pb2.BuildUpdate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +107,33 @@ class StatusService:
             '/gantry.v1.StatusService/Subscribe',
             protos_dot_gantry_dot_v1_dot_status__pb2.SubscribeRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_status__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/gantry.v1.StatusService/WatchBuild',
+            protos_dot_gantry_dot_v1_dot_status__pb2.WatchBuildRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_status__pb2.BuildUpdate.FromString,
             options,
             channel_credentials,
             insecure,
