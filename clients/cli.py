@@ -152,11 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="stream until the log is complete")
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
 
-    p = command("watch", commands.cmd_watch, "print live events until Ctrl-C")
+    p = command(
+        "watch", commands.cmd_watch,
+        "a live dashboard of running builds, queue, results and workers until Ctrl-C "
+        "(on a terminal; otherwise, or with --lines, one line per event)",
+    )
     p.add_argument("--builder", action="append", default=[], help="only this builder (repeatable)")
-    p.add_argument("--kind", action="append", default=[], help="only this event kind (repeatable)")
+    p.add_argument("--lines", action="store_true",
+                   help="print one line per event instead of the dashboard")
+    p.add_argument("--kind", action="append", default=[],
+                   help="only this event kind (repeatable; implies --lines)")
     p.add_argument("--since", type=int, default=-1, metavar="EVENT_ID",
-                   help="replay events after this id first (0: all history; default: only new)")
+                   help="replay events after this id first (0: all history; default: only new; "
+                        "implies --lines)")
     return parser
 
 

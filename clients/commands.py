@@ -206,8 +206,21 @@ async def cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wants_dashboard(args: argparse.Namespace, console: Console) -> bool:
+    """The dashboard is for a person at a terminal; scripts, pipes, `--lines`, and the
+    event-stream options (`--kind`, `--since`) get one line (or JSON object) per event."""
+    if args.json or args.lines or args.kind or args.since != -1:
+        return False
+    return console.is_terminal and not console.is_dumb_terminal
+
+
 async def cmd_watch(args: argparse.Namespace) -> int:
     console = _console()
+    if _wants_dashboard(args, console):
+        from clients.dashboard import run_dashboard
+
+        async with _client(args) as client:
+            return await run_dashboard(client, console, args.builder)
     async with _client(args) as client:
         events = client.subscribe(since_event_id=args.since, builders=args.builder, kinds=args.kind)
         async for event in events:

@@ -268,6 +268,10 @@ async def run_up(data_dir: Path, listen: str, console: Console) -> int:
     check_port_free(listen)
     processes: list[LocalProcess] = []
     cli = [sys.executable, "-m", "clients.cli"]
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        # SIGTERM (e.g. `timeout`, a service manager) stops the children like Ctrl-C does.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         with console.status(f"Starting the coordinator on {listen}…"):
             coordinator = await LocalProcess.start("coordinator", [
