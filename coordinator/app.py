@@ -26,6 +26,7 @@ from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.status import LogReader, StatusFeed
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from notifiers.service import NotificationService
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,
@@ -81,6 +82,7 @@ class Coordinator:
         self.dispatcher: Dispatcher | None = None
         self.service: CoordinatorService | None = None
         self._worker_servicer: WorkerServicer | None = None
+        self.notifications: NotificationService | None = None
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,14 @@ class Coordinator:
         dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
         service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers)
         service.configure(self.config.builders, self.config.schedulers)
+        if self.config.notifiers:
+            # Started before the dispatcher: no build can finish before it listens.
+            self.notifications = NotificationService(
+                repo, self.bus, list(self.config.notifiers), url=self.config.url,
+                builder_tags={b.name: list(b.tags) for b in self.config.builders},
+                clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
+            )
+            await self.notifications.start()
         await dispatcher.start()
 
         worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
@@ -159,6 +169,9 @@ class Coordinator:
         if self.dispatcher is not None:
             await asyncio.wait_for(self.dispatcher.aclose(), 10)
             self.dispatcher = None
+        if self.notifications is not None:
+            await asyncio.wait_for(self.notifications.aclose(), 10)
+            self.notifications = None
         if self.repo is not None:
             await asyncio.wait_for(self.repo.aclose(), 10)
             self.repo = None

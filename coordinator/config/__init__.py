@@ -9,6 +9,7 @@ from coordinator.domain.builders import Builder
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import ForceScheduler, SingleBranchScheduler
 from coordinator.domain.steps import BuildStep, ShellCommand
+from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
@@ -16,6 +17,8 @@ __all__ = [
     "Builder",
     "BuildStep",
     "ForceScheduler",
+    "HttpStatusPush",
+    "MailNotifier",
     "MasterConfig",
     "Result",
     "ShellCommand",

@@ -13,6 +13,7 @@ from coordinator.domain.builders import Builder
 from coordinator.domain.schedulers import Scheduler, SingleBranchScheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
+from notifiers.base import Notifier
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -56,6 +57,8 @@ def load_config(path: str | Path) -> MasterConfig:
         cfg = MasterConfig(
             workers=bmc.get("workers", []), builders=bmc.get("builders", []),
             schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
+            notifiers=bmc.get("notifiers", bmc.get("services", [])),
+            url=bmc.get("buildbotURL", bmc.get("url", "")),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -153,6 +156,22 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             t = sched.tree_stable_timer
             if t is not None and (not isinstance(t, int | float) or t < 0):
                 add(sched, f"scheduler {sched.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
+
+    notifier_names: set[str] = set()
+    for n in cfg.notifiers:
+        if not isinstance(n, Notifier):
+            add(cfg, f"notifiers must contain MailNotifier(...) or HttpStatusPush(...) objects, not {n!r}")
+            continue
+        for err in n.errors:
+            add(n, f"notifier {n.name!r}: {err}")
+        if n.name in notifier_names:
+            add(n, f"notifier {n.name!r} is defined twice; give one a name=")
+        notifier_names.add(n.name)
+        for bn in n.builders or ():
+            if bn not in builder_names:
+                add(n, f"notifier {n.name!r} names unknown builder {bn!r}")
+    if not isinstance(cfg.url, str):
+        add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from coordinator.domain.builders import Builder
 from coordinator.domain.schedulers import Scheduler
@@ -35,9 +36,14 @@ class MasterConfig:
     schedulers: Sequence[Scheduler] = ()
     title: str = "Gantry"
     defined_at: tuple[str, int] = field(default=("<unknown>", 0))
+    # MailNotifier(...) / HttpStatusPush(...) objects (the notifiers package).
+    notifiers: Sequence[Any] = ()
+    # Where the web UI shows builds (Buildbot's buildbotURL); messages link to URL/builders/B/builds/N.
+    url: str = ""
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
         self.workers = list(self.workers)
         self.builders = list(self.builders)
         self.schedulers = list(self.schedulers)
+        self.notifiers = list(self.notifiers)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
@@ -105,3 +106,59 @@ class Repository(Protocol):
     async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
 
     async def last_event_id(self) -> int: ...
+
+
+# ---------------------------------------------------------------- notifications (mail, http push)
+
+
+@dataclass
+class Notification:
+    """A message a notifier queued: delivered in the background, at most once per `key`."""
+
+    id: int
+    notifier: str
+    kind: str  # "mail" / "http"
+    key: str  # unique: "{notifier}:{builder}:{number}:{event}" - never queued twice
+    payload: dict[str, Any]
+    state: str  # "pending" / "sent" / "failed"
+    attempts: int
+    next_attempt_at: float
+    last_error: str
+    created_at: float
+    sent_at: float | None = None
+
+
+class NotificationStore(Protocol):
+    """What the notification service needs from storage (on top of reading builds/events)."""
+
+    async def get_build(self, builder: str, number: int) -> Build | None: ...
+
+    async def previous_build_result(self, builder: str, number: int) -> Result | None: ...
+
+    async def builds_of_buildset(self, buildset_id: int) -> list[tuple[str, int]]: ...
+
+    async def read_log(self, log_id: int, offset: int, limit: int, channel: int) -> list[LogChunk]: ...
+
+    async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
+
+    async def last_event_id(self) -> int: ...
+
+    async def get_notifier_cursor(self, name: str) -> int | None: ...
+
+    async def set_notifier_cursor(self, name: str, event_id: int) -> None: ...
+
+    async def add_notification(
+        self, notifier: str, kind: str, key: str, payload: dict[str, Any], at: float
+    ) -> bool: ...
+
+    async def claim_due_notifications(
+        self, now: float, lease: float, limit: int
+    ) -> list[Notification]: ...
+
+    async def notification_sent(self, notification_id: int, at: float) -> None: ...
+
+    async def notification_failed(
+        self, notification_id: int, error: str, next_attempt_at: float | None
+    ) -> None: ...
+
+    async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...

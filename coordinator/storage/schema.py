@@ -164,12 +164,48 @@ events = sa.Table(
 
 
 def _v1_initial(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    # An explicit list: later versions add tables to the same metadata, never to version 1.
+    v1 = [changes, idempotency_keys, buildsets, buildrequests, builds, steps, logs, logchunks,
+          workers, events]
+    metadata.create_all(conn, tables=v1)
+
+
+# Version 2: notifications (mail, http push) queued for background delivery, and the id of the
+# last event the notification service has looked at.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("notifier", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # Unique: the same notification (notifier, build, event) is never queued twice.
+    sa.Column("key", sa.String(512), nullable=False, unique=True),
+    sa.Column("payload_json", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending / sent / failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=True),
+    sa.Index("notifications_due", "state", "next_attempt_at"),
+)
+
+notifier_state = sa.Table(
+    "notifier_state",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+)
+
+
+def _v2_notifications(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[notifications, notifier_state])
 
 
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
+    (2, _v2_notifications),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -190,5 +226,8 @@ def migrate(conn: sa.Connection) -> tuple[int, int]:
     for version, step in MIGRATIONS:
         if version > current:
             step(conn)
-            conn.execute(schema_version.insert().values(version=version))
+    if current < LATEST:
+        # One row: the version the schema is at (all in the caller's transaction).
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert().values(version=LATEST))
     return current, LATEST

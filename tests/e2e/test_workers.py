@@ -19,6 +19,7 @@ from tests.e2e.harness import (
     Coordinator,
     describe_events,
     kill_orphan,
+    poll,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -131,6 +132,12 @@ config = MasterConfig(
         await rec.wait_kind(
             "step.started", builder="slow", build_number=started.build_number, step_name="wait"
         )
+        # The step's log is created as its command starts, just after step.started.
+        async def has_log() -> bool:
+            build = await coord.get_build("slow", started.build_number)
+            return any(s.name == "wait" and s.logs for s in build.steps)
+
+        await poll(has_log, what="the wait step's log exists")
         # The command is running once its output says so (read live, through the API).
         follow = coord.logs.FollowLog(
             logs_pb2.ReadLogRequest(

@@ -1,0 +1,12 @@
+"""Notifiers: mail (aiosmtplib) and HTTP status push, delivered in the background.
+
+Dependency rule followed here: ``notifiers`` imports the standard library, ``coordinator.domain``
+and itself (plus aiosmtplib for sending) - never SQLAlchemy or grpc; it reaches storage only
+through the repository methods declared in ``coordinator.domain.ports.NotificationStore``.
+"""
+
+from notifiers.base import DeliveryError, Notifier
+from notifiers.http_push import HttpStatusPush
+from notifiers.mail import MailNotifier
+
+__all__ = ["DeliveryError", "HttpStatusPush", "MailNotifier", "Notifier"]

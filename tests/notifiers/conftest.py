@@ -1,0 +1,214 @@
+"""Fixtures of the notifier tests: a real SMTP server (aiosmtpd) on loopback, a test TLS
+certificate made at test time, a real SQLite repository with its event bus, and a helper that
+runs a build through the repository (so the same events as in production are stored)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from coordinator.domain.events import EventBus
+from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
+from coordinator.domain.results import Result
+from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from tests.e2e.conftest import cluster  # noqa: F401 - the e2e `cluster` fixture, reused here
+
+TIMEOUT = 30.0
+
+
+async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
+    """Poll a (sync or async) check until truthy, bounded by a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g}s")
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+    login: str | None
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    controller: Controller | None = None
+
+    def messages(self) -> list[Received]:
+        with self.lock:
+            return list(self.received)
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = message_from_bytes(envelope.original_content, policy=policy.default)
+        auth = session.auth_data
+        login = auth.login.decode() if auth is not None and hasattr(auth, "login") else None
+        with self.server.lock:
+            self.server.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), msg, login)  # type: ignore[arg-type]
+            )
+        return "250 OK"
+
+
+def start_smtp(server: SmtpServer, **kwargs: Any) -> SmtpServer:
+    """Start aiosmtpd on 127.0.0.1:server.port (kwargs: tls_context, require_starttls, auth...)."""
+    controller = Controller(_Handler(server), hostname="127.0.0.1", port=server.port, **kwargs)
+    controller.start()
+    server.controller = controller
+    return server
+
+
+def authenticator(user: str, password: str) -> Callable[..., AuthResult]:
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    return check
+
+
+@pytest.fixture
+def smtp_servers() -> Iterator[Callable[..., SmtpServer]]:
+    """A factory of SMTP servers; all stopped at the end."""
+    started: list[SmtpServer] = []
+
+    def make(port: int | None = None, **kwargs: Any) -> SmtpServer:
+        server = start_smtp(SmtpServer(port or free_port()), **kwargs)
+        started.append(server)
+        return server
+
+    yield make
+    for s in started:
+        if s.controller is not None:
+            s.controller.stop()
+
+
+@dataclass
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for localhost / 127.0.0.1, made now with `cryptography`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    d = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(d / "cert.pem", d / "key.pem")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    return files
+
+
+@dataclass
+class Store:
+    repo: SqlRepository
+    bus: EventBus
+    url: str
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    bus = EventBus()
+    url = database_url(None, tmp_path)
+    repo = await open_repository(url, bus.publish)
+    bus.last_id = await repo.last_event_id()
+    try:
+        yield Store(repo, bus, url)
+    finally:
+        await repo.aclose()
+
+
+_clock = [1_700_000_000.0]
+
+
+def tick() -> float:
+    _clock[0] += 1.0
+    return _clock[0]
+
+
+async def run_build(
+    repo: SqlRepository,
+    builder: str,
+    result: Result,
+    author: str = "Jane Doe <jane@example.org>",
+    log_text: str = "",
+    step_name: str = "test",
+    buildset_id: int | None = None,
+) -> tuple[int, int]:
+    """A whole build through the repository, as the coordinator does it: change, buildset,
+    request, claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
+    if buildset_id is None:
+        ids, _ = await repo.add_changes(
+            [Change(author=author, revision=f"{builder}{tick():.0f}", branch="main",
+                    repository="https://example.org/r.git", comments="fix the frobnicator")], "", tick())
+        buildset_id, _ = await repo.add_buildset(
+            NewBuildset(reason="test", scheduler="s", builders=[builder],
+                        sourcestamps=[SourceStamp(branch="main")], change_ids=ids), tick())
+    request = next(r for r in await repo.unclaimed_requests()
+                   if r.buildset_id == buildset_id and r.builder == builder)
+    assert await repo.claim_request(request.id, "test", tick())
+    build = await repo.start_build(request, "w1", [], tick())
+    (step,) = await repo.add_steps(build, [step_name])
+    await repo.start_step(build, step, tick())
+    step.started_at = _clock[0]
+    info = await repo.add_log(step, "stdio", "s")
+    if log_text:
+        await repo.append_log(info.id, 0, LogChunk(1, log_text.encode(), 0, 0))
+    await repo.finish_log(info.id)
+    await repo.finish_step(build, step, result, result.name.lower(), tick())
+    await repo.finish_build(build, result, result.name.lower(), tick(), requeue=False)
+    return buildset_id, build.number
