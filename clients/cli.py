@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("changes", commands.cmd_changes, "list recent changes, newest first")
     p.add_argument("--limit", type=_positive, default=20)
     command("workers", commands.cmd_workers, "list the workers")
+    p = command("notifications", commands.cmd_notifications,
+                "list notifications (mail, HTTP push) and their delivery state")
+    p.add_argument("--state", choices=["pending", "sent", "failed"], default="")
+    p.add_argument("--limit", type=_positive, default=20)
 
     p = command("log", commands.cmd_log, "write a step's log to stdout (raw bytes)")
     p.add_argument("builder")

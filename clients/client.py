@@ -237,6 +237,12 @@ class GantryClient:
         finally:
             call.cancel()
 
+    async def list_notifications(self, limit: int = 20, state: str = "") -> list[Any]:
+        """Notifications queued by notifiers (protobuf messages), newest first."""
+        request = control_pb2.ListNotificationsRequest(limit=limit, state=state)
+        response = await self._call(self._control.ListNotifications(request, timeout=self.timeout))
+        return list(response.notifications)
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

@@ -179,6 +179,29 @@ async def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_notifications(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+    from rich.table import Table
+
+    async with _client(args) as client:
+        items = await client.list_notifications(args.limit, args.state)
+    if args.json:
+        _emit_json({"notifications": [MessageToDict(n, preserving_proto_field_name=True) for n in items]})
+        return 0
+    if not items:
+        _console().print("no notifications")
+        return 0
+    colour = {"sent": "green", "pending": "yellow", "failed": "red"}
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "notifier", "state", "attempts", "summary", "last error"):
+        table.add_column(col)
+    for n in items:
+        table.add_row(str(n.id), n.notifier, f"[{colour.get(n.state, '')}]{n.state}[/]",
+                      str(n.attempts), n.summary, n.last_error)
+    _console().print(table)
+    return 0
+
+
 async def cmd_log(args: argparse.Namespace) -> int:
     channel = Channel[args.channel.upper()]
     out = sys.stdout.buffer

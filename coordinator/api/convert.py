@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from coordinator.domain import model
 from coordinator.domain.events import Event
+from coordinator.domain.ports import Notification
 from coordinator.domain.validation import check_property_name, parse_property_value
 from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
 
@@ -152,4 +153,22 @@ def event_pb(e: Event) -> status_pb2.Event:
         result=result_pb(e.result),
         worker=e.worker,
         details_json=json.dumps(e.details, separators=(",", ":")),
+    )
+
+
+def notification_pb(n: Notification) -> control_pb2.Notification:
+    p = n.payload
+    if n.kind == "mail":
+        summary = f"{p.get('subject', '')} -> {', '.join(p.get('to', []))}"
+    else:
+        try:
+            doc = json.loads(p.get("body", "{}"))
+        except ValueError:
+            doc = {}
+        events = [d.get("event", "") for d in (doc if isinstance(doc, list) else [doc])]
+        summary = "POST " + ", ".join(e for e in events if e)
+    return control_pb2.Notification(
+        id=n.id, notifier=n.notifier, kind=n.kind, key=n.key, state=n.state, attempts=n.attempts,
+        next_attempt_at=ts(n.next_attempt_at), last_error=n.last_error, created_at=ts(n.created_at),
+        sent_at=ts(n.sent_at), summary=summary,
     )

@@ -90,6 +90,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         changes = await self.service.list_changes(request.limit)
         return control_pb2.ListChangesResponse(changes=[convert.change_pb(c) for c in changes])
 
+    async def ListNotifications(self, request: control_pb2.ListNotificationsRequest, context: Ctx) -> Any:
+        items = await self.service.list_notifications(request.limit, request.state)
+        return control_pb2.ListNotificationsResponse(notifications=[convert.notification_pb(n) for n in items])
+
     async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
         return convert.change_pb(await self.service.get_change(request.id))
 

@@ -19,7 +19,7 @@ from coordinator.domain.model import (
     Property,
     WorkerRecord,
 )
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import Clock, Notification, Repository
 from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.validation import check_changes, check_length, check_properties
@@ -164,6 +164,11 @@ class CoordinatorService:
             raise NotFound(f"no change with id {change_id}")
         return change
 
+    async def list_notifications(self, limit: int, state: str) -> list[Notification]:
+        if state not in NOTIFICATION_STATES:
+            raise InvalidArgument(f"state must be one of pending, sent, failed (or empty), not {state!r}")
+        return await self.repo.list_notifications(_limit(limit), state)  # type: ignore[attr-defined, no-any-return]
+
     async def list_workers(self) -> list[WorkerRecord]:
         stored = {w.name: w for w in await self.repo.list_workers()}
         out = []
@@ -178,6 +183,9 @@ class CoordinatorService:
                 rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:"))
             out.append(rec)
         return out
+
+
+NOTIFICATION_STATES = ("", "pending", "sent", "failed")
 
 
 def _limit(limit: int) -> int:

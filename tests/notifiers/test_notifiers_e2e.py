@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
 import pytest
 
+from protos.gantry.v1 import control_pb2
 from tests.e2e.harness import FAILURE, Cluster
 from tests.notifiers.conftest import SmtpServer, eventually, free_port
 
@@ -46,6 +48,11 @@ async def test_failing_build_mails_through_a_server_that_was_down(
     assert coord.process is not None
     await coord.process.wait_line(r"notification \d+ \(MailNotifier:failing:1:build.finished\) "
                                   r"attempt 1 failed")
+    # The failed attempt is visible in the API, with its reason.
+    listed = await coord.control.ListNotifications(control_pb2.ListNotificationsRequest())
+    (pending,) = listed.notifications
+    assert pending.state == "pending" and pending.attempts >= 1 and pending.last_error
+    assert pending.summary == "Gantry: failure in failing #1 -> dev@example.org"
 
     server = smtp_servers(port=port)
     (got,) = await eventually(server.messages, what="the mail once the server is back")
@@ -60,3 +67,12 @@ async def test_failing_build_mails_through_a_server_that_was_down(
     await eventually(lambda: len(server.messages()) == 2, what="the second mail")
     assert sorted(m.message["Subject"] for m in server.messages()) == [
         "Gantry: failure in failing #1", "Gantry: failure in failing #2"]
+
+    async def all_sent() -> bool:
+        got = await coord.control.ListNotifications(control_pb2.ListNotificationsRequest(state="sent"))
+        return len(got.notifications) == 2
+
+    await eventually(all_sent, what="both notifications marked sent")
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await coord.control.ListNotifications(control_pb2.ListNotificationsRequest(state="lost"))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -80,6 +80,11 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.GetChangeRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_common__pb2.Change.FromString,
                 _registered_method=True)
+        self.ListNotifications = channel.unary_unary(
+                '/gantry.v1.ControlService/ListNotifications',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -148,6 +153,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNotifications(self, request, context):
+        """Notifications (mail, HTTP push) queued by notifiers and what became of them, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +207,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.GetChange,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.GetChangeRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_common__pb2.Change.SerializeToString,
+            ),
+            'ListNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifications,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +457,33 @@ class ControlService:
             '/gantry.v1.ControlService/GetChange',
             protos_dot_gantry_dot_v1_dot_control__pb2.GetChangeRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_common__pb2.Change.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListNotifications',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
