@@ -65,6 +65,7 @@ class Coordinator:
         db_url: str | None = None,
         coordinator_id: str = "default",
         heartbeat_interval: float = 10.0,
+        subscriber_buffer: int = 10_000,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -72,6 +73,7 @@ class Coordinator:
         self.db_url = database_url(db_url, data_dir)
         self.coordinator_id = coordinator_id
         self.heartbeat_interval = heartbeat_interval
+        self.subscriber_buffer = subscriber_buffer
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -120,7 +122,7 @@ class Coordinator:
         )
         changes_pb2_grpc.add_ChangeServiceServicer_to_server(ChangeServicer(service), server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(service), server)
-        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(StatusFeed(repo, self.bus)), server)
+        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer)), server)
         logs_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(LogReader(repo, self.watchers)), server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(worker_servicer, server)
         health_servicer = health.aio.HealthServicer()

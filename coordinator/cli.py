@@ -46,6 +46,10 @@ def main(argv: list[str]) -> int:
     )
     start.add_argument("--name", default="default", help="this coordinator's id (for claims)")
     start.add_argument("--heartbeat", type=float, default=10.0, help="worker heartbeat interval, seconds")
+    start.add_argument(
+        "--subscriber-buffer", type=int, default=10_000,
+        help="events buffered per status subscriber before a too-slow one is dropped (it resumes)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
@@ -57,7 +61,8 @@ def main(argv: list[str]) -> int:
             print(f"gantry: {p}", file=sys.stderr)
         return 1
     coordinator = Coordinator(
-        cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat
+        cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
+        args.subscriber_buffer,
     )
     try:
         return _run(coordinator)

@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -402,8 +402,10 @@ class Coordinator:
         data_dir: Path,
         db: str | None,
         heartbeat: float | None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.cluster = cluster
+        self.extra_args = list(extra_args)
         self.name = name
         self.config_path = config_path
         self.data_dir = data_dir
@@ -436,7 +438,7 @@ class Coordinator:
             argv += ["--db", self.db]
         if self.heartbeat is not None:
             argv += ["--heartbeat", str(self.heartbeat)]
-        return argv
+        return argv + self.extra_args
 
     async def start(self) -> None:
         """Start (or start again, on the same port once one was chosen) and wait until ready."""
@@ -617,6 +619,7 @@ class Cluster:
         *,
         db: str | None = None,
         heartbeat: float | None = None,
+        extra_args: Sequence[str] = (),
         name: str = "coordinator",
         data_dir: Path | None = None,
     ) -> Coordinator:
@@ -625,7 +628,7 @@ class Cluster:
         data_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.tmp / f"{name}-master.py"
         config_path.write_text(config_source(config))
-        coord = Coordinator(self, name, config_path, data_dir, db, heartbeat)
+        coord = Coordinator(self, name, config_path, data_dir, db, heartbeat, extra_args)
         self.coordinators.append(coord)
         await coord.start()
         return coord

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from protos.gantry.v1 import logs_pb2, status_pb2
-from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, collect, describe_events, normal
+from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, collect, describe_events, normal, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -275,3 +275,57 @@ async def test_subscribe_filters_by_buildset_and_worker(cluster: Cluster, tmp_pa
     ), TIMEOUT)
     assert {e.worker for e in on_w1} == {"w1"}
     assert {e.kind for e in on_w1} >= {"worker.connected", "build.started", "step.started"}
+
+
+BIG_LOG = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[Builder("big", workers=["w1"], steps=[ShellCommand(
+        name="print",
+        command=["python3", "-c", "import sys; b=b'x'*1023+b'\\\\n'; [sys.stdout.buffer.write(b) for _ in range(20480)]"],
+    )])],
+    schedulers=[ForceScheduler("force", builders=["big"])],
+)
+"""
+
+
+async def test_a_slow_subscriber_is_dropped_without_slowing_builds_and_resumes(cluster: Cluster) -> None:
+    """A subscriber that stops reading while 5 000 events and a 20 MiB log go by (buffer: 50
+    events): the build is unaffected, the subscriber's stream ends with RESOURCE_EXHAUSTED after
+    an in-order prefix, and resuming from its last id yields the rest, nothing missed or repeated."""
+    coord = await cluster.start_coordinator(BIG_LOG, extra_args=["--subscriber-buffer", "50"])
+    await cluster.start_worker(coord, "w1", "secret1")
+    slow = coord.status.Subscribe(status_pb2.SubscribeRequest(since_event_id=0))
+    first = await asyncio.wait_for(slow.read(), TIMEOUT)  # registered; now it stops reading
+
+    await coord.force("big")
+    for batch in range(5):
+        await coord.submit(*[{"branch": "elsewhere", "revision": f"{batch}-{i}"} for i in range(1000)])
+
+    async def finished() -> Any:
+        build = await coord.get_build("big", 1)
+        return build if build.complete else None
+
+    build = await poll(finished, what="the big-log build finished")
+    assert build.result == SUCCESS
+    assert build.steps[0].logs[0].size >= 20 * 1024 * 1024
+
+    got = [first]
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        while (msg := await asyncio.wait_for(slow.read(), TIMEOUT)) is not grpc.aio.EOF:
+            got.append(msg)
+    assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "resubscribe" in (ended.value.details() or "")
+    ids = [e.id for e in got]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # an in-order prefix, no gap
+    assert len(ids) < 5000
+
+    marker = (await coord.submit({"branch": "elsewhere", "revision": "marker"})).change_ids[0]
+    rest = await asyncio.wait_for(_events(
+        coord.status.Subscribe(status_pb2.SubscribeRequest(since_event_id=ids[-1])),
+        lambda e: e.kind == "change.added" and json.loads(e.details_json)["change_id"] == marker,
+    ), TIMEOUT)
+    every = [e.id for e in got + rest]
+    assert every == list(range(ids[0], every[-1] + 1))  # resumed: nothing missed or repeated
+    kinds = {e.kind for e in got + rest}
+    assert {"build.finished", "step.finished", "change.added"} <= kinds
