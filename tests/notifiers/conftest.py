@@ -10,6 +10,7 @@ import ipaddress
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -160,16 +161,31 @@ class Store:
     url: str
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh repository on SQLite and on PostgreSQL (skipped when none is reachable)."""
+    from tests.coordinator.test_storage_contract import PG_ADMIN, _pg_admin
+
+    pg_name = ""
+    if request.param == "sqlite":
+        url = database_url(None, tmp_path)
+    else:
+        try:
+            await _pg_admin("SELECT 1")
+        except Exception as exc:  # unreachable, refused, ...
+            pytest.skip(f"PostgreSQL at {PG_ADMIN} is not reachable: {exc}")
+        pg_name = f"gantry_notify_{uuid.uuid4().hex[:16]}"
+        await _pg_admin(f'CREATE DATABASE "{pg_name}"')
+        url = database_url(f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}", tmp_path)
     bus = EventBus()
-    url = database_url(None, tmp_path)
     repo = await open_repository(url, bus.publish)
     bus.last_id = await repo.last_event_id()
     try:
         yield Store(repo, bus, url)
     finally:
         await repo.aclose()
+        if pg_name:
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 _clock = [1_700_000_000.0]
