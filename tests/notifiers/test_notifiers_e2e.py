@@ -5,6 +5,7 @@ mail arrives, once, when the server is back)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -48,10 +49,13 @@ async def test_failing_build_mails_through_a_server_that_was_down(
     assert coord.process is not None
     await coord.process.wait_line(r"notification \d+ \(MailNotifier:failing:1:build.finished\) "
                                   r"attempt 1 failed")
-    # The failed attempt is visible in the API, with its reason.
-    listed = await coord.control.ListNotifications(control_pb2.ListNotificationsRequest())
-    (pending,) = listed.notifications
-    assert pending.state == "pending" and pending.attempts >= 1 and pending.last_error
+    # The failed attempt is visible in the API, with its reason (recorded just after the log line).
+    async def failed_once() -> Any:
+        listed = await coord.control.ListNotifications(control_pb2.ListNotificationsRequest())
+        return [n for n in listed.notifications if n.last_error]
+
+    (pending,) = await eventually(failed_once, what="the failed attempt recorded")
+    assert pending.state == "pending" and pending.attempts >= 1
     assert pending.summary == "Gantry: failure in failing #1 -> dev@example.org"
 
     server = smtp_servers(port=port)
