@@ -16,7 +16,6 @@ from grpc_reflection.v1alpha import reflection
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
-from coordinator.config.loader import load_config
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.events import EventBus
@@ -199,6 +198,3 @@ def _check_port_free(listen: str) -> None:
                 f"cannot listen on {listen}: the port is already in use (another coordinator?)"
             ) from None
 
-
-def load(config_path: Path) -> MasterConfig:
-    return load_config(config_path)

@@ -39,7 +39,6 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
@@ -65,5 +64,4 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer
             )
-        _ = method
-        return handler
+        return handler  # the worker stream handles its own errors
