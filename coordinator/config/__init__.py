@@ -6,8 +6,16 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
+from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import ForceScheduler, SingleBranchScheduler
+from coordinator.domain.shell_steps import (
+    Compile,
+    SetPropertyFromCommand,
+    ShellArg,
+    ShellSequence,
+    WarningCountingShellCommand,
+)
 from coordinator.domain.steps import BuildStep, ShellCommand
 from notifiers import HttpStatusPush, MailNotifier
 
@@ -16,14 +24,24 @@ SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 __all__ = [
     "Builder",
     "BuildStep",
+    "Compile",
     "ForceScheduler",
     "HttpStatusPush",
+    "Interpolate",
     "MailNotifier",
     "MasterConfig",
+    "Property",
     "Result",
+    "SetPropertyFromCommand",
+    "ShellArg",
     "ShellCommand",
+    "ShellSequence",
     "SingleBranchScheduler",
+    "Transform",
+    "WarningCountingShellCommand",
     "Worker",
+    "render",
+    "renderer",
     "SUCCESS",
     "WARNINGS",
     "FAILURE",

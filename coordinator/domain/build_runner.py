@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Protocol
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
-from coordinator.domain.logs import LogWatchers, StepLog
-from coordinator.domain.model import Build, Property, Step
+from coordinator.domain.logs import (
+    LineObserver,
+    LineSplitter,
+    LogWatchers,
+    OutputCollector,
+    StepLog,
+)
+from coordinator.domain.model import Build, Property, SourceStamp, Step
 from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
-from coordinator.domain.sessions import WorkerSession
+from coordinator.domain.sessions import OutputHandler, WorkerSession
 from coordinator.domain.steps import BuildStep
 
 log = logging.getLogger(__name__)
 
 
-def combine(build_result: Result, step: BuildStep, step_result: Result) -> tuple[Result, bool]:
+class ResultFlags(Protocol):
+    """The flags that fold a result into an overall one (a step, or a ShellSequence's ShellArg)."""
+
+    haltOnFailure: bool
+    flunkOnFailure: bool
+    warnOnFailure: bool
+    warnOnWarnings: bool
+    flunkOnWarnings: bool
+
+
+def combine(build_result: Result, step: ResultFlags, step_result: Result) -> tuple[Result, bool]:
     """Fold a step's result into the build's (Buildbot's Build.stepDone); returns
     (new build result, whether the build must halt)."""
     halt = False
@@ -50,8 +67,10 @@ class BuildRunner:
         repo: Repository,
         watchers: LogWatchers,
         clock: Clock,
+        sourcestamps: Sequence[SourceStamp] = (),
     ) -> None:
         self.build = build
+        self._sourcestamps = list(sourcestamps or build.sourcestamps)
         self.step_defs = list(steps)
         self.builddir = builddir
         self.session = session
@@ -63,6 +82,7 @@ class BuildRunner:
         self._current_command: str | None = None
         self._current_step: Step | None = None
         self._command_seq = 0
+        self._observers: dict[str, list[LineObserver]] = {}
 
     # -- StepContext
     @property
@@ -81,19 +101,42 @@ class BuildRunner:
         p = self.properties.get(name)
         return default if p is None else p.value
 
+    def add_log_observer(self, log_name: str, observer: LineObserver) -> None:
+        """Call `observer(channel, line)` for each stdout/stderr line of the current step's
+        logs named `log_name`, as the output is stored (registered for the current step only)."""
+        self._observers.setdefault(log_name, []).append(observer)
+
+    def has_property(self, name: str) -> bool:
+        return name in self.properties
+
     def set_property(self, name: str, value: Any, source: str) -> None:
         self.properties[name] = Property(name, value, source)
+
+    # Buildbot's spellings, for @renderer functions written for Buildbot.
+    getProperty = get_property
+    hasProperty = has_property
+
+    @property
+    def sourcestamps(self) -> Sequence[SourceStamp]:
+        return self._sourcestamps
+
+    def render(self, value: Any) -> Any:
+        """`value` with its Property/Interpolate/Transform/renderer parts rendered for this build."""
+        return render(value, self)
 
     async def run_command(
         self,
         command: Sequence[str] | str,
         *,
-        workdir: str,
-        env: Mapping[str, str],
-        timeout: float,
-        max_time: float,
+        workdir: str = "build",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1200,
+        max_time: float = 0,
         log_name: str = "stdio",
+        collect: OutputCollector | None = None,
     ) -> Finished:
+        """Run a command on the worker, its output stored in a new log of the current step
+        (and fed to `collect`, when given, for the step to read)."""
         step = self._current_step
         assert step is not None, "run_command is only available while a step runs"
         info = await self.repo.add_log(step, log_name, "s")
@@ -106,7 +149,7 @@ class BuildRunner:
             shell_command=command if isinstance(command, str) else "",
             builder_dir=self.builddir,
             workdir=workdir,
-            env=dict(env),
+            env=dict(env or {}),
             timeout=timeout,
             max_time=max_time,
         )
@@ -115,7 +158,14 @@ class BuildRunner:
             if self.interrupted:
                 await stdio.write(HEADER, f"not run: {self.stopped_reason}\n".encode())
                 return Finished(spec.command_id, -1, "interrupted")
-            return await self.session.run_command(spec, stdio.write)
+            splitter = LineSplitter(self._observers.get(log_name, []))
+            try:
+                finished = await self.session.run_command(spec, _output_handler(stdio, collect, splitter))
+            finally:
+                splitter.flush()
+            if splitter.error is not None:
+                raise splitter.error  # the step's EXCEPTION
+            return finished
         finally:
             self._current_command = None
             await self.repo.finish_log(info.id)
@@ -139,17 +189,18 @@ class BuildRunner:
         failed_step = ""
         for step, step_def in zip(steps, self.step_defs, strict=True):
             if (halted or self.interrupted) and not step_def.alwaysRun:
-                await self.repo.finish_step(build, step, Result.SKIPPED, "skipped", self.clock.now())
+                await self._skip(step, step_def)
                 continue
             step.started_at = self.clock.now()
             await self.repo.start_step(build, step, step.started_at)
             self._current_step = step
+            self._observers = {}
             step_result = await self._run_step(step_def)
             self._current_step = None
-            step.hidden = bool(step_def.hideStepIf)
-            await self.repo.finish_step(
-                build, step, step_result, step_def.describe(True, step_result), self.clock.now()
-            )
+            self._observers = {}
+            step.hidden = self._hidden(step_def, step_result)
+            state = "skipped" if step_result == Result.SKIPPED else self._describe(step_def, step_result)
+            await self.repo.finish_step(build, step, step_result, state, self.clock.now())
             if step_result == Result.RETRY:
                 result = Result.RETRY
                 halted = True
@@ -164,8 +215,33 @@ class BuildRunner:
         await self.repo.set_build_properties(build, list(self.properties.values()))
         return result, _build_state(result, failed_step), result == Result.RETRY
 
+    async def _skip(self, step: Step, step_def: BuildStep) -> None:
+        step.hidden = self._hidden(step_def, Result.SKIPPED)
+        await self.repo.finish_step(self.build, step, Result.SKIPPED, "skipped", self.clock.now())
+
+    def _hidden(self, step_def: BuildStep, result: Result) -> bool:
+        try:
+            return step_def.is_hidden(result, self)
+        except Exception:
+            log.exception("hideStepIf of step %s raised; showing the step", step_def.name)
+            return False
+
+    def _describe(self, step_def: BuildStep, result: Result) -> str:
+        try:
+            try:
+                return step_def.describe(True, result, ctx=self)
+            except TypeError:
+                # A custom step overriding describe(done, result) from before renderables.
+                return step_def.describe(True, result)
+        except Exception:
+            log.exception("describing step %s of %s/%d failed", step_def.name, self.build.builder, self.build.number)
+            return f"{step_def.name} ({result.label})"
+
     async def _run_step(self, step_def: BuildStep) -> Result:
         try:
+            # As in Buildbot, the step starts, then doStepIf decides (an error in it: EXCEPTION).
+            if not await step_def.should_run(self):
+                return Result.SKIPPED
             return await step_def.run(self)
         except WorkerLost as exc:
             log.warning("%s/%d: %s", self.build.builder, self.build.number, exc)
@@ -173,6 +249,19 @@ class BuildRunner:
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION
+
+
+def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: LineSplitter) -> OutputHandler:
+    if collect is None and not lines.observers:
+        return stdio.write
+
+    def write(channel: int, data: bytes) -> Awaitable[None]:
+        if collect is not None:
+            collect.feed(channel, data)
+        lines.feed(channel, data)
+        return stdio.write(channel, data)
+
+    return write
 
 
 def _build_state(result: Result, failed_step: str) -> str:

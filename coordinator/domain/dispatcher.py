@@ -17,7 +17,7 @@ from typing import Any
 from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.builders import Builder
 from coordinator.domain.logs import LogWatchers
-from coordinator.domain.model import BuildRequest, Property
+from coordinator.domain.model import BuildRequest, Property, SourceStamp
 from coordinator.domain.ports import Clock, Repository
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
@@ -129,9 +129,13 @@ class Dispatcher:
                 best = s
         return best
 
-    async def _properties(self, req: BuildRequest, builder: Builder, session: WorkerSession) -> list[Property]:
+    async def _properties(
+        self, req: BuildRequest, builder: Builder, session: WorkerSession
+    ) -> tuple[list[Property], list[SourceStamp]]:
+        """The new build's properties, and its source stamps (for rendering)."""
         props: dict[str, Property] = {}
         buildset = await self.repo.get_buildset(req.buildset_id)
+        stamps = list(buildset.sourcestamps) if buildset is not None else []
         if buildset is not None:
             for p in buildset.properties:
                 props[p.name] = p
@@ -149,18 +153,20 @@ class Dispatcher:
         if decl is not None:
             for k, v in decl.properties.items():
                 props[k] = Property(k, v, "Worker")
-        return list(props.values())
+        return list(props.values()), stamps
 
     async def _run_build(self, req: BuildRequest, builder: Builder, session: WorkerSession, slot: str) -> None:
         build = None
         key = None
         try:
-            props = await self._properties(req, builder, session)
+            props, stamps = await self._properties(req, builder, session)
             build = await self.repo.start_build(req, session.name, props, self.clock.now())
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
-            runner = BuildRunner(build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock)
+            runner = BuildRunner(
+                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps
+            )
             self.running[key] = runner
             try:
                 result, state, requeue = await runner.run()

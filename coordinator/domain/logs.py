@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from coordinator.domain.commands import STDERR, STDOUT
 from coordinator.domain.model import LogChunk
 
 
@@ -55,3 +56,76 @@ class StepLog:
         fut_ = asyncio.ensure_future(fut)
         fut_.add_done_callback(lambda _f: self._watchers.notify(self.log_id))
         return fut_
+
+
+class OutputCollector:
+    """Keeps a command's stdout and stderr in memory for a step to read (as Buildbot's
+    BufferLogObserver), bounded: bytes past `limit` per channel are dropped, `truncated` says so."""
+
+    def __init__(self, limit: int = 1024 * 1024) -> None:
+        self.limit = limit
+        self._data: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
+        self.truncated = False
+
+    def feed(self, channel: int, data: bytes) -> None:
+        buf = self._data.get(channel)
+        if buf is None:
+            return  # header lines are not the command's output
+        room = self.limit - len(buf)
+        if len(data) > room:
+            self.truncated = True
+        buf += data[: max(room, 0)]
+
+    @property
+    def stdout(self) -> str:
+        return self._data[STDOUT].decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._data[STDERR].decode("utf-8", "replace")
+
+
+LineObserver = Callable[[int, str], None]
+
+
+class LineSplitter:
+    """Cuts a log's output into lines per channel as chunks arrive, for log observers. A line
+    split across chunks is joined; only the unfinished line is buffered, and one longer than
+    `max_line` is passed on in pieces, so memory stays bounded whatever the log's size."""
+
+    def __init__(self, observers: list[LineObserver], max_line: int = 64 * 1024) -> None:
+        self.observers = observers
+        self.max_line = max_line
+        self._partial: dict[int, bytearray] = {}
+        self.error: Exception | None = None
+
+    def feed(self, channel: int, data: bytes) -> None:
+        if channel not in (STDOUT, STDERR):
+            return
+        buf = self._partial.setdefault(channel, bytearray())
+        buf += data
+        *lines, rest = bytes(buf).split(b"\n")
+        while len(rest) > self.max_line:
+            lines.append(rest[: self.max_line])
+            rest = rest[self.max_line:]
+        self._partial[channel] = bytearray(rest)
+        for line in lines:
+            self._emit(channel, line)
+
+    def flush(self) -> None:
+        """The command ended: pass on what is left of each channel's last line."""
+        for channel, rest in self._partial.items():
+            if rest:
+                self._emit(channel, bytes(rest))
+        self._partial.clear()
+
+    def _emit(self, channel: int, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        for observer in self.observers:
+            try:
+                observer(channel, text)
+            except Exception as exc:
+                # Never let a step's observer break the worker stream that delivers the output;
+                # the first error is raised in the step once its command has finished.
+                if self.error is None:
+                    self.error = exc

@@ -210,3 +210,23 @@ def test_checkconfig_cli_accepts_a_valid_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "is valid" in proc.stdout and "2 builder(s)" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_step_options_and_renderables_are_checked_with_their_line(tmp_path: Path) -> None:
+    text = textwrap.dedent('''\
+        from coordinator.config import *
+        config = MasterConfig(
+            workers=[Worker("w", "s")],
+            builders=[Builder("b", workers=["w"], steps=[
+                ShellCommand(name="ok", command=["echo", Interpolate("%(prop:x)s")], doStepIf=lambda c: 1),
+                ShellCommand(name="bad", command="x", doStepIf="no",
+                             decodeRC={0: "fine"}),
+            ])],
+        )
+    ''')
+    messages = [(p.line, p.message) for p in problems_of(write(tmp_path, "m.py", text))]
+    assert messages == [
+        (6, "step 'bad' of builder 'b': doStepIf must be True, False or a function, not 'no'"),
+        (6, "step 'bad' of builder 'b': decodeRC must map exit codes (int) to results such as "
+            "SUCCESS, not {0: 'fine'}"),
+    ]
