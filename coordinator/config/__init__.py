@@ -6,9 +6,10 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
+from coordinator.domain.change_filters import ChangeFilter
 from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
-from coordinator.domain.schedulers import ForceScheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
 from coordinator.domain.shell_steps import (
     Compile,
     SetPropertyFromCommand,
@@ -37,6 +38,8 @@ __all__ = [
     "ShellCommand",
     "ShellSequence",
     "SingleBranchScheduler",
+    "AnyBranchScheduler",
+    "ChangeFilter",
     "Transform",
     "WarningCountingShellCommand",
     "Worker",

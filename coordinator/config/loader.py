@@ -10,7 +10,8 @@ from typing import Any
 
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
-from coordinator.domain.schedulers import Scheduler, SingleBranchScheduler
+from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
 from notifiers.base import Notifier
@@ -152,7 +153,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
-        if isinstance(sched, SingleBranchScheduler):
+        if isinstance(sched, ChangeScheduler):
+            _check_change_scheduler(sched, lambda msg, s=sched: add(s, msg))
             t = sched.tree_stable_timer
             if t is not None and (not isinstance(t, int | float) or t < 0):
                 add(sched, f"scheduler {sched.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
@@ -173,6 +175,20 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     return problems
+
+
+def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:
+    flt = sched.change_filter
+    if flt is not None and not isinstance(flt, ChangeFilter):
+        add(f"scheduler {sched.name!r}: change_filter must be a ChangeFilter(...), not {flt!r}")
+    elif flt is not None:
+        for err in flt.errors:
+            add(f"scheduler {sched.name!r}: {err}")
+    fii = sched.file_is_important
+    if fii is not None and not callable(fii) and not (
+        isinstance(fii, str) or (isinstance(fii, list | tuple) and all(isinstance(g, str) for g in fii))
+    ):
+        add(f"scheduler {sched.name!r}: fileIsImportant must be a function of the change or path globs, not {fii!r}")
 
 
 def _good_name(name: object) -> bool:

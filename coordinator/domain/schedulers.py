@@ -1,8 +1,9 @@
 """Schedulers: they turn changes (or a person's request) into buildsets.
 
-Tree-stable-timer semantics are Buildbot's: a change on the scheduler's branch (re)starts the
-timer; when the tree has been quiet for `tree_stable_timer` seconds, ONE buildset is created for
-all the changes gathered. With `tree_stable_timer=None`, every change gets its own buildset.
+Tree-stable-timer semantics are Buildbot's: an important change the scheduler wants (re)starts
+the timer; when the tree has been quiet for `tree_stable_timer` seconds, ONE buildset is created
+for all the changes gathered. With `tree_stable_timer=None`, every important change gets its own
+buildset at once. AnyBranchScheduler keeps one timer per branch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from coordinator.domain.change_filters import ChangeFilter, importance
 from coordinator.domain.model import Change, NewBuildset, Property, SourceStamp
 from coordinator.domain.ports import Clock, TimerHandle
 from coordinator.domain.steps import caller_location
@@ -40,56 +42,83 @@ class Scheduler:
         ]
 
 
-class SingleBranchScheduler(Scheduler):
+class _Gathering:
+    """Changes waiting under one tree-stable timer."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+        self.timer: TimerHandle | None = None
+
+
+class ChangeScheduler(Scheduler):
+    """Base of the change-driven schedulers: filter, importance, tree-stable timers.
+
+    An important change (re)starts its timer; an unimportant one (`fileIsImportant` says no) is
+    kept and built along with the next important one, or dropped with `onlyImportant=True`.
+    """
+
     def __init__(
         self,
         name: str,
-        branch: str | None = None,
-        tree_stable_timer: float | None = None,
-        builders: Sequence[str] = (),
+        builders: Sequence[str],
         *,
-        treeStableTimer: float | None = None,
+        tree_stable_timer: float | None = None,
+        change_filter: ChangeFilter | None = None,
+        fileIsImportant: Any = None,
+        onlyImportant: bool = False,
         properties: dict[str, Any] | None = None,
         priority: int = 0,
     ) -> None:
         super().__init__(name, builders, properties, priority)
-        self.branch = branch
-        self.tree_stable_timer = tree_stable_timer if tree_stable_timer is not None else treeStableTimer
-        # runtime state
-        self._pending: list[Change] = []
-        self._timer: TimerHandle | None = None
+        self.tree_stable_timer = tree_stable_timer
+        self.change_filter = change_filter
+        self.file_is_important = fileIsImportant
+        self._important = importance(fileIsImportant)
+        self.onlyImportant = onlyImportant
+        self._gatherings: dict[str, _Gathering] = {}
 
     def wants(self, change: Change) -> bool:
-        return self.branch is None or change.branch == self.branch
+        return self.change_filter is None or self.change_filter.matches(change)
+
+    def gathering_key(self, change: Change) -> str:
+        return ""
 
     def on_change(self, change: Change, clock: Clock, submit: Submit, spawn: Callable[[Awaitable[Any]], Any]) -> None:
         if not self.wants(change):
             return
-        if self.tree_stable_timer is None:
-            spawn(submit(self.buildset_for([change])))
+        important = self._important is None or self._important(change)
+        if not important and self.onlyImportant:
             return
-        self._pending.append(change)
-        if self._timer is not None:
-            self._timer.cancel()
+        key = self.gathering_key(change)
+        gathering = self._gatherings.setdefault(key, _Gathering())
+        gathering.changes.append(change)
+        if not important:
+            return  # waits for an important change
 
         def fire() -> None:
-            self._timer = None
-            gathered, self._pending = self._pending, []
-            if gathered:
-                spawn(submit(self.buildset_for(gathered)))
+            done = self._gatherings.pop(key, None)
+            if done is not None and done.changes:
+                spawn(submit(self.buildset_for(done.changes)))
 
-        self._timer = clock.call_later(self.tree_stable_timer, fire)
+        if gathering.timer is not None:
+            gathering.timer.cancel()
+            gathering.timer = None
+        if self.tree_stable_timer is None:
+            fire()
+        else:
+            gathering.timer = clock.call_later(self.tree_stable_timer, fire)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for gathering in self._gatherings.values():
+            if gathering.timer is not None:
+                gathering.timer.cancel()
+                gathering.timer = None
 
     def buildset_for(self, changes: list[Change]) -> NewBuildset:
         last = changes[-1]
         props = [Property(k, v, "Change") for c in changes for k, v in c.properties.items()]
         return NewBuildset(
-            reason=f"The SingleBranchScheduler scheduler named '{self.name}' triggered this build",
+            reason=f"The {type(self).__name__} scheduler named '{self.name}' triggered this build",
             scheduler=self.name,
             builders=list(self.builders),
             sourcestamps=[
@@ -105,6 +134,67 @@ class SingleBranchScheduler(Scheduler):
             change_ids=[c.id for c in changes],
             priority=self.priority,
         )
+
+
+class SingleBranchScheduler(ChangeScheduler):
+    """One branch (or whatever `change_filter` selects), one tree-stable timer."""
+
+    def __init__(
+        self,
+        name: str,
+        branch: str | None = None,
+        tree_stable_timer: float | None = None,
+        builders: Sequence[str] = (),
+        *,
+        treeStableTimer: float | None = None,
+        change_filter: ChangeFilter | None = None,
+        fileIsImportant: Any = None,
+        onlyImportant: bool = False,
+        properties: dict[str, Any] | None = None,
+        priority: int = 0,
+    ) -> None:
+        super().__init__(
+            name, builders,
+            tree_stable_timer=tree_stable_timer if tree_stable_timer is not None else treeStableTimer,
+            change_filter=change_filter, fileIsImportant=fileIsImportant,
+            onlyImportant=onlyImportant, properties=properties, priority=priority,
+        )
+        self.branch = branch
+
+    def wants(self, change: Change) -> bool:
+        return (self.branch is None or change.branch == self.branch) and super().wants(change)
+
+
+class AnyBranchScheduler(ChangeScheduler):
+    """Every branch its filter lets through, with one tree-stable timer (and build) per branch."""
+
+    def __init__(
+        self,
+        name: str,
+        builders: Sequence[str] = (),
+        tree_stable_timer: float | None = None,
+        *,
+        treeStableTimer: float | None = None,
+        branches: Sequence[str] | None = None,
+        change_filter: ChangeFilter | None = None,
+        fileIsImportant: Any = None,
+        onlyImportant: bool = False,
+        properties: dict[str, Any] | None = None,
+        priority: int = 0,
+    ) -> None:
+        super().__init__(
+            name, builders,
+            tree_stable_timer=tree_stable_timer if tree_stable_timer is not None else treeStableTimer,
+            change_filter=change_filter, fileIsImportant=fileIsImportant,
+            onlyImportant=onlyImportant, properties=properties, priority=priority,
+        )
+        self.branches = None if branches is None else list(branches)
+
+    def wants(self, change: Change) -> bool:
+        return (self.branches is None or change.branch in self.branches) and super().wants(change)
+
+    def gathering_key(self, change: Change) -> str:
+        return f"{change.codebase}\0{change.branch}"
 
 
 class ForceScheduler(Scheduler):

@@ -20,7 +20,7 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.ports import Clock, Notification, Repository
-from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.validation import check_changes, check_length, check_properties
 
@@ -38,7 +38,7 @@ class CoordinatorService:
 
     def configure(self, builders: Sequence[Builder], schedulers: Sequence[Scheduler]) -> None:
         for old in self.schedulers:
-            if isinstance(old, SingleBranchScheduler):
+            if isinstance(old, ChangeScheduler):
                 old.stop()
         self.schedulers = list(schedulers)
         self.dispatcher.configure(builders)
@@ -56,7 +56,7 @@ class CoordinatorService:
 
     async def aclose(self) -> None:
         for s in self.schedulers:
-            if isinstance(s, SingleBranchScheduler):
+            if isinstance(s, ChangeScheduler):
                 s.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -73,7 +73,7 @@ class CoordinatorService:
             for c, cid in zip(changes, ids, strict=True):
                 c.id = cid
                 for s in self.schedulers:
-                    if isinstance(s, SingleBranchScheduler):
+                    if isinstance(s, ChangeScheduler):
                         s.on_change(c, self.clock, self.submit_buildset, self._spawn)
         return ids, duplicate
 
