@@ -128,14 +128,15 @@ class WorkerSession:
         if run is None:
             return
 
-        async def settle() -> None:
-            # The command is done only once all its output is stored.
-            if run.pending:
-                await asyncio.gather(*run.pending, return_exceptions=True)
+        def settle(_: object = None) -> None:
             if not run.done.done():
                 run.done.set_result(msg)
 
-        asyncio.ensure_future(settle())
+        # The command is done only once all its output is stored.
+        if run.pending:
+            asyncio.gather(*run.pending, return_exceptions=True).add_done_callback(settle)
+        else:
+            settle()
 
     def close(self, reason: str) -> None:
         """The stream ended: every running command fails with WorkerLost."""
