@@ -69,7 +69,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             name=b.name,
             workers=list(b.workers),
             steps=[s.name for s in b.steps],
-            pending_requests=self.service.dispatcher.pending_count(b.name),
+            pending_requests=self.service.pending_count(b.name),
             description=b.description,
             tags=list(b.tags),
         )

@@ -107,6 +107,9 @@ class Repository(Protocol):
 
     async def last_event_id(self) -> int: ...
 
+    # notifications (written by the notification service through NotificationStore)
+    async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...
+
 
 # ---------------------------------------------------------------- notifications (mail, http push)
 

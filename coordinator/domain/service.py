@@ -141,6 +141,10 @@ class CoordinatorService:
             raise NotFound(f"no builder named {name!r} (configured builders: {known})")
         return b
 
+    def pending_count(self, builder: str) -> int:
+        """Unstarted build requests of a builder."""
+        return self.dispatcher.pending_count(builder)
+
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())
 
@@ -167,7 +171,7 @@ class CoordinatorService:
     async def list_notifications(self, limit: int, state: str) -> list[Notification]:
         if state not in NOTIFICATION_STATES:
             raise InvalidArgument(f"state must be one of pending, sent, failed (or empty), not {state!r}")
-        return await self.repo.list_notifications(_limit(limit), state)  # type: ignore[attr-defined, no-any-return]
+        return await self.repo.list_notifications(_limit(limit), state)
 
     async def list_workers(self) -> list[WorkerRecord]:
         stored = {w.name: w for w in await self.repo.list_workers()}
