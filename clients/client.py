@@ -237,11 +237,13 @@ class GantryClient:
         finally:
             call.cancel()
 
-    async def list_notifications(self, limit: int = 20, state: str = "") -> list[Any]:
-        """Notifications queued by notifiers (protobuf messages), newest first."""
+    async def list_notifications(
+        self, limit: int = 20, state: str = ""
+    ) -> list[models.Notification]:
+        """Notifications queued by notifiers, newest first."""
         request = control_pb2.ListNotificationsRequest(limit=limit, state=state)
         response = await self._call(self._control.ListNotifications(request, timeout=self.timeout))
-        return list(response.notifications)
+        return [convert.notification_from_proto(n) for n in response.notifications]
 
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()

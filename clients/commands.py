@@ -10,11 +10,12 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from clients import fmt, render
 from clients.client import GantryClient
@@ -129,24 +130,26 @@ async def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_list(args: argparse.Namespace, key: str, items: Sequence[Any],
+               table: Callable[[Sequence[Any]], RenderableType], empty: str) -> int:
+    """A list command's output: `{key: [...]}` with --json, else a table (or `empty`)."""
+    if args.json:
+        _emit_json({key: items})
+    else:
+        _console().print(table(items) if items else empty)
+    return 0
+
+
 async def cmd_builders(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         builders = await client.list_builders()
-    if args.json:
-        _emit_json({"builders": builders})
-    else:
-        _console().print(render.builders_table(builders) if builders else "no builders configured")
-    return 0
+    return _show_list(args, "builders", builders, render.builders_table, "no builders configured")
 
 
 async def cmd_builds(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         builds = await client.list_builds(args.builder, args.limit)
-    if args.json:
-        _emit_json({"builds": builds})
-    else:
-        _console().print(render.builds_table(builds) if builds else "no builds yet")
-    return 0
+    return _show_list(args, "builds", builds, render.builds_table, "no builds yet")
 
 
 async def cmd_build(args: argparse.Namespace) -> int:
@@ -162,44 +165,19 @@ async def cmd_build(args: argparse.Namespace) -> int:
 async def cmd_changes(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         changes = await client.list_changes(args.limit)
-    if args.json:
-        _emit_json({"changes": changes})
-    else:
-        _console().print(render.changes_table(changes) if changes else "no changes yet")
-    return 0
+    return _show_list(args, "changes", changes, render.changes_table, "no changes yet")
 
 
 async def cmd_workers(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         workers = await client.list_workers()
-    if args.json:
-        _emit_json({"workers": workers})
-    else:
-        _console().print(render.workers_table(workers) if workers else "no workers configured")
-    return 0
+    return _show_list(args, "workers", workers, render.workers_table, "no workers configured")
 
 
 async def cmd_notifications(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
-    from rich.table import Table
-
     async with _client(args) as client:
         items = await client.list_notifications(args.limit, args.state)
-    if args.json:
-        _emit_json({"notifications": [MessageToDict(n, preserving_proto_field_name=True) for n in items]})
-        return 0
-    if not items:
-        _console().print("no notifications")
-        return 0
-    colour = {"sent": "green", "pending": "yellow", "failed": "red"}
-    table = Table(box=None, header_style="bold")
-    for col in ("id", "notifier", "state", "attempts", "summary", "last error"):
-        table.add_column(col)
-    for n in items:
-        table.add_row(str(n.id), n.notifier, f"[{colour.get(n.state, '')}]{n.state}[/]",
-                      str(n.attempts), n.summary, n.last_error)
-    _console().print(table)
-    return 0
+    return _show_list(args, "notifications", items, render.notifications_table, "no notifications")
 
 
 async def cmd_log(args: argparse.Namespace) -> int:

@@ -163,6 +163,22 @@ def worker_from_proto(msg: control_pb2.Worker) -> models.Worker:
     )
 
 
+def notification_from_proto(msg: control_pb2.Notification) -> models.Notification:
+    return models.Notification(
+        id=msg.id,
+        notifier=msg.notifier,
+        kind=msg.kind,
+        key=msg.key,
+        state=msg.state,
+        attempts=msg.attempts,
+        next_attempt_at=time_from_proto(msg, "next_attempt_at"),
+        last_error=msg.last_error,
+        created_at=time_from_proto(msg, "created_at"),
+        sent_at=time_from_proto(msg, "sent_at"),
+        summary=msg.summary,
+    )
+
+
 def event_from_proto(msg: status_pb2.Event) -> models.Event:
     finished = msg.kind.endswith(_FINISHED_SUFFIX)
     return models.Event(

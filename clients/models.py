@@ -164,6 +164,23 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class Notification:
+    """A message a notifier queued (mail or HTTP push) and what became of it."""
+
+    id: int
+    notifier: str
+    kind: str
+    key: str
+    state: str  # "pending", "sent" or "failed"
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class Event:
     """One status event. `result` is set only for `*.finished` events."""
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients import fmt
-from clients.models import Build, Builder, Change, Event, Result, Worker
+from clients.models import Build, Builder, Change, Event, Notification, Result, Worker
 
 _KIND_WIDTH = 20  # len("buildrequest.retried")
 _DURATION_KEYS = ("duration", "duration_s", "duration_seconds", "elapsed")
@@ -131,6 +131,24 @@ def workers_table(workers: Iterable[Worker]) -> Table:
             ", ".join(worker.running_builds) or Text("-", style="dim"),
             str(worker.max_builds),
             _dash(platform),
+        )
+    return table
+
+
+_NOTIFICATION_STYLES = {"sent": "green", "pending": "yellow", "failed": "red"}
+
+
+def notifications_table(notifications: Iterable[Notification]) -> Table:
+    table = _table("id", "notifier", "state", "attempts", "summary", "last error")
+    table.columns[3].justify = "right"
+    for n in notifications:
+        table.add_row(
+            str(n.id),
+            n.notifier,
+            Text(n.state, style=_NOTIFICATION_STYLES.get(n.state, "")),
+            str(n.attempts),
+            n.summary,
+            _dash(n.last_error),
         )
     return table
 

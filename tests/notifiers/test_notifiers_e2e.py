@@ -4,6 +4,7 @@ mail arrives, once, when the server is back)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import grpc
 import pytest
 
 from protos.gantry.v1 import control_pb2
-from tests.e2e.harness import FAILURE, Cluster
+from tests.e2e.harness import FAILURE, Cluster, run_cli
 from tests.notifiers.conftest import SmtpServer, eventually, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -77,6 +78,17 @@ async def test_failing_build_mails_through_a_server_that_was_down(
         return len(got.notifications) == 2
 
     await eventually(all_sent, what="both notifications marked sent")
+
+    # The CLI shows the same: a table, and --json for scripts.
+    code, out, err = await run_cli("notifications", "--coordinator", coord.address)
+    assert code == 0, err
+    assert b"sent" in out and b"failure in failing #1" in out
+    code, out, err = await run_cli("notifications", "--state", "sent", "--json",
+                                   "--coordinator", coord.address)
+    assert code == 0, err
+    listed_json = json.loads(out)["notifications"]
+    assert [n["state"] for n in listed_json] == ["sent", "sent"]
+    assert listed_json[-1]["attempts"] >= 2 and listed_json[-1]["summary"].startswith("Gantry: failure")
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await coord.control.ListNotifications(control_pb2.ListNotificationsRequest(state="lost"))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
