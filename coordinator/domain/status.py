@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from coordinator.domain.errors import NotFound
-from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
+from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Build, LogInfo
 from coordinator.domain.ports import Repository
@@ -34,6 +34,11 @@ class StatusFeed:
         """Yields events in id order; yields None once if the consumer fell too far behind.
         `on_subscribed` runs once live events are being captured (so a client can act then)."""
         flt = flt or EventFilter()
+        unknown = sorted(flt.kinds - set(KINDS))
+        if unknown:
+            raise InvalidArgument(
+                f"unknown event kind(s) {', '.join(unknown)}; known kinds: {', '.join(KINDS)}"
+            )
         # Subscribe before reading history, so nothing committed in between can be missed.
         with self.bus.subscribe(flt, self.buffer) as sub:
             # Fix the starting point at subscription time: events published while the

@@ -241,3 +241,14 @@ def test_filters_by_buildset_and_worker() -> None:
     assert bs7.get_nowait() is None
     assert [w1.get_nowait().id for _ in range(2)] == [1, 4]  # type: ignore[union-attr]
     assert w1.get_nowait() is None
+
+
+async def test_an_unknown_event_kind_is_rejected() -> None:
+    from coordinator.domain.errors import InvalidArgument
+
+    bus = EventBus()
+    gen = StatusFeed(FakeEventStore(bus), bus).follow(  # type: ignore[arg-type]
+        since_id=0, flt=EventFilter(kinds=frozenset({"build.finsihed"}))
+    )
+    with pytest.raises(InvalidArgument, match="build.finsihed"):
+        await anext(gen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from protos.gantry.v1 import (
     common_pb2,
     control_pb2,
     logs_pb2,
+    status_pb2,
 )
 from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, Coordinator, make_change
 
@@ -178,6 +180,18 @@ async def test_bad_requests_are_rejected_with_the_right_status_codes(cluster: Cl
     await expect(missing, read(builder="b", build_number=1, step="7"))
     await expect(missing, read(builder="b", build_number=1, step="hello", log="nope"))
     await expect(missing, read(builder="b", build_number=42, step="hello"))
+
+    # Status: an unknown event kind, and WatchBuild of a build that does not exist.
+    async def first_of(call: Any) -> object:
+        async for item in call:
+            return item
+        return None
+
+    detail = await expect(invalid, first_of(coord.status.Subscribe(
+        status_pb2.SubscribeRequest(since_event_id=0, kinds=["build.finsihed"]))))
+    assert "build.finsihed" in detail and "build.finished" in detail
+    await expect(missing, first_of(coord.status.WatchBuild(
+        status_pb2.WatchBuildRequest(builder="b", number=42))))
 
     # The coordinator is unharmed: the good requests still work.
     ok = await coord.read_log("b", 1, "hello", logs_pb2.STDOUT)
