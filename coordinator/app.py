@@ -25,6 +25,9 @@ from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.status import LogReader, StatusFeed
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from coordinator.web.receiver import WebhookReceiver
+from coordinator.web.server import WebServer
+from coordinator.web.settings import override_address, web_settings
 from notifiers.service import NotificationService
 from protos.gantry.v1 import (
     changes_pb2,
@@ -65,6 +68,7 @@ class Coordinator:
         coordinator_id: str = "default",
         heartbeat_interval: float = 10.0,
         subscriber_buffer: int = 10_000,
+        http: str | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -84,6 +88,11 @@ class Coordinator:
         self.service: CoordinatorService | None = None
         self._worker_servicer: WorkerServicer | None = None
         self.notifications: NotificationService | None = None
+        # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
+        self.web_settings = web_settings(config.www)
+        if http:
+            override_address(self.web_settings, http)
+        self.web: WebServer | None = None
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +156,15 @@ class Coordinator:
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         self._worker_servicer = worker_servicer
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
+        if self.web_settings.enabled:
+            web = WebServer(WebhookReceiver(service, self.web_settings.dialects), self.web_settings)
+            await web.start()
+            self.web = web
+
+    @property
+    def http_address(self) -> str:
+        """HOST:PORT of the HTTP server ('' when there is none)."""
+        return self.web.address if self.web is not None else ""
 
     @property
     def address(self) -> str:
@@ -155,6 +173,9 @@ class Coordinator:
 
     async def aclose(self) -> None:
         """Stop in reverse order; idempotent, every wait bounded."""
+        if self.web is not None:
+            await self.web.aclose()
+            self.web = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

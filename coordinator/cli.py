@@ -13,6 +13,7 @@ from pathlib import Path
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.storage.repository import StorageError
+from coordinator.web.server import HttpListenError
 
 
 def checkconfig_main(argv: list[str]) -> int:
@@ -50,6 +51,10 @@ def main(argv: list[str]) -> int:
         "--subscriber-buffer", type=int, default=10_000,
         help="events buffered per status subscriber before a too-slow one is dropped (it resumes)",
     )
+    start.add_argument(
+        "--http", default=None, metavar="HOST:PORT",
+        help="serve HTTP (webhooks) here, overriding the config's www port (port 0: any free one)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
@@ -60,13 +65,17 @@ def main(argv: list[str]) -> int:
         for p in exc.problems:
             print(f"gantry: {p}", file=sys.stderr)
         return 1
-    coordinator = Coordinator(
-        cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
-        args.subscriber_buffer,
-    )
+    try:
+        coordinator = Coordinator(
+            cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
+            args.subscriber_buffer, args.http,
+        )
+    except ValueError as exc:  # a bad --http
+        print(f"gantry: error: {exc}", file=sys.stderr)
+        return 1
     try:
         return _run(coordinator)
-    except (ListenError, StorageError) as exc:
+    except (ListenError, StorageError, HttpListenError) as exc:
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
 
@@ -79,6 +88,9 @@ def _run(coordinator: Coordinator) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await coordinator.start()
+            if coordinator.http_address:
+                # Printed before the gRPC line, which tools wait for as "ready".
+                print(f"Gantry coordinator HTTP on http://{coordinator.http_address}/", flush=True)
             print(f"Gantry coordinator listening on {coordinator.address}", flush=True)
             (coordinator.data_dir / "coordinator.addr").write_text(coordinator.address + "\n")
             await stop.wait()

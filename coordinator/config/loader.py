@@ -14,6 +14,7 @@ from coordinator.domain.change_filters import ChangeFilter
 from coordinator.domain.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
+from coordinator.web.settings import web_settings
 from notifiers.base import Notifier
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -60,6 +61,7 @@ def load_config(path: str | Path) -> MasterConfig:
             schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
             notifiers=bmc.get("notifiers", bmc.get("services", [])),
             url=bmc.get("buildbotURL", bmc.get("url", "")),
+            www=bmc.get("www"),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -174,6 +176,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
                 add(n, f"notifier {n.name!r} names unknown builder {bn!r}")
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
+    for err in web_settings(cfg.www).errors:
+        add(cfg, err)
     return problems
 
 

@@ -40,6 +40,9 @@ class MasterConfig:
     notifiers: Sequence[Any] = ()
     # Where the web UI shows builds (Buildbot's buildbotURL); messages link to URL/builders/B/builds/N.
     url: str = ""
+    # Buildbot's www: dict(port=8010, change_hook_dialects={"github": {"secret": ...}, ...});
+    # None: no HTTP server (unless `coordinator start --http`). See coordinator/web/settings.py.
+    www: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
