@@ -171,3 +171,16 @@ def test_the_checker_sees_relative_and_nested_imports() -> None:
     got = {i.module for i in imports_of(probe, text)}
     assert {"coordinator.domain.model", "coordinator.app", "coordinator.domain.x.y", "grpc"} <= got
     assert is_project_module("coordinator.cli") and not is_project_module("coordinator.log")
+
+
+def test_only_the_web_server_imports_aiohttp() -> None:
+    """HTTP is an adapter: the webhook dialects and receiver are plain Python, like the domain."""
+    everything = [f for f in ROOT.rglob("*.py") if f.relative_to(ROOT).parts[0] in PROJECT - {"tests"}]
+    bad = [
+        str(i)
+        for f in everything
+        if f != ROOT / "coordinator" / "web" / "server.py"
+        for i in imports_of(f)
+        if i.top == "aiohttp"
+    ]
+    assert bad == []

@@ -5,9 +5,12 @@ redeliveries store nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import socket
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,17 @@ import aiohttp
 import pytest
 
 from protos.gantry.v1 import common_pb2, control_pb2
-from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, Coordinator, poll
+from tests.e2e.harness import (
+    ROOT,
+    START_TIMEOUT,
+    SUCCESS,
+    TIMEOUT,
+    Cluster,
+    Coordinator,
+    child_env,
+    config_source,
+    poll,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -230,3 +243,33 @@ async def test_a_redelivery_stores_nothing_new(cluster: Cluster) -> None:
             "/change_hook/gitea", body, headers)
         assert status == 200 and doc == {"change_ids": first["change_ids"], "duplicate": True}
     assert len(await changes(coord)) == 4
+
+
+async def run_coordinator(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """`coordinator start ARGS` expected to exit by itself: (exit code, stderr)."""
+    config = tmp_path / "master.py"
+    config.write_text(config_source(CONFIG))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coordinator", "start", "--config", str(config),
+        "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0", *args,
+        cwd=ROOT, env=child_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("the coordinator did not exit") from None
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def test_a_bad_or_busy_http_address_is_reported_without_traceback(tmp_path: Path) -> None:
+    code, err = await run_coordinator(tmp_path, "--http", "localhost")
+    assert code == 1 and "--http needs HOST:PORT" in err and "Traceback" not in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = await run_coordinator(tmp_path, "--http", f"127.0.0.1:{port}")
+    assert code == 1 and f"cannot listen for HTTP on 127.0.0.1:{port}" in err and "Traceback" not in err
