@@ -339,12 +339,25 @@ def test_www_settings() -> None:
     ({"change_hook_dialects": {"bitbucket": {}}}, "unknown change hook dialect 'bitbucket'"),
     ({"change_hook_dialects": {"github": {"strict": True}}}, "strict=True needs a secret"),
     ({"change_hook_dialects": {"github": {"secret": "s", "sekret": "t"}}}, "unknown option(s) 'sekret'"),
-    ({"change_hook_dialects": {"gitlab": {"secret": 42}}}, "secret must be a non-empty string"),
+    ({"change_hook_dialects": {"gitlab": {"secret": 42}}}, "secret must be a non-empty string or a Path"),
     ({"change_hook_dialects": {"gitea": "s3cret"}}, "must be a dict"),
     ("8010", "www must be a dict"),
 ])
 def test_www_mistakes(www: Any, message: str) -> None:
     assert any(message in e for e in web_settings(www).errors), web_settings(www).errors
+
+
+def test_secret_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "gh.secret").write_text(SECRET + "\n")
+    hook = GitHubHook({"secret": tmp_path / "gh.secret"})
+    assert hook.errors == [] and hook.secret == SECRET
+    assert "cannot read the secret" in GitHubHook({"secret": tmp_path / "missing"}).errors[0]
+
+
+def test_buildbot_style_dict_takes_www(tmp_path: Path) -> None:
+    path = tmp_path / "master.py"
+    path.write_text("BuildmasterConfig = {'www': dict(port=8010, change_hook_dialects={'gitea': {'secret': 's'}})}\n")
+    assert load_config(path).www == {"port": 8010, "change_hook_dialects": {"gitea": {"secret": "s"}}}
 
 
 def test_checkconfig_reports_www_mistakes_with_file_and_line(tmp_path: Path) -> None:

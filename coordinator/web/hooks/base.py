@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -59,14 +60,24 @@ class Dialect:
                 f"unknown option(s) {', '.join(map(repr, unknown))}; "
                 f"known: {', '.join(sorted(self.known_options))}"
             )
-        secret = self.options.get("secret")
-        if secret is not None and (not isinstance(secret, str) or not secret):
-            self.errors.append("secret must be a non-empty string")
-        self.secret: str = secret if isinstance(secret, str) else ""
+        self.secret = self._read_secret(self.options.get("secret"))
         codebase = self.options.get("codebase")
         if codebase is not None and not isinstance(codebase, str) and not callable(codebase):
             self.errors.append("codebase must be a string or a function of the payload")
         self.codebase: str | Callable[[Any], str] | None = codebase
+
+    def _read_secret(self, secret: Any) -> str:
+        """A string, or a Path to a file whose first line is the secret (read once, here)."""
+        if isinstance(secret, PurePath):
+            try:
+                secret = Path(secret).read_text().splitlines()[0].strip()
+            except (OSError, IndexError, UnicodeDecodeError) as exc:
+                self.errors.append(f"cannot read the secret from {str(secret)!r}: {exc or 'empty file'}")
+                return ""
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            self.errors.append("secret must be a non-empty string or a Path to a file holding it")
+            return ""
+        return secret or ""
 
     # --- the three steps of a delivery ----------------------------------------------------
 
