@@ -197,6 +197,11 @@ async def test_refused_deliveries_store_nothing(cluster: Cluster) -> None:
         partial = json.dumps({"ref": "refs/heads/main", "commits": []}).encode()
         status, doc = await http.post("/change_hook/github", partial, signed("github", "push", partial))
         assert status == 400 and "repository" in doc["error"]
+        long_branch = json.loads(body)
+        long_branch["ref"] = "refs/heads/" + "x" * 300  # longer than a change's branch may be
+        lb = json.dumps(long_branch).encode()
+        status, doc = await http.post("/change_hook/github", lb, signed("github", "push", lb))
+        assert status == 400 and "branch is 300 characters long" in doc["error"]
         gl = payload("gitlab_push")
         status, doc = await http.post("/change_hook/gitlab", gl, {**signed("gitlab", "Push Hook", gl),
                                                                   "X-Gitlab-Token": "wrong"})
