@@ -50,8 +50,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             repository=request.repository,
             project=request.project,
             properties=convert.properties_in(list(request.properties)),
+            priority=request.priority if request.HasField("priority") else None,
         )
         return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
+
+    async def RebuildBuild(self, request: control_pb2.RebuildBuildRequest, context: Ctx) -> Any:
+        bs_id, req_id = await self.service.rebuild_build(request.builder, request.number)
+        return control_pb2.RebuildBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 
     async def StopBuild(self, request: control_pb2.StopBuildRequest, context: Ctx) -> Any:
         stopped = await self.service.stop_build(request.builder, request.number, request.reason)
@@ -80,7 +85,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     async def GetBuild(self, request: control_pb2.GetBuildRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
-        return convert.build_pb(await self.service.get_build(request.builder, request.number), full=True)
+        build = await self.service.get_build(request.builder, request.number)
+        return convert.build_pb(build, full=True, estimate=await self.service.estimate(build))
 
     async def ListWorkers(self, request: control_pb2.ListWorkersRequest, context: Ctx) -> Any:
         workers = await self.service.list_workers()
@@ -125,7 +131,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         async for update in self.feed.watch_build(request.builder, request.number):
             yield status_pb2.BuildUpdate(
                 event=None if update.event is None else convert.event_pb(update.event),
-                build=convert.build_pb(update.build, full=True),
+                build=convert.build_pb(update.build, full=True, estimate=update.estimate),
                 eta=convert.ts(update.eta),
             )
 
