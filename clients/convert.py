@@ -128,6 +128,9 @@ def step_from_proto(msg: control_pb2.Step) -> models.Step:
         ),
         urls=tuple(models.StepUrl(u.name, u.url) for u in msg.urls),
         hidden=msg.hidden,
+        expected_duration=(
+            msg.expected_duration.ToNanoseconds() / 1e9 if msg.HasField("expected_duration") else None
+        ),
     )
 
 
@@ -149,6 +152,7 @@ def build_from_proto(msg: control_pb2.Build) -> models.Build:
         changes=tuple(change_from_proto(c) for c in msg.changes),
         reason=msg.reason,
         sourcestamps=tuple(sourcestamp_from_proto(s) for s in msg.sourcestamps),
+        eta=time_from_proto(msg, "eta"),
     )
 
 

@@ -113,6 +113,7 @@ class Step:
     logs: tuple[LogInfo, ...] = ()
     urls: tuple[StepUrl, ...] = ()
     hidden: bool = False
+    expected_duration: float | None = None  # seconds, while the build runs and history exists
 
     @property
     def duration(self) -> float | None:
@@ -138,6 +139,7 @@ class Build:
     changes: tuple[Change, ...] = ()
     reason: str = ""
     sourcestamps: tuple[SourceStamp, ...] = ()
+    eta: datetime | None = None  # estimated completion while running (GetBuild, WatchBuild)
 
     @property
     def duration(self) -> float | None:
