@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import grpc
 import pytest
 
-from tests.e2e.harness import SUCCESS, Cluster, run_cli
+from protos.gantry.v1 import control_pb2, status_pb2
+from tests.e2e.harness import SUCCESS, TIMEOUT, Cluster, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -51,6 +54,12 @@ async def test_running_build_has_an_eta_and_priority_decides_the_queue(cluster: 
     nap = running.steps[0].expected_duration.ToNanoseconds() / 1e9
     assert nap >= 0.3  # the median of two real `sleep 0.3` runs
 
+    watch = coord.status.WatchBuild(status_pb2.WatchBuildRequest(builder="timed", number=3))
+    head = await asyncio.wait_for(watch.read(), TIMEOUT)
+    watch.cancel()
+    assert head.HasField("eta") and head.eta == head.build.eta  # WatchBuild: the same estimator
+    assert head.build.steps[0].HasField("expected_duration")
+
     code, out, err = await run_cli("build", "timed", "3", *at)
     assert code == 0, err
     text = out.decode()
@@ -66,6 +75,9 @@ async def test_running_build_has_an_eta_and_priority_decides_the_queue(cluster: 
 
     code, out, err = await run_cli("force", "timed", "--priority", "5000", *at)
     assert code == 1 and "priority must be between -1000 and 1000" in err.decode()
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await coord.force("timed", priority=-1001)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     gate.touch()
     for number in (3, 4, 5):
@@ -102,4 +114,12 @@ async def test_rebuild_repeats_the_source_and_properties(cluster: Cluster) -> No
     code, out, err = await run_cli("rebuild", "timed", "99", *at)
     assert code == 1
     assert "no build number 99" in err.decode() and "Traceback" not in err.decode()
+    for request, code_ in (
+        (control_pb2.RebuildBuildRequest(builder="", number=1), grpc.StatusCode.INVALID_ARGUMENT),
+        (control_pb2.RebuildBuildRequest(builder="nope", number=1), grpc.StatusCode.NOT_FOUND),
+        (control_pb2.RebuildBuildRequest(builder="timed", number=0), grpc.StatusCode.NOT_FOUND),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await coord.control.RebuildBuild(request, timeout=TIMEOUT)
+        assert failed.value.code() == code_ and failed.value.details()
     assert len(rec.of_kind("buildset.added")) == 2  # refused before anything was stored
