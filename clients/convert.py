@@ -110,6 +110,7 @@ def builder_from_proto(msg: control_pb2.Builder) -> models.Builder:
         pending_requests=msg.pending_requests,
         description=msg.description,
         tags=tuple(msg.tags),
+        next_expected_start=time_from_proto(msg, "next_expected_start"),
     )
 
 

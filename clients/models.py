@@ -83,6 +83,7 @@ class Builder:
     pending_requests: int = 0
     description: str = ""
     tags: tuple[str, ...] = ()
+    next_expected_start: datetime | None = None  # of its next queued request, when estimable
 
 
 @dataclass(frozen=True)

@@ -160,14 +160,16 @@ def notifications_table(notifications: Iterable[Notification]) -> Table:
 
 
 def builders_table(builders: Iterable[Builder]) -> Table:
-    table = _table("builder", "workers", "steps", "pending", "tags", "description")
+    table = _table("builder", "workers", "steps", "pending", "next start", "tags", "description")
     table.columns[3].justify = "right"
     for builder in builders:
+        start = builder.next_expected_start
         table.add_row(
             builder.name,
             ", ".join(builder.workers),
             str(len(builder.steps)),
             str(builder.pending_requests),
+            _dash(f"in ~{fmt.format_duration(fmt.until(start))}" if start is not None else ""),
             ", ".join(builder.tags),
             builder.description,
         )

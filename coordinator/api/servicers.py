@@ -63,12 +63,14 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         return control_pb2.StopBuildResponse(stopped=stopped)
 
     async def ListBuilders(self, request: control_pb2.ListBuildersRequest, context: Ctx) -> Any:
-        return control_pb2.ListBuildersResponse(builders=[self._builder(b.name) for b in self.service.list_builders()])
+        return control_pb2.ListBuildersResponse(
+            builders=[await self._builder(b.name) for b in self.service.list_builders()]
+        )
 
     async def GetBuilder(self, request: control_pb2.GetBuilderRequest, context: Ctx) -> Any:
-        return self._builder(request.name)
+        return await self._builder(request.name)
 
-    def _builder(self, name: str) -> control_pb2.Builder:
+    async def _builder(self, name: str) -> control_pb2.Builder:
         b = self.service.builder(name)
         return control_pb2.Builder(
             name=b.name,
@@ -77,6 +79,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             pending_requests=self.service.pending_count(b.name),
             description=b.description,
             tags=list(b.tags),
+            next_expected_start=convert.ts(await self.service.next_expected_start(b.name)),
         )
 
     async def ListBuilds(self, request: control_pb2.ListBuildsRequest, context: Ctx) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
-from coordinator.domain.eta import BuildEstimate, EtaEstimator
+from coordinator.domain.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.model import (
     Build,
     BuildRequest,
@@ -178,6 +178,28 @@ class CoordinatorService:
     def pending_count(self, builder: str) -> int:
         """Unstarted build requests of a builder."""
         return self.dispatcher.pending_count(builder)
+
+    async def next_expected_start(self, builder: str) -> float | None:
+        """When the builder's next queued request can expect to start (see `expected_starts`):
+        the slots of its connected workers free at their builds' ETAs; a build whose ETA is
+        unknown, and the queued request, take the builder's median successful build. Reads one
+        build per slot in use, and only for a builder with a queue."""
+        head = self.dispatcher.next_pending(builder)
+        if head is None:
+            return None
+        sessions = [
+            s for w in self.builder(builder).workers
+            if (s := self.workers.sessions.get(w)) is not None and not s.closed
+        ]
+        etas: list[float | None] = []
+        for session in sessions:
+            for label in sorted(session.builds):
+                name, _, number = label.rpartition("/")
+                build = await self.repo.get_build(name, int(number)) if number.isdigit() else None
+                etas.append(None if build is None else (await self.estimator.estimate(build)).eta)
+        duration = (await self.estimator.history(builder)).build_duration
+        slots = sum(s.max_builds for s in sessions)
+        return expected_starts([head.id], slots, etas, duration, self.clock.now()).get(head.id)
 
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())

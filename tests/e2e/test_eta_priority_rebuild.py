@@ -79,6 +79,12 @@ async def test_running_build_has_an_eta_and_priority_decides_the_queue(cluster: 
         await coord.force("timed", priority=-1001)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
+    builder = await coord.control.GetBuilder(control_pb2.GetBuilderRequest(name="timed"), timeout=TIMEOUT)
+    assert builder.pending_requests == 2
+    assert builder.next_expected_start.ToNanoseconds() >= running.started_at.ToNanoseconds()
+    code, out, err = await run_cli("builders", *at)
+    assert code == 0 and "next start" in out.decode() and "in ~" in out.decode(), (out, err)
+
     gate.touch()
     for number in (3, 4, 5):
         done = await rec.wait_kind("build.finished", builder="timed", build_number=number)
@@ -87,6 +93,8 @@ async def test_running_build_has_an_eta_and_priority_decides_the_queue(cluster: 
     assert fourth.build_request_id == high["build_request_id"]  # queued later, started first
     assert fifth.build_request_id == low["build_request_id"]
     assert not (await coord.get_build("timed", 5)).HasField("eta")  # finished: no ETA
+    idle = await coord.control.GetBuilder(control_pb2.GetBuilderRequest(name="timed"), timeout=TIMEOUT)
+    assert idle.pending_requests == 0 and not idle.HasField("next_expected_start")
 
 
 async def test_rebuild_repeats_the_source_and_properties(cluster: Cluster) -> None:

@@ -90,20 +90,22 @@ class GetBuilderRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Builder(_message.Message):
-    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags")
+    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     PENDING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EXPECTED_START_FIELD_NUMBER: _ClassVar[int]
     name: str
     workers: _containers.RepeatedScalarFieldContainer[str]
     steps: _containers.RepeatedScalarFieldContainer[str]
     pending_requests: int
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_expected_start: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListBuildsRequest(_message.Message):
     __slots__ = ("builder", "limit")
