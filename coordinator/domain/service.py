@@ -37,7 +37,7 @@ class CoordinatorService:
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
-        self.estimator = estimator or EtaEstimator(repo, clock.now)
+        self.estimator = estimator  # None: no estimates (it must be fed finished builds to stay fresh)
         self.schedulers: list[Scheduler] = []
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -185,8 +185,9 @@ class CoordinatorService:
         unknown, and the queued request, take the builder's median successful build. Reads one
         build per slot in use, and only for a builder with a queue."""
         head = self.dispatcher.next_pending(builder)
-        if head is None:
+        if head is None or self.estimator is None:
             return None
+        estimator = self.estimator
         sessions = [
             s for w in self.builder(builder).workers
             if (s := self.workers.sessions.get(w)) is not None and not s.closed
@@ -196,8 +197,8 @@ class CoordinatorService:
             for label in sorted(session.builds):
                 name, _, number = label.rpartition("/")
                 build = await self.repo.get_build(name, int(number)) if number.isdigit() else None
-                etas.append(None if build is None else (await self.estimator.estimate(build)).eta)
-        duration = (await self.estimator.history(builder)).build_duration
+                etas.append(None if build is None else (await estimator.estimate(build)).eta)
+        duration = (await estimator.history(builder)).build_duration
         slots = sum(s.max_builds for s in sessions)
         return expected_starts([head.id], slots, etas, duration, self.clock.now()).get(head.id)
 
@@ -212,7 +213,9 @@ class CoordinatorService:
 
     async def estimate(self, build: Build) -> BuildEstimate | None:
         """ETA and expected step durations of a running build (None once it finished)."""
-        return None if build.complete else await self.estimator.estimate(build)
+        if build.complete or self.estimator is None:
+            return None
+        return await self.estimator.estimate(build)
 
     async def list_builds(self, builder: str, limit: int) -> list[Build]:
         if builder:
