@@ -143,14 +143,19 @@ def expected_starts(
 
     `pending` are request ids in dispatch order (priority, then FIFO); `worker_slots` is how many
     builds the workers can run at once, `running_build_etas` the ETAs of the builds occupying
-    some of those slots (None: unknown, taken as `now` plus an estimated build duration). A slot
-    frees at its running build's ETA (never before `now`), then the next request takes it for its
-    estimated duration (a number, or a function of the request id). Requests from the first one
-    whose start depends on an unknown duration on are left out, as are all when there are no
-    slots.
+    some of those slots (None: unknown — taken as `now` plus `estimated_build_duration` when that
+    is a number, else the slot never frees). A slot frees at its running build's ETA (never
+    before `now`), then the next request takes it for its estimated duration (a number, or a
+    function of the request id; None: unknown). Requests from the first one whose start would
+    depend on an unknown duration on are left out, as are all when there are no slots.
+
+    Pure and self-contained: for one builder, `pending` is its queue, `worker_slots` the
+    `max_builds` of its connected workers and `running_build_etas` the ETAs of the builds on
+    them (`CoordinatorService.next_expected_start` does this for the queue's head).
     """
     if worker_slots <= 0:
         return {}
+
     def duration(request_id: int) -> float | None:
         if callable(estimated_build_duration):
             return estimated_build_duration(request_id)
