@@ -125,8 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in ("branch", "revision", "repository", "reason", "owner", "project"):
         p.add_argument(f"--{opt}", default="")
     p.add_argument("--property", action="append", type=parse_property, default=[], metavar="K=V")
+    p.add_argument("--priority", type=int, default=None, metavar="N",
+                   help="request priority, higher first (default: the ForceScheduler's)")
     p.add_argument("--wait", action="store_true",
                    help="follow the build; exit 0 on success or warnings, 1 otherwise")
+
+    p = command("rebuild", commands.cmd_rebuild,
+                "build a build again: same source stamps and properties, same builder")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p.add_argument("--wait", action="store_true",
+                   help="follow the new build; exit 0 on success or warnings, 1 otherwise")
 
     p = command("stop", commands.cmd_stop, "stop a running build")
     p.add_argument("builder")

@@ -181,9 +181,12 @@ class GantryClient:
         properties: Mapping[str, object] | None = None,
         owner: str = "",
         project: str = "",
+        priority: int | None = None,
     ) -> models.ForceResult:
-        """Force a build; returns `(buildset_id, build_request_id)`."""
+        """Force a build; returns `(buildset_id, build_request_id)`. `priority` None: the
+        ForceScheduler's."""
         request = control_pb2.ForceBuildRequest(
+            priority=priority,
             builder=builder,
             branch=branch,
             revision=revision,
@@ -194,6 +197,13 @@ class GantryClient:
             properties=convert.properties_to_proto(properties or {}),
         )
         response = await self._call(self._control.ForceBuild(request, timeout=self.timeout))
+        return models.ForceResult(response.buildset_id, response.build_request_id)
+
+    async def rebuild_build(self, builder: str, number: int) -> models.ForceResult:
+        """Rebuild a build (same source stamps and buildset properties, same builder); returns
+        the new `(buildset_id, build_request_id)`."""
+        request = control_pb2.RebuildBuildRequest(builder=builder, number=number)
+        response = await self._call(self._control.RebuildBuild(request, timeout=self.timeout))
         return models.ForceResult(response.buildset_id, response.build_request_id)
 
     async def stop_build(self, builder: str, number: int, reason: str = "") -> bool:

@@ -10,7 +10,7 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from clients.convert import to_jsonable
 from clients.errors import LocalError
 from clients.live import BuildFollower, EventPump, Target
 from clients.live_view import make_display
-from clients.models import Change, Channel
+from clients.models import Change, Channel, ForceResult
 
 
 def _console() -> Console:
@@ -83,32 +83,51 @@ def _default_owner() -> str:
 
 
 async def cmd_force(args: argparse.Namespace) -> int:
+    async def force(client: GantryClient) -> ForceResult:
+        return await client.force_build(
+            args.builder,
+            branch=args.branch,
+            revision=args.revision,
+            repository=args.repository,
+            reason=args.reason,
+            properties=dict(args.property),
+            owner=args.owner or _default_owner(),
+            project=args.project,
+            priority=args.priority,
+        )
+
+    return await _submit_and_wait(args, "forced", force)
+
+
+async def cmd_rebuild(args: argparse.Namespace) -> int:
+    async def rebuild(client: GantryClient) -> ForceResult:
+        return await client.rebuild_build(args.builder, args.number)
+
+    return await _submit_and_wait(args, "rebuilt", rebuild)
+
+
+async def _submit_and_wait(
+    args: argparse.Namespace, verb: str, submit: Callable[[GantryClient], Awaitable[ForceResult]]
+) -> int:
+    """Submit a buildset for `args.builder`, print it, and with `--wait` follow its build:
+    exit 0 on SUCCESS/WARNINGS, 1 otherwise."""
     console = _console()
     async with _client(args) as client:
         pump = EventPump(client, builders=[args.builder]) if args.wait else None
         try:
             if pump is not None:
                 await pump.start()  # subscribe first, so no event of the build is missed
-            forced = await client.force_build(
-                args.builder,
-                branch=args.branch,
-                revision=args.revision,
-                repository=args.repository,
-                reason=args.reason,
-                properties=dict(args.property),
-                owner=args.owner or _default_owner(),
-                project=args.project,
-            )
+            submitted = await submit(client)
             if args.json:
-                _emit_json({"event": "forced", **forced._asdict()} if pump else forced)
+                _emit_json({"event": verb, **submitted._asdict()} if pump else submitted)
             else:
                 console.print(
-                    f"forced [bold]{args.builder}[/]: buildset {forced.buildset_id} "
-                    f"(request {forced.build_request_id})"
+                    f"{verb} [bold]{args.builder}[/]: buildset {submitted.buildset_id} "
+                    f"(request {submitted.build_request_id})"
                 )
             if pump is None:
                 return 0
-            target = Target(buildset_id=forced.buildset_id, builders=(args.builder,))
+            target = Target(buildset_id=submitted.buildset_id, builders=(args.builder,))
             display = make_display(console, args.json, f"waiting for a worker to run {args.builder}")
             with display:
                 state = await BuildFollower(client, pump, display, target).run()

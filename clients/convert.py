@@ -110,6 +110,7 @@ def builder_from_proto(msg: control_pb2.Builder) -> models.Builder:
         pending_requests=msg.pending_requests,
         description=msg.description,
         tags=tuple(msg.tags),
+        next_expected_start=time_from_proto(msg, "next_expected_start"),
     )
 
 
@@ -128,6 +129,9 @@ def step_from_proto(msg: control_pb2.Step) -> models.Step:
         ),
         urls=tuple(models.StepUrl(u.name, u.url) for u in msg.urls),
         hidden=msg.hidden,
+        expected_duration=(
+            msg.expected_duration.ToNanoseconds() / 1e9 if msg.HasField("expected_duration") else None
+        ),
     )
 
 
@@ -149,6 +153,7 @@ def build_from_proto(msg: control_pb2.Build) -> models.Build:
         changes=tuple(change_from_proto(c) for c in msg.changes),
         reason=msg.reason,
         sourcestamps=tuple(sourcestamp_from_proto(s) for s in msg.sourcestamps),
+        eta=time_from_proto(msg, "eta"),
     )
 
 

@@ -248,7 +248,7 @@ class _Fetcher:
             self._asked_history.add(builder)
             self._spawn(self._guard(functools.partial(self._history, builder),
                                     functools.partial(self._failed_history.add, builder)))
-        for key in self.state.builds_needing_detail():
+        for key in self.state.builds_needing_detail() + self.state.builds_needing_estimate():
             if key not in self._asked_detail:
                 self._asked_detail.add(key)
                 self._spawn(self._guard(functools.partial(self._detail, *key),

@@ -57,6 +57,12 @@ class RunningBuild:
     step_name: str = ""
     step_done: bool = False  # that step has finished and the next one has not started
     seen_start: bool = False  # its build.started came through the stream (so will its steps)
+    step_started_at: datetime | None = None  # when the latest step started
+    # The coordinator's per-step estimate (GetBuild): step names in order and, by name, how
+    # long each is expected to take (from the builder's recent successful builds).
+    step_names: tuple[str, ...] = ()
+    expected: dict[str, float] = field(default_factory=dict)
+    estimate_loaded: bool = False
 
     @property
     def key(self) -> BuildKey:
@@ -69,9 +75,10 @@ class RunningBuild:
     def elapsed(self, now: datetime) -> float | None:
         return _seconds(self.started_at, now)
 
-    def _step(self, number: int, name: str, done: bool) -> None:
+    def _step(self, number: int, name: str, done: bool, at: datetime | None = None) -> None:
         if number > self.step_number:
             self.step_number, self.step_name, self.step_done = number, name, done
+            self.step_started_at = at
         elif number == self.step_number:
             self.step_name = name or self.step_name
             self.step_done = self.step_done or done
@@ -171,7 +178,11 @@ class DashboardState:
         run.started_at = run.started_at or build.started_at
         for step in build.steps:
             if step.started_at is not None or step.complete:
-                run._step(step.number, step.name, step.complete)
+                run._step(step.number, step.name, step.complete, step.started_at)
+        if build.steps:
+            run.estimate_loaded = True
+            run.step_names = tuple(s.name for s in build.steps)
+            run.expected = {s.name: s.expected_duration for s in build.steps if s.expected_duration is not None}
 
     def load_workers(self, workers: Iterable[Worker]) -> None:
         """ListWorkers: who is connected; their running builds join Running if unknown."""
@@ -204,6 +215,14 @@ class DashboardState:
         return [
             k for k, run in self.running.items()
             if not run.seen_start and (run.started_at is None or run.step_number < 0)
+        ]
+
+    def builds_needing_estimate(self) -> list[BuildKey]:
+        """Running builds past their first step whose per-step estimate has not been read,
+        of builders with a successful build to estimate from (one GetBuild per build)."""
+        return [
+            k for k, run in self.running.items()
+            if run.step_number >= 0 and not run.estimate_loaded and self.history.get(run.builder)
         ]
 
     # -- events ------------------------------------------------------------------------------
@@ -240,7 +259,7 @@ class DashboardState:
                 return
             run = self.running.setdefault(key, RunningBuild(builder, event.build_number))
             run.worker = run.worker or event.worker
-            run._step(event.step_number, event.step_name, kind == "step.finished")
+            run._step(event.step_number, event.step_name, kind == "step.finished", event.at)
         elif kind == "build.finished":
             seen = key in self._done  # the snapshot (or its history) already counted it
             current = self.running.get(key)
@@ -290,12 +309,32 @@ class DashboardState:
         return sum(past) / len(past) if past else None
 
     def remaining(self, run: RunningBuild, now: datetime) -> float | None:
-        """Estimated seconds left (may be negative when overdue); None when unknown."""
+        """Estimated seconds left; None when unknown. With the coordinator's per-step estimate:
+        the expected durations of the steps still to run, the running one less what it has run
+        (0 when all are overdue). Without it: the builder's average build less the elapsed time
+        (negative when overdue)."""
+        if run.expected:
+            return self._steps_remaining(run, now)
         estimate = self.eta_estimate(run.builder)
         elapsed = run.elapsed(now)
         if estimate is None or elapsed is None:
             return None
         return estimate - elapsed
+
+    @staticmethod
+    def _steps_remaining(run: RunningBuild, now: datetime) -> float:
+        total = 0.0
+        for number, name in enumerate(run.step_names):
+            expected = run.expected.get(name)
+            if expected is None or number < run.step_number:
+                continue
+            if number == run.step_number:
+                if run.step_done:
+                    continue
+                total += max(0.0, expected - (_seconds(run.step_started_at, now) or 0.0))
+            else:
+                total += expected
+        return total
 
     # -- internals ---------------------------------------------------------------------------
 

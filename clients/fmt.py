@@ -108,6 +108,11 @@ def elapsed_since(when: datetime | None, end: datetime | None = None) -> float |
     return max(0.0, ((end or datetime.now(UTC)) - when).total_seconds())
 
 
+def until(when: datetime, now: datetime | None = None) -> float:
+    """Seconds from now (or `now`) to `when`; 0 once it has passed."""
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
 def short_revision(revision: str) -> str:
     return revision[:12]
 

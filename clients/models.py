@@ -83,6 +83,7 @@ class Builder:
     pending_requests: int = 0
     description: str = ""
     tags: tuple[str, ...] = ()
+    next_expected_start: datetime | None = None  # of its next queued request, when estimable
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Step:
     logs: tuple[LogInfo, ...] = ()
     urls: tuple[StepUrl, ...] = ()
     hidden: bool = False
+    expected_duration: float | None = None  # seconds, while the build runs and history exists
 
     @property
     def duration(self) -> float | None:
@@ -138,6 +140,7 @@ class Build:
     changes: tuple[Change, ...] = ()
     reason: str = ""
     sourcestamps: tuple[SourceStamp, ...] = ()
+    eta: datetime | None = None  # estimated completion while running (GetBuild, WatchBuild)
 
     @property
     def duration(self) -> float | None:

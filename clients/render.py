@@ -66,6 +66,9 @@ def build_detail(build: Build) -> RenderableType:
         info.add_row("duration", fmt.format_duration(build.duration))
     else:
         info.add_row("running for", fmt.format_duration(fmt.elapsed_since(build.started_at)))
+        if build.eta is not None:
+            remaining = fmt.format_duration(fmt.until(build.eta))
+            info.add_row("eta", f"{fmt.format_clock(build.eta)}  ({remaining} remaining)")
     info.add_row("reason", _dash(build.reason))
     info.add_row("buildset", f"{build.buildset_id}  (request {build.build_request_id})")
     for stamp in build.sourcestamps:
@@ -75,7 +78,9 @@ def build_detail(build: Build) -> RenderableType:
         info.add_row(label, f"{stamp.repository or '-'}  {stamp.branch or '(default)'}  {revision}")
     parts.append(info)
 
-    steps = _table("#", "step", "result", "duration", "state", "logs", title="Steps")
+    estimated = not build.complete and any(s.expected_duration is not None for s in build.steps)
+    columns = ("#", "step", "result", "duration") + (("expected",) if estimated else ()) + ("state", "logs")
+    steps = _table(*columns, title="Steps")
     steps.columns[0].justify = "right"
     steps.columns[3].justify = "right"
     for step in build.steps:
@@ -87,8 +92,9 @@ def build_detail(build: Build) -> RenderableType:
         duration = fmt.elapsed_since(step.started_at) if running else step.duration
         logs = ", ".join(f"{log.name} ({fmt.format_size(log.size)})" for log in step.logs)
         name = Text(step.name, style="dim" if step.hidden else "")
+        expected = (fmt.format_duration(step.expected_duration),) if estimated else ()
         steps.add_row(
-            str(step.number), name, result, fmt.format_duration(duration),
+            str(step.number), name, result, fmt.format_duration(duration), *expected,
             step.state_string, logs,
         )
     parts.append(steps)
@@ -154,14 +160,16 @@ def notifications_table(notifications: Iterable[Notification]) -> Table:
 
 
 def builders_table(builders: Iterable[Builder]) -> Table:
-    table = _table("builder", "workers", "steps", "pending", "tags", "description")
+    table = _table("builder", "workers", "steps", "pending", "next start", "tags", "description")
     table.columns[3].justify = "right"
     for builder in builders:
+        start = builder.next_expected_start
         table.add_row(
             builder.name,
             ", ".join(builder.workers),
             str(len(builder.steps)),
             str(builder.pending_requests),
+            _dash(f"in ~{fmt.format_duration(fmt.until(start))}" if start is not None else ""),
             ", ".join(builder.tags),
             builder.description,
         )

@@ -18,6 +18,7 @@ from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServic
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.eta import EtaEstimator
 from coordinator.domain.events import EventBus
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.ports import TimerHandle
@@ -105,7 +106,9 @@ class Coordinator:
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
         dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
-        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers)
+        estimator = EtaEstimator(repo, self.clock.now)
+        self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
+        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, estimator)
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.
@@ -130,7 +133,7 @@ class Coordinator:
         )
         changes_pb2_grpc.add_ChangeServiceServicer_to_server(ChangeServicer(service), server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(service), server)
-        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer)), server)
+        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer, estimator)), server)
         logs_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(LogReader(repo, self.watchers)), server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(worker_servicer, server)
         health_servicer = health.aio.HealthServicer()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coordinator.domain import model
+from coordinator.domain.eta import BuildEstimate
 from coordinator.domain.events import Event
 from coordinator.domain.ports import Notification
 from coordinator.domain.validation import check_property_name, parse_property_value
@@ -106,7 +108,7 @@ def step_pb(s: model.Step) -> control_pb2.Step:
     )
 
 
-def build_pb(b: model.Build, full: bool) -> control_pb2.Build:
+def build_pb(b: model.Build, full: bool, estimate: BuildEstimate | None = None) -> control_pb2.Build:
     msg = control_pb2.Build(
         id=b.id,
         builder=b.builder,
@@ -126,7 +128,20 @@ def build_pb(b: model.Build, full: bool) -> control_pb2.Build:
         msg.steps.extend(step_pb(s) for s in b.steps)
         msg.properties.extend(property_pb(p) for p in b.properties)
         msg.changes.extend(change_pb(c) for c in b.changes)
+    if estimate is not None:
+        if estimate.eta is not None:
+            msg.eta.CopyFrom(ts(estimate.eta))
+        for step in msg.steps:
+            expected = estimate.step_durations.get(step.name)
+            if expected is not None:
+                step.expected_duration.CopyFrom(_duration(expected))
     return msg
+
+
+def _duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
 
 
 def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:

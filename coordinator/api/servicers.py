@@ -50,20 +50,27 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             repository=request.repository,
             project=request.project,
             properties=convert.properties_in(list(request.properties)),
+            priority=request.priority if request.HasField("priority") else None,
         )
         return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
+
+    async def RebuildBuild(self, request: control_pb2.RebuildBuildRequest, context: Ctx) -> Any:
+        bs_id, req_id = await self.service.rebuild_build(request.builder, request.number)
+        return control_pb2.RebuildBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 
     async def StopBuild(self, request: control_pb2.StopBuildRequest, context: Ctx) -> Any:
         stopped = await self.service.stop_build(request.builder, request.number, request.reason)
         return control_pb2.StopBuildResponse(stopped=stopped)
 
     async def ListBuilders(self, request: control_pb2.ListBuildersRequest, context: Ctx) -> Any:
-        return control_pb2.ListBuildersResponse(builders=[self._builder(b.name) for b in self.service.list_builders()])
+        return control_pb2.ListBuildersResponse(
+            builders=[await self._builder(b.name) for b in self.service.list_builders()]
+        )
 
     async def GetBuilder(self, request: control_pb2.GetBuilderRequest, context: Ctx) -> Any:
-        return self._builder(request.name)
+        return await self._builder(request.name)
 
-    def _builder(self, name: str) -> control_pb2.Builder:
+    async def _builder(self, name: str) -> control_pb2.Builder:
         b = self.service.builder(name)
         return control_pb2.Builder(
             name=b.name,
@@ -72,6 +79,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             pending_requests=self.service.pending_count(b.name),
             description=b.description,
             tags=list(b.tags),
+            next_expected_start=convert.ts(await self.service.next_expected_start(b.name)),
         )
 
     async def ListBuilds(self, request: control_pb2.ListBuildsRequest, context: Ctx) -> Any:
@@ -80,7 +88,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     async def GetBuild(self, request: control_pb2.GetBuildRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
-        return convert.build_pb(await self.service.get_build(request.builder, request.number), full=True)
+        build = await self.service.get_build(request.builder, request.number)
+        return convert.build_pb(build, full=True, estimate=await self.service.estimate(build))
 
     async def ListWorkers(self, request: control_pb2.ListWorkersRequest, context: Ctx) -> Any:
         workers = await self.service.list_workers()
@@ -125,7 +134,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         async for update in self.feed.watch_build(request.builder, request.number):
             yield status_pb2.BuildUpdate(
                 event=None if update.event is None else convert.event_pb(update.event),
-                build=convert.build_pb(update.build, full=True),
+                build=convert.build_pb(update.build, full=True, estimate=update.estimate),
                 eta=convert.ts(update.eta),
             )
 

@@ -66,6 +66,11 @@ class Dispatcher:
     def pending_count(self, builder: str) -> int:
         return len(self._pending.get(builder, ()))
 
+    def next_pending(self, builder: str) -> BuildRequest | None:
+        """The builder's pending request that dispatch takes next (the head of its heap)."""
+        heap = self._pending.get(builder)
+        return heap[0][-1] if heap else None
+
     def kick(self) -> None:
         self._kick.set()
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
     Build,
@@ -88,6 +89,10 @@ class Repository(Protocol):
     async def get_build(self, builder: str, number: int) -> Build | None: ...
 
     async def list_builds(self, builder: str, limit: int) -> list[Build]: ...
+
+    async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
+        """Steps that ran in the builder's last `builds` successful builds (one query)."""
+        ...
 
     async def get_log(self, builder: str, number: int, step: str, log_name: str) -> LogInfo | None: ...
 

@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.model import (
     Build,
     BuildRequest,
@@ -28,11 +29,15 @@ log = logging.getLogger(__name__)
 
 
 class CoordinatorService:
-    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
+    def __init__(
+        self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry,
+        estimator: EtaEstimator | None = None,
+    ) -> None:
         self.repo = repo
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
+        self.estimator = estimator  # None: no estimates (it must be fed finished builds to stay fresh)
         self.schedulers: list[Scheduler] = []
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -97,10 +102,15 @@ class CoordinatorService:
         repository: str = "",
         project: str = "",
         properties: list[Property] | None = None,
+        priority: int | None = None,
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
         self.builder(builder)
+        if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InvalidArgument(
+                f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (higher runs first), not {priority}"
+            )
         for field, value, limit in (
             ("reason", reason, 1024), ("owner", owner, 256), ("branch", branch, 256),
             ("revision", revision, 256), ("repository", repository, 1024), ("project", project, 256),
@@ -119,7 +129,31 @@ class CoordinatorService:
             builder, reason=reason, owner=owner, branch=branch, revision=revision,
             repository=repository, project=project, properties=props,
         )
+        if priority is not None:
+            bs.priority = priority
         bs_id, req_ids = await self.submit_buildset(bs)
+        return bs_id, req_ids[builder]
+
+    async def rebuild_build(self, builder: str, number: int) -> tuple[int, int]:
+        """Buildbot's rebuild: a new buildset with the build's source stamps, buildset
+        properties and changes, for the build's builder only."""
+        if not builder:
+            raise InvalidArgument("builder is required")
+        build = await self.get_build(builder, number)
+        self.builder(builder)  # it must still be configured to run
+        old = await self.repo.get_buildset(build.buildset_id)
+        if old is None:  # a build always has its buildset; only a damaged database lacks it
+            raise NotFound(f"the buildset {build.buildset_id} of build {builder} #{number} no longer exists")
+        props = [p for p in old.properties if p.name != "rebuilt_buildid"]
+        props.append(Property("rebuilt_buildid", build.id, "Rebuild"))
+        bs_id, req_ids = await self.submit_buildset(NewBuildset(
+            reason=f"rebuild of {builder} #{number}",
+            scheduler="rebuild",
+            builders=[builder],
+            sourcestamps=list(old.sourcestamps),
+            properties=props,
+            change_ids=list(old.change_ids),
+        ))
         return bs_id, req_ids[builder]
 
     async def stop_build(self, builder: str, number: int, reason: str) -> bool:
@@ -145,6 +179,29 @@ class CoordinatorService:
         """Unstarted build requests of a builder."""
         return self.dispatcher.pending_count(builder)
 
+    async def next_expected_start(self, builder: str) -> float | None:
+        """When the builder's next queued request can expect to start (see `expected_starts`):
+        the slots of its connected workers free at their builds' ETAs; a build whose ETA is
+        unknown, and the queued request, take the builder's median successful build. Reads one
+        build per slot in use, and only for a builder with a queue."""
+        head = self.dispatcher.next_pending(builder)
+        if head is None or self.estimator is None:
+            return None
+        estimator = self.estimator
+        sessions = [
+            s for w in self.builder(builder).workers
+            if (s := self.workers.sessions.get(w)) is not None and not s.closed
+        ]
+        etas: list[float | None] = []
+        for session in sessions:
+            for label in sorted(session.builds):
+                name, _, number = label.rpartition("/")
+                build = await self.repo.get_build(name, int(number)) if number.isdigit() else None
+                etas.append(None if build is None else (await estimator.estimate(build)).eta)
+        duration = (await estimator.history(builder)).build_duration
+        slots = sum(s.max_builds for s in sessions)
+        return expected_starts([head.id], slots, etas, duration, self.clock.now()).get(head.id)
+
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())
 
@@ -153,6 +210,12 @@ class CoordinatorService:
         if build is None:
             raise NotFound(f"builder {builder!r} has no build number {number}")
         return build
+
+    async def estimate(self, build: Build) -> BuildEstimate | None:
+        """ETA and expected step durations of a running build (None once it finished)."""
+        if build.complete or self.estimator is None:
+            return None
+        return await self.estimator.estimate(build)
 
     async def list_builds(self, builder: str, limit: int) -> list[Build]:
         if builder:
@@ -190,6 +253,7 @@ class CoordinatorService:
 
 
 NOTIFICATION_STATES = ("", "pending", "sent", "failed")
+MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
 
 
 def _limit(limit: int) -> int:

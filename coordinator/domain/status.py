@@ -6,23 +6,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.eta import BuildEstimate, EtaEstimator
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Build, LogInfo
 from coordinator.domain.ports import Repository
-from coordinator.domain.results import Result
 
 REPLAY_PAGE = 500
-ETA_SAMPLE = 5  # recent successful builds averaged for an ETA
 MAX_READ = 1024 * 1024  # ALL reads carry the bytes twice (data + segments): stay under gRPC's 4 MiB default
 
 
 class StatusFeed:
     """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
 
-    def __init__(self, repo: Repository, bus: EventBus, buffer: int = 10_000) -> None:
+    def __init__(
+        self, repo: Repository, bus: EventBus, buffer: int = 10_000, estimator: EtaEstimator | None = None
+    ) -> None:
         self.repo = repo
         self.bus = bus
+        self.estimator = estimator
         self.buffer = buffer
 
     async def follow(
@@ -90,26 +92,22 @@ class StatusFeed:
             raise NotFound(f"builder {builder!r} has no build number {number}")
         return build
 
-    async def _eta(self, build: Build) -> float | None:
-        """Start time plus the mean duration of the builder's recent successful builds."""
-        if build.complete:
+    async def _eta(self, build: Build) -> BuildEstimate | None:
+        """The per-step estimate while the build runs (cached history: no query per event)."""
+        if build.complete or self.estimator is None:
             return None
-        recent = await self.repo.list_builds(build.builder, ETA_SAMPLE * 4)
-        durations = [
-            b.finished_at - b.started_at
-            for b in recent
-            if b.result == Result.SUCCESS and b.finished_at is not None
-        ][:ETA_SAMPLE]
-        if not durations:
-            return None
-        return build.started_at + sum(durations) / len(durations)
+        return await self.estimator.estimate(build)
 
 
 @dataclass
 class BuildUpdate:
     event: Event | None
     build: Build
-    eta: float | None
+    estimate: BuildEstimate | None
+
+    @property
+    def eta(self) -> float | None:
+        return None if self.estimate is None else self.estimate.eta
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
     Build,
@@ -26,7 +27,7 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
-from coordinator.storage import codec, schema
+from coordinator.storage import codec, history, schema
 from coordinator.storage.writer import Tx, Writer
 
 log = logging.getLogger(__name__)
@@ -574,6 +575,9 @@ class SqlRepository:
             return [codec.build_from_row(r) for r in c.execute(stmt)]
 
         return await self._read(q)
+
+    async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
+        return await self._read(lambda c: history.recent_step_durations(c, builder, builds))
 
     async def pending_counts(self) -> dict[str, int]:
         def q(c: sa.Connection) -> dict[str, int]:

@@ -144,6 +144,32 @@ def test_eta_is_the_average_of_the_last_five_successful_builds() -> None:
     assert state.eta_estimate("other") is None
 
 
+def test_remaining_time_uses_the_coordinators_per_step_estimate() -> None:
+    state = DashboardState()
+    state.load_history("b", [build("b", 1, 0, 100)])
+    feed(state, [
+        ev(1, "build.started", at=at(1000), builder="b", build_number=2, worker="w"),
+        ev(2, "step.started", at=at(1000), builder="b", build_number=2, step_number=0, step_name="compile"),
+    ])
+    assert state.builds_needing_estimate() == [("b", 2)]  # one GetBuild, then never again
+    state.load_build(Build(
+        id=2, builder="b", number=2, worker="w", started_at=at(1000), steps=(
+            Step(id=1, number=0, name="compile", started_at=at(1000), expected_duration=10.0),
+            Step(id=2, number=1, name="test", expected_duration=30.0),
+            Step(id=3, number=2, name="new"),  # never seen: no estimate of its own
+        ),
+    ))
+    assert state.builds_needing_estimate() == []
+    [run] = state.running_builds()
+    assert state.remaining(run, at(1004)) == 6.0 + 30.0
+    assert state.remaining(run, at(1020)) == 30.0  # compile overran: only test is left
+    feed(state, [
+        ev(3, "step.finished", at=at(1020), builder="b", build_number=2, step_number=0, step_name="compile"),
+        ev(4, "step.started", at=at(1021), builder="b", build_number=2, step_number=1, step_name="test"),
+    ])
+    assert state.remaining(run, at(1031)) == 20.0  # the average (100 s) is not used any more
+
+
 def test_the_duration_falls_back_to_start_and_finish_times() -> None:
     state = DashboardState()
     feed(state, [

@@ -95,3 +95,35 @@ def test_to_jsonable() -> None:
     assert convert.to_jsonable(event)["result"] == "FAILURE"
     assert convert.to_jsonable(event)["details"] == {"state_string": "failed"}
     assert json.loads(json.dumps(convert.to_jsonable(event)))["id"] == 2
+
+
+def test_build_eta_and_expected_step_durations_from_proto_to_screen() -> None:
+    from google.protobuf.duration_pb2 import Duration
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from rich.console import Console
+
+    from clients import render
+    from protos.gantry.v1 import control_pb2
+
+    now = datetime.now(UTC)
+    started, eta = Timestamp(), Timestamp()
+    started.FromDatetime(now - timedelta(seconds=30))
+    eta.FromDatetime(now + timedelta(seconds=95))
+    msg = control_pb2.Build(id=1, builder="b", number=3, started_at=started, eta=eta, steps=[
+        control_pb2.Step(id=1, number=0, name="compile", started_at=started,
+                         expected_duration=Duration(seconds=42)),
+        control_pb2.Step(id=2, number=1, name="test"),
+    ])
+    build = convert.build_from_proto(msg)
+    assert build.eta == now + timedelta(seconds=95)
+    assert [s.expected_duration for s in build.steps] == [42.0, None]
+    console = Console(record=True, width=150)
+    console.print(render.build_detail(build))
+    text = console.export_text()
+    assert "remaining" in text and "expected" in text and "42.0s" in text
+
+    done = convert.build_from_proto(control_pb2.Build(id=1, builder="b", number=2, complete=True))
+    assert done.eta is None
+    console = Console(record=True, width=150)
+    console.print(render.build_detail(done))
+    assert "eta" not in console.export_text() and "expected" not in console.export_text()

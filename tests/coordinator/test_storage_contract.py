@@ -730,3 +730,32 @@ async def test_list_workers_after_connect_and_disconnect(store: Store) -> None:
         ("worker.connected", name), ("worker.disconnected", name), ("worker.connected", name)
     ]
     assert events[1].details == {"reason": "stream closed"}
+
+
+# ------------------------------------------------------------------------------------ history for ETAs
+
+
+async def test_recent_step_durations_reads_the_last_successful_builds(store: Store) -> None:
+    repo = store.repo
+    builder = uniq("eta")
+    results = [Result.SUCCESS, Result.FAILURE, Result.SUCCESS, Result.SUCCESS]
+    for i, result in enumerate(results):
+        build = await started_build(repo, builder)  # started at T0 + 1
+        steps = await repo.add_steps(build, ["compile", "test", "skipped"])
+        for step, (start, end) in zip(steps[:2], [(T0 + 1, T0 + 3 + i), (T0 + 3 + i, T0 + 10 + i)], strict=True):
+            await repo.start_step(build, step, start)
+            step.started_at = start
+            await repo.finish_step(build, step, Result.SUCCESS, "done", end)
+        await repo.finish_step(build, steps[2], Result.SKIPPED, "skipped", T0 + 10 + i)
+        await repo.finish_build(build, result, "done", T0 + 11 + i, requeue=False)
+    running = await started_build(repo, builder)
+    await repo.add_steps(running, ["compile"])
+
+    samples = await repo.recent_step_durations(builder, 2)
+    # Builds 4 and 3 (build 2 failed, build 5 runs); the skipped step never ran.
+    assert [(s.build_number, s.build_duration, s.step_name, s.step_duration) for s in samples] == [
+        (4, 13.0, "compile", 5.0), (4, 13.0, "test", 7.0),
+        (3, 12.0, "compile", 4.0), (3, 12.0, "test", 7.0),
+    ]
+    assert {s.build_number for s in await repo.recent_step_durations(builder, 10)} == {1, 3, 4}
+    assert await repo.recent_step_durations(uniq("none"), 10) == []

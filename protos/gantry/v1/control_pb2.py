@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from protos.gantry.v1 import common_pb2 as protos_dot_gantry_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/gantry/v1/control.proto\x12\tgantry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/gantry/v1/common.proto\"\xb3\x01\n\x11\x46orceBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12\x12\n\nrepository\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\'\n\nproperties\x18\x07 \x03(\x0b\x32\x13.gantry.v1.Property\x12\x0f\n\x07project\x18\x08 \x01(\t\"C\n\x12\x46orceBuildResponse\x12\x13\n\x0b\x62uildset_id\x18\x01 \x01(\x03\x12\x18\n\x10\x62uild_request_id\x18\x02 \x01(\x03\"C\n\x10StopBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"$\n\x11StopBuildResponse\x12\x0f\n\x07stopped\x18\x01 \x01(\x08\"\x15\n\x13ListBuildersRequest\"<\n\x14ListBuildersResponse\x12$\n\x08\x62uilders\x18\x01 \x03(\x0b\x32\x12.gantry.v1.Builder\"!\n\x11GetBuilderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"t\n\x07\x42uilder\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x03(\t\x12\r\n\x05steps\x18\x03 \x03(\t\x12\x18\n\x10pending_requests\x18\x04 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\"3\n\x11ListBuildsRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"6\n\x12ListBuildsResponse\x12 \n\x06\x62uilds\x18\x01 \x03(\x0b\x32\x10.gantry.v1.Build\"2\n\x0fGetBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\"\xca\x03\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x62uilder\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x03\x12\x0e\n\x06worker\x18\x04 \x01(\t\x12\x18\n\x10\x62uild_request_id\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uildset_id\x18\x06 \x01(\x03\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63omplete\x18\t \x01(\x08\x12!\n\x06result\x18\n \x01(\x0e\x32\x11.gantry.v1.Result\x12\x14\n\x0cstate_string\x18\x0b \x01(\t\x12\x1e\n\x05steps\x18\x0c \x03(\x0b\x32\x0f.gantry.v1.Step\x12\'\n\nproperties\x18\r \x03(\x0b\x32\x13.gantry.v1.Property\x12\"\n\x07\x63hanges\x18\x0e \x03(\x0b\x32\x11.gantry.v1.Change\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12,\n\x0csourcestamps\x18\x10 \x03(\x0b\x32\x16.gantry.v1.SourceStamp\"\xb0\x02\n\x04Step\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cstate_string\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63omplete\x18\x07 \x01(\x08\x12!\n\x06result\x18\x08 \x01(\x0e\x32\x11.gantry.v1.Result\x12 \n\x04logs\x18\t \x03(\x0b\x32\x12.gantry.v1.LogInfo\x12 \n\x04urls\x18\n \x03(\x0b\x32\x12.gantry.v1.StepUrl\x12\x0e\n\x06hidden\x18\x0b \x01(\x08\"$\n\x07StepUrl\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"Q\n\x07LogInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.gantry.v1.Worker\"\xd8\x01\n\x06Worker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erunning_builds\x18\x04 \x03(\t\x12\x12\n\nmax_builds\x18\x05 \x01(\x05\x12)\n\x04info\x18\x06 \x03(\x0b\x32\x1b.gantry.v1.Worker.InfoEntry\x1a+\n\tInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x12ListChangesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"9\n\x13ListChangesResponse\x12\"\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x11.gantry.v1.Change\"\x1e\n\x10GetChangeRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"8\n\x18ListNotificationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\"K\n\x19ListNotificationsResponse\x12.\n\rnotifications\x18\x01 \x03(\x0b\x32\x17.gantry.v1.Notification\"\x9f\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08notifier\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07summary\x18\x0b \x01(\t2\xf2\x05\n\x0e\x43ontrolService\x12I\n\nForceBuild\x12\x1c.gantry.v1.ForceBuildRequest\x1a\x1d.gantry.v1.ForceBuildResponse\x12\x46\n\tStopBuild\x12\x1b.gantry.v1.StopBuildRequest\x1a\x1c.gantry.v1.StopBuildResponse\x12O\n\x0cListBuilders\x12\x1e.gantry.v1.ListBuildersRequest\x1a\x1f.gantry.v1.ListBuildersResponse\x12>\n\nGetBuilder\x12\x1c.gantry.v1.GetBuilderRequest\x1a\x12.gantry.v1.Builder\x12I\n\nListBuilds\x12\x1c.gantry.v1.ListBuildsRequest\x1a\x1d.gantry.v1.ListBuildsResponse\x12\x38\n\x08GetBuild\x12\x1a.gantry.v1.GetBuildRequest\x1a\x10.gantry.v1.Build\x12L\n\x0bListWorkers\x12\x1d.gantry.v1.ListWorkersRequest\x1a\x1e.gantry.v1.ListWorkersResponse\x12L\n\x0bListChanges\x12\x1d.gantry.v1.ListChangesRequest\x1a\x1e.gantry.v1.ListChangesResponse\x12;\n\tGetChange\x12\x1b.gantry.v1.GetChangeRequest\x1a\x11.gantry.v1.Change\x12^\n\x11ListNotifications\x12#.gantry.v1.ListNotificationsRequest\x1a$.gantry.v1.ListNotificationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/gantry/v1/control.proto\x12\tgantry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/gantry/v1/common.proto\"\xd7\x01\n\x11\x46orceBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12\x12\n\nrepository\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\'\n\nproperties\x18\x07 \x03(\x0b\x32\x13.gantry.v1.Property\x12\x0f\n\x07project\x18\x08 \x01(\t\x12\x15\n\x08priority\x18\t \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_priority\"C\n\x12\x46orceBuildResponse\x12\x13\n\x0b\x62uildset_id\x18\x01 \x01(\x03\x12\x18\n\x10\x62uild_request_id\x18\x02 \x01(\x03\"6\n\x13RebuildBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\"E\n\x14RebuildBuildResponse\x12\x13\n\x0b\x62uildset_id\x18\x01 \x01(\x03\x12\x18\n\x10\x62uild_request_id\x18\x02 \x01(\x03\"C\n\x10StopBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"$\n\x11StopBuildResponse\x12\x0f\n\x07stopped\x18\x01 \x01(\x08\"\x15\n\x13ListBuildersRequest\"<\n\x14ListBuildersResponse\x12$\n\x08\x62uilders\x18\x01 \x03(\x0b\x32\x12.gantry.v1.Builder\"!\n\x11GetBuilderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xad\x01\n\x07\x42uilder\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x03(\t\x12\r\n\x05steps\x18\x03 \x03(\t\x12\x18\n\x10pending_requests\x18\x04 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x37\n\x13next_expected_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x11ListBuildsRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"6\n\x12ListBuildsResponse\x12 \n\x06\x62uilds\x18\x01 \x03(\x0b\x32\x10.gantry.v1.Build\"2\n\x0fGetBuildRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\"\xf3\x03\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x62uilder\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x03\x12\x0e\n\x06worker\x18\x04 \x01(\t\x12\x18\n\x10\x62uild_request_id\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uildset_id\x18\x06 \x01(\x03\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63omplete\x18\t \x01(\x08\x12!\n\x06result\x18\n \x01(\x0e\x32\x11.gantry.v1.Result\x12\x14\n\x0cstate_string\x18\x0b \x01(\t\x12\x1e\n\x05steps\x18\x0c \x03(\x0b\x32\x0f.gantry.v1.Step\x12\'\n\nproperties\x18\r \x03(\x0b\x32\x13.gantry.v1.Property\x12\"\n\x07\x63hanges\x18\x0e \x03(\x0b\x32\x11.gantry.v1.Change\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12,\n\x0csourcestamps\x18\x10 \x03(\x0b\x32\x16.gantry.v1.SourceStamp\x12\'\n\x03\x65ta\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe6\x02\n\x04Step\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cstate_string\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63omplete\x18\x07 \x01(\x08\x12!\n\x06result\x18\x08 \x01(\x0e\x32\x11.gantry.v1.Result\x12 \n\x04logs\x18\t \x03(\x0b\x32\x12.gantry.v1.LogInfo\x12 \n\x04urls\x18\n \x03(\x0b\x32\x12.gantry.v1.StepUrl\x12\x0e\n\x06hidden\x18\x0b \x01(\x08\x12\x34\n\x11\x65xpected_duration\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"$\n\x07StepUrl\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"Q\n\x07LogInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.gantry.v1.Worker\"\xd8\x01\n\x06Worker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erunning_builds\x18\x04 \x03(\t\x12\x12\n\nmax_builds\x18\x05 \x01(\x05\x12)\n\x04info\x18\x06 \x03(\x0b\x32\x1b.gantry.v1.Worker.InfoEntry\x1a+\n\tInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x12ListChangesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"9\n\x13ListChangesResponse\x12\"\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x11.gantry.v1.Change\"\x1e\n\x10GetChangeRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"8\n\x18ListNotificationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\"K\n\x19ListNotificationsResponse\x12.\n\rnotifications\x18\x01 \x03(\x0b\x32\x17.gantry.v1.Notification\"\x9f\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08notifier\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07summary\x18\x0b \x01(\t2\xc3\x06\n\x0e\x43ontrolService\x12I\n\nForceBuild\x12\x1c.gantry.v1.ForceBuildRequest\x1a\x1d.gantry.v1.ForceBuildResponse\x12\x46\n\tStopBuild\x12\x1b.gantry.v1.StopBuildRequest\x1a\x1c.gantry.v1.StopBuildResponse\x12O\n\x0cListBuilders\x12\x1e.gantry.v1.ListBuildersRequest\x1a\x1f.gantry.v1.ListBuildersResponse\x12>\n\nGetBuilder\x12\x1c.gantry.v1.GetBuilderRequest\x1a\x12.gantry.v1.Builder\x12I\n\nListBuilds\x12\x1c.gantry.v1.ListBuildsRequest\x1a\x1d.gantry.v1.ListBuildsResponse\x12\x38\n\x08GetBuild\x12\x1a.gantry.v1.GetBuildRequest\x1a\x10.gantry.v1.Build\x12L\n\x0bListWorkers\x12\x1d.gantry.v1.ListWorkersRequest\x1a\x1e.gantry.v1.ListWorkersResponse\x12L\n\x0bListChanges\x12\x1d.gantry.v1.ListChangesRequest\x1a\x1e.gantry.v1.ListChangesResponse\x12;\n\tGetChange\x12\x1b.gantry.v1.GetChangeRequest\x1a\x11.gantry.v1.Change\x12^\n\x11ListNotifications\x12#.gantry.v1.ListNotificationsRequest\x1a$.gantry.v1.ListNotificationsResponse\x12O\n\x0cRebuildBuild\x12\x1e.gantry.v1.RebuildBuildRequest\x1a\x1f.gantry.v1.RebuildBuildResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,56 +36,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKER_INFOENTRY']._loaded_options = None
   _globals['_WORKER_INFOENTRY']._serialized_options = b'8\001'
-  _globals['_FORCEBUILDREQUEST']._serialized_start=110
-  _globals['_FORCEBUILDREQUEST']._serialized_end=289
-  _globals['_FORCEBUILDRESPONSE']._serialized_start=291
-  _globals['_FORCEBUILDRESPONSE']._serialized_end=358
-  _globals['_STOPBUILDREQUEST']._serialized_start=360
-  _globals['_STOPBUILDREQUEST']._serialized_end=427
-  _globals['_STOPBUILDRESPONSE']._serialized_start=429
-  _globals['_STOPBUILDRESPONSE']._serialized_end=465
-  _globals['_LISTBUILDERSREQUEST']._serialized_start=467
-  _globals['_LISTBUILDERSREQUEST']._serialized_end=488
-  _globals['_LISTBUILDERSRESPONSE']._serialized_start=490
-  _globals['_LISTBUILDERSRESPONSE']._serialized_end=550
-  _globals['_GETBUILDERREQUEST']._serialized_start=552
-  _globals['_GETBUILDERREQUEST']._serialized_end=585
-  _globals['_BUILDER']._serialized_start=587
-  _globals['_BUILDER']._serialized_end=703
-  _globals['_LISTBUILDSREQUEST']._serialized_start=705
-  _globals['_LISTBUILDSREQUEST']._serialized_end=756
-  _globals['_LISTBUILDSRESPONSE']._serialized_start=758
-  _globals['_LISTBUILDSRESPONSE']._serialized_end=812
-  _globals['_GETBUILDREQUEST']._serialized_start=814
-  _globals['_GETBUILDREQUEST']._serialized_end=864
-  _globals['_BUILD']._serialized_start=867
-  _globals['_BUILD']._serialized_end=1325
-  _globals['_STEP']._serialized_start=1328
-  _globals['_STEP']._serialized_end=1632
-  _globals['_STEPURL']._serialized_start=1634
-  _globals['_STEPURL']._serialized_end=1670
-  _globals['_LOGINFO']._serialized_start=1672
-  _globals['_LOGINFO']._serialized_end=1753
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1755
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1775
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1777
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1834
-  _globals['_WORKER']._serialized_start=1837
-  _globals['_WORKER']._serialized_end=2053
-  _globals['_WORKER_INFOENTRY']._serialized_start=2010
-  _globals['_WORKER_INFOENTRY']._serialized_end=2053
-  _globals['_LISTCHANGESREQUEST']._serialized_start=2055
-  _globals['_LISTCHANGESREQUEST']._serialized_end=2090
-  _globals['_LISTCHANGESRESPONSE']._serialized_start=2092
-  _globals['_LISTCHANGESRESPONSE']._serialized_end=2149
-  _globals['_GETCHANGEREQUEST']._serialized_start=2151
-  _globals['_GETCHANGEREQUEST']._serialized_end=2181
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=2183
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2239
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2241
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2316
-  _globals['_NOTIFICATION']._serialized_start=2319
-  _globals['_NOTIFICATION']._serialized_end=2606
-  _globals['_CONTROLSERVICE']._serialized_start=2609
-  _globals['_CONTROLSERVICE']._serialized_end=3363
+  _globals['_FORCEBUILDREQUEST']._serialized_start=142
+  _globals['_FORCEBUILDREQUEST']._serialized_end=357
+  _globals['_FORCEBUILDRESPONSE']._serialized_start=359
+  _globals['_FORCEBUILDRESPONSE']._serialized_end=426
+  _globals['_REBUILDBUILDREQUEST']._serialized_start=428
+  _globals['_REBUILDBUILDREQUEST']._serialized_end=482
+  _globals['_REBUILDBUILDRESPONSE']._serialized_start=484
+  _globals['_REBUILDBUILDRESPONSE']._serialized_end=553
+  _globals['_STOPBUILDREQUEST']._serialized_start=555
+  _globals['_STOPBUILDREQUEST']._serialized_end=622
+  _globals['_STOPBUILDRESPONSE']._serialized_start=624
+  _globals['_STOPBUILDRESPONSE']._serialized_end=660
+  _globals['_LISTBUILDERSREQUEST']._serialized_start=662
+  _globals['_LISTBUILDERSREQUEST']._serialized_end=683
+  _globals['_LISTBUILDERSRESPONSE']._serialized_start=685
+  _globals['_LISTBUILDERSRESPONSE']._serialized_end=745
+  _globals['_GETBUILDERREQUEST']._serialized_start=747
+  _globals['_GETBUILDERREQUEST']._serialized_end=780
+  _globals['_BUILDER']._serialized_start=783
+  _globals['_BUILDER']._serialized_end=956
+  _globals['_LISTBUILDSREQUEST']._serialized_start=958
+  _globals['_LISTBUILDSREQUEST']._serialized_end=1009
+  _globals['_LISTBUILDSRESPONSE']._serialized_start=1011
+  _globals['_LISTBUILDSRESPONSE']._serialized_end=1065
+  _globals['_GETBUILDREQUEST']._serialized_start=1067
+  _globals['_GETBUILDREQUEST']._serialized_end=1117
+  _globals['_BUILD']._serialized_start=1120
+  _globals['_BUILD']._serialized_end=1619
+  _globals['_STEP']._serialized_start=1622
+  _globals['_STEP']._serialized_end=1980
+  _globals['_STEPURL']._serialized_start=1982
+  _globals['_STEPURL']._serialized_end=2018
+  _globals['_LOGINFO']._serialized_start=2020
+  _globals['_LOGINFO']._serialized_end=2101
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2103
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2123
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=2125
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=2182
+  _globals['_WORKER']._serialized_start=2185
+  _globals['_WORKER']._serialized_end=2401
+  _globals['_WORKER_INFOENTRY']._serialized_start=2358
+  _globals['_WORKER_INFOENTRY']._serialized_end=2401
+  _globals['_LISTCHANGESREQUEST']._serialized_start=2403
+  _globals['_LISTCHANGESREQUEST']._serialized_end=2438
+  _globals['_LISTCHANGESRESPONSE']._serialized_start=2440
+  _globals['_LISTCHANGESRESPONSE']._serialized_end=2497
+  _globals['_GETCHANGEREQUEST']._serialized_start=2499
+  _globals['_GETCHANGEREQUEST']._serialized_end=2529
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=2531
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2587
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2589
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2664
+  _globals['_NOTIFICATION']._serialized_start=2667
+  _globals['_NOTIFICATION']._serialized_end=2954
+  _globals['_CONTROLSERVICE']._serialized_start=2957
+  _globals['_CONTROLSERVICE']._serialized_end=3792
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from protos.gantry.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ForceBuildRequest(_message.Message):
-    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project")
+    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "priority")
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +21,7 @@ class ForceBuildRequest(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     builder: str
     branch: str
     revision: str
@@ -28,9 +30,26 @@ class ForceBuildRequest(_message.Message):
     owner: str
     properties: _containers.RepeatedCompositeFieldContainer[_common_pb2.Property]
     project: str
-    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class ForceBuildResponse(_message.Message):
+    __slots__ = ("buildset_id", "build_request_id")
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILD_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    buildset_id: int
+    build_request_id: int
+    def __init__(self, buildset_id: _Optional[int] = ..., build_request_id: _Optional[int] = ...) -> None: ...
+
+class RebuildBuildRequest(_message.Message):
+    __slots__ = ("builder", "number")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    number: int
+    def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+
+class RebuildBuildResponse(_message.Message):
     __slots__ = ("buildset_id", "build_request_id")
     BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
     BUILD_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -71,20 +90,22 @@ class GetBuilderRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Builder(_message.Message):
-    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags")
+    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     PENDING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EXPECTED_START_FIELD_NUMBER: _ClassVar[int]
     name: str
     workers: _containers.RepeatedScalarFieldContainer[str]
     steps: _containers.RepeatedScalarFieldContainer[str]
     pending_requests: int
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_expected_start: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListBuildsRequest(_message.Message):
     __slots__ = ("builder", "limit")
@@ -109,7 +130,7 @@ class GetBuildRequest(_message.Message):
     def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
 
 class Build(_message.Message):
-    __slots__ = ("id", "builder", "number", "worker", "build_request_id", "buildset_id", "started_at", "finished_at", "complete", "result", "state_string", "steps", "properties", "changes", "reason", "sourcestamps")
+    __slots__ = ("id", "builder", "number", "worker", "build_request_id", "buildset_id", "started_at", "finished_at", "complete", "result", "state_string", "steps", "properties", "changes", "reason", "sourcestamps", "eta")
     ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +147,7 @@ class Build(_message.Message):
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SOURCESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
     id: int
     builder: str
     number: int
@@ -142,10 +164,11 @@ class Build(_message.Message):
     changes: _containers.RepeatedCompositeFieldContainer[_common_pb2.Change]
     reason: str
     sourcestamps: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
-    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., build_request_id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., state_string: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ..., reason: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ...) -> None: ...
+    eta: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., build_request_id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., state_string: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ..., reason: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., eta: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("id", "number", "name", "state_string", "started_at", "finished_at", "complete", "result", "logs", "urls", "hidden")
+    __slots__ = ("id", "number", "name", "state_string", "started_at", "finished_at", "complete", "result", "logs", "urls", "hidden", "expected_duration")
     ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +180,7 @@ class Step(_message.Message):
     LOGS_FIELD_NUMBER: _ClassVar[int]
     URLS_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DURATION_FIELD_NUMBER: _ClassVar[int]
     id: int
     number: int
     name: str
@@ -168,7 +192,8 @@ class Step(_message.Message):
     logs: _containers.RepeatedCompositeFieldContainer[LogInfo]
     urls: _containers.RepeatedCompositeFieldContainer[StepUrl]
     hidden: bool
-    def __init__(self, id: _Optional[int] = ..., number: _Optional[int] = ..., name: _Optional[str] = ..., state_string: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., logs: _Optional[_Iterable[_Union[LogInfo, _Mapping]]] = ..., urls: _Optional[_Iterable[_Union[StepUrl, _Mapping]]] = ..., hidden: _Optional[bool] = ...) -> None: ...
+    expected_duration: _duration_pb2.Duration
+    def __init__(self, id: _Optional[int] = ..., number: _Optional[int] = ..., name: _Optional[str] = ..., state_string: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., logs: _Optional[_Iterable[_Union[LogInfo, _Mapping]]] = ..., urls: _Optional[_Iterable[_Union[StepUrl, _Mapping]]] = ..., hidden: _Optional[bool] = ..., expected_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StepUrl(_message.Message):
     __slots__ = ("name", "url")

@@ -85,6 +85,11 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.FromString,
                 _registered_method=True)
+        self.RebuildBuild = channel.unary_unary(
+                '/gantry.v1.ControlService/RebuildBuild',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -160,6 +165,15 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RebuildBuild(self, request, context):
+        """Rebuild a build (Buildbot's rebuild): a new buildset with the same source stamps and
+        buildset properties as the build's buildset, for that build's builder only. Acknowledged
+        after commit. NOT_FOUND when the build does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +226,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.ListNotifications,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'RebuildBuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebuildBuild,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -484,6 +503,33 @@ class ControlService:
             '/gantry.v1.ControlService/ListNotifications',
             protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebuildBuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/RebuildBuild',
+            protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.FromString,
             options,
             channel_credentials,
             insecure,
