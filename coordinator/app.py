@@ -24,6 +24,7 @@ from coordinator.domain.ports import TimerHandle
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.status import LogReader, StatusFeed
+from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
 from notifiers.service import NotificationService
 from protos.gantry.v1 import (
@@ -95,7 +96,11 @@ class Coordinator:
 
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
-        dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
+        dispatcher = self.dispatcher = Dispatcher(
+            repo, workers, self.clock, self.watchers, self.coordinator_id,
+            secrets=list(self.config.secretsProviders),
+            host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
+        )
         service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers)
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:

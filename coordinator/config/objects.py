@@ -40,6 +40,10 @@ class MasterConfig:
     notifiers: Sequence[Any] = ()
     # Where the web UI shows builds (Buildbot's buildbotURL); messages link to URL/builders/B/builds/N.
     url: str = ""
+    # Where Secret("name") values come from, first match wins (Buildbot's secretsProviders).
+    secretsProviders: Sequence[Any] = ()
+    # MasterShellCommand runs commands on the coordinator host: off unless set.
+    allow_master_commands: bool = False
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -47,3 +51,4 @@ class MasterConfig:
         self.builders = list(self.builders)
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
+        self.secretsProviders = list(self.secretsProviders)
