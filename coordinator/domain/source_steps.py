@@ -38,6 +38,7 @@ class Git(BuildStep):
     ``workdir`` (default ``build``), ``retryFetch``, ``timeout``. Sets ``got_revision``."""
 
     name = "git"
+    haltOnFailure = True  # as Buildbot's Source steps: no point building without the source
 
     def __init__(
         self,
