@@ -87,10 +87,10 @@ class CommandRunner:
         return self._proc.pid if self._proc is not None else None
 
     def describe(self) -> str:
-        """The command as text, as shown in the log header."""
+        """The command as text, as shown in the log header (secrets hidden)."""
         if self._start.argv:
-            return shlex.join(self._start.argv)
-        return self._start.shell_command
+            return self._redactor.text(shlex.join(self._start.argv))
+        return self._redactor.text(self._start.shell_command)
 
     def directory(self) -> Path:
         """basedir/builder_dir/(workdir or "build"), absolute; never outside basedir."""

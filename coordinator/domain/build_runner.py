@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
-from coordinator.domain.errors import FailedPrecondition, SecretNotFound, StepError
+from coordinator.domain.errors import SecretNotFound, StepError
 from coordinator.domain.logs import (
     LineObserver,
     LineSplitter,
@@ -233,7 +233,7 @@ class BuildRunner:
         """Run a command on the coordinator host (MasterShellCommand), its output in a log of
         the current step. Refused unless the configuration allows it."""
         if self._host is None:
-            raise FailedPrecondition("commands on the coordinator host are disabled (allow_master_commands)")
+            raise StepError("commands on the coordinator host are disabled (allow_master_commands=False)")
         stdio = await self._open_log(log_name)
         text = command if isinstance(command, str) else " ".join(command)
         await stdio.write(HEADER, self.redact(f"{text}\n in dir {workdir or '.'} (on the coordinator)\n").encode())
@@ -249,7 +249,12 @@ class BuildRunner:
             rc, reason = await proc.wait()
         finally:
             self._current_host = None
-        end = f"{reason}\n" if reason else f"program finished with exit code {rc}\n"
+        end = {
+            "": f"program finished with exit code {rc}\n",
+            "interrupted": f"interrupted: {self.stopped_reason}\n",
+            "timeout": f"command timed out: {timeout:g} seconds without output, killed\n",
+            "max_time": f"command timed out: {max_time:g} seconds elapsed, killed\n",
+        }.get(reason, f"{reason}\n")
         await stdio.write(HEADER, end.encode())
         return Finished("master", rc, reason)
 
@@ -343,6 +348,8 @@ class BuildRunner:
             except TypeError:
                 # A custom step overriding describe(done, result) from before renderables.
                 return step_def.describe(True, result)
+        except StepError:  # e.g. a missing secret in the command: already in the step's log
+            return f"{step_def.name} ({result.label})"
         except Exception:
             log.exception("describing step %s of %s/%d failed", step_def.name, self.build.builder, self.build.number)
             return f"{step_def.name} ({result.label})"
