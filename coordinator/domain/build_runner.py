@@ -242,7 +242,7 @@ class BuildRunner:
             return Finished("master", -1, "interrupted")
         proc = self._host.start(
             command, workdir=workdir, env=dict(env or {}), timeout=timeout, max_time=max_time,
-            on_output=stdio.write,
+            on_output=self._redacting(stdio),
         )
         self._current_host = proc
         try:
@@ -257,6 +257,21 @@ class BuildRunner:
         }.get(reason, f"{reason}\n")
         await stdio.write(HEADER, end.encode())
         return Finished("master", rc, reason)
+
+    def _redacting(self, stdio: StepLog) -> OutputHandler:
+        """Output of a command on the coordinator host with each secret value hidden. Unlike
+        on the worker, a value split between two reads is not caught here."""
+        if not self.secrets:
+            return stdio.write
+        pairs = [(v.encode(), f"<secret {n}>".encode()) for n, v in self.secrets.items() if v]
+        pairs.sort(key=lambda p: -len(p[0]))
+
+        def write(channel: int, data: bytes) -> Awaitable[None]:
+            for value, replacement in pairs:
+                data = data.replace(value, replacement)
+            return stdio.write(channel, data)
+
+        return write
 
     async def write_log(self, text: str, log_name: str = "stdio") -> None:
         """Add a line of explanation (header channel) to a log of the current step."""

@@ -191,8 +191,8 @@ async def test_worker_labels_and_info_are_build_properties_from_the_worker() -> 
 
 
 class FakeHostProcess:
-    def __init__(self, on_output: Callable[[int, bytes], Awaitable[None]], rc: int) -> None:
-        self.on_output, self.rc = on_output, rc
+    def __init__(self, on_output: Callable[[int, bytes], Awaitable[None]], rc: int, output: bytes) -> None:
+        self.on_output, self.rc, self.output = on_output, rc, output
         self.interrupted: str | None = None
         self.release = asyncio.Event()
 
@@ -201,7 +201,7 @@ class FakeHostProcess:
         self.release.set()
 
     async def wait(self) -> tuple[int, str]:
-        await self.on_output(STDOUT, b"hello from the host\n")
+        await self.on_output(STDOUT, self.output)
         if self.rc < 0:
             await self.release.wait()
             return -1, "interrupted"
@@ -209,8 +209,8 @@ class FakeHostProcess:
 
 
 class FakeHost:
-    def __init__(self, rc: int = 0) -> None:
-        self.rc = rc
+    def __init__(self, rc: int = 0, output: bytes = b"hello from the host\n") -> None:
+        self.rc, self.output = rc, output
         self.started: list[dict[str, Any]] = []
         self.procs: list[FakeHostProcess] = []
         self.running = asyncio.Event()
@@ -218,7 +218,7 @@ class FakeHost:
     def start(self, command: Sequence[str] | str, *, workdir: str, env: Mapping[str, str], timeout: float,
               max_time: float, on_output: Callable[[int, bytes], Awaitable[None]]) -> FakeHostProcess:
         self.started.append({"command": command, "workdir": workdir, "env": dict(env), "timeout": timeout})
-        proc = FakeHostProcess(on_output, self.rc)
+        proc = FakeHostProcess(on_output, self.rc, self.output)
         self.procs.append(proc)
         self.running.set()
         return proc
@@ -253,3 +253,15 @@ async def test_master_shell_command_without_the_host_port_fails_plainly() -> Non
     result, _, _ = await r.run()
     assert result == Result.EXCEPTION
     assert b"disabled" in repo.log("MasterShellCommand/err")
+
+
+async def test_master_shell_command_hides_secrets_in_its_header_and_output() -> None:
+    host = FakeHost(output=b"token is T0KEN\n")
+    step = MasterShellCommand(["publish", Interpolate("--token=%(secret:token)s")], env={"T": Secret("token")})
+    r, repo, _ = runner([step], host=host, providers=[Provider({"token": "T0KEN"})])
+    result, _, _ = await r.run()
+    assert result == Result.SUCCESS
+    assert host.started[0]["command"] == ["publish", "--token=T0KEN"] and host.started[0]["env"] == {"T": "T0KEN"}
+    log = repo.log("MasterShellCommand/stdio")
+    assert b"T0KEN" not in log
+    assert b"publish --token=<secret token>" in log and b"token is <secret token>\n" in log
