@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
-from coordinator.domain.errors import SecretNotFound, StepError
+from coordinator.domain.errors import StepError
 from coordinator.domain.logs import (
     LineObserver,
     LineSplitter,
@@ -20,6 +19,7 @@ from coordinator.domain.model import Build, Property, SourceStamp, Step
 from coordinator.domain.ports import Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
+from coordinator.domain.secrets import BuildSecrets
 from coordinator.domain.sessions import OutputHandler, WorkerSession
 from coordinator.domain.steps import BuildStep
 
@@ -90,9 +90,8 @@ class BuildRunner:
         self._observers: dict[str, list[LineObserver]] = {}
         self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
         self._current_host: Any = None  # HostProcess of a running MasterShellCommand
-        self._secret_providers = list(secrets)
         self._host = host
-        self.secrets: dict[str, str] = {}  # name -> value of every secret rendered in this build
+        self.secrets = BuildSecrets(secrets)
 
     # -- StepContext
     @property
@@ -142,35 +141,13 @@ class BuildRunner:
         return info
 
     def get_secret(self, name: str) -> str:
-        """The secret's value from the first provider that has it; remembered so that it is
-        hidden from logs, state strings and stored properties."""
-        if name in self.secrets:
-            return self.secrets[name]
-        for provider in self._secret_providers:
-            value = provider.get(name)
-            if value is not None:
-                self.secrets[name] = value
-                return value
-        raise SecretNotFound(name)
+        """The secret's value; remembered, so that it is hidden from logs, state strings and
+        stored properties."""
+        return self.secrets.get(name)
 
     def redact(self, text: str) -> str:
         """`text` with every secret value of this build replaced by ``<secret NAME>``."""
-        for name, value in sorted(self.secrets.items(), key=lambda kv: -len(kv[1])):
-            if value:
-                text = text.replace(value, f"<secret {name}>")
-        return text
-
-    def _redact_value(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        if isinstance(value, str):
-            return self.redact(value)
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError):
-            return value
-        redacted = self.redact(text)
-        return value if redacted == text else json.loads(redacted) if _is_json(redacted) else redacted
+        return self.secrets.redact(text)
 
     def render(self, value: Any) -> Any:
         """`value` with its Property/Interpolate/Transform/renderer parts rendered for this build."""
@@ -202,7 +179,7 @@ class BuildRunner:
             env=dict(env or {}),
             timeout=timeout,
             max_time=max_time,
-            redactions=tuple(self.secrets.items()),
+            redactions=tuple(self.secrets.values.items()),
         )
         self._current_command = spec.command_id
         try:
@@ -263,15 +240,7 @@ class BuildRunner:
         on the worker, a value split between two reads is not caught here."""
         if not self.secrets:
             return stdio.write
-        pairs = [(v.encode(), f"<secret {n}>".encode()) for n, v in self.secrets.items() if v]
-        pairs.sort(key=lambda p: -len(p[0]))
-
-        def write(channel: int, data: bytes) -> Awaitable[None]:
-            for value, replacement in pairs:
-                data = data.replace(value, replacement)
-            return stdio.write(channel, data)
-
-        return write
+        return lambda channel, data: stdio.write(channel, self.secrets.redact_bytes(data))
 
     async def write_log(self, text: str, log_name: str = "stdio") -> None:
         """Add a line of explanation (header channel) to a log of the current step."""
@@ -341,7 +310,7 @@ class BuildRunner:
         if self.interrupted and result != Result.RETRY:
             result = Result.CANCELLED
         await self.repo.set_build_properties(
-            build, [Property(p.name, self._redact_value(p.value), p.source) for p in self.properties.values()]
+            build, [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
         )
         return result, _build_state(result, failed_step), result == Result.RETRY
 
@@ -397,14 +366,6 @@ def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: Line
         return stdio.write(channel, data)
 
     return write
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _build_state(result: Result, failed_step: str) -> str:
