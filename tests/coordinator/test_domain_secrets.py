@@ -15,6 +15,7 @@ from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.builders import Builder
 from coordinator.domain.commands import STDOUT, CommandSpec, Finished
 from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.errors import SecretNotFound
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, Property, Step
@@ -265,3 +266,17 @@ async def test_master_shell_command_hides_secrets_in_its_header_and_output() -> 
     log = repo.log("MasterShellCommand/stdio")
     assert b"T0KEN" not in log
     assert b"publish --token=<secret token>" in log and b"token is <secret token>\n" in log
+
+
+def test_build_secrets_hide_values_with_quotes_inside_any_structure() -> None:
+    from coordinator.domain.secrets import BuildSecrets
+
+    secrets = BuildSecrets([Provider({"q": 'a"b\\c', "short": "ab", "none": ""})])
+    assert secrets.get("q") == 'a"b\\c' and secrets.get("short") == "ab" and secrets.get("none") == ""
+    value = {"k": ['x a"b\\c y', ("ab",)], 'a"b\\c': 3, "n": 5}
+    assert secrets.redact_value(value) == {
+        "k": ["x <secret q> y", ("<secret short>",)], "<secret q>": 3, "n": 5,
+    }
+    assert secrets.redact_bytes(b'-a"b\\c-ab-') == b"-<secret q>-<secret short>-"
+    with pytest.raises(SecretNotFound, match="secret other not found in any provider"):
+        secrets.get("other")

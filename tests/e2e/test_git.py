@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import FAILURE, SKIPPED, SUCCESS, Cluster, Coordinator, describe_events
+from tests.e2e.harness import (
+    FAILURE,
+    SKIPPED,
+    SUCCESS,
+    Cluster,
+    Coordinator,
+    describe_events,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -53,11 +61,15 @@ builders = [
         ShellCommand(name="after", command=["echo", "after"]),
     ]),
     Builder("norepo", workers=["w1"], steps=[Git(repourl=REPO + "-missing")]),
+    Builder("onchange", workers=["w1"], steps=[Git(repourl=REPO)]),
 ]
 config = MasterConfig(
     workers=[Worker("w1", "secret1")],
     builders=builders,
-    schedulers=[ForceScheduler("force", builders=[b.name for b in builders])],
+    schedulers=[
+        ForceScheduler("force", builders=[b.name for b in builders]),
+        SingleBranchScheduler("master", branch="master", tree_stable_timer=0, builders=["onchange"]),
+    ],
 )
 """
 
@@ -180,6 +192,24 @@ async def test_revision_of_the_source_stamp_is_checked_out(cluster: Cluster, ori
     assert b.result == FAILURE, describe_events(rec.events)
     log = (await coord.read_log("inc", b.number, "git")).decode()
     assert f"revision {'0' * 40} does not exist in the repository {origin}" in log
+
+
+async def test_a_change_from_sendchange_checks_out_its_revision(cluster: Cluster, origin: Path, tmp_path: Path) -> None:
+    first = git(origin, "rev-parse", "HEAD")
+    commit(origin, {"README": "two\n"}, "second")
+    coord, basedir = await start(cluster, origin, tmp_path)
+    rec = await coord.record()
+    code, out, err = await run_cli(
+        "sendchange", "--coordinator", coord.address, "--author", "Jane <jane@example.org>",
+        "--repository", str(origin), "--branch", "master", "--revision", first, "README",
+    )
+    assert code == 0, err.decode()
+    done = await rec.wait_kind("buildset.finished")
+    assert done.result == SUCCESS, describe_events(rec.events)
+    [finished] = rec.of_kind("build.finished")
+    b = await coord.get_build("onchange", finished.build_number)
+    assert got_revision(b) == first
+    assert (basedir / "onchange" / "build" / "README").read_text() == "one\n"
 
 
 async def test_missing_branch_or_repository_fails_clearly(cluster: Cluster, origin: Path, tmp_path: Path) -> None:
