@@ -62,6 +62,8 @@ def load_config(path: str | Path) -> MasterConfig:
             schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
             notifiers=bmc.get("notifiers", bmc.get("services", [])),
             url=bmc.get("buildbotURL", bmc.get("url", "")),
+            secretsProviders=bmc.get("secretsProviders", []),
+            allow_master_commands=bmc.get("allow_master_commands", False),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
