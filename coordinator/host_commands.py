@@ -55,6 +55,7 @@ class HostCommand:
         self._popen: subprocess.Popen[bytes] | None = None
         self._reason = ""
         self._last_output = 0.0
+        self._discarding: asyncio.Future[None] | None = None
         self._interrupted = asyncio.Event()
 
     def interrupt(self, reason: str) -> None:
@@ -90,8 +91,8 @@ class HostCommand:
         exited = loop.run_in_executor(None, popen.wait)
         self._last_output = loop.time()
         watchdog = asyncio.ensure_future(self._watchdog(self._last_output))
+        open_pipes = 2
         try:
-            open_pipes = 2
             while open_pipes:
                 item = await queue.get()
                 if item is None:
@@ -103,8 +104,9 @@ class HostCommand:
             await asyncio.gather(*readers)
         finally:
             watchdog.cancel()
-            if popen.returncode is None:  # cancelled: do not leave the group running
+            if open_pipes:  # cancelled: kill the group, and let the reader threads finish
                 self._kill(self._reason or "interrupted")
+                self._discarding = asyncio.ensure_future(_discard(queue, open_pipes))
         return (rc if rc >= 0 else -1), self._reason
 
     async def _watchdog(self, started: float) -> None:
@@ -124,6 +126,13 @@ class HostCommand:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._interrupted.wait(), when - loop.time())
+
+
+async def _discard(queue: asyncio.Queue[tuple[int, bytes] | None], open_pipes: int) -> None:
+    """Output nobody stores any more: drained so that the reader threads reach EOF and end."""
+    while open_pipes:
+        if await queue.get() is None:
+            open_pipes -= 1
 
 
 def _read_all(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -212,7 +213,7 @@ class BuildRunner:
         if self._host is None:
             raise StepError("commands on the coordinator host are disabled (allow_master_commands=False)")
         stdio = await self._open_log(log_name)
-        text = command if isinstance(command, str) else " ".join(command)
+        text = command if isinstance(command, str) else shlex.join(command)
         await stdio.write(HEADER, self.redact(f"{text}\n in dir {workdir or '.'} (on the coordinator)\n").encode())
         if self.interrupted:
             await stdio.write(HEADER, f"not run: {self.stopped_reason}\n".encode())
