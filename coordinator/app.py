@@ -25,6 +25,7 @@ from coordinator.domain.ports import TimerHandle
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.status import LogReader, StatusFeed
+from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
@@ -105,7 +106,11 @@ class Coordinator:
 
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
-        dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
+        dispatcher = self.dispatcher = Dispatcher(
+            repo, workers, self.clock, self.watchers, self.coordinator_id,
+            secrets=list(self.config.secretsProviders),
+            host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
+        )
         estimator = EtaEstimator(repo, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
         service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, estimator)

@@ -18,6 +18,7 @@ from typing import IO, Protocol
 from protos.gantry.v1 import worker_pb2
 from worker_agent.flow import FlowWindow
 from worker_agent.process import ChildProcess, spawn
+from worker_agent.redact import Redactor
 
 CHUNK_SIZE = 32 * 1024
 COALESCE_DELAY = 0.020
@@ -73,6 +74,7 @@ class CommandRunner:
         self._sending = 0  # > 0 while a chunk waits for window room or the sink
         self._last_output = 0.0
         self._done = False
+        self._redactor = Redactor((r.name, r.value) for r in start.redactions)
 
     # -- what the connection sees -------------------------------------------------------------
 
@@ -85,10 +87,10 @@ class CommandRunner:
         return self._proc.pid if self._proc is not None else None
 
     def describe(self) -> str:
-        """The command as text, as shown in the log header."""
+        """The command as text, as shown in the log header (secrets hidden)."""
         if self._start.argv:
-            return shlex.join(self._start.argv)
-        return self._start.shell_command
+            return self._redactor.text(shlex.join(self._start.argv))
+        return self._redactor.text(self._start.shell_command)
 
     def directory(self) -> Path:
         """basedir/builder_dir/(workdir or "build"), absolute; never outside basedir."""
@@ -226,13 +228,14 @@ class CommandRunner:
         """Read one pipe and send it in coalesced chunks of at most CHUNK_SIZE bytes."""
         loop = asyncio.get_running_loop()
         buf = bytearray()
+        redact = self._redactor.stream()
         flush_at = 0.0
         pending: asyncio.Future[bytes] | None = None
         try:
             while True:
                 if pending is None:
                     # Reading at most what fits keeps len(buf) <= CHUNK_SIZE.
-                    pending = asyncio.ensure_future(reader.read(CHUNK_SIZE - len(buf)))
+                    pending = asyncio.ensure_future(reader.read(max(1, CHUNK_SIZE - len(buf))))
                 if buf:
                     done, _ = await asyncio.wait(
                         {pending}, timeout=max(0.0, flush_at - loop.time())
@@ -248,12 +251,14 @@ class CommandRunner:
                 self._last_output = loop.time()
                 if not buf:
                     flush_at = self._last_output + COALESCE_DELAY
-                buf += data
-                if len(buf) >= CHUNK_SIZE:
-                    await self._send_chunk(channel, bytes(buf))
-                    buf.clear()
-            if buf:
-                await self._send_chunk(channel, bytes(buf))
+                buf += redact.feed(data)  # may be longer than data: "<secret NAME>"
+                while len(buf) >= CHUNK_SIZE:
+                    await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]))
+                    del buf[:CHUNK_SIZE]
+            buf += redact.flush()
+            while buf:
+                await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]))
+                del buf[:CHUNK_SIZE]
         finally:
             if pending is not None:
                 pending.cancel()
@@ -334,7 +339,7 @@ class CommandRunner:
     # -- sending -------------------------------------------------------------------------------------
 
     async def _send_header(self, text: str) -> None:
-        await self._send_chunk(HEADER, text.encode())
+        await self._send_chunk(HEADER, self._redactor.text(text).encode())
 
     async def _send_chunk(self, channel: int, data: bytes) -> None:
         self._sending += 1
@@ -358,7 +363,7 @@ class CommandRunner:
     async def _finish(self, rc: int, reason: str) -> worker_pb2.CommandFinished:
         async with self._lock:
             finished = worker_pb2.CommandFinished(
-                command_id=self.command_id, rc=rc, reason=reason, last_seq=self._seq
+                command_id=self.command_id, rc=rc, reason=self._redactor.text(reason), last_seq=self._seq
             )
             await self._sink.send(worker_pb2.WorkerMessage(finished=finished))
         return finished

@@ -32,6 +32,7 @@ def to_pb(item: Outbound | worker_pb2.Heartbeat) -> worker_pb2.CoordinatorMessag
                 command_id=item.command_id, argv=item.argv, shell_command=item.shell_command,
                 builder_dir=item.builder_dir, workdir=item.workdir, env=item.env,
                 timeout=item.timeout, max_time=item.max_time,
+                redactions=[worker_pb2.Redaction(name=n, value=v) for n, v in item.redactions],
             )
         )
     if isinstance(item, Ack):

@@ -5,9 +5,18 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 """
 
 from coordinator.config.objects import MasterConfig, Worker
+from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
-from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
+from coordinator.domain.master_steps import MasterShellCommand
+from coordinator.domain.renderables import (
+    Interpolate,
+    Property,
+    Secret,
+    Transform,
+    render,
+    renderer,
+)
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
 from coordinator.domain.shell_steps import (
@@ -17,6 +26,7 @@ from coordinator.domain.shell_steps import (
     ShellSequence,
     WarningCountingShellCommand,
 )
+from coordinator.domain.source_steps import Git
 from coordinator.domain.steps import BuildStep, ShellCommand
 from notifiers import HttpStatusPush, MailNotifier
 
@@ -31,6 +41,10 @@ __all__ = [
     "Interpolate",
     "MailNotifier",
     "MasterConfig",
+    "MasterShellCommand",
+    "Git",
+    "Secret",
+    "SecretInAFile",
     "Property",
     "Result",
     "SetPropertyFromCommand",

@@ -11,6 +11,8 @@ from typing import Any
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.master_steps import DISABLED as MASTER_COMMANDS_DISABLED
+from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
@@ -62,6 +64,8 @@ def load_config(path: str | Path) -> MasterConfig:
             notifiers=bmc.get("notifiers", bmc.get("services", [])),
             url=bmc.get("buildbotURL", bmc.get("url", "")),
             www=bmc.get("www"),
+            secretsProviders=bmc.get("secretsProviders", []),
+            allow_master_commands=bmc.get("allow_master_commands", False),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -138,6 +142,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
                 continue
             for err in s.errors:
                 add(s, f"step {s.name!r} of builder {b.name!r}: {err}")
+            if isinstance(s, MasterShellCommand) and cfg.allow_master_commands is not True:
+                add(s, MASTER_COMMANDS_DISABLED)
             if s.name in step_names:
                 add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
             step_names.add(s.name)
@@ -174,6 +180,15 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in n.builders or ():
             if bn not in builder_names:
                 add(n, f"notifier {n.name!r} names unknown builder {bn!r}")
+    for provider in cfg.secretsProviders:
+        if not callable(getattr(provider, "get", None)):
+            add(cfg, f"secretsProviders must contain providers such as SecretInAFile(...), not {provider!r}")
+            continue
+        check = getattr(provider, "check", None)
+        for err in check() if callable(check) else ():
+            add(provider, err)
+    if not isinstance(cfg.allow_master_commands, bool):
+        add(cfg, f"allow_master_commands must be True or False, not {cfg.allow_master_commands!r}")
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:

@@ -43,6 +43,10 @@ class MasterConfig:
     # Buildbot's www: dict(port=8010, change_hook_dialects={"github": {"secret": ...}, ...});
     # None: no HTTP server (unless `coordinator start --http`). See coordinator/web/settings.py.
     www: dict[str, Any] | None = None
+    # Where Secret("name") values come from, first match wins (Buildbot's secretsProviders).
+    secretsProviders: Sequence[Any] = ()
+    # MasterShellCommand runs commands on the coordinator host: off unless set.
+    allow_master_commands: bool = False
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -50,3 +54,4 @@ class MasterConfig:
         self.builders = list(self.builders)
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
+        self.secretsProviders = list(self.secretsProviders)

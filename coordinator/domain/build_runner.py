@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
+from coordinator.domain.errors import StepError
 from coordinator.domain.logs import (
     LineObserver,
     LineSplitter,
@@ -15,9 +17,10 @@ from coordinator.domain.logs import (
     StepLog,
 )
 from coordinator.domain.model import Build, Property, SourceStamp, Step
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
+from coordinator.domain.secrets import BuildSecrets
 from coordinator.domain.sessions import OutputHandler, WorkerSession
 from coordinator.domain.steps import BuildStep
 
@@ -68,6 +71,9 @@ class BuildRunner:
         watchers: LogWatchers,
         clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
+        *,
+        secrets: Sequence[SecretProvider] = (),
+        host: HostCommands | None = None,
     ) -> None:
         self.build = build
         self._sourcestamps = list(sourcestamps or build.sourcestamps)
@@ -83,6 +89,10 @@ class BuildRunner:
         self._current_step: Step | None = None
         self._command_seq = 0
         self._observers: dict[str, list[LineObserver]] = {}
+        self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
+        self._current_host: Any = None  # HostProcess of a running MasterShellCommand
+        self._host = host
+        self.secrets = BuildSecrets(secrets)
 
     # -- StepContext
     @property
@@ -120,6 +130,26 @@ class BuildRunner:
     def sourcestamps(self) -> Sequence[SourceStamp]:
         return self._sourcestamps
 
+    @property
+    def worker_info(self) -> Mapping[str, Any]:
+        """What %(worker:KEY)s reads: the worker's name, what it advertised (os, arch, version,
+        labels) and its configured properties."""
+        info: dict[str, Any] = {"name": self.build.worker, "workername": self.build.worker}
+        info.update(self.session.info)
+        for p in self.properties.values():
+            if p.source == "Worker" and p.name not in ("workername",) and not p.name.startswith("worker_"):
+                info.setdefault(p.name, p.value)
+        return info
+
+    def get_secret(self, name: str) -> str:
+        """The secret's value; remembered, so that it is hidden from logs, state strings and
+        stored properties."""
+        return self.secrets.get(name)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value of this build replaced by ``<secret NAME>``."""
+        return self.secrets.redact(text)
+
     def render(self, value: Any) -> Any:
         """`value` with its Property/Interpolate/Transform/renderer parts rendered for this build."""
         return render(value, self)
@@ -137,11 +167,9 @@ class BuildRunner:
     ) -> Finished:
         """Run a command on the worker, its output stored in a new log of the current step
         (and fed to `collect`, when given, for the step to read)."""
+        stdio = await self._open_log(log_name)
         step = self._current_step
-        assert step is not None, "run_command is only available while a step runs"
-        info = await self.repo.add_log(step, log_name, "s")
-        step.logs.append(info)
-        stdio = StepLog(info.id, log_name, self.repo, self.watchers)
+        assert step is not None
         self._command_seq += 1
         spec = CommandSpec(
             command_id=f"{self.build.id}-{step.number}-{self._command_seq}",
@@ -152,6 +180,7 @@ class BuildRunner:
             env=dict(env or {}),
             timeout=timeout,
             max_time=max_time,
+            redactions=tuple(self.secrets.values.items()),
         )
         self._current_command = spec.command_id
         try:
@@ -168,8 +197,74 @@ class BuildRunner:
             return finished
         finally:
             self._current_command = None
-            await self.repo.finish_log(info.id)
-            self.watchers.notify(info.id)
+
+    async def run_master_command(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workdir: str = "",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1200,
+        max_time: float = 0,
+        log_name: str = "stdio",
+    ) -> Finished:
+        """Run a command on the coordinator host (MasterShellCommand), its output in a log of
+        the current step. Refused unless the configuration allows it."""
+        if self._host is None:
+            raise StepError("commands on the coordinator host are disabled (allow_master_commands=False)")
+        stdio = await self._open_log(log_name)
+        text = command if isinstance(command, str) else shlex.join(command)
+        await stdio.write(HEADER, self.redact(f"{text}\n in dir {workdir or '.'} (on the coordinator)\n").encode())
+        if self.interrupted:
+            await stdio.write(HEADER, f"not run: {self.stopped_reason}\n".encode())
+            return Finished("master", -1, "interrupted")
+        proc = self._host.start(
+            command, workdir=workdir, env=dict(env or {}), timeout=timeout, max_time=max_time,
+            on_output=self._redacting(stdio),
+        )
+        self._current_host = proc
+        try:
+            rc, reason = await proc.wait()
+        finally:
+            self._current_host = None
+        end = {
+            "": f"program finished with exit code {rc}\n",
+            "interrupted": f"interrupted: {self.stopped_reason}\n",
+            "timeout": f"command timed out: {timeout:g} seconds without output, killed\n",
+            "max_time": f"command timed out: {max_time:g} seconds elapsed, killed\n",
+        }.get(reason, f"{reason}\n")
+        await stdio.write(HEADER, end.encode())
+        return Finished("master", rc, reason)
+
+    def _redacting(self, stdio: StepLog) -> OutputHandler:
+        """Output of a command on the coordinator host with each secret value hidden. Unlike
+        on the worker, a value split between two reads is not caught here."""
+        if not self.secrets:
+            return stdio.write
+        return lambda channel, data: stdio.write(channel, self.secrets.redact_bytes(data))
+
+    async def write_log(self, text: str, log_name: str = "stdio") -> None:
+        """Add a line of explanation (header channel) to a log of the current step."""
+        stdio = await self._open_log(log_name)
+        await stdio.write(HEADER, self.redact(text if text.endswith("\n") else text + "\n").encode())
+
+    async def _open_log(self, name: str) -> StepLog:
+        """The current step's log `name`, created on first use (a step's commands may share one
+        log, as a Git step's do)."""
+        step = self._current_step
+        assert step is not None, "logs are only available while a step runs"
+        stdio = self._logs.get(name)
+        if stdio is None:
+            info = await self.repo.add_log(step, name, "s")
+            step.logs.append(info)
+            stdio = self._logs[name] = StepLog(info.id, name, self.repo, self.watchers)
+        return stdio
+
+    async def _close_logs(self) -> None:
+        for stdio in self._logs.values():
+            await self.repo.finish_log(stdio.log_id)
+            self.watchers.notify(stdio.log_id)
+        self._logs = {}
 
     # -- control
     def stop(self, reason: str) -> None:
@@ -178,6 +273,8 @@ class BuildRunner:
             self.stopped_reason = reason or "stopped"
         if self._current_command:
             self.session.interrupt(self._current_command, self.stopped_reason)
+        if self._current_host is not None:
+            self._current_host.interrupt(self.stopped_reason)
 
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
@@ -196,10 +293,11 @@ class BuildRunner:
             self._current_step = step
             self._observers = {}
             step_result = await self._run_step(step_def)
+            await self._close_logs()
             self._current_step = None
             self._observers = {}
             step.hidden = self._hidden(step_def, step_result)
-            state = "skipped" if step_result == Result.SKIPPED else self._describe(step_def, step_result)
+            state = "skipped" if step_result == Result.SKIPPED else self.redact(self._describe(step_def, step_result))
             await self.repo.finish_step(build, step, step_result, state, self.clock.now())
             if step_result == Result.RETRY:
                 result = Result.RETRY
@@ -212,7 +310,9 @@ class BuildRunner:
             halted = halted or halt
         if self.interrupted and result != Result.RETRY:
             result = Result.CANCELLED
-        await self.repo.set_build_properties(build, list(self.properties.values()))
+        await self.repo.set_build_properties(
+            build, [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
+        )
         return result, _build_state(result, failed_step), result == Result.RETRY
 
     async def _skip(self, step: Step, step_def: BuildStep) -> None:
@@ -233,6 +333,8 @@ class BuildRunner:
             except TypeError:
                 # A custom step overriding describe(done, result) from before renderables.
                 return step_def.describe(True, result)
+        except StepError:  # e.g. a missing secret in the command: already in the step's log
+            return f"{step_def.name} ({result.label})"
         except Exception:
             log.exception("describing step %s of %s/%d failed", step_def.name, self.build.builder, self.build.number)
             return f"{step_def.name} ({result.label})"
@@ -246,6 +348,9 @@ class BuildRunner:
         except WorkerLost as exc:
             log.warning("%s/%d: %s", self.build.builder, self.build.number, exc)
             return Result.RETRY
+        except StepError as exc:
+            await self.write_log(str(exc), "err")
+            return Result.EXCEPTION
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION

@@ -19,6 +19,9 @@ class CommandSpec:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 0.0
     max_time: float = 0.0
+    # (name, value) of the secrets the command was given: the worker hides each value in what
+    # it sends back as "<secret NAME>".
+    redactions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.builders import Builder
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import BuildRequest, Property, SourceStamp
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
 
@@ -33,6 +33,9 @@ class Dispatcher:
         clock: Clock,
         watchers: LogWatchers,
         coordinator_id: str,
+        *,
+        secrets: Sequence[SecretProvider] = (),
+        host: HostCommands | None = None,
     ) -> None:
         self.repo = repo
         self.workers = workers
@@ -40,6 +43,8 @@ class Dispatcher:
         self.watchers = watchers
         self.coordinator_id = coordinator_id
         self.builders: dict[str, Builder] = {}
+        self.secrets = list(secrets)  # the configuration's secretsProviders
+        self.host = host  # runs MasterShellCommand; None unless the configuration allows it
         self._pending: dict[str, list[tuple[int, float, int, BuildRequest]]] = {}
         self.running: dict[tuple[str, int], BuildRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -170,7 +175,8 @@ class Dispatcher:
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps
+                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
+                secrets=self.secrets, host=self.host,
             )
             self.running[key] = runner
             try:

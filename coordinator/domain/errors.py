@@ -25,3 +25,14 @@ class PermissionDenied(GantryError):
 
 class FailedPrecondition(GantryError):
     """The request is valid but the system is not in a state to honour it."""
+
+
+class StepError(GantryError):
+    """A step cannot go on for a reason the user can fix (e.g. a missing secret); the step ends
+    with an exception and this message in its log, without a traceback."""
+
+
+class SecretNotFound(StepError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"secret {name} not found in any provider")
+        self.name = name

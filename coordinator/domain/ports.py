@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,40 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+
+class SecretProvider(Protocol):
+    """Where secrets come from (Buildbot's secretsProviders, e.g. SecretInAFile)."""
+
+    def get(self, name: str) -> str | None:
+        """The secret's value, or None when this provider does not have it."""
+        ...
+
+
+class HostProcess(Protocol):
+    """A command running on the coordinator host (MasterShellCommand)."""
+
+    def interrupt(self, reason: str) -> None: ...
+
+    async def wait(self) -> tuple[int, str]:
+        """(exit code, reason): reason is "" for a normal exit, else "interrupted", "timeout",
+        "max_time" or "failed to start: ..."; the output has been delivered by then."""
+        ...
+
+
+class HostCommands(Protocol):
+    """Runs commands on the coordinator host, each in its own process group."""
+
+    def start(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workdir: str,
+        env: Mapping[str, str],
+        timeout: float,
+        max_time: float,
+        on_output: Callable[[int, bytes], Awaitable[None]],
+    ) -> HostProcess: ...
 
 
 class Repository(Protocol):

@@ -1,7 +1,7 @@
 """Renderables: values in a configuration that are computed per build, with Buildbot's semantics.
 
-``Property("name", default=...)``, ``Interpolate("%(prop:branch)s")``, ``Transform(fn, ...)``
-and ``@renderer`` functions are rendered at run time against the build (its properties and
+``Property("name", default=...)``, ``Interpolate("%(prop:branch)s")``, ``Transform(fn, ...)``,
+``Secret("name")`` and ``@renderer`` functions are rendered at run time against the build (its properties and
 source stamps) by :func:`render`, which walks strings, lists, tuples and dicts recursively.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from coordinator.domain.errors import SecretNotFound
 from coordinator.domain.model import SourceStamp
 
 
@@ -99,6 +100,27 @@ class Transform(Renderable):
         return self.fn(*render(list(self.args), ctx), **render(dict(self.kwargs), ctx))
 
 
+class Secret(Renderable):
+    """Buildbot's ``Secret("name")`` (``util.Secret``): the value of a secret from the configured
+    ``secretsProviders``, rendered at run time. The value is used in commands and env but hidden
+    (as ``<secret name>``) from logs, state strings and stored properties. A secret no provider
+    has ends the step with "secret NAME not found in any provider"."""
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Secret needs the secret's name, not {name!r}")
+        self.name = name
+
+    def get_rendering_for(self, ctx: RenderContext) -> Any:
+        lookup = getattr(ctx, "get_secret", None)
+        if lookup is None:
+            raise SecretNotFound(self.name)
+        return lookup(self.name)
+
+    def __repr__(self) -> str:
+        return f"Secret({self.name!r})"
+
+
 _MISSING = object()
 
 
@@ -106,7 +128,9 @@ class Interpolate(Renderable):
     """Buildbot's ``Interpolate``: %-formatting whose keys read the build.
 
     Keys: ``prop:NAME``, ``src:CODEBASE:ATTR`` (empty CODEBASE: the default source stamp),
-    ``kw:NAME`` (keyword arguments of Interpolate); each may end with an operator:
+    ``kw:NAME`` (keyword arguments of Interpolate), ``worker:KEY`` (the build's worker: ``name``,
+    ``os``, ``arch``, ``version``, ``labels``, or a property of its configuration),
+    ``secret:NAME`` (a secret, as ``Secret``); each may end with an operator:
     ``:-REPL`` (REPL when missing), ``:~REPL`` (REPL when missing or false), ``:+REPL`` (REPL
     when set, else empty), ``:?|IF_SET|IF_MISSING`` and ``:#?|IF_TRUE|IF_FALSE``. A missing
     value without an operator renders as the empty string. Positional arguments (renderables)
@@ -147,8 +171,16 @@ class _Keys(Mapping[str, Any]):
         elif kind == "kw":
             name, op = _split_op(rest)
             value = self.kwargs.get(name, _MISSING)
+        elif kind == "worker":
+            name, op = _split_op(rest)
+            info = getattr(self.ctx, "worker_info", None) or {}
+            value = info.get(name, _MISSING)
+            value = _MISSING if value in ("", None) else value
+        elif kind == "secret":
+            name, op = _split_op(rest)
+            value = Secret(name).get_rendering_for(self.ctx)
         else:
-            raise KeyError(f"Interpolate: unknown key {key!r} (use prop:, src: or kw:)")
+            raise KeyError(f"Interpolate: unknown key {key!r} (use prop:, src:, kw:, worker: or secret:)")
         return render(_apply(value, op), self.ctx)
 
     def __iter__(self) -> Any:

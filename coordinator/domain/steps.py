@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from coordinator.domain.commands import Finished
 from coordinator.domain.logs import LineObserver, OutputCollector
+from coordinator.domain.model import SourceStamp
 from coordinator.domain.renderables import Renderable
 from coordinator.domain.results import Result
 
@@ -49,6 +50,22 @@ class StepContext(Protocol):
         log_name: str = "stdio",
         collect: OutputCollector | None = None,
     ) -> Finished: ...
+
+    async def run_master_command(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workdir: str = "",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1200,
+        max_time: float = 0,
+        log_name: str = "stdio",
+    ) -> Finished: ...
+
+    async def write_log(self, text: str, log_name: str = "stdio") -> None: ...
+
+    @property
+    def sourcestamps(self) -> Sequence[SourceStamp]: ...
 
     @property
     def interrupted(self) -> bool: ...

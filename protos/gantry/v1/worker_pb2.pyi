@@ -69,7 +69,7 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[float] = ...) -> None: ...
 
 class StartCommand(_message.Message):
-    __slots__ = ("command_id", "argv", "shell_command", "builder_dir", "workdir", "env", "timeout", "max_time")
+    __slots__ = ("command_id", "argv", "shell_command", "builder_dir", "workdir", "env", "timeout", "max_time", "redactions")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class StartCommand(_message.Message):
     ENV_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_TIME_FIELD_NUMBER: _ClassVar[int]
+    REDACTIONS_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     argv: _containers.RepeatedScalarFieldContainer[str]
     shell_command: str
@@ -93,7 +94,16 @@ class StartCommand(_message.Message):
     env: _containers.ScalarMap[str, str]
     timeout: float
     max_time: float
-    def __init__(self, command_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., shell_command: _Optional[str] = ..., builder_dir: _Optional[str] = ..., workdir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., max_time: _Optional[float] = ...) -> None: ...
+    redactions: _containers.RepeatedCompositeFieldContainer[Redaction]
+    def __init__(self, command_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., shell_command: _Optional[str] = ..., builder_dir: _Optional[str] = ..., workdir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., max_time: _Optional[float] = ..., redactions: _Optional[_Iterable[_Union[Redaction, _Mapping]]] = ...) -> None: ...
+
+class Redaction(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class InterruptCommand(_message.Message):
     __slots__ = ("command_id", "reason")
