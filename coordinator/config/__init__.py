@@ -18,6 +18,7 @@ from coordinator.domain.shell_steps import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.steps import BuildStep, ShellCommand
+from coordinator.domain.timed import Nightly, Periodic
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
@@ -31,6 +32,8 @@ __all__ = [
     "Interpolate",
     "MailNotifier",
     "MasterConfig",
+    "Nightly",
+    "Periodic",
     "Property",
     "Result",
     "SetPropertyFromCommand",

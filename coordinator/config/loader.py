@@ -150,6 +150,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         sched_names.add(sched.name)
         if not sched.builders:
             add(sched, f"scheduler {sched.name!r} has no builders")
+        for err in getattr(sched, "errors", ()):
+            add(sched, f"scheduler {sched.name!r}: {err}")
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
