@@ -101,6 +101,14 @@ class Timed(ChangeScheduler):
         self._next = None
         if not self.enabled:
             return
+        rt = self._rt
+        assert rt is not None
+        if rt.clock.now() < at - 1.0:
+            # Timers run on the monotonic clock; the wall clock was set back meanwhile. Wait for
+            # the wall-clock time the run is scheduled at.
+            self._next = at
+            self._timer = rt.clock.call_later(at - rt.clock.now(), lambda: self._run(at))
+            return
         self.last_run = at
         gathering = self._gatherings.get("")
         changes = list(gathering.changes) if gathering is not None else []
