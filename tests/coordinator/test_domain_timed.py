@@ -14,7 +14,12 @@ from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, NotFound
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Change
-from coordinator.domain.schedulers import ForceScheduler, Scheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import (
+    AnyBranchScheduler,
+    ForceScheduler,
+    Scheduler,
+    SingleBranchScheduler,
+)
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.timed import Nightly, Periodic
@@ -312,4 +317,26 @@ async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled(
     await c.service.set_scheduler_enabled("f", True)
     await c.service.force_build("b")
     assert repo.buildsets[-1].scheduler == "f"
+    await c.stop()
+
+
+async def test_any_branch_timers_resume_per_branch_after_restart() -> None:
+    repo, clock = FakeSchedulerRepo(), FakeClock()
+    make = lambda: [AnyBranchScheduler("any", ["b"], tree_stable_timer=10)]  # noqa: E731
+    c = await Coordinator(repo, clock, make()).start()
+    (main1,), _ = await c.service.submit_changes([change("main", "m1")])
+    clock.advance(5)
+    (dev1,), _ = await c.service.submit_changes([change("dev", "d1")])
+    clock.advance(1)
+    await c.stop()
+
+    c = await Coordinator(repo, clock, make()).start()
+    assert c.service.scheduler("any").next_fire_time() == 1_010.0  # main's; dev's is at 1_015
+    clock.advance(4)
+    await c.settle()
+    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.buildsets] == [([main1], "main")]
+    clock.advance(5)
+    await c.settle()
+    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.buildsets] == [
+        ([main1], "main"), ([dev1], "dev")]
     await c.stop()

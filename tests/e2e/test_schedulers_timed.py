@@ -5,6 +5,7 @@ restart (SQLite; the state table's PostgreSQL contract is in tests/coordinator).
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import grpc
@@ -69,15 +70,18 @@ async def test_periodic_builds_on_a_real_coordinator(cluster: Cluster) -> None:
     assert code == 0 and b"Periodic" in out and b"SingleBranchScheduler" in out
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 async def test_restart_in_the_middle_of_a_tree_stable_timer_builds_the_change_exactly_once(
-    cluster: Cluster,
+    cluster: Cluster, sig: int
 ) -> None:
     coord = await cluster.start_coordinator(config(timer=3.0))
     await cluster.start_worker(coord, "w1", "secret1")
     before = time.time()
     (cid,) = (await coord.submit({"branch": "main"})).change_ids
     after = time.time()
-    await coord.restart()  # right after the change was acknowledged, inside its 3 s timer
+    # Right after the change was acknowledged, inside its 3 s timer: stopped, or killed outright.
+    await coord.stop(sig)
+    await coord.start()
 
     state = (await schedulers(coord))["main"]
     if state.HasField("next_fire"):  # resumed with the time it had left, not a fresh 3 s
