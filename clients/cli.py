@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", choices=["pending", "sent", "failed"], default="")
     p.add_argument("--limit", type=_positive, default=20)
 
+    command("schedulers", commands.cmd_schedulers,
+            "list the schedulers: kind, enabled, next fire time, builders")
+    p = command("scheduler", commands.cmd_scheduler_set,
+                "enable or disable a scheduler at run time (stored; survives a restart)")
+    p.add_argument("action", choices=["enable", "disable"])
+    p.add_argument("name", help="the scheduler's name (see `gantry schedulers`)")
+
     p = command("log", commands.cmd_log, "write a step's log to stdout (raw bytes)")
     p.add_argument("builder")
     p.add_argument("number", type=_positive)

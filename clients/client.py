@@ -255,6 +255,20 @@ class GantryClient:
         response = await self._call(self._control.ListNotifications(request, timeout=self.timeout))
         return [convert.notification_from_proto(n) for n in response.notifications]
 
+    async def list_schedulers(self) -> list[models.Scheduler]:
+        """The configured schedulers, by name, with enabled and next fire time."""
+        response = await self._call(
+            self._control.ListSchedulers(control_pb2.ListSchedulersRequest(), timeout=self.timeout)
+        )
+        return [convert.scheduler_from_proto(s) for s in response.schedulers]
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> models.Scheduler:
+        """Enable or disable a scheduler at run time (stored; survives a restart)."""
+        request = control_pb2.SetSchedulerEnabledRequest(name=name, enabled=enabled)
+        return convert.scheduler_from_proto(
+            await self._call(self._control.SetSchedulerEnabled(request, timeout=self.timeout))
+        )
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

@@ -199,6 +199,23 @@ async def cmd_notifications(args: argparse.Namespace) -> int:
     return _show_list(args, "notifications", items, render.notifications_table, "no notifications")
 
 
+async def cmd_schedulers(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        items = await client.list_schedulers()
+    return _show_list(args, "schedulers", items, render.schedulers_table, "no schedulers configured")
+
+
+async def cmd_scheduler_set(args: argparse.Namespace) -> int:
+    enabled = args.action == "enable"
+    async with _client(args) as client:
+        sched = await client.set_scheduler_enabled(args.name, enabled)
+    if args.json:
+        _emit_json(sched)
+    else:
+        print(f"scheduler {sched.name} {'enabled' if sched.enabled else 'disabled'}")
+    return 0
+
+
 async def cmd_log(args: argparse.Namespace) -> int:
     channel = Channel[args.channel.upper()]
     out = sys.stdout.buffer

@@ -184,6 +184,16 @@ def notification_from_proto(msg: control_pb2.Notification) -> models.Notificatio
     )
 
 
+def scheduler_from_proto(msg: control_pb2.Scheduler) -> models.Scheduler:
+    return models.Scheduler(
+        name=msg.name,
+        kind=msg.kind,
+        enabled=msg.enabled,
+        builders=list(msg.builders),
+        next_fire=time_from_proto(msg, "next_fire"),
+    )
+
+
 def event_from_proto(msg: status_pb2.Event) -> models.Event:
     finished = msg.kind.endswith(_FINISHED_SUFFIX)
     return models.Event(

@@ -184,6 +184,17 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class Scheduler:
+    """A configured scheduler and its run-time state."""
+
+    name: str
+    kind: str
+    enabled: bool
+    builders: list[str] = field(default_factory=list)
+    next_fire: datetime | None = None  # when its next timer fires, if one is armed
+
+
+@dataclass(frozen=True)
 class Event:
     """One status event. `result` is set only for `*.finished` events."""
 

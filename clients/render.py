@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients import fmt
-from clients.models import Build, Builder, Change, Event, Notification, Result, Worker
+from clients.models import Build, Builder, Change, Event, Notification, Result, Scheduler, Worker
 
 _KIND_WIDTH = 20  # len("buildrequest.retried")
 _DURATION_KEYS = ("duration", "duration_s", "duration_seconds", "elapsed")
@@ -137,6 +137,19 @@ def workers_table(workers: Iterable[Worker]) -> Table:
             ", ".join(worker.running_builds) or Text("-", style="dim"),
             str(worker.max_builds),
             _dash(platform),
+        )
+    return table
+
+
+def schedulers_table(schedulers: Iterable[Scheduler]) -> Table:
+    table = _table("scheduler", "kind", "enabled", "next fire", "builders")
+    for s in schedulers:
+        table.add_row(
+            s.name,
+            s.kind,
+            Text("yes", style="green") if s.enabled else Text("no", style="red"),
+            _dash(fmt.format_clock(s.next_fire)),
+            ", ".join(s.builders),
         )
     return table
 

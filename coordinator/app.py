@@ -124,6 +124,9 @@ class Coordinator:
             )
             await self.notifications.start()
         await dispatcher.start()
+        # After the dispatcher has loaded the stored requests: a timer that expired while the
+        # coordinator was down may submit a buildset right away.
+        await service.start_schedulers()
 
         worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
         server = self.server = grpc.aio.server(

@@ -12,6 +12,7 @@ from coordinator.domain import model
 from coordinator.domain.eta import BuildEstimate
 from coordinator.domain.events import Event
 from coordinator.domain.ports import Notification
+from coordinator.domain.schedulers import Scheduler
 from coordinator.domain.validation import check_property_name, parse_property_value
 from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
 
@@ -186,4 +187,10 @@ def notification_pb(n: Notification) -> control_pb2.Notification:
         id=n.id, notifier=n.notifier, kind=n.kind, key=n.key, state=n.state, attempts=n.attempts,
         next_attempt_at=ts(n.next_attempt_at), last_error=n.last_error, created_at=ts(n.created_at),
         sent_at=ts(n.sent_at), summary=summary,
+    )
+
+
+def scheduler_pb(s: Scheduler) -> control_pb2.Scheduler:
+    return control_pb2.Scheduler(
+        name=s.name, kind=s.kind, enabled=s.enabled, builders=list(s.builders), next_fire=ts(s.next_fire_time())
     )

@@ -106,6 +106,15 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
         return convert.change_pb(await self.service.get_change(request.id))
 
+    async def ListSchedulers(self, request: control_pb2.ListSchedulersRequest, context: Ctx) -> Any:
+        return control_pb2.ListSchedulersResponse(
+            schedulers=[convert.scheduler_pb(s) for s in self.service.list_schedulers()]
+        )
+
+    async def SetSchedulerEnabled(self, request: control_pb2.SetSchedulerEnabledRequest, context: Ctx) -> Any:
+        _require(request.name, "name")
+        return convert.scheduler_pb(await self.service.set_scheduler_enabled(request.name, request.enabled))
+
 
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     def __init__(self, feed: StatusFeed) -> None:

@@ -28,6 +28,7 @@ from coordinator.domain.shell_steps import (
 )
 from coordinator.domain.source_steps import Git
 from coordinator.domain.steps import BuildStep, ShellCommand
+from coordinator.domain.timed import Nightly, Periodic
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
@@ -45,6 +46,8 @@ __all__ = [
     "Git",
     "Secret",
     "SecretInAFile",
+    "Nightly",
+    "Periodic",
     "Property",
     "Result",
     "SetPropertyFromCommand",

@@ -153,11 +153,16 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if not isinstance(sched, Scheduler):
             add(cfg, f"schedulers must contain scheduler objects, not {sched!r}")
             continue
+        if not _good_name(sched.name):
+            add(sched, f"scheduler name {sched.name!r} is not valid: use letters, digits, '_', '-', '.' "
+                       "(up to 128 characters)")
         if sched.name in sched_names:
             add(sched, f"scheduler {sched.name!r} is defined twice")
         sched_names.add(sched.name)
         if not sched.builders:
             add(sched, f"scheduler {sched.name!r} has no builders")
+        for err in getattr(sched, "errors", ()):
+            add(sched, f"scheduler {sched.name!r}: {err}")
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")

@@ -21,6 +21,7 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.results import Result
+from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
 
 
 class TimerHandle(Protocol):
@@ -74,15 +75,22 @@ class Repository(Protocol):
 
     # changes
     async def add_changes(
-        self, changes: Sequence[Change], idempotency_key: str, at: float
-    ) -> tuple[list[int], bool]: ...
+        self, changes: Sequence[Change], idempotency_key: str, at: float,
+        classified: Sequence[Classified] = (),
+    ) -> tuple[list[int], bool]:
+        """Store changes (and, in the same transaction, which schedulers took them)."""
+        ...
 
     async def get_change(self, change_id: int) -> Change | None: ...
 
     async def list_changes(self, limit: int) -> list[Change]: ...
 
     # buildsets and requests
-    async def add_buildset(self, buildset: NewBuildset, at: float) -> tuple[int, dict[str, int]]: ...
+    async def add_buildset(
+        self, buildset: NewBuildset | None, at: float, commit: SchedulerCommit | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """Store a buildset and apply `commit` atomically with it (AlreadyScheduled refuses both)."""
+        ...
 
     async def get_buildset(self, buildset_id: int) -> Buildset | None: ...
 
@@ -91,6 +99,11 @@ class Repository(Protocol):
     async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool: ...
 
     async def release_orphaned_claims(self, coordinator_id: str, at: float) -> int: ...
+
+    # scheduler state
+    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]: ...
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
 
     # builds, steps, logs
     async def start_build(

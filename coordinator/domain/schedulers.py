@@ -15,11 +15,24 @@ from typing import Any
 from coordinator.domain.change_filters import ChangeFilter, importance
 from coordinator.domain.model import Change, NewBuildset, Property, SourceStamp
 from coordinator.domain.ports import Clock, TimerHandle
+from coordinator.domain.scheduler_state import AlreadyScheduled, SchedulerCommit, SchedulerRecord
 from coordinator.domain.steps import caller_location
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[NewBuildset], Awaitable[Any]]
+# Submit a buildset (None: only the state commit) with the scheduler state it consumes.
+Submit = Callable[[NewBuildset | None, SchedulerCommit], Awaitable[Any]]
+Spawn = Callable[[Awaitable[Any]], Any]
+
+
+class Runtime:
+    """What a started scheduler uses: time, the way to submit (buildset + state commit, in one
+    transaction), and a way to run that submission in the background."""
+
+    def __init__(self, clock: Clock, submit: Submit, spawn: Spawn) -> None:
+        self.clock = clock
+        self.submit = submit
+        self.spawn = spawn
 
 
 class Scheduler:
@@ -35,11 +48,43 @@ class Scheduler:
         self.builders = list(builders)
         self.properties = dict(properties or {})
         self.priority = priority
+        self.errors: list[str] = []  # reported by checkconfig at `defined_at`
+        self.enabled = True  # run-time state, stored; see CoordinatorService.set_scheduler_enabled
+        self._rt: Runtime | None = None
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
 
     def scheduler_properties(self) -> list[Property]:
         return [Property("scheduler", self.name, "Scheduler")] + [
             Property(k, v, "Scheduler") for k, v in self.properties.items()
         ]
+
+    def start(self, rt: Runtime, record: SchedulerRecord) -> None:
+        """Begin (or resume, after a restart or being enabled) from the stored state."""
+        self.stop()
+        self._rt = rt
+        self.enabled = record.enabled
+
+    def stop(self) -> None:
+        """Cancel timers; stored state stays for the next start."""
+
+    def next_fire_time(self) -> float | None:
+        """When a timer of this scheduler fires next (Unix time), if one is armed."""
+        return None
+
+    def _submit(self, bs: NewBuildset | None, commit: SchedulerCommit) -> None:
+        rt = self._rt
+        assert rt is not None, "scheduler not started"
+
+        async def run() -> None:
+            try:
+                await rt.submit(bs, commit)
+            except AlreadyScheduled as exc:
+                log.info("scheduler %r: %s", self.name, exc)
+
+        rt.spawn(run())
 
 
 class _Gathering:
@@ -48,6 +93,8 @@ class _Gathering:
     def __init__(self) -> None:
         self.changes: list[Change] = []
         self.timer: TimerHandle | None = None
+        self.deadline: float | None = None
+        self.last_important_at: float | None = None
 
 
 class ChangeScheduler(Scheduler):
@@ -55,6 +102,8 @@ class ChangeScheduler(Scheduler):
 
     An important change (re)starts its timer; an unimportant one (`fileIsImportant` says no) is
     kept and built along with the next important one, or dropped with `onlyImportant=True`.
+    The changes a scheduler accepted are stored with the change (see scheduler_state), so after
+    a restart the timer resumes with the time it had left.
     """
 
     def __init__(
@@ -83,36 +132,77 @@ class ChangeScheduler(Scheduler):
     def gathering_key(self, change: Change) -> str:
         return ""
 
-    def on_change(self, change: Change, clock: Clock, submit: Submit, spawn: Callable[[Awaitable[Any]], Any]) -> None:
-        if not self.wants(change):
-            return
-        important = self._important is None or self._important(change)
+    def classify(self, change: Change) -> tuple[str, bool] | None:
+        """(gathering key, important) if this scheduler takes the change, else None. Pure: it
+        runs before the change is stored, so the classification commits with the change."""
+        if not self.enabled or not self.wants(change):
+            return None
+        important = self._important is None or bool(self._important(change))
         if not important and self.onlyImportant:
-            return
-        key = self.gathering_key(change)
+            return None
+        return self.gathering_key(change), important
+
+    def on_change(self, change: Change, clock: Clock, submit: Submit, spawn: Spawn) -> None:
+        """Classify and take a change in one go (the service classifies before storing and
+        calls `add_classified` after the commit)."""
+        if self._rt is None:
+            self._rt = Runtime(clock, submit, spawn)
+        verdict = self.classify(change)
+        if verdict is not None:
+            self.add_classified(change, verdict[0], verdict[1], clock.now())
+
+    def add_classified(self, change: Change, key: str, important: bool, at: float) -> None:
         gathering = self._gatherings.setdefault(key, _Gathering())
         gathering.changes.append(change)
-        if not important:
-            return  # waits for an important change
+        if important:
+            gathering.last_important_at = at
+            self._arm(key, gathering)
 
-        def fire() -> None:
-            done = self._gatherings.pop(key, None)
-            if done is not None and done.changes:
-                spawn(submit(self.buildset_for(done.changes)))
+    def start(self, rt: Runtime, record: SchedulerRecord) -> None:
+        super().start(rt, record)
+        self._gatherings = {}
+        for p in sorted(record.pending, key=lambda p: p.change.id):
+            gathering = self._gatherings.setdefault(p.key, _Gathering())
+            gathering.changes.append(p.change)
+            if p.important:
+                at = gathering.last_important_at
+                gathering.last_important_at = p.classified_at if at is None else max(at, p.classified_at)
+        if self.enabled:
+            for key, gathering in list(self._gatherings.items()):
+                if gathering.last_important_at is not None:
+                    self._arm(key, gathering)
 
+    def _arm(self, key: str, gathering: _Gathering) -> None:
+        """(Re)start the tree-stable timer from the last important change."""
+        rt = self._rt
+        assert rt is not None
         if gathering.timer is not None:
             gathering.timer.cancel()
             gathering.timer = None
+        assert gathering.last_important_at is not None
         if self.tree_stable_timer is None:
-            fire()
-        else:
-            gathering.timer = clock.call_later(self.tree_stable_timer, fire)
+            self._fire(key)
+            return
+        gathering.deadline = gathering.last_important_at + self.tree_stable_timer
+        delay = max(0.0, gathering.deadline - rt.clock.now())
+        gathering.timer = rt.clock.call_later(delay, lambda: self._fire(key))
+
+    def _fire(self, key: str) -> None:
+        done = self._gatherings.pop(key, None)
+        if done is None or not done.changes or not self.enabled:
+            return
+        self._submit(self.buildset_for(done.changes), SchedulerCommit(self.name, [c.id for c in done.changes]))
 
     def stop(self) -> None:
         for gathering in self._gatherings.values():
             if gathering.timer is not None:
                 gathering.timer.cancel()
                 gathering.timer = None
+                gathering.deadline = None
+
+    def next_fire_time(self) -> float | None:
+        deadlines = [g.deadline for g in self._gatherings.values() if g.timer is not None and g.deadline is not None]
+        return min(deadlines) if deadlines else None
 
     def buildset_for(self, changes: list[Change]) -> NewBuildset:
         last = changes[-1]
@@ -194,7 +284,7 @@ class AnyBranchScheduler(ChangeScheduler):
         return (self.branches is None or change.branch in self.branches) and super().wants(change)
 
     def gathering_key(self, change: Change) -> str:
-        return f"{change.codebase}\0{change.branch}"
+        return f"{change.codebase}\x1f{change.branch}"  # no NUL: PostgreSQL text refuses it
 
 
 class ForceScheduler(Scheduler):

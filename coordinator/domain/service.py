@@ -10,7 +10,7 @@ from typing import Any
 
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
-from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.model import (
     Build,
@@ -21,7 +21,8 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.ports import Clock, Notification, Repository
-from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Scheduler
+from coordinator.domain.scheduler_state import Classified, SchedulerCommit
+from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.validation import check_changes, check_length, check_properties
 
@@ -42,11 +43,25 @@ class CoordinatorService:
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def configure(self, builders: Sequence[Builder], schedulers: Sequence[Scheduler]) -> None:
+        """Take a configuration; call `start_schedulers` next (it reads their stored state)."""
         for old in self.schedulers:
-            if isinstance(old, ChangeScheduler):
-                old.stop()
+            old.stop()
         self.schedulers = list(schedulers)
         self.dispatcher.configure(builders)
+
+    async def start_schedulers(self) -> None:
+        """Start every scheduler from its stored state: enabled or not, pending changes (their
+        tree-stable timers resume with the time left), last run of the timed ones."""
+        records = await self.repo.load_scheduler_state([s.name for s in self.schedulers])
+        for s in self.schedulers:
+            s.start(self._runtime, records[s.name])
+
+    @property
+    def _runtime(self) -> Runtime:
+        return Runtime(self.clock, self._submit_scheduled, self._spawn)
+
+    async def _submit_scheduled(self, bs: NewBuildset | None, commit: SchedulerCommit) -> None:
+        await self.submit_buildset(bs, commit)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(aw)
@@ -61,8 +76,7 @@ class CoordinatorService:
 
     async def aclose(self) -> None:
         for s in self.schedulers:
-            if isinstance(s, ChangeScheduler):
-                s.stop()
+            s.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ------------------------------------------------------------ writes
@@ -73,18 +87,38 @@ class CoordinatorService:
         for c in changes:
             if not c.when:
                 c.when = now
-        ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now)
+        # Classified before storing, so which schedulers took each change commits with it (no
+        # extra commit per change); the schedulers see the changes once they are stored.
+        takers = [s for s in self.schedulers if isinstance(s, ChangeScheduler)]
+        classified = [
+            Classified(i, s.name, verdict[0], verdict[1])
+            for i, c in enumerate(changes)
+            for s in takers
+            if (verdict := s.classify(c)) is not None
+        ]
+        ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now, classified)
         if not duplicate:
             for c, cid in zip(changes, ids, strict=True):
                 c.id = cid
-                for s in self.schedulers:
-                    if isinstance(s, ChangeScheduler):
-                        s.on_change(c, self.clock, self.submit_buildset, self._spawn)
+            by_name = {s.name: s for s in takers}
+            for k in classified:
+                sched = by_name[k.scheduler]
+                if sched is self._current(k.scheduler) and sched.enabled:
+                    sched.add_classified(changes[k.index], k.key, k.important, now)
         return ids, duplicate
 
-    async def submit_buildset(self, bs: NewBuildset) -> tuple[int, dict[str, int]]:
+    def _current(self, name: str) -> Scheduler | None:
+        return next((s for s in self.schedulers if s.name == name), None)
+
+    async def submit_buildset(
+        self, bs: NewBuildset | None, commit: SchedulerCommit | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """Store a buildset and queue its requests; `commit` (scheduler state it consumes) is
+        applied in the same transaction. bs None stores only the commit."""
         now = self.clock.now()
-        bs_id, req_ids = await self.repo.add_buildset(bs, now)
+        bs_id, req_ids = await self.repo.add_buildset(bs, now, commit)
+        if bs is None:
+            return bs_id, req_ids
         for builder, req_id in req_ids.items():
             self.dispatcher.add_request(
                 BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now)
@@ -118,12 +152,17 @@ class CoordinatorService:
             check_length(field, value, limit)
         props = properties or []
         check_properties(props)
-        sched = next(
-            (s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders), None
-        )
-        if sched is None:
+        forcers = [s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders]
+        if not forcers:
             raise InvalidArgument(
                 f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
+            )
+        sched = next((s for s in forcers if s.enabled), None)
+        if sched is None:
+            names = ", ".join(repr(s.name) for s in forcers)
+            raise FailedPrecondition(
+                f"builder {builder!r} cannot be forced: its ForceScheduler {names} is disabled; "
+                f"enable it with `gantry scheduler enable {forcers[0].name}`"
             )
         bs = sched.buildset_for(
             builder, reason=reason, owner=owner, branch=branch, revision=revision,
@@ -166,7 +205,33 @@ class CoordinatorService:
         runner.stop(reason or "stopped by request")
         return True
 
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> Scheduler:
+        """Enable or disable a scheduler at run time; stored, so it survives a restart. A
+        disabled scheduler ignores changes and timers; enabled again, it resumes from its stored
+        state (changes it had taken before, last run)."""
+        sched = self.scheduler(name)
+        await self.repo.set_scheduler_enabled(name, enabled)
+        if enabled and not sched.enabled:
+            record = (await self.repo.load_scheduler_state([name]))[name]
+            record.enabled = True
+            if self._current(name) is sched:
+                sched.start(self._runtime, record)
+        elif not enabled:
+            sched.enabled = False
+            sched.stop()
+        return sched
+
     # ------------------------------------------------------------ reads
+
+    def scheduler(self, name: str) -> Scheduler:
+        sched = self._current(name)
+        if sched is None:
+            known = ", ".join(sorted(s.name for s in self.schedulers)) or "none"
+            raise NotFound(f"no scheduler named {name!r} (configured schedulers: {known})")
+        return sched
+
+    def list_schedulers(self) -> list[Scheduler]:
+        return sorted(self.schedulers, key=lambda s: s.name)
 
     def builder(self, name: str) -> Builder:
         b = self.dispatcher.builders.get(name)

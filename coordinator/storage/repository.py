@@ -27,7 +27,8 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
-from coordinator.storage import codec, history, schema
+from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
+from coordinator.storage import codec, history, scheduler_store, schema
 from coordinator.storage.writer import Tx, Writer
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class SqlRepository:
     # ---------------------------------------------------------------- changes
 
     async def add_changes(
-        self, changes: Sequence[Change], idempotency_key: str, at: float
+        self, changes: Sequence[Change], idempotency_key: str, at: float,
+        classified: Sequence[Classified] = (),
     ) -> tuple[list[int], bool]:
         def op(tx: Tx) -> tuple[list[int], bool]:
             c = tx.conn
@@ -149,6 +151,7 @@ class SqlRepository:
                         key=idempotency_key, change_ids_json=codec.dumps(ids), created_at=at
                     )
                 )
+            scheduler_store.insert_classified(c, ids, classified, at)
             return ids, False
 
         return await self.writer.submit(op)
@@ -176,9 +179,18 @@ class SqlRepository:
 
     # ---------------------------------------------------------------- buildsets and requests
 
-    async def add_buildset(self, bs: NewBuildset, at: float) -> tuple[int, dict[str, int]]:
+    async def add_buildset(
+        self, bs: NewBuildset | None, at: float, commit: SchedulerCommit | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """Store a buildset and its requests; with `commit`, apply that scheduler state change in
+        the same transaction (bs None: only the commit, returning (0, {}))."""
+
         def op(tx: Tx) -> tuple[int, dict[str, int]]:
             c = tx.conn
+            if commit is not None:
+                scheduler_store.apply_commit(c, commit)
+            if bs is None:
+                return 0, {}
             bs_id = int(
                 c.execute(
                     t_bs.insert().values(
@@ -324,6 +336,14 @@ class SqlRepository:
             return int(res.rowcount)
 
         return await self.writer.submit(op)
+
+    # ---------------------------------------------------------------- scheduler state
+
+    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]:
+        return await self._read(lambda c: scheduler_store.load(c, names))
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
+        await self.writer.submit(lambda tx: scheduler_store.set_enabled(tx.conn, name, enabled))
 
     # ---------------------------------------------------------------- builds
 

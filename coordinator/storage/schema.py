@@ -202,10 +202,37 @@ def _v2_notifications(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[notifications, notifier_state])
 
 
+# Version 3: scheduler state. The changes a scheduler accepted and has not built yet (stored
+# with the change, deleted with the buildset built from them), and per scheduler whether it is
+# enabled and when a timed scheduler last ran.
+scheduler_changes = sa.Table(
+    "scheduler_changes",
+    metadata,
+    sa.Column("scheduler", sa.String(256), primary_key=True),
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id"), primary_key=True),
+    sa.Column("gathering", sa.String(600), nullable=False, default=""),
+    sa.Column("important", sa.Boolean, nullable=False),
+    sa.Column("classified_at", sa.Float, nullable=False),
+)
+
+scheduler_state = sa.Table(
+    "scheduler_state",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("last_run", sa.Float, nullable=True),
+)
+
+
+def _v3_scheduler_state(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[scheduler_changes, scheduler_state])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_notifications),
+    (3, _v3_scheduler_state),
 ]
 LATEST = MIGRATIONS[-1][0]
 

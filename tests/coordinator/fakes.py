@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,12 +14,21 @@ from coordinator.domain.model import (
     Build,
     BuildRequest,
     Buildset,
+    Change,
     LogChunk,
     LogInfo,
+    NewBuildset,
     Property,
     Step,
 )
 from coordinator.domain.results import Result
+from coordinator.domain.scheduler_state import (
+    AlreadyScheduled,
+    Classified,
+    PendingChange,
+    SchedulerCommit,
+    SchedulerRecord,
+)
 
 
 class Changes:
@@ -198,3 +208,67 @@ class FakeRepo:
 
     async def finish_log(self, log_id: int) -> None:
         pass
+
+
+# ------------------------------------------------------------------------------ scheduler state
+
+
+class FakeSchedulerRepo(FakeRepo):
+    """FakeRepo plus changes, buildsets and scheduler state in memory, with the same atomic
+    consume-or-refuse rule as SQL storage. Survives a "restart": build a new service on it."""
+
+    def __init__(self, changes: Changes | None = None) -> None:
+        super().__init__(changes)
+        self.stored_changes: dict[int, Change] = {}
+        self.classified: dict[tuple[str, int], PendingChange] = {}
+        self.state: dict[str, SchedulerRecord] = {}
+        self.buildsets: list[NewBuildset] = []
+        self.commits: list[SchedulerCommit] = []
+        self.transactions = 0
+
+    async def add_changes(self, changes: Sequence[Change], idempotency_key: str, at: float,
+                          classified: Sequence[Classified] = ()) -> tuple[list[int], bool]:
+        self.transactions += 1
+        ids = []
+        for c in changes:
+            cid = next(self._ids)
+            self.stored_changes[cid] = dataclasses.replace(c, id=cid)
+            ids.append(cid)
+        for k in classified:
+            cid = ids[k.index]
+            self.classified[(k.scheduler, cid)] = PendingChange(self.stored_changes[cid], k.key, k.important, at)
+        return ids, False
+
+    async def add_buildset(self, bs: NewBuildset | None, at: float,
+                           commit: SchedulerCommit | None = None) -> tuple[int, dict[str, int]]:
+        self.transactions += 1
+        if commit is not None:
+            keys = [(commit.scheduler, cid) for cid in set(commit.change_ids)]
+            if any(k not in self.classified for k in keys):
+                raise AlreadyScheduled("changes already built")
+            rec = self.state.setdefault(commit.scheduler, SchedulerRecord(commit.scheduler))
+            if commit.last_run is not None and rec.last_run is not None and rec.last_run >= commit.last_run:
+                raise AlreadyScheduled("time already ran")
+            for k in keys:
+                del self.classified[k]
+            if commit.last_run is not None:
+                rec.last_run = commit.last_run
+            self.commits.append(commit)
+        if bs is None:
+            self.changes.bump()
+            return 0, {}
+        self.buildsets.append(bs)
+        reqs = {b: self.add_request(b, bs.priority, at).id for b in bs.builders}
+        self.changes.bump()
+        return len(self.buildsets), reqs
+
+    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]:
+        out = {}
+        for n in names:
+            rec = self.state.get(n, SchedulerRecord(n))
+            pending = [p for (s, _), p in sorted(self.classified.items()) if s == n]
+            out[n] = SchedulerRecord(n, rec.enabled, rec.last_run, pending)
+        return out
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
+        self.state.setdefault(name, SchedulerRecord(name)).enabled = enabled

@@ -64,6 +64,10 @@ config = MasterConfig(
         SingleBranchScheduler("sbs", branch="main", tree_stable_timer=-5,  # L:timer
                               builders=["compile"]),
         ForceScheduler("force", builders=["compile", "nosuch"]),  # L:unknown-builder
+        Nightly("nightly", ["compile"], minute=75,  # L:nightly-minute
+                hour=3, timezone="Europe/Berlin"),
+        Nightly("tz", ["compile"], hour=3, timezone="Mars/Olympus"),  # L:nightly-tz
+        Periodic("every", ["compile"], periodicBuildTimer=-1),  # L:periodic
     ],
 )
 '''
@@ -74,6 +78,9 @@ EXPECTED = {  # marker -> a fragment of the message
     "duplicate": "builder 'compile' is defined twice",
     "timer": "tree_stable_timer must be None or seconds >= 0, not -5",
     "unknown-builder": "scheduler 'force' names unknown builder 'nosuch'",
+    "nightly-minute": "scheduler 'nightly': minute values must be between 0 and 59, not 75",
+    "nightly-tz": "scheduler 'tz': unknown timezone 'Mars/Olympus'",
+    "periodic": "scheduler 'every': periodicBuildTimer must be a number of seconds > 0, not -1",
 }
 
 

@@ -56,7 +56,8 @@ class Harness:
         self.submitted: list[NewBuildset] = []
         self._spawned: list[asyncio.Future[Any]] = []
 
-    async def _submit(self, bs: NewBuildset) -> None:
+    async def _submit(self, bs: NewBuildset | None, commit: object = None) -> None:
+        assert bs is not None
         self.submitted.append(bs)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:

@@ -19,7 +19,8 @@ class Harness:
         self._spawned: list[asyncio.Future[Any]] = []
         self._ids = 0
 
-    async def _submit(self, bs: NewBuildset) -> int:
+    async def _submit(self, bs: NewBuildset | None, commit: object = None) -> int:
+        assert bs is not None
         self.submitted.append(bs)
         return len(self.submitted)
 

@@ -90,6 +90,16 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.FromString,
                 _registered_method=True)
+        self.ListSchedulers = channel.unary_unary(
+                '/gantry.v1.ControlService/ListSchedulers',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersResponse.FromString,
+                _registered_method=True)
+        self.SetSchedulerEnabled = channel.unary_unary(
+                '/gantry.v1.ControlService/SetSchedulerEnabled',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -174,6 +184,22 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSchedulers(self, request, context):
+        """The configured schedulers with their run-time state (enabled, next timer), by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSchedulerEnabled(self, request, context):
+        """Enable or disable a scheduler at run time. Stored: it survives a restart. A disabled
+        scheduler ignores changes and timers; a disabled ForceScheduler refuses ForceBuild with
+        FAILED_PRECONDITION. Unknown name: NOT_FOUND. Returns the scheduler's new state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +257,16 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.RebuildBuild,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.SerializeToString,
+            ),
+            'ListSchedulers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedulers,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersResponse.SerializeToString,
+            ),
+            'SetSchedulerEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSchedulerEnabled,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +566,60 @@ class ControlService:
             '/gantry.v1.ControlService/RebuildBuild',
             protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.RebuildBuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedulers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListSchedulers',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListSchedulersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSchedulerEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/SetSchedulerEnabled',
+            protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.FromString,
             options,
             channel_credentials,
             insecure,
