@@ -15,6 +15,7 @@ from coordinator.domain.model import (
     LogChunk,
     LogInfo,
     NewBuildset,
+    PendingRequest,
     Property,
     Step,
     WorkerRecord,
@@ -57,6 +58,17 @@ class Repository(Protocol):
 
     async def release_orphaned_claims(self, coordinator_id: str, at: float) -> int: ...
 
+    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
+        """Several buildsets in one read (those that exist)."""
+        ...
+
+    async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
+        """Complete the still unclaimed ones of `request_ids` as SKIPPED, absorbed by `into`
+        (their buildsets finish when complete); returns the ids actually absorbed."""
+        ...
+
+    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
+
     # builds, steps, logs
     async def start_build(
         self, request: BuildRequest, worker: str, properties: list[Property], at: float
@@ -75,6 +87,14 @@ class Repository(Protocol):
     ) -> None: ...
 
     async def set_build_properties(self, build: Build, properties: list[Property]) -> None: ...
+
+    async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
+        """Persist a running build's state string (e.g. "waiting for lock L"); event build.state."""
+        ...
+
+    async def set_step_state(self, build: Build, step: Step, state_string: str, at: float) -> None:
+        """Persist a running step's state string; event step.state."""
+        ...
 
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
 
@@ -109,6 +129,14 @@ class Repository(Protocol):
 
     # notifications (written by the notification service through NotificationStore)
     async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...
+
+
+class StartEstimator(Protocol):
+    """Estimates when a pending request will start (the ETA estimator plugs in here)."""
+
+    def expected_start(self, pending: PendingRequest, ahead: int) -> float:
+        """A timestamp, or 0 when unknown; `ahead` = requests of its builder before it."""
+        ...
 
 
 # ---------------------------------------------------------------- notifications (mail, http push)
