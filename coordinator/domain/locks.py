@@ -18,6 +18,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from coordinator.domain.steps import caller_location
 
@@ -225,9 +226,10 @@ class LockSet:
             fut = real.acquire(owner, access.mode)
             if not fut.done():
                 await on_wait(access.lock.name)
-                stop = asyncio.ensure_future(stopped.wait())
+                stop: asyncio.Future[Any] = asyncio.ensure_future(stopped.wait())
+                either: set[asyncio.Future[Any]] = {fut, stop}
                 try:
-                    await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 except BaseException:
                     real.cancel(owner, fut)
                     self.release(owner)
