@@ -7,6 +7,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.locks import MasterLock, WorkerLock
 from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
@@ -31,6 +32,7 @@ __all__ = [
     "Interpolate",
     "MailNotifier",
     "MasterConfig",
+    "MasterLock",
     "Property",
     "Result",
     "SetPropertyFromCommand",
@@ -43,6 +45,7 @@ __all__ = [
     "Transform",
     "WarningCountingShellCommand",
     "Worker",
+    "WorkerLock",
     "render",
     "renderer",
     "SUCCESS",
