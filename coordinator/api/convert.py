@@ -172,3 +172,18 @@ def notification_pb(n: Notification) -> control_pb2.Notification:
         next_attempt_at=ts(n.next_attempt_at), last_error=n.last_error, created_at=ts(n.created_at),
         sent_at=ts(n.sent_at), summary=summary,
     )
+
+
+def pending_pb(p: model.PendingRequest) -> control_pb2.PendingRequest:
+    return control_pb2.PendingRequest(
+        id=p.id, builder=p.builder, buildset_id=p.buildset_id, priority=p.priority,
+        submitted_at=ts(p.submitted_at), reason=p.reason, expected_start=p.expected_start,
+    )
+
+
+def build_request_pb(r: model.BuildRequest) -> control_pb2.BuildRequest:
+    return control_pb2.BuildRequest(
+        id=r.id, buildset_id=r.buildset_id, builder=r.builder, priority=r.priority,
+        submitted_at=ts(r.submitted_at), claimed=r.claimed, complete=r.complete,
+        result=result_pb(r.result), absorbed_by=r.absorbed_by, completed_at=ts(r.completed_at),
+    )

@@ -16,6 +16,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Change,
     NewBuildset,
+    PendingRequest,
     Property,
     WorkerRecord,
 )
@@ -144,6 +145,19 @@ class CoordinatorService:
     def pending_count(self, builder: str) -> int:
         """Unstarted build requests of a builder."""
         return self.dispatcher.pending_count(builder)
+
+    def list_pending(self, builder: str) -> list[PendingRequest]:
+        """Unstarted requests in start order, each with why it waits (one builder, or all)."""
+        if builder:
+            self.builder(builder)
+        return self.dispatcher.pending_requests(builder)
+
+    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]:
+        if builder:
+            self.builder(builder)
+        if buildset_id < 0:
+            raise InvalidArgument("buildset_id must not be negative")
+        return await self.repo.list_build_requests(builder, buildset_id, _limit(limit))
 
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())
