@@ -402,3 +402,25 @@ async def test_expected_start_comes_from_the_estimator(w: Sched) -> None:
     assert [p.reason for p in d.pending_requests()] == ["no worker connected"] * 3
     d.estimator = Estimator()
     assert [p.expected_start for p in d.pending_requests()] == [1000.0, 1060.0, 1120.0]
+
+
+async def test_collapsing_races_with_workers_freeing_at_once(w: Sched) -> None:
+    """Two workers free at the same instant over compatible requests: every request is either
+    built exactly once or absorbed exactly once, never both."""
+    reqs = [w.repo.add_request("b", i % 2, float(i), bs("main" if i % 3 else "dev")) for i in range(18)]
+    d = w.start({"w1": (1, ""), "w2": (1, "")}, [w.b("b", ["w1", "w2"])])
+    await d.start()
+
+    def settled() -> bool:
+        return all(r.complete for r in reqs) and not w.running()
+
+    while not settled():
+        await w.until(lambda: settled() or (len(w.running()) >= 1 and d.pending_count("b") == 0) or len(w.running()) == 2)
+        w.gates.open()
+        await w.until(lambda: settled() or len(w.running()) < 2)
+    built = w.repo.started_requests()
+    assert len(built) == len(set(built)), "a request started twice"
+    assert not set(built) & set(w.repo.collapsed), "a request both built and absorbed"
+    assert set(built) | set(w.repo.collapsed) == {r.id for r in reqs}
+    assert set(w.repo.collapsed.values()) <= set(built)
+    assert len(w.repo.collapsed) > 0
