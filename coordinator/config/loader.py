@@ -153,7 +153,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
                 continue
             for err in s.errors:
                 add(s, f"step {s.name!r} of builder {b.name!r}: {err}")
-            check_locks(s, f"step {s.name!r} of builder {b.name!r}", s.locks)
+            check_locks(s, f"step {s.name!r} of builder {b.name!r}", getattr(s, "locks", []))
             if s.name in step_names:
                 add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
             step_names.add(s.name)

@@ -1,9 +1,13 @@
 """The dispatcher: gives each pending build request to a free worker of its builder.
 
 Pending requests sit in one heap per builder ordered by (priority desc, submission, id), so a
-dispatch pass looks only at the head of each heap — never scans every pending request. A request
-is claimed in the database (one conditional UPDATE) before its build starts, so two coordinators
-can never start the same request.
+dispatch pass looks only at the head of each heap — never scans every pending request (only a
+builder's own nextBuild hook sees its whole queue). Workers qualify by the builder's list and
+worker_labels; nextWorker / canStartBuild choose among those with a free slot, as in Buildbot.
+A request is claimed in the database (one conditional UPDATE) before its build starts, so two
+coordinators can never start the same request; as it starts, the builder's compatible pending
+requests are collapsed into it (buildsets loaded once per request, one write for all).
+`pending_requests()` says why each unstarted request waits.
 """
 
 from __future__ import annotations
@@ -238,10 +242,11 @@ class Dispatcher:
             entries = sorted(self._pending.get(name, ()))
             configured = self.builders.get(name)
             blocked = self._blocked_reason(configured) if configured is not None else "builder not configured"
+            busy = self._busy_reason(configured, name) if configured is not None and not blocked else ""
             first_of_priority: dict[int, int] = {}
             for i, (_, _, _, req) in enumerate(entries):
                 higher = first_of_priority.setdefault(req.priority, i)
-                reason = blocked or (f"lower priority than {higher} requests" if higher else self._busy_reason(configured, name))
+                reason = blocked or (f"lower priority than {higher} requests" if higher else busy)
                 pending = PendingRequest(req.id, name, req.buildset_id, req.priority, req.submitted_at, reason)
                 if self.estimator is not None:
                     pending.expected_start = self.estimator.expected_start(pending, i)
@@ -256,8 +261,7 @@ class Dispatcher:
             return f"no connected worker has labels [{', '.join(builder.worker_labels)}]"
         return ""
 
-    def _busy_reason(self, builder: Builder | None, name: str) -> str:
-        assert builder is not None
+    def _busy_reason(self, builder: Builder, name: str) -> str:
         qualified = self.qualified_workers(builder)
         if all(s.free_slots <= 0 for s in qualified):
             names = {s.name for s in qualified}
