@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from protos.gantry.v1 import control_pb2
-from tests.e2e.harness import SKIPPED, SUCCESS, TIMEOUT, Cluster, Coordinator, poll, run_cli
+from tests.e2e.harness import (
+    CANCELLED,
+    SKIPPED,
+    SUCCESS,
+    TIMEOUT,
+    Cluster,
+    Coordinator,
+    poll,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -56,11 +65,8 @@ config = MasterConfig(
 
     gate.touch()
 
-    async def both_done() -> bool:
-        builds = [await build_of(coord, n, 1) for n in "ab"]
-        return all(b is not None and b.HasField("finished_at") for b in builds)
-
-    await poll(both_done, what="both builds finish")
+    await poll(lambda: _finished(coord, "a", 1), what="a/1 ends")
+    await poll(lambda: _finished(coord, "b", 1), what="b/1 ends")
     a1, b1 = await coord.get_build("a", 1), await coord.get_build("b", 1)
     assert a1.result == SUCCESS and b1.result == SUCCESS
     assert b1.steps[0].started_at.ToNanoseconds() >= a1.finished_at.ToNanoseconds()
@@ -140,3 +146,47 @@ config = MasterConfig(
     assert code == 0 and [listed[r.id]["absorbed_by"] for r in absorbed] == [second.id] * 2
     code, out, _ = await run_cli("requests", "--builder", "c", *at)
     assert code == 0 and out.decode().count("skipped") == 2
+
+
+async def test_stopping_a_build_that_waits_for_a_worker_lock_cancels_it(cluster: Cluster) -> None:
+    gate = cluster.tmp / "gate-s"
+    coord = await cluster.start_coordinator(f"""
+disk = WorkerLock("disk")
+config = MasterConfig(
+    workers=[Worker("w1", "s1", max_builds=2)],
+    builders=[
+        Builder("a", workers=["w1"], steps=[
+            ShellCommand(name="hold", command={gate_command(gate)!r}, locks=[disk.access("exclusive")])]),
+        Builder("b", workers=["w1"], steps=[
+            ShellCommand(name="needs-disk", command="true", locks=[disk.access("exclusive")])]),
+    ],
+    schedulers=[ForceScheduler("force", builders=["a", "b"])],
+)
+""")
+    await cluster.start_worker(coord, "w1", "s1", max_builds=2)
+    await coord.force("a")
+    await poll(lambda: _step_running(coord, "a", 1), what="a/1 holds the lock")
+    await coord.force("b")
+
+    async def step_waits() -> bool:
+        if await build_of(coord, "b", 1) is None:
+            return False
+        b = await coord.get_build("b", 1)
+        return b.steps[0].state_string == "waiting for lock disk"
+
+    await poll(step_waits, what="b/1's step waits for the lock")
+    stopped = await coord.control.StopBuild(
+        control_pb2.StopBuildRequest(builder="b", number=1, reason="not now"), timeout=TIMEOUT)
+    assert stopped.stopped
+
+    await poll(lambda: _finished(coord, "b", 1), what="b/1 ends")
+    b1 = await coord.get_build("b", 1)
+    assert b1.result == CANCELLED and b1.steps[0].result == CANCELLED
+    gate.touch()
+    await poll(lambda: _finished(coord, "a", 1), what="a/1 ends")
+    assert (await coord.get_build("a", 1)).result == SUCCESS
+
+
+async def _finished(coord: Coordinator, builder: str, number: int) -> bool:
+    b = await build_of(coord, builder, number)
+    return b is not None and b.HasField("finished_at")
