@@ -198,7 +198,8 @@ class BuildRunner:
             if not await held.acquire(self, self._wait_build, self._stopped):
                 for step, step_def in zip(steps, self.step_defs, strict=True):
                     await self._skip(step, step_def)
-                return Result.CANCELLED, f"cancelled while waiting for lock {self.waiting_for_lock}", False
+                waited = self.waiting_for_lock
+                return Result.CANCELLED, f"cancelled while waiting for lock {waited}" if waited else "cancelled", False
             if held:
                 self.waiting_for_lock = ""
                 await self.repo.set_build_state(build, "building", self.clock.now())
