@@ -190,3 +190,31 @@ config = MasterConfig(
 async def _finished(coord: Coordinator, builder: str, number: int) -> bool:
     b = await build_of(coord, builder, number)
     return b is not None and b.HasField("finished_at")
+
+
+async def test_worker_labels_pick_the_worker_that_advertised_them(cluster: Cluster) -> None:
+    coord = await cluster.start_coordinator("""
+config = MasterConfig(
+    workers=[Worker("mac", "s1"), Worker("linux", "s2")],
+    builders=[
+        Builder("b", workers=["mac", "linux"], worker_labels=["linux"], collapseRequests=False,
+                steps=[ShellCommand("true")]),
+        Builder("gpu", workers=["mac", "linux"], worker_labels=["gpu"], steps=[ShellCommand("true")]),
+    ],
+    schedulers=[ForceScheduler("force", builders=["b", "gpu"])],
+)
+""")
+    await cluster.start_worker(coord, "mac", "s1", labels=["mac"])
+    await cluster.start_worker(coord, "linux", "s2", labels=["linux", "docker"])
+    for _ in range(3):
+        await coord.force("b")
+    forced = await coord.force("gpu")
+
+    async def three_done() -> list[control_pb2.Build]:
+        builds = await coord.list_builds("b")
+        return builds if len(builds) == 3 and all(b.HasField("finished_at") for b in builds) else []
+
+    assert {b.worker for b in await poll(three_done, what="b's builds")} == {"linux"}
+    resp = await coord.control.ListPendingRequests(control_pb2.ListPendingRequestsRequest(), timeout=TIMEOUT)
+    assert [(p.id, p.reason) for p in resp.requests] == [
+        (forced.build_request_id, "no connected worker has labels [gpu]")]
