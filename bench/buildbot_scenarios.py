@@ -9,7 +9,8 @@ equivalent configuration:
   change, at once), the same workers (``max_builds=1``);
 - changes come in through the ``base`` change hook of the web server (``POST /change_hook/base``,
   which answers once the change is stored — the counterpart of ``SubmitChanges``);
-  ``collapseRequests`` is off so that, as in Gantry, every change gets its own build;
+  ``collapseRequests`` is off (on both sides: both collapse by default) so that every change
+  gets its own build;
 - completion is pushed, not polled: a small service in ``master.cfg`` consumes Buildbot's
   message queue (buildsets complete, builds finished, steps started/finished) and sends each
   event as a UDP datagram to the benchmark, which timestamps its arrival — the counterpart of
@@ -117,7 +118,7 @@ c['db'] = {{'db_url': 'sqlite:///state.sqlite'}}
 c['protocols'] = {{'pb': {{'port': 'tcp:{pb_port}:interface=127.0.0.1'}}}}
 c['workers'] = [worker.Worker(name, 'pass-' + name, max_builds=1) for name in {workers!r}]
 c['change_source'] = []
-# One build per change, as in Gantry (Buildbot collapses compatible pending requests by default).
+# One build per change, as in the Gantry run (both collapse compatible pending requests by default).
 c['collapseRequests'] = False
 c['schedulers'] = [
     schedulers.SingleBranchScheduler(

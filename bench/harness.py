@@ -207,7 +207,7 @@ def master_cfg(spec: ClusterSpec) -> str:
     lines.append("    builders=[")
     for b in spec.builders:
         lines.append(
-            f"        Builder({b.name!r}, workers={b.workers!r}, "
+            f"        Builder({b.name!r}, workers={b.workers!r}, collapseRequests=False, "
             f"steps=[ShellCommand(name='run', command={b.command!r})]),"
         )
     names = [b.name for b in spec.builders]

@@ -156,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "list notifications (mail, HTTP push) and their delivery state")
     p.add_argument("--state", choices=["pending", "sent", "failed"], default="")
     p.add_argument("--limit", type=_positive, default=20)
+    p = command("pending", commands.cmd_pending,
+                "list unstarted build requests in start order, and why each is pending")
+    p.add_argument("builder", nargs="?", default="", help="only this builder's requests")
+    p = command("requests", commands.cmd_requests,
+                "list build requests, newest first (collapsed ones show the request that absorbed them)")
+    p.add_argument("--builder", default="")
+    p.add_argument("--buildset", type=_positive, default=0, metavar="ID")
+    p.add_argument("--limit", type=_positive, default=20)
 
     command("schedulers", commands.cmd_schedulers,
             "list the schedulers: kind, enabled, next fire time, builders")

@@ -269,6 +269,20 @@ class GantryClient:
             await self._call(self._control.SetSchedulerEnabled(request, timeout=self.timeout))
         )
 
+    async def list_pending(self, builder: str = "") -> list[models.PendingRequest]:
+        """Unstarted build requests in start order, each with why it waits."""
+        request = control_pb2.ListPendingRequestsRequest(builder=builder)
+        response = await self._call(self._control.ListPendingRequests(request, timeout=self.timeout))
+        return [convert.pending_from_proto(p) for p in response.requests]
+
+    async def list_build_requests(
+        self, builder: str = "", buildset_id: int = 0, limit: int = 20
+    ) -> list[models.BuildRequest]:
+        """Build requests, newest first (a collapsed one names the request that absorbed it)."""
+        request = control_pb2.ListBuildRequestsRequest(builder=builder, buildset_id=buildset_id, limit=limit)
+        response = await self._call(self._control.ListBuildRequests(request, timeout=self.timeout))
+        return [convert.build_request_from_proto(r) for r in response.requests]
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

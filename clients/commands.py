@@ -216,6 +216,18 @@ async def cmd_scheduler_set(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_pending(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        items = await client.list_pending(args.builder)
+    return _show_list(args, "pending", items, render.pending_table, "no pending build requests")
+
+
+async def cmd_requests(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        items = await client.list_build_requests(args.builder, args.buildset, args.limit)
+    return _show_list(args, "requests", items, render.requests_table, "no build requests")
+
+
 async def cmd_log(args: argparse.Namespace) -> int:
     channel = Channel[args.channel.upper()]
     out = sys.stdout.buffer

@@ -194,6 +194,33 @@ def scheduler_from_proto(msg: control_pb2.Scheduler) -> models.Scheduler:
     )
 
 
+def pending_from_proto(msg: control_pb2.PendingRequest) -> models.PendingRequest:
+    return models.PendingRequest(
+        id=msg.id,
+        builder=msg.builder,
+        buildset_id=msg.buildset_id,
+        priority=msg.priority,
+        submitted_at=time_from_proto(msg, "submitted_at"),
+        reason=msg.reason,
+        expected_start=datetime.fromtimestamp(msg.expected_start, UTC) if msg.expected_start else None,
+    )
+
+
+def build_request_from_proto(msg: control_pb2.BuildRequest) -> models.BuildRequest:
+    return models.BuildRequest(
+        id=msg.id,
+        buildset_id=msg.buildset_id,
+        builder=msg.builder,
+        priority=msg.priority,
+        submitted_at=time_from_proto(msg, "submitted_at"),
+        claimed=msg.claimed,
+        complete=msg.complete,
+        result=models.Result(msg.result) if msg.complete else None,
+        absorbed_by=msg.absorbed_by,
+        completed_at=time_from_proto(msg, "completed_at"),
+    )
+
+
 def event_from_proto(msg: status_pb2.Event) -> models.Event:
     finished = msg.kind.endswith(_FINISHED_SUFFIX)
     return models.Event(

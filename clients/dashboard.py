@@ -66,6 +66,8 @@ def _table(*columns: tuple[str, int] | tuple[str, int, JustifyMethod]) -> Table:
 
 
 def _step_text(run: RunningBuild) -> Text:
+    if run.waiting:
+        return Text(run.waiting, style="yellow")
     if not run.step_name:
         return Text("starting", style="dim")
     if run.step_done:

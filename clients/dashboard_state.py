@@ -63,6 +63,7 @@ class RunningBuild:
     step_names: tuple[str, ...] = ()
     expected: dict[str, float] = field(default_factory=dict)
     estimate_loaded: bool = False
+    waiting: str = ""  # what it waits for ("waiting for lock L"), from build.state / step.state
 
     @property
     def key(self) -> BuildKey:
@@ -254,6 +255,14 @@ class DashboardState:
             run.worker = event.worker or run.worker
             run.started_at = event.at or run.started_at
             run.seen_start = True
+        elif kind == "buildrequest.collapsed":
+            self.queued[builder] = max(0, self.queued.get(builder, 0) - 1)
+        elif kind in ("build.state", "step.state"):
+            if key in self._done:
+                return
+            run = self.running.setdefault(key, RunningBuild(builder, event.build_number))
+            text = str(event.details.get("state_string", ""))
+            run.waiting = text if text.startswith("waiting") else ""
         elif kind in ("step.started", "step.finished"):
             if key in self._done:
                 return

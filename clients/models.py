@@ -195,6 +195,35 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
+class PendingRequest:
+    """An unstarted build request and why it has not started yet."""
+
+    id: int
+    builder: str
+    buildset_id: int
+    priority: int = 0
+    submitted_at: datetime | None = None
+    reason: str = ""
+    expected_start: datetime | None = None  # None when unknown
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One builder x one buildset; `absorbed_by` names the request whose build absorbed it."""
+
+    id: int
+    buildset_id: int
+    builder: str
+    priority: int = 0
+    submitted_at: datetime | None = None
+    claimed: bool = False
+    complete: bool = False
+    result: Result | None = None
+    absorbed_by: int = 0
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """One status event. `result` is set only for `*.finished` events."""
 

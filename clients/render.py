@@ -12,7 +12,18 @@ from rich.table import Table
 from rich.text import Text
 
 from clients import fmt
-from clients.models import Build, Builder, Change, Event, Notification, Result, Scheduler, Worker
+from clients.models import (
+    Build,
+    Builder,
+    BuildRequest,
+    Change,
+    Event,
+    Notification,
+    PendingRequest,
+    Result,
+    Scheduler,
+    Worker,
+)
 
 _KIND_WIDTH = 20  # len("buildrequest.retried")
 _DURATION_KEYS = ("duration", "duration_s", "duration_seconds", "elapsed")
@@ -168,6 +179,33 @@ def notifications_table(notifications: Iterable[Notification]) -> Table:
             str(n.attempts),
             n.summary,
             _dash(n.last_error),
+        )
+    return table
+
+
+def pending_table(pending: Iterable[PendingRequest]) -> Table:
+    table = _table("request", "builder", "buildset", "priority", "submitted", "why pending", "expected start")
+    for column in (0, 2, 3):
+        table.columns[column].justify = "right"
+    for p in pending:
+        table.add_row(
+            str(p.id), p.builder, str(p.buildset_id), str(p.priority),
+            fmt.format_ago(p.submitted_at), Text(p.reason, style="yellow"),
+            fmt.format_clock(p.expected_start) if p.expected_start else Text("-", style="dim"),
+        )
+    return table
+
+
+def requests_table(requests: Iterable[BuildRequest]) -> Table:
+    table = _table("request", "builder", "buildset", "priority", "submitted", "state", "result", "absorbed by")
+    for column in (0, 2, 3, 7):
+        table.columns[column].justify = "right"
+    for r in requests:
+        state = "complete" if r.complete else ("claimed" if r.claimed else "pending")
+        table.add_row(
+            str(r.id), r.builder, str(r.buildset_id), str(r.priority), fmt.format_ago(r.submitted_at),
+            state, fmt.result_text(r.result) if r.complete else Text("-", style="dim"),
+            str(r.absorbed_by) if r.absorbed_by else Text("-", style="dim"),
         )
     return table
 

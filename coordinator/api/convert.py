@@ -194,3 +194,18 @@ def scheduler_pb(s: Scheduler) -> control_pb2.Scheduler:
     return control_pb2.Scheduler(
         name=s.name, kind=s.kind, enabled=s.enabled, builders=list(s.builders), next_fire=ts(s.next_fire_time())
     )
+
+
+def pending_pb(p: model.PendingRequest) -> control_pb2.PendingRequest:
+    return control_pb2.PendingRequest(
+        id=p.id, builder=p.builder, buildset_id=p.buildset_id, priority=p.priority,
+        submitted_at=ts(p.submitted_at), reason=p.reason, expected_start=p.expected_start,
+    )
+
+
+def build_request_pb(r: model.BuildRequest) -> control_pb2.BuildRequest:
+    return control_pb2.BuildRequest(
+        id=r.id, buildset_id=r.buildset_id, builder=r.builder, priority=r.priority,
+        submitted_at=ts(r.submitted_at), claimed=r.claimed, complete=r.complete,
+        result=result_pb(r.result), absorbed_by=r.absorbed_by, completed_at=ts(r.completed_at),
+    )

@@ -103,6 +103,14 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         items = await self.service.list_notifications(request.limit, request.state)
         return control_pb2.ListNotificationsResponse(notifications=[convert.notification_pb(n) for n in items])
 
+    async def ListPendingRequests(self, request: control_pb2.ListPendingRequestsRequest, context: Ctx) -> Any:
+        pending = await self.service.list_pending(request.builder)
+        return control_pb2.ListPendingRequestsResponse(requests=[convert.pending_pb(p) for p in pending])
+
+    async def ListBuildRequests(self, request: control_pb2.ListBuildRequestsRequest, context: Ctx) -> Any:
+        reqs = await self.service.list_build_requests(request.builder, request.buildset_id, request.limit)
+        return control_pb2.ListBuildRequestsResponse(requests=[convert.build_request_pb(r) for r in reqs])
+
     async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
         return convert.change_pb(await self.service.get_change(request.id))
 

@@ -8,6 +8,7 @@ from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.locks import MasterLock, WorkerLock
 from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.renderables import (
     Interpolate,
@@ -48,6 +49,7 @@ __all__ = [
     "SecretInAFile",
     "Nightly",
     "Periodic",
+    "MasterLock",
     "Property",
     "Result",
     "SetPropertyFromCommand",
@@ -60,6 +62,7 @@ __all__ = [
     "Transform",
     "WarningCountingShellCommand",
     "Worker",
+    "WorkerLock",
     "render",
     "renderer",
     "SUCCESS",

@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.master_steps import DISABLED as MASTER_COMMANDS_DISABLED
 from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.schedulers import ChangeScheduler, Scheduler
@@ -118,6 +119,20 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if not isinstance(w.max_builds, int) or w.max_builds < 1:
             add(w, f"worker {w.name!r}: max_builds must be a whole number >= 1, not {w.max_builds!r}")
 
+    locks_seen: dict[str, BaseLock] = {}
+
+    def check_locks(owner: Any, what: str, items: Any) -> None:
+        for err in lock_errors(items):
+            add(owner, f"{what}: {err}")
+        for item in items if isinstance(items, list | tuple) else ():
+            lock = item.lock if isinstance(item, LockAccess) else item
+            if not isinstance(lock, BaseLock) or not isinstance(lock.name, str):
+                continue
+            first = locks_seen.setdefault(lock.name, lock)
+            if first is not lock and first.signature() != lock.signature():
+                add(lock, f"lock {lock.name!r} is declared twice with different kinds or counts: "
+                          f"{first!r} (line {at(first)}) and {lock!r}; use one lock object")
+
     builder_names: set[str] = set()
     for b in cfg.builders:
         if not isinstance(b, Builder):
@@ -135,6 +150,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
                 add(b, f"builder {b.name!r} uses unknown worker {wn!r}")
         if not b.steps:
             add(b, f"builder {b.name!r} has no steps")
+        _check_scheduling(b, lambda msg, b=b: add(b, msg))
+        check_locks(b, f"builder {b.name!r}", b.locks)
         step_names: set[str] = set()
         for s in b.steps:
             if not isinstance(s, BuildStep):
@@ -144,6 +161,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
                 add(s, f"step {s.name!r} of builder {b.name!r}: {err}")
             if isinstance(s, MasterShellCommand) and cfg.allow_master_commands is not True:
                 add(s, MASTER_COMMANDS_DISABLED)
+            check_locks(s, f"step {s.name!r} of builder {b.name!r}", getattr(s, "locks", []))
             if s.name in step_names:
                 add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
             step_names.add(s.name)
@@ -199,6 +217,21 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
     for err in web_settings(cfg.www).errors:
         add(cfg, err)
     return problems
+
+
+def _check_scheduling(b: Builder, add: Any) -> None:
+    """The builder's worker selection options (Buildbot's names and types)."""
+    labels = b.worker_labels
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() and "," not in x for x in labels):
+        add(f"builder {b.name!r}: worker_labels must be a list of label strings such as ['linux'], not {labels!r}")
+    for option in ("nextWorker", "canStartBuild", "nextBuild"):
+        fn = getattr(b, option)
+        if fn is not None and not callable(fn):
+            add(f"builder {b.name!r}: {option} must be a function, not {fn!r}")
+    collapse = b.collapseRequests
+    if not isinstance(collapse, bool) and not callable(collapse):
+        add(f"builder {b.name!r}: collapseRequests must be True, False or a function "
+            f"(builder, req1, req2) -> bool, not {collapse!r}")
 
 
 def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:

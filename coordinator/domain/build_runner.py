@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shlex
 from collections.abc import Awaitable, Mapping, Sequence
@@ -9,6 +10,7 @@ from typing import Any, Protocol
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
 from coordinator.domain.errors import StepError
+from coordinator.domain.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.logs import (
     LineObserver,
     LineSplitter,
@@ -74,8 +76,14 @@ class BuildRunner:
         *,
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
+        locks: LockRegistry | None = None,
+        build_locks: Sequence[LockAccess] = (),
     ) -> None:
         self.build = build
+        self.locks = locks or LockRegistry()
+        self.build_locks = list(build_locks)
+        self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
+        self._stopped = asyncio.Event()
         self._sourcestamps = list(sourcestamps or build.sourcestamps)
         self.step_defs = list(steps)
         self.builddir = builddir
@@ -271,6 +279,7 @@ class BuildRunner:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
         if self.stopped_reason is None:
             self.stopped_reason = reason or "stopped"
+        self._stopped.set()  # wakes a wait for a lock
         if self._current_command:
             self.session.interrupt(self._current_command, self.stopped_reason)
         if self._current_host is not None:
@@ -281,6 +290,26 @@ class BuildRunner:
         build = self.build
         steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
         build.steps = steps
+        held = LockSet(self.locks, self.build_locks, self.worker)
+        try:
+            if not await held.acquire(self, self._wait_build, self._stopped):
+                for step, step_def in zip(steps, self.step_defs, strict=True):
+                    await self._skip(step, step_def)
+                waited = self.waiting_for_lock
+                return Result.CANCELLED, f"cancelled while waiting for lock {waited}" if waited else "cancelled", False
+            if held:
+                self.waiting_for_lock = ""
+                await self.repo.set_build_state(build, "building", self.clock.now())
+            return await self._run_steps(steps)
+        finally:
+            held.release(self)
+
+    async def _wait_build(self, lock: str) -> None:
+        self.waiting_for_lock = lock
+        await self.repo.set_build_state(self.build, f"waiting for lock {lock}", self.clock.now())
+
+    async def _run_steps(self, steps: list[Step]) -> tuple[Result, str, bool]:
+        build = self.build
         result = Result.SUCCESS
         halted = False
         failed_step = ""
@@ -292,7 +321,7 @@ class BuildRunner:
             await self.repo.start_step(build, step, step.started_at)
             self._current_step = step
             self._observers = {}
-            step_result = await self._run_step(step_def)
+            step_result = await self._run_locked_step(step, step_def)
             await self._close_logs()
             self._current_step = None
             self._observers = {}
@@ -314,6 +343,28 @@ class BuildRunner:
             build, [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
         )
         return result, _build_state(result, failed_step), result == Result.RETRY
+
+    async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:
+        """Run the step holding its own locks (taken after it started; state "waiting for lock
+        L" meanwhile); CANCELLED if the build is stopped while it waits."""
+        held = LockSet(self.locks, accesses(getattr(step_def, "locks", ())), self.worker)
+        if not held:
+            return await self._run_step(step_def)
+
+        async def waiting(lock: str) -> None:
+            self.waiting_for_lock = lock
+            await self.repo.set_step_state(self.build, step, f"waiting for lock {lock}", self.clock.now())
+
+        try:
+            if not await held.acquire((self, step.number), waiting, self._stopped):
+                return Result.CANCELLED
+            if self.waiting_for_lock:
+                self.waiting_for_lock = ""
+                await self.repo.set_step_state(self.build, step, "running", self.clock.now())
+            return await self._run_step(step_def)
+        finally:
+            self.waiting_for_lock = ""
+            held.release((self, step.number))
 
     async def _skip(self, step: Step, step_def: BuildStep) -> None:
         step.hidden = self._hidden(step_def, Result.SKIPPED)

@@ -67,6 +67,25 @@ class BuildRequest:
     claimed: bool = False
     complete: bool = False
     result: Result | None = None
+    # The request whose build absorbed this one (collapseRequests); 0 if none.
+    absorbed_by: int = 0
+    completed_at: float | None = None
+    # Loaded for collapseRequests functions (its source stamps, properties, changes).
+    buildset: Buildset | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class PendingRequest:
+    """An unstarted build request and why it has not started yet."""
+
+    id: int
+    builder: str
+    buildset_id: int
+    priority: int
+    submitted_at: float
+    reason: str
+    # When it is expected to start (0: unknown); filled by a StartEstimator when one is wired.
+    expected_start: float = 0.0
 
 
 @dataclass

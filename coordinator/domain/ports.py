@@ -105,6 +105,17 @@ class Repository(Protocol):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
 
+    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
+        """Several buildsets in one read (those that exist)."""
+        ...
+
+    async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
+        """Complete the still unclaimed ones of `request_ids` as SKIPPED, absorbed by `into`
+        (their buildsets finish when complete); returns the ids actually absorbed."""
+        ...
+
+    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
+
     # builds, steps, logs
     async def start_build(
         self, request: BuildRequest, worker: str, properties: list[Property], at: float
@@ -123,6 +134,14 @@ class Repository(Protocol):
     ) -> None: ...
 
     async def set_build_properties(self, build: Build, properties: list[Property]) -> None: ...
+
+    async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
+        """Persist a running build's state string (e.g. "waiting for lock L"); event build.state."""
+        ...
+
+    async def set_step_state(self, build: Build, step: Step, state_string: str, at: float) -> None:
+        """Persist a running step's state string; event step.state."""
+        ...
 
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
 

@@ -17,6 +17,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Change,
     NewBuildset,
+    PendingRequest,
     Property,
     WorkerRecord,
 )
@@ -245,16 +246,23 @@ class CoordinatorService:
         return self.dispatcher.pending_count(builder)
 
     async def next_expected_start(self, builder: str) -> float | None:
-        """When the builder's next queued request can expect to start (see `expected_starts`):
-        the slots of its connected workers free at their builds' ETAs; a build whose ETA is
-        unknown, and the queued request, take the builder's median successful build. Reads one
-        build per slot in use, and only for a builder with a queue."""
+        """When the builder's next queued request can expect to start (see `expected_starts`)."""
         head = self.dispatcher.next_pending(builder)
-        if head is None or self.estimator is None:
+        if head is None:
             return None
+        return (await self._expected_starts(builder, [head.id])).get(head.id)
+
+    async def _expected_starts(self, builder: str, queue: list[int]) -> dict[int, float]:
+        """Expected start of each queued request (in dispatch order): the slots of the builder's
+        connected workers free at their builds' ETAs; a build whose ETA is unknown, and each
+        queued request, take the builder's median successful build. Reads one build per slot in
+        use, and only for a builder with a queue."""
+        configured = self.dispatcher.builders.get(builder)
+        if not queue or self.estimator is None or configured is None:
+            return {}
         estimator = self.estimator
         sessions = [
-            s for w in self.builder(builder).workers
+            s for w in configured.workers
             if (s := self.workers.sessions.get(w)) is not None and not s.closed
         ]
         etas: list[float | None] = []
@@ -265,7 +273,29 @@ class CoordinatorService:
                 etas.append(None if build is None else (await estimator.estimate(build)).eta)
         duration = (await estimator.history(builder)).build_duration
         slots = sum(s.max_builds for s in sessions)
-        return expected_starts([head.id], slots, etas, duration, self.clock.now()).get(head.id)
+        return expected_starts(queue, slots, etas, duration, self.clock.now())
+
+    async def list_pending(self, builder: str) -> list[PendingRequest]:
+        """Unstarted requests in start order, each with why it waits and, when the builder's
+        history allows an estimate, when it is expected to start (one builder, or all)."""
+        if builder:
+            self.builder(builder)
+        pending = self.dispatcher.pending_requests(builder)
+        by_builder: dict[str, list[PendingRequest]] = {}
+        for p in pending:
+            by_builder.setdefault(p.builder, []).append(p)
+        for name, queue in by_builder.items():
+            starts = await self._expected_starts(name, [p.id for p in queue])
+            for p in queue:
+                p.expected_start = starts.get(p.id, 0.0)
+        return pending
+
+    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]:
+        if builder:
+            self.builder(builder)
+        if buildset_id < 0:
+            raise InvalidArgument("buildset_id must not be negative")
+        return await self.repo.list_build_requests(builder, buildset_id, _limit(limit))
 
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())

@@ -120,6 +120,7 @@ class BuildStep:
         alwaysRun: bool | None = None,
         doStepIf: bool | Callable[[StepContext], Any] | None = None,
         hideStepIf: bool | Callable[[Result, StepContext], Any] | None = None,
+        locks: Sequence[Any] | None = None,
     ) -> None:
         self.defined_at = caller_location()
         self.errors: list[str] = []
@@ -146,6 +147,10 @@ class BuildStep:
                 if not isinstance(fn, bool) and not callable(fn):
                     self.errors.append(f"{option} must be True, False or a function, not {fn!r}")
                 setattr(self, option, fn)
+        # MasterLock / WorkerLock (or lock.access(mode)) held while this step runs.
+        self.locks: list[Any] = list(locks) if isinstance(locks, list | tuple) else []
+        if locks is not None and not isinstance(locks, list | tuple):
+            self.errors.append(f"locks must be a list of locks such as MasterLock('name'), not {locks!r}")
 
     async def should_run(self, ctx: StepContext) -> bool:
         """Buildbot's doStepIf: a bool, or a function of the step context (may be async)."""

@@ -29,6 +29,7 @@ from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
 from coordinator.storage import codec, history, scheduler_store, schema
+from coordinator.storage.dispatch_store import DispatchStore
 from coordinator.storage.writer import Tx, Writer
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def open_repository(url: str, publish: Callable[[list[Event]], None]) -> S
     return repo
 
 
-class SqlRepository:
+class SqlRepository(DispatchStore):
     def __init__(self, engine: AsyncEngine, publish: Callable[[list[Event]], None]) -> None:
         self.engine = engine
         self.writer = Writer(engine, publish)

@@ -228,11 +228,27 @@ def _v3_scheduler_state(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[scheduler_changes, scheduler_state])
 
 
+# Version 4: build requests absorbed by another request's build (collapseRequests): the request
+# completed SKIPPED and which request absorbed it. A table of its own, so the migration only adds.
+buildrequest_collapses = sa.Table(
+    "buildrequest_collapses",
+    metadata,
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("buildrequests.id"), primary_key=True),
+    sa.Column("absorbed_by", sa.Integer, sa.ForeignKey("buildrequests.id"), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
+def _v4_collapses(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[buildrequest_collapses])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_notifications),
     (3, _v3_scheduler_state),
+    (4, _v4_collapses),
 ]
 LATEST = MIGRATIONS[-1][0]
 

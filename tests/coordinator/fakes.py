@@ -140,9 +140,19 @@ class FakeRepo:
         self.step_results: list[tuple[int, str, Result]] = []
         self._ids = itertools.count(1)
         self._numbers: dict[str, int] = {}
+        self.buildsets: dict[int, Buildset] = {}
+        self.collapsed: dict[int, int] = {}  # request id -> absorbed by
+        self.states: list[tuple[str, int, int, str]] = []  # (builder, build number, step or -1, text)
+        self.buildset_reads = 0
 
-    def add_request(self, builder: str, priority: int = 0, submitted_at: float = 0.0) -> BuildRequest:
-        req = BuildRequest(id=next(self._ids), buildset_id=0, builder=builder, priority=priority,
+    def add_request(
+        self, builder: str, priority: int = 0, submitted_at: float = 0.0, buildset: Buildset | None = None
+    ) -> BuildRequest:
+        bs_id = 0
+        if buildset is not None:
+            bs_id = buildset.id = next(self._ids)
+            self.buildsets[bs_id] = buildset
+        req = BuildRequest(id=next(self._ids), buildset_id=bs_id, builder=builder, priority=priority,
                            submitted_at=submitted_at)
         self.requests[req.id] = req
         return req
@@ -164,7 +174,34 @@ class FakeRepo:
         return won
 
     async def get_buildset(self, buildset_id: int) -> Buildset | None:
-        return None
+        return self.buildsets.get(buildset_id)
+
+    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
+        self.buildset_reads += len(buildset_ids)
+        return {i: self.buildsets[i] for i in buildset_ids if i in self.buildsets}
+
+    async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
+        await asyncio.sleep(0)
+        done = []
+        for rid in request_ids:
+            req = self.requests[rid]
+            if rid in self.claimed_by or req.complete:
+                continue
+            req.complete, req.result, req.absorbed_by = True, Result.SKIPPED, into.id
+            self.collapsed[rid] = into.id
+            done.append(rid)
+        self.changes.bump()
+        return done
+
+    async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
+        build.state_string = state_string
+        self.states.append((build.builder, build.number, -1, state_string))
+        self.changes.bump()
+
+    async def set_step_state(self, build: Build, step: Step, state_string: str, at: float) -> None:
+        step.state_string = state_string
+        self.states.append((build.builder, build.number, step.number, state_string))
+        self.changes.bump()
 
     async def start_build(self, request: BuildRequest, worker: str, properties: list[Property], at: float) -> Build:
         number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1

@@ -641,6 +641,7 @@ class Cluster:
         *,
         max_builds: int | None = None,
         wait: bool = True,
+        labels: Sequence[str] = (),
     ) -> WorkerProcess:
         """Start a worker agent; with `wait`, return once it logged that it connected."""
         secret_file = self.tmp / f"{name}.secret"
@@ -662,6 +663,8 @@ class Cluster:
         ]
         if max_builds is not None:
             argv += ["--max-builds", str(max_builds)]
+        for label in labels:
+            argv += ["--label", label]
         process = Process(f"worker-{name}", argv, self.log_dir / f"worker-{name}.log", child_env())
         self.processes.append(process)
         await process.start()

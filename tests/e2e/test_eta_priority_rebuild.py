@@ -84,6 +84,11 @@ async def test_running_build_has_an_eta_and_priority_decides_the_queue(cluster: 
     assert builder.next_expected_start.ToNanoseconds() >= running.started_at.ToNanoseconds()
     code, out, err = await run_cli("builders", *at)
     assert code == 0 and "next start" in out.decode() and "in ~" in out.decode(), (out, err)
+    pending = await coord.control.ListPendingRequests(
+        control_pb2.ListPendingRequestsRequest(builder="timed"), timeout=TIMEOUT
+    )
+    starts = [p.expected_start for p in pending.requests]
+    assert len(starts) == 2 and 0 < starts[0] <= starts[1], starts  # the queue, in start order
 
     gate.touch()
     for number in (3, 4, 5):

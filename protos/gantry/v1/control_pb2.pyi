@@ -339,3 +339,73 @@ class SetSchedulerEnabledRequest(_message.Message):
     name: str
     enabled: bool
     def __init__(self, name: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class ListPendingRequestsRequest(_message.Message):
+    __slots__ = ("builder",)
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    def __init__(self, builder: _Optional[str] = ...) -> None: ...
+
+class ListPendingRequestsResponse(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[PendingRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[PendingRequest, _Mapping]]] = ...) -> None: ...
+
+class PendingRequest(_message.Message):
+    __slots__ = ("id", "builder", "buildset_id", "priority", "submitted_at", "reason", "expected_start")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_START_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    builder: str
+    buildset_id: int
+    priority: int
+    submitted_at: _timestamp_pb2.Timestamp
+    reason: str
+    expected_start: float
+    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., buildset_id: _Optional[int] = ..., priority: _Optional[int] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., expected_start: _Optional[float] = ...) -> None: ...
+
+class ListBuildRequestsRequest(_message.Message):
+    __slots__ = ("builder", "buildset_id", "limit")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    buildset_id: int
+    limit: int
+    def __init__(self, builder: _Optional[str] = ..., buildset_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListBuildRequestsResponse(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[BuildRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[BuildRequest, _Mapping]]] = ...) -> None: ...
+
+class BuildRequest(_message.Message):
+    __slots__ = ("id", "buildset_id", "builder", "priority", "submitted_at", "claimed", "complete", "result", "absorbed_by", "completed_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDSET_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ABSORBED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    buildset_id: int
+    builder: str
+    priority: int
+    submitted_at: _timestamp_pb2.Timestamp
+    claimed: bool
+    complete: bool
+    result: _common_pb2.Result
+    absorbed_by: int
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., builder: _Optional[str] = ..., priority: _Optional[int] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claimed: _Optional[bool] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., absorbed_by: _Optional[int] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -100,6 +100,16 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.FromString,
                 _registered_method=True)
+        self.ListPendingRequests = channel.unary_unary(
+                '/gantry.v1.ControlService/ListPendingRequests',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsResponse.FromString,
+                _registered_method=True)
+        self.ListBuildRequests = channel.unary_unary(
+                '/gantry.v1.ControlService/ListBuildRequests',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -200,6 +210,22 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPendingRequests(self, request, context):
+        """Unstarted build requests, in the order they are expected to start, each with why it has
+        not started yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBuildRequests(self, request, context):
+        """Build requests (pending, running or complete), newest first; a collapsed one names the
+        request that absorbed it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +293,16 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.SetSchedulerEnabled,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.SerializeToString,
+            ),
+            'ListPendingRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPendingRequests,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsResponse.SerializeToString,
+            ),
+            'ListBuildRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBuildRequests,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -620,6 +656,60 @@ class ControlService:
             '/gantry.v1.ControlService/SetSchedulerEnabled',
             protos_dot_gantry_dot_v1_dot_control__pb2.SetSchedulerEnabledRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.Scheduler.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPendingRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListPendingRequests',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListPendingRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBuildRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListBuildRequests',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,101 @@
+"""Storage contract for scheduling (SQLite and PostgreSQL): collapsing requests into a started
+one, reading several buildsets, the request list, and build/step state strings."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from coordinator.domain.results import Result
+from coordinator.storage import schema
+from tests.coordinator import test_storage_contract as contract
+from tests.coordinator.test_storage_contract import (
+    T0,
+    Backend,
+    Store,
+    _open,
+    new_buildset,
+    new_events,
+    request_for,
+    started_build,
+    uniq,
+)
+
+# The contract's fixtures (SQLite, and PostgreSQL when reachable), for this module too.
+backend = contract.backend
+store = contract.store
+
+
+async def test_collapse_completes_requests_skipped_and_finishes_their_buildsets(store: Store) -> None:
+    repo = store.repo
+    builder, other = uniq("b"), uniq("o")
+    into = await request_for(repo, builder)
+    assert await repo.claim_request(into.id, "c1", T0)
+    lone = await request_for(repo, builder)  # its buildset has only this request
+    bs_id, reqs = await repo.add_buildset(new_buildset([builder, other]), T0)  # and one with two
+    taken = await request_for(repo, builder)
+    assert await repo.claim_request(taken.id, "c2", T0)  # claimed meanwhile: not absorbed
+    before = await repo.last_event_id()
+
+    absorbed = await repo.collapse_requests(into, [lone.id, reqs[builder], taken.id], T0 + 5)
+
+    assert absorbed == [lone.id, reqs[builder]]
+    events = new_events(store, before)
+    assert [(e.kind, e.details.get("request_id"), e.details.get("absorbed_by")) for e in events] == [
+        ("buildrequest.collapsed", lone.id, into.id),
+        ("buildrequest.collapsed", reqs[builder], into.id),
+        ("buildset.finished", None, None),
+    ]
+    # As in Buildbot, results combine from SUCCESS and SKIPPED is the mildest: a buildset whose
+    # requests were all absorbed completes SUCCESS (its changes are built by the absorbing build).
+    assert events[-1].buildset_id == lone.buildset_id and events[-1].result == Result.SUCCESS
+    lone_bs = await repo.get_buildset(lone.buildset_id)
+    assert lone_bs is not None and lone_bs.complete and lone_bs.result == Result.SUCCESS
+    shared = await repo.get_buildset(bs_id)
+    assert shared is not None and not shared.complete  # its other request is still pending
+    listed = {r.id: r for r in await repo.list_build_requests(builder, 0, 100)}
+    assert (listed[lone.id].complete, listed[lone.id].result, listed[lone.id].absorbed_by) == (
+        True, Result.SKIPPED, into.id)
+    assert listed[into.id].absorbed_by == 0 and listed[into.id].claimed
+    assert listed[taken.id].absorbed_by == 0 and not listed[taken.id].complete
+    assert [r.id for r in await repo.list_build_requests("", bs_id, 10)] == sorted(reqs.values(), reverse=True)
+    # Already absorbed: nothing happens a second time.
+    assert await repo.collapse_requests(into, [lone.id], T0 + 6) == []
+    assert lone.id not in {r.id for r in await repo.unclaimed_requests()}
+    assert not await repo.claim_request(lone.id, "c1", T0 + 7)
+
+
+async def test_get_buildsets_reads_many_at_once(store: Store) -> None:
+    repo = store.repo
+    ids = [(await request_for(repo, uniq("b"))).buildset_id for _ in range(3)]
+    got = await repo.get_buildsets([*ids, 10**9])
+    assert sorted(got) == sorted(ids)
+    assert all(got[i].sourcestamps[0].branch == "main" for i in ids)
+
+
+async def test_build_and_step_state_strings_are_stored_and_published(store: Store) -> None:
+    repo = store.repo
+    build = await started_build(repo, uniq("b"))
+    steps = await repo.add_steps(build, ["one"])
+    await repo.start_step(build, steps[0], T0 + 2)
+    before = await repo.last_event_id()
+    await repo.set_build_state(build, "waiting for lock deploy", T0 + 3)
+    await repo.set_step_state(build, steps[0], "waiting for lock net", T0 + 4)
+    got = await repo.get_build(build.builder, build.number)
+    assert got is not None and got.state_string == "waiting for lock deploy"
+    assert got.steps[0].state_string == "waiting for lock net"
+    events = new_events(store, before)
+    assert [(e.kind, e.step_number, e.details["state_string"]) for e in events] == [
+        ("build.state", -1, "waiting for lock deploy"),
+        ("step.state", 0, "waiting for lock net"),
+    ]
+
+
+async def test_v3_adds_the_collapses_table(backend: Backend) -> None:
+    s = await _open(await backend.fresh_url())
+    try:
+        async with s.repo.engine.connect() as conn:
+            names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert schema.buildrequest_collapses.name in names
+    finally:
+        await s.repo.aclose()
+
