@@ -25,7 +25,7 @@ config = MasterConfig(
             ShellCommand(name="nap", command=["sleep", "0.3"]),
             ShellCommand(name="gate", command=Interpolate(
                 "while [ ! -e '%(prop:gate)s' ]; do sleep 0.05; done")),
-        ]),
+        ], collapseRequests=False),  # the queue's order is under test: keep every request
     ],
     schedulers=[ForceScheduler("force", builders=["timed"])],
 )
