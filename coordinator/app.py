@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
@@ -65,6 +66,7 @@ class Coordinator:
         coordinator_id: str = "default",
         heartbeat_interval: float = 10.0,
         subscriber_buffer: int = 10_000,
+        change_token: str = "",
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -73,6 +75,7 @@ class Coordinator:
         self.coordinator_id = coordinator_id
         self.heartbeat_interval = heartbeat_interval
         self.subscriber_buffer = subscriber_buffer
+        self.change_token = change_token
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -109,8 +112,11 @@ class Coordinator:
         await dispatcher.start()
 
         worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
+        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+        if self.change_token:
+            interceptors.insert(0, ChangeTokenInterceptor(self.change_token))
         server = self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
