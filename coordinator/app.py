@@ -17,7 +17,9 @@ from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
+from coordinator.changesources.git_poller import GitCli
 from coordinator.config.objects import MasterConfig
+from coordinator.domain.change_sources import PollingLoop
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.events import EventBus
 from coordinator.domain.logs import LogWatchers
@@ -87,6 +89,7 @@ class Coordinator:
         self.service: CoordinatorService | None = None
         self._worker_servicer: WorkerServicer | None = None
         self.notifications: NotificationService | None = None
+        self.pollers: list[PollingLoop] = []
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,10 @@ class Coordinator:
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         self._worker_servicer = worker_servicer
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
+        for source in self.config.change_source:
+            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), service)
+            loop.start()
+            self.pollers.append(loop)
 
     @property
     def address(self) -> str:
@@ -161,6 +168,9 @@ class Coordinator:
 
     async def aclose(self) -> None:
         """Stop in reverse order; idempotent, every wait bounded."""
+        for poller in reversed(self.pollers):
+            await poller.aclose()
+        self.pollers.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

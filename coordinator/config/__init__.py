@@ -7,6 +7,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.change_sources import GitPoller
 from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
@@ -27,6 +28,7 @@ __all__ = [
     "BuildStep",
     "Compile",
     "ForceScheduler",
+    "GitPoller",
     "HttpStatusPush",
     "Interpolate",
     "MailNotifier",

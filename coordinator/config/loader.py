@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.change_sources import GitPoller
 from coordinator.domain.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
@@ -60,6 +61,7 @@ def load_config(path: str | Path) -> MasterConfig:
             schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
             notifiers=bmc.get("notifiers", bmc.get("services", [])),
             url=bmc.get("buildbotURL", bmc.get("url", "")),
+            change_source=bmc.get("change_source", ()),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -172,9 +174,23 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in n.builders or ():
             if bn not in builder_names:
                 add(n, f"notifier {n.name!r} names unknown builder {bn!r}")
+    _check_change_sources(cfg.change_source, add, cfg)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     return problems
+
+
+def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:
+    names: set[str] = set()
+    for src in sources:
+        if not isinstance(src, GitPoller):
+            add(cfg, f"change_source must contain GitPoller(...) objects, not {src!r}")
+            continue
+        for err in src.errors:
+            add(src, f"GitPoller {src.repourl!r}: {err}")
+        if src.name in names:
+            add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
+        names.add(src.name)
 
 
 def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:

@@ -40,6 +40,8 @@ class MasterConfig:
     notifiers: Sequence[Any] = ()
     # Where the web UI shows builds (Buildbot's buildbotURL); messages link to URL/builders/B/builds/N.
     url: str = ""
+    # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
+    change_source: Any = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -47,3 +49,5 @@ class MasterConfig:
         self.builders = list(self.builders)
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
+        cs = self.change_source
+        self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

@@ -46,6 +46,13 @@ class Repository(Protocol):
 
     async def list_changes(self, limit: int) -> list[Change]: ...
 
+    # change sources: the branch heads a poller saw, stored with the changes it submits
+    async def get_change_source_state(self, name: str) -> dict[str, str] | None: ...
+
+    async def add_polled_changes(
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float
+    ) -> list[int]: ...
+
     # buildsets and requests
     async def add_buildset(self, buildset: NewBuildset, at: float) -> tuple[int, dict[str, int]]: ...
 

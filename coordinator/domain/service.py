@@ -22,7 +22,13 @@ from coordinator.domain.model import (
 from coordinator.domain.ports import Clock, Notification, Repository
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.validation import check_changes, check_length, check_properties
+from coordinator.domain.validation import (
+    MAX_CHANGES_PER_REQUEST,
+    check_changes,
+    check_length,
+    check_properties,
+    fit_polled_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +76,29 @@ class CoordinatorService:
                 c.when = now
         ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now)
         if not duplicate:
-            for c, cid in zip(changes, ids, strict=True):
-                c.id = cid
-                for s in self.schedulers:
-                    if isinstance(s, ChangeScheduler):
-                        s.on_change(c, self.clock, self.submit_buildset, self._spawn)
+            self._announce(changes, ids)
         return ids, duplicate
+
+    def _announce(self, changes: list[Change], ids: list[int]) -> None:
+        """Tell the schedulers about stored changes."""
+        for c, cid in zip(changes, ids, strict=True):
+            c.id = cid
+            for s in self.schedulers:
+                if isinstance(s, ChangeScheduler):
+                    s.on_change(c, self.clock, self.submit_buildset, self._spawn)
+
+    # change sources (GitPoller) store what they saw with what they submit: see change_sources.py
+
+    async def change_source_state(self, name: str) -> dict[str, str] | None:
+        return await self.repo.get_change_source_state(name)
+
+    async def submit_polled_changes(self, name: str, changes: list[Change], state: dict[str, str]) -> None:
+        for c in changes:
+            fit_polled_change(c)
+        for i in range(0, len(changes), MAX_CHANGES_PER_REQUEST):
+            check_changes(changes[i : i + MAX_CHANGES_PER_REQUEST], "")
+        ids = await self.repo.add_polled_changes(name, changes, state, self.clock.now())
+        self._announce(changes, ids)
 
     async def submit_buildset(self, bs: NewBuildset) -> tuple[int, dict[str, int]]:
         now = self.clock.now()

@@ -27,6 +27,7 @@ from coordinator.domain.model import (
 from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
 from coordinator.storage import codec, schema
+from coordinator.storage.changes import ChangeSourceStates, insert_changes
 from coordinator.storage.writer import Tx, Writer
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ async def open_repository(url: str, publish: Callable[[list[Event]], None]) -> S
     return repo
 
 
-class SqlRepository:
+class SqlRepository(ChangeSourceStates):
     def __init__(self, engine: AsyncEngine, publish: Callable[[list[Event]], None]) -> None:
         self.engine = engine
         self.writer = Writer(engine, publish)
@@ -114,43 +115,7 @@ class SqlRepository:
     async def add_changes(
         self, changes: Sequence[Change], idempotency_key: str, at: float
     ) -> tuple[list[int], bool]:
-        def op(tx: Tx) -> tuple[list[int], bool]:
-            c = tx.conn
-            if idempotency_key:
-                row = c.execute(
-                    sa.select(schema.idempotency_keys.c.change_ids_json).where(
-                        schema.idempotency_keys.c.key == idempotency_key
-                    )
-                ).first()
-                if row is not None:
-                    return json.loads(row[0]), True
-            ids = []
-            for ch in changes:
-                ch_id = c.execute(t_changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
-                ids.append(int(ch_id))
-                tx.emit(
-                    Event(
-                        kind="change.added",
-                        at=at,
-                        details={
-                            "change_id": ch_id,
-                            "author": ch.author,
-                            "branch": ch.branch,
-                            "revision": ch.revision,
-                            "repository": ch.repository,
-                            "project": ch.project,
-                        },
-                    )
-                )
-            if idempotency_key:
-                c.execute(
-                    schema.idempotency_keys.insert().values(
-                        key=idempotency_key, change_ids_json=codec.dumps(ids), created_at=at
-                    )
-                )
-            return ids, False
-
-        return await self.writer.submit(op)
+        return await self.writer.submit(lambda tx: insert_changes(tx, changes, idempotency_key, at))
 
     async def get_change(self, change_id: int) -> Change | None:
         def q(c: sa.Connection) -> Change | None:

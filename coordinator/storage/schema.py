@@ -202,10 +202,26 @@ def _v2_notifications(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[notifications, notifier_state])
 
 
+# Version 3: what each change source (GitPoller) has seen: its branch heads, as JSON, written in
+# the same transaction as the changes it submits, so nothing is missed or submitted twice.
+change_source_state = sa.Table(
+    "change_source_state",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+def _v3_change_sources(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[change_source_state])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_notifications),
+    (3, _v3_change_sources),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -1,0 +1,84 @@
+"""Storing changes: submitted ones (at most once per idempotency key) and those a change source
+found, together with what that source has seen, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from coordinator.domain.events import Event
+from coordinator.domain.model import Change
+from coordinator.storage import codec, schema
+from coordinator.storage.writer import Tx
+
+t_state = schema.change_source_state
+
+
+def insert_changes(tx: Tx, changes: Sequence[Change], idempotency_key: str, at: float) -> tuple[list[int], bool]:
+    """Store changes and their change.added events in the caller's transaction (at most once
+    per idempotency key); returns their ids and whether the key had been seen."""
+    c = tx.conn
+    if idempotency_key:
+        row = c.execute(
+            sa.select(schema.idempotency_keys.c.change_ids_json).where(
+                schema.idempotency_keys.c.key == idempotency_key
+            )
+        ).first()
+        if row is not None:
+            return json.loads(row[0]), True
+    ids = []
+    for ch in changes:
+        ch_id = c.execute(schema.changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
+        ids.append(int(ch_id))
+        tx.emit(
+            Event(
+                kind="change.added",
+                at=at,
+                details={
+                    "change_id": ch_id,
+                    "author": ch.author,
+                    "branch": ch.branch,
+                    "revision": ch.revision,
+                    "repository": ch.repository,
+                    "project": ch.project,
+                },
+            )
+        )
+    if idempotency_key:
+        c.execute(
+            schema.idempotency_keys.insert().values(
+                key=idempotency_key, change_ids_json=codec.dumps(ids), created_at=at
+            )
+        )
+    return ids, False
+
+
+class ChangeSourceStates:
+    """The change-source part of SqlRepository (which provides `writer` and `_read`)."""
+
+    writer: Any
+    _read: Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]]
+
+    async def get_change_source_state(self, name: str) -> dict[str, str] | None:
+        """The branch heads `name` saw last; None if it never polled."""
+        raw = await self._read(
+            lambda c: c.execute(sa.select(t_state.c.state_json).where(t_state.c.name == name)).scalar()
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    async def add_polled_changes(
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float
+    ) -> list[int]:
+        """Store the changes and `name`'s new state atomically: both or neither."""
+
+        def op(tx: Tx) -> list[int]:
+            ids = insert_changes(tx, changes, "", at)[0] if changes else []
+            values = {"state_json": codec.dumps(state), "updated_at": at}
+            if tx.conn.execute(t_state.update().where(t_state.c.name == name).values(values)).rowcount == 0:
+                tx.conn.execute(t_state.insert().values(name=name, **values))
+            return ids
+
+        return list(await self.writer.submit(op))
