@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.model import Change
 from coordinator.domain.steps import caller_location
 
@@ -51,8 +52,12 @@ class GitRepository(Protocol):
 class PolledChangeSink(Protocol):
     async def change_source_state(self, name: str) -> dict[str, str] | None: ...
 
-    async def submit_polled_changes(self, name: str, changes: list[Change], state: dict[str, str]) -> None:
-        """Store the changes and the new state in one transaction, then tell the schedulers."""
+    async def submit_polled_changes(
+        self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
+    ) -> None:
+        """Store the changes and the new state in one transaction, then tell the schedulers.
+        Raises FailedPrecondition, storing nothing, when the stored state is no longer
+        `previous` (another coordinator on the same database polled first)."""
         ...
 
 
@@ -132,7 +137,7 @@ class GitPoller:
         last = await sink.change_source_state(self.name)
         if last is None:
             # First poll ever: remember where the branches are; history is not news.
-            await sink.submit_polled_changes(self.name, [], heads)
+            await sink.submit_polled_changes(self.name, [], heads, None)
             log.info("%s: first poll: %d branch head(s) recorded; new commits become changes",
                      self.name, len(heads))
             return 0
@@ -149,7 +154,7 @@ class GitPoller:
                 commits = (await git.commits(head, []))[-1:]
             changes += [self._change(c, branch) for c in commits]
         if heads != last:
-            await sink.submit_polled_changes(self.name, changes, heads)
+            await sink.submit_polled_changes(self.name, changes, heads, last)
         return len(changes)
 
     def _change(self, c: Commit, branch: str) -> Change:
@@ -184,6 +189,8 @@ class PollingLoop:
                     log.info("%s: %d new change(s)", self.poller.name, found)
             except asyncio.CancelledError:
                 raise
+            except FailedPrecondition as exc:
+                log.info("%s: %s; it submitted those commits", self.poller.name, exc)
             except Exception as exc:  # noqa: BLE001 - any failure: say so and poll again later
                 log.warning("%s: poll failed: %s (next try in %gs)", self.poller.name, exc,
                             self.poller.poll_interval)

@@ -50,7 +50,8 @@ class Repository(Protocol):
     async def get_change_source_state(self, name: str) -> dict[str, str] | None: ...
 
     async def add_polled_changes(
-        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float,
+        previous: dict[str, str] | None,
     ) -> list[int]: ...
 
     # buildsets and requests

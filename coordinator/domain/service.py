@@ -92,12 +92,14 @@ class CoordinatorService:
     async def change_source_state(self, name: str) -> dict[str, str] | None:
         return await self.repo.get_change_source_state(name)
 
-    async def submit_polled_changes(self, name: str, changes: list[Change], state: dict[str, str]) -> None:
+    async def submit_polled_changes(
+        self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
+    ) -> None:
         for c in changes:
             fit_polled_change(c)
         for i in range(0, len(changes), MAX_CHANGES_PER_REQUEST):
             check_changes(changes[i : i + MAX_CHANGES_PER_REQUEST], "")
-        ids = await self.repo.add_polled_changes(name, changes, state, self.clock.now())
+        ids = await self.repo.add_polled_changes(name, changes, state, self.clock.now(), previous)
         self._announce(changes, ids)
 
     async def submit_buildset(self, bs: NewBuildset) -> tuple[int, dict[str, int]]:

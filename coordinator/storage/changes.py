@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import Event
 from coordinator.domain.model import Change
 from coordinator.storage import codec, schema
@@ -70,15 +71,35 @@ class ChangeSourceStates:
         return None if raw is None else dict(json.loads(raw))
 
     async def add_polled_changes(
-        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float,
+        previous: dict[str, str] | None,
     ) -> list[int]:
-        """Store the changes and `name`'s new state atomically: both or neither."""
+        """Store the changes and `name`'s new state atomically: both or neither, and only if the
+        stored state is still `previous` (else FailedPrecondition: another coordinator sharing
+        the database polled first, and these changes are already stored)."""
 
         def op(tx: Tx) -> list[int]:
-            ids = insert_changes(tx, changes, "", at)[0] if changes else []
-            values = {"state_json": codec.dumps(state), "updated_at": at}
-            if tx.conn.execute(t_state.update().where(t_state.c.name == name).values(values)).rowcount == 0:
+            values = {"state_json": _state_json(state), "updated_at": at}
+            if previous is None:
                 tx.conn.execute(t_state.insert().values(name=name, **values))
-            return ids
+            else:
+                swapped = tx.conn.execute(
+                    t_state.update()
+                    .where(t_state.c.name == name, t_state.c.state_json == _state_json(previous))
+                    .values(values)
+                ).rowcount
+                if swapped != 1:
+                    raise FailedPrecondition(f"{name}: its state changed meanwhile (polled elsewhere)")
+            return insert_changes(tx, changes, "", at)[0] if changes else []
 
-        return list(await self.writer.submit(op))
+        try:
+            return list(await self.writer.submit(op))
+        except sa.exc.IntegrityError:
+            if previous is not None:
+                raise
+            # Two first polls at once (the state row exists already): the other one won.
+            raise FailedPrecondition(f"{name}: its state changed meanwhile (polled elsewhere)") from None
+
+
+def _state_json(state: dict[str, str]) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))

@@ -70,8 +70,11 @@ class FakeSink:
     async def change_source_state(self, name: str) -> dict[str, str] | None:
         return dict(self.states[name]) if name in self.states else None
 
-    async def submit_polled_changes(self, name: str, changes: list[Change], state: dict[str, str]) -> None:
+    async def submit_polled_changes(
+        self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
+    ) -> None:
         self.calls += 1
+        assert self.states.get(name) == previous
         if self.crash_next:  # the transaction never commits: neither part is stored
             self.crash_next = False
             raise RuntimeError("database went away")

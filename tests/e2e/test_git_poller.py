@@ -26,6 +26,7 @@ def config(repo: Path, branches: str = "True") -> str:
 config = MasterConfig(
     workers=[Worker("w1", "secret1")],
     builders=[Builder("b", workers=["w1"], steps=[ShellCommand(command=["true"])])],
+    schedulers=[SingleBranchScheduler("main", branch="main", tree_stable_timer=None, builders=["b"])],
     change_source=[GitPoller({str(repo)!r}, branches={branches}, pollInterval=0.2, pollAtLaunch=True,
                              project="proj", category="polled")],
 )
@@ -88,8 +89,15 @@ async def test_new_branches_and_a_repository_that_goes_away(cluster: Cluster, tm
     # A branch at a known commit brings nothing; a commit on it does.
     git(repo, "branch", "copy", history[1])
     git(repo, "checkout", "-q", "main")
+    await cluster.start_worker(coord, "w1", "secret1")
     [m1] = commit(repo, 1, prefix="m")
     await until_revisions(coord, [(f1, "feature"), (f2, "feature"), (m1, "main")])
+
+    async def built() -> list:  # the scheduler hears of polled changes like any other
+        return [b for b in await coord.list_builds("b") if b.complete]
+
+    [build] = await poll(built, what="a build of the polled change")
+    assert (await coord.get_build("b", build.number)).sourcestamps[0].revision == m1
 
     # The repository disappears: the poller says so plainly and keeps trying.
     moved = tmp_path / "moved"
