@@ -169,9 +169,13 @@ async def flush(repo: Repo, client: GantryClient) -> int:
     """Send the spool, oldest first; returns the changes sent. Stops at the first failure."""
     sent = 0
     for path in spooled(repo):
-        batch = json.loads(path.read_text())
+        try:
+            batch = json.loads(path.read_text())
+        except FileNotFoundError:  # a concurrent hook run sent it
+            continue
         await client.submit_changes(batch["changes"], idempotency_key=batch["key"])
-        path.unlink()  # a crash before this resends the file, which its key makes harmless
+        # A crash (or a concurrent flush) before this resends the file: its key makes that harmless.
+        path.unlink(missing_ok=True)
         sent += len(batch["changes"])
     return sent
 
@@ -197,7 +201,12 @@ def _revlink(template: str, change: dict[str, Any]) -> str:
 
 async def submit(repo: Repo, settings: Settings, key: str, changes: list[dict[str, Any]]) -> str:
     """Flush the spool, then submit; spool on a retryable failure. Returns one line to show."""
-    client = GantryClient(settings.coordinator, timeout=15.0, token=settings.token())
+    try:
+        token = settings.token()
+    except LocalError as err:  # the changes are kept all the same
+        spool(repo, key, changes)
+        return f"gantry: {err}: {len(changes)} change(s) spooled in {repo.spool}"
+    client = GantryClient(settings.coordinator, timeout=15.0, token=token)
     try:
         flushed = await flush(repo, client)
         for i in range(0, len(changes), BATCH):

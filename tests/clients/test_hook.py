@@ -48,3 +48,18 @@ async def test_clear_messages_for_bad_paths(tmp_path: Path) -> None:
     code, _, err = await run_cli("hook", "install", "--repo", str(bare), "--coordinator", UNREACHABLE,
                                  "--token-file", str(tmp_path / "missing-token"))
     assert code == 1 and b"cannot read the token file" in err
+
+
+async def test_a_token_file_gone_at_push_time_keeps_the_changes(tmp_path: Path) -> None:
+    bare, clone = make_repos(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    code, _, err = await run_cli("hook", "install", "--repo", str(bare), "--coordinator", UNREACHABLE,
+                                 "--token-file", str(token))
+    assert code == 0, err.decode()
+    token.unlink()
+    commit(clone, 2)
+    push = git(clone, "push", "-q", "origin", "main")
+    assert f"cannot read the token file {token}: 2 change(s) spooled" in push.stderr
+    assert "Traceback" not in push.stderr
+    assert len(list((bare / "gantry-spool").glob("*.json"))) == 1
