@@ -11,6 +11,7 @@ it, they are behind the stored heads. The first poll of a poller only records th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,9 +136,11 @@ class GitPoller:
         default = await git.default_branch() if self.branches is None else ""
         heads = {b: rev for b, rev in sorted(remote.items()) if self.wants(b, default)}
         last = await sink.change_source_state(self.name)
-        if last is None:
-            # First poll ever: remember where the branches are; history is not news.
-            await sink.submit_polled_changes(self.name, [], heads, None)
+        if not last:
+            # First poll ever (or none of its branches existed until now): remember where the
+            # branches are; history is not news.
+            if heads != last:
+                await sink.submit_polled_changes(self.name, [], heads, last)
             log.info("%s: first poll: %d branch head(s) recorded; new commits become changes",
                      self.name, len(heads))
             return 0
@@ -210,6 +213,8 @@ class PollingLoop:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, 10)
-            except TimeoutError:
+            except TimeoutError:  # a git command still running: cancelling kills it
                 self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None

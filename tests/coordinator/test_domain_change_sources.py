@@ -100,6 +100,18 @@ async def test_first_poll_records_the_heads_and_submits_nothing(git: FakeGit) ->
     assert sink.submitted == [] and sink.states[poller.name] == {"main": "r002"}
 
 
+async def test_branches_that_appear_after_an_empty_first_poll_are_recorded_too() -> None:
+    git, sink = FakeGit(), FakeSink()
+    poller = GitPoller("repo", branches=["main"])
+    await poller.poll(git, sink)  # an empty repository: nothing to record yet
+    assert sink.states[poller.name] == {}
+    git.commit("main", 5)
+    assert await poller.poll(git, sink) == 0  # its whole history arrives at once: not news
+    assert sink.states[poller.name] == {"main": "r004"}
+    [new] = git.commit("main", 1)
+    assert await poller.poll(git, sink) == 1 and sink.revs() == [(new, "main")]
+
+
 async def test_new_commits_are_submitted_once_oldest_first_with_the_poller_fields(git: FakeGit) -> None:
     sink = FakeSink()
     poller = GitPoller("https://x/repo.git", branches=["main"], project="p", category="cat")
