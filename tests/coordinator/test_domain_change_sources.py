@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from coordinator.domain.change_sources import Commit, GitPoller, PollingLoop
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.model import Change
 
 
@@ -215,3 +216,23 @@ def test_bad_arguments_are_reported() -> None:
     text = "\n".join(bad.errors)
     assert "repourl" in text and "branches must be a list" in text
     assert "pollInterval must be seconds > 0" in text and "category" in text
+
+
+async def test_a_poll_another_coordinator_won_is_not_a_failure(git: FakeGit, caplog: pytest.LogCaptureFixture) -> None:
+    class RacingSink(FakeSink):
+        async def submit_polled_changes(
+            self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
+        ) -> None:
+            self.changed.set()
+            raise FailedPrecondition(f"{name}: its state changed meanwhile (polled elsewhere)")
+
+    sink = RacingSink()
+    loop = PollingLoop(GitPoller("repo", pollInterval=30, pollAtLaunch=True), git, sink)
+    with caplog.at_level(logging.INFO):
+        loop.start()
+        try:
+            await asyncio.wait_for(sink.changed.wait(), 30)
+        finally:
+            await loop.aclose()
+    assert [r.levelno for r in caplog.records if "polled elsewhere" in r.getMessage()] == [logging.INFO]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
