@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="stream until the log is complete")
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
 
+    _hook_parser(sub)
+
     p = command(
         "watch", commands.cmd_watch,
         "a live dashboard of running builds, queue, results and workers until Ctrl-C "
@@ -194,6 +196,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay events after this id first (0: all history; default: only new; "
                         "implies --lines)")
     return parser
+
+
+def _hook_parser(sub: Any) -> None:
+    from clients import hook
+
+    p = sub.add_parser("hook", help="the git hook that submits pushed commits",
+                       description="Install the git hook that submits pushed commits, or send "
+                                   "what it spooled while the coordinator was unreachable.")
+    hook_sub = p.add_subparsers(dest="hook_command", metavar="COMMAND", required=True)
+    inst = hook_sub.add_parser(
+        "install", help="install post-receive and post-commit hooks into a repository",
+        description="Install post-receive (pushes) and post-commit (local commits) hooks that submit "
+                    "each new commit as a change.")
+    inst.add_argument("--repo", required=True, metavar="PATH", help="the repository (bare or not)")
+    inst.add_argument("--coordinator", required=True, metavar="HOST:PORT")
+    inst.add_argument("--project", default="")
+    inst.add_argument("--category", default="")
+    inst.add_argument("--repository", default="", metavar="URL",
+                      help="the repository field of the changes (default: the repository's path)")
+    inst.add_argument("--revlink", default="", metavar="TEMPLATE",
+                      help="link to a revision, e.g. 'https://git.example.org/c/{revision}' (or %%s)")
+    inst.add_argument("--token-file", default="", metavar="FILE",
+                      help="file whose first line is the token sent with each submission")
+    inst.add_argument("--force", action="store_true",
+                      help="keep an existing hook as NAME.orig (run first) instead of refusing")
+    inst.set_defaults(handler=hook.cmd_install)
+    fl = hook_sub.add_parser("flush", help="send the changes the hook spooled",
+                             description="Send the changes the hook spooled while the coordinator "
+                                         "was unreachable (nothing is sent twice).")
+    fl.add_argument("--repo", required=True, metavar="PATH")
+    fl.add_argument("--coordinator", default="", metavar="HOST:PORT",
+                    help="default: the one given to `gantry hook install`")
+    fl.set_defaults(handler=hook.cmd_flush)
 
 
 def _version() -> str:

@@ -76,8 +76,11 @@ class GantryClient:
         *,
         timeout: float = 30.0,
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+        token: str = "",
     ) -> None:
         self.address = address
+        # Sent as `authorization: Bearer TOKEN` with submissions (a coordinator may require it).
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.timeout = timeout
         self._backoff = reconnect_backoff
         self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
@@ -166,7 +169,9 @@ class GantryClient:
         request = changes_pb2.SubmitChangesRequest(
             changes=convert.changes_to_proto(changes), idempotency_key=idempotency_key
         )
-        response = await self._call(self._changes.SubmitChanges(request, timeout=self.timeout))
+        response = await self._call(
+            self._changes.SubmitChanges(request, timeout=self.timeout, metadata=self._metadata)
+        )
         return list(response.change_ids)
 
     # -- control -----------------------------------------------------------------------------

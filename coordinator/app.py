@@ -13,10 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
+from coordinator.changesources.git_poller import GitCli
 from coordinator.config.objects import MasterConfig
+from coordinator.domain.change_sources import PollingLoop
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.eta import EtaEstimator
 from coordinator.domain.events import EventBus
@@ -71,6 +74,7 @@ class Coordinator:
         heartbeat_interval: float = 10.0,
         subscriber_buffer: int = 10_000,
         http: str | None = None,
+        change_token: str = "",
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -79,6 +83,7 @@ class Coordinator:
         self.coordinator_id = coordinator_id
         self.heartbeat_interval = heartbeat_interval
         self.subscriber_buffer = subscriber_buffer
+        self.change_token = change_token
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -95,6 +100,7 @@ class Coordinator:
         if http:
             override_address(self.web_settings, http)
         self.web: WebServer | None = None
+        self.pollers: list[PollingLoop] = []
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +135,11 @@ class Coordinator:
         await service.start_schedulers()
 
         worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
+        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+        if self.change_token:
+            interceptors.insert(0, ChangeTokenInterceptor(self.change_token))
         server = self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -171,6 +180,10 @@ class Coordinator:
             web = WebServer(WebhookReceiver(service, self.web_settings.dialects), self.web_settings)
             await web.start()
             self.web = web
+        for source in self.config.change_source:
+            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), service)
+            loop.start()
+            self.pollers.append(loop)
 
     @property
     def http_address(self) -> str:
@@ -187,6 +200,9 @@ class Coordinator:
         if self.web is not None:
             await self.web.aclose()
             self.web = None
+        for poller in reversed(self.pollers):
+            await poller.aclose()
+        self.pollers.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

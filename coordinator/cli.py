@@ -55,6 +55,10 @@ def main(argv: list[str]) -> int:
         "--http", default=None, metavar="HOST:PORT",
         help="serve HTTP (webhooks) here, overriding the config's www port (port 0: any free one)",
     )
+    start.add_argument(
+        "--change-token-file", default="", metavar="FILE",
+        help="require the token in FILE (first line) to submit changes (`gantry hook install --token-file`)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
@@ -65,10 +69,17 @@ def main(argv: list[str]) -> int:
         for p in exc.problems:
             print(f"gantry: {p}", file=sys.stderr)
         return 1
+    change_token = ""
+    if args.change_token_file:
+        try:
+            change_token = Path(args.change_token_file).read_text().strip().splitlines()[0].strip()
+        except (OSError, IndexError):
+            print(f"gantry: error: cannot read a token from {args.change_token_file}", file=sys.stderr)
+            return 1
     try:
         coordinator = Coordinator(
             cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
-            args.subscriber_buffer, args.http,
+            args.subscriber_buffer, args.http, change_token,
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)

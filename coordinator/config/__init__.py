@@ -8,6 +8,7 @@ from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.change_sources import GitPoller
 from coordinator.domain.locks import MasterLock, WorkerLock
 from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.renderables import (
@@ -39,6 +40,7 @@ __all__ = [
     "BuildStep",
     "Compile",
     "ForceScheduler",
+    "GitPoller",
     "HttpStatusPush",
     "Interpolate",
     "MailNotifier",

@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.change_sources import GitPoller
 from coordinator.domain.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.master_steps import DISABLED as MASTER_COMMANDS_DISABLED
 from coordinator.domain.master_steps import MasterShellCommand
@@ -67,6 +68,7 @@ def load_config(path: str | Path) -> MasterConfig:
             www=bmc.get("www"),
             secretsProviders=bmc.get("secretsProviders", []),
             allow_master_commands=bmc.get("allow_master_commands", False),
+            change_source=bmc.get("change_source", ()),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -212,6 +214,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             add(provider, err)
     if not isinstance(cfg.allow_master_commands, bool):
         add(cfg, f"allow_master_commands must be True or False, not {cfg.allow_master_commands!r}")
+    _check_change_sources(cfg.change_source, add, cfg)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
@@ -232,6 +235,19 @@ def _check_scheduling(b: Builder, add: Any) -> None:
     if not isinstance(collapse, bool) and not callable(collapse):
         add(f"builder {b.name!r}: collapseRequests must be True, False or a function "
             f"(builder, req1, req2) -> bool, not {collapse!r}")
+
+
+def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:
+    names: set[str] = set()
+    for src in sources:
+        if not isinstance(src, GitPoller):
+            add(cfg, f"change_source must contain GitPoller(...) objects, not {src!r}")
+            continue
+        for err in src.errors:
+            add(src, f"GitPoller {src.repourl!r}: {err}")
+        if src.name in names:
+            add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
+        names.add(src.name)
 
 
 def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:

@@ -47,6 +47,8 @@ class MasterConfig:
     secretsProviders: Sequence[Any] = ()
     # MasterShellCommand runs commands on the coordinator host: off unless set.
     allow_master_commands: bool = False
+    # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
+    change_source: Any = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -55,3 +57,5 @@ class MasterConfig:
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
         self.secretsProviders = list(self.secretsProviders)
+        cs = self.change_source
+        self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

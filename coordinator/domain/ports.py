@@ -85,6 +85,14 @@ class Repository(Protocol):
 
     async def list_changes(self, limit: int) -> list[Change]: ...
 
+    # change sources: the branch heads a poller saw, stored with the changes it submits
+    async def get_change_source_state(self, name: str) -> dict[str, str] | None: ...
+
+    async def add_polled_changes(
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float,
+        previous: dict[str, str] | None, classified: Sequence[Classified] = (),
+    ) -> list[int]: ...
+
     # buildsets and requests
     async def add_buildset(
         self, buildset: NewBuildset | None, at: float, commit: SchedulerCommit | None = None

@@ -25,7 +25,13 @@ from coordinator.domain.ports import Clock, Notification, Repository
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.validation import check_changes, check_length, check_properties
+from coordinator.domain.validation import (
+    MAX_CHANGES_PER_REQUEST,
+    check_changes,
+    check_length,
+    check_properties,
+    fit_polled_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,28 +94,49 @@ class CoordinatorService:
         for c in changes:
             if not c.when:
                 c.when = now
-        # Classified before storing, so which schedulers took each change commits with it (no
-        # extra commit per change); the schedulers see the changes once they are stored.
-        takers = [s for s in self.schedulers if isinstance(s, ChangeScheduler)]
-        classified = [
-            Classified(i, s.name, verdict[0], verdict[1])
-            for i, c in enumerate(changes)
-            for s in takers
-            if (verdict := s.classify(c)) is not None
-        ]
+        classified = self._classify(changes)
         ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now, classified)
         if not duplicate:
-            for c, cid in zip(changes, ids, strict=True):
-                c.id = cid
-            by_name = {s.name: s for s in takers}
-            for k in classified:
-                sched = by_name[k.scheduler]
-                if sched is self._current(k.scheduler) and sched.enabled:
-                    sched.add_classified(changes[k.index], k.key, k.important, now)
+            self._take(changes, ids, classified, now)
         return ids, duplicate
+
+    def _classify(self, changes: list[Change]) -> list[Classified]:
+        """Which schedulers take each change: decided before storing, so it commits with the
+        changes (no extra commit per change); the schedulers see them once stored (`_take`)."""
+        return [
+            Classified(i, s.name, verdict[0], verdict[1])
+            for i, c in enumerate(changes)
+            for s in self.schedulers
+            if isinstance(s, ChangeScheduler) and (verdict := s.classify(c)) is not None
+        ]
+
+    def _take(self, changes: list[Change], ids: list[int], classified: list[Classified], now: float) -> None:
+        for c, cid in zip(changes, ids, strict=True):
+            c.id = cid
+        for k in classified:
+            sched = self._current(k.scheduler)
+            if isinstance(sched, ChangeScheduler) and sched.enabled:
+                sched.add_classified(changes[k.index], k.key, k.important, now)
 
     def _current(self, name: str) -> Scheduler | None:
         return next((s for s in self.schedulers if s.name == name), None)
+
+    # change sources (GitPoller) store what they saw with what they submit: see change_sources.py
+
+    async def change_source_state(self, name: str) -> dict[str, str] | None:
+        return await self.repo.get_change_source_state(name)
+
+    async def submit_polled_changes(
+        self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
+    ) -> None:
+        for c in changes:
+            fit_polled_change(c)
+        for i in range(0, len(changes), MAX_CHANGES_PER_REQUEST):
+            check_changes(changes[i : i + MAX_CHANGES_PER_REQUEST], "")
+        now = self.clock.now()
+        classified = self._classify(changes)
+        ids = await self.repo.add_polled_changes(name, changes, state, now, previous, classified)
+        self._take(changes, ids, classified, now)
 
     async def submit_buildset(
         self, bs: NewBuildset | None, commit: SchedulerCommit | None = None

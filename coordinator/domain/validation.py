@@ -84,3 +84,13 @@ def check_changes(changes: list[Change], idempotency_key: str) -> None:
             check_length("a file path", f, 1024, where)
         for name in c.properties:
             check_property_name(name, where)
+
+
+def fit_polled_change(c: Change) -> None:
+    """A commit found by a poller is a fact, not a request to refuse: clip what exceeds the
+    limits (a huge commit message, a commit touching more files than a change holds)."""
+    for name, limit in _LIMITS.items():
+        value = getattr(c, name)
+        if len(value) > limit:
+            setattr(c, name, value[: limit - 3] + "...")
+    c.files = [f for f in c.files if len(f) <= 1024][:MAX_FILES]

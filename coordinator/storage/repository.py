@@ -29,6 +29,7 @@ from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
 from coordinator.storage import codec, history, scheduler_store, schema
+from coordinator.storage.changes import ChangeSourceStates, insert_changes
 from coordinator.storage.dispatch_store import DispatchStore
 from coordinator.storage.writer import Tx, Writer
 
@@ -96,7 +97,7 @@ async def open_repository(url: str, publish: Callable[[list[Event]], None]) -> S
     return repo
 
 
-class SqlRepository(DispatchStore):
+class SqlRepository(DispatchStore, ChangeSourceStates):
     def __init__(self, engine: AsyncEngine, publish: Callable[[list[Event]], None]) -> None:
         self.engine = engine
         self.writer = Writer(engine, publish)
@@ -119,41 +120,10 @@ class SqlRepository(DispatchStore):
         classified: Sequence[Classified] = (),
     ) -> tuple[list[int], bool]:
         def op(tx: Tx) -> tuple[list[int], bool]:
-            c = tx.conn
-            if idempotency_key:
-                row = c.execute(
-                    sa.select(schema.idempotency_keys.c.change_ids_json).where(
-                        schema.idempotency_keys.c.key == idempotency_key
-                    )
-                ).first()
-                if row is not None:
-                    return json.loads(row[0]), True
-            ids = []
-            for ch in changes:
-                ch_id = c.execute(t_changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
-                ids.append(int(ch_id))
-                tx.emit(
-                    Event(
-                        kind="change.added",
-                        at=at,
-                        details={
-                            "change_id": ch_id,
-                            "author": ch.author,
-                            "branch": ch.branch,
-                            "revision": ch.revision,
-                            "repository": ch.repository,
-                            "project": ch.project,
-                        },
-                    )
-                )
-            if idempotency_key:
-                c.execute(
-                    schema.idempotency_keys.insert().values(
-                        key=idempotency_key, change_ids_json=codec.dumps(ids), created_at=at
-                    )
-                )
-            scheduler_store.insert_classified(c, ids, classified, at)
-            return ids, False
+            ids, duplicate = insert_changes(tx, changes, idempotency_key, at)
+            if not duplicate:
+                scheduler_store.insert_classified(tx.conn, ids, classified, at)
+            return ids, duplicate
 
         return await self.writer.submit(op)
 

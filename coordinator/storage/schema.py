@@ -243,12 +243,28 @@ def _v4_collapses(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[buildrequest_collapses])
 
 
+# Version 5: what each change source (GitPoller) has seen: its branch heads, as JSON, written in
+# the same transaction as the changes it submits, so nothing is missed or submitted twice.
+change_source_state = sa.Table(
+    "change_source_state",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+def _v5_change_sources(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[change_source_state])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_notifications),
     (3, _v3_scheduler_state),
     (4, _v4_collapses),
+    (5, _v5_change_sources),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -237,3 +237,39 @@ def test_step_options_and_renderables_are_checked_with_their_line(tmp_path: Path
         (6, "step 'bad' of builder 'b': decodeRC must map exit codes (int) to results such as "
             "SUCCESS, not {0: 'fine'}"),
     ]
+
+
+def test_change_sources_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "master.py"
+    path.write_text(textwrap.dedent('''\
+        from coordinator.config import *
+
+        config = MasterConfig(
+            workers=[Worker("w1", "s1")],
+            builders=[Builder("b", workers=["w1"], steps=[ShellCommand(["true"])])],
+            change_source=[
+                GitPoller("https://x/repo.git", branches=["main"], pollInterval=60),
+                GitPoller("", pollInterval=-1),
+                GitPoller("https://x/repo.git", branches=True),
+                "git://not-a-poller",
+            ],
+        )
+    '''))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    got = [(p.line, p.message) for p in info.value.problems]
+    assert (8, "GitPoller '': repourl must be a repository URL or path, not ''") in got
+    assert (8, "GitPoller '': pollInterval must be seconds > 0, not -1") in got
+    assert any(line == 9 and "two change sources are named 'GitPoller:https://x/repo.git'" in m for line, m in got)
+    assert any(line == 3 and "change_source must contain GitPoller(...) objects" in m for line, m in got)
+    assert len(got) == 4
+
+
+def test_a_single_change_source_and_the_buildbot_dict_key(tmp_path: Path) -> None:
+    path = tmp_path / "master.py"
+    path.write_text(VALID + '\nfrom coordinator.config import GitPoller\n'
+                    'BuildmasterConfig = {"workers": config.workers, "builders": config.builders,\n'
+                    '                     "change_source": GitPoller("/srv/other.git", branches=True)}\n'
+                    'del config\n')
+    cfg = load_config(path)
+    assert [s.repourl for s in cfg.change_source] == ["/srv/other.git"]

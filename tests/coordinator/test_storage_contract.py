@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from coordinator.domain.commands import HEADER, STDERR, STDOUT
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import Event
 from coordinator.domain.logs import LogWatchers, StepLog
 from coordinator.domain.model import (
@@ -327,6 +328,60 @@ async def test_idempotency_key_returns_same_ids_and_stores_nothing(store: Store)
         repo.add_changes([change(3)], key2, T0), repo.add_changes([change(3)], key2, T0)
     )
     assert a == b and sorted([dup_a, dup_b]) == [False, True]
+
+
+# ------------------------------------------------------------------------------------ change sources
+
+
+async def test_change_source_state_is_stored_with_its_changes(store: Store, backend: Backend) -> None:
+    repo = store.repo
+    name = uniq("GitPoller:repo")
+    assert await repo.get_change_source_state(name) is None
+    assert await repo.add_polled_changes(name, [], {"main": "a" * 40}, T0, None) == []
+    assert await repo.get_change_source_state(name) == {"main": "a" * 40}
+
+    before = await repo.last_event_id()
+    ids = await repo.add_polled_changes(
+        name, [change(1), change(2)], {"main": "b" * 40, "dev": "c" * 40}, T0, {"main": "a" * 40}
+    )
+    assert len(ids) == 2 and ids == sorted(ids)
+    assert [c.revision for c in await repo.get_changes(ids)] == [change(1).revision, change(2).revision]
+    assert [e.details["change_id"] for e in new_events(store, before)] == ids
+    other = await _open(backend.url)  # committed: another instance sees it
+    try:
+        assert await other.repo.get_change_source_state(name) == {"main": "b" * 40, "dev": "c" * 40}
+    finally:
+        await other.repo.aclose()
+
+
+async def test_change_source_state_and_changes_are_one_transaction(store: Store) -> None:
+    repo = store.repo
+    name = uniq("GitPoller:repo")
+    await repo.add_polled_changes(name, [], {"main": "a" * 40}, T0, None)
+    before = await repo.last_event_id()
+    broken = change(3, author=None)  # NOT NULL: the database refuses the second change
+    with pytest.raises(sa.exc.IntegrityError):
+        await repo.add_polled_changes(
+            name, [change(4, author=uniq("first")), broken], {"main": "d" * 40}, T0, {"main": "a" * 40}
+        )
+    assert await repo.get_change_source_state(name) == {"main": "a" * 40}
+    assert await repo.last_event_id() == before
+    assert new_events(store, before) == []
+
+
+async def test_a_stale_change_source_state_stores_nothing(store: Store) -> None:
+    """Two coordinators on one database poll the same repository: only the first stores."""
+    repo = store.repo
+    name = uniq("GitPoller:repo")
+    await repo.add_polled_changes(name, [], {"main": "a" * 40}, T0, None)
+    with pytest.raises(FailedPrecondition):
+        await repo.add_polled_changes(name, [], {"main": "x" * 40}, T0, None)
+    await repo.add_polled_changes(name, [change(5)], {"main": "b" * 40}, T0, {"main": "a" * 40})
+    before = await repo.last_event_id()
+    with pytest.raises(FailedPrecondition):
+        await repo.add_polled_changes(name, [change(5)], {"main": "b" * 40}, T0, {"main": "a" * 40})
+    assert await repo.last_event_id() == before
+    assert await repo.get_change_source_state(name) == {"main": "b" * 40}
 
 
 # ------------------------------------------------------------------------------------ group commit

@@ -1,0 +1,1 @@
+"""Adapters of the change sources to the outside world (git subprocesses)."""

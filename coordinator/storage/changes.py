@@ -1,0 +1,108 @@
+"""Storing changes: submitted ones (at most once per idempotency key) and those a change source
+found, together with what that source has seen, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from coordinator.domain.errors import FailedPrecondition
+from coordinator.domain.events import Event
+from coordinator.domain.model import Change
+from coordinator.domain.scheduler_state import Classified
+from coordinator.storage import codec, scheduler_store, schema
+from coordinator.storage.writer import Tx
+
+t_state = schema.change_source_state
+
+
+def insert_changes(tx: Tx, changes: Sequence[Change], idempotency_key: str, at: float) -> tuple[list[int], bool]:
+    """Store changes and their change.added events in the caller's transaction (at most once
+    per idempotency key); returns their ids and whether the key had been seen."""
+    c = tx.conn
+    if idempotency_key:
+        row = c.execute(
+            sa.select(schema.idempotency_keys.c.change_ids_json).where(
+                schema.idempotency_keys.c.key == idempotency_key
+            )
+        ).first()
+        if row is not None:
+            return json.loads(row[0]), True
+    ids = []
+    for ch in changes:
+        ch_id = c.execute(schema.changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
+        ids.append(int(ch_id))
+        tx.emit(
+            Event(
+                kind="change.added",
+                at=at,
+                details={
+                    "change_id": ch_id,
+                    "author": ch.author,
+                    "branch": ch.branch,
+                    "revision": ch.revision,
+                    "repository": ch.repository,
+                    "project": ch.project,
+                },
+            )
+        )
+    if idempotency_key:
+        c.execute(
+            schema.idempotency_keys.insert().values(
+                key=idempotency_key, change_ids_json=codec.dumps(ids), created_at=at
+            )
+        )
+    return ids, False
+
+
+class ChangeSourceStates:
+    """The change-source part of SqlRepository (which provides `writer` and `_read`)."""
+
+    writer: Any
+    _read: Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]]
+
+    async def get_change_source_state(self, name: str) -> dict[str, str] | None:
+        """The branch heads `name` saw last; None if it never polled."""
+        raw = await self._read(
+            lambda c: c.execute(sa.select(t_state.c.state_json).where(t_state.c.name == name)).scalar()
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    async def add_polled_changes(
+        self, name: str, changes: Sequence[Change], state: dict[str, str], at: float,
+        previous: dict[str, str] | None, classified: Sequence[Classified] = (),
+    ) -> list[int]:
+        """Store the changes and `name`'s new state atomically: both or neither, and only if the
+        stored state is still `previous` (else FailedPrecondition: another coordinator sharing
+        the database polled first, and these changes are already stored)."""
+
+        def op(tx: Tx) -> list[int]:
+            values = {"state_json": _state_json(state), "updated_at": at}
+            if previous is None:
+                tx.conn.execute(t_state.insert().values(name=name, **values))
+            else:
+                swapped = tx.conn.execute(
+                    t_state.update()
+                    .where(t_state.c.name == name, t_state.c.state_json == _state_json(previous))
+                    .values(values)
+                ).rowcount
+                if swapped != 1:
+                    raise FailedPrecondition(f"{name}: its state changed meanwhile (polled elsewhere)")
+            ids = insert_changes(tx, changes, "", at)[0] if changes else []
+            scheduler_store.insert_classified(tx.conn, ids, classified, at)
+            return ids
+
+        try:
+            return list(await self.writer.submit(op))
+        except sa.exc.IntegrityError:
+            if previous is not None:
+                raise
+            # Two first polls at once (the state row exists already): the other one won.
+            raise FailedPrecondition(f"{name}: its state changed meanwhile (polled elsewhere)") from None
+
+
+def _state_json(state: dict[str, str]) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
