@@ -41,7 +41,8 @@ CONFIG = f"""
 config = MasterConfig(
     workers=[Worker("w1", "secret1", max_builds=2)],
     builders=[
-        Builder("b", workers=["w1"], steps=[ShellCommand(name="hello", command=["echo", "hi"])]),
+        Builder("b", workers=["w1"], steps=[ShellCommand(name="hello", command=["echo", "hi"])],
+                collapseRequests=False),  # one build per pushed commit
         Builder("prs", workers=["w1"], steps=[ShellCommand(name="hello", command=["echo", "pr"])]),
     ],
     schedulers=[
