@@ -138,10 +138,22 @@ class Build:
     changes: tuple[Change, ...] = ()
     reason: str = ""
     sourcestamps: tuple[SourceStamp, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
 
     @property
     def duration(self) -> float | None:
         return _span(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a build stored on the coordinator (see `gantry artifacts` / `gantry download`)."""
+
+    name: str
+    step: str = ""
+    size: int = 0
+    sha256: str = ""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
+from coordinator.artifacts import FileArtifactStore
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.events import EventBus
@@ -95,8 +96,11 @@ class Coordinator:
 
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
-        dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
-        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers)
+        artifacts = FileArtifactStore(self.data_dir)
+        dispatcher = self.dispatcher = Dispatcher(
+            repo, workers, self.clock, self.watchers, self.coordinator_id, artifacts
+        )
+        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, artifacts)
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.

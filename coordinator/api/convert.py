@@ -126,7 +126,12 @@ def build_pb(b: model.Build, full: bool) -> control_pb2.Build:
         msg.steps.extend(step_pb(s) for s in b.steps)
         msg.properties.extend(property_pb(p) for p in b.properties)
         msg.changes.extend(change_pb(c) for c in b.changes)
+        msg.artifacts.extend(artifact_pb(a) for a in b.artifacts)
     return msg
+
+
+def artifact_pb(a: model.Artifact) -> control_pb2.Artifact:
+    return control_pb2.Artifact(name=a.name, step=a.step, size=a.size, sha256=a.sha256, created_at=ts(a.created_at))
 
 
 def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:

@@ -7,6 +7,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.junit import Test
 from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
 from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
@@ -18,6 +19,7 @@ from coordinator.domain.shell_steps import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.steps import BuildStep, ShellCommand
+from coordinator.domain.transfer_steps import DirectoryUpload, FileDownload, FileUpload
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
@@ -26,6 +28,9 @@ __all__ = [
     "Builder",
     "BuildStep",
     "Compile",
+    "DirectoryUpload",
+    "FileDownload",
+    "FileUpload",
     "ForceScheduler",
     "HttpStatusPush",
     "Interpolate",
@@ -38,6 +43,7 @@ __all__ = [
     "ShellCommand",
     "ShellSequence",
     "SingleBranchScheduler",
+    "Test",
     "AnyBranchScheduler",
     "ChangeFilter",
     "Transform",

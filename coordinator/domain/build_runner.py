@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
-from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
+from coordinator.domain.commands import (
+    DOWNLOAD,
+    GLOB,
+    HEADER,
+    MKDIR,
+    RMDIR,
+    STAT,
+    UPLOAD,
+    UPLOAD_DIR,
+    CommandSpec,
+    FileCommand,
+    FileResult,
+    Finished,
+    TransferError,
+    WorkerLost,
+)
 from coordinator.domain.logs import (
     LineObserver,
     LineSplitter,
@@ -14,8 +29,8 @@ from coordinator.domain.logs import (
     OutputCollector,
     StepLog,
 )
-from coordinator.domain.model import Build, Property, SourceStamp, Step
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.model import Artifact, Build, Property, SourceStamp, Step
+from coordinator.domain.ports import ArtifactStore, ByteSink, Clock, Repository
 from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
 from coordinator.domain.sessions import OutputHandler, WorkerSession
@@ -68,8 +83,10 @@ class BuildRunner:
         watchers: LogWatchers,
         clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.build = build
+        self._artifacts = artifacts
         self._sourcestamps = list(sourcestamps or build.sourcestamps)
         self.step_defs = list(steps)
         self.builddir = builddir
@@ -83,6 +100,7 @@ class BuildRunner:
         self._current_step: Step | None = None
         self._command_seq = 0
         self._observers: dict[str, list[LineObserver]] = {}
+        self._state: str | None = None  # the current step's own state string, when it set one
 
     # -- StepContext
     @property
@@ -92,6 +110,10 @@ class BuildRunner:
     @property
     def worker(self) -> str:
         return self.build.worker
+
+    @property
+    def build_number(self) -> int:
+        return self.build.number
 
     @property
     def interrupted(self) -> bool:
@@ -171,6 +193,88 @@ class BuildRunner:
             await self.repo.finish_log(info.id)
             self.watchers.notify(info.id)
 
+    # -- files on the worker (paths relative to the builder directory unless absolute)
+    def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
+        step = self._current_step
+        assert step is not None, "file operations are only available while a step runs"
+        self._command_seq += 1
+        rid = f"{self.build.id}-{step.number}-{self._command_seq}"
+        return FileCommand(rid, op, self.builddir, path, max_size, mode)
+
+    async def mkdir(self, path: str) -> None:
+        """Create the directory `path` (and its parents) on the worker."""
+        await self.session.files.request(self._file_command(MKDIR, path))
+
+    async def rmdir(self, path: str) -> None:
+        """Remove `path` on the worker, recursively (nothing to do if it does not exist)."""
+        await self.session.files.request(self._file_command(RMDIR, path))
+
+    async def stat(self, path: str) -> FileResult | None:
+        """`path` on the worker (is_dir, size, mtime), or None when it does not exist."""
+        result = await self.session.files.request(self._file_command(STAT, path))
+        return result if result.exists else None
+
+    async def glob(self, pattern: str) -> list[str]:
+        """Paths on the worker matching `pattern` (relative patterns give relative paths)."""
+        return list((await self.session.files.request(self._file_command(GLOB, pattern))).paths)
+
+    async def upload(
+        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
+    ) -> FileResult:
+        """Copy the worker's file (or directory, as a tar stream) `workersrc` into `sink`;
+        the sink is committed once all bytes arrived with the right sha256, else aborted.
+        Raises TransferError (missing file, too large, damaged) or WorkerLost."""
+        cmd = self._file_command(UPLOAD_DIR if directory else UPLOAD, workersrc, max_size)
+        try:
+            result = await self.session.files.receive(cmd, sink.write)
+        except BaseException:
+            await sink.abort()
+            raise
+        await sink.commit()
+        return result
+
+    async def download(
+        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
+    ) -> FileResult:
+        """Write `chunks` into the worker's file `workerdest` (verified by sha256, in place
+        only once complete)."""
+        return await self.session.files.send(self._file_command(DOWNLOAD, workerdest, max_size, mode), chunks)
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            raise RuntimeError("this coordinator has no artifact store")
+        return self._artifacts
+
+    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
+        """Record an artifact of this build, produced by the current step."""
+        step = self._current_step
+        assert step is not None
+        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
+
+    async def add_log(self, name: str, text: str) -> None:
+        """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
+        step = self._current_step
+        assert step is not None
+        info = await self.repo.add_log(step, name, "t")
+        step.logs.append(info)
+        try:
+            await StepLog(info.id, name, self.repo, self.watchers).write(1, text.encode())
+        finally:
+            await self.repo.finish_log(info.id)
+            self.watchers.notify(info.id)
+
+    def set_state(self, text: str) -> None:
+        """The current step's state string when it finishes, e.g. "12 tests, 2 failed"
+        (Buildbot's setStateString), instead of its description."""
+        self._state = text
+
+    async def _note_failure(self, message: str) -> None:
+        step = self._current_step
+        self.set_state(f"{step.name if step else 'step'} failed: {message}")
+        if step is not None:
+            await self.add_log("error", message + "\n")
+
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
@@ -195,11 +299,15 @@ class BuildRunner:
             await self.repo.start_step(build, step, step.started_at)
             self._current_step = step
             self._observers = {}
+            self._state = None
             step_result = await self._run_step(step_def)
             self._current_step = None
             self._observers = {}
             step.hidden = self._hidden(step_def, step_result)
-            state = "skipped" if step_result == Result.SKIPPED else self._describe(step_def, step_result)
+            if step_result == Result.SKIPPED:
+                state = "skipped"
+            else:
+                state = self._state or self._describe(step_def, step_result)
             await self.repo.finish_step(build, step, step_result, state, self.clock.now())
             if step_result == Result.RETRY:
                 result = Result.RETRY
@@ -246,6 +354,11 @@ class BuildRunner:
         except WorkerLost as exc:
             log.warning("%s/%d: %s", self.build.builder, self.build.number, exc)
             return Result.RETRY
+        except TransferError as exc:
+            # An expected failure of a file primitive: the step fails with its message.
+            log.info("%s/%d: step %s: %s", self.build.builder, self.build.number, step_def.name, exc)
+            await self._note_failure(str(exc))
+            return Result.FAILURE
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION

@@ -18,7 +18,7 @@ from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.builders import Builder
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import BuildRequest, Property, SourceStamp
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import ArtifactStore, Clock, Repository
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
 
@@ -33,8 +33,10 @@ class Dispatcher:
         clock: Clock,
         watchers: LogWatchers,
         coordinator_id: str,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.repo = repo
+        self.artifacts = artifacts
         self.workers = workers
         self.clock = clock
         self.watchers = watchers
@@ -165,7 +167,8 @@ class Dispatcher:
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps
+                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
+                self.artifacts,
             )
             self.running[key] = runner
             try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.model import (
+    Artifact,
     Build,
     BuildRequest,
     Change,
@@ -19,7 +20,7 @@ from coordinator.domain.model import (
     Property,
     WorkerRecord,
 )
-from coordinator.domain.ports import Clock, Notification, Repository
+from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.validation import check_changes, check_length, check_properties
@@ -28,8 +29,12 @@ log = logging.getLogger(__name__)
 
 
 class CoordinatorService:
-    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
+    def __init__(
+        self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
         self.repo = repo
+        self.artifacts = artifacts
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
@@ -153,6 +158,23 @@ class CoordinatorService:
         if build is None:
             raise NotFound(f"builder {builder!r} has no build number {number}")
         return build
+
+    async def list_artifacts(self, builder: str, number: int) -> list[Artifact]:
+        return (await self.get_build(builder, number)).artifacts
+
+    async def open_artifact(self, builder: str, number: int, name: str) -> tuple[Artifact, AsyncIterator[bytes]]:
+        """An artifact's record and its bytes (in chunks)."""
+        if not name:
+            raise InvalidArgument("name is required")
+        await self.get_build(builder, number)
+        artifact = await self.repo.get_artifact(builder, number, name)
+        if artifact is None or self.artifacts is None:
+            raise NotFound(
+                f"build {builder}/{number} has no artifact {name!r} (`gantry artifacts {builder} {number}` lists them)"
+            )
+        if self.artifacts.file_size_of_artifact(builder, number, name) is None:
+            raise NotFound(f"the file of artifact {name!r} of build {builder}/{number} is missing on the coordinator")
+        return artifact, self.artifacts.read_artifact(builder, number, name)
 
     async def list_builds(self, builder: str, limit: int) -> list[Build]:
         if builder:
