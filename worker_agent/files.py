@@ -101,6 +101,10 @@ class FileOps:
 
     # -- from the coordinator
     def command(self, cmd: worker_pb2.FileCommand) -> None:
+        if cmd.op == Op.DOWNLOAD:
+            # At once: its first chunks follow on the stream before a task would run.
+            self._start_download(cmd)
+            return
         task = asyncio.get_running_loop().create_task(self._run(cmd))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -155,11 +159,22 @@ class FileOps:
             result = worker_pb2.FileResult(error=str(exc))
         except OSError as exc:
             result = worker_pb2.FileResult(error=_describe(exc, cmd.path))
-        if result is not None:
-            result.request_id = cmd.request_id
-            await self._send(worker_pb2.WorkerMessage(file_result=result))
+        result.request_id = cmd.request_id
+        await self._send(worker_pb2.WorkerMessage(file_result=result))
 
-    async def _execute(self, cmd: worker_pb2.FileCommand) -> worker_pb2.FileResult | None:
+    def _start_download(self, cmd: worker_pb2.FileCommand) -> None:
+        """Open the temporary file; the download is answered when its last chunk arrives."""
+        try:
+            path = resolve(self._basedir, cmd.builder_dir, cmd.path)
+            if path.is_dir():
+                raise FileOpError(f"{cmd.path} is a directory")
+            self._downloads[cmd.request_id] = _Download(cmd, path)
+        except FileOpError as exc:
+            self._answer(worker_pb2.FileResult(request_id=cmd.request_id, error=str(exc)))
+        except OSError as exc:
+            self._answer(worker_pb2.FileResult(request_id=cmd.request_id, error=_describe(exc, cmd.path)))
+
+    async def _execute(self, cmd: worker_pb2.FileCommand) -> worker_pb2.FileResult:
         path = resolve(self._basedir, cmd.builder_dir, cmd.path)
         if cmd.op == Op.MKDIR:
             path.mkdir(parents=True, exist_ok=True)
@@ -186,11 +201,6 @@ class FileOps:
             if not path.is_dir():
                 raise FileOpError(f"no such directory: {cmd.path}")
             return await self._upload_dir(cmd, path)
-        if cmd.op == Op.DOWNLOAD:
-            if path.is_dir():
-                raise FileOpError(f"{cmd.path} is a directory")
-            self._downloads[cmd.request_id] = _Download(cmd, path)
-            return None  # answered when the last chunk arrives
         raise FileOpError(f"unknown file operation {cmd.op}")
 
     def _glob(self, cmd: worker_pb2.FileCommand) -> list[str]:
@@ -229,6 +239,8 @@ class FileOps:
                         )
                     digest.update(data)
                     await window.wait_for_room()
+                    if cancelled.is_set():
+                        break
                     seq += 1
                     window.note_sent(seq)
                     await self._send(worker_pb2.WorkerMessage(file_data=worker_pb2.FileData(request_id=rid, seq=seq, data=data)))

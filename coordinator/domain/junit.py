@@ -23,6 +23,8 @@ class ReportError(Exception):
 
 @dataclass
 class TestReport:
+    __test__ = False  # not a pytest test class
+
     total: int = 0
     failed: int = 0  # failures and errors
     skipped: int = 0
