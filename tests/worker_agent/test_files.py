@@ -130,18 +130,22 @@ async def test_cancel_stops_an_upload_waiting_for_room(tmp_path: Path) -> None:
     assert len(peer.chunks()) == 1
 
 
+def _upload_tars() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(".gantry-upload-*"))
+
+
 async def test_upload_dir_sends_a_tar_of_the_tree(tmp_path: Path) -> None:
     root = tmp_path / "b" / "build" / "dist"
     (root / "sub").mkdir(parents=True)
     (root / "a.txt").write_text("top")
     (root / "sub" / "b.txt").write_text("deep")
-    before = set(Path(tempfile.gettempdir()).glob(".gantry-upload-*"))
+    before = _upload_tars()
     peer, ops = await run(tmp_path, cmd(Op.UPLOAD_DIR, "build/dist"), window=64)
     result = await peer.result()
     assert result.error == ""
     with tarfile.open(fileobj=io.BytesIO(b"".join(c.data for c in peer.chunks()))) as tar:
         assert sorted(tar.getnames()) == ["a.txt", "sub", "sub/b.txt"]
-    assert set(Path(tempfile.gettempdir()).glob(".gantry-upload-*")) <= before  # the tar is gone
+    assert _upload_tars() <= before  # the temporary tar is gone
 
 
 async def test_glob(tmp_path: Path) -> None:
