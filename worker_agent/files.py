@@ -153,6 +153,8 @@ class FileOps:
 
     # -- the primitives
     async def _run(self, cmd: worker_pb2.FileCommand) -> None:
+        if cmd.op in (Op.UPLOAD, Op.UPLOAD_DIR):
+            log.info("%s: %s %s", cmd.builder_dir, Op.Op.Name(cmd.op).lower(), cmd.path)
         try:
             result = await self._execute(cmd)
         except FileOpError as exc:
@@ -164,6 +166,7 @@ class FileOps:
 
     def _start_download(self, cmd: worker_pb2.FileCommand) -> None:
         """Open the temporary file; the download is answered when its last chunk arrives."""
+        log.info("%s: download %s", cmd.builder_dir, cmd.path)
         try:
             path = resolve(self._basedir, cmd.builder_dir, cmd.path)
             if path.is_dir():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from coordinator.domain.commands import (
@@ -97,6 +97,7 @@ class BuildRunner:
         self.properties: dict[str, Property] = {p.name: p for p in build.properties}
         self.stopped_reason: str | None = None
         self._current_command: str | None = None
+        self._current_transfer: str | None = None
         self._current_step: Step | None = None
         self._command_seq = 0
         self._observers: dict[str, list[LineObserver]] = {}
@@ -201,22 +202,37 @@ class BuildRunner:
         rid = f"{self.build.id}-{step.number}-{self._command_seq}"
         return FileCommand(rid, op, self.builddir, path, max_size, mode)
 
+    async def _transfer(self, cmd: FileCommand, run: Coroutine[Any, Any, FileResult]) -> FileResult:
+        """Run a file primitive as the step's current one (so stopping the build cancels it)."""
+        if self.interrupted:
+            run.close()  # never started
+            raise TransferError(f"interrupted: {self.stopped_reason}")
+        self._current_transfer = cmd.request_id
+        try:
+            return await run
+        finally:
+            self._current_transfer = None
+
+    async def _request(self, op: str, path: str) -> FileResult:
+        cmd = self._file_command(op, path)
+        return await self._transfer(cmd, self.session.files.request(cmd))
+
     async def mkdir(self, path: str) -> None:
         """Create the directory `path` (and its parents) on the worker."""
-        await self.session.files.request(self._file_command(MKDIR, path))
+        await self._request(MKDIR, path)
 
     async def rmdir(self, path: str) -> None:
         """Remove `path` on the worker, recursively (nothing to do if it does not exist)."""
-        await self.session.files.request(self._file_command(RMDIR, path))
+        await self._request(RMDIR, path)
 
     async def stat(self, path: str) -> FileResult | None:
         """`path` on the worker (is_dir, size, mtime), or None when it does not exist."""
-        result = await self.session.files.request(self._file_command(STAT, path))
+        result = await self._request(STAT, path)
         return result if result.exists else None
 
     async def glob(self, pattern: str) -> list[str]:
         """Paths on the worker matching `pattern` (relative patterns give relative paths)."""
-        return list((await self.session.files.request(self._file_command(GLOB, pattern))).paths)
+        return list((await self._request(GLOB, pattern)).paths)
 
     async def upload(
         self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
@@ -226,7 +242,7 @@ class BuildRunner:
         Raises TransferError (missing file, too large, damaged) or WorkerLost."""
         cmd = self._file_command(UPLOAD_DIR if directory else UPLOAD, workersrc, max_size)
         try:
-            result = await self.session.files.receive(cmd, sink.write)
+            result = await self._transfer(cmd, self.session.files.receive(cmd, sink.write))
         except BaseException:
             await sink.abort()
             raise
@@ -238,7 +254,8 @@ class BuildRunner:
     ) -> FileResult:
         """Write `chunks` into the worker's file `workerdest` (verified by sha256, in place
         only once complete)."""
-        return await self.session.files.send(self._file_command(DOWNLOAD, workerdest, max_size, mode), chunks)
+        cmd = self._file_command(DOWNLOAD, workerdest, max_size, mode)
+        return await self._transfer(cmd, self.session.files.send(cmd, chunks))
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -282,6 +299,8 @@ class BuildRunner:
             self.stopped_reason = reason or "stopped"
         if self._current_command:
             self.session.interrupt(self._current_command, self.stopped_reason)
+        if self._current_transfer:
+            self.session.files.abandon(self._current_transfer, self.stopped_reason)
 
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
@@ -355,6 +374,8 @@ class BuildRunner:
             log.warning("%s/%d: %s", self.build.builder, self.build.number, exc)
             return Result.RETRY
         except TransferError as exc:
+            if self.interrupted:
+                return Result.CANCELLED
             # An expected failure of a file primitive: the step fails with its message.
             log.info("%s/%d: step %s: %s", self.build.builder, self.build.number, step_def.name, exc)
             await self._note_failure(str(exc))

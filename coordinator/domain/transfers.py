@@ -135,6 +135,20 @@ class Transfers:
             pending.result.set_result(result)
             pending.changed.set()
 
+    def abandon(self, request_id: str, reason: str) -> None:
+        """Stop a transfer from this side (the build was stopped): the worker is told, and the
+        waiting step gets a TransferError."""
+        pending = self._pending.get(request_id)
+        if pending is None:
+            return
+        self._send(FileCancel(request_id, reason))
+        error = TransferError(f"interrupted: {reason}")
+        if pending.inbox is not None:
+            pending.inbox.put_nowait(error)
+        elif not pending.result.done():
+            pending.result.set_exception(error)
+        pending.changed.set()
+
     def close(self, reason: str) -> None:
         self._lost = reason
         for pending in self._pending.values():

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import FAILURE, SUCCESS, Cluster, describe_events, run_cli
+from tests.e2e.harness import (
+    CANCELLED,
+    FAILURE,
+    RETRY,
+    SUCCESS,
+    TIMEOUT,
+    Cluster,
+    describe_events,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -173,3 +184,50 @@ async def test_junit_test_step(cluster: Cluster) -> None:
     shown = json.loads(out)
     shown_props = {p["name"]: p["value"] for p in shown["properties"]}
     assert shown_props["tests-failed"] == 1 and shown_props["tests-total"] == 4
+
+
+BLOCKED = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[
+        # Opening a FIFO blocks until a writer comes: the upload is reliably in progress.
+        Builder("blocked", workers=["w1"], steps=[
+            ShellCommand(name="fifo", command="rm -f pipe && mkfifo pipe"),
+            FileUpload(name="up", workersrc="pipe"),
+        ]),
+    ],
+    schedulers=[ForceScheduler("force", builders=["blocked"])],
+)
+"""
+
+
+async def _blocked_upload(cluster: Cluster):  # type: ignore[no-untyped-def]
+    coord = await cluster.start_coordinator(BLOCKED)
+    worker = await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record()
+    forced = await coord.force("blocked")
+    await worker.process.wait_line(r"blocked: upload build/pipe", TIMEOUT)
+    return coord, worker, rec, forced
+
+
+async def test_worker_lost_mid_transfer_ends_the_build_retry(cluster: Cluster) -> None:
+    coord, worker, rec, forced = await _blocked_upload(cluster)
+    worker.process.send(signal.SIGKILL)
+    finished = await rec.wait_kind("build.finished", builder="blocked")
+    assert finished.result == RETRY, describe_events(rec.events)
+    await rec.wait_kind("buildrequest.retried")
+    build = await coord.get_build("blocked", finished.build_number)
+    assert build.steps[1].result == RETRY and list(build.artifacts) == []
+
+
+async def test_stopping_a_build_cancels_its_transfer(cluster: Cluster) -> None:
+    coord, worker, rec, forced = await _blocked_upload(cluster)
+    code, _, err = await run_cli("stop", "blocked", "1", "--reason", "enough", "--coordinator", coord.address)
+    assert code == 0, err
+    finished = await rec.wait_kind("build.finished", builder="blocked")
+    assert finished.result == CANCELLED, describe_events(rec.events)
+    build = await coord.get_build("blocked", finished.build_number)
+    assert build.steps[1].result == CANCELLED
+    await worker.process.wait_line(r"transfer \S+ cancelled: enough", TIMEOUT)
+    # Release the worker's thread still waiting to open the FIFO (so the worker stops quickly).
+    os.close(os.open(worker.basedir / "blocked" / "build" / "pipe", os.O_WRONLY | os.O_NONBLOCK))
