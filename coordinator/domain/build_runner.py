@@ -281,6 +281,12 @@ class BuildRunner:
             await self.repo.finish_log(info.id)
             self.watchers.notify(info.id)
 
+    def add_url(self, name: str, url: str) -> None:
+        """A link on the current step (stored when it finishes; Buildbot's addURL)."""
+        step = self._current_step
+        assert step is not None
+        step.urls.append((name, url))
+
     def set_state(self, text: str) -> None:
         """The current step's state string when it finishes, e.g. "12 tests, 2 failed"
         (Buildbot's setStateString), instead of its description."""

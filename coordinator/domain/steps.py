@@ -86,6 +86,8 @@ class StepContext(Protocol):
 
     def set_state(self, text: str) -> None: ...
 
+    def add_url(self, name: str, url: str) -> None: ...
+
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 

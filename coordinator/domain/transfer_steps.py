@@ -68,13 +68,20 @@ class FileUpload(_Transfer):
     verbs = ("uploading", "uploaded")
     directory = False
 
-    def __init__(self, workersrc: str | Renderable, masterdest: str | Renderable | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, workersrc: str | Renderable, masterdest: str | Renderable | None = None,
+        url: str | Renderable | None = None, urlText: str | None = None, **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.workersrc = workersrc
         self.masterdest = masterdest
+        self.url = url
+        self.urlText = urlText
         self._required("workersrc", workersrc)
         if masterdest is not None:
             self._required("masterdest", masterdest)
+        if url is not None:
+            self._required("url", url)
 
     def subject(self) -> Any:
         return self.workersrc
@@ -87,11 +94,15 @@ class FileUpload(_Transfer):
         if self.masterdest is not None:
             sink = self.sink(ctx, str(ctx.render(self.masterdest)))
             await ctx.upload(source, sink, max_size=self.maxsize or 0, directory=self.directory)
-            return Result.SUCCESS
-        name = artifact_name(source) + (".tar" if self.directory else "")
-        sink = ctx.artifacts.artifact_sink(ctx.builder, ctx.build_number, name)
-        result = await ctx.upload(source, sink, max_size=self.maxsize or 0, directory=self.directory)
-        await ctx.add_artifact(name, result.size, result.sha256)
+        else:
+            name = artifact_name(source) + (".tar" if self.directory else "")
+            sink = ctx.artifacts.artifact_sink(ctx.builder, ctx.build_number, name)
+            result = await ctx.upload(source, sink, max_size=self.maxsize or 0, directory=self.directory)
+            await ctx.add_artifact(name, result.size, result.sha256)
+        if self.url is not None:
+            # As in Buildbot: a link to where the uploaded file is served (by the user's server).
+            url = str(ctx.render(self.url))
+            ctx.add_url(self.urlText or posixpath.basename(source.rstrip("/")) or url, url)
         return Result.SUCCESS
 
 

@@ -116,8 +116,17 @@ class Transfers:
     # -- what the worker said
     def on_chunk(self, chunk: FileChunk) -> None:
         pending = self._pending.get(chunk.request_id)
-        if pending is not None and pending.inbox is not None:
-            pending.inbox.put_nowait(chunk)
+        if pending is None or pending.inbox is None:
+            return  # of a transfer already over (e.g. cancelled for its size)
+        if pending.inbox.qsize() > 2 * self._window:
+            # The worker ignores the window: fail the transfer rather than buffer without bound.
+            # What is queued is dropped; the step sees only the error.
+            error = TransferError(f"{pending.cmd.path}: the worker sent past the flow-control window")
+            pending.inbox = asyncio.Queue()
+            pending.inbox.put_nowait(error)
+            self._send(FileCancel(chunk.request_id, str(error)))
+            return
+        pending.inbox.put_nowait(chunk)
 
     def on_ack(self, ack: FileAck) -> None:
         pending = self._pending.get(ack.request_id)

@@ -171,3 +171,24 @@ async def test_worker_lost_mid_download_is_worker_lost() -> None:
     s.close("heartbeat timeout")
     with pytest.raises(WorkerLost):
         await task
+
+
+async def test_a_worker_ignoring_the_window_is_stopped() -> None:
+    wire = Wire()
+    s = session(wire, window=2)
+    written = asyncio.Event()
+
+    async def never_done(data: bytes) -> None:  # a store that does not finish: nothing is acked
+        written.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(s.files.receive(FileCommand(RID, UPLOAD, "b", "x"), never_done))
+    await wire.until(lambda: bool(wire.sent))
+    s.files.on_chunk(FileChunk(RID, 1, b"a"))
+    await written.wait()
+    for seq in range(2, 10):
+        s.files.on_chunk(FileChunk(RID, seq, b"a"))
+    assert wire.of(FileCancel) and "flow-control window" in wire.of(FileCancel)[0].reason
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

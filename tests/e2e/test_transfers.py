@@ -42,7 +42,8 @@ config = MasterConfig(
         Builder("upload", workers=["w1"], steps=[
             ShellCommand(name="make", command="head -c 3145728 /dev/urandom > out.bin && mkdir -p dist/sub "
                          "&& echo top > dist/a.txt && echo deep > dist/sub/b.txt"),
-            FileUpload(name="up", workersrc="out.bin"),
+            FileUpload(name="up", workersrc="out.bin", url="https://files.example.org/out.bin"),
+            FileUpload(name="copy", workersrc="out.bin", masterdest="copies/out.bin", mode=0o640),
             DirectoryUpload(name="dir", workersrc="dist"),
             DirectoryUpload(name="dir-copy", workersrc="dist", masterdest="copies/dist"),
         ]),
@@ -86,6 +87,7 @@ async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: 
     original = (worker.basedir / "upload" / "build" / "out.bin").read_bytes()
     assert len(original) == 3 * 1024 * 1024
     assert {a.name: a.size for a in build.artifacts}["out.bin"] == len(original)
+    assert [(u.name, u.url) for u in build.steps[1].urls] == [("out.bin", "https://files.example.org/out.bin")]
 
     code, out, err = await run_cli("artifacts", "upload", str(build.number), "--json",
                                    "--coordinator", coord.address)
@@ -108,7 +110,9 @@ async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: 
     assert code == 1 and b"has no artifact 'nope.bin'" in err, err
     assert not (tmp_path / "nope").exists()
 
-    # DirectoryUpload with masterdest: the tree, nested, under the coordinator's data dir.
+    # With masterdest: under the coordinator's data dir, not an artifact.
+    assert (coord.data_dir / "copies" / "out.bin").read_bytes() == original
+    assert (coord.data_dir / "copies" / "out.bin").stat().st_mode & 0o777 == 0o640
     copy = coord.data_dir / "copies" / "dist"
     assert (copy / "a.txt").read_text() == "top\n"
     assert (copy / "sub" / "b.txt").read_text() == "deep\n"
@@ -179,6 +183,9 @@ async def test_junit_test_step(cluster: Cluster) -> None:
     code, out, err = await run_cli("build", "tests", str(build.number), "--coordinator", coord.address)
     assert code == 0, err
     assert b"4 tests, 1 failed, 1 skipped" in out
+    code, out, err = await run_cli("log", "tests", str(build.number), "test", "--log", "tests",
+                                   "--coordinator", coord.address)
+    assert code == 0 and b"FAILED pkg.test_math.test_div: ZeroDivisionError" in out, err
     code, out, err = await run_cli("build", "tests", str(build.number), "--json", "--coordinator", coord.address)
     assert code == 0, err
     shown = json.loads(out)
