@@ -97,6 +97,9 @@ async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: 
     assert listed["out.bin"]["step"] == "up"
     assert set(listed) == {"out.bin", "dist.tar"}
 
+    code, out, err = await run_cli("build", "upload", str(build.number), "--coordinator", coord.address)
+    assert code == 0 and b"Artifacts" in out and b"dist.tar" in out, err
+
     target = tmp_path / "got.bin"
     code, out, err = await run_cli("download", "upload", str(build.number), "out.bin", "-o", str(target),
                                    "--coordinator", coord.address)
