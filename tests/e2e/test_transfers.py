@@ -135,6 +135,10 @@ async def test_maxsize_exceeded_fails_and_keeps_nothing(cluster: Cluster) -> Non
     assert list(build.artifacts) == []
     art_dir = coord.data_dir / "artifacts" / "toolarge" / str(build.number)
     assert not art_dir.exists() or list(art_dir.iterdir()) == []
+    code, out, err = await run_cli("artifacts", "toolarge", str(build.number), "--coordinator", coord.address)
+    assert code == 0 and b"has no artifacts" in out, err
+    code, out, err = await run_cli("artifacts", "toolarge", "99", "--coordinator", coord.address)
+    assert code == 1 and b"no build number 99" in err, err
 
 
 async def test_file_download_puts_a_coordinator_file_on_the_worker(cluster: Cluster) -> None:
