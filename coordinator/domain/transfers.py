@@ -58,17 +58,21 @@ class Transfers:
 
     async def receive(self, cmd: FileCommand, write: Write) -> FileResult:
         """Upload: the worker sends the file in chunks; each is passed to `write` before it is
-        acknowledged. Raises TransferError (size limit, checksum, worker error) or WorkerLost."""
+        acknowledged. Raises TransferError (size limit, checksum, worker error, a failing
+        `write`) or WorkerLost; a worker still sending is told to stop."""
         pending = self._register(cmd)
         pending.inbox = asyncio.Queue()
         digest, size, seq = hashlib.sha256(), 0, 0
+        worker_done = False  # the worker sent its FileResult (or is gone): nothing to cancel
         try:
             self._send(cmd)
             while True:
                 item = await pending.inbox.get()
                 if isinstance(item, BaseException):
+                    worker_done = isinstance(item, WorkerLost)
                     raise item
                 if isinstance(item, FileResult):
+                    worker_done = True
                     result = _checked(item)
                     if result.last_seq != seq or result.size != size:
                         raise TransferError(f"{cmd.path}: incomplete transfer ({size} of {result.size} bytes)")
@@ -76,14 +80,18 @@ class Transfers:
                         raise TransferError(f"{cmd.path}: checksum mismatch: the file arrived damaged")
                     return result
                 if item.seq != seq + 1:
-                    raise self._cancel(cmd, f"{cmd.path}: chunk {item.seq} out of order (expected {seq + 1})")
+                    raise TransferError(f"{cmd.path}: chunk {item.seq} out of order (expected {seq + 1})")
                 seq = item.seq
                 size += len(item.data)
                 if cmd.max_size and size > cmd.max_size:
-                    raise self._cancel(cmd, f"{cmd.path} is larger than maxsize ({cmd.max_size} bytes)")
+                    raise TransferError(f"{cmd.path} is larger than maxsize ({cmd.max_size} bytes)")
                 digest.update(item.data)
                 await write(item.data)
                 self._send(FileAck(cmd.request_id, seq))
+        except BaseException as exc:
+            if not worker_done and self._lost is None:
+                self._send(FileCancel(cmd.request_id, str(exc) or type(exc).__name__))
+            raise
         finally:
             self._pending.pop(cmd.request_id, None)
 
@@ -176,9 +184,6 @@ class Transfers:
         self._pending[cmd.request_id] = pending
         return pending
 
-    def _cancel(self, cmd: FileCommand, reason: str) -> TransferError:
-        self._send(FileCancel(cmd.request_id, reason))
-        return TransferError(reason)
 
 
 def _checked(result: FileResult) -> FileResult:

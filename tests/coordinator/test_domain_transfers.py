@@ -192,3 +192,19 @@ async def test_a_worker_ignoring_the_window_is_stopped() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_failing_store_stops_the_worker() -> None:
+    wire = Wire()
+    s = session(wire)
+
+    async def disk_full(data: bytes) -> None:
+        raise TransferError("cannot write /data/out.bin: No space left on device")
+
+    task = asyncio.ensure_future(s.files.receive(FileCommand(RID, UPLOAD, "b", "x"), disk_full))
+    await wire.until(lambda: bool(wire.sent))
+    s.files.on_chunk(FileChunk(RID, 1, b"a"))
+    with pytest.raises(TransferError, match="No space left"):
+        await task
+    assert wire.of(FileCancel) == [FileCancel(RID, "cannot write /data/out.bin: No space left on device")]
+    assert wire.of(FileAck) == []
