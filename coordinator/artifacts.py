@@ -133,7 +133,10 @@ class FileArtifactStore:
 
 
 async def _read(path: Path) -> AsyncIterator[bytes]:
-    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        f = await asyncio.to_thread(path.open, "rb")
+    except OSError as exc:
+        raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         while True:
             data = await asyncio.to_thread(f.read, CHUNK_SIZE)

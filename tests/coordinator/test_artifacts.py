@@ -81,3 +81,8 @@ async def test_directory_sink_refuses_paths_out_of_the_tree(tmp_path: Path) -> N
     assert not (tmp_path / "evil.txt").exists()
     assert not (tmp_path / "data" / "site").exists()
     assert [p.name for p in (tmp_path / "data").iterdir()] == []
+
+
+async def test_reading_a_missing_file_is_a_transfer_error(tmp_path: Path) -> None:
+    with pytest.raises(TransferError, match="cannot read"):
+        [c async for c in FileArtifactStore(tmp_path).read_file("nope.bin")]
