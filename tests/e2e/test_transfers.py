@@ -78,8 +78,8 @@ async def _forced_build(coord, builder: str):  # type: ignore[no-untyped-def]
     return done, await coord.get_build(builder, finished.build_number), rec
 
 
-async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: Path) -> None:
-    coord = await cluster.start_coordinator(CONFIG)
+async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: Path, db: str | None) -> None:
+    coord = await cluster.start_coordinator(CONFIG, db=db)
     worker = await cluster.start_worker(coord, "w1", "secret1")
 
     done, build, rec = await _forced_build(coord, "upload")
@@ -121,8 +121,8 @@ async def test_file_upload_to_artifact_and_download(cluster: Cluster, tmp_path: 
     assert (copy / "sub" / "b.txt").read_text() == "deep\n"
 
 
-async def test_maxsize_exceeded_fails_and_keeps_nothing(cluster: Cluster) -> None:
-    coord = await cluster.start_coordinator(CONFIG)
+async def test_maxsize_exceeded_fails_and_keeps_nothing(cluster: Cluster, db: str | None) -> None:
+    coord = await cluster.start_coordinator(CONFIG, db=db)
     await cluster.start_worker(coord, "w1", "secret1")
 
     done, build, rec = await _forced_build(coord, "toolarge")
