@@ -172,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["enable", "disable"])
     p.add_argument("name", help="the scheduler's name (see `gantry schedulers`)")
 
+    p = command("artifacts", commands.cmd_artifacts, "list the files a build stored on the coordinator")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p = command("download", commands.cmd_download,
+                "download a build's artifact (checks its size and sha256)")
+    p.add_argument("builder")
+    p.add_argument("number", type=_positive)
+    p.add_argument("name", help="artifact name (see `gantry artifacts`)")
+    p.add_argument("-o", "--output", metavar="PATH", help="file or directory to write (default: ./NAME)")
+
     p = command("log", commands.cmd_log, "write a step's log to stdout (raw bytes)")
     p.add_argument("builder")
     p.add_argument("number", type=_positive)

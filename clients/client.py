@@ -288,6 +288,30 @@ class GantryClient:
         response = await self._call(self._control.ListBuildRequests(request, timeout=self.timeout))
         return [convert.build_request_from_proto(r) for r in response.requests]
 
+    async def list_artifacts(self, builder: str, number: int) -> list[models.Artifact]:
+        """The files a build stored on the coordinator."""
+        request = control_pb2.ListArtifactsRequest(builder=builder, number=number)
+        response = await self._call(self._control.ListArtifacts(request, timeout=self.timeout))
+        return [convert.artifact_from_proto(a) for a in response.artifacts]
+
+    async def download_artifact(
+        self, builder: str, number: int, name: str
+    ) -> AsyncGenerator[models.Artifact | bytes, None]:
+        """The artifact's record first (size, sha256), then its bytes in chunks."""
+        await self._connect()
+        request = control_pb2.DownloadArtifactRequest(builder=builder, number=number, name=name)
+        call = self._control.DownloadArtifact(request)
+        try:
+            async for chunk in call:
+                if chunk.HasField("artifact"):
+                    yield convert.artifact_from_proto(chunk.artifact)
+                if chunk.data:
+                    yield chunk.data
+        except grpc.RpcError as err:
+            raise errors.from_rpc_error(err, self.address) from None
+        finally:
+            call.cancel()
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

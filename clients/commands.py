@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from clients import fmt, render
 from clients.client import GantryClient
@@ -23,7 +32,7 @@ from clients.convert import to_jsonable
 from clients.errors import LocalError
 from clients.live import BuildFollower, EventPump, Target
 from clients.live_view import make_display
-from clients.models import Change, Channel, ForceResult
+from clients.models import Artifact, Change, Channel, ForceResult
 
 
 def _console() -> Console:
@@ -284,3 +293,60 @@ async def cmd_up(args: argparse.Namespace) -> int:
     from clients.up import run_up  # only `gantry up` needs the process machinery
 
     return await run_up(Path(args.data_dir), args.listen, _console())
+
+
+async def cmd_artifacts(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        items = await client.list_artifacts(args.builder, args.number)
+    return _show_list(args, "artifacts", items, render.artifacts_table,
+                      f"build {args.builder}/{args.number} has no artifacts")
+
+
+def _download_target(output: str | None, name: str) -> Path:
+    target = Path(output or name)
+    return target / name if target.is_dir() else target
+
+
+async def cmd_download(args: argparse.Namespace) -> int:
+    """Download an artifact to a temporary file next to the target, check its size and sha256,
+    then rename it into place (a failed download leaves nothing behind)."""
+    target = _download_target(args.output, args.name)
+    tmp = target.with_name(f".{target.name}.part")
+    digest, size = hashlib.sha256(), 0
+    artifact: Artifact | None = None
+    stderr = Console(stderr=True, highlight=False)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=stderr, transient=True,
+        disable=args.json or not stderr.is_terminal,
+    )
+    try:
+        with tmp.open("wb") as out, progress:
+            task = progress.add_task(args.name, total=None)
+            async with _client(args) as client:
+                async for item in client.download_artifact(args.builder, args.number, args.name):
+                    if isinstance(item, Artifact):
+                        artifact = item
+                        progress.update(task, total=item.size)
+                        continue
+                    out.write(item)
+                    digest.update(item)
+                    size += len(item)
+                    progress.update(task, completed=size)
+        if artifact is None:
+            raise LocalError("the coordinator sent no artifact record")
+        if size != artifact.size or digest.hexdigest() != artifact.sha256:
+            raise LocalError(
+                f"{args.name} arrived damaged ({size} of {artifact.size} bytes, sha256 "
+                f"{digest.hexdigest()} instead of {artifact.sha256}); nothing was written"
+            )
+        tmp.replace(target)
+    except OSError as err:
+        raise LocalError(f"cannot write {target}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    if args.json:
+        _emit_json({"artifact": artifact, "path": str(target)})
+    else:
+        print(f"{target}  {fmt.format_size(size)}  sha256 {digest.hexdigest()}")
+    return 0

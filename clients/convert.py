@@ -154,6 +154,14 @@ def build_from_proto(msg: control_pb2.Build) -> models.Build:
         reason=msg.reason,
         sourcestamps=tuple(sourcestamp_from_proto(s) for s in msg.sourcestamps),
         eta=time_from_proto(msg, "eta"),
+        artifacts=tuple(artifact_from_proto(a) for a in msg.artifacts),
+    )
+
+
+def artifact_from_proto(msg: control_pb2.Artifact) -> models.Artifact:
+    return models.Artifact(
+        name=msg.name, step=msg.step, size=msg.size, sha256=msg.sha256,
+        created_at=time_from_proto(msg, "created_at"),
     )
 
 

@@ -141,10 +141,22 @@ class Build:
     reason: str = ""
     sourcestamps: tuple[SourceStamp, ...] = ()
     eta: datetime | None = None  # estimated completion while running (GetBuild, WatchBuild)
+    artifacts: tuple[Artifact, ...] = ()
 
     @property
     def duration(self) -> float | None:
         return _span(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a build stored on the coordinator (see `gantry artifacts` / `gantry download`)."""
+
+    name: str
+    step: str = ""
+    size: int = 0
+    sha256: str = ""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from clients import fmt
 from clients.models import (
+    Artifact,
     Build,
     Builder,
     BuildRequest,
@@ -115,9 +116,19 @@ def build_detail(build: Build) -> RenderableType:
         for prop in sorted(build.properties, key=lambda p: p.name):
             props.add_row(prop.name, json.dumps(prop.value, ensure_ascii=False), prop.source)
         parts.append(props)
+    if build.artifacts:
+        parts.append(artifacts_table(build.artifacts, title="Artifacts"))
     if build.changes:
         parts.append(changes_table(build.changes, title="Changes"))
     return Group(*parts)
+
+
+def artifacts_table(artifacts: Iterable[Artifact], title: str | None = None) -> Table:
+    table = _table("name", "size", "step", "sha256", "stored", title=title)
+    table.columns[1].justify = "right"
+    for a in artifacts:
+        table.add_row(a.name, fmt.format_size(a.size), a.step, a.sha256, fmt.format_clock(a.created_at))
+    return table
 
 
 def changes_table(changes: Iterable[Change], title: str | None = None) -> Table:

@@ -17,6 +17,7 @@ from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
+from coordinator.artifacts import FileArtifactStore
 from coordinator.changesources.git_poller import GitCli
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.change_sources import PollingLoop
@@ -112,14 +113,15 @@ class Coordinator:
 
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
+        artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
-            repo, workers, self.clock, self.watchers, self.coordinator_id,
+            repo, workers, self.clock, self.watchers, self.coordinator_id, artifacts,
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
         )
         estimator = EtaEstimator(repo, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
-        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, estimator)
+        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, estimator, artifacts)
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.

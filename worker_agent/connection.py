@@ -17,6 +17,7 @@ import grpc
 from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 from worker_agent import __version__
 from worker_agent.backoff import Backoff
+from worker_agent.files import FileOps
 from worker_agent.options import AgentOptions
 from worker_agent.registry import CommandRegistry
 from worker_agent.runner import CommandRunner
@@ -170,6 +171,7 @@ class _Session:
         self._window = welcome.window if welcome.window > 0 else DEFAULT_WINDOW
         self._outbox = _Outbox(opts.outbox_size)
         self._last_received = 0.0
+        self._files = FileOps(opts.basedir, self._outbox.send, self._window)
 
     async def run(self) -> None:
         """Return when the coordinator closes the stream; raise when it breaks."""
@@ -187,6 +189,7 @@ class _Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._files.aclose()  # transfers do not survive a reconnect: the build retries
 
     async def _write_loop(self) -> None:
         while True:
@@ -236,6 +239,14 @@ class _Session:
             else:
                 log.info("interrupting %s: %s", runner.describe(), msg.interrupt.reason)
                 runner.interrupt(msg.interrupt.reason)
+        elif kind == "file_command":
+            self._files.command(msg.file_command)
+        elif kind == "file_data":
+            self._files.data(msg.file_data)
+        elif kind == "file_ack":
+            self._files.ack(msg.file_ack)
+        elif kind == "file_cancel":
+            self._files.cancel(msg.file_cancel)
         elif kind in ("heartbeat", "welcome"):
             pass  # liveness was noted by the reader
         else:

@@ -129,6 +129,7 @@ def build_pb(b: model.Build, full: bool, estimate: BuildEstimate | None = None) 
         msg.steps.extend(step_pb(s) for s in b.steps)
         msg.properties.extend(property_pb(p) for p in b.properties)
         msg.changes.extend(change_pb(c) for c in b.changes)
+        msg.artifacts.extend(artifact_pb(a) for a in b.artifacts)
     if estimate is not None:
         if estimate.eta is not None:
             msg.eta.CopyFrom(ts(estimate.eta))
@@ -143,6 +144,10 @@ def _duration(seconds: float) -> Duration:
     d = Duration()
     d.FromNanoseconds(int(seconds * 1e9))
     return d
+
+
+def artifact_pb(a: model.Artifact) -> control_pb2.Artifact:
+    return control_pb2.Artifact(name=a.name, step=a.step, size=a.size, sha256=a.sha256, created_at=ts(a.created_at))
 
 
 def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:

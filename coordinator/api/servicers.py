@@ -111,6 +111,18 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         reqs = await self.service.list_build_requests(request.builder, request.buildset_id, request.limit)
         return control_pb2.ListBuildRequestsResponse(requests=[convert.build_request_pb(r) for r in reqs])
 
+    async def ListArtifacts(self, request: control_pb2.ListArtifactsRequest, context: Ctx) -> Any:
+        _require(request.builder, "builder")
+        items = await self.service.list_artifacts(request.builder, request.number)
+        return control_pb2.ListArtifactsResponse(artifacts=[convert.artifact_pb(a) for a in items])
+
+    async def DownloadArtifact(self, request: control_pb2.DownloadArtifactRequest, context: Ctx) -> Any:
+        _require(request.builder, "builder")
+        artifact, chunks = await self.service.open_artifact(request.builder, request.number, request.name)
+        yield control_pb2.ArtifactChunk(artifact=convert.artifact_pb(artifact))
+        async for data in chunks:
+            yield control_pb2.ArtifactChunk(data=data)
+
     async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
         return convert.change_pb(await self.service.get_change(request.id))
 

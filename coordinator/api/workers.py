@@ -14,7 +14,18 @@ from typing import Any
 
 import grpc
 
-from coordinator.domain.commands import Ack, CommandSpec, Finished, Interrupt, Output
+from coordinator.domain.commands import (
+    Ack,
+    CommandSpec,
+    FileAck,
+    FileCancel,
+    FileChunk,
+    FileCommand,
+    FileResult,
+    Finished,
+    Interrupt,
+    Output,
+)
 from coordinator.domain.errors import Unauthenticated
 from coordinator.domain.sessions import Outbound, WorkerRegistry, WorkerSession
 from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
@@ -41,7 +52,36 @@ def to_pb(item: Outbound | worker_pb2.Heartbeat) -> worker_pb2.CoordinatorMessag
         return worker_pb2.CoordinatorMessage(
             interrupt=worker_pb2.InterruptCommand(command_id=item.command_id, reason=item.reason)
         )
+    if isinstance(item, FileChunk):
+        return worker_pb2.CoordinatorMessage(
+            file_data=worker_pb2.FileData(
+                request_id=item.request_id, seq=item.seq, data=item.data, eof=item.eof, sha256=item.sha256
+            )
+        )
+    if isinstance(item, FileAck):
+        return worker_pb2.CoordinatorMessage(file_ack=worker_pb2.FileAck(request_id=item.request_id, seq=item.seq))
+    if isinstance(item, FileCommand):
+        return worker_pb2.CoordinatorMessage(
+            file_command=worker_pb2.FileCommand(
+                request_id=item.request_id, op=_FILE_OPS[item.op], builder_dir=item.builder_dir,
+                path=item.path, max_size=item.max_size, mode=item.mode,
+            )
+        )
+    if isinstance(item, FileCancel):
+        return worker_pb2.CoordinatorMessage(
+            file_cancel=worker_pb2.FileCancel(request_id=item.request_id, reason=item.reason)
+        )
     return worker_pb2.CoordinatorMessage(heartbeat=item)
+
+
+_FILE_OPS = {name.lower(): value for name, value in worker_pb2.FileCommand.Op.items()}
+
+
+def file_result_in(r: worker_pb2.FileResult) -> FileResult:
+    return FileResult(
+        request_id=r.request_id, error=r.error, exists=r.exists, is_dir=r.is_dir, size=r.size,
+        mtime=r.mtime, sha256=r.sha256, last_seq=r.last_seq, paths=tuple(r.paths), too_large=r.too_large,
+    )
 
 
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
@@ -79,7 +119,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
                 "labels": ",".join(hello.labels)}
         max_builds = min(decl.max_builds, hello.max_builds) if hello.max_builds > 0 else decl.max_builds
-        session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now)
+        session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now, self.window)
         await context.write(
             worker_pb2.CoordinatorMessage(
                 welcome=worker_pb2.Welcome(
@@ -124,6 +164,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 elif which == "finished":
                     f = msg.finished
                     session.on_finished(Finished(f.command_id, f.rc, f.reason, f.last_seq))
+                elif which == "file_data":
+                    d = msg.file_data
+                    session.files.on_chunk(FileChunk(d.request_id, d.seq, d.data, d.eof, d.sha256))
+                elif which == "file_ack":
+                    session.files.on_ack(FileAck(msg.file_ack.request_id, msg.file_ack.seq))
+                elif which == "file_result":
+                    session.files.on_result(file_result_in(msg.file_result))
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:

@@ -9,6 +9,7 @@ from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
 from coordinator.domain.change_sources import GitPoller
+from coordinator.domain.junit import Test
 from coordinator.domain.locks import MasterLock, WorkerLock
 from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.renderables import (
@@ -31,6 +32,7 @@ from coordinator.domain.shell_steps import (
 from coordinator.domain.source_steps import Git
 from coordinator.domain.steps import BuildStep, ShellCommand
 from coordinator.domain.timed import Nightly, Periodic
+from coordinator.domain.transfer_steps import DirectoryUpload, FileDownload, FileUpload
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
@@ -39,6 +41,9 @@ __all__ = [
     "Builder",
     "BuildStep",
     "Compile",
+    "DirectoryUpload",
+    "FileDownload",
+    "FileUpload",
     "ForceScheduler",
     "GitPoller",
     "HttpStatusPush",
@@ -59,6 +64,7 @@ __all__ = [
     "ShellCommand",
     "ShellSequence",
     "SingleBranchScheduler",
+    "Test",
     "AnyBranchScheduler",
     "ChangeFilter",
     "Transform",

@@ -5,10 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
+from coordinator.domain.commands import (
+    DOWNLOAD,
+    GLOB,
+    HEADER,
+    MKDIR,
+    RMDIR,
+    STAT,
+    UPLOAD,
+    UPLOAD_DIR,
+    CommandSpec,
+    FileCommand,
+    FileResult,
+    Finished,
+    TransferError,
+    WorkerLost,
+)
 from coordinator.domain.errors import StepError
 from coordinator.domain.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.logs import (
@@ -18,8 +33,15 @@ from coordinator.domain.logs import (
     OutputCollector,
     StepLog,
 )
-from coordinator.domain.model import Build, Property, SourceStamp, Step
-from coordinator.domain.ports import Clock, HostCommands, Repository, SecretProvider
+from coordinator.domain.model import Artifact, Build, Property, SourceStamp, Step
+from coordinator.domain.ports import (
+    ArtifactStore,
+    ByteSink,
+    Clock,
+    HostCommands,
+    Repository,
+    SecretProvider,
+)
 from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
 from coordinator.domain.secrets import BuildSecrets
@@ -73,6 +95,7 @@ class BuildRunner:
         watchers: LogWatchers,
         clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
+        artifacts: ArtifactStore | None = None,
         *,
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
@@ -80,6 +103,7 @@ class BuildRunner:
         build_locks: Sequence[LockAccess] = (),
     ) -> None:
         self.build = build
+        self._artifacts = artifacts
         self.locks = locks or LockRegistry()
         self.build_locks = list(build_locks)
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
@@ -94,6 +118,7 @@ class BuildRunner:
         self.properties: dict[str, Property] = {p.name: p for p in build.properties}
         self.stopped_reason: str | None = None
         self._current_command: str | None = None
+        self._current_transfer: str | None = None
         self._current_step: Step | None = None
         self._command_seq = 0
         self._observers: dict[str, list[LineObserver]] = {}
@@ -101,6 +126,7 @@ class BuildRunner:
         self._current_host: Any = None  # HostProcess of a running MasterShellCommand
         self._host = host
         self.secrets = BuildSecrets(secrets)
+        self._state: str | None = None  # the current step's own state string, when it set one
 
     # -- StepContext
     @property
@@ -110,6 +136,10 @@ class BuildRunner:
     @property
     def worker(self) -> str:
         return self.build.worker
+
+    @property
+    def build_number(self) -> int:
+        return self.build.number
 
     @property
     def interrupted(self) -> bool:
@@ -274,6 +304,110 @@ class BuildRunner:
             self.watchers.notify(stdio.log_id)
         self._logs = {}
 
+    # -- files on the worker (paths relative to the builder directory unless absolute)
+    def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
+        step = self._current_step
+        assert step is not None, "file operations are only available while a step runs"
+        self._command_seq += 1
+        rid = f"{self.build.id}-{step.number}-{self._command_seq}"
+        return FileCommand(rid, op, self.builddir, path, max_size, mode)
+
+    async def _transfer(self, cmd: FileCommand, run: Coroutine[Any, Any, FileResult]) -> FileResult:
+        """Run a file primitive as the step's current one (so stopping the build cancels it)."""
+        if self.interrupted:
+            run.close()  # never started
+            raise TransferError(f"interrupted: {self.stopped_reason}")
+        self._current_transfer = cmd.request_id
+        try:
+            return await run
+        finally:
+            self._current_transfer = None
+
+    async def _request(self, op: str, path: str) -> FileResult:
+        cmd = self._file_command(op, path)
+        return await self._transfer(cmd, self.session.files.request(cmd))
+
+    async def mkdir(self, path: str) -> None:
+        """Create the directory `path` (and its parents) on the worker."""
+        await self._request(MKDIR, path)
+
+    async def rmdir(self, path: str) -> None:
+        """Remove `path` on the worker, recursively (nothing to do if it does not exist)."""
+        await self._request(RMDIR, path)
+
+    async def stat(self, path: str) -> FileResult | None:
+        """`path` on the worker (is_dir, size, mtime), or None when it does not exist."""
+        result = await self._request(STAT, path)
+        return result if result.exists else None
+
+    async def glob(self, pattern: str) -> list[str]:
+        """Paths on the worker matching `pattern` (relative patterns give relative paths)."""
+        return list((await self._request(GLOB, pattern)).paths)
+
+    async def upload(
+        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
+    ) -> FileResult:
+        """Copy the worker's file (or directory, as a tar stream) `workersrc` into `sink`;
+        the sink is committed once all bytes arrived with the right sha256, else aborted.
+        Raises TransferError (missing file, too large, damaged) or WorkerLost."""
+        cmd = self._file_command(UPLOAD_DIR if directory else UPLOAD, workersrc, max_size)
+        try:
+            result = await self._transfer(cmd, self.session.files.receive(cmd, sink.write))
+        except BaseException:
+            await sink.abort()
+            raise
+        await sink.commit()
+        return result
+
+    async def download(
+        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
+    ) -> FileResult:
+        """Write `chunks` into the worker's file `workerdest` (verified by sha256, in place
+        only once complete)."""
+        cmd = self._file_command(DOWNLOAD, workerdest, max_size, mode)
+        return await self._transfer(cmd, self.session.files.send(cmd, chunks))
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            raise RuntimeError("this coordinator has no artifact store")
+        return self._artifacts
+
+    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
+        """Record an artifact of this build, produced by the current step."""
+        step = self._current_step
+        assert step is not None
+        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
+
+    async def add_log(self, name: str, text: str) -> None:
+        """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
+        step = self._current_step
+        assert step is not None
+        info = await self.repo.add_log(step, name, "t")
+        step.logs.append(info)
+        try:
+            await StepLog(info.id, name, self.repo, self.watchers).write(1, text.encode())
+        finally:
+            await self.repo.finish_log(info.id)
+            self.watchers.notify(info.id)
+
+    def add_url(self, name: str, url: str) -> None:
+        """A link on the current step (stored when it finishes; Buildbot's addURL)."""
+        step = self._current_step
+        assert step is not None
+        step.urls.append((name, url))
+
+    def set_state(self, text: str) -> None:
+        """The current step's state string when it finishes, e.g. "12 tests, 2 failed"
+        (Buildbot's setStateString), instead of its description."""
+        self._state = text
+
+    async def _note_failure(self, message: str) -> None:
+        step = self._current_step
+        self.set_state(f"{step.name if step else 'step'} failed: {message}")
+        if step is not None:
+            await self.add_log("error", message + "\n")
+
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
@@ -284,6 +418,8 @@ class BuildRunner:
             self.session.interrupt(self._current_command, self.stopped_reason)
         if self._current_host is not None:
             self._current_host.interrupt(self.stopped_reason)
+        if self._current_transfer:
+            self.session.files.abandon(self._current_transfer, self.stopped_reason)
 
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
@@ -321,12 +457,16 @@ class BuildRunner:
             await self.repo.start_step(build, step, step.started_at)
             self._current_step = step
             self._observers = {}
+            self._state = None
             step_result = await self._run_locked_step(step, step_def)
             await self._close_logs()
             self._current_step = None
             self._observers = {}
             step.hidden = self._hidden(step_def, step_result)
-            state = "skipped" if step_result == Result.SKIPPED else self.redact(self._describe(step_def, step_result))
+            if step_result == Result.SKIPPED:
+                state = "skipped"
+            else:
+                state = self.redact(self._state or self._describe(step_def, step_result))
             await self.repo.finish_step(build, step, step_result, state, self.clock.now())
             if step_result == Result.RETRY:
                 result = Result.RETRY
@@ -402,6 +542,13 @@ class BuildRunner:
         except StepError as exc:
             await self.write_log(str(exc), "err")
             return Result.EXCEPTION
+        except TransferError as exc:
+            if self.interrupted:
+                return Result.CANCELLED
+            # An expected failure of a file primitive: the step fails with its message.
+            log.info("%s/%d: step %s: %s", self.build.builder, self.build.number, step_def.name, exc)
+            await self._note_failure(str(exc))
+            return Result.FAILURE
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION

@@ -54,3 +54,63 @@ class Finished:
 
 class WorkerLost(Exception):
     """The worker went away while a command ran; the build must end RETRY."""
+
+
+# -- file primitives (see FileCommand in worker.proto)
+MKDIR, RMDIR, STAT, GLOB, UPLOAD, UPLOAD_DIR, DOWNLOAD = (
+    "mkdir", "rmdir", "stat", "glob", "upload", "upload_dir", "download",
+)
+
+
+@dataclass(frozen=True)
+class FileCommand:
+    """One file primitive on the worker; `path` is relative to builder_dir unless absolute."""
+
+    request_id: str
+    op: str
+    builder_dir: str
+    path: str
+    max_size: int = 0
+    mode: int = 0
+
+
+@dataclass(frozen=True)
+class FileChunk:
+    """A numbered piece of a transfer (either direction); the last download one has eof+sha256."""
+
+    request_id: str
+    seq: int
+    data: bytes
+    eof: bool = False
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class FileAck:
+    request_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class FileCancel:
+    request_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileResult:
+    request_id: str
+    error: str = ""
+    exists: bool = False
+    is_dir: bool = False
+    size: int = 0
+    mtime: float = 0.0
+    sha256: str = ""
+    last_seq: int = 0
+    paths: tuple[str, ...] = ()
+    too_large: bool = False
+
+
+class TransferError(Exception):
+    """A file primitive failed in an expected way (missing file, size limit, damaged data): the
+    step fails with this message."""

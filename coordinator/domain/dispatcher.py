@@ -24,7 +24,7 @@ from coordinator.domain.builders import Builder
 from coordinator.domain.locks import LockRegistry, accesses
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import BuildRequest, Buildset, PendingRequest, Property, SourceStamp
-from coordinator.domain.ports import Clock, HostCommands, Repository, SecretProvider
+from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
 
@@ -41,11 +41,13 @@ class Dispatcher:
         clock: Clock,
         watchers: LogWatchers,
         coordinator_id: str,
+        artifacts: ArtifactStore | None = None,
         *,
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
     ) -> None:
         self.repo = repo
+        self.artifacts = artifacts
         self.locks = LockRegistry()
         self._refused: dict[str, str] = {}  # builder -> why its head did not start on a free worker
         self.workers = workers
@@ -321,6 +323,7 @@ class Dispatcher:
             session.builds.discard(slot)
             runner = BuildRunner(
                 build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
+                self.artifacts,
                 secrets=self.secrets, host=self.host,
                 locks=self.locks, build_locks=accesses(builder.locks),
             )

@@ -147,6 +147,7 @@ class Build:
     changes: list[Change] = field(default_factory=list)
     reason: str = ""
     sourcestamps: list[SourceStamp] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)  # filled by get_build
 
     @property
     def complete(self) -> bool:
@@ -173,3 +174,16 @@ class LogChunk:
     data: bytes
     offset: int  # offset in the whole log (all channels, arrival order)
     channel_offset: int  # offset within its own channel
+
+
+@dataclass
+class Artifact:
+    """A file a build stored on the coordinator (FileUpload/DirectoryUpload without masterdest)."""
+
+    builder: str
+    number: int
+    step: str
+    name: str
+    size: int
+    sha256: str
+    created_at: float

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
+    Artifact,
     Build,
     BuildRequest,
     Buildset,
@@ -188,6 +189,53 @@ class Repository(Protocol):
 
     # notifications (written by the notification service through NotificationStore)
     async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...
+
+    # artifacts (the bytes live in an ArtifactStore; the database records them)
+    async def add_artifact(self, build: Build, step: Step, name: str, size: int, sha256: str, at: float) -> Artifact:
+        """Record an artifact of the build (replacing one of the same name)."""
+        ...
+
+    async def list_artifacts(self, builder: str, number: int) -> list[Artifact]: ...
+
+    async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None: ...
+
+
+# ---------------------------------------------------------------- files on the coordinator
+
+
+class ByteSink(Protocol):
+    """Where transferred bytes land: written in order, then committed (complete and verified)
+    or aborted (nothing partial stays behind)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """The coordinator's files: build artifacts under its data directory, and the files
+    FileUpload/DirectoryUpload/FileDownload name (relative paths are under the data directory,
+    as Buildbot's are under the master's basedir)."""
+
+    def artifact_sink(self, builder: str, number: int, name: str) -> ByteSink: ...
+
+    def file_sink(self, path: str, mode: int | None) -> ByteSink: ...
+
+    def directory_sink(self, path: str) -> ByteSink:
+        """Receives a tar stream; on commit its contents replace the directory `path`."""
+        ...
+
+    def file_size(self, path: str) -> int | None:
+        """Size of the coordinator file `path`, or None when it is not a readable file."""
+        ...
+
+    def read_file(self, path: str) -> AsyncIterator[bytes]: ...
+
+    def read_artifact(self, builder: str, number: int, name: str) -> AsyncIterator[bytes]: ...
+
+    def file_size_of_artifact(self, builder: str, number: int, name: str) -> int | None: ...
 
 
 # ---------------------------------------------------------------- notifications (mail, http push)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 from coordinator.domain.builders import Builder
@@ -13,6 +13,7 @@ from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.model import (
+    Artifact,
     Build,
     BuildRequest,
     Change,
@@ -21,7 +22,7 @@ from coordinator.domain.model import (
     Property,
     WorkerRecord,
 )
-from coordinator.domain.ports import Clock, Notification, Repository
+from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
@@ -40,8 +41,10 @@ class CoordinatorService:
     def __init__(
         self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry,
         estimator: EtaEstimator | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.repo = repo
+        self.artifacts = artifacts
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
@@ -338,6 +341,23 @@ class CoordinatorService:
         if build.complete or self.estimator is None:
             return None
         return await self.estimator.estimate(build)
+
+    async def list_artifacts(self, builder: str, number: int) -> list[Artifact]:
+        return (await self.get_build(builder, number)).artifacts
+
+    async def open_artifact(self, builder: str, number: int, name: str) -> tuple[Artifact, AsyncIterator[bytes]]:
+        """An artifact's record and its bytes (in chunks)."""
+        if not name:
+            raise InvalidArgument("name is required")
+        await self.get_build(builder, number)
+        artifact = await self.repo.get_artifact(builder, number, name)
+        if artifact is None or self.artifacts is None:
+            raise NotFound(
+                f"build {builder}/{number} has no artifact {name!r} (`gantry artifacts {builder} {number}` lists them)"
+            )
+        if self.artifacts.file_size_of_artifact(builder, number, name) is None:
+            raise NotFound(f"the file of artifact {name!r} of build {builder}/{number} is missing on the coordinator")
+        return artifact, self.artifacts.read_artifact(builder, number, name)
 
     async def list_builds(self, builder: str, limit: int) -> list[Build]:
         if builder:

@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 from coordinator.domain.commands import (
     Ack,
     CommandSpec,
+    FileAck,
+    FileCancel,
+    FileChunk,
+    FileCommand,
     Finished,
     Interrupt,
     Output,
     WorkerLost,
 )
 from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.transfers import Transfers
 
 log = logging.getLogger(__name__)
 
-Outbound = CommandSpec | Interrupt | Ack
+Outbound = CommandSpec | Interrupt | Ack | FileCommand | FileChunk | FileAck | FileCancel
 OutputHandler = Callable[[int, bytes], Awaitable[None]]
 
 
@@ -57,6 +62,7 @@ class WorkerSession:
         info: dict[str, str],
         send: Callable[[Outbound], None],
         now: Callable[[], float],
+        window: int = 32,
     ) -> None:
         self.name = name
         self.max_builds = max_builds
@@ -69,6 +75,8 @@ class WorkerSession:
         self._running: dict[str, _Running] = {}
         self.closed = False
         self.closed_reason = ""
+        # File primitives and transfers (mkdir, stat, upload, download, ...).
+        self.files = Transfers(send, window)
 
     # -- slots
     @property
@@ -144,6 +152,7 @@ class WorkerSession:
             return
         self.closed = True
         self.closed_reason = reason
+        self.files.close(f"worker {self.name} lost: {reason}")
         for run in list(self._running.values()):
             if not run.done.done():
                 run.done.set_exception(WorkerLost(f"worker {self.name} lost: {reason}"))

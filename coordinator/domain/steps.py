@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from coordinator.domain.commands import Finished
+from coordinator.domain.commands import FileResult, Finished
 from coordinator.domain.logs import LineObserver, OutputCollector
-from coordinator.domain.model import SourceStamp
+from coordinator.domain.model import Artifact, SourceStamp
+from coordinator.domain.ports import ArtifactStore, ByteSink
 from coordinator.domain.renderables import Renderable
 from coordinator.domain.results import Result
 
@@ -28,6 +29,9 @@ class StepContext(Protocol):
 
     @property
     def worker(self) -> str: ...
+
+    @property
+    def build_number(self) -> int: ...
 
     def get_property(self, name: str, default: Any = None) -> Any: ...
 
@@ -69,6 +73,36 @@ class StepContext(Protocol):
 
     @property
     def interrupted(self) -> bool: ...
+
+    # -- files on the worker: paths relative to the builder directory unless absolute. Expected
+    # failures raise TransferError (the step FAILs with its message), a lost worker WorkerLost.
+    async def mkdir(self, path: str) -> None: ...
+
+    async def rmdir(self, path: str) -> None: ...
+
+    async def stat(self, path: str) -> FileResult | None: ...
+
+    async def glob(self, pattern: str) -> list[str]: ...
+
+    async def upload(
+        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
+    ) -> FileResult: ...
+
+    async def download(
+        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
+    ) -> FileResult: ...
+
+    # -- the coordinator's files and what the step records
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact: ...
+
+    async def add_log(self, name: str, text: str) -> None: ...
+
+    def set_state(self, text: str) -> None: ...
+
+    def add_url(self, name: str, url: str) -> None: ...
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)

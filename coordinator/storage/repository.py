@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
+    Artifact,
     Build,
     BuildRequest,
     Buildset,
@@ -28,7 +29,7 @@ from coordinator.domain.model import (
 from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
-from coordinator.storage import codec, history, scheduler_store, schema
+from coordinator.storage import artifacts, codec, history, scheduler_store, schema
 from coordinator.storage.changes import ChangeSourceStates, insert_changes
 from coordinator.storage.dispatch_store import DispatchStore
 from coordinator.storage.writer import Tx, Writer
@@ -554,6 +555,7 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                 if ids:
                     rows = c.execute(sa.select(t_changes).where(t_changes.c.id.in_(ids)).order_by(t_changes.c.id))
                     build.changes = [codec.change_from_row(x) for x in rows]
+            build.artifacts = artifacts.list_by_build_id(c, build.id, builder, number)
             return build
 
         return await self._read(q)
@@ -759,6 +761,17 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
             return [_notification_from_row(r) for r in c.execute(stmt)]
 
         return await self._read(q)
+
+    # ---------------------------------------------------------------- artifacts
+
+    async def add_artifact(self, build: Build, step: Step, name: str, size: int, sha256: str, at: float) -> Artifact:
+        return await self.writer.submit(artifacts.add(build, step, name, size, sha256, at))
+
+    async def list_artifacts(self, builder: str, number: int) -> list[Artifact]:
+        return await self._read(lambda c: artifacts.list_for_build(c, builder, number))
+
+    async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None:
+        return await self._read(lambda c: artifacts.get(c, builder, number, name))
 
 
 def _notification_from_row(r: Any) -> Notification:

@@ -258,6 +258,25 @@ def _v5_change_sources(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[change_source_state])
 
 
+# Version 6: build artifacts (the bytes live under the data directory; the row records them).
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("build_id", sa.Integer, sa.ForeignKey("builds.id"), nullable=False),
+    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id"), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("build_id", "name", name="artifacts_build_name"),
+)
+
+
+def _v6_artifacts(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[artifacts])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -265,6 +284,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (3, _v3_scheduler_state),
     (4, _v4_collapses),
     (5, _v5_change_sources),
+    (6, _v6_artifacts),
 ]
 LATEST = MIGRATIONS[-1][0]
 

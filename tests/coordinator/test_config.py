@@ -273,3 +273,29 @@ def test_a_single_change_source_and_the_buildbot_dict_key(tmp_path: Path) -> Non
                     'del config\n')
     cfg = load_config(path)
     assert [s.repourl for s in cfg.change_source] == ["/srv/other.git"]
+
+
+def test_transfer_and_test_step_options_are_checked(tmp_path: Path) -> None:
+    text = textwrap.dedent('''\
+        from coordinator.config import *
+        config = MasterConfig(
+            workers=[Worker("w", "s")],
+            builders=[Builder("b", workers=["w"], steps=[
+                FileUpload(workersrc="", maxsize=-1),
+                FileDownload(name="dl", mastersrc="a", workerdest="b", mode="644"),
+                DirectoryUpload(name="dir", workersrc="d", mode=0o644, workdir="/abs"),
+                Test(junit=[], junit_maxsize=0),
+                FileUpload(name="fine", workersrc="out.bin", masterdest="x/out.bin", maxsize=1000, mode=0o644),
+            ])],
+        )
+    ''')
+    messages = [(p.line, p.message) for p in problems_of(write(tmp_path, "m.py", text))]
+    assert messages == [
+        (5, "step 'upload' of builder 'b': maxsize must be a number of bytes > 0 (or None), not -1"),
+        (5, "step 'upload' of builder 'b': workersrc must be a non-empty path, not ''"),
+        (6, "step 'dl' of builder 'b': mode must be permission bits such as 0o644 (or None), not '644'"),
+        (7, "step 'dir' of builder 'b': workdir must be a relative path inside the build directory, not '/abs'"),
+        (7, "step 'dir' of builder 'b': DirectoryUpload has no mode option (files keep their own)"),
+        (8, "step 'test' of builder 'b': junit must be a path or glob (or a list of them), not []"),
+        (8, "step 'test' of builder 'b': junit_maxsize must be a number of bytes > 0, not 0"),
+    ]

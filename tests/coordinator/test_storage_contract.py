@@ -814,3 +814,31 @@ async def test_recent_step_durations_reads_the_last_successful_builds(store: Sto
     ]
     assert {s.build_number for s in await repo.recent_step_durations(builder, 10)} == {1, 3, 4}
     assert await repo.recent_step_durations(uniq("none"), 10) == []
+
+
+# ------------------------------------------------------------------------------------ artifacts
+
+
+async def test_artifacts_recorded_listed_and_replaced(store: Store) -> None:
+    repo = store.repo
+    build = await started_build(repo, uniq("b"))
+    other = await started_build(repo, build.builder)
+    up, up2 = await repo.add_steps(build, ["upload", "upload2"])
+    await repo.add_steps(other, ["upload"])
+    a = await repo.add_artifact(build, up, "out.bin", 3 * 2**30, "a" * 64, T0 + 5)
+    await repo.add_artifact(build, up, "dist.tar", 10, "b" * 64, T0 + 6)
+    assert (a.builder, a.number, a.step, a.size) == (build.builder, build.number, "upload", 3 * 2**30)
+
+    listed = await repo.list_artifacts(build.builder, build.number)
+    assert [(x.name, x.step, x.size, x.sha256) for x in listed] == [
+        ("out.bin", "upload", 3 * 2**30, "a" * 64), ("dist.tar", "upload", 10, "b" * 64)
+    ]
+    assert await repo.list_artifacts(other.builder, other.number) == []
+    assert await repo.get_artifact(build.builder, build.number, "nope") is None
+
+    # The same name again (a rebuilt file) replaces the record.
+    await repo.add_artifact(build, up2, "out.bin", 5, "c" * 64, T0 + 7)
+    got = await repo.get_artifact(build.builder, build.number, "out.bin")
+    assert got is not None and (got.step, got.size, got.sha256, got.created_at) == ("upload2", 5, "c" * 64, T0 + 7)
+    full = await repo.get_build(build.builder, build.number)
+    assert full is not None and sorted(x.name for x in full.artifacts) == ["dist.tar", "out.bin"]

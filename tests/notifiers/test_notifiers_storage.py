@@ -20,7 +20,7 @@ async def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
     v1 = [t for t in schema.metadata.sorted_tables
           if t not in (schema.schema_version, schema.notifications, schema.notifier_state,
                        schema.scheduler_changes, schema.scheduler_state,
-                       schema.buildrequest_collapses, schema.change_source_state)]
+                       schema.buildrequest_collapses, schema.change_source_state, schema.artifacts)]
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: schema.metadata.create_all(c, tables=[schema.schema_version, *v1]))
         await conn.execute(schema.schema_version.insert().values(version=1))

@@ -130,7 +130,7 @@ class GetBuildRequest(_message.Message):
     def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
 
 class Build(_message.Message):
-    __slots__ = ("id", "builder", "number", "worker", "build_request_id", "buildset_id", "started_at", "finished_at", "complete", "result", "state_string", "steps", "properties", "changes", "reason", "sourcestamps", "eta")
+    __slots__ = ("id", "builder", "number", "worker", "build_request_id", "buildset_id", "started_at", "finished_at", "complete", "result", "state_string", "steps", "properties", "changes", "reason", "sourcestamps", "eta", "artifacts")
     ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class Build(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     SOURCESTAMPS_FIELD_NUMBER: _ClassVar[int]
     ETA_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     id: int
     builder: str
     number: int
@@ -165,7 +166,8 @@ class Build(_message.Message):
     reason: str
     sourcestamps: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
     eta: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., build_request_id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., state_string: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ..., reason: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., eta: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    def __init__(self, id: _Optional[int] = ..., builder: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., build_request_id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., state_string: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[_common_pb2.Change, _Mapping]]] = ..., reason: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., eta: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("id", "number", "name", "state_string", "started_at", "finished_at", "complete", "result", "logs", "urls", "hidden", "expected_duration")
@@ -409,3 +411,49 @@ class BuildRequest(_message.Message):
     absorbed_by: int
     completed_at: _timestamp_pb2.Timestamp
     def __init__(self, id: _Optional[int] = ..., buildset_id: _Optional[int] = ..., builder: _Optional[str] = ..., priority: _Optional[int] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claimed: _Optional[bool] = ..., complete: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.Result, str]] = ..., absorbed_by: _Optional[int] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListArtifactsRequest(_message.Message):
+    __slots__ = ("builder", "number")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    number: int
+    def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+
+class ListArtifactsResponse(_message.Message):
+    __slots__ = ("artifacts",)
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "step", "size", "sha256", "created_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    step: str
+    size: int
+    sha256: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., step: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DownloadArtifactRequest(_message.Message):
+    __slots__ = ("builder", "number", "name")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    number: int
+    name: str
+    def __init__(self, builder: _Optional[str] = ..., number: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ArtifactChunk(_message.Message):
+    __slots__ = ("data", "artifact")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    artifact: Artifact
+    def __init__(self, data: _Optional[bytes] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ...) -> None: ...

@@ -110,6 +110,16 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.FromString,
                 _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/gantry.v1.ControlService/ListArtifacts',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/gantry.v1.ControlService/DownloadArtifact',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -226,6 +236,20 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListArtifacts(self, request, context):
+        """The artifacts a build stored (FileUpload/DirectoryUpload without masterdest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifact(self, request, context):
+        """One artifact's bytes: the first message carries its size and sha256, then data in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +327,16 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.ListBuildRequests,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -710,6 +744,60 @@ class ControlService:
             '/gantry.v1.ControlService/ListBuildRequests',
             protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.ListBuildRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListArtifacts',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/gantry.v1.ControlService/DownloadArtifact',
+            protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
             options,
             channel_credentials,
             insecure,

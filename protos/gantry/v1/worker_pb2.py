@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/gantry/v1/worker.proto\x12\tgantry.v1\"\xbe\x01\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gantry.v1.HelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.gantry.v1.HeartbeatH\x00\x12(\n\x06output\x18\x03 \x01(\x0b\x32\x16.gantry.v1.OutputChunkH\x00\x12.\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x1a.gantry.v1.CommandFinishedH\x00\x42\x05\n\x03msg\"\xe8\x01\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gantry.v1.WelcomeH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.gantry.v1.HeartbeatH\x00\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x17.gantry.v1.StartCommandH\x00\x12\x30\n\tinterrupt\x18\x04 \x01(\x0b\x32\x1b.gantry.v1.InterruptCommandH\x00\x12\x1d\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x0e.gantry.v1.AckH\x00\x42\x05\n\x03msg\"\x91\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\n\n\x02os\x18\x03 \x01(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x12\n\nmax_builds\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x1b\n\x13running_command_ids\x18\x08 \x03(\t\"F\n\x07Welcome\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x05\x12\x0e\n\x06window\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1c\n\tHeartbeat\x12\x0f\n\x07sent_at\x18\x01 \x01(\x01\"\x95\x02\n\x0cStartCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61rgv\x18\x02 \x03(\t\x12\x15\n\rshell_command\x18\x03 \x01(\t\x12\x13\n\x0b\x62uilder_dir\x18\x04 \x01(\t\x12\x0f\n\x07workdir\x18\x05 \x01(\t\x12-\n\x03\x65nv\x18\x06 \x03(\x0b\x32 .gantry.v1.StartCommand.EnvEntry\x12\x0f\n\x07timeout\x18\x07 \x01(\x01\x12\x10\n\x08max_time\x18\x08 \x01(\x01\x12(\n\nredactions\x18\t \x03(\x0b\x32\x14.gantry.v1.Redaction\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\tRedaction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"6\n\x10InterruptCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"M\n\x0bOutputChunk\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"S\n\x0f\x43ommandFinished\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\n\n\x02rc\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08last_seq\x18\x04 \x01(\x03\"&\n\x03\x41\x63k\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x32W\n\rWorkerService\x12\x46\n\x07\x43onnect\x12\x18.gantry.v1.WorkerMessage\x1a\x1d.gantry.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/gantry/v1/worker.proto\x12\tgantry.v1\"\xbe\x02\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gantry.v1.HelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.gantry.v1.HeartbeatH\x00\x12(\n\x06output\x18\x03 \x01(\x0b\x32\x16.gantry.v1.OutputChunkH\x00\x12.\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x1a.gantry.v1.CommandFinishedH\x00\x12(\n\tfile_data\x18\x05 \x01(\x0b\x32\x13.gantry.v1.FileDataH\x00\x12,\n\x0b\x66ile_result\x18\x06 \x01(\x0b\x32\x15.gantry.v1.FileResultH\x00\x12&\n\x08\x66ile_ack\x18\x07 \x01(\x0b\x32\x12.gantry.v1.FileAckH\x00\x42\x05\n\x03msg\"\x98\x03\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gantry.v1.WelcomeH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.gantry.v1.HeartbeatH\x00\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x17.gantry.v1.StartCommandH\x00\x12\x30\n\tinterrupt\x18\x04 \x01(\x0b\x32\x1b.gantry.v1.InterruptCommandH\x00\x12\x1d\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x0e.gantry.v1.AckH\x00\x12.\n\x0c\x66ile_command\x18\x06 \x01(\x0b\x32\x16.gantry.v1.FileCommandH\x00\x12(\n\tfile_data\x18\x07 \x01(\x0b\x32\x13.gantry.v1.FileDataH\x00\x12&\n\x08\x66ile_ack\x18\x08 \x01(\x0b\x32\x12.gantry.v1.FileAckH\x00\x12,\n\x0b\x66ile_cancel\x18\t \x01(\x0b\x32\x15.gantry.v1.FileCancelH\x00\x42\x05\n\x03msg\"\x91\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\n\n\x02os\x18\x03 \x01(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x12\n\nmax_builds\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x1b\n\x13running_command_ids\x18\x08 \x03(\t\"F\n\x07Welcome\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x05\x12\x0e\n\x06window\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1c\n\tHeartbeat\x12\x0f\n\x07sent_at\x18\x01 \x01(\x01\"\x95\x02\n\x0cStartCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61rgv\x18\x02 \x03(\t\x12\x15\n\rshell_command\x18\x03 \x01(\t\x12\x13\n\x0b\x62uilder_dir\x18\x04 \x01(\t\x12\x0f\n\x07workdir\x18\x05 \x01(\t\x12-\n\x03\x65nv\x18\x06 \x03(\x0b\x32 .gantry.v1.StartCommand.EnvEntry\x12\x0f\n\x07timeout\x18\x07 \x01(\x01\x12\x10\n\x08max_time\x18\x08 \x01(\x01\x12(\n\nredactions\x18\t \x03(\x0b\x32\x14.gantry.v1.Redaction\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\tRedaction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"6\n\x10InterruptCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"M\n\x0bOutputChunk\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"S\n\x0f\x43ommandFinished\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\n\n\x02rc\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08last_seq\x18\x04 \x01(\x03\"&\n\x03\x41\x63k\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"\xf9\x01\n\x0b\x46ileCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x02op\x18\x02 \x01(\x0e\x32\x19.gantry.v1.FileCommand.Op\x12\x13\n\x0b\x62uilder_dir\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x10\n\x08max_size\x18\x05 \x01(\x03\x12\x0c\n\x04mode\x18\x06 \x01(\x05\"l\n\x02Op\x12\x12\n\x0eOP_UNSPECIFIED\x10\x00\x12\t\n\x05MKDIR\x10\x01\x12\t\n\x05RMDIR\x10\x02\x12\x08\n\x04STAT\x10\x03\x12\x08\n\x04GLOB\x10\x04\x12\n\n\x06UPLOAD\x10\x05\x12\x0e\n\nUPLOAD_DIR\x10\x06\x12\x0c\n\x08\x44OWNLOAD\x10\x07\"V\n\x08\x46ileData\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0b\n\x03\x65of\x18\x04 \x01(\x08\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"*\n\x07\x46ileAck\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"0\n\nFileCancel\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb0\x01\n\nFileResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x0e\n\x06\x65xists\x18\x03 \x01(\x08\x12\x0e\n\x06is_dir\x18\x04 \x01(\x08\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\r\n\x05mtime\x18\x06 \x01(\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12\x10\n\x08last_seq\x18\x08 \x01(\x03\x12\r\n\x05paths\x18\t \x03(\t\x12\x11\n\ttoo_large\x18\n \x01(\x08\x32W\n\rWorkerService\x12\x46\n\x07\x43onnect\x12\x18.gantry.v1.WorkerMessage\x1a\x1d.gantry.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,29 +34,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTCOMMAND_ENVENTRY']._loaded_options = None
   _globals['_STARTCOMMAND_ENVENTRY']._serialized_options = b'8\001'
   _globals['_WORKERMESSAGE']._serialized_start=45
-  _globals['_WORKERMESSAGE']._serialized_end=235
-  _globals['_COORDINATORMESSAGE']._serialized_start=238
-  _globals['_COORDINATORMESSAGE']._serialized_end=470
-  _globals['_HELLO']._serialized_start=473
-  _globals['_HELLO']._serialized_end=618
-  _globals['_WELCOME']._serialized_start=620
-  _globals['_WELCOME']._serialized_end=690
-  _globals['_HEARTBEAT']._serialized_start=692
-  _globals['_HEARTBEAT']._serialized_end=720
-  _globals['_STARTCOMMAND']._serialized_start=723
-  _globals['_STARTCOMMAND']._serialized_end=1000
-  _globals['_STARTCOMMAND_ENVENTRY']._serialized_start=958
-  _globals['_STARTCOMMAND_ENVENTRY']._serialized_end=1000
-  _globals['_REDACTION']._serialized_start=1002
-  _globals['_REDACTION']._serialized_end=1042
-  _globals['_INTERRUPTCOMMAND']._serialized_start=1044
-  _globals['_INTERRUPTCOMMAND']._serialized_end=1098
-  _globals['_OUTPUTCHUNK']._serialized_start=1100
-  _globals['_OUTPUTCHUNK']._serialized_end=1177
-  _globals['_COMMANDFINISHED']._serialized_start=1179
-  _globals['_COMMANDFINISHED']._serialized_end=1262
-  _globals['_ACK']._serialized_start=1264
-  _globals['_ACK']._serialized_end=1302
-  _globals['_WORKERSERVICE']._serialized_start=1304
-  _globals['_WORKERSERVICE']._serialized_end=1391
+  _globals['_WORKERMESSAGE']._serialized_end=363
+  _globals['_COORDINATORMESSAGE']._serialized_start=366
+  _globals['_COORDINATORMESSAGE']._serialized_end=774
+  _globals['_HELLO']._serialized_start=777
+  _globals['_HELLO']._serialized_end=922
+  _globals['_WELCOME']._serialized_start=924
+  _globals['_WELCOME']._serialized_end=994
+  _globals['_HEARTBEAT']._serialized_start=996
+  _globals['_HEARTBEAT']._serialized_end=1024
+  _globals['_STARTCOMMAND']._serialized_start=1027
+  _globals['_STARTCOMMAND']._serialized_end=1304
+  _globals['_STARTCOMMAND_ENVENTRY']._serialized_start=1262
+  _globals['_STARTCOMMAND_ENVENTRY']._serialized_end=1304
+  _globals['_REDACTION']._serialized_start=1306
+  _globals['_REDACTION']._serialized_end=1346
+  _globals['_INTERRUPTCOMMAND']._serialized_start=1348
+  _globals['_INTERRUPTCOMMAND']._serialized_end=1402
+  _globals['_OUTPUTCHUNK']._serialized_start=1404
+  _globals['_OUTPUTCHUNK']._serialized_end=1481
+  _globals['_COMMANDFINISHED']._serialized_start=1483
+  _globals['_COMMANDFINISHED']._serialized_end=1566
+  _globals['_ACK']._serialized_start=1568
+  _globals['_ACK']._serialized_end=1606
+  _globals['_FILECOMMAND']._serialized_start=1609
+  _globals['_FILECOMMAND']._serialized_end=1858
+  _globals['_FILECOMMAND_OP']._serialized_start=1750
+  _globals['_FILECOMMAND_OP']._serialized_end=1858
+  _globals['_FILEDATA']._serialized_start=1860
+  _globals['_FILEDATA']._serialized_end=1946
+  _globals['_FILEACK']._serialized_start=1948
+  _globals['_FILEACK']._serialized_end=1990
+  _globals['_FILECANCEL']._serialized_start=1992
+  _globals['_FILECANCEL']._serialized_end=2040
+  _globals['_FILERESULT']._serialized_start=2043
+  _globals['_FILERESULT']._serialized_end=2219
+  _globals['_WORKERSERVICE']._serialized_start=2221
+  _globals['_WORKERSERVICE']._serialized_end=2308
 # @@protoc_insertion_point(module_scope)

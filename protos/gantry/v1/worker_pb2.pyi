@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,30 +8,44 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "output", "finished")
+    __slots__ = ("hello", "heartbeat", "output", "finished", "file_data", "file_result", "file_ack")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    FILE_DATA_FIELD_NUMBER: _ClassVar[int]
+    FILE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    FILE_ACK_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     output: OutputChunk
     finished: CommandFinished
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ...) -> None: ...
+    file_data: FileData
+    file_result: FileResult
+    file_ack: FileAck
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_result: _Optional[_Union[FileResult, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
-    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack")
+    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack", "file_command", "file_data", "file_ack", "file_cancel")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     INTERRUPT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    FILE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    FILE_DATA_FIELD_NUMBER: _ClassVar[int]
+    FILE_ACK_FIELD_NUMBER: _ClassVar[int]
+    FILE_CANCEL_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     heartbeat: Heartbeat
     start: StartCommand
     interrupt: InterruptCommand
     ack: Ack
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+    file_command: FileCommand
+    file_data: FileData
+    file_ack: FileAck
+    file_cancel: FileCancel
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., file_command: _Optional[_Union[FileCommand, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., file_cancel: _Optional[_Union[FileCancel, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("name", "secret", "os", "arch", "labels", "max_builds", "version", "running_command_ids")
@@ -144,3 +159,91 @@ class Ack(_message.Message):
     command_id: str
     seq: int
     def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class FileCommand(_message.Message):
+    __slots__ = ("request_id", "op", "builder_dir", "path", "max_size", "mode")
+    class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OP_UNSPECIFIED: _ClassVar[FileCommand.Op]
+        MKDIR: _ClassVar[FileCommand.Op]
+        RMDIR: _ClassVar[FileCommand.Op]
+        STAT: _ClassVar[FileCommand.Op]
+        GLOB: _ClassVar[FileCommand.Op]
+        UPLOAD: _ClassVar[FileCommand.Op]
+        UPLOAD_DIR: _ClassVar[FileCommand.Op]
+        DOWNLOAD: _ClassVar[FileCommand.Op]
+    OP_UNSPECIFIED: FileCommand.Op
+    MKDIR: FileCommand.Op
+    RMDIR: FileCommand.Op
+    STAT: FileCommand.Op
+    GLOB: FileCommand.Op
+    UPLOAD: FileCommand.Op
+    UPLOAD_DIR: FileCommand.Op
+    DOWNLOAD: FileCommand.Op
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_DIR_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    op: FileCommand.Op
+    builder_dir: str
+    path: str
+    max_size: int
+    mode: int
+    def __init__(self, request_id: _Optional[str] = ..., op: _Optional[_Union[FileCommand.Op, str]] = ..., builder_dir: _Optional[str] = ..., path: _Optional[str] = ..., max_size: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
+
+class FileData(_message.Message):
+    __slots__ = ("request_id", "seq", "data", "eof", "sha256")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    seq: int
+    data: bytes
+    eof: bool
+    sha256: str
+    def __init__(self, request_id: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., eof: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class FileAck(_message.Message):
+    __slots__ = ("request_id", "seq")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    seq: int
+    def __init__(self, request_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class FileCancel(_message.Message):
+    __slots__ = ("request_id", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class FileResult(_message.Message):
+    __slots__ = ("request_id", "error", "exists", "is_dir", "size", "mtime", "sha256", "last_seq", "paths", "too_large")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    IS_DIR_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    TOO_LARGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    error: str
+    exists: bool
+    is_dir: bool
+    size: int
+    mtime: float
+    sha256: str
+    last_seq: int
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    too_large: bool
+    def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., is_dir: _Optional[bool] = ..., size: _Optional[int] = ..., mtime: _Optional[float] = ..., sha256: _Optional[str] = ..., last_seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ..., too_large: _Optional[bool] = ...) -> None: ...
