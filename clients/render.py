@@ -92,6 +92,12 @@ def build_detail(build: Build) -> RenderableType:
             step.state_string, logs,
         )
     parts.append(steps)
+    links = [(step.name, url) for step in build.steps for url in step.urls]
+    if links:
+        link_table = _table("step", "link", "target", title="Links")
+        for step_name, url in links:
+            link_table.add_row(step_name, url.name, url.url)
+        parts.append(link_table)
 
     if build.properties:
         props = _table("property", "value", "source", title="Properties")

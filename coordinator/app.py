@@ -96,7 +96,7 @@ class Coordinator:
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
         dispatcher = self.dispatcher = Dispatcher(repo, workers, self.clock, self.watchers, self.coordinator_id)
-        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers)
+        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, self.bus)
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.

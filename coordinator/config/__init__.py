@@ -18,6 +18,8 @@ from coordinator.domain.shell_steps import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.steps import BuildStep, ShellCommand
+from coordinator.domain.trigger_step import Trigger
+from coordinator.domain.triggerable import Dependent, Triggerable
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
@@ -26,6 +28,7 @@ __all__ = [
     "Builder",
     "BuildStep",
     "Compile",
+    "Dependent",
     "ForceScheduler",
     "HttpStatusPush",
     "Interpolate",
@@ -41,6 +44,8 @@ __all__ = [
     "AnyBranchScheduler",
     "ChangeFilter",
     "Transform",
+    "Trigger",
+    "Triggerable",
     "WarningCountingShellCommand",
     "Worker",
     "render",

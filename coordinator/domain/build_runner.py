@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.commands import HEADER, CommandSpec, Finished, WorkerLost
 from coordinator.domain.logs import (
@@ -20,8 +21,10 @@ from coordinator.domain.renderables import render
 from coordinator.domain.results import Result, worst
 from coordinator.domain.sessions import OutputHandler, WorkerSession
 from coordinator.domain.steps import BuildStep
+from coordinator.domain.trigger_port import Triggered, TriggerPort
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ResultFlags(Protocol):
@@ -68,8 +71,11 @@ class BuildRunner:
         watchers: LogWatchers,
         clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
+        trigger_port: TriggerPort | None = None,
     ) -> None:
         self.build = build
+        self.trigger_port = trigger_port
+        self._stopped = asyncio.Event()
         self._sourcestamps = list(sourcestamps or build.sourcestamps)
         self.step_defs = list(steps)
         self.builddir = builddir
@@ -171,11 +177,37 @@ class BuildRunner:
             await self.repo.finish_log(info.id)
             self.watchers.notify(info.id)
 
+    def add_url(self, name: str, url: str) -> None:
+        step = self._current_step
+        assert step is not None, "add_url is only available while a step runs"
+        step.urls.append((name, url))
+
+    async def trigger(
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+    ) -> Triggered:
+        if self.trigger_port is None:
+            raise LookupError("this coordinator cannot trigger schedulers")
+        return await self.trigger_port.trigger(
+            scheduler, sourcestamps, properties, wait=wait, parent=(self.build.builder, self.build.number)
+        )
+
+    async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
+        work = asyncio.ensure_future(aw)
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+        return work.result() if work.done() and not work.cancelled() else None
+
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
         if self.stopped_reason is None:
             self.stopped_reason = reason or "stopped"
+        self._stopped.set()
         if self._current_command:
             self.session.interrupt(self._current_command, self.stopped_reason)
 

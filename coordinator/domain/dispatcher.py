@@ -21,6 +21,7 @@ from coordinator.domain.model import BuildRequest, Property, SourceStamp
 from coordinator.domain.ports import Clock, Repository
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
+from coordinator.domain.trigger_port import TriggerPort
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Dispatcher:
         self.watchers = watchers
         self.coordinator_id = coordinator_id
         self.builders: dict[str, Builder] = {}
+        # What Trigger steps submit through (the service sets it); None: triggering fails.
+        self.trigger_port: TriggerPort | None = None
         self._pending: dict[str, list[tuple[int, float, int, BuildRequest]]] = {}
         self.running: dict[tuple[str, int], BuildRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -165,7 +168,8 @@ class Dispatcher:
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps
+                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
+                self.trigger_port,
             )
             self.running[key] = runner
             try:

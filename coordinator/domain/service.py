@@ -11,30 +11,50 @@ from typing import Any
 from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
     Build,
     BuildRequest,
     Change,
     NewBuildset,
     Property,
+    SourceStamp,
     WorkerRecord,
 )
 from coordinator.domain.ports import Clock, Notification, Repository
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
+from coordinator.domain.trigger_port import Triggered
+from coordinator.domain.triggerable import (
+    BuildsetFollower,
+    Dependent,
+    Triggerable,
+    wants_downstream,
+)
 from coordinator.domain.validation import check_changes, check_length, check_properties
 
 log = logging.getLogger(__name__)
 
 
 class CoordinatorService:
-    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        clock: Clock,
+        dispatcher: Dispatcher,
+        workers: WorkerRegistry,
+        bus: EventBus | None = None,
+    ) -> None:
         self.repo = repo
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
         self.schedulers: list[Scheduler] = []
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._follower = BuildsetFollower()
+        dispatcher.trigger_port = self
+        if bus is not None:
+            bus.add_listener(self._on_event)
 
     def configure(self, builders: Sequence[Builder], schedulers: Sequence[Scheduler]) -> None:
         for old in self.schedulers:
@@ -85,6 +105,42 @@ class CoordinatorService:
                 BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now)
             )
         return bs_id, req_ids
+
+    async def trigger(
+        self,
+        scheduler: str,
+        sourcestamps: Sequence[SourceStamp],
+        properties: Sequence[Property],
+        *,
+        wait: bool,
+        parent: tuple[str, int],
+    ) -> Triggered:
+        """A Trigger step's buildset (the TriggerPort the dispatcher hands to builds)."""
+        sched = next((s for s in self.schedulers if s.name == scheduler), None)
+        if not isinstance(sched, Triggerable):
+            known = ", ".join(s.name for s in self.schedulers if isinstance(s, Triggerable)) or "none"
+            what = "no scheduler" if sched is None else f"scheduler {scheduler!r} is not a Triggerable; no Triggerable"
+            raise LookupError(f"{what} named {scheduler!r} (Triggerable schedulers: {known})")
+        bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
+        triggered = Triggered(scheduler, bs_id, req_ids)
+        if wait:
+            # No await since the commit: the buildset cannot have finished yet.
+            self._follower.follow(triggered)
+        return triggered
+
+    def _on_event(self, event: Event) -> None:
+        self._follower.on_event(event)
+        if event.kind == "buildset.finished" and wants_downstream(event.result):
+            if any(isinstance(s, Dependent) for s in self.schedulers):
+                self._spawn(self._run_dependents(event.buildset_id))
+
+    async def _run_dependents(self, buildset_id: int) -> None:
+        upstream = await self.repo.get_buildset(buildset_id)
+        if upstream is None:
+            return
+        for sched in self.schedulers:
+            if isinstance(sched, Dependent) and sched.upstream_name == upstream.scheduler:
+                await self.submit_buildset(sched.buildset_for(buildset_id, upstream.sourcestamps))
 
     async def force_build(
         self,

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.commands import Finished
 from coordinator.domain.logs import LineObserver, OutputCollector
+from coordinator.domain.model import Property, SourceStamp
 from coordinator.domain.renderables import Renderable
 from coordinator.domain.results import Result
+from coordinator.domain.trigger_port import Triggered
 
+T = TypeVar("T")
 
 class StepContext(Protocol):
     """What a running step can do; provided by the build runner."""
@@ -52,6 +55,23 @@ class StepContext(Protocol):
 
     @property
     def interrupted(self) -> bool: ...
+
+    @property
+    def sourcestamps(self) -> Sequence[SourceStamp]: ...
+
+    def add_url(self, name: str, url: str) -> None:
+        """Link something from the current step (stored with the step, shown by clients)."""
+        ...
+
+    async def trigger(
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+    ) -> Triggered:
+        """Submit a buildset through the Triggerable scheduler named `scheduler`."""
+        ...
+
+    async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
+        """`aw`'s value, or None (and `aw` cancelled) when the build is stopped first."""
+        ...
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
