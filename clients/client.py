@@ -181,8 +181,10 @@ class GantryClient:
         properties: Mapping[str, object] | None = None,
         owner: str = "",
         project: str = "",
+        codebases: Mapping[str, Mapping[str, str]] | None = None,
     ) -> models.ForceResult:
-        """Force a build; returns `(buildset_id, build_request_id)`."""
+        """Force a build; returns `(buildset_id, build_request_id)`. `codebases` gives a
+        codebase's branch/revision/repository/project: ``{"lib": {"branch": "dev"}}``."""
         request = control_pb2.ForceBuildRequest(
             builder=builder,
             branch=branch,
@@ -192,6 +194,7 @@ class GantryClient:
             owner=owner,
             project=project,
             properties=convert.properties_to_proto(properties or {}),
+            sourcestamps=convert.codebases_to_proto(codebases or {}),
         )
         response = await self._call(self._control.ForceBuild(request, timeout=self.timeout))
         return models.ForceResult(response.buildset_id, response.build_request_id)

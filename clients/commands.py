@@ -85,6 +85,16 @@ def _default_owner() -> str:
 async def cmd_force(args: argparse.Namespace) -> int:
     console = _console()
     async with _client(args) as client:
+        if args.parameters:
+            builder = await client.get_builder(args.builder)
+            if args.json:
+                _emit_json(builder)
+            else:
+                console.print(render.force_form(builder))
+            return 0
+        codebases: dict[str, dict[str, str]] = {}
+        for codebase, field, value in args.codebase:
+            codebases.setdefault(codebase, {})[field] = value
         pump = EventPump(client, builders=[args.builder]) if args.wait else None
         try:
             if pump is not None:
@@ -98,6 +108,7 @@ async def cmd_force(args: argparse.Namespace) -> int:
                 properties=dict(args.property),
                 owner=args.owner or _default_owner(),
                 project=args.project,
+                codebases=codebases,
             )
             if args.json:
                 _emit_json({"event": "forced", **forced._asdict()} if pump else forced)

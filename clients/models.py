@@ -76,6 +76,20 @@ class Change:
 
 
 @dataclass(frozen=True)
+class ForceParameter:
+    """A typed parameter of a builder's ForceScheduler (a property a forced build takes)."""
+
+    name: str
+    label: str = ""
+    type: str = "string"
+    default: Any = ""
+    required: bool = False
+    regex: str = ""
+    choices: tuple[str, ...] = ()
+    multiple: bool = False
+
+
+@dataclass(frozen=True)
 class Builder:
     name: str
     workers: tuple[str, ...] = ()
@@ -83,6 +97,9 @@ class Builder:
     pending_requests: int = 0
     description: str = ""
     tags: tuple[str, ...] = ()
+    force_scheduler: str = ""
+    force_parameters: tuple[ForceParameter, ...] = ()
+    force_codebases: tuple[SourceStamp, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,18 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
+from coordinator.domain.force import (
+    BooleanParameter,
+    ChoiceStringParameter,
+    FixedParameter,
+    ForceScheduler,
+    IntParameter,
+    StringParameter,
+    TextParameter,
+)
 from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
 from coordinator.domain.results import Result
-from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import AnyBranchScheduler, SingleBranchScheduler
 from coordinator.domain.shell_steps import (
     Compile,
     SetPropertyFromCommand,
@@ -25,6 +34,12 @@ from notifiers import HttpStatusPush, MailNotifier
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
 __all__ = [
+    "BooleanParameter",
+    "ChoiceStringParameter",
+    "FixedParameter",
+    "IntParameter",
+    "StringParameter",
+    "TextParameter",
     "Builder",
     "BuildStep",
     "Compile",

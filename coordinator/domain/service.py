@@ -12,6 +12,8 @@ from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
+from coordinator.domain.force import ForceScheduler as TypedForceScheduler
+from coordinator.domain.force import ParameterInfo
 from coordinator.domain.model import (
     Build,
     BuildRequest,
@@ -153,6 +155,7 @@ class CoordinatorService:
         repository: str = "",
         project: str = "",
         properties: list[Property] | None = None,
+        sourcestamps: list[SourceStamp] | None = None,
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
@@ -164,19 +167,43 @@ class CoordinatorService:
             check_length(field, value, limit)
         props = properties or []
         check_properties(props)
-        sched = next(
-            (s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders), None
-        )
+        sched = self.force_scheduler(builder)
         if sched is None:
             raise InvalidArgument(
                 f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
             )
-        bs = sched.buildset_for(
-            builder, reason=reason, owner=owner, branch=branch, revision=revision,
-            repository=repository, project=project, properties=props,
-        )
+        for i, stamp in enumerate(sourcestamps or ()):
+            for field, value, limit in (
+                ("codebase", stamp.codebase, 256), ("branch", stamp.branch, 256), ("revision", stamp.revision, 256),
+                ("repository", stamp.repository, 1024), ("project", stamp.project, 256),
+            ):
+                check_length(f"sourcestamps[{i}].{field}", value, limit)
+        if isinstance(sched, TypedForceScheduler):
+            top = SourceStamp(repository=repository, branch=branch, revision=revision, project=project)
+            bs = sched.force_buildset(
+                builder, reason=reason, owner=owner, top=top, per_codebase=sourcestamps or [], properties=props,
+            )
+        else:
+            if sourcestamps:
+                raise InvalidArgument(f"ForceScheduler {sched.name!r} declares no codebases")
+            bs = sched.buildset_for(
+                builder, reason=reason, owner=owner, branch=branch, revision=revision,
+                repository=repository, project=project, properties=props,
+            )
         bs_id, req_ids = await self.submit_buildset(bs)
         return bs_id, req_ids[builder]
+
+    def force_scheduler(self, builder: str) -> ForceScheduler | None:
+        """The ForceScheduler that lists `builder` (the first one, as configured)."""
+        return next((s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders), None)
+
+    def force_form(self, builder: str) -> tuple[str, list[ParameterInfo], list[SourceStamp]]:
+        """What forcing `builder` takes: its ForceScheduler's name ("" if none), parameters and
+        codebases with their defaults."""
+        sched = self.force_scheduler(builder)
+        if not isinstance(sched, TypedForceScheduler):
+            return (sched.name if sched else ""), [], []
+        return sched.name, sched.parameter_infos(), list((sched.codebases or {}).values())
 
     async def stop_build(self, builder: str, number: int, reason: str) -> bool:
         build = await self.get_build(builder, number)
