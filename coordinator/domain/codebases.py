@@ -52,8 +52,16 @@ def parse_codebases(codebases: Any, errors: list[str]) -> Codebases | None:
 
 
 def merge(default: SourceStamp, given: SourceStamp) -> SourceStamp:
-    """`given` over `default`: what `given` sets wins, the rest is the default's."""
-    return replace(default, **{k: getattr(given, k) for k in FIELDS if getattr(given, k)})
+    """`given` over `default`: what `given` sets wins, the rest is the default's - except the
+    default revision, which belongs to the default branch and repository: it is dropped
+    (latest) when `given` names another branch or repository without a revision."""
+    out = replace(default, **{k: getattr(given, k) for k in FIELDS if getattr(given, k)})
+    moved = (given.branch and given.branch != default.branch) or (
+        given.repository and given.repository != default.repository
+    )
+    if moved and not given.revision:
+        out = replace(out, revision="")
+    return out
 
 
 def with_defaults(codebases: Codebases | None, given: Iterable[SourceStamp]) -> list[SourceStamp]:
