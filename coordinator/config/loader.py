@@ -194,8 +194,8 @@ def _check_triggers(cfg: MasterConfig, add: Any) -> None:
             for name in step.static_scheduler_names():
                 if isinstance(by_name.get(name), Triggerable):
                     continue
-                what = "unknown scheduler" if name not in by_name else "scheduler that is not a Triggerable"
-                add(step, f"step {step.name!r} of builder {b.name!r} triggers {what} {name!r} "
+                what = f"unknown scheduler {name!r}" if name not in by_name else f"{name!r}, not a Triggerable"
+                add(step, f"step {step.name!r} of builder {b.name!r} triggers {what} "
                           f"(Triggerable schedulers: {', '.join(triggerable) or 'none'})")
     for sched in by_name.values():
         if isinstance(sched, Dependent) and sched.upstream is not None and sched.upstream_name:
