@@ -125,6 +125,14 @@ class CoordinatorService:
             raise LookupError(f"{what} named {scheduler!r} (Triggerable schedulers: {known})")
         bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
         triggered = Triggered(scheduler, bs_id, req_ids)
+
+        def stop(reason: str) -> None:
+            for builder, number in triggered.builds:
+                runner = self.dispatcher.find_running(builder, number)
+                if runner is not None:
+                    runner.stop(reason)
+
+        triggered.stop = stop
         if wait:
             # No await since the commit: the buildset cannot have finished yet.
             self._follower.follow(triggered)

@@ -24,6 +24,8 @@ class Triggered:
     finished: asyncio.Future[Result] | None = None
     builds: list[tuple[str, int]] = field(default_factory=list)
     release: Callable[[], None] = lambda: None
+    # Stops the builds of the buildset that have started (the triggering build was stopped).
+    stop: Callable[[str], None] = lambda reason: None
 
 
 class TriggerPort(Protocol):

@@ -124,6 +124,9 @@ class Trigger(BuildStep):
                 for builder, number in t.builds:
                     ctx.add_url(f"{builder} #{number}", f"builders/{builder}/builds/{number}")
         if results is None:
+            # As Buildbot: stopping the triggering build stops the builds it is waiting for.
+            for t in triggered:
+                t.stop(f"the triggering build {ctx.builder} was stopped")
             return Result.CANCELLED
         result = Result.SUCCESS
         for r in results:

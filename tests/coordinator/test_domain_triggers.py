@@ -37,6 +37,7 @@ class FakePort:
         self.calls: list[tuple[str, list[SourceStamp], dict[str, Any], bool, tuple[str, int]]] = []
         self.ids = itertools.count(10)
         self.triggered = Changes()
+        self.stopped: list[tuple[int, str]] = []
 
     async def trigger(
         self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property],
@@ -47,6 +48,7 @@ class FakePort:
         self.calls.append((scheduler, list(sourcestamps), {p.name: p.value for p in properties}, wait, parent))
         bs_id = next(self.ids)
         t = Triggered(scheduler, bs_id, {"child": bs_id * 10})
+        t.stop = lambda reason: self.stopped.append((bs_id, reason))
         if wait:
             self.follower.follow(t)
         self.triggered.bump()
@@ -107,6 +109,7 @@ async def test_stopping_the_build_stops_waiting() -> None:
     assert repo.step_results == [(1, "trigger", Result.CANCELLED)]
     assert r.build.steps[0].urls == [("child #3", "builders/child/builds/3")]
     assert len(port.follower) == 0  # nothing left behind for a buildset nobody waits for
+    assert port.stopped == [(10, "the triggering build parent was stopped")]
 
 
 async def test_unknown_scheduler_at_run_time_is_an_exception() -> None:

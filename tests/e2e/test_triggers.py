@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import FAILURE, SUCCESS, Cluster, describe_events, run_cli
+from protos.gantry.v1 import control_pb2
+from tests.e2e.harness import CANCELLED, FAILURE, SUCCESS, Cluster, describe_events, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -26,14 +27,21 @@ config = MasterConfig(
             ShellCommand(name="check", command='echo "flavour=$F color=$C"; test "$C" != red',
                          env={"F": Property("flavour", ""), "C": Property("color", "")}),
         ]),
+        Builder("parent-slow", workers=["w1"], steps=[
+            Trigger(schedulerNames=["slow"], waitForFinish=True),
+        ]),
+        Builder("child-slow", workers=["w1"], steps=[
+            ShellCommand(name="block", command=["python3", "-c", "import time; time.sleep(600)"]),
+        ]),
         Builder("up", workers=["w1"], steps=[
             ShellCommand(name="verdict", command=["test", Property("ok", "yes"), "=", "yes"]),
         ]),
         Builder("down", workers=["w1"], steps=[ShellCommand(name="hello", command=["echo", "down"])]),
     ],
     schedulers=[
-        ForceScheduler("force", builders=["parent-wait", "parent-nowait"]),
+        ForceScheduler("force", builders=["parent-wait", "parent-nowait", "parent-slow"]),
         Triggerable("children", ["child"]),
+        Triggerable("slow", ["child-slow"]),
         up,
         Dependent("after-up", upstream=up, builderNames=["down"]),
     ],
@@ -114,3 +122,25 @@ async def test_dependent_builds_after_upstream_success_only(cluster: Cluster) ->
     down = await coord.get_build("down", down_done.build_number)
     assert [(s.branch, s.revision) for s in down.sourcestamps] == [("feature", "abc123")]
     assert f"buildset {good.buildset_id}" in down.reason
+
+
+async def test_stopping_the_triggering_build_stops_the_wait_and_the_triggered_build(cluster: Cluster) -> None:
+    coord = await cluster.start_coordinator(CONFIG)
+    await cluster.start_worker(coord, "w1", "secret1", max_builds=4)
+    rec = await coord.record()
+
+    forced = await coord.force("parent-slow")
+    await rec.wait_kind("step.started", builder="child-slow", step_name="block")
+    [parent_started] = rec.of_kind("build.started", builder="parent-slow")
+    stopped = await coord.control.StopBuild(
+        control_pb2.StopBuildRequest(builder="parent-slow", number=parent_started.build_number, reason="enough")
+    )
+    assert stopped.stopped
+    done = await rec.wait_kind("buildset.finished", buildset_id=forced.buildset_id)
+    assert done.result == CANCELLED, describe_events(rec.events)
+    child_done = await rec.wait_kind("build.finished", builder="child-slow")
+    assert child_done.result == CANCELLED
+    parent = await coord.get_build("parent-slow", parent_started.build_number)
+    [step] = parent.steps
+    assert step.result == CANCELLED
+    assert [u.url for u in step.urls] == [f"builders/child-slow/builds/{child_done.build_number}"]
