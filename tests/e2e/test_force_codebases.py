@@ -39,8 +39,10 @@ config = MasterConfig(
 """
 
 
-async def test_a_change_of_one_codebase_builds_with_the_other_codebases_defaults(cluster: Cluster) -> None:
-    coord = await cluster.start_coordinator(CONFIG)
+async def test_a_change_of_one_codebase_builds_with_the_other_codebases_defaults(
+    cluster: Cluster, db: str | None
+) -> None:
+    coord = await cluster.start_coordinator(CONFIG, db=db)
     await cluster.start_worker(coord, "w1", "secret1")
     rec = await coord.record()
 

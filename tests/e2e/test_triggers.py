@@ -103,8 +103,8 @@ async def test_trigger_without_wait_succeeds_at_once(cluster: Cluster) -> None:
     assert len(step.urls) == 1 and step.urls[0].url.startswith("buildrequests/")
 
 
-async def test_dependent_builds_after_upstream_success_only(cluster: Cluster) -> None:
-    coord = await cluster.start_coordinator(CONFIG)
+async def test_dependent_builds_after_upstream_success_only(cluster: Cluster, db: str | None) -> None:
+    coord = await cluster.start_coordinator(CONFIG, db=db)
     await cluster.start_worker(coord, "w1", "secret1", max_builds=4)
     rec = await coord.record()
 
