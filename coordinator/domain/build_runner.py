@@ -177,10 +177,11 @@ class BuildRunner:
             await self.repo.finish_log(info.id)
             self.watchers.notify(info.id)
 
-    def add_url(self, name: str, url: str) -> None:
+    async def add_url(self, name: str, url: str) -> None:
         step = self._current_step
         assert step is not None, "add_url is only available while a step runs"
         step.urls.append((name, url))
+        await self.repo.set_step_urls(step)
 
     async def trigger(
         self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool

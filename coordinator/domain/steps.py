@@ -59,8 +59,8 @@ class StepContext(Protocol):
     @property
     def sourcestamps(self) -> Sequence[SourceStamp]: ...
 
-    def add_url(self, name: str, url: str) -> None:
-        """Link something from the current step (stored with the step, shown by clients)."""
+    async def add_url(self, name: str, url: str) -> None:
+        """Link something from the current step (stored at once, shown by clients)."""
         ...
 
     async def trigger(

@@ -23,6 +23,9 @@ class Triggered:
     requests: dict[str, int]
     finished: asyncio.Future[Result] | None = None
     builds: list[tuple[str, int]] = field(default_factory=list)
+    linked: int = 0  # how many of `builds` the step has linked so far
+    # Set whenever a build of the buildset starts or the buildset finishes (with `wait`).
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
     release: Callable[[], None] = lambda: None
     # Stops the builds of the buildset that have started (the triggering build was stopped).
     stop: Callable[[str], None] = lambda reason: None

@@ -112,23 +112,48 @@ class Trigger(BuildStep):
                 triggered.append(t)
                 if not self.waitForFinish:
                     for builder, req in t.requests.items():
-                        ctx.add_url(f"{builder}: build request {req}", f"buildrequests/{req}")
+                        await ctx.add_url(f"{builder}: build request {req}", f"buildrequests/{req}")
             if not self.waitForFinish:
                 return Result.SUCCESS
-            results = await ctx.unless_stopped(
-                asyncio.gather(*(t.finished for t in triggered if t.finished is not None))
-            )
+            if not await self._wait(ctx, triggered):
+                # As Buildbot: stopping the triggering build stops the builds it is waiting for.
+                for t in triggered:
+                    t.stop(f"the triggering build {ctx.builder} was stopped")
+                await self._link(ctx, triggered)
+                return Result.CANCELLED
         finally:
             for t in triggered:
                 t.release()
-                for builder, number in t.builds:
-                    ctx.add_url(f"{builder} #{number}", f"builders/{builder}/builds/{number}")
-        if results is None:
-            # As Buildbot: stopping the triggering build stops the builds it is waiting for.
-            for t in triggered:
-                t.stop(f"the triggering build {ctx.builder} was stopped")
-            return Result.CANCELLED
         result = Result.SUCCESS
-        for r in results:
-            result = worst(result, r)
+        for t in triggered:
+            assert t.finished is not None
+            result = worst(result, t.finished.result())
         return result
+
+    async def _wait(self, ctx: StepContext, triggered: list[Triggered]) -> bool:
+        """Link each triggered build as it starts; True once all are done, False if stopped."""
+        while True:
+            for t in triggered:
+                t.progress.clear()  # before looking: a wake-up during the awaits below is kept
+            await self._link(ctx, triggered)
+            if all(t.finished is not None and t.finished.done() for t in triggered):
+                return True
+            if await ctx.unless_stopped(_any_set([t.progress for t in triggered])) is None:
+                return False
+
+    async def _link(self, ctx: StepContext, triggered: list[Triggered]) -> None:
+        for t in triggered:
+            while t.linked < len(t.builds):
+                builder, number = t.builds[t.linked]
+                t.linked += 1
+                await ctx.add_url(f"{builder} #{number}", f"builders/{builder}/builds/{number}")
+
+
+async def _any_set(events: list[asyncio.Event]) -> bool:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return True

@@ -119,8 +119,10 @@ class BuildsetFollower:
         if event.kind == "build.started":
             for t in followers:
                 t.builds.append((event.builder, event.build_number))
+                t.progress.set()
         elif event.kind == "buildset.finished":
             self._followed.pop(event.buildset_id, None)
             for t in followers:
                 if t.finished is not None and not t.finished.done():
                     t.finished.set_result(event.result if event.result is not None else Result.SUCCESS)
+                t.progress.set()

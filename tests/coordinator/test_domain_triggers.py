@@ -76,7 +76,9 @@ async def test_wait_for_finish_takes_the_worst_result_and_links_the_builds() -> 
     task = asyncio.ensure_future(r.run())
     await port.triggered.until(lambda: len(port.calls) == 2)
     port.finish(10, Result.SUCCESS, 1)
-    await asyncio.wait([task], timeout=0)  # let it run: it must still wait for the second buildset
+    # The first build is linked (stored) while the step still waits for the second buildset.
+    await repo.changes.until(lambda: bool(repo.step_urls))
+    assert repo.step_urls == [("trigger", [("child #1", "builders/child/builds/1")])]
     assert not task.done()
     port.finish(11, Result.FAILURE, 2)
     result, state, _ = await task

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protos.gantry.v1 import control_pb2
-from tests.e2e.harness import CANCELLED, FAILURE, SUCCESS, Cluster, describe_events, run_cli
+from tests.e2e.harness import CANCELLED, FAILURE, SUCCESS, Cluster, describe_events, poll, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -132,6 +132,16 @@ async def test_stopping_the_triggering_build_stops_the_wait_and_the_triggered_bu
     forced = await coord.force("parent-slow")
     await rec.wait_kind("step.started", builder="child-slow", step_name="block")
     [parent_started] = rec.of_kind("build.started", builder="parent-slow")
+    [child_started] = rec.of_kind("build.started", builder="child-slow")
+
+    async def linked() -> list[str]:
+        running = await coord.get_build("parent-slow", parent_started.build_number)
+        return [u.url for s in running.steps for u in s.urls]
+
+    # The link to the triggered build shows while the trigger step still waits.
+    assert await poll(linked, what="link to the triggered build") == [
+        f"builders/child-slow/builds/{child_started.build_number}"
+    ]
     stopped = await coord.control.StopBuild(
         control_pb2.StopBuildRequest(builder="parent-slow", number=parent_started.build_number, reason="enough")
     )
