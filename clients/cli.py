@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("force", commands.cmd_force, "force a build on a builder")
     p.add_argument("builder")
-    for opt in ("branch", "revision", "repository", "reason", "owner", "project"):
+    for opt in ("branch", "revision", "repository", "reason", "owner", "project", "scheduler"):
         p.add_argument(f"--{opt}", default="")
     p.add_argument("--property", action="append", type=parse_property, default=[], metavar="K=V")
     p.add_argument("--codebase", action="append", type=parse_codebase, default=[],

@@ -182,6 +182,7 @@ class GantryClient:
         owner: str = "",
         project: str = "",
         codebases: Mapping[str, Mapping[str, str]] | None = None,
+        scheduler: str = "",
     ) -> models.ForceResult:
         """Force a build; returns `(buildset_id, build_request_id)`. `codebases` gives a
         codebase's branch/revision/repository/project: ``{"lib": {"branch": "dev"}}``."""
@@ -195,6 +196,7 @@ class GantryClient:
             project=project,
             properties=convert.properties_to_proto(properties or {}),
             sourcestamps=convert.codebases_to_proto(codebases or {}),
+            scheduler=scheduler,
         )
         response = await self._call(self._control.ForceBuild(request, timeout=self.timeout))
         return models.ForceResult(response.buildset_id, response.build_request_id)

@@ -109,6 +109,7 @@ async def cmd_force(args: argparse.Namespace) -> int:
                 owner=args.owner or _default_owner(),
                 project=args.project,
                 codebases=codebases,
+                scheduler=args.scheduler,
             )
             if args.json:
                 _emit_json({"event": "forced", **forced._asdict()} if pump else forced)

@@ -51,6 +51,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             project=request.project,
             properties=convert.properties_in(list(request.properties)),
             sourcestamps=[convert.sourcestamp_in(s) for s in request.sourcestamps],
+            scheduler=request.scheduler,
         )
         return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 

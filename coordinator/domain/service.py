@@ -164,6 +164,7 @@ class CoordinatorService:
         project: str = "",
         properties: list[Property] | None = None,
         sourcestamps: list[SourceStamp] | None = None,
+        scheduler: str = "",
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
@@ -175,11 +176,7 @@ class CoordinatorService:
             check_length(field, value, limit)
         props = properties or []
         check_properties(props)
-        sched = self.force_scheduler(builder)
-        if sched is None:
-            raise InvalidArgument(
-                f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
-            )
+        sched = self.force_scheduler(builder, scheduler)
         for i, stamp in enumerate(sourcestamps or ()):
             for field, value, limit in (
                 ("codebase", stamp.codebase, 256), ("branch", stamp.branch, 256), ("revision", stamp.revision, 256),
@@ -201,16 +198,30 @@ class CoordinatorService:
         bs_id, req_ids = await self.submit_buildset(bs)
         return bs_id, req_ids[builder]
 
-    def force_scheduler(self, builder: str) -> ForceScheduler | None:
-        """The ForceScheduler that lists `builder` (the first one, as configured)."""
-        return next((s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders), None)
+    def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
+        """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""
+        forcing = [s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders]
+        found = next((s for s in forcing if not name or s.name == name), None)
+        if found is not None:
+            return found
+        if not forcing:
+            raise InvalidArgument(
+                f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
+            )
+        raise InvalidArgument(
+            f"no ForceScheduler named {name!r} lists builder {builder!r} "
+            f"(ForceSchedulers of {builder!r}: {', '.join(s.name for s in forcing)})"
+        )
 
     def force_form(self, builder: str) -> tuple[str, list[ParameterInfo], list[SourceStamp]]:
         """What forcing `builder` takes: its ForceScheduler's name ("" if none), parameters and
         codebases with their defaults."""
-        sched = self.force_scheduler(builder)
+        try:
+            sched = self.force_scheduler(builder)
+        except InvalidArgument:
+            return "", [], []
         if not isinstance(sched, TypedForceScheduler):
-            return (sched.name if sched else ""), [], []
+            return sched.name, [], []
         return sched.name, sched.parameter_infos(), list((sched.codebases or {}).values())
 
     async def stop_build(self, builder: str, number: int, reason: str) -> bool:

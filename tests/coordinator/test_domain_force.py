@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from coordinator.domain.builders import Builder
 from coordinator.domain.codebases import parse_codebases, stamps_for_changes, with_defaults
 from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.force import (
@@ -19,7 +20,9 @@ from coordinator.domain.force import (
 )
 from coordinator.domain.model import Change, Property, SourceStamp
 from coordinator.domain.schedulers import SingleBranchScheduler
+from coordinator.domain.steps import ShellCommand
 from tests.coordinator.test_domain_schedulers import Harness
+from tests.coordinator.test_domain_triggers import service
 
 
 @pytest.mark.parametrize(
@@ -169,3 +172,19 @@ async def test_change_scheduler_with_codebases_ignores_other_codebases() -> None
     assert [(s.codebase, s.repository, s.branch, s.revision) for s in bs.sourcestamps] == [
         ("app", "A", "main", ""), ("lib", "LIB", "main", "l2"),
     ]
+
+
+async def test_force_build_picks_the_named_force_scheduler() -> None:
+    svc, repo, _ = service()
+    svc.configure([Builder("b", workers=["w"], steps=[ShellCommand(["true"])])],
+                  [scheduler(), ForceScheduler("release", ["b"], properties=[StringParameter("version", required=True)])])
+    await svc.force_build("b", properties=[Property("ticket", "T-1", "")])
+    await svc.force_build("b", scheduler="release", properties=[Property("version", "1.0", "")])
+    assert [(bs.scheduler, {p.name: p.value for p in bs.properties}.get("version")) for bs in repo.added] == [
+        ("force", None), ("release", "1.0")
+    ]
+    with pytest.raises(InvalidArgument, match=r"no ForceScheduler named 'x' lists builder 'b' .*force, release"):
+        await svc.force_build("b", scheduler="x")
+    with pytest.raises(InvalidArgument, match='parameter "version": a value is required'):
+        await svc.force_build("b", scheduler="release")
+    assert svc.force_form("b")[0] == "force"

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ForceBuildRequest(_message.Message):
-    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "sourcestamps")
+    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "sourcestamps", "scheduler")
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class ForceBuildRequest(_message.Message):
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     SOURCESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     builder: str
     branch: str
     revision: str
@@ -30,7 +31,8 @@ class ForceBuildRequest(_message.Message):
     properties: _containers.RepeatedCompositeFieldContainer[_common_pb2.Property]
     project: str
     sourcestamps: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
-    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ...) -> None: ...
+    scheduler: str
+    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., scheduler: _Optional[str] = ...) -> None: ...
 
 class ForceBuildResponse(_message.Message):
     __slots__ = ("buildset_id", "build_request_id")
