@@ -53,6 +53,20 @@ def parse_property(text: str) -> tuple[str, object]:
     return name, value
 
 
+def parse_codebase(text: str) -> tuple[str, str, str]:
+    """`CODEBASE:FIELD=VALUE`, FIELD one of branch, revision, repository, project."""
+    codebase, sep, rest = text.partition(":")
+    field, eq, value = rest.partition("=")
+    if not sep or not eq or field not in CODEBASE_FIELDS:
+        raise argparse.ArgumentTypeError(
+            f"expected CODEBASE:FIELD=VALUE with FIELD one of {', '.join(CODEBASE_FIELDS)}, got {text!r}"
+        )
+    return codebase, field, value
+
+
+CODEBASE_FIELDS = ("branch", "revision", "repository", "project")
+
+
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity stay plain strings
 
@@ -122,13 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("force", commands.cmd_force, "force a build on a builder")
     p.add_argument("builder")
-    for opt in ("branch", "revision", "repository", "reason", "owner", "project"):
+    for opt in ("branch", "revision", "repository", "reason", "owner", "project", "scheduler"):
         p.add_argument(f"--{opt}", default="")
     p.add_argument("--property", action="append", type=parse_property, default=[], metavar="K=V")
     p.add_argument("--priority", type=int, default=None, metavar="N",
                    help="request priority, higher first (default: the ForceScheduler's)")
+    p.add_argument("--codebase", action="append", type=parse_codebase, default=[],
+                   metavar="CODEBASE:FIELD=VALUE",
+                   help="branch/revision/repository/project of one codebase, e.g. lib:branch=dev")
     p.add_argument("--wait", action="store_true",
                    help="follow the build; exit 0 on success or warnings, 1 otherwise")
+    p.add_argument("--parameters", action="store_true",
+                   help="list the parameters and codebases the builder's ForceScheduler takes, and exit")
 
     p = command("rebuild", commands.cmd_rebuild,
                 "build a build again: same source stamps and properties, same builder")

@@ -187,9 +187,12 @@ class GantryClient:
         owner: str = "",
         project: str = "",
         priority: int | None = None,
+        codebases: Mapping[str, Mapping[str, str]] | None = None,
+        scheduler: str = "",
     ) -> models.ForceResult:
         """Force a build; returns `(buildset_id, build_request_id)`. `priority` None: the
-        ForceScheduler's."""
+        ForceScheduler's. `codebases` gives a codebase's branch/revision/repository/project:
+        ``{"lib": {"branch": "dev"}}``."""
         request = control_pb2.ForceBuildRequest(
             priority=priority,
             builder=builder,
@@ -200,6 +203,8 @@ class GantryClient:
             owner=owner,
             project=project,
             properties=convert.properties_to_proto(properties or {}),
+            sourcestamps=convert.codebases_to_proto(codebases or {}),
+            scheduler=scheduler,
         )
         response = await self._call(self._control.ForceBuild(request, timeout=self.timeout))
         return models.ForceResult(response.buildset_id, response.build_request_id)

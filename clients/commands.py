@@ -92,6 +92,18 @@ def _default_owner() -> str:
 
 
 async def cmd_force(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        if args.parameters:
+            builder = await client.get_builder(args.builder)
+            if args.json:
+                _emit_json(builder)
+            else:
+                _console().print(render.force_form(builder))
+            return 0
+    codebases: dict[str, dict[str, str]] = {}
+    for codebase, field, value in args.codebase:
+        codebases.setdefault(codebase, {})[field] = value
+
     async def force(client: GantryClient) -> ForceResult:
         return await client.force_build(
             args.builder,
@@ -103,6 +115,8 @@ async def cmd_force(args: argparse.Namespace) -> int:
             owner=args.owner or _default_owner(),
             project=args.project,
             priority=args.priority,
+            codebases=codebases,
+            scheduler=args.scheduler,
         )
 
     return await _submit_and_wait(args, "forced", force)

@@ -72,6 +72,11 @@ def properties_to_proto(properties: Mapping[str, object], source: str = "") -> l
     ]
 
 
+def codebases_to_proto(codebases: Mapping[str, Mapping[str, str]]) -> list[common_pb2.SourceStamp]:
+    """``{"lib": {"branch": "dev"}}`` -> one SourceStamp per codebase."""
+    return [common_pb2.SourceStamp(codebase=name, **dict(fields)) for name, fields in codebases.items()]
+
+
 # -- messages -> models ----------------------------------------------------------------------
 
 
@@ -111,6 +116,15 @@ def builder_from_proto(msg: control_pb2.Builder) -> models.Builder:
         description=msg.description,
         tags=tuple(msg.tags),
         next_expected_start=time_from_proto(msg, "next_expected_start"),
+        force_scheduler=msg.force_scheduler,
+        force_parameters=tuple(
+            models.ForceParameter(
+                p.name, p.label, p.type, decode_value(p.default_json), p.required, p.regex,
+                tuple(p.choices), p.multiple,
+            )
+            for p in msg.force_parameters
+        ),
+        force_codebases=tuple(sourcestamp_from_proto(s) for s in msg.force_codebases),
     )
 
 

@@ -76,6 +76,20 @@ class Change:
 
 
 @dataclass(frozen=True)
+class ForceParameter:
+    """A typed parameter of a builder's ForceScheduler (a property a forced build takes)."""
+
+    name: str
+    label: str = ""
+    type: str = "string"
+    default: Any = ""
+    required: bool = False
+    regex: str = ""
+    choices: tuple[str, ...] = ()
+    multiple: bool = False
+
+
+@dataclass(frozen=True)
 class Builder:
     name: str
     workers: tuple[str, ...] = ()
@@ -84,6 +98,9 @@ class Builder:
     description: str = ""
     tags: tuple[str, ...] = ()
     next_expected_start: datetime | None = None  # of its next queued request, when estimable
+    force_scheduler: str = ""
+    force_parameters: tuple[ForceParameter, ...] = ()
+    force_codebases: tuple[SourceStamp, ...] = ()
 
 
 @dataclass(frozen=True)

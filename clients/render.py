@@ -110,6 +110,12 @@ def build_detail(build: Build) -> RenderableType:
             step.state_string, logs,
         )
     parts.append(steps)
+    links = [(step.name, url) for step in build.steps for url in step.urls]
+    if links:
+        link_table = _table("step", "link", "target", title="Links")
+        for step_name, url in links:
+            link_table.add_row(step_name, url.name, url.url)
+        parts.append(link_table)
 
     if build.properties:
         props = _table("property", "value", "source", title="Properties")
@@ -314,3 +320,25 @@ def event_line(event: Event) -> Text:
         (event.kind.ljust(_KIND_WIDTH), style), " ",
         event_subject(event),
     )
+
+
+def force_form(builder: Builder) -> RenderableType:
+    """What `gantry force BUILDER` takes: the ForceScheduler's parameters and codebases."""
+    if not builder.force_scheduler:
+        return Text(f"builder {builder.name} has no ForceScheduler: it cannot be forced")
+    parts: list[RenderableType] = [Text.assemble("forced through ", (builder.force_scheduler, "bold"))]
+    if builder.force_parameters:
+        table = _table("parameter (--property)", "type", "default", "required", "allowed", title="Parameters")
+        for p in builder.force_parameters:
+            allowed = ", ".join(p.choices) if p.choices else (f"matches {p.regex}" if p.regex else "")
+            kind = f"{p.type} (several)" if p.multiple else p.type
+            table.add_row(p.name, kind, json.dumps(p.default), "yes" if p.required else "", allowed)
+        parts.append(table)
+    else:
+        parts.append(Text("any --property NAME=VALUE is accepted"))
+    if builder.force_codebases:
+        table = _table("codebase (--codebase)", "repository", "branch", "revision", title="Codebases")
+        for s in builder.force_codebases:
+            table.add_row(s.codebase or "''", _dash(s.repository), _dash(s.branch), _dash(s.revision))
+        parts.append(table)
+    return Group(*parts)

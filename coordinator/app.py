@@ -121,7 +121,9 @@ class Coordinator:
         )
         estimator = EtaEstimator(repo, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
-        service = self.service = CoordinatorService(repo, self.clock, dispatcher, workers, estimator, artifacts)
+        service = self.service = CoordinatorService(
+            repo, self.clock, dispatcher, workers, self.bus, estimator=estimator, artifacts=artifacts
+        )
         service.configure(self.config.builders, self.config.schedulers)
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from coordinator.domain import model
 from coordinator.domain.eta import BuildEstimate
 from coordinator.domain.events import Event
+from coordinator.domain.force import ParameterInfo
 from coordinator.domain.ports import Notification
 from coordinator.domain.schedulers import Scheduler
 from coordinator.domain.validation import check_property_name, parse_property_value
@@ -87,6 +88,19 @@ def change_pb(c: model.Change) -> common_pb2.Change:
 def sourcestamp_pb(s: model.SourceStamp) -> common_pb2.SourceStamp:
     return common_pb2.SourceStamp(
         repository=s.repository, branch=s.branch, revision=s.revision, project=s.project, codebase=s.codebase
+    )
+
+
+def sourcestamp_in(s: common_pb2.SourceStamp) -> model.SourceStamp:
+    return model.SourceStamp(
+        repository=s.repository, branch=s.branch, revision=s.revision, project=s.project, codebase=s.codebase
+    )
+
+
+def force_parameter_pb(p: ParameterInfo) -> control_pb2.ForceParameter:
+    return control_pb2.ForceParameter(
+        name=p.name, label=p.label, type=p.type, default_json=json.dumps(p.default), required=p.required,
+        regex=p.regex, choices=list(p.choices), multiple=p.multiple,
     )
 
 

@@ -51,6 +51,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             project=request.project,
             properties=convert.properties_in(list(request.properties)),
             priority=request.priority if request.HasField("priority") else None,
+            sourcestamps=[convert.sourcestamp_in(s) for s in request.sourcestamps],
+            scheduler=request.scheduler,
         )
         return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 
@@ -72,7 +74,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     async def _builder(self, name: str) -> control_pb2.Builder:
         b = self.service.builder(name)
+        force, parameters, codebases = self.service.force_form(b.name)
         return control_pb2.Builder(
+            force_scheduler=force,
+            force_parameters=[convert.force_parameter_pb(p) for p in parameters],
+            force_codebases=[convert.sourcestamp_pb(s) for s in codebases],
             name=b.name,
             workers=list(b.workers),
             steps=[s.name for s in b.steps],

@@ -9,6 +9,15 @@ from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builders import Builder
 from coordinator.domain.change_filters import ChangeFilter
 from coordinator.domain.change_sources import GitPoller
+from coordinator.domain.force import (
+    BooleanParameter,
+    ChoiceStringParameter,
+    FixedParameter,
+    ForceScheduler,
+    IntParameter,
+    StringParameter,
+    TextParameter,
+)
 from coordinator.domain.junit import Test
 from coordinator.domain.locks import MasterLock, WorkerLock
 from coordinator.domain.master_steps import MasterShellCommand
@@ -21,7 +30,7 @@ from coordinator.domain.renderables import (
     renderer,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.schedulers import AnyBranchScheduler, ForceScheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import AnyBranchScheduler, SingleBranchScheduler
 from coordinator.domain.shell_steps import (
     Compile,
     SetPropertyFromCommand,
@@ -33,17 +42,26 @@ from coordinator.domain.source_steps import Git
 from coordinator.domain.steps import BuildStep, ShellCommand
 from coordinator.domain.timed import Nightly, Periodic
 from coordinator.domain.transfer_steps import DirectoryUpload, FileDownload, FileUpload
+from coordinator.domain.trigger_step import Trigger
+from coordinator.domain.triggerable import Dependent, Triggerable
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
 __all__ = [
+    "BooleanParameter",
+    "ChoiceStringParameter",
+    "FixedParameter",
+    "IntParameter",
+    "StringParameter",
+    "TextParameter",
     "Builder",
     "BuildStep",
     "Compile",
     "DirectoryUpload",
     "FileDownload",
     "FileUpload",
+    "Dependent",
     "ForceScheduler",
     "GitPoller",
     "HttpStatusPush",
@@ -68,6 +86,8 @@ __all__ = [
     "AnyBranchScheduler",
     "ChangeFilter",
     "Transform",
+    "Trigger",
+    "Triggerable",
     "WarningCountingShellCommand",
     "Worker",
     "WorkerLock",

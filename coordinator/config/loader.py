@@ -18,6 +18,8 @@ from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.sessions import WorkerDecl
 from coordinator.domain.steps import BuildStep
+from coordinator.domain.trigger_step import Trigger
+from coordinator.domain.triggerable import Dependent, Triggerable
 from coordinator.web.settings import web_settings
 from notifiers.base import Notifier
 
@@ -186,11 +188,15 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
+        for err in getattr(sched, "errors", ()):
+            add(sched, f"scheduler {sched.name!r}: {err}")
         if isinstance(sched, ChangeScheduler):
             _check_change_scheduler(sched, lambda msg, s=sched: add(s, msg))
             t = sched.tree_stable_timer
             if t is not None and (not isinstance(t, int | float) or t < 0):
                 add(sched, f"scheduler {sched.name!r}: tree_stable_timer must be None or seconds >= 0, not {t!r}")
+
+    _check_triggers(cfg, add)
 
     notifier_names: set[str] = set()
     for n in cfg.notifiers:
@@ -248,6 +254,27 @@ def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> No
         if src.name in names:
             add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
         names.add(src.name)
+
+
+def _check_triggers(cfg: MasterConfig, add: Any) -> None:
+    """Trigger steps name Triggerable schedulers; a Dependent's upstream is configured."""
+    by_name = {s.name: s for s in cfg.schedulers if isinstance(s, Scheduler)}
+    triggerable = sorted(n for n, s in by_name.items() if isinstance(s, Triggerable))
+    for b in cfg.builders:
+        for step in getattr(b, "steps", ()):
+            if not isinstance(step, Trigger):
+                continue
+            for name in step.static_scheduler_names():
+                if isinstance(by_name.get(name), Triggerable):
+                    continue
+                what = f"unknown scheduler {name!r}" if name not in by_name else f"{name!r}, not a Triggerable"
+                add(step, f"step {step.name!r} of builder {b.name!r} triggers {what} "
+                          f"(Triggerable schedulers: {', '.join(triggerable) or 'none'})")
+    for sched in by_name.values():
+        if isinstance(sched, Dependent) and sched.upstream is not None and sched.upstream_name:
+            if by_name.get(sched.upstream_name) is not sched.upstream:
+                add(sched, f"scheduler {sched.name!r}: its upstream scheduler {sched.upstream_name!r} "
+                           "is not in the configuration's schedulers")
 
 
 def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:

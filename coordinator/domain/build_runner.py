@@ -6,7 +6,7 @@ import asyncio
 import logging
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.commands import (
     DOWNLOAD,
@@ -47,8 +47,10 @@ from coordinator.domain.results import Result, worst
 from coordinator.domain.secrets import BuildSecrets
 from coordinator.domain.sessions import OutputHandler, WorkerSession
 from coordinator.domain.steps import BuildStep
+from coordinator.domain.trigger_port import Triggered, TriggerPort
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ResultFlags(Protocol):
@@ -96,6 +98,7 @@ class BuildRunner:
         clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
         artifacts: ArtifactStore | None = None,
+        trigger_port: TriggerPort | None = None,
         *,
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
@@ -104,6 +107,7 @@ class BuildRunner:
     ) -> None:
         self.build = build
         self._artifacts = artifacts
+        self.trigger_port = trigger_port
         self.locks = locks or LockRegistry()
         self.build_locks = list(build_locks)
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
@@ -391,11 +395,11 @@ class BuildRunner:
             await self.repo.finish_log(info.id)
             self.watchers.notify(info.id)
 
-    def add_url(self, name: str, url: str) -> None:
-        """A link on the current step (stored when it finishes; Buildbot's addURL)."""
+    async def add_url(self, name: str, url: str) -> None:
         step = self._current_step
-        assert step is not None
+        assert step is not None, "add_url is only available while a step runs"
         step.urls.append((name, url))
+        await self.repo.set_step_urls(step)
 
     def set_state(self, text: str) -> None:
         """The current step's state string when it finishes, e.g. "12 tests, 2 failed"
@@ -407,6 +411,26 @@ class BuildRunner:
         self.set_state(f"{step.name if step else 'step'} failed: {message}")
         if step is not None:
             await self.add_log("error", message + "\n")
+
+    async def trigger(
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+    ) -> Triggered:
+        if self.trigger_port is None:
+            raise LookupError("this coordinator cannot trigger schedulers")
+        return await self.trigger_port.trigger(
+            scheduler, sourcestamps, properties, wait=wait, parent=(self.build.builder, self.build.number)
+        )
+
+    async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
+        work = asyncio.ensure_future(aw)
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+        return work.result() if work.done() and not work.cancelled() else None
 
     # -- control
     def stop(self, reason: str) -> None:

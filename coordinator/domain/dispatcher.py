@@ -27,6 +27,7 @@ from coordinator.domain.model import BuildRequest, Buildset, PendingRequest, Pro
 from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.results import Result
 from coordinator.domain.sessions import WorkerRegistry, WorkerSession
+from coordinator.domain.trigger_port import TriggerPort
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Dispatcher:
         self.builders: dict[str, Builder] = {}
         self.secrets = list(secrets)  # the configuration's secretsProviders
         self.host = host  # runs MasterShellCommand; None unless the configuration allows it
+        # What Trigger steps submit through (the service sets it); None: triggering fails.
+        self.trigger_port: TriggerPort | None = None
         self._pending: dict[str, list[Entry]] = {}
         self.running: dict[tuple[str, int], BuildRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -323,7 +326,7 @@ class Dispatcher:
             session.builds.discard(slot)
             runner = BuildRunner(
                 build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
-                self.artifacts,
+                self.artifacts, self.trigger_port,
                 secrets=self.secrets, host=self.host,
                 locks=self.locks, build_locks=accesses(builder.locks),
             )

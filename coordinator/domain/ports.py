@@ -152,6 +152,10 @@ class Repository(Protocol):
         """Persist a running step's state string; event step.state."""
         ...
 
+    async def set_step_urls(self, step: Step) -> None:
+        """Store `step.urls` while the step runs (finish_step stores them too)."""
+        ...
+
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
 
     def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from coordinator.domain.change_filters import ChangeFilter, importance
+from coordinator.domain.codebases import parse_codebases, stamps_for_changes
 from coordinator.domain.model import Change, NewBuildset, Property, SourceStamp
 from coordinator.domain.ports import Clock, TimerHandle
 from coordinator.domain.scheduler_state import AlreadyScheduled, SchedulerCommit, SchedulerRecord
@@ -117,8 +118,12 @@ class ChangeScheduler(Scheduler):
         onlyImportant: bool = False,
         properties: dict[str, Any] | None = None,
         priority: int = 0,
+        codebases: Any = None,
     ) -> None:
         super().__init__(name, builders, properties, priority)
+        self.errors: list[str] = []
+        # With codebases, only changes of those codebases count (Buildbot).
+        self.codebases = parse_codebases(codebases, self.errors)
         self.tree_stable_timer = tree_stable_timer
         self.change_filter = change_filter
         self.file_is_important = fileIsImportant
@@ -127,6 +132,8 @@ class ChangeScheduler(Scheduler):
         self._gatherings: dict[str, _Gathering] = {}
 
     def wants(self, change: Change) -> bool:
+        if self.codebases is not None and change.codebase not in self.codebases:
+            return False
         return self.change_filter is None or self.change_filter.matches(change)
 
     def gathering_key(self, change: Change) -> str:
@@ -205,21 +212,12 @@ class ChangeScheduler(Scheduler):
         return min(deadlines) if deadlines else None
 
     def buildset_for(self, changes: list[Change]) -> NewBuildset:
-        last = changes[-1]
         props = [Property(k, v, "Change") for c in changes for k, v in c.properties.items()]
         return NewBuildset(
             reason=f"The {type(self).__name__} scheduler named '{self.name}' triggered this build",
             scheduler=self.name,
             builders=list(self.builders),
-            sourcestamps=[
-                SourceStamp(
-                    repository=last.repository,
-                    branch=last.branch,
-                    revision=last.revision,
-                    project=last.project,
-                    codebase=last.codebase,
-                )
-            ],
+            sourcestamps=stamps_for_changes(self.codebases, changes),
             properties=props + self.scheduler_properties(),
             change_ids=[c.id for c in changes],
             priority=self.priority,
@@ -242,12 +240,13 @@ class SingleBranchScheduler(ChangeScheduler):
         onlyImportant: bool = False,
         properties: dict[str, Any] | None = None,
         priority: int = 0,
+        codebases: Any = None,
     ) -> None:
         super().__init__(
             name, builders,
             tree_stable_timer=tree_stable_timer if tree_stable_timer is not None else treeStableTimer,
             change_filter=change_filter, fileIsImportant=fileIsImportant,
-            onlyImportant=onlyImportant, properties=properties, priority=priority,
+            onlyImportant=onlyImportant, properties=properties, priority=priority, codebases=codebases,
         )
         self.branch = branch
 
@@ -271,12 +270,13 @@ class AnyBranchScheduler(ChangeScheduler):
         onlyImportant: bool = False,
         properties: dict[str, Any] | None = None,
         priority: int = 0,
+        codebases: Any = None,
     ) -> None:
         super().__init__(
             name, builders,
             tree_stable_timer=tree_stable_timer if tree_stable_timer is not None else treeStableTimer,
             change_filter=change_filter, fileIsImportant=fileIsImportant,
-            onlyImportant=onlyImportant, properties=properties, priority=priority,
+            onlyImportant=onlyImportant, properties=properties, priority=priority, codebases=codebases,
         )
         self.branches = None if branches is None else list(branches)
 

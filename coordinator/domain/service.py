@@ -12,6 +12,9 @@ from coordinator.domain.builders import Builder
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.eta import BuildEstimate, EtaEstimator, expected_starts
+from coordinator.domain.events import Event, EventBus
+from coordinator.domain.force import ForceScheduler as TypedForceScheduler
+from coordinator.domain.force import ParameterInfo
 from coordinator.domain.model import (
     Artifact,
     Build,
@@ -20,12 +23,20 @@ from coordinator.domain.model import (
     NewBuildset,
     PendingRequest,
     Property,
+    SourceStamp,
     WorkerRecord,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
 from coordinator.domain.scheduler_state import Classified, SchedulerCommit
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
+from coordinator.domain.trigger_port import Triggered
+from coordinator.domain.triggerable import (
+    BuildsetFollower,
+    Dependent,
+    Triggerable,
+    wants_downstream,
+)
 from coordinator.domain.validation import (
     MAX_CHANGES_PER_REQUEST,
     check_changes,
@@ -39,7 +50,12 @@ log = logging.getLogger(__name__)
 
 class CoordinatorService:
     def __init__(
-        self, repo: Repository, clock: Clock, dispatcher: Dispatcher, workers: WorkerRegistry,
+        self,
+        repo: Repository,
+        clock: Clock,
+        dispatcher: Dispatcher,
+        workers: WorkerRegistry,
+        bus: EventBus | None = None,
         estimator: EtaEstimator | None = None,
         artifacts: ArtifactStore | None = None,
     ) -> None:
@@ -51,6 +67,10 @@ class CoordinatorService:
         self.estimator = estimator  # None: no estimates (it must be fed finished builds to stay fresh)
         self.schedulers: list[Scheduler] = []
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._follower = BuildsetFollower()
+        dispatcher.trigger_port = self
+        if bus is not None:
+            bus.add_listener(self._on_event)
 
     def configure(self, builders: Sequence[Builder], schedulers: Sequence[Scheduler]) -> None:
         """Take a configuration; call `start_schedulers` next (it reads their stored state)."""
@@ -156,6 +176,52 @@ class CoordinatorService:
             )
         return bs_id, req_ids
 
+    async def trigger(
+        self,
+        scheduler: str,
+        sourcestamps: Sequence[SourceStamp],
+        properties: Sequence[Property],
+        *,
+        wait: bool,
+        parent: tuple[str, int],
+    ) -> Triggered:
+        """A Trigger step's buildset (the TriggerPort the dispatcher hands to builds)."""
+        sched = next((s for s in self.schedulers if s.name == scheduler), None)
+        if isinstance(sched, Triggerable) and not sched.enabled:
+            raise LookupError(f"Triggerable scheduler {scheduler!r} is disabled (`gantry scheduler enable {scheduler}`)")
+        if not isinstance(sched, Triggerable):
+            known = ", ".join(s.name for s in self.schedulers if isinstance(s, Triggerable)) or "none"
+            what = "no scheduler" if sched is None else f"scheduler {scheduler!r} is not a Triggerable; no Triggerable"
+            raise LookupError(f"{what} named {scheduler!r} (Triggerable schedulers: {known})")
+        bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
+        triggered = Triggered(scheduler, bs_id, req_ids)
+
+        def stop(reason: str) -> None:
+            for builder, number in triggered.builds:
+                runner = self.dispatcher.find_running(builder, number)
+                if runner is not None:
+                    runner.stop(reason)
+
+        triggered.stop = stop
+        if wait:
+            # No await since the commit: the buildset cannot have finished yet.
+            self._follower.follow(triggered)
+        return triggered
+
+    def _on_event(self, event: Event) -> None:
+        self._follower.on_event(event)
+        if event.kind == "buildset.finished" and wants_downstream(event.result):
+            if any(isinstance(s, Dependent) for s in self.schedulers):
+                self._spawn(self._run_dependents(event.buildset_id))
+
+    async def _run_dependents(self, buildset_id: int) -> None:
+        upstream = await self.repo.get_buildset(buildset_id)
+        if upstream is None:
+            return
+        for sched in self.schedulers:
+            if isinstance(sched, Dependent) and sched.enabled and sched.upstream_name == upstream.scheduler:
+                await self.submit_buildset(sched.buildset_for(buildset_id, upstream.sourcestamps))
+
     async def force_build(
         self,
         builder: str,
@@ -168,6 +234,8 @@ class CoordinatorService:
         project: str = "",
         properties: list[Property] | None = None,
         priority: int | None = None,
+        sourcestamps: list[SourceStamp] | None = None,
+        scheduler: str = "",
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
@@ -183,26 +251,61 @@ class CoordinatorService:
             check_length(field, value, limit)
         props = properties or []
         check_properties(props)
-        forcers = [s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders]
-        if not forcers:
-            raise InvalidArgument(
-                f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
+        sched = self.force_scheduler(builder, scheduler)
+        for i, stamp in enumerate(sourcestamps or ()):
+            for field, value, limit in (
+                ("codebase", stamp.codebase, 256), ("branch", stamp.branch, 256), ("revision", stamp.revision, 256),
+                ("repository", stamp.repository, 1024), ("project", stamp.project, 256),
+            ):
+                check_length(f"sourcestamps[{i}].{field}", value, limit)
+        if isinstance(sched, TypedForceScheduler):
+            top = SourceStamp(repository=repository, branch=branch, revision=revision, project=project)
+            bs = sched.force_buildset(
+                builder, reason=reason, owner=owner, top=top, per_codebase=sourcestamps or [], properties=props,
             )
-        sched = next((s for s in forcers if s.enabled), None)
-        if sched is None:
-            names = ", ".join(repr(s.name) for s in forcers)
-            raise FailedPrecondition(
-                f"builder {builder!r} cannot be forced: its ForceScheduler {names} is disabled; "
-                f"enable it with `gantry scheduler enable {forcers[0].name}`"
+        else:
+            if sourcestamps:
+                raise InvalidArgument(f"ForceScheduler {sched.name!r} declares no codebases")
+            bs = sched.buildset_for(
+                builder, reason=reason, owner=owner, branch=branch, revision=revision,
+                repository=repository, project=project, properties=props,
             )
-        bs = sched.buildset_for(
-            builder, reason=reason, owner=owner, branch=branch, revision=revision,
-            repository=repository, project=project, properties=props,
-        )
         if priority is not None:
             bs.priority = priority
         bs_id, req_ids = await self.submit_buildset(bs)
         return bs_id, req_ids[builder]
+
+    def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
+        """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""
+        forcing = [s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders]
+        found = [s for s in forcing if not name or s.name == name]
+        if found:
+            sched = next((s for s in found if s.enabled), None)
+            if sched is None:
+                raise FailedPrecondition(
+                    f"builder {builder!r} cannot be forced: its ForceScheduler {found[0].name!r} is disabled; "
+                    f"enable it with `gantry scheduler enable {found[0].name}`"
+                )
+            return sched
+        if not forcing:
+            raise InvalidArgument(
+                f"builder {builder!r} cannot be forced: no ForceScheduler lists it in the configuration"
+            )
+        raise InvalidArgument(
+            f"no ForceScheduler named {name!r} lists builder {builder!r} "
+            f"(ForceSchedulers of {builder!r}: {', '.join(s.name for s in forcing)})"
+        )
+
+    def force_form(self, builder: str) -> tuple[str, list[ParameterInfo], list[SourceStamp]]:
+        """What forcing `builder` takes: its ForceScheduler's name ("" if none), parameters and
+        codebases with their defaults."""
+        try:
+            sched = self.force_scheduler(builder)
+        except (InvalidArgument, FailedPrecondition):
+            return "", [], []
+        if not isinstance(sched, TypedForceScheduler):
+            return sched.name, [], []
+        return sched.name, sched.parameter_infos(), list((sched.codebases or {}).values())
 
     async def rebuild_build(self, builder: str, number: int) -> tuple[int, int]:
         """Buildbot's rebuild: a new buildset with the build's source stamps, buildset

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.commands import FileResult, Finished
 from coordinator.domain.logs import LineObserver, OutputCollector
-from coordinator.domain.model import Artifact, SourceStamp
+from coordinator.domain.model import Artifact, Property, SourceStamp
 from coordinator.domain.ports import ArtifactStore, ByteSink
 from coordinator.domain.renderables import Renderable
 from coordinator.domain.results import Result
+from coordinator.domain.trigger_port import Triggered
 
+T = TypeVar("T")
 
 class StepContext(Protocol):
     """What a running step can do; provided by the build runner."""
@@ -102,7 +104,20 @@ class StepContext(Protocol):
 
     def set_state(self, text: str) -> None: ...
 
-    def add_url(self, name: str, url: str) -> None: ...
+
+    async def add_url(self, name: str, url: str) -> None:
+        """Link something from the current step (stored at once, shown by clients)."""
+        ...
+
+    async def trigger(
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+    ) -> Triggered:
+        """Submit a buildset through the Triggerable scheduler named `scheduler`."""
+        ...
+
+    async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
+        """`aw`'s value, or None (and `aw` cancelled) when the build is stopped first."""
+        ...
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)

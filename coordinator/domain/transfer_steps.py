@@ -102,7 +102,7 @@ class FileUpload(_Transfer):
         if self.url is not None:
             # As in Buildbot: a link to where the uploaded file is served (by the user's server).
             url = str(ctx.render(self.url))
-            ctx.add_url(self.urlText or posixpath.basename(source.rstrip("/")) or url, url)
+            await ctx.add_url(self.urlText or posixpath.basename(source.rstrip("/")) or url, url)
         return Result.SUCCESS
 
 

@@ -438,6 +438,12 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
 
         await self.writer.submit(op)
 
+    async def set_step_urls(self, step: Step) -> None:
+        def op(tx: Tx) -> None:
+            tx.conn.execute(t_steps.update().where(t_steps.c.id == step.id).values(urls_json=codec.dumps(step.urls)))
+
+        await self.writer.submit(op)
+
     async def set_build_properties(self, build: Build, properties: list[Property]) -> None:
         def op(tx: Tx) -> None:
             tx.conn.execute(

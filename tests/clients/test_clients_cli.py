@@ -54,6 +54,19 @@ def test_force_arguments() -> None:
     assert args.handler.__name__ == "cmd_force"
 
 
+def test_force_codebase_arguments() -> None:
+    args = parse("force", "app", "--codebase", "lib:branch=dev", "--codebase", "lib:revision=a:b=c",
+                 "--codebase", ":branch=x", "--parameters")
+    assert args.codebase == [("lib", "branch", "dev"), ("lib", "revision", "a:b=c"), ("", "branch", "x")]
+    assert args.parameters
+
+
+@pytest.mark.parametrize("text", ["lib", "lib:branch", "lib:tag=x", "branch=x"])
+def test_malformed_codebase_arguments_are_rejected(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="CODEBASE:FIELD=VALUE"):
+        cli.parse_codebase(text)
+
+
 def test_sendchange_arguments() -> None:
     args = parse(
         "sendchange", "--author", "A <a@x>", "--repository", "r", "--branch", "b",

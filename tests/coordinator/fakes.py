@@ -138,6 +138,7 @@ class FakeRepo:
         self.builds: list[Build] = []
         self.finished: list[tuple[Build, Result, str, bool]] = []
         self.step_results: list[tuple[int, str, Result]] = []
+        self.step_urls: list[tuple[str, list[tuple[str, str]]]] = []
         self._ids = itertools.count(1)
         self._numbers: dict[str, int] = {}
         self.buildsets: dict[int, Buildset] = {}
@@ -230,6 +231,10 @@ class FakeRepo:
 
     async def finish_step(self, build: Build, step: Step, result: Result, state_string: str, at: float) -> None:
         self.step_results.append((build.id, step.name, result))
+        self.changes.bump()
+
+    async def set_step_urls(self, step: Step) -> None:
+        self.step_urls.append((step.name, list(step.urls)))
         self.changes.bump()
 
     async def set_build_properties(self, build: Build, properties: list[Property]) -> None:

@@ -635,6 +635,10 @@ async def test_steps_lifecycle(store: Store) -> None:
     before = await repo.last_event_id()
     await repo.start_step(build, steps[0], T0 + 2)
     steps[0].started_at = T0 + 2
+    steps[0].urls = [("child #1", "builders/child/builds/1")]
+    await repo.set_step_urls(steps[0])  # visible while the step runs
+    running = await repo.get_build(build.builder, build.number)
+    assert running is not None and running.steps[0].urls == [("child #1", "builders/child/builds/1")]
     steps[0].urls = [("report", "https://example.org/r")]
     await repo.finish_step(build, steps[0], Result.WARNINGS, "a (warnings)", T0 + 4)
     await repo.finish_step(build, steps[1], Result.SKIPPED, "skipped", T0 + 4)

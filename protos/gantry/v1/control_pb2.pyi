@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ForceBuildRequest(_message.Message):
-    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "priority")
+    __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "priority", "sourcestamps", "scheduler")
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,8 @@ class ForceBuildRequest(_message.Message):
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SOURCESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     builder: str
     branch: str
     revision: str
@@ -31,7 +33,9 @@ class ForceBuildRequest(_message.Message):
     properties: _containers.RepeatedCompositeFieldContainer[_common_pb2.Property]
     project: str
     priority: int
-    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+    sourcestamps: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
+    scheduler: str
+    def __init__(self, builder: _Optional[str] = ..., branch: _Optional[str] = ..., revision: _Optional[str] = ..., repository: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ..., properties: _Optional[_Iterable[_Union[_common_pb2.Property, _Mapping]]] = ..., project: _Optional[str] = ..., priority: _Optional[int] = ..., sourcestamps: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., scheduler: _Optional[str] = ...) -> None: ...
 
 class ForceBuildResponse(_message.Message):
     __slots__ = ("buildset_id", "build_request_id")
@@ -90,7 +94,7 @@ class GetBuilderRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Builder(_message.Message):
-    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start")
+    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start", "force_scheduler", "force_parameters", "force_codebases")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +102,9 @@ class Builder(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     NEXT_EXPECTED_START_FIELD_NUMBER: _ClassVar[int]
+    FORCE_SCHEDULER_FIELD_NUMBER: _ClassVar[int]
+    FORCE_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_CODEBASES_FIELD_NUMBER: _ClassVar[int]
     name: str
     workers: _containers.RepeatedScalarFieldContainer[str]
     steps: _containers.RepeatedScalarFieldContainer[str]
@@ -105,7 +112,30 @@ class Builder(_message.Message):
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     next_expected_start: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    force_scheduler: str
+    force_parameters: _containers.RepeatedCompositeFieldContainer[ForceParameter]
+    force_codebases: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
+    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., force_scheduler: _Optional[str] = ..., force_parameters: _Optional[_Iterable[_Union[ForceParameter, _Mapping]]] = ..., force_codebases: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ...) -> None: ...
+
+class ForceParameter(_message.Message):
+    __slots__ = ("name", "label", "type", "default_json", "required", "regex", "choices", "multiple")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    REGEX_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    label: str
+    type: str
+    default_json: str
+    required: bool
+    regex: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    multiple: bool
+    def __init__(self, name: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[str] = ..., default_json: _Optional[str] = ..., required: _Optional[bool] = ..., regex: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., multiple: _Optional[bool] = ...) -> None: ...
 
 class ListBuildsRequest(_message.Message):
     __slots__ = ("builder", "limit")

@@ -1,0 +1,46 @@
+"""How a running step starts other schedulers' buildsets (the Trigger step) without the domain's
+build machinery importing the service: the service implements :class:`TriggerPort` and the
+dispatcher hands it to each build runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from coordinator.domain.model import Property, SourceStamp
+from coordinator.domain.results import Result
+
+
+@dataclass
+class Triggered:
+    """A buildset a Trigger step started. With `wait`, `finished` resolves to the buildset's
+    result and `builds` lists its builds as they start (builder, number)."""
+
+    scheduler: str
+    buildset_id: int
+    requests: dict[str, int]
+    finished: asyncio.Future[Result] | None = None
+    builds: list[tuple[str, int]] = field(default_factory=list)
+    linked: int = 0  # how many of `builds` the step has linked so far
+    # Set whenever a build of the buildset starts or the buildset finishes (with `wait`).
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    release: Callable[[], None] = lambda: None
+    # Stops the builds of the buildset that have started (the triggering build was stopped).
+    stop: Callable[[str], None] = lambda reason: None
+
+
+class TriggerPort(Protocol):
+    async def trigger(
+        self,
+        scheduler: str,
+        sourcestamps: Sequence[SourceStamp],
+        properties: Sequence[Property],
+        *,
+        wait: bool,
+        parent: tuple[str, int],
+    ) -> Triggered:
+        """Submit a buildset through the Triggerable scheduler named `scheduler` (LookupError
+        when there is none); with `wait`, follow it to completion."""
+        ...

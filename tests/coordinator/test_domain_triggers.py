@@ -1,0 +1,281 @@
+"""Trigger / Triggerable / Dependent in the domain: a real BuildRunner and CoordinatorService with
+fakes for storage and the worker, events published by hand on a real EventBus."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordinator.config.loader import ConfigError, load_config
+from coordinator.domain.build_runner import BuildRunner
+from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.events import Event, EventBus
+from coordinator.domain.logs import LogWatchers
+from coordinator.domain.model import Build, Buildset, NewBuildset, Property, SourceStamp
+from coordinator.domain.renderables import Interpolate
+from coordinator.domain.results import Result
+from coordinator.domain.schedulers import ForceScheduler
+from coordinator.domain.service import CoordinatorService
+from coordinator.domain.sessions import WorkerRegistry
+from coordinator.domain.trigger_port import Triggered
+from coordinator.domain.trigger_step import Trigger
+from coordinator.domain.triggerable import BuildsetFollower, Dependent, Triggerable
+from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
+
+
+class FakePort:
+    """A TriggerPort that records what was triggered and follows it with a real follower."""
+
+    def __init__(self) -> None:
+        self.follower = BuildsetFollower()
+        self.calls: list[tuple[str, list[SourceStamp], dict[str, Any], bool, tuple[str, int]]] = []
+        self.ids = itertools.count(10)
+        self.triggered = Changes()
+        self.stopped: list[tuple[int, str]] = []
+
+    async def trigger(
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property],
+        *, wait: bool, parent: tuple[str, int],
+    ) -> Triggered:
+        if scheduler == "nope":
+            raise LookupError("no scheduler named 'nope'")
+        self.calls.append((scheduler, list(sourcestamps), {p.name: p.value for p in properties}, wait, parent))
+        bs_id = next(self.ids)
+        t = Triggered(scheduler, bs_id, {"child": bs_id * 10})
+        t.stop = lambda reason: self.stopped.append((bs_id, reason))
+        if wait:
+            self.follower.follow(t)
+        self.triggered.bump()
+        return t
+
+    def finish(self, bs_id: int, result: Result, *builds: int) -> None:
+        for n in builds:
+            self.follower.on_event(Event("build.started", 0.0, builder="child", build_number=n, buildset_id=bs_id))
+        self.follower.on_event(Event("buildset.finished", 0.0, buildset_id=bs_id, result=result))
+
+
+def runner(step: Trigger, port: FakePort, props: dict[str, Any] | None = None,
+           stamps: Sequence[SourceStamp] = ()) -> tuple[BuildRunner, FakeRepo]:
+    repo = FakeRepo()
+    build = Build(id=1, builder="parent", number=7, worker="w", build_request_id=1, buildset_id=1, started_at=0.0,
+                  properties=[Property(k, v, "test") for k, v in (props or {}).items()])
+    r = BuildRunner(build, [step], "parent", None, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
+                    stamps, port)
+    return r, repo
+
+
+async def test_wait_for_finish_takes_the_worst_result_and_links_the_builds() -> None:
+    port = FakePort()
+    r, repo = runner(Trigger(["a", "b"], waitForFinish=True), port)
+    task = asyncio.ensure_future(r.run())
+    await port.triggered.until(lambda: len(port.calls) == 2)
+    port.finish(10, Result.SUCCESS, 1)
+    # The first build is linked (stored) while the step still waits for the second buildset.
+    await repo.changes.until(lambda: bool(repo.step_urls))
+    assert repo.step_urls == [("trigger", [("child #1", "builders/child/builds/1")])]
+    assert not task.done()
+    port.finish(11, Result.FAILURE, 2)
+    result, state, _ = await task
+    assert result == Result.FAILURE and state == "failed trigger"
+    step = r.build.steps[0]
+    assert step.urls == [("child #1", "builders/child/builds/1"), ("child #2", "builders/child/builds/2")]
+    assert repo.step_results == [(1, "trigger", Result.FAILURE)]
+    assert len(port.follower) == 0
+    assert [c[4] for c in port.calls] == [("parent", 7), ("parent", 7)]
+
+
+async def test_without_wait_the_step_succeeds_at_once_and_links_the_requests() -> None:
+    port = FakePort()
+    r, _ = runner(Trigger(["a"]), port)
+    result, _, _ = await r.run()
+    assert result == Result.SUCCESS
+    assert r.build.steps[0].urls == [("child: build request 100", "buildrequests/100")]
+    assert port.calls[0][3] is False and len(port.follower) == 0
+
+
+async def test_stopping_the_build_stops_waiting() -> None:
+    port = FakePort()
+    r, repo = runner(Trigger(["a"], waitForFinish=True), port)
+    task = asyncio.ensure_future(r.run())
+    await port.triggered.until(lambda: len(port.calls) == 1)
+    port.follower.on_event(Event("build.started", 0.0, builder="child", build_number=3, buildset_id=10))
+    r.stop("user asked")
+    result, _, _ = await task
+    assert result == Result.CANCELLED
+    assert repo.step_results == [(1, "trigger", Result.CANCELLED)]
+    assert r.build.steps[0].urls == [("child #3", "builders/child/builds/3")]
+    assert len(port.follower) == 0  # nothing left behind for a buildset nobody waits for
+    assert port.stopped == [(10, "the triggering build parent was stopped")]
+
+
+async def test_unknown_scheduler_at_run_time_is_an_exception() -> None:
+    r, _ = runner(Trigger(["nope"]), FakePort())
+    assert (await r.run())[0] == Result.EXCEPTION
+
+
+STAMPS = [SourceStamp("repo-a", "main", "r1", codebase="a"), SourceStamp("repo-b", "dev", "r2", codebase="b")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "got", "expected"),
+    [
+        ({}, {"a": "g1"}, [("a", "main", "g1"), ("b", "dev", "r2")]),  # updateSourceStamp (default)
+        ({}, "g9", [("a", "main", "r1"), ("b", "dev", "r2")]),  # a plain got_revision is codebase ''
+        ({"updateSourceStamp": False}, {"a": "g1"}, [("a", "main", "r1"), ("b", "dev", "r2")]),
+        ({"alwaysUseLatest": True}, {"a": "g1"}, [("a", "main", ""), ("b", "dev", "")]),
+        ({"sourceStamps": [{"codebase": "x", "branch": Interpolate("%(prop:br)s"), "revision": "1"}]}, None,
+         [("x", "rel", "1")]),
+    ],
+)
+async def test_source_stamps_of_the_triggered_buildset(kwargs: dict[str, Any], got: Any,
+                                                       expected: list[tuple[str, str, str]]) -> None:
+    port = FakePort()
+    props = {"br": "rel"} | ({} if got is None else {"got_revision": got})
+    r, _ = runner(Trigger(["t"], **kwargs), port, props, STAMPS)
+    assert (await r.run())[0] == Result.SUCCESS
+    assert [(s.codebase, s.branch, s.revision) for s in port.calls[0][1]] == expected
+
+
+async def test_copy_and_set_properties() -> None:
+    port = FakePort()
+    step = Trigger(["t"], copy_properties=["color", "missing"],
+                   set_properties={"flavour": Interpolate("%(prop:color)s-x"), "n": 3})
+    r, _ = runner(step, port, {"color": "red", "other": 1})
+    await r.run()
+    assert port.calls[0][2] == {"color": "red", "flavour": "red-x", "n": 3}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"schedulerNames": []}, "schedulerNames must name at least one"),
+        ({"alwaysUseLatest": True, "updateSourceStamp": True}, "cannot both be True"),
+        ({"sourceStamps": [{"branch": "x"}], "alwaysUseLatest": True}, "sourceStamps cannot be combined"),
+        ({"sourceStamps": [{"tag": "x"}]}, "unknown key(s) tag"),
+        ({"waitForFinish": "yes"}, "waitForFinish must be True or False"),
+    ],
+)
+def test_trigger_options_are_checked(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("schedulerNames", ["t"])
+    assert any(message in e for e in Trigger(**kwargs).errors), Trigger(**kwargs).errors
+
+
+def test_triggerable_buildset_fills_codebase_defaults_and_trigger_properties_win() -> None:
+    sched = Triggerable("t", ["x", "y"], codebases={"app": {"branch": "main"}, "lib": {"repository": "L",
+                        "branch": "stable", "revision": "v1"}}, properties={"color": "blue", "keep": 1})
+    bs = sched.buildset_for([SourceStamp("A", "feature", "abc", codebase="app"),
+                             SourceStamp("O", "b", "c", codebase="other")],
+                            [Property("color", "red", "Trigger")], ("parent", 2))
+    assert bs.builders == ["x", "y"] and bs.scheduler == "t" and "parent/2" in bs.reason
+    assert [(s.codebase, s.repository, s.branch, s.revision) for s in bs.sourcestamps] == [
+        ("app", "A", "feature", "abc"), ("lib", "L", "stable", "v1"), ("other", "O", "b", "c"),
+    ]
+    props = {p.name: (p.value, p.source) for p in bs.properties}
+    assert props["color"] == ("red", "Trigger") and props["keep"] == (1, "Scheduler")
+    assert props["scheduler"] == ("t", "Scheduler")
+
+
+# ------------------------------------------------------------------------------- the service
+
+
+class ServiceRepo(FakeRepo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.buildsets: dict[int, Buildset] = {}
+        self.added: list[NewBuildset] = []
+
+    async def add_buildset(self, bs: NewBuildset, at: float) -> tuple[int, dict[str, int]]:
+        bs_id = len(self.buildsets) + 1
+        self.buildsets[bs_id] = Buildset(bs_id, bs.reason, bs.scheduler, at, bs.sourcestamps, bs.properties, [])
+        self.added.append(bs)
+        self.changes.bump()
+        return bs_id, {b: bs_id * 100 + i for i, b in enumerate(bs.builders)}
+
+    async def get_buildset(self, buildset_id: int) -> Buildset | None:
+        return self.buildsets.get(buildset_id)
+
+
+def service(*schedulers: Any) -> tuple[CoordinatorService, ServiceRepo, EventBus]:
+    repo, bus, clock = ServiceRepo(), EventBus(), FakeClock()
+    workers = WorkerRegistry(clock.now)
+    dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
+    svc = CoordinatorService(repo, clock, dispatcher, workers, bus)  # type: ignore[arg-type]
+    svc.schedulers = list(schedulers)
+    return svc, repo, bus
+
+
+@pytest.mark.parametrize("result", [Result.SUCCESS, Result.WARNINGS, Result.FAILURE, Result.CANCELLED])
+async def test_dependent_follows_successful_upstream_buildsets_only(result: Result) -> None:
+    up = ForceScheduler("up", ["u"])
+    other = ForceScheduler("other", ["u"])
+    svc, repo, bus = service(up, other, Dependent("down", upstream=up, builderNames=["d"]))
+    stamps = [SourceStamp("R", "main", "abc", codebase="")]
+    up_id, _ = await svc.submit_buildset(NewBuildset("r", "up", ["u"], stamps))
+    other_id, _ = await svc.submit_buildset(NewBuildset("r", "other", ["u"], stamps))
+    bus.publish([Event("buildset.finished", 0.0, buildset_id=other_id, result=Result.SUCCESS),
+                 Event("buildset.finished", 0.0, buildset_id=up_id, result=result)])
+    await svc.aclose()  # waits for the background work
+    downstream = [bs for bs in repo.added if bs.scheduler == "down"]
+    if result in (Result.SUCCESS, Result.WARNINGS):
+        [bs] = downstream
+        assert bs.builders == ["d"] and bs.sourcestamps == stamps and f"buildset {up_id}" in bs.reason
+    else:
+        assert downstream == []
+
+
+async def test_service_trigger_follows_the_buildset_through_bus_events() -> None:
+    svc, repo, bus = service(Triggerable("t", ["c"]), ForceScheduler("f", ["c"]))
+    t = await svc.trigger("t", [SourceStamp(branch="main")], [Property("x", 1, "Trigger")], wait=True,
+                          parent=("p", 1))
+    assert repo.added[0].scheduler == "t" and t.requests == {"c": 100}
+    bus.publish([Event("build.started", 0.0, builder="c", build_number=4, buildset_id=t.buildset_id),
+                 Event("buildset.finished", 0.0, buildset_id=t.buildset_id, result=Result.WARNINGS)])
+    assert t.finished is not None and await t.finished == Result.WARNINGS
+    assert t.builds == [("c", 4)]
+    with pytest.raises(LookupError, match="not a Triggerable"):
+        await svc.trigger("f", [], [], wait=False, parent=("p", 1))
+    with pytest.raises(LookupError, match="no scheduler named 'zzz'.*Triggerable schedulers: t"):
+        await svc.trigger("zzz", [], [], wait=False, parent=("p", 1))
+
+
+# ------------------------------------------------------------------------------- checkconfig
+
+
+def test_checkconfig_reports_bad_triggers_and_dependents(tmp_path: Path) -> None:
+    path = tmp_path / "master.py"
+    path.write_text(textwrap.dedent('''\
+        from coordinator.config import *
+        f = ForceScheduler("f", ["b"])
+        stray = ForceScheduler("stray", ["b"])
+        config = MasterConfig(
+            workers=[Worker("w", "s")],
+            builders=[Builder("b", workers=["w"], steps=[
+                Trigger(["t", "missing"]),
+                Trigger(["f"], name="t2"),
+                Trigger([], name="t3"),
+            ])],
+            schedulers=[
+                f,
+                Triggerable("t", ["b"], codebases="app"),
+                Dependent("d1", upstream="f", builderNames=["b"]),
+                Dependent("d2", upstream=stray, builderNames=["b"]),
+            ],
+        )
+    '''))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    messages = [(p.line, p.message) for p in info.value.problems]
+    assert messages == [
+        (9, "step 't3' of builder 'b': schedulerNames must name at least one Triggerable scheduler"),
+        (13, "scheduler 't': codebases must be a dict of codebase name -> defaults, or a list of names, not 'app'"),
+        (14, "scheduler 'd1': upstream must be a scheduler object (not its name), not 'f'"),
+        (7, "step 'trigger' of builder 'b' triggers unknown scheduler 'missing' (Triggerable schedulers: t)"),
+        (8, "step 't2' of builder 'b' triggers 'f', not a Triggerable (Triggerable schedulers: t)"),
+        (15, "scheduler 'd2': its upstream scheduler 'stray' is not in the configuration's schedulers"),
+    ]
