@@ -188,8 +188,6 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
-        for err in getattr(sched, "errors", ()):
-            add(sched, f"scheduler {sched.name!r}: {err}")
         if isinstance(sched, ChangeScheduler):
             _check_change_scheduler(sched, lambda msg, s=sched: add(s, msg))
             t = sched.tree_stable_timer

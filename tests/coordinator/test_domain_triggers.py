@@ -20,6 +20,7 @@ from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Build, Buildset, NewBuildset, Property, SourceStamp
 from coordinator.domain.renderables import Interpolate
 from coordinator.domain.results import Result
+from coordinator.domain.scheduler_state import SchedulerCommit
 from coordinator.domain.schedulers import ForceScheduler
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
@@ -66,7 +67,7 @@ def runner(step: Trigger, port: FakePort, props: dict[str, Any] | None = None,
     build = Build(id=1, builder="parent", number=7, worker="w", build_request_id=1, buildset_id=1, started_at=0.0,
                   properties=[Property(k, v, "test") for k, v in (props or {}).items()])
     r = BuildRunner(build, [step], "parent", None, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
-                    stamps, port)
+                    stamps, trigger_port=port)
     return r, repo
 
 
@@ -190,7 +191,10 @@ class ServiceRepo(FakeRepo):
         self.buildsets: dict[int, Buildset] = {}
         self.added: list[NewBuildset] = []
 
-    async def add_buildset(self, bs: NewBuildset, at: float) -> tuple[int, dict[str, int]]:
+    async def add_buildset(
+        self, bs: NewBuildset | None, at: float, commit: SchedulerCommit | None = None
+    ) -> tuple[int, dict[str, int]]:
+        assert bs is not None
         bs_id = len(self.buildsets) + 1
         self.buildsets[bs_id] = Buildset(bs_id, bs.reason, bs.scheduler, at, bs.sourcestamps, bs.properties, [])
         self.added.append(bs)
