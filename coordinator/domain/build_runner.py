@@ -121,6 +121,7 @@ class BuildRunner:
         self.clock = clock
         self.properties: dict[str, Property] = {p.name: p for p in build.properties}
         self.stopped_reason: str | None = None
+        self._stopped_step: Step | None = None  # the step running when the build was stopped
         self._current_command: str | None = None
         self._current_transfer: str | None = None
         self._current_step: Step | None = None
@@ -147,7 +148,9 @@ class BuildRunner:
 
     @property
     def interrupted(self) -> bool:
-        return self.stopped_reason is not None
+        """Whether the running step was stopped. An alwaysRun step that runs after a stop is
+        not: as in Buildbot, it runs its commands normally."""
+        return self.stopped_reason is not None and self._current_step is self._stopped_step
 
     def get_property(self, name: str, default: Any = None) -> Any:
         p = self.properties.get(name)
@@ -437,6 +440,7 @@ class BuildRunner:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
         if self.stopped_reason is None:
             self.stopped_reason = reason or "stopped"
+            self._stopped_step = self._current_step
         self._stopped.set()  # wakes a wait for a lock
         if self._current_command:
             self.session.interrupt(self._current_command, self.stopped_reason)
@@ -474,7 +478,7 @@ class BuildRunner:
         halted = False
         failed_step = ""
         for step, step_def in zip(steps, self.step_defs, strict=True):
-            if (halted or self.interrupted) and not step_def.alwaysRun:
+            if (halted or self.stopped_reason is not None) and not step_def.alwaysRun:
                 await self._skip(step, step_def)
                 continue
             step.started_at = self.clock.now()
@@ -501,7 +505,7 @@ class BuildRunner:
                 failed_step = step.name
             result = new_result
             halted = halted or halt
-        if self.interrupted and result != Result.RETRY:
+        if self.stopped_reason is not None and result != Result.RETRY:
             result = Result.CANCELLED
         await self.repo.set_build_properties(
             build, [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
