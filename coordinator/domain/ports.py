@@ -114,6 +114,17 @@ class Repository(Protocol):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
 
+    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
+        """The Dependent `scheduler`'s upstream buildsets (of scheduler `upstream`) that ended
+        SUCCESS/WARNINGS and have no downstream buildset yet, oldest first (none the first
+        time a Dependent is seen: it starts from the newest buildset)."""
+        ...
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        """Drop the pending changes of schedulers not in `configured` and the Dependent
+        bookkeeping of ones not in `dependents`: {scheduler: pending changes dropped}."""
+        ...
+
     async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
         """Several buildsets in one read (those that exist)."""
         ...

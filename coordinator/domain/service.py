@@ -19,6 +19,7 @@ from coordinator.domain.model import (
     Artifact,
     Build,
     BuildRequest,
+    Buildset,
     Change,
     NewBuildset,
     PendingRequest,
@@ -27,7 +28,7 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
-from coordinator.domain.scheduler_state import Classified, SchedulerCommit
+from coordinator.domain.scheduler_state import AlreadyScheduled, Classified, SchedulerCommit
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.trigger_port import Triggered
@@ -82,9 +83,26 @@ class CoordinatorService:
     async def start_schedulers(self) -> None:
         """Start every scheduler from its stored state: enabled or not, pending changes (their
         tree-stable timers resume with the time left), last run of the timed ones."""
-        records = await self.repo.load_scheduler_state([s.name for s in self.schedulers])
+        names = [s.name for s in self.schedulers]
+        dropped = await self.repo.forget_schedulers(
+            names, [s.name for s in self.schedulers if isinstance(s, Dependent)]
+        )
+        for name, count in sorted(dropped.items()):
+            log.info("scheduler %r is no longer configured: dropped its %d pending change(s)", name, count)
+        records = await self.repo.load_scheduler_state(names)
         for s in self.schedulers:
             s.start(self._runtime, records[s.name])
+        for s in self.schedulers:
+            if isinstance(s, Dependent) and s.upstream_name:
+                await self._catch_up(s)
+
+    async def _catch_up(self, sched: Dependent) -> None:
+        """Make the downstream buildsets of upstream buildsets that succeeded while no
+        coordinator ran (or before it could act); a disabled Dependent records them as skipped."""
+        for upstream in await self.repo.dependent_backlog(sched.name, sched.upstream_name):
+            log.info("scheduler %r: upstream buildset %d finished while the coordinator was down%s",
+                     sched.name, upstream.id, "" if sched.enabled else " (disabled: skipped)")
+            await self._downstream(sched, upstream)
 
     @property
     def _runtime(self) -> Runtime:
@@ -219,8 +237,17 @@ class CoordinatorService:
         if upstream is None:
             return
         for sched in self.schedulers:
-            if isinstance(sched, Dependent) and sched.enabled and sched.upstream_name == upstream.scheduler:
-                await self.submit_buildset(sched.buildset_for(buildset_id, upstream.sourcestamps))
+            if isinstance(sched, Dependent) and sched.upstream_name == upstream.scheduler:
+                await self._downstream(sched, upstream)
+
+    async def _downstream(self, sched: Dependent, upstream: Buildset) -> None:
+        """One upstream buildset's downstream, recorded with it so it is made exactly once (a
+        disabled Dependent records the upstream buildset as skipped)."""
+        bs = sched.buildset_for(upstream.id, upstream.sourcestamps) if sched.enabled else None
+        try:
+            await self.submit_buildset(bs, SchedulerCommit(sched.name, upstream_buildset_id=upstream.id))
+        except AlreadyScheduled:
+            log.debug("scheduler %r: upstream buildset %d was already handled", sched.name, upstream.id)
 
     async def force_build(
         self,

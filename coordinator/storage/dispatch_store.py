@@ -3,7 +3,6 @@ request list, and the state strings of builds and steps that wait (e.g. for a lo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,13 +35,7 @@ class DispatchStore:
             out: dict[int, Buildset] = {}
             for i in range(0, len(ids), 500):  # bounded IN lists
                 for r in c.execute(sa.select(t_bs).where(t_bs.c.id.in_(ids[i : i + 500]))):
-                    out[r.id] = Buildset(
-                        id=r.id, reason=r.reason, scheduler=r.scheduler, submitted_at=r.submitted_at,
-                        sourcestamps=codec.stamps_from_json(r.sourcestamps_json),
-                        properties=codec.props_from_json(r.properties_json),
-                        change_ids=json.loads(r.change_ids_json), complete=r.complete,
-                        result=codec.result_or_none(r.result),
-                    )
+                    out[r.id] = codec.buildset_from_row(r)
             return out
 
         return await self._read(q)  # type: ignore[no-any-return]

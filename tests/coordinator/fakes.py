@@ -314,3 +314,13 @@ class FakeSchedulerRepo(FakeRepo):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
         self.state.setdefault(name, SchedulerRecord(name)).enabled = enabled
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        dropped: dict[str, int] = {}
+        for key in [k for k in self.classified if k[0] not in configured]:
+            dropped[key[0]] = dropped.get(key[0], 0) + 1
+            del self.classified[key]
+        return dropped
+
+    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
+        return []  # Dependents' catch-up is tested on real storage (test_storage_dependents.py)
