@@ -344,6 +344,9 @@ class CoordinatorService:
         old = await self.repo.get_buildset(build.buildset_id)
         if old is None:  # a build always has its buildset; only a damaged database lacks it
             raise NotFound(f"the buildset {build.buildset_id} of build {builder} #{number} no longer exists")
+        # The rebuild keeps the original request's priority (as Buildbot's rebuild does).
+        requests = await self.repo.list_build_requests(builder, build.buildset_id, 1000)
+        priority = next((r.priority for r in requests if r.id == build.build_request_id), 0)
         props = [p for p in old.properties if p.name != "rebuilt_buildid"]
         props.append(Property("rebuilt_buildid", build.id, "Rebuild"))
         bs_id, req_ids = await self.submit_buildset(NewBuildset(
@@ -353,6 +356,7 @@ class CoordinatorService:
             sourcestamps=list(old.sourcestamps),
             properties=props,
             change_ids=list(old.change_ids),
+            priority=priority,
         ))
         return bs_id, req_ids[builder]
 
