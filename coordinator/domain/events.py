@@ -27,6 +27,7 @@ KINDS = (
     "build.state",
     "step.started",
     "step.state",
+    "step.urls",
     "step.finished",
     "build.finished",
     "buildset.finished",

@@ -163,8 +163,9 @@ class Repository(Protocol):
         """Persist a running step's state string; event step.state."""
         ...
 
-    async def set_step_urls(self, step: Step) -> None:
-        """Store `step.urls` while the step runs (finish_step stores them too)."""
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
+        """Store `step.urls` while the step runs (finish_step stores them too); event step.urls
+        (details: urls, all of the step's links as [{name, url}])."""
         ...
 
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...

@@ -457,9 +457,16 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
 
         await self.writer.submit(op)
 
-    async def set_step_urls(self, step: Step) -> None:
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
+        urls = list(step.urls)
+
         def op(tx: Tx) -> None:
-            tx.conn.execute(t_steps.update().where(t_steps.c.id == step.id).values(urls_json=codec.dumps(step.urls)))
+            tx.conn.execute(t_steps.update().where(t_steps.c.id == step.id).values(urls_json=codec.dumps(urls)))
+            tx.emit(
+                Event(kind="step.urls", at=at, builder=build.builder, build_number=build.number,
+                      buildset_id=build.buildset_id, step_number=step.number, step_name=step.name,
+                      worker=build.worker, details={"urls": [{"name": n, "url": u} for n, u in urls]})
+            )
 
         await self.writer.submit(op)
 

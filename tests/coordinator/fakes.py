@@ -233,7 +233,7 @@ class FakeRepo:
         self.step_results.append((build.id, step.name, result))
         self.changes.bump()
 
-    async def set_step_urls(self, step: Step) -> None:
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
         self.step_urls.append((step.name, list(step.urls)))
         self.changes.bump()
 
