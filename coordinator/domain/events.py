@@ -23,6 +23,7 @@ KINDS = (
     "buildrequest.added",
     "buildrequest.retried",
     "buildrequest.collapsed",
+    "buildrequest.cancelled",
     "build.started",
     "build.state",
     "step.started",

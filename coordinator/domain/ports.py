@@ -136,6 +136,13 @@ class Repository(Protocol):
 
     async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
 
+    async def cancel_requests(
+        self, request_ids: Sequence[int], reason: str, at: float
+    ) -> tuple[list[int], dict[int, BuildRequest]]:
+        """Complete the unclaimed ones as CANCELLED (event buildrequest.cancelled; a buildset
+        whose requests are all done finishes): (ids cancelled, existing requests as they are now)."""
+        ...
+
     # builds, steps, logs
     async def start_build(
         self, request: BuildRequest, worker: str, properties: list[Property], at: float

@@ -214,7 +214,9 @@ class CoordinatorService:
         bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
         triggered = Triggered(scheduler, bs_id, req_ids)
 
-        def stop(reason: str) -> None:
+        async def stop(reason: str) -> None:
+            # Cancel first, so what has not started cannot start; then stop what has.
+            await self._cancel(list(req_ids.values()), reason)
             for builder, number in triggered.builds:
                 runner = self.dispatcher.find_running(builder, number)
                 if runner is not None:
@@ -369,6 +371,32 @@ class CoordinatorService:
             return False
         runner.stop(reason or "stopped by request")
         return True
+
+    async def cancel_build_request(self, request_id: int, reason: str) -> BuildRequest:
+        """Cancel a request that has not started (Buildbot's cancel of a pending request)."""
+        if request_id <= 0:
+            raise InvalidArgument("request_id must be a positive build request id")
+        check_length("reason", reason, 1024)
+        cancelled, now = await self._cancel([request_id], reason or "cancelled by request")
+        req = now.get(request_id)
+        if req is None:
+            raise NotFound(f"no build request with id {request_id}")
+        if cancelled:
+            return req
+        if req.complete:
+            how = f"collapsed into request {req.absorbed_by}" if req.absorbed_by else (
+                f"result {req.result.label}" if req.result is not None else "done")
+            raise FailedPrecondition(f"build request {request_id} is already complete ({how}); nothing to cancel")
+        raise FailedPrecondition(
+            f"build request {request_id} has already started on builder {req.builder!r}; "
+            f"stop its build instead (`gantry builds --builder {req.builder}` lists it, `gantry stop` stops it)"
+        )
+
+    async def _cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
+        cancelled, now = await self.repo.cancel_requests(request_ids, reason, self.clock.now())
+        for rid in cancelled:
+            self.dispatcher.drop_request(now[rid].builder, rid)
+        return cancelled, now
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> Scheduler:
         """Enable or disable a scheduler at run time; stored, so it survives a restart. A

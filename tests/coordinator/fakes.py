@@ -194,6 +194,23 @@ class FakeRepo:
         self.changes.bump()
         return done
 
+    async def cancel_requests(
+        self, request_ids: Sequence[int], reason: str, at: float
+    ) -> tuple[list[int], dict[int, BuildRequest]]:
+        await asyncio.sleep(0)
+        cancelled = []
+        for rid in request_ids:
+            req = self.requests.get(rid)
+            if req is not None and rid not in self.claimed_by and not req.complete:
+                req.complete, req.result = True, Result.CANCELLED
+                cancelled.append(rid)
+        self.changes.bump()
+        now = {
+            rid: dataclasses.replace(self.requests[rid], claimed=rid in self.claimed_by)
+            for rid in request_ids if rid in self.requests
+        }
+        return cancelled, now
+
     async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
         build.state_string = state_string
         self.states.append((build.builder, build.number, -1, state_string))
