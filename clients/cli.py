@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=_positive)
     p.add_argument("--reason", default="")
 
+    p = command("cancel", commands.cmd_cancel,
+                "cancel a build request that has not started (`gantry pending` lists them)")
+    p.add_argument("request_id", type=_positive)
+    p.add_argument("--reason", default="")
+
     command("builders", commands.cmd_builders, "list the builders")
     p = command("builds", commands.cmd_builds, "list recent builds, newest first")
     p.add_argument("--builder", default="")

@@ -222,6 +222,12 @@ class GantryClient:
         response = await self._call(self._control.StopBuild(request, timeout=self.timeout))
         return response.stopped
 
+    async def cancel_build_request(self, request_id: int, reason: str = "") -> models.BuildRequest:
+        """Cancel a build request that has not started; returns it, complete and CANCELLED."""
+        request = control_pb2.CancelBuildRequestRequest(request_id=request_id, reason=reason)
+        response = await self._call(self._control.CancelBuildRequest(request, timeout=self.timeout))
+        return convert.build_request_from_proto(response.request)
+
     async def list_builders(self) -> list[models.Builder]:
         request = control_pb2.ListBuildersRequest()
         response = await self._call(self._control.ListBuilders(request, timeout=self.timeout))

@@ -172,6 +172,16 @@ async def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        req = await client.cancel_build_request(args.request_id, args.reason)
+    if args.json:
+        _emit_json(req)
+    else:
+        print(f"cancelled build request {req.id} ({req.builder}, buildset {req.buildset_id})")
+    return 0
+
+
 def _show_list(args: argparse.Namespace, key: str, items: Sequence[Any],
                table: Callable[[Sequence[Any]], RenderableType], empty: str) -> int:
     """A list command's output: `{key: [...]}` with --json, else a table (or `empty`)."""

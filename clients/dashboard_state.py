@@ -255,7 +255,7 @@ class DashboardState:
             run.worker = event.worker or run.worker
             run.started_at = event.at or run.started_at
             run.seen_start = True
-        elif kind == "buildrequest.collapsed":
+        elif kind in ("buildrequest.collapsed", "buildrequest.cancelled"):
             self.queued[builder] = max(0, self.queued.get(builder, 0) - 1)
         elif kind in ("build.state", "step.state"):
             if key in self._done:

@@ -31,6 +31,7 @@ class StepState:
     result: Result | None = None
     duration: float | None = None
     state_string: str = ""
+    urls: list[tuple[str, str]] = field(default_factory=list)  # (name, url), as the step adds them
 
 
 @dataclass
@@ -59,8 +60,9 @@ class Target:
 
 
 class Display(Protocol):
-    """Shows transitions: "buildset", "build.started", "step.started", "step.finished",
-    "build.retry", "build.finished", "buildset.finished"."""
+    """Shows transitions: "buildset", "build.started", "step.started", "step.urls" (the step
+    added a link: the newest is last in `step.urls`), "step.finished", "build.retry",
+    "build.finished", "buildset.finished"."""
 
     def note(self, kind: str, state: BuildState, step: StepState | None = None) -> None: ...
 
@@ -178,6 +180,13 @@ class BuildFollower:
             return
         if ev.kind == "step.started":
             self._step_started(ev.step_number, ev.step_name, ev.at)
+        elif ev.kind == "step.urls":
+            step = self._step_started(ev.step_number, ev.step_name, None, quiet=True)
+            urls = ev.details.get("urls")
+            step.urls = [(str(u.get("name", "")), str(u.get("url", ""))) for u in urls if isinstance(u, dict)] \
+                if isinstance(urls, list) else step.urls
+            if step.urls:
+                self._display.note("step.urls", self.state, step)
         elif ev.kind == "step.finished":
             step = self._step_started(ev.step_number, ev.step_name, None, quiet=True)
             duration = event_duration(ev)

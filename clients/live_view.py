@@ -60,6 +60,9 @@ class LineDisplay:
             print_(Text.assemble("build ", (f"{state.builder}/{state.number}", "bold"), f" started{worker}"))
         elif kind == "step.started" and step is not None:
             print_(Text.assemble("  ", ("▸", "cyan"), f" {step.name}"))
+        elif kind == "step.urls" and step is not None:
+            name, url = step.urls[-1]
+            print_(Text(f"    ↳ {name}: {url}", style="dim"), no_wrap=True, overflow="ellipsis")
         elif kind == "step.finished" and step is not None:
             print_(_step_line(step), no_wrap=True, overflow="ellipsis")
         elif kind == "build.retry":
@@ -149,6 +152,8 @@ class LiveDisplay:
                     Text(fmt.format_duration(step.duration), style="dim"),
                     Text(step.state_string, style="dim"),
                 )
+            for name, url in step.urls:
+                table.add_row("", Text(f"↳ {name}", style="dim"), Text(url, style="dim"), "", "")
         rows.append(table)
         return Group(*rows)
 
@@ -183,6 +188,8 @@ class JsonDisplay:
                 step_record.update(
                     result=step.result.name, duration=step.duration, state_string=step.state_string
                 )
+            if step.urls:
+                step_record["urls"] = [{"name": n, "url": u} for n, u in step.urls]
             record["step"] = step_record
         if kind == "build.started":
             record["worker"] = state.worker

@@ -117,6 +117,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         reqs = await self.service.list_build_requests(request.builder, request.buildset_id, request.limit)
         return control_pb2.ListBuildRequestsResponse(requests=[convert.build_request_pb(r) for r in reqs])
 
+    async def CancelBuildRequest(self, request: control_pb2.CancelBuildRequestRequest, context: Ctx) -> Any:
+        req = await self.service.cancel_build_request(request.request_id, request.reason)
+        return control_pb2.CancelBuildRequestResponse(request=convert.build_request_pb(req))
+
     async def ListArtifacts(self, request: control_pb2.ListArtifactsRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
         items = await self.service.list_artifacts(request.builder, request.number)

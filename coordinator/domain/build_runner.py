@@ -402,7 +402,7 @@ class BuildRunner:
         step = self._current_step
         assert step is not None, "add_url is only available while a step runs"
         step.urls.append((name, url))
-        await self.repo.set_step_urls(step)
+        await self.repo.set_step_urls(self.build, step, self.clock.now())
 
     def set_state(self, text: str) -> None:
         """The current step's state string when it finishes, e.g. "12 tests, 2 failed"

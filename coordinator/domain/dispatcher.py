@@ -83,6 +83,13 @@ class Dispatcher:
         )
         self.kick()
 
+    def drop_request(self, builder: str, request_id: int) -> None:
+        """Forget a pending request (it was cancelled)."""
+        heap = self._pending.get(builder, [])
+        entry = next((e for e in heap if e[2] == request_id), None)
+        if entry is not None:
+            _remove(heap, entry[3])
+
     def pending_count(self, builder: str) -> int:
         return len(self._pending.get(builder, ()))
 

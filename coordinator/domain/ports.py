@@ -114,6 +114,17 @@ class Repository(Protocol):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
 
+    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
+        """The Dependent `scheduler`'s upstream buildsets (of scheduler `upstream`) that ended
+        SUCCESS/WARNINGS and have no downstream buildset yet, oldest first (none the first
+        time a Dependent is seen: it starts from the newest buildset)."""
+        ...
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        """Drop the pending changes of schedulers not in `configured` and the Dependent
+        bookkeeping of ones not in `dependents`: {scheduler: pending changes dropped}."""
+        ...
+
     async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
         """Several buildsets in one read (those that exist)."""
         ...
@@ -124,6 +135,13 @@ class Repository(Protocol):
         ...
 
     async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
+
+    async def cancel_requests(
+        self, request_ids: Sequence[int], reason: str, at: float
+    ) -> tuple[list[int], dict[int, BuildRequest]]:
+        """Complete the unclaimed ones as CANCELLED (event buildrequest.cancelled; a buildset
+        whose requests are all done finishes): (ids cancelled, existing requests as they are now)."""
+        ...
 
     # builds, steps, logs
     async def start_build(
@@ -152,8 +170,9 @@ class Repository(Protocol):
         """Persist a running step's state string; event step.state."""
         ...
 
-    async def set_step_urls(self, step: Step) -> None:
-        """Store `step.urls` while the step runs (finish_step stores them too)."""
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
+        """Store `step.urls` while the step runs (finish_step stores them too); event step.urls
+        (details: urls, all of the step's links as [{name, url}])."""
         ...
 
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...

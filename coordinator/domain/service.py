@@ -19,6 +19,7 @@ from coordinator.domain.model import (
     Artifact,
     Build,
     BuildRequest,
+    Buildset,
     Change,
     NewBuildset,
     PendingRequest,
@@ -27,7 +28,7 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
-from coordinator.domain.scheduler_state import Classified, SchedulerCommit
+from coordinator.domain.scheduler_state import AlreadyScheduled, Classified, SchedulerCommit
 from coordinator.domain.schedulers import ChangeScheduler, ForceScheduler, Runtime, Scheduler
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.trigger_port import Triggered
@@ -82,9 +83,26 @@ class CoordinatorService:
     async def start_schedulers(self) -> None:
         """Start every scheduler from its stored state: enabled or not, pending changes (their
         tree-stable timers resume with the time left), last run of the timed ones."""
-        records = await self.repo.load_scheduler_state([s.name for s in self.schedulers])
+        names = [s.name for s in self.schedulers]
+        dropped = await self.repo.forget_schedulers(
+            names, [s.name for s in self.schedulers if isinstance(s, Dependent)]
+        )
+        for name, count in sorted(dropped.items()):
+            log.info("scheduler %r is no longer configured: dropped its %d pending change(s)", name, count)
+        records = await self.repo.load_scheduler_state(names)
         for s in self.schedulers:
             s.start(self._runtime, records[s.name])
+        for s in self.schedulers:
+            if isinstance(s, Dependent) and s.upstream_name:
+                await self._catch_up(s)
+
+    async def _catch_up(self, sched: Dependent) -> None:
+        """Make the downstream buildsets of upstream buildsets that succeeded while no
+        coordinator ran (or before it could act); a disabled Dependent records them as skipped."""
+        for upstream in await self.repo.dependent_backlog(sched.name, sched.upstream_name):
+            log.info("scheduler %r: upstream buildset %d finished while the coordinator was down%s",
+                     sched.name, upstream.id, "" if sched.enabled else " (disabled: skipped)")
+            await self._downstream(sched, upstream)
 
     @property
     def _runtime(self) -> Runtime:
@@ -196,7 +214,9 @@ class CoordinatorService:
         bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
         triggered = Triggered(scheduler, bs_id, req_ids)
 
-        def stop(reason: str) -> None:
+        async def stop(reason: str) -> None:
+            # Cancel first, so what has not started cannot start; then stop what has.
+            await self._cancel(list(req_ids.values()), reason)
             for builder, number in triggered.builds:
                 runner = self.dispatcher.find_running(builder, number)
                 if runner is not None:
@@ -219,8 +239,17 @@ class CoordinatorService:
         if upstream is None:
             return
         for sched in self.schedulers:
-            if isinstance(sched, Dependent) and sched.enabled and sched.upstream_name == upstream.scheduler:
-                await self.submit_buildset(sched.buildset_for(buildset_id, upstream.sourcestamps))
+            if isinstance(sched, Dependent) and sched.upstream_name == upstream.scheduler:
+                await self._downstream(sched, upstream)
+
+    async def _downstream(self, sched: Dependent, upstream: Buildset) -> None:
+        """One upstream buildset's downstream, recorded with it so it is made exactly once (a
+        disabled Dependent records the upstream buildset as skipped)."""
+        bs = sched.buildset_for(upstream.id, upstream.sourcestamps) if sched.enabled else None
+        try:
+            await self.submit_buildset(bs, SchedulerCommit(sched.name, upstream_buildset_id=upstream.id))
+        except AlreadyScheduled:
+            log.debug("scheduler %r: upstream buildset %d was already handled", sched.name, upstream.id)
 
     async def force_build(
         self,
@@ -317,6 +346,9 @@ class CoordinatorService:
         old = await self.repo.get_buildset(build.buildset_id)
         if old is None:  # a build always has its buildset; only a damaged database lacks it
             raise NotFound(f"the buildset {build.buildset_id} of build {builder} #{number} no longer exists")
+        # The rebuild keeps the original request's priority (as Buildbot's rebuild does).
+        requests = await self.repo.list_build_requests(builder, build.buildset_id, 1000)
+        priority = next((r.priority for r in requests if r.id == build.build_request_id), 0)
         props = [p for p in old.properties if p.name != "rebuilt_buildid"]
         props.append(Property("rebuilt_buildid", build.id, "Rebuild"))
         bs_id, req_ids = await self.submit_buildset(NewBuildset(
@@ -326,6 +358,7 @@ class CoordinatorService:
             sourcestamps=list(old.sourcestamps),
             properties=props,
             change_ids=list(old.change_ids),
+            priority=priority,
         ))
         return bs_id, req_ids[builder]
 
@@ -338,6 +371,32 @@ class CoordinatorService:
             return False
         runner.stop(reason or "stopped by request")
         return True
+
+    async def cancel_build_request(self, request_id: int, reason: str) -> BuildRequest:
+        """Cancel a request that has not started (Buildbot's cancel of a pending request)."""
+        if request_id <= 0:
+            raise InvalidArgument("request_id must be a positive build request id")
+        check_length("reason", reason, 1024)
+        cancelled, now = await self._cancel([request_id], reason or "cancelled by request")
+        req = now.get(request_id)
+        if req is None:
+            raise NotFound(f"no build request with id {request_id}")
+        if cancelled:
+            return req
+        if req.complete:
+            how = f"collapsed into request {req.absorbed_by}" if req.absorbed_by else (
+                f"result {req.result.label}" if req.result is not None else "done")
+            raise FailedPrecondition(f"build request {request_id} is already complete ({how}); nothing to cancel")
+        raise FailedPrecondition(
+            f"build request {request_id} has already started on builder {req.builder!r}; "
+            f"stop its build instead (`gantry builds --builder {req.builder}` lists it, `gantry stop` stops it)"
+        )
+
+    async def _cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
+        cancelled, now = await self.repo.cancel_requests(request_ids, reason, self.clock.now())
+        for rid in cancelled:
+            self.dispatcher.drop_request(now[rid].builder, rid)
+        return cancelled, now
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> Scheduler:
         """Enable or disable a scheduler at run time; stored, so it survives a restart. A

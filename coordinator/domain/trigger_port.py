@@ -5,12 +5,16 @@ dispatcher hands it to each build runner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from coordinator.domain.model import Property, SourceStamp
 from coordinator.domain.results import Result
+
+
+async def _nothing_to_stop(reason: str) -> None:
+    pass
 
 
 @dataclass
@@ -27,8 +31,9 @@ class Triggered:
     # Set whenever a build of the buildset starts or the buildset finishes (with `wait`).
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     release: Callable[[], None] = lambda: None
-    # Stops the builds of the buildset that have started (the triggering build was stopped).
-    stop: Callable[[str], None] = lambda reason: None
+    # The triggering build was stopped: cancel the buildset's requests that have not started and
+    # stop its builds that have.
+    stop: Callable[[str], Awaitable[None]] = field(default=_nothing_to_stop)
 
 
 class TriggerPort(Protocol):

@@ -116,9 +116,10 @@ class Trigger(BuildStep):
             if not self.waitForFinish:
                 return Result.SUCCESS
             if not await self._wait(ctx, triggered):
-                # As Buildbot: stopping the triggering build stops the builds it is waiting for.
+                # As Buildbot: stopping the triggering build stops the builds it is waiting for
+                # and cancels its triggered requests that have not started.
                 for t in triggered:
-                    t.stop(f"the triggering build {ctx.builder} was stopped")
+                    await t.stop(f"the triggering build {ctx.builder} was stopped")
                 await self._link(ctx, triggered)
                 return Result.CANCELLED
         finally:

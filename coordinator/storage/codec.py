@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.domain.events import Event
-from coordinator.domain.model import Build, Change, LogInfo, Property, SourceStamp, Step
+from coordinator.domain.model import Build, Buildset, Change, LogInfo, Property, SourceStamp, Step
 from coordinator.domain.results import Result
 
 # Below this size compression is not worth its CPU.
@@ -85,6 +85,14 @@ def change_from_row(r: sa.Row[Any]) -> Change:
         when=r.when_ts,
         properties=json.loads(r.properties_json),
         revlink=r.revlink,
+    )
+
+
+def buildset_from_row(r: sa.Row[Any]) -> Buildset:
+    return Buildset(
+        id=r.id, reason=r.reason, scheduler=r.scheduler, submitted_at=r.submitted_at,
+        sourcestamps=stamps_from_json(r.sourcestamps_json), properties=props_from_json(r.properties_json),
+        change_ids=json.loads(r.change_ids_json), complete=r.complete, result=result_or_none(r.result),
     )
 
 

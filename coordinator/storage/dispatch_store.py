@@ -3,7 +3,6 @@ request list, and the state strings of builds and steps that wait (e.g. for a lo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,13 +35,7 @@ class DispatchStore:
             out: dict[int, Buildset] = {}
             for i in range(0, len(ids), 500):  # bounded IN lists
                 for r in c.execute(sa.select(t_bs).where(t_bs.c.id.in_(ids[i : i + 500]))):
-                    out[r.id] = Buildset(
-                        id=r.id, reason=r.reason, scheduler=r.scheduler, submitted_at=r.submitted_at,
-                        sourcestamps=codec.stamps_from_json(r.sourcestamps_json),
-                        properties=codec.props_from_json(r.properties_json),
-                        change_ids=json.loads(r.change_ids_json), complete=r.complete,
-                        result=codec.result_or_none(r.result),
-                    )
+                    out[r.id] = codec.buildset_from_row(r)
             return out
 
         return await self._read(q)  # type: ignore[no-any-return]
@@ -90,17 +83,46 @@ class DispatchStore:
                 stmt = stmt.where(t_br.c.builder == builder)
             if buildset_id:
                 stmt = stmt.where(t_br.c.buildset_id == buildset_id)
-            return [
-                BuildRequest(
-                    id=r.id, buildset_id=r.buildset_id, builder=r.builder, priority=r.priority,
-                    submitted_at=r.submitted_at, claimed=r.claimed_by is not None, complete=r.complete,
-                    result=codec.result_or_none(r.result), absorbed_by=r.absorbed_by or 0,
-                    completed_at=r.completed_at,
-                )
-                for r in c.execute(stmt)
-            ]
+            return [_request(r) for r in c.execute(stmt)]
 
         return await self._read(q)  # type: ignore[no-any-return]
+
+    async def cancel_requests(
+        self, request_ids: Sequence[int], reason: str, at: float
+    ) -> tuple[list[int], dict[int, BuildRequest]]:
+        """Complete the requests nobody claimed as CANCELLED (one conditional UPDATE each, so a
+        claim and a cancel never both win), finishing their buildsets when that was their last
+        request; returns the ids cancelled and every existing request as it is now."""
+        from coordinator.storage.repository import _maybe_finish_buildset  # shared with builds
+
+        def op(tx: Tx) -> tuple[list[int], dict[int, BuildRequest]]:
+            c = tx.conn
+            cancelled = []
+            for rid in request_ids:
+                res = c.execute(
+                    t_br.update()
+                    .where(t_br.c.id == rid, t_br.c.claimed_by.is_(None), t_br.c.complete == sa.false())
+                    .values(complete=True, result=int(Result.CANCELLED), completed_at=at)
+                )
+                if res.rowcount == 1:
+                    cancelled.append(rid)
+            rows = c.execute(
+                sa.select(t_br, t_collapses.c.absorbed_by)
+                .outerjoin(t_collapses, t_collapses.c.request_id == t_br.c.id)
+                .where(t_br.c.id.in_(list(request_ids)))
+            ).all()
+            now = {r.id: _request(r) for r in rows}
+            for rid in cancelled:
+                req = now[rid]
+                tx.emit(
+                    Event(kind="buildrequest.cancelled", at=at, builder=req.builder, buildset_id=req.buildset_id,
+                          result=Result.CANCELLED, details={"request_id": rid, "reason": reason})
+                )
+            for bs_id in sorted({now[rid].buildset_id for rid in cancelled}):
+                _maybe_finish_buildset(tx, bs_id, at)
+            return cancelled, now
+
+        return await self.writer.submit(op)
 
     async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
         def op(tx: Tx) -> None:
@@ -124,3 +146,12 @@ class DispatchStore:
 
         step.state_string = state_string
         await self.writer.submit(op)
+
+
+def _request(r: Any) -> BuildRequest:
+    return BuildRequest(
+        id=r.id, buildset_id=r.buildset_id, builder=r.builder, priority=r.priority,
+        submitted_at=r.submitted_at, claimed=r.claimed_by is not None, complete=r.complete,
+        result=codec.result_or_none(r.result), absorbed_by=r.absorbed_by or 0,
+        completed_at=r.completed_at,
+    )

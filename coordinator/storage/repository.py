@@ -28,8 +28,13 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result, worst
-from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
-from coordinator.storage import artifacts, codec, history, scheduler_store, schema
+from coordinator.domain.scheduler_state import (
+    AlreadyScheduled,
+    Classified,
+    SchedulerCommit,
+    SchedulerRecord,
+)
+from coordinator.storage import artifacts, codec, dependent_store, history, scheduler_store, schema
 from coordinator.storage.changes import ChangeSourceStates, insert_changes
 from coordinator.storage.dispatch_store import DispatchStore
 from coordinator.storage.writer import Tx, Writer
@@ -161,7 +166,11 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
             c = tx.conn
             if commit is not None:
                 scheduler_store.apply_commit(c, commit)
+                if commit.upstream_buildset_id:
+                    dependent_store.check_not_made(c, commit.scheduler, commit.upstream_buildset_id)
             if bs is None:
+                if commit is not None and commit.upstream_buildset_id:
+                    dependent_store.record(c, commit.scheduler, commit.upstream_buildset_id, None, at)
                 return 0, {}
             bs_id = int(
                 c.execute(
@@ -176,6 +185,8 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
+            if commit is not None and commit.upstream_buildset_id:
+                dependent_store.record(c, commit.scheduler, commit.upstream_buildset_id, bs_id, at)
             tx.emit(
                 Event(
                     kind="buildset.added",
@@ -214,24 +225,20 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                 )
             return bs_id, req_ids
 
-        return await self.writer.submit(op)
+        try:
+            return await self.writer.submit(op)
+        except sa.exc.IntegrityError:
+            if commit is None or not commit.upstream_buildset_id:
+                raise
+            # Another coordinator stored this upstream buildset's downstream just now.
+            raise AlreadyScheduled(
+                f"scheduler {commit.scheduler!r} already handled upstream buildset {commit.upstream_buildset_id}"
+            ) from None
 
     async def get_buildset(self, buildset_id: int) -> Buildset | None:
         def q(c: sa.Connection) -> Buildset | None:
             r = c.execute(sa.select(t_bs).where(t_bs.c.id == buildset_id)).first()
-            if r is None:
-                return None
-            return Buildset(
-                id=r.id,
-                reason=r.reason,
-                scheduler=r.scheduler,
-                submitted_at=r.submitted_at,
-                sourcestamps=codec.stamps_from_json(r.sourcestamps_json),
-                properties=codec.props_from_json(r.properties_json),
-                change_ids=json.loads(r.change_ids_json),
-                complete=r.complete,
-                result=codec.result_or_none(r.result),
-            )
+            return None if r is None else codec.buildset_from_row(r)
 
         return await self._read(q)
 
@@ -316,6 +323,18 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
         await self.writer.submit(lambda tx: scheduler_store.set_enabled(tx.conn, name, enabled))
+
+    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
+        return await self.writer.submit(lambda tx: dependent_store.backlog(tx.conn, scheduler, upstream))
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        def op(tx: Tx) -> dict[str, int]:
+            dropped = scheduler_store.drop_unconfigured(tx.conn, configured)
+            for name in dependent_store.forget(tx.conn, dependents):
+                dropped.setdefault(name, 0)
+            return dropped
+
+        return await self.writer.submit(op)
 
     # ---------------------------------------------------------------- builds
 
@@ -438,9 +457,16 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
 
         await self.writer.submit(op)
 
-    async def set_step_urls(self, step: Step) -> None:
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
+        urls = list(step.urls)
+
         def op(tx: Tx) -> None:
-            tx.conn.execute(t_steps.update().where(t_steps.c.id == step.id).values(urls_json=codec.dumps(step.urls)))
+            tx.conn.execute(t_steps.update().where(t_steps.c.id == step.id).values(urls_json=codec.dumps(urls)))
+            tx.emit(
+                Event(kind="step.urls", at=at, builder=build.builder, build_number=build.number,
+                      buildset_id=build.buildset_id, step_number=step.number, step_name=step.name,
+                      worker=build.worker, details={"urls": [{"name": n, "url": u} for n, u in urls]})
+            )
 
         await self.writer.submit(op)
 

@@ -81,3 +81,16 @@ def load(conn: sa.Connection, names: Sequence[str]) -> dict[str, SchedulerRecord
         change: Change = codec.change_from_row(r)
         out[r.scheduler].pending.append(PendingChange(change, r.gathering, bool(r.important), r.classified_at))
     return out
+
+
+def drop_unconfigured(conn: sa.Connection, configured: Sequence[str]) -> dict[str, int]:
+    """Delete the pending changes of schedulers not in `configured`; returns how many each had.
+    Their enabled flag and last run stay (kept by name, as Buildbot keeps object state)."""
+    gone = t_sc.c.scheduler.not_in(list(configured)) if configured else sa.true()
+    counts = {
+        r.scheduler: int(r.n)
+        for r in conn.execute(sa.select(t_sc.c.scheduler, sa.func.count().label("n")).where(gone).group_by(t_sc.c.scheduler))
+    }
+    if counts:
+        conn.execute(t_sc.delete().where(t_sc.c.scheduler.in_(list(counts))))
+    return counts

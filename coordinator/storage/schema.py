@@ -277,6 +277,32 @@ def _v6_artifacts(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[artifacts])
 
 
+# Version 7: what each Dependent scheduler did with its upstream's buildsets, so each successful
+# upstream buildset gets exactly one downstream buildset, also across a coordinator crash.
+# `since`: every upstream buildset with an id up to it is resolved (built, or not to be built);
+# rows of dependent_buildsets at or below it are pruned. downstream_buildset_id NULL: skipped
+# (the Dependent was disabled).
+dependent_state = sa.Table(
+    "dependent_state",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("since", sa.Integer, nullable=False),
+)
+
+dependent_buildsets = sa.Table(
+    "dependent_buildsets",
+    metadata,
+    sa.Column("scheduler", sa.String(256), primary_key=True),
+    sa.Column("upstream_buildset_id", sa.Integer, sa.ForeignKey("buildsets.id"), primary_key=True),
+    sa.Column("downstream_buildset_id", sa.Integer, sa.ForeignKey("buildsets.id"), nullable=True),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
+def _v7_dependents(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[dependent_state, dependent_buildsets])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -285,6 +311,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (4, _v4_collapses),
     (5, _v5_change_sources),
     (6, _v6_artifacts),
+    (7, _v7_dependents),
 ]
 LATEST = MIGRATIONS[-1][0]
 

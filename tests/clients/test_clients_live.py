@@ -149,3 +149,23 @@ async def test_a_buildset_that_finishes_without_a_build_ends_the_wait() -> None:
     state = await f.run()
     assert state.done and state.result is Result.CANCELLED and not state.builder
     assert rec.notes == ["buildset.finished /0 CANCELLED"]
+
+
+async def test_a_link_added_by_a_running_step_is_shown_at_once() -> None:
+    b = {"builder": "parent", "build_number": 1, "buildset_id": 3}
+    link = {"name": "child #4", "url": "builders/child/builds/4"}
+    events = [
+        ev(1, "build.started", **b),
+        ev(2, "step.started", step_number=0, step_name="trigger", **b),
+        ev(3, "step.urls", step_number=0, step_name="trigger", details={"urls": [link]}, **b),
+        ev(4, "step.finished", step_number=0, step_name="trigger", result=Result.SUCCESS,
+           details={"duration": 1.0}, **b),
+        ev(5, "build.finished", result=Result.WARNINGS, **b),
+    ]
+    f, rec = follower(events, Target(buildset_id=3))
+    state = await f.run()
+    assert rec.notes == [
+        "build.started parent/1", "step.started parent/1 trigger", "step.urls parent/1 trigger",
+        "step.finished parent/1 trigger SUCCESS 1.0", "build.finished parent/1 WARNINGS",
+    ]
+    assert state.steps[0].urls == [("child #4", "builders/child/builds/4")]

@@ -194,6 +194,23 @@ class FakeRepo:
         self.changes.bump()
         return done
 
+    async def cancel_requests(
+        self, request_ids: Sequence[int], reason: str, at: float
+    ) -> tuple[list[int], dict[int, BuildRequest]]:
+        await asyncio.sleep(0)
+        cancelled = []
+        for rid in request_ids:
+            req = self.requests.get(rid)
+            if req is not None and rid not in self.claimed_by and not req.complete:
+                req.complete, req.result = True, Result.CANCELLED
+                cancelled.append(rid)
+        self.changes.bump()
+        now = {
+            rid: dataclasses.replace(self.requests[rid], claimed=rid in self.claimed_by)
+            for rid in request_ids if rid in self.requests
+        }
+        return cancelled, now
+
     async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
         build.state_string = state_string
         self.states.append((build.builder, build.number, -1, state_string))
@@ -233,7 +250,7 @@ class FakeRepo:
         self.step_results.append((build.id, step.name, result))
         self.changes.bump()
 
-    async def set_step_urls(self, step: Step) -> None:
+    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
         self.step_urls.append((step.name, list(step.urls)))
         self.changes.bump()
 
@@ -314,3 +331,13 @@ class FakeSchedulerRepo(FakeRepo):
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
         self.state.setdefault(name, SchedulerRecord(name)).enabled = enabled
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        dropped: dict[str, int] = {}
+        for key in [k for k in self.classified if k[0] not in configured]:
+            dropped[key[0]] = dropped.get(key[0], 0) + 1
+            del self.classified[key]
+        return dropped
+
+    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
+        return []  # Dependents' catch-up is tested on real storage (test_storage_dependents.py)

@@ -15,9 +15,17 @@ import pytest
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.logs import LogWatchers
-from coordinator.domain.model import Build, Buildset, NewBuildset, Property, SourceStamp
+from coordinator.domain.model import (
+    Build,
+    BuildRequest,
+    Buildset,
+    NewBuildset,
+    Property,
+    SourceStamp,
+)
 from coordinator.domain.renderables import Interpolate
 from coordinator.domain.results import Result
 from coordinator.domain.scheduler_state import SchedulerCommit
@@ -49,7 +57,10 @@ class FakePort:
         self.calls.append((scheduler, list(sourcestamps), {p.name: p.value for p in properties}, wait, parent))
         bs_id = next(self.ids)
         t = Triggered(scheduler, bs_id, {"child": bs_id * 10})
-        t.stop = lambda reason: self.stopped.append((bs_id, reason))
+        async def stop(reason: str) -> None:
+            self.stopped.append((bs_id, reason))
+
+        t.stop = stop
         if wait:
             self.follower.follow(t)
         self.triggered.bump()
@@ -199,7 +210,11 @@ class ServiceRepo(FakeRepo):
         self.buildsets[bs_id] = Buildset(bs_id, bs.reason, bs.scheduler, at, bs.sourcestamps, bs.properties, [])
         self.added.append(bs)
         self.changes.bump()
-        return bs_id, {b: bs_id * 100 + i for i, b in enumerate(bs.builders)}
+        reqs = {b: bs_id * 100 + i for i, b in enumerate(bs.builders)}
+        for b, rid in reqs.items():
+            self.requests[rid] = BuildRequest(id=rid, buildset_id=bs_id, builder=b, priority=bs.priority,
+                                              submitted_at=at)
+        return bs_id, reqs
 
     async def get_buildset(self, buildset_id: int) -> Buildset | None:
         return self.buildsets.get(buildset_id)
@@ -246,6 +261,37 @@ async def test_service_trigger_follows_the_buildset_through_bus_events() -> None
         await svc.trigger("f", [], [], wait=False, parent=("p", 1))
     with pytest.raises(LookupError, match="no scheduler named 'zzz'.*Triggerable schedulers: t"):
         await svc.trigger("zzz", [], [], wait=False, parent=("p", 1))
+
+
+async def test_stopping_a_triggered_buildset_cancels_its_requests_that_have_not_started() -> None:
+    svc, repo, bus = service(Triggerable("t", ["c", "d"]))
+    t = await svc.trigger("t", [], [], wait=True, parent=("p", 1))
+    assert svc.dispatcher.pending_count("c") == 1 and svc.dispatcher.pending_count("d") == 1
+    started = t.requests["c"]
+    repo.claimed_by[started] = "c1"  # its build started (the runner itself is not under test here)
+    await t.stop("the triggering build p was stopped")
+    assert repo.requests[t.requests["d"]].result == Result.CANCELLED
+    assert not repo.requests[started].complete  # started: stopped through its build, not cancelled
+    assert svc.dispatcher.pending_count("d") == 0  # dropped from the queue at once
+
+
+async def test_cancel_build_request_explains_what_cannot_be_cancelled() -> None:
+    svc, repo, _ = service(ForceScheduler("f", ["c"]))
+    _, reqs = await svc.submit_buildset(NewBuildset("r", "f", ["c"], []))
+    _, started = await svc.submit_buildset(NewBuildset("r", "f", ["c"], []))
+    repo.claimed_by[started["c"]] = "c1"
+    assert svc.dispatcher.pending_count("c") == 2
+    req = await svc.cancel_build_request(reqs["c"], "")
+    assert req.complete and req.result == Result.CANCELLED
+    assert svc.dispatcher.next_pending("c") is not None and svc.dispatcher.next_pending("c").id == started["c"]  # type: ignore[union-attr]
+    with pytest.raises(FailedPrecondition, match=f"build request {reqs['c']} is already complete .result cancelled"):
+        await svc.cancel_build_request(reqs["c"], "")
+    with pytest.raises(FailedPrecondition, match="has already started on builder 'c'; stop its build instead"):
+        await svc.cancel_build_request(started["c"], "")
+    with pytest.raises(NotFound, match="no build request with id 12345"):
+        await svc.cancel_build_request(12345, "")
+    with pytest.raises(InvalidArgument, match="request_id must be a positive"):
+        await svc.cancel_build_request(0, "")
 
 
 # ------------------------------------------------------------------------------- checkconfig

@@ -636,7 +636,7 @@ async def test_steps_lifecycle(store: Store) -> None:
     await repo.start_step(build, steps[0], T0 + 2)
     steps[0].started_at = T0 + 2
     steps[0].urls = [("child #1", "builders/child/builds/1")]
-    await repo.set_step_urls(steps[0])  # visible while the step runs
+    await repo.set_step_urls(build, steps[0], T0 + 3)  # visible while the step runs, and published
     running = await repo.get_build(build.builder, build.number)
     assert running is not None and running.steps[0].urls == [("child #1", "builders/child/builds/1")]
     steps[0].urls = [("report", "https://example.org/r")]
@@ -653,9 +653,11 @@ async def test_steps_lifecycle(store: Store) -> None:
     assert got.properties == [Property("got_revision", "abc", "Step")]
     events = new_events(store, before)
     assert [(e.kind, e.step_number, e.step_name) for e in events] == [
-        ("step.started", 0, "a"), ("step.finished", 0, "a"), ("step.finished", 1, "b")
+        ("step.started", 0, "a"), ("step.urls", 0, "a"), ("step.finished", 0, "a"), ("step.finished", 1, "b")
     ]
-    assert events[1].details["duration"] == 2.0
+    assert events[1].details == {"urls": [{"name": "child #1", "url": "builders/child/builds/1"}]}
+    assert (events[1].builder, events[1].build_number, events[1].at) == (build.builder, build.number, T0 + 3)
+    assert events[2].details["duration"] == 2.0
 
 
 # ------------------------------------------------------------------------------------ logs

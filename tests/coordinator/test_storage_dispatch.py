@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from coordinator.domain.model import BuildRequest
 from coordinator.domain.results import Result
 from coordinator.storage import schema
 from tests.coordinator import test_storage_contract as contract
@@ -99,3 +100,39 @@ async def test_v3_adds_the_collapses_table(backend: Backend) -> None:
     finally:
         await s.repo.aclose()
 
+
+
+async def test_cancel_completes_only_unclaimed_requests_and_finishes_their_buildsets(store: Store) -> None:
+    repo = store.repo
+    builder, other = uniq("b"), uniq("o")
+    lone = await request_for(repo, builder)
+    bs_id, reqs = await repo.add_buildset(new_buildset([builder, other]), T0)
+    taken = await request_for(repo, builder)
+    assert await repo.claim_request(taken.id, "c1", T0)
+    before = await repo.last_event_id()
+
+    cancelled, now = await repo.cancel_requests([lone.id, reqs[builder], taken.id, 999_999], "no need", T0 + 5)
+    assert cancelled == [lone.id, reqs[builder]]
+    assert sorted(now) == sorted([lone.id, reqs[builder], taken.id])  # the unknown id is absent
+    assert (now[lone.id].complete, now[lone.id].result, now[lone.id].completed_at) == (True, Result.CANCELLED, T0 + 5)
+    assert now[taken.id].claimed and not now[taken.id].complete
+    assert not await repo.claim_request(lone.id, "c1", T0 + 6)  # a cancelled request never starts
+
+    events = new_events(store, before)
+    assert [(e.kind, e.buildset_id, e.result) for e in events] == [
+        ("buildrequest.cancelled", lone.buildset_id, Result.CANCELLED),
+        ("buildrequest.cancelled", bs_id, Result.CANCELLED),
+        ("buildset.finished", lone.buildset_id, Result.CANCELLED),  # its only request
+    ]
+    assert events[0].details == {"request_id": lone.id, "reason": "no need"} and events[0].builder == builder
+    # The second buildset finishes once its other request is done, with the worst result.
+    [req] = [r for r in await repo.list_build_requests(other, bs_id, 10)]
+    assert await repo.claim_request(req.id, "c1", T0)
+    build = await repo.start_build(BuildRequest(id=req.id, buildset_id=bs_id, builder=other, priority=0,
+                                                submitted_at=T0), "w", [], T0 + 6)
+    await repo.finish_build(build, Result.SUCCESS, "ok", T0 + 7, requeue=False)
+    got = await repo.get_buildset(bs_id)
+    assert got is not None and got.complete and got.result == Result.CANCELLED
+
+    again, _ = await repo.cancel_requests([lone.id], "twice", T0 + 8)
+    assert again == []

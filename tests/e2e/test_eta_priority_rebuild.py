@@ -108,7 +108,8 @@ async def test_rebuild_repeats_the_source_and_properties(cluster: Cluster) -> No
     rec = await coord.record(since=0)
     at = ("--coordinator", coord.address)
 
-    await coord.force("timed", properties={"gate": "/", "flavour": "mint"}, revision="abc123", branch="main")
+    await coord.force("timed", properties={"gate": "/", "flavour": "mint"}, revision="abc123", branch="main",
+                      priority=7)
     await rec.wait_kind("build.finished", builder="timed", build_number=1)
 
     code, out, err = await run_cli("rebuild", "timed", "1", "--wait", *at)
@@ -123,6 +124,10 @@ async def test_rebuild_repeats_the_source_and_properties(cluster: Cluster) -> No
     assert props["flavour"] == ("mint", "Force Build Form")
     assert props["revision"][0] == "abc123"
     assert props["rebuilt_buildid"] == (first.id, "Rebuild")
+    requests = await coord.control.ListBuildRequests(
+        control_pb2.ListBuildRequestsRequest(buildset_id=again.buildset_id), timeout=TIMEOUT
+    )
+    assert [r.priority for r in requests.requests] == [7]  # the original request's priority
 
     code, out, err = await run_cli("rebuild", "timed", "99", *at)
     assert code == 1

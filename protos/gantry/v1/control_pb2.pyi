@@ -487,3 +487,17 @@ class ArtifactChunk(_message.Message):
     data: bytes
     artifact: Artifact
     def __init__(self, data: _Optional[bytes] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ...) -> None: ...
+
+class CancelBuildRequestRequest(_message.Message):
+    __slots__ = ("request_id", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    reason: str
+    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelBuildRequestResponse(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: BuildRequest
+    def __init__(self, request: _Optional[_Union[BuildRequest, _Mapping]] = ...) -> None: ...

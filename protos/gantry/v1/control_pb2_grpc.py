@@ -120,6 +120,11 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.CancelBuildRequest = channel.unary_unary(
+                '/gantry.v1.ControlService/CancelBuildRequest',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -250,6 +255,16 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelBuildRequest(self, request, context):
+        """Cancel a build request that has not started (Buildbot's cancel of a pending request): it
+        completes CANCELLED (its buildset completes when its other requests are done) and event
+        buildrequest.cancelled is published. NOT_FOUND for an unknown id; FAILED_PRECONDITION when
+        it already started (stop its build instead) or is complete.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +352,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.DownloadArtifact,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'CancelBuildRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBuildRequest,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -798,6 +818,33 @@ class ControlService:
             '/gantry.v1.ControlService/DownloadArtifact',
             protos_dot_gantry_dot_v1_dot_control__pb2.DownloadArtifactRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBuildRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/CancelBuildRequest',
+            protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,
