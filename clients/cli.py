@@ -26,11 +26,11 @@ from clients.errors import GantryError  # noqa: E402
 ENV_COORDINATOR = "GANTRY_COORDINATOR"
 LOG_CHANNELS = ("all", "stdout", "stderr", "header")
 
-# Subcommands run by other packages: word -> (module, function, what is missing if absent).
-DELEGATED: dict[str, tuple[str, str, str]] = {
-    "coordinator": ("coordinator.cli", "main", "the coordinator"),
-    "checkconfig": ("coordinator.cli", "checkconfig_main", "the coordinator"),
-    "worker": ("worker_agent.cli", "main", "the worker agent"),
+# Subcommands run by other packages: word -> (module, function, what is missing if absent, help).
+DELEGATED: dict[str, tuple[str, str, str, str]] = {
+    "coordinator": ("coordinator.cli", "main", "the coordinator", "run the coordinator"),
+    "checkconfig": ("coordinator.cli", "checkconfig_main", "the coordinator", "check a configuration file"),
+    "worker": ("worker_agent.cli", "main", "the worker agent", "run a worker agent"),
 }
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", default="127.0.0.1:9989", metavar="HOST:PORT",
                     help="address the coordinator listens on (default: 127.0.0.1:9989)")
     up.set_defaults(handler=commands.cmd_up)
-    for word, (_, _, what) in DELEGATED.items():
-        sub.add_parser(word, add_help=False, help=f"{what} (see `gantry {word} --help`)")
+    for word, (_, _, _, text) in DELEGATED.items():
+        sub.add_parser(word, add_help=False, help=f"{text} (see `gantry {word} --help`)")
 
     p = command("sendchange", commands.cmd_sendchange, "submit a source change (e.g. from a VCS hook)")
     p.add_argument("--author", required=True)
@@ -276,7 +276,7 @@ def _version() -> str:
 
 def delegate(word: str, argv: list[str]) -> int:
     """Run `gantry WORD ...` through the package that implements it."""
-    module_name, function, what = DELEGATED[word]
+    module_name, function, what, _ = DELEGATED[word]
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

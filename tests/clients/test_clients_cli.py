@@ -137,7 +137,7 @@ def test_delegated_subcommands_get_the_rest_of_argv(monkeypatch: pytest.MonkeyPa
     fake.main = fake_main  # type: ignore[attr-defined]
     fake.checkconfig_main = fake_checkconfig  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fake_gantry_coordinator_cli", fake)
-    monkeypatch.setitem(cli.DELEGATED, "coordinator", ("fake_gantry_coordinator_cli", "main", "x"))
+    monkeypatch.setitem(cli.DELEGATED, "coordinator", ("fake_gantry_coordinator_cli", "main", "x", "x"))
     monkeypatch.setitem(
         cli.DELEGATED, "checkconfig", ("fake_gantry_coordinator_cli", "checkconfig_main", "x")
     )
