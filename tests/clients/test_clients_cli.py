@@ -139,7 +139,7 @@ def test_delegated_subcommands_get_the_rest_of_argv(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "fake_gantry_coordinator_cli", fake)
     monkeypatch.setitem(cli.DELEGATED, "coordinator", ("fake_gantry_coordinator_cli", "main", "x", "x"))
     monkeypatch.setitem(
-        cli.DELEGATED, "checkconfig", ("fake_gantry_coordinator_cli", "checkconfig_main", "x")
+        cli.DELEGATED, "checkconfig", ("fake_gantry_coordinator_cli", "checkconfig_main", "x", "x")
     )
     assert cli.main(["coordinator", "start", "--listen", "h:1", "--json"]) == 3
     assert cli.main(["checkconfig", "master.py"]) == 0
@@ -150,7 +150,7 @@ def test_a_missing_delegate_is_reported(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(
-        cli.DELEGATED, "coordinator", ("no_such_gantry_package.cli", "main", "the coordinator")
+        cli.DELEGATED, "coordinator", ("no_such_gantry_package.cli", "main", "the coordinator", "x")
     )
     assert cli.main(["coordinator", "start"]) == 2
     assert capsys.readouterr().err.strip() == "gantry: the coordinator is not installed here"
