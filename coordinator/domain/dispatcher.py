@@ -331,12 +331,14 @@ class Dispatcher:
                 locks=self.locks, build_locks=accesses(builder.locks),
             )
             self.running[key] = runner
+            properties: list[Property] | None = None
             try:
                 result, state, requeue = await runner.run()
+                properties = build.properties  # the final ones (the runner keeps them there)
             except Exception:
                 log.exception("build %s/%d crashed", builder.name, build.number)
                 result, state, requeue = Result.EXCEPTION, "exception", False
-            await self.repo.finish_build(build, result, state, self.clock.now(), requeue)
+            await self.repo.finish_build(build, result, state, self.clock.now(), requeue, properties)
             if requeue:
                 self.add_request(req)
         except asyncio.CancelledError:

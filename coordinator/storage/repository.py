@@ -359,16 +359,17 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
         return await self.writer.submit(op)
 
     async def finish_build(
-        self, build: Build, result: Result, state_string: str, at: float, requeue: bool
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
+        properties: list[Property] | None = None,
     ) -> None:
         """End a build; complete its request (or requeue it on RETRY) and maybe its buildset."""
 
         def op(tx: Tx) -> None:
             c = tx.conn
-            c.execute(
-                t_builds.update().where(t_builds.c.id == build.id)
-                .values(finished_at=at, result=int(result), state_string=state_string)
-            )
+            values: dict[str, Any] = {"finished_at": at, "result": int(result), "state_string": state_string}
+            if properties is not None:
+                values["properties_json"] = codec.props_to_json(properties)
+            c.execute(t_builds.update().where(t_builds.c.id == build.id).values(values))
             tx.emit(
                 Event(kind="build.finished", at=at, builder=build.builder, build_number=build.number,
                       buildset_id=build.buildset_id, result=result, worker=build.worker,
@@ -419,9 +420,12 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
         await self.writer.submit(op)
 
     async def finish_step(
-        self, build: Build, step: Step, result: Result, state_string: str, at: float
+        self, build: Build, step: Step, result: Result, state_string: str, at: float,
+        logs: Sequence[int] = (),
     ) -> None:
         def op(tx: Tx) -> None:
+            if logs:
+                tx.conn.execute(t_logs.update().where(t_logs.c.id.in_(list(logs))).values(complete=True))
             started = step.started_at  # None for a step that never ran (skipped)
             tx.conn.execute(
                 t_steps.update().where(t_steps.c.id == step.id)

@@ -213,8 +213,13 @@ class FakeRepo:
         self.changes.bump()
         return build
 
-    async def finish_build(self, build: Build, result: Result, state_string: str, at: float, requeue: bool) -> None:
+    async def finish_build(
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
+        properties: list[Property] | None = None,
+    ) -> None:
         build.finished_at, build.result, build.state_string = at, result, state_string
+        if properties is not None:
+            build.properties = list(properties)
         req = self.requests[build.build_request_id]
         if requeue:
             self.claimed_by.pop(req.id, None)
@@ -229,7 +234,9 @@ class FakeRepo:
     async def start_step(self, build: Build, step: Step, at: float) -> None:
         pass
 
-    async def finish_step(self, build: Build, step: Step, result: Result, state_string: str, at: float) -> None:
+    async def finish_step(
+        self, build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int] = ()
+    ) -> None:
         self.step_results.append((build.id, step.name, result))
         self.changes.bump()
 
