@@ -195,11 +195,15 @@ def _insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         sizes[row["log_id"]] = sizes.get(row["log_id"], 0) + row["length"]
     for log_id, added in sizes.items():
-        conn.execute(
-            schema.logs.update()
-            .where(schema.logs.c.id == log_id)
-            .values(size=schema.logs.c.size + added)
-        )
+        conn.execute(_GROW_LOG, {"b_id": log_id, "b_added": added})
+
+
+# Built once, executed with parameters (no statement rebuilt per chunk batch).
+_GROW_LOG = (
+    schema.logs.update()
+    .where(schema.logs.c.id == sa.bindparam("b_id"))
+    .values(size=schema.logs.c.size + sa.bindparam("b_added"))
+)
 
 
 def _current_exception() -> BaseException:
