@@ -448,8 +448,9 @@ class BuildRunner:
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
         build = self.build
-        steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
-        build.steps = steps
+        if len(build.steps) != len(self.step_defs):  # else stored with the build (start_build)
+            build.steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
+        steps = build.steps
         held = LockSet(self.locks, self.build_locks, self.worker)
         try:
             if not await held.acquire(self, self._wait_build, self._stopped):

@@ -320,7 +320,9 @@ class Dispatcher:
                 except Exception:
                     log.exception("collapsing requests into %d failed; building it alone", req.id)
             props, stamps = await self._properties(req, builder, session)
-            build = await self.repo.start_build(req, session.name, props, self.clock.now())
+            build = await self.repo.start_build(
+                req, session.name, props, self.clock.now(), [s.name for s in builder.steps]
+            )
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)

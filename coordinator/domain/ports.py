@@ -127,8 +127,12 @@ class Repository(Protocol):
 
     # builds, steps, logs
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float
-    ) -> Build: ...
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
+    ) -> Build:
+        """Store the new build (number: the builder's next); with `step_names`, also its steps
+        (pending, in `build.steps`) in the same commit, as add_steps would."""
+        ...
 
     async def finish_build(
         self, build: Build, result: Result, state_string: str, at: float, requeue: bool,

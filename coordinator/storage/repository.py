@@ -329,7 +329,8 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
     # ---------------------------------------------------------------- builds
 
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
     ) -> Build:
         def op(tx: Tx) -> Build:
             c = tx.conn
@@ -355,11 +356,14 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                       buildset_id=request.buildset_id, worker=worker,
                       details={"build_id": build_id, "request_id": request.id})
             )
-            return Build(
+            build = Build(
                 id=build_id, builder=request.builder, number=number, worker=worker,
                 build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
                 properties=props,
             )
+            if step_names:
+                build.steps = _insert_steps(c, build, step_names)
+            return build
 
         return await self.writer.submit(op)
 
@@ -401,16 +405,7 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
         await self.writer.submit(op)
 
     async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        def op(tx: Tx) -> list[Step]:
-            out = []
-            for i, name in enumerate(names):
-                step_id = tx.conn.execute(
-                    _INSERT_STEP, {"build_id": build.id, "number": i, "name": name, "state_string": "pending"}
-                ).inserted_primary_key[0]  # type: ignore[index]
-                out.append(Step(id=int(step_id), build_id=build.id, number=i, name=name))
-            return out
-
-        return await self.writer.submit(op)
+        return await self.writer.submit(lambda tx: _insert_steps(tx.conn, build, names))
 
     async def start_step(self, build: Build, step: Step, at: float) -> None:
         def op(tx: Tx) -> None:
@@ -807,3 +802,12 @@ def _maybe_finish_buildset(tx: Tx, buildset_id: int, at: float) -> None:
     c.execute(_UPDATE_BUILDSET, {"b_id": buildset_id, "complete": True, "result": int(result), "completed_at": at})
     tx.emit(Event(kind="buildset.finished", at=at, buildset_id=buildset_id, result=result))
 
+
+def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str]) -> list[Step]:
+    out = []
+    for i, name in enumerate(names):
+        step_id = c.execute(
+            _INSERT_STEP, {"build_id": build.id, "number": i, "name": name, "state_string": "pending"}
+        ).inserted_primary_key[0]  # type: ignore[index]
+        out.append(Step(id=int(step_id), build_id=build.id, number=i, name=name))
+    return out

@@ -204,11 +204,16 @@ class FakeRepo:
         self.states.append((build.builder, build.number, step.number, state_string))
         self.changes.bump()
 
-    async def start_build(self, request: BuildRequest, worker: str, properties: list[Property], at: float) -> Build:
+    async def start_build(
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
+    ) -> Build:
         number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1
         build = Build(id=next(self._ids), builder=request.builder, number=number, worker=worker,
                       build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
                       properties=[*properties, Property("buildnumber", number, "Build")])
+        if step_names:
+            build.steps = await self.add_steps(build, step_names)
         self.builds.append(build)
         self.changes.bump()
         return build
