@@ -305,11 +305,11 @@ class BuildRunner:
             stdio = self._logs[name] = StepLog(info.id, name, self.repo, self.watchers)
         return stdio
 
-    async def _close_logs(self) -> None:
-        for stdio in self._logs.values():
-            await self.repo.finish_log(stdio.log_id)
-            self.watchers.notify(stdio.log_id)
+    def _take_logs(self) -> list[int]:
+        """The current step's open logs (ids), closed by finish_step's commit (one write for all)."""
+        ids = [stdio.log_id for stdio in self._logs.values()]
         self._logs = {}
+        return ids
 
     # -- files on the worker (paths relative to the builder directory unless absolute)
     def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
@@ -452,8 +452,9 @@ class BuildRunner:
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
         build = self.build
-        steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
-        build.steps = steps
+        if len(build.steps) != len(self.step_defs):  # else stored with the build (start_build)
+            build.steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
+        steps = build.steps
         held = LockSet(self.locks, self.build_locks, self.worker)
         try:
             if not await held.acquire(self, self._wait_build, self._stopped):
@@ -487,7 +488,7 @@ class BuildRunner:
             self._observers = {}
             self._state = None
             step_result = await self._run_locked_step(step, step_def)
-            await self._close_logs()
+            logs = self._take_logs()
             self._current_step = None
             self._observers = {}
             step.hidden = self._hidden(step_def, step_result)
@@ -495,7 +496,9 @@ class BuildRunner:
                 state = "skipped"
             else:
                 state = self.redact(self._state or self._describe(step_def, step_result))
-            await self.repo.finish_step(build, step, step_result, state, self.clock.now())
+            await self.repo.finish_step(build, step, step_result, state, self.clock.now(), logs=logs)
+            for log_id in logs:
+                self.watchers.notify(log_id)  # followers of the log see it complete
             if step_result == Result.RETRY:
                 result = Result.RETRY
                 halted = True
@@ -507,9 +510,8 @@ class BuildRunner:
             halted = halted or halt
         if self.stopped_reason is not None and result != Result.RETRY:
             result = Result.CANCELLED
-        await self.repo.set_build_properties(
-            build, [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
-        )
+        # Stored by finish_build, in the build's last commit (no write of its own).
+        build.properties = [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
         return result, _build_state(result, failed_step), result == Result.RETRY
 
     async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:

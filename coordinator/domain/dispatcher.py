@@ -327,7 +327,9 @@ class Dispatcher:
                 except Exception:
                     log.exception("collapsing requests into %d failed; building it alone", req.id)
             props, stamps = await self._properties(req, builder, session)
-            build = await self.repo.start_build(req, session.name, props, self.clock.now())
+            build = await self.repo.start_build(
+                req, session.name, props, self.clock.now(), [s.name for s in builder.steps]
+            )
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
@@ -338,12 +340,14 @@ class Dispatcher:
                 locks=self.locks, build_locks=accesses(builder.locks),
             )
             self.running[key] = runner
+            properties: list[Property] | None = None
             try:
                 result, state, requeue = await runner.run()
+                properties = build.properties  # the final ones (the runner keeps them there)
             except Exception:
                 log.exception("build %s/%d crashed", builder.name, build.number)
                 result, state, requeue = Result.EXCEPTION, "exception", False
-            await self.repo.finish_build(build, result, state, self.clock.now(), requeue)
+            await self.repo.finish_build(build, result, state, self.clock.now(), requeue, properties)
             if requeue:
                 self.add_request(req)
         except asyncio.CancelledError:

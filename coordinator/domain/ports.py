@@ -145,20 +145,30 @@ class Repository(Protocol):
 
     # builds, steps, logs
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float
-    ) -> Build: ...
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
+    ) -> Build:
+        """Store the new build (number: the builder's next); with `step_names`, also its steps
+        (pending, in `build.steps`) in the same commit, as add_steps would."""
+        ...
 
     async def finish_build(
-        self, build: Build, result: Result, state_string: str, at: float, requeue: bool
-    ) -> None: ...
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
+        properties: list[Property] | None = None,
+    ) -> None:
+        """End the build (and store its final `properties`, when given, in the same commit)."""
+        ...
 
     async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]: ...
 
     async def start_step(self, build: Build, step: Step, at: float) -> None: ...
 
     async def finish_step(
-        self, build: Build, step: Step, result: Result, state_string: str, at: float
-    ) -> None: ...
+        self, build: Build, step: Step, result: Result, state_string: str, at: float,
+        logs: Sequence[int] = (),
+    ) -> None:
+        """End the step; the step's open `logs` (ids) are marked complete in the same commit."""
+        ...
 
     async def set_build_properties(self, build: Build, properties: list[Property]) -> None: ...
 

@@ -4,6 +4,7 @@ builds, and the read side. Each write follows one path: decide -> persist -> pub
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
@@ -188,9 +189,17 @@ class CoordinatorService:
         bs_id, req_ids = await self.repo.add_buildset(bs, now, commit)
         if bs is None:
             return bs_id, req_ids
+        # What the dispatcher needs of the buildset (properties, source stamps, collapse checks)
+        # travels with its requests: no read of the buildset just committed when they start.
+        stored = Buildset(
+            id=bs_id, reason=bs.reason, scheduler=bs.scheduler, submitted_at=now,
+            sourcestamps=list(bs.sourcestamps), properties=[_as_stored(p) for p in bs.properties],
+            change_ids=list(bs.change_ids),
+        )
         for builder, req_id in req_ids.items():
             self.dispatcher.add_request(
-                BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now)
+                BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now,
+                             buildset=stored)
             )
         return bs_id, req_ids
 
@@ -564,3 +573,11 @@ def _limit(limit: int) -> int:
     if limit < 0:
         raise InvalidArgument("limit must not be negative")
     return min(limit or 20, 1000)
+
+
+def _as_stored(p: Property) -> Property:
+    """The property as reading it back from storage gives it (JSON: tuples become lists)."""
+    v = p.value
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return p
+    return Property(p.name, json.loads(json.dumps(v)), p.source)

@@ -17,6 +17,7 @@ from coordinator.storage import codec, scheduler_store, schema
 from coordinator.storage.writer import Tx
 
 t_state = schema.change_source_state
+_INSERT_CHANGE = schema.changes.insert()  # executed with parameters: compiled once
 
 
 def insert_changes(tx: Tx, changes: Sequence[Change], idempotency_key: str, at: float) -> tuple[list[int], bool]:
@@ -33,7 +34,7 @@ def insert_changes(tx: Tx, changes: Sequence[Change], idempotency_key: str, at: 
             return json.loads(row[0]), True
     ids = []
     for ch in changes:
-        ch_id = c.execute(schema.changes.insert().values(codec.change_values(ch))).inserted_primary_key[0]  # type: ignore[index]
+        ch_id = c.execute(_INSERT_CHANGE, codec.change_values(ch)).inserted_primary_key[0]  # type: ignore[index]
         ids.append(int(ch_id))
         tx.emit(
             Event(

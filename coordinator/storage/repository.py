@@ -52,6 +52,26 @@ t_chunks = schema.logchunks
 t_workers = schema.workers
 t_events = schema.events
 
+# Hot-path statements built once and executed with parameters: SQLAlchemy then reuses the
+# compiled form, where .values(...) on each call would rebuild and re-key the statement
+# (~4x the CPU of the execution itself on SQLite). Updates set the columns named in the
+# parameters; "b_id" is the row's id.
+_INSERT_BUILDSET = t_bs.insert()
+_INSERT_REQUEST = t_br.insert()
+_INSERT_BUILD = t_builds.insert()
+_INSERT_STEP = t_steps.insert()
+_INSERT_LOG = t_logs.insert()
+_UPDATE_REQUEST = t_br.update().where(t_br.c.id == sa.bindparam("b_id"))
+_UPDATE_BUILD = t_builds.update().where(t_builds.c.id == sa.bindparam("b_id"))
+_UPDATE_STEP = t_steps.update().where(t_steps.c.id == sa.bindparam("b_id"))
+_UPDATE_LOG = t_logs.update().where(t_logs.c.id == sa.bindparam("b_id"))
+_UPDATE_BUILDSET = t_bs.update().where(t_bs.c.id == sa.bindparam("b_id"))
+_CLAIM = t_br.update().where(
+    t_br.c.id == sa.bindparam("b_id"), t_br.c.claimed_by.is_(None), t_br.c.complete == sa.false()
+)
+_LAST_NUMBER = sa.select(sa.func.max(t_builds.c.number)).where(t_builds.c.builder == sa.bindparam("b_builder"))
+_REQUESTS_OF_BUILDSET = sa.select(t_br.c.complete, t_br.c.result).where(t_br.c.buildset_id == sa.bindparam("b_id"))
+
 
 class StorageError(Exception):
     """The database cannot be opened or used; the message says why."""
@@ -174,15 +194,16 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                 return 0, {}
             bs_id = int(
                 c.execute(
-                    t_bs.insert().values(
-                        reason=bs.reason,
-                        scheduler=bs.scheduler,
-                        submitted_at=at,
-                        sourcestamps_json=codec.stamps_to_json(bs.sourcestamps),
-                        properties_json=codec.props_to_json(bs.properties),
-                        change_ids_json=codec.dumps(bs.change_ids),
-                        complete=False,
-                    )
+                    _INSERT_BUILDSET,
+                    {
+                        "reason": bs.reason,
+                        "scheduler": bs.scheduler,
+                        "submitted_at": at,
+                        "sourcestamps_json": codec.stamps_to_json(bs.sourcestamps),
+                        "properties_json": codec.props_to_json(bs.properties),
+                        "change_ids_json": codec.dumps(bs.change_ids),
+                        "complete": False,
+                    },
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
             if commit is not None and commit.upstream_buildset_id:
@@ -204,13 +225,9 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
             for builder in bs.builders:
                 req_id = int(
                     c.execute(
-                        t_br.insert().values(
-                            buildset_id=bs_id,
-                            builder=builder,
-                            priority=bs.priority,
-                            submitted_at=at,
-                            complete=False,
-                        )
+                        _INSERT_REQUEST,
+                        {"buildset_id": bs_id, "builder": builder, "priority": bs.priority,
+                         "submitted_at": at, "complete": False},
                     ).inserted_primary_key[0]  # type: ignore[index]
                 )
                 req_ids[builder] = req_id
@@ -266,15 +283,7 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
         """Atomically claim an unclaimed request: exactly one claimer wins, on any engine."""
 
         def op(tx: Tx) -> bool:
-            res = tx.conn.execute(
-                t_br.update()
-                .where(
-                    t_br.c.id == request_id,
-                    t_br.c.claimed_by.is_(None),
-                    t_br.c.complete == sa.false(),
-                )
-                .values(claimed_by=coordinator_id, claimed_at=at)
-            )
+            res = tx.conn.execute(_CLAIM, {"b_id": request_id, "claimed_by": coordinator_id, "claimed_at": at})
             return res.rowcount == 1
 
         return await self.writer.submit(op)
@@ -339,29 +348,26 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
     # ---------------------------------------------------------------- builds
 
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
     ) -> Build:
         def op(tx: Tx) -> Build:
             c = tx.conn
-            number = (
-                c.execute(
-                    sa.select(sa.func.max(t_builds.c.number)).where(t_builds.c.builder == request.builder)
-                ).scalar()
-                or 0
-            ) + 1
+            number = (c.execute(_LAST_NUMBER, {"b_builder": request.builder}).scalar() or 0) + 1
             props = [*properties, Property("buildnumber", number, "Build")]
             build_id = int(
                 c.execute(
-                    t_builds.insert().values(
-                        builder=request.builder,
-                        number=number,
-                        worker=worker,
-                        buildrequest_id=request.id,
-                        buildset_id=request.buildset_id,
-                        started_at=at,
-                        state_string="starting",
-                        properties_json=codec.props_to_json(props),
-                    )
+                    _INSERT_BUILD,
+                    {
+                        "builder": request.builder,
+                        "number": number,
+                        "worker": worker,
+                        "buildrequest_id": request.id,
+                        "buildset_id": request.buildset_id,
+                        "started_at": at,
+                        "state_string": "starting",
+                        "properties_json": codec.props_to_json(props),
+                    },
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
             tx.emit(
@@ -369,25 +375,30 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                       buildset_id=request.buildset_id, worker=worker,
                       details={"build_id": build_id, "request_id": request.id})
             )
-            return Build(
+            build = Build(
                 id=build_id, builder=request.builder, number=number, worker=worker,
                 build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
                 properties=props,
             )
+            if step_names:
+                build.steps = _insert_steps(c, build, step_names)
+            return build
 
         return await self.writer.submit(op)
 
     async def finish_build(
-        self, build: Build, result: Result, state_string: str, at: float, requeue: bool
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
+        properties: list[Property] | None = None,
     ) -> None:
         """End a build; complete its request (or requeue it on RETRY) and maybe its buildset."""
 
         def op(tx: Tx) -> None:
             c = tx.conn
-            c.execute(
-                t_builds.update().where(t_builds.c.id == build.id)
-                .values(finished_at=at, result=int(result), state_string=state_string)
-            )
+            values: dict[str, Any] = {"b_id": build.id, "finished_at": at, "result": int(result),
+                                      "state_string": state_string}
+            if properties is not None:
+                values["properties_json"] = codec.props_to_json(properties)
+            c.execute(_UPDATE_BUILD, values)
             tx.emit(
                 Event(kind="build.finished", at=at, builder=build.builder, build_number=build.number,
                       buildset_id=build.buildset_id, result=result, worker=build.worker,
@@ -405,30 +416,19 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
                 )
                 return
             c.execute(
-                t_br.update().where(t_br.c.id == build.build_request_id)
-                .values(complete=True, result=int(result), completed_at=at)
+                _UPDATE_REQUEST,
+                {"b_id": build.build_request_id, "complete": True, "result": int(result), "completed_at": at},
             )
             _maybe_finish_buildset(tx, build.buildset_id, at)
 
         await self.writer.submit(op)
 
     async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        def op(tx: Tx) -> list[Step]:
-            out = []
-            for i, name in enumerate(names):
-                step_id = tx.conn.execute(
-                    t_steps.insert().values(build_id=build.id, number=i, name=name, state_string="pending")
-                ).inserted_primary_key[0]  # type: ignore[index]
-                out.append(Step(id=int(step_id), build_id=build.id, number=i, name=name))
-            return out
-
-        return await self.writer.submit(op)
+        return await self.writer.submit(lambda tx: _insert_steps(tx.conn, build, names))
 
     async def start_step(self, build: Build, step: Step, at: float) -> None:
         def op(tx: Tx) -> None:
-            tx.conn.execute(
-                t_steps.update().where(t_steps.c.id == step.id).values(started_at=at, state_string="running")
-            )
+            tx.conn.execute(_UPDATE_STEP, {"b_id": step.id, "started_at": at, "state_string": "running"})
             tx.emit(
                 Event(kind="step.started", at=at, builder=build.builder, build_number=build.number,
                       buildset_id=build.buildset_id, step_number=step.number, step_name=step.name,
@@ -438,14 +438,17 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
         await self.writer.submit(op)
 
     async def finish_step(
-        self, build: Build, step: Step, result: Result, state_string: str, at: float
+        self, build: Build, step: Step, result: Result, state_string: str, at: float,
+        logs: Sequence[int] = (),
     ) -> None:
         def op(tx: Tx) -> None:
+            for log_id in logs:
+                tx.conn.execute(_UPDATE_LOG, {"b_id": log_id, "complete": True})
             started = step.started_at  # None for a step that never ran (skipped)
             tx.conn.execute(
-                t_steps.update().where(t_steps.c.id == step.id)
-                .values(started_at=started, finished_at=at, result=int(result), state_string=state_string,
-                        hidden=step.hidden, urls_json=codec.dumps(step.urls))
+                _UPDATE_STEP,
+                {"b_id": step.id, "started_at": started, "finished_at": at, "result": int(result),
+                 "state_string": state_string, "hidden": step.hidden, "urls_json": codec.dumps(step.urls)},
             )
             tx.emit(
                 Event(kind="step.finished", at=at, builder=build.builder, build_number=build.number,
@@ -484,7 +487,7 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
         def op(tx: Tx) -> LogInfo:
             log_id = tx.conn.execute(
-                t_logs.insert().values(step_id=step.id, name=name, type=type_, size=0, complete=False)
+                _INSERT_LOG, {"step_id": step.id, "name": name, "type": type_, "size": 0, "complete": False}
             ).inserted_primary_key[0]  # type: ignore[index]
             return LogInfo(id=int(log_id), step_id=step.id, name=name, type=type_)
 
@@ -507,7 +510,7 @@ class SqlRepository(DispatchStore, ChangeSourceStates):
 
     async def finish_log(self, log_id: int) -> None:
         def op(tx: Tx) -> None:
-            tx.conn.execute(t_logs.update().where(t_logs.c.id == log_id).values(complete=True))
+            tx.conn.execute(_UPDATE_LOG, {"b_id": log_id, "complete": True})
 
         await self.writer.submit(op)
 
@@ -816,12 +819,21 @@ def _notification_from_row(r: Any) -> Notification:
 
 def _maybe_finish_buildset(tx: Tx, buildset_id: int, at: float) -> None:
     c = tx.conn
-    rows = c.execute(sa.select(t_br.c.complete, t_br.c.result).where(t_br.c.buildset_id == buildset_id)).all()
+    rows = c.execute(_REQUESTS_OF_BUILDSET, {"b_id": buildset_id}).all()
     if not all(r.complete for r in rows):
         return
     result = Result.SUCCESS
     for r in rows:
         result = worst(result, Result(r.result))
-    c.execute(t_bs.update().where(t_bs.c.id == buildset_id).values(complete=True, result=int(result), completed_at=at))
+    c.execute(_UPDATE_BUILDSET, {"b_id": buildset_id, "complete": True, "result": int(result), "completed_at": at})
     tx.emit(Event(kind="buildset.finished", at=at, buildset_id=buildset_id, result=result))
 
+
+def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str]) -> list[Step]:
+    out = []
+    for i, name in enumerate(names):
+        step_id = c.execute(
+            _INSERT_STEP, {"build_id": build.id, "number": i, "name": name, "state_string": "pending"}
+        ).inserted_primary_key[0]  # type: ignore[index]
+        out.append(Step(id=int(step_id), build_id=build.id, number=i, name=name))
+    return out

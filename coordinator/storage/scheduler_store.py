@@ -22,6 +22,10 @@ from coordinator.storage import codec, schema
 
 t_sc = schema.scheduler_changes
 t_state = schema.scheduler_state
+# Built once, executed with parameters (an expanding IN for the change ids).
+_CONSUME = t_sc.delete().where(
+    t_sc.c.scheduler == sa.bindparam("b_scheduler"), t_sc.c.change_id.in_(sa.bindparam("b_ids", expanding=True))
+)
 
 
 def insert_classified(conn: sa.Connection, ids: Sequence[int], classified: Sequence[Classified], at: float) -> None:
@@ -39,7 +43,7 @@ def apply_commit(conn: sa.Connection, commit: SchedulerCommit) -> None:
     AlreadyScheduled (rolling the whole transaction back) if either was done already."""
     ids = sorted(set(commit.change_ids))
     if ids:
-        res = conn.execute(t_sc.delete().where(t_sc.c.scheduler == commit.scheduler, t_sc.c.change_id.in_(ids)))
+        res = conn.execute(_CONSUME, {"b_scheduler": commit.scheduler, "b_ids": ids})
         if res.rowcount != len(ids):
             raise AlreadyScheduled(f"changes {ids} were already built by scheduler {commit.scheduler!r}")
     if commit.last_run is not None:

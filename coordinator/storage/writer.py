@@ -11,6 +11,7 @@ instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,34 +30,56 @@ MAX_BATCH = 1000
 
 
 class Tx:
-    """What an operation sees: the connection, and a way to record events atomically with it."""
+    """What an operation sees: the connection, and a way to record events atomically with it.
+
+    Events are inserted when the transaction's operations are done, all in one statement
+    (executemany with RETURNING, ids in emit order): one statement per commit instead of one
+    per event. Nothing reads an event's id before the commit, which publishes them."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self.events: list[Event] = []
+        self._pending: list[Event] = []
 
-    def emit(self, event: Event) -> Event:
-        values = {
-            "kind": event.kind,
-            "at": event.at,
-            "builder": event.builder,
-            "build_number": event.build_number,
-            "buildset_id": event.buildset_id,
-            "step_number": event.step_number,
-            "step_name": event.step_name,
-            "result": None if event.result is None else int(event.result),
-            "worker": event.worker,
-            "details_json": _dumps(event.details),
-        }
-        event_id = self.conn.execute(schema.events.insert().values(values)).inserted_primary_key[0]  # type: ignore[index]
-        stored = event.with_id(int(event_id))
-        self.events.append(stored)
-        return stored
+    def emit(self, event: Event) -> None:
+        self._pending.append(event)
+
+    def flush_events(self) -> list[Event]:
+        """Insert the emitted events; the stored ones (with ids), in emit order."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return self.events
+        rows = [_event_row(e) for e in pending]
+        if len(rows) == 1:
+            ids = [self.conn.execute(_INSERT_EVENT, rows[0]).inserted_primary_key[0]]  # type: ignore[index]
+        else:
+            result = self.conn.execute(
+                schema.events.insert().returning(schema.events.c.id, sort_by_parameter_order=True), rows
+            )
+            ids = list(result.scalars())
+        self.events.extend(e.with_id(int(i)) for e, i in zip(pending, ids, strict=True))
+        return self.events
+
+
+_INSERT_EVENT = schema.events.insert()
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": event.at,
+        "builder": event.builder,
+        "build_number": event.build_number,
+        "buildset_id": event.buildset_id,
+        "step_number": event.step_number,
+        "step_name": event.step_name,
+        "result": None if event.result is None else int(event.result),
+        "worker": event.worker,
+        "details_json": _dumps(event.details),
+    }
 
 
 def _dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -160,7 +183,7 @@ class Writer:
                 results[i] = op.fn(tx)
             if rows:
                 _insert_chunks(conn, rows)
-            return results, tx.events
+            return results, tx.flush_events()
 
         async with self._engine.begin() as conn:
             return await conn.run_sync(run)
@@ -172,11 +195,15 @@ def _insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         sizes[row["log_id"]] = sizes.get(row["log_id"], 0) + row["length"]
     for log_id, added in sizes.items():
-        conn.execute(
-            schema.logs.update()
-            .where(schema.logs.c.id == log_id)
-            .values(size=schema.logs.c.size + added)
-        )
+        conn.execute(_GROW_LOG, {"b_id": log_id, "b_added": added})
+
+
+# Built once, executed with parameters (no statement rebuilt per chunk batch).
+_GROW_LOG = (
+    schema.logs.update()
+    .where(schema.logs.c.id == sa.bindparam("b_id"))
+    .values(size=schema.logs.c.size + sa.bindparam("b_added"))
+)
 
 
 def _current_exception() -> BaseException:

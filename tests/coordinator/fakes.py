@@ -221,17 +221,27 @@ class FakeRepo:
         self.states.append((build.builder, build.number, step.number, state_string))
         self.changes.bump()
 
-    async def start_build(self, request: BuildRequest, worker: str, properties: list[Property], at: float) -> Build:
+    async def start_build(
+        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        step_names: Sequence[str] = (),
+    ) -> Build:
         number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1
         build = Build(id=next(self._ids), builder=request.builder, number=number, worker=worker,
                       build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
                       properties=[*properties, Property("buildnumber", number, "Build")])
+        if step_names:
+            build.steps = await self.add_steps(build, step_names)
         self.builds.append(build)
         self.changes.bump()
         return build
 
-    async def finish_build(self, build: Build, result: Result, state_string: str, at: float, requeue: bool) -> None:
+    async def finish_build(
+        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
+        properties: list[Property] | None = None,
+    ) -> None:
         build.finished_at, build.result, build.state_string = at, result, state_string
+        if properties is not None:
+            build.properties = list(properties)
         req = self.requests[build.build_request_id]
         if requeue:
             self.claimed_by.pop(req.id, None)
@@ -246,7 +256,9 @@ class FakeRepo:
     async def start_step(self, build: Build, step: Step, at: float) -> None:
         pass
 
-    async def finish_step(self, build: Build, step: Step, result: Result, state_string: str, at: float) -> None:
+    async def finish_step(
+        self, build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int] = ()
+    ) -> None:
         self.step_results.append((build.id, step.name, result))
         self.changes.bump()
 

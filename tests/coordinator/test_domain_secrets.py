@@ -111,9 +111,9 @@ async def test_state_string_hides_the_secret() -> None:
     states: list[str] = []
     original = repo.finish_step
 
-    async def finish_step(build: Build, step: Step, result: Result, state: str, at: float) -> None:
+    async def finish_step(build: Build, step: Step, result: Result, state: str, at: float, **kw: Any) -> None:
         states.append(state)
-        await original(build, step, result, state, at)
+        await original(build, step, result, state, at, **kw)
 
     repo.finish_step = finish_step  # type: ignore[method-assign]
     await r.run()

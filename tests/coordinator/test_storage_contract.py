@@ -538,6 +538,32 @@ async def test_start_build_numbers_builds_per_builder(store: Store) -> None:
     assert [(e.builder, e.build_number) for e in started] == [(a, 1), (a, 2), (a, 3), (b, 1)]
 
 
+async def test_start_build_stores_its_steps_and_finish_stores_properties_and_closes_logs(store: Store) -> None:
+    """The build path's folded writes: steps with the build, logs closed with their step, final
+    properties with the build's end."""
+    repo = store.repo
+    builder = uniq("b")
+    req = await request_for(repo, builder)
+    assert await repo.claim_request(req.id, "c1", T0)
+    build = await repo.start_build(req, "w1", [], T0 + 1, ["compile", "test"])
+    assert [(s.number, s.name) for s in build.steps] == [(0, "compile"), (1, "test")]
+    step = build.steps[0]
+    step.started_at = T0 + 2
+    await repo.start_step(build, step, T0 + 2)
+    info = await repo.add_log(step, "stdio", "s")
+    await repo.finish_step(build, step, Result.SUCCESS, "compiled", T0 + 3, logs=[info.id])
+    await repo.finish_step(build, build.steps[1], Result.SKIPPED, "skipped", T0 + 3)
+    await repo.finish_build(build, Result.SUCCESS, "build successful", T0 + 4, requeue=False,
+                            properties=[Property("got_revision", "abc", "Step")])
+    stored = await repo.get_build(builder, build.number)
+    assert stored is not None
+    assert [(s.id, s.name, s.state_string) for s in stored.steps] == [
+        (build.steps[0].id, "compile", "compiled"), (build.steps[1].id, "test", "skipped")]
+    assert [(lg.name, lg.complete) for lg in stored.steps[0].logs] == [("stdio", True)]
+    assert {p.name: p.value for p in stored.properties} == {"got_revision": "abc"}
+    assert stored.result == Result.SUCCESS and stored.state_string == "build successful"
+
+
 async def test_finish_build_completes_request_and_buildset_with_worst_result(store: Store) -> None:
     repo = store.repo
     b1, b2 = uniq("b"), uniq("b")
