@@ -1,53 +1,27 @@
-"""Runs one build: its steps in order on one worker, with Buildbot's result rules."""
+"""Runs one build: its steps in order on one worker, with Buildbot's result rules.
+
+BuildRunner is the StepContext; its read-only part, step logs and worker files are in
+build_context.py, build_logs.py and build_files.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from coordinator.domain.commands import (
-    DOWNLOAD,
-    GLOB,
-    HEADER,
-    MKDIR,
-    RMDIR,
-    STAT,
-    UPLOAD,
-    UPLOAD_DIR,
-    CommandSpec,
-    FileCommand,
-    FileResult,
-    Finished,
-    TransferError,
-    WorkerLost,
-)
+from coordinator.domain.build_files import WorkerFiles
+from coordinator.domain.build_logs import StepLogs
+from coordinator.domain.commands import HEADER, CommandSpec, Finished, TransferError, WorkerLost
 from coordinator.domain.errors import StepError
-from coordinator.domain.locks import LockAccess, LockRegistry, LockSet, accesses
-from coordinator.domain.logs import (
-    LineObserver,
-    LineSplitter,
-    LogWatchers,
-    OutputCollector,
-    StepLog,
-)
-from coordinator.domain.model import Artifact, Build, Property, SourceStamp, Step
-from coordinator.domain.ports import (
-    ArtifactStore,
-    ByteSink,
-    Clock,
-    HostCommands,
-    Repository,
-    SecretProvider,
-)
-from coordinator.domain.renderables import render
+from coordinator.domain.locks import LockSet, accesses
+from coordinator.domain.logs import LineSplitter, OutputCollector, StepLog
+from coordinator.domain.model import Property, SourceStamp, Step
 from coordinator.domain.results import Result, worst
-from coordinator.domain.secrets import BuildSecrets
-from coordinator.domain.sessions import OutputHandler, WorkerSession
+from coordinator.domain.sessions import OutputHandler
 from coordinator.domain.steps import BuildStep
-from coordinator.domain.trigger_port import Triggered, TriggerPort
+from coordinator.domain.trigger_port import Triggered
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,121 +58,10 @@ def combine(build_result: Result, step: ResultFlags, step_result: Result) -> tup
     return worst(build_result, overall), halt
 
 
-class BuildRunner:
+class BuildRunner(StepLogs, WorkerFiles):
     """One running build. `run()` returns (result, state string, whether to requeue)."""
 
-    def __init__(
-        self,
-        build: Build,
-        steps: Sequence[BuildStep],
-        builddir: str,
-        session: WorkerSession,
-        repo: Repository,
-        watchers: LogWatchers,
-        clock: Clock,
-        sourcestamps: Sequence[SourceStamp] = (),
-        artifacts: ArtifactStore | None = None,
-        trigger_port: TriggerPort | None = None,
-        *,
-        secrets: Sequence[SecretProvider] = (),
-        host: HostCommands | None = None,
-        locks: LockRegistry | None = None,
-        build_locks: Sequence[LockAccess] = (),
-    ) -> None:
-        self.build = build
-        self._artifacts = artifacts
-        self.trigger_port = trigger_port
-        self.locks = locks or LockRegistry()
-        self.build_locks = list(build_locks)
-        self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
-        self._stopped = asyncio.Event()
-        self._sourcestamps = list(sourcestamps or build.sourcestamps)
-        self.step_defs = list(steps)
-        self.builddir = builddir
-        self.session = session
-        self.repo = repo
-        self.watchers = watchers
-        self.clock = clock
-        self.properties: dict[str, Property] = {p.name: p for p in build.properties}
-        self.stopped_reason: str | None = None
-        self._stopped_step: Step | None = None  # the step running when the build was stopped
-        self._current_command: str | None = None
-        self._current_transfer: str | None = None
-        self._current_step: Step | None = None
-        self._command_seq = 0
-        self._observers: dict[str, list[LineObserver]] = {}
-        self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
-        self._current_host: Any = None  # HostProcess of a running MasterShellCommand
-        self._host = host
-        self.secrets = BuildSecrets(secrets)
-        self._state: str | None = None  # the current step's own state string, when it set one
-
-    # -- StepContext
-    @property
-    def builder(self) -> str:
-        return self.build.builder
-
-    @property
-    def worker(self) -> str:
-        return self.build.worker
-
-    @property
-    def build_number(self) -> int:
-        return self.build.number
-
-    @property
-    def interrupted(self) -> bool:
-        """Whether the running step was stopped. An alwaysRun step that runs after a stop is
-        not: as in Buildbot, it runs its commands normally."""
-        return self.stopped_reason is not None and self._current_step is self._stopped_step
-
-    def get_property(self, name: str, default: Any = None) -> Any:
-        p = self.properties.get(name)
-        return default if p is None else p.value
-
-    def add_log_observer(self, log_name: str, observer: LineObserver) -> None:
-        """Call `observer(channel, line)` for each stdout/stderr line of the current step's
-        logs named `log_name`, as the output is stored (registered for the current step only)."""
-        self._observers.setdefault(log_name, []).append(observer)
-
-    def has_property(self, name: str) -> bool:
-        return name in self.properties
-
-    def set_property(self, name: str, value: Any, source: str) -> None:
-        self.properties[name] = Property(name, value, source)
-
-    # Buildbot's spellings, for @renderer functions written for Buildbot.
-    getProperty = get_property
-    hasProperty = has_property
-
-    @property
-    def sourcestamps(self) -> Sequence[SourceStamp]:
-        return self._sourcestamps
-
-    @property
-    def worker_info(self) -> Mapping[str, Any]:
-        """What %(worker:KEY)s reads: the worker's name, what it advertised (os, arch, version,
-        labels) and its configured properties."""
-        info: dict[str, Any] = {"name": self.build.worker, "workername": self.build.worker}
-        info.update(self.session.info)
-        for p in self.properties.values():
-            if p.source == "Worker" and p.name not in ("workername",) and not p.name.startswith("worker_"):
-                info.setdefault(p.name, p.value)
-        return info
-
-    def get_secret(self, name: str) -> str:
-        """The secret's value; remembered, so that it is hidden from logs, state strings and
-        stored properties."""
-        return self.secrets.get(name)
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret value of this build replaced by ``<secret NAME>``."""
-        return self.secrets.redact(text)
-
-    def render(self, value: Any) -> Any:
-        """`value` with its Property/Interpolate/Transform/renderer parts rendered for this build."""
-        return render(value, self)
-
+    # -- StepContext: commands
     async def run_command(
         self,
         command: Sequence[str] | str,
@@ -287,133 +150,6 @@ class BuildRunner:
         if not self.secrets:
             return stdio.write
         return lambda channel, data: stdio.write(channel, self.secrets.redact_bytes(data))
-
-    async def write_log(self, text: str, log_name: str = "stdio") -> None:
-        """Add a line of explanation (header channel) to a log of the current step."""
-        stdio = await self._open_log(log_name)
-        await stdio.write(HEADER, self.redact(text if text.endswith("\n") else text + "\n").encode())
-
-    async def _open_log(self, name: str) -> StepLog:
-        """The current step's log `name`, created on first use (a step's commands may share one
-        log, as a Git step's do)."""
-        step = self._current_step
-        assert step is not None, "logs are only available while a step runs"
-        stdio = self._logs.get(name)
-        if stdio is None:
-            info = await self.repo.add_log(step, name, "s")
-            step.logs.append(info)
-            stdio = self._logs[name] = StepLog(info.id, name, self.repo, self.watchers)
-        return stdio
-
-    def _take_logs(self) -> list[int]:
-        """The current step's open logs (ids), closed by finish_step's commit (one write for all)."""
-        ids = [stdio.log_id for stdio in self._logs.values()]
-        self._logs = {}
-        return ids
-
-    # -- files on the worker (paths relative to the builder directory unless absolute)
-    def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
-        step = self._current_step
-        assert step is not None, "file operations are only available while a step runs"
-        self._command_seq += 1
-        rid = f"{self.build.id}-{step.number}-{self._command_seq}"
-        return FileCommand(rid, op, self.builddir, path, max_size, mode)
-
-    async def _transfer(self, cmd: FileCommand, run: Coroutine[Any, Any, FileResult]) -> FileResult:
-        """Run a file primitive as the step's current one (so stopping the build cancels it)."""
-        if self.interrupted:
-            run.close()  # never started
-            raise TransferError(f"interrupted: {self.stopped_reason}")
-        self._current_transfer = cmd.request_id
-        try:
-            return await run
-        finally:
-            self._current_transfer = None
-
-    async def _request(self, op: str, path: str) -> FileResult:
-        cmd = self._file_command(op, path)
-        return await self._transfer(cmd, self.session.files.request(cmd))
-
-    async def mkdir(self, path: str) -> None:
-        """Create the directory `path` (and its parents) on the worker."""
-        await self._request(MKDIR, path)
-
-    async def rmdir(self, path: str) -> None:
-        """Remove `path` on the worker, recursively (nothing to do if it does not exist)."""
-        await self._request(RMDIR, path)
-
-    async def stat(self, path: str) -> FileResult | None:
-        """`path` on the worker (is_dir, size, mtime), or None when it does not exist."""
-        result = await self._request(STAT, path)
-        return result if result.exists else None
-
-    async def glob(self, pattern: str) -> list[str]:
-        """Paths on the worker matching `pattern` (relative patterns give relative paths)."""
-        return list((await self._request(GLOB, pattern)).paths)
-
-    async def upload(
-        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
-    ) -> FileResult:
-        """Copy the worker's file (or directory, as a tar stream) `workersrc` into `sink`;
-        the sink is committed once all bytes arrived with the right sha256, else aborted.
-        Raises TransferError (missing file, too large, damaged) or WorkerLost."""
-        cmd = self._file_command(UPLOAD_DIR if directory else UPLOAD, workersrc, max_size)
-        try:
-            result = await self._transfer(cmd, self.session.files.receive(cmd, sink.write))
-        except BaseException:
-            await sink.abort()
-            raise
-        await sink.commit()
-        return result
-
-    async def download(
-        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
-    ) -> FileResult:
-        """Write `chunks` into the worker's file `workerdest` (verified by sha256, in place
-        only once complete)."""
-        cmd = self._file_command(DOWNLOAD, workerdest, max_size, mode)
-        return await self._transfer(cmd, self.session.files.send(cmd, chunks))
-
-    @property
-    def artifacts(self) -> ArtifactStore:
-        if self._artifacts is None:
-            raise RuntimeError("this coordinator has no artifact store")
-        return self._artifacts
-
-    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
-        """Record an artifact of this build, produced by the current step."""
-        step = self._current_step
-        assert step is not None
-        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
-
-    async def add_log(self, name: str, text: str) -> None:
-        """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
-        step = self._current_step
-        assert step is not None
-        info = await self.repo.add_log(step, name, "t")
-        step.logs.append(info)
-        try:
-            await StepLog(info.id, name, self.repo, self.watchers).write(1, text.encode())
-        finally:
-            await self.repo.finish_log(info.id)
-            self.watchers.notify(info.id)
-
-    async def add_url(self, name: str, url: str) -> None:
-        step = self._current_step
-        assert step is not None, "add_url is only available while a step runs"
-        step.urls.append((name, url))
-        await self.repo.set_step_urls(self.build, step, self.clock.now())
-
-    def set_state(self, text: str) -> None:
-        """The current step's state string when it finishes, e.g. "12 tests, 2 failed"
-        (Buildbot's setStateString), instead of its description."""
-        self._state = text
-
-    async def _note_failure(self, message: str) -> None:
-        step = self._current_step
-        self.set_state(f"{step.name if step else 'step'} failed: {message}")
-        if step is not None:
-            await self.add_log("error", message + "\n")
 
     async def trigger(
         self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
