@@ -4,8 +4,7 @@ found, together with what that source has seen, in one transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -14,8 +13,10 @@ from coordinator.domain.events import Event
 from coordinator.domain.model import Change
 from coordinator.domain.scheduler_state import Classified
 from coordinator.storage import codec, scheduler_store, schema
+from coordinator.storage.store import Store
 from coordinator.storage.writer import Tx
 
+t_changes = schema.changes
 t_state = schema.change_source_state
 _INSERT_CHANGE = schema.changes.insert()  # executed with parameters: compiled once
 
@@ -59,11 +60,45 @@ def insert_changes(tx: Tx, changes: Sequence[Change], idempotency_key: str, at: 
     return ids, False
 
 
-class ChangeSourceStates:
-    """The change-source part of SqlRepository (which provides `writer` and `_read`)."""
+class ChangeStore(Store):
+    """The change part of SqlRepository."""
 
-    writer: Any
-    _read: Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]]
+    async def add_changes(
+        self, changes: Sequence[Change], idempotency_key: str, at: float,
+        classified: Sequence[Classified] = (),
+    ) -> tuple[list[int], bool]:
+        def op(tx: Tx) -> tuple[list[int], bool]:
+            ids, duplicate = insert_changes(tx, changes, idempotency_key, at)
+            if not duplicate:
+                scheduler_store.insert_classified(tx.conn, ids, classified, at)
+            return ids, duplicate
+
+        return await self.writer.submit(op)
+
+    async def get_change(self, change_id: int) -> Change | None:
+        def q(c: sa.Connection) -> Change | None:
+            row = c.execute(sa.select(t_changes).where(t_changes.c.id == change_id)).first()
+            return None if row is None else codec.change_from_row(row)
+
+        return await self._read(q)
+
+    async def get_changes(self, ids: Sequence[int]) -> list[Change]:
+        def q(c: sa.Connection) -> list[Change]:
+            rows = c.execute(sa.select(t_changes).where(t_changes.c.id.in_(list(ids))).order_by(t_changes.c.id))
+            return [codec.change_from_row(r) for r in rows]
+
+        return await self._read(q) if ids else []
+
+    async def list_changes(self, limit: int) -> list[Change]:
+        def q(c: sa.Connection) -> list[Change]:
+            rows = c.execute(sa.select(t_changes).order_by(t_changes.c.id.desc()).limit(limit))
+            return [codec.change_from_row(r) for r in rows]
+
+        return await self._read(q)
+
+
+class ChangeSourceStates(Store):
+    """The change-source part of SqlRepository."""
 
     async def get_change_source_state(self, name: str) -> dict[str, str] | None:
         """The branch heads `name` saw last; None if it never polled."""

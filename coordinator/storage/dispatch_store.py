@@ -3,7 +3,7 @@ request list, and the state strings of builds and steps that wait (e.g. for a lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -12,7 +12,9 @@ from coordinator.domain.events import Event
 from coordinator.domain.model import Build, BuildRequest, Buildset, Step
 from coordinator.domain.results import Result
 from coordinator.storage import codec, schema
-from coordinator.storage.writer import Tx, Writer
+from coordinator.storage.buildset_store import maybe_finish_buildset  # shared with builds
+from coordinator.storage.store import Store
+from coordinator.storage.writer import Tx
 
 T = TypeVar("T")
 t_bs = schema.buildsets
@@ -22,11 +24,8 @@ t_steps = schema.steps
 t_collapses = schema.buildrequest_collapses
 
 
-class DispatchStore:
-    """Mixed into SqlRepository (which provides `writer` and `_read`)."""
-
-    writer: Writer
-    _read: Callable[..., Any]
+class DispatchStore(Store):
+    """The scheduling part of SqlRepository."""
 
     async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
         ids = list(buildset_ids)
@@ -38,10 +37,9 @@ class DispatchStore:
                     out[r.id] = codec.buildset_from_row(r)
             return out
 
-        return await self._read(q)  # type: ignore[no-any-return]
+        return await self._read(q)
 
     async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
-        from coordinator.storage.repository import _maybe_finish_buildset  # shared with builds
 
         def op(tx: Tx) -> list[int]:
             c = tx.conn
@@ -66,7 +64,7 @@ class DispatchStore:
                           result=Result.SKIPPED, details={"request_id": r.id, "absorbed_by": into.id})
                 )
             for bs_id in sorted({r.buildset_id for r in rows}):
-                _maybe_finish_buildset(tx, bs_id, at)
+                maybe_finish_buildset(tx, bs_id, at)
             return absorbed
 
         return await self.writer.submit(op)
@@ -85,7 +83,7 @@ class DispatchStore:
                 stmt = stmt.where(t_br.c.buildset_id == buildset_id)
             return [_request(r) for r in c.execute(stmt)]
 
-        return await self._read(q)  # type: ignore[no-any-return]
+        return await self._read(q)
 
     async def cancel_requests(
         self, request_ids: Sequence[int], reason: str, at: float
@@ -93,7 +91,6 @@ class DispatchStore:
         """Complete the requests nobody claimed as CANCELLED (one conditional UPDATE each, so a
         claim and a cancel never both win), finishing their buildsets when that was their last
         request; returns the ids cancelled and every existing request as it is now."""
-        from coordinator.storage.repository import _maybe_finish_buildset  # shared with builds
 
         def op(tx: Tx) -> tuple[list[int], dict[int, BuildRequest]]:
             c = tx.conn
@@ -119,7 +116,7 @@ class DispatchStore:
                           result=Result.CANCELLED, details={"request_id": rid, "reason": reason})
                 )
             for bs_id in sorted({now[rid].buildset_id for rid in cancelled}):
-                _maybe_finish_buildset(tx, bs_id, at)
+                maybe_finish_buildset(tx, bs_id, at)
             return cancelled, now
 
         return await self.writer.submit(op)
