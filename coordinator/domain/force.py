@@ -170,7 +170,7 @@ def _show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-class ForceScheduler(schedulers.ForceScheduler):
+class ForceScheduler(schedulers.Scheduler):
     """Buildbot's ForceScheduler: `properties` is a list of parameters (a dict still gives fixed
     scheduler properties, as before); `codebases` the codebases a forced build carries."""
 
@@ -274,3 +274,30 @@ class ForceScheduler(schedulers.ForceScheduler):
         )
         bs.sourcestamps = self.sourcestamps(top, per_codebase)
         return bs
+
+    def buildset_for(
+        self,
+        builder: str,
+        *,
+        reason: str,
+        owner: str,
+        branch: str,
+        revision: str,
+        repository: str,
+        project: str,
+        properties: list[Property],
+    ) -> NewBuildset:
+        who = f" by '{owner}'" if owner else ""
+        text = f"A build was forced{who}" + (f": {reason}" if reason else "")
+        props = [Property(p.name, p.value, "Force Build Form") for p in properties]
+        if owner:
+            props.append(Property("owner", owner, "Force Build Form"))
+        props.append(Property("reason", reason, "Force Build Form"))
+        return NewBuildset(
+            reason=text,
+            scheduler=self.name,
+            builders=[builder],
+            sourcestamps=[SourceStamp(repository=repository, branch=branch, revision=revision, project=project)],
+            properties=props + self.scheduler_properties(),
+            priority=self.priority,
+        )

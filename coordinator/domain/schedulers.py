@@ -14,7 +14,7 @@ from typing import Any
 
 from coordinator.domain.change_filters import ChangeFilter, importance
 from coordinator.domain.codebases import parse_codebases, stamps_for_changes
-from coordinator.domain.model import Change, NewBuildset, Property, SourceStamp
+from coordinator.domain.model import Change, NewBuildset, Property
 from coordinator.domain.ports import Clock, TimerHandle
 from coordinator.domain.scheduler_state import AlreadyScheduled, SchedulerCommit, SchedulerRecord
 from coordinator.domain.steps import caller_location
@@ -285,34 +285,3 @@ class AnyBranchScheduler(ChangeScheduler):
 
     def gathering_key(self, change: Change) -> str:
         return f"{change.codebase}\x1f{change.branch}"  # no NUL: PostgreSQL text refuses it
-
-
-class ForceScheduler(Scheduler):
-    """Lets a person (API, CLI) force a build of its builders."""
-
-    def buildset_for(
-        self,
-        builder: str,
-        *,
-        reason: str,
-        owner: str,
-        branch: str,
-        revision: str,
-        repository: str,
-        project: str,
-        properties: list[Property],
-    ) -> NewBuildset:
-        who = f" by '{owner}'" if owner else ""
-        text = f"A build was forced{who}" + (f": {reason}" if reason else "")
-        props = [Property(p.name, p.value, "Force Build Form") for p in properties]
-        if owner:
-            props.append(Property("owner", owner, "Force Build Form"))
-        props.append(Property("reason", reason, "Force Build Form"))
-        return NewBuildset(
-            reason=text,
-            scheduler=self.name,
-            builders=[builder],
-            sourcestamps=[SourceStamp(repository=repository, branch=branch, revision=revision, project=project)],
-            properties=props + self.scheduler_properties(),
-            priority=self.priority,
-        )

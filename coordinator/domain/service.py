@@ -8,8 +8,7 @@ from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.eta import EtaEstimator
 from coordinator.domain.events import EventBus
-from coordinator.domain.force import ForceScheduler as TypedForceScheduler
-from coordinator.domain.force import ParameterInfo
+from coordinator.domain.force import ForceScheduler, ParameterInfo
 from coordinator.domain.model import (
     BuildRequest,
     Change,
@@ -19,7 +18,6 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Repository
 from coordinator.domain.scheduler_control import SchedulerControl
-from coordinator.domain.schedulers import ForceScheduler
 from coordinator.domain.service_reads import ServiceReads
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.triggerable import BuildsetFollower
@@ -127,18 +125,10 @@ class CoordinatorService(SchedulerControl, ServiceReads):
                 ("repository", stamp.repository, 1024), ("project", stamp.project, 256),
             ):
                 check_length(f"sourcestamps[{i}].{field}", value, limit)
-        if isinstance(sched, TypedForceScheduler):
-            top = SourceStamp(repository=repository, branch=branch, revision=revision, project=project)
-            bs = sched.force_buildset(
-                builder, reason=reason, owner=owner, top=top, per_codebase=sourcestamps or [], properties=props,
-            )
-        else:
-            if sourcestamps:
-                raise InvalidArgument(f"ForceScheduler {sched.name!r} declares no codebases")
-            bs = sched.buildset_for(
-                builder, reason=reason, owner=owner, branch=branch, revision=revision,
-                repository=repository, project=project, properties=props,
-            )
+        top = SourceStamp(repository=repository, branch=branch, revision=revision, project=project)
+        bs = sched.force_buildset(
+            builder, reason=reason, owner=owner, top=top, per_codebase=sourcestamps or [], properties=props,
+        )
         if priority is not None:
             bs.priority = priority
         bs_id, req_ids = await self.submit_buildset(bs)
@@ -172,8 +162,6 @@ class CoordinatorService(SchedulerControl, ServiceReads):
             sched = self.force_scheduler(builder)
         except (InvalidArgument, FailedPrecondition):
             return "", [], []
-        if not isinstance(sched, TypedForceScheduler):
-            return sched.name, [], []
         return sched.name, sched.parameter_infos(), list((sched.codebases or {}).values())
 
     async def rebuild_build(self, builder: str, number: int) -> tuple[int, int]:

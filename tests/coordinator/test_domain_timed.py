@@ -12,11 +12,11 @@ import pytest
 from coordinator.domain.cron import CronSpec
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, NotFound
+from coordinator.domain.force import ForceScheduler
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Change
 from coordinator.domain.schedulers import (
     AnyBranchScheduler,
-    ForceScheduler,
     Scheduler,
     SingleBranchScheduler,
 )

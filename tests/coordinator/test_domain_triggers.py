@@ -17,6 +17,7 @@ from coordinator.domain.build_runner import BuildRunner
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
+from coordinator.domain.force import ForceScheduler
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import (
     Build,
@@ -29,7 +30,6 @@ from coordinator.domain.model import (
 from coordinator.domain.renderables import Interpolate
 from coordinator.domain.results import Result
 from coordinator.domain.scheduler_state import SchedulerCommit
-from coordinator.domain.schedulers import ForceScheduler
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.trigger_port import Triggered

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 
 from coordinator.domain.dispatcher import Dispatcher
 from coordinator.domain.events import EventBus
+from coordinator.domain.force import ForceScheduler
 from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import BuildRequest, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.domain.scheduler_state import AlreadyScheduled, Classified, SchedulerCommit
-from coordinator.domain.schedulers import ForceScheduler, SingleBranchScheduler
+from coordinator.domain.schedulers import SingleBranchScheduler
 from coordinator.domain.service import CoordinatorService
 from coordinator.domain.sessions import WorkerRegistry
 from coordinator.domain.triggerable import Dependent
