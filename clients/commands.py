@@ -92,14 +92,14 @@ def _default_owner() -> str:
 
 
 async def cmd_force(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        if args.parameters:
+    if args.parameters:
+        async with _client(args) as client:
             builder = await client.get_builder(args.builder)
-            if args.json:
-                _emit_json(builder)
-            else:
-                _console().print(render.force_form(builder))
-            return 0
+        if args.json:
+            _emit_json(builder)
+        else:
+            _console().print(render.force_form(builder))
+        return 0
     codebases: dict[str, dict[str, str]] = {}
     for codebase, field, value in args.codebase:
         codebases.setdefault(codebase, {})[field] = value
