@@ -20,15 +20,15 @@ from coordinator.api.workers import WorkerServicer
 from coordinator.artifacts import FileArtifactStore
 from coordinator.changesources.git_poller import GitCli
 from coordinator.config.objects import MasterConfig
-from coordinator.domain.change_sources import PollingLoop
-from coordinator.domain.dispatcher import Dispatcher
-from coordinator.domain.eta import EtaEstimator
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.eta import EtaEstimator
+from coordinator.domain.changes.sources import PollingLoop
 from coordinator.domain.events import EventBus
-from coordinator.domain.logs import LogWatchers
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.service import CoordinatorService
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.status import LogReader, StatusFeed
+from coordinator.domain.status.feed import LogReader, StatusFeed
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
 from coordinator.web.receiver import WebhookReceiver

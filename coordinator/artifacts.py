@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from coordinator.domain.commands import TransferError
+from coordinator.domain.workers.commands import TransferError
 
 CHUNK_SIZE = 256 * 1024
 

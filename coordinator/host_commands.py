@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from coordinator.domain.commands import STDERR, STDOUT
+from coordinator.domain.workers.commands import STDERR, STDOUT
 
 READ_SIZE = 32 * 1024
 OutputHandler = Callable[[int, bytes], Awaitable[None]]

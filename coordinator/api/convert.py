@@ -9,12 +9,12 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coordinator.domain import model
-from coordinator.domain.eta import BuildEstimate
+from coordinator.domain.builds.eta import BuildEstimate
+from coordinator.domain.changes.validation import check_property_name, parse_property_value
 from coordinator.domain.events import Event
-from coordinator.domain.force import ParameterInfo
 from coordinator.domain.ports import Notification
-from coordinator.domain.schedulers import Scheduler
-from coordinator.domain.validation import check_property_name, parse_property_value
+from coordinator.domain.scheduling.force import ParameterInfo
+from coordinator.domain.scheduling.schedulers import Scheduler
 from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
 
 

@@ -10,7 +10,7 @@ from coordinator.api import convert
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import EventFilter
 from coordinator.domain.service import CoordinatorService
-from coordinator.domain.status import LogReader, StatusFeed
+from coordinator.domain.status.feed import LogReader, StatusFeed
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,

@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from coordinator.domain.commands import (
+from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.workers.commands import (
     Ack,
     CommandSpec,
     FileAck,
@@ -26,8 +27,7 @@ from coordinator.domain.commands import (
     Interrupt,
     Output,
 )
-from coordinator.domain.errors import Unauthenticated
-from coordinator.domain.sessions import Outbound, WorkerRegistry, WorkerSession
+from coordinator.domain.workers.sessions import Outbound, WorkerRegistry, WorkerSession
 from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from coordinator.domain.change_sources import Commit, GitPoller
+from coordinator.domain.changes.sources import Commit, GitPoller
 
 # Unit separators git puts between the fields and records of `git log` (never in messages).
 _FORMAT = "--format=%x1e%H%x1f%an <%ae>%x1f%cn <%ce>%x1f%ct%x1f%B%x1f"

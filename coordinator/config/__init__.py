@@ -6,22 +6,11 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
-from coordinator.domain.builders import Builder
-from coordinator.domain.change_filters import ChangeFilter
-from coordinator.domain.change_sources import GitPoller
-from coordinator.domain.force import (
-    BooleanParameter,
-    ChoiceStringParameter,
-    FixedParameter,
-    ForceScheduler,
-    IntParameter,
-    StringParameter,
-    TextParameter,
-)
-from coordinator.domain.junit import Test
-from coordinator.domain.locks import MasterLock, WorkerLock
-from coordinator.domain.master_steps import MasterShellCommand
-from coordinator.domain.renderables import (
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.locks import MasterLock, WorkerLock
+from coordinator.domain.changes.filters import ChangeFilter
+from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.properties.renderables import (
     Interpolate,
     Property,
     Secret,
@@ -30,20 +19,31 @@ from coordinator.domain.renderables import (
     renderer,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.schedulers import AnyBranchScheduler, SingleBranchScheduler
-from coordinator.domain.shell_steps import (
+from coordinator.domain.scheduling.force import (
+    BooleanParameter,
+    ChoiceStringParameter,
+    FixedParameter,
+    ForceScheduler,
+    IntParameter,
+    StringParameter,
+    TextParameter,
+)
+from coordinator.domain.scheduling.schedulers import AnyBranchScheduler, SingleBranchScheduler
+from coordinator.domain.scheduling.timed import Nightly, Periodic
+from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.steps.base import BuildStep, ShellCommand
+from coordinator.domain.steps.junit import Test
+from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.shell import (
     Compile,
     SetPropertyFromCommand,
     ShellArg,
     ShellSequence,
     WarningCountingShellCommand,
 )
-from coordinator.domain.source_steps import Git
-from coordinator.domain.steps import BuildStep, ShellCommand
-from coordinator.domain.timed import Nightly, Periodic
-from coordinator.domain.transfer_steps import DirectoryUpload, FileDownload, FileUpload
-from coordinator.domain.trigger_step import Trigger
-from coordinator.domain.triggerable import Dependent, Triggerable
+from coordinator.domain.steps.source import Git
+from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, FileUpload
+from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.config.objects import MasterConfig
-from coordinator.domain.builders import Builder
-from coordinator.domain.change_filters import ChangeFilter
-from coordinator.domain.change_sources import GitPoller
-from coordinator.domain.locks import BaseLock, LockAccess, lock_errors
-from coordinator.domain.master_steps import DISABLED as MASTER_COMMANDS_DISABLED
-from coordinator.domain.master_steps import MasterShellCommand
-from coordinator.domain.schedulers import ChangeScheduler, Scheduler
-from coordinator.domain.sessions import WorkerDecl
-from coordinator.domain.steps import BuildStep
-from coordinator.domain.trigger_step import Trigger
-from coordinator.domain.triggerable import Dependent, Triggerable
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
+from coordinator.domain.changes.filters import ChangeFilter
+from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
+from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.steps.base import BuildStep
+from coordinator.domain.steps.master import DISABLED as MASTER_COMMANDS_DISABLED
+from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.trigger import Trigger
+from coordinator.domain.workers.sessions import WorkerDecl
 from coordinator.web.settings import web_settings
 from notifiers.base import Notifier
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.domain.builders import Builder
-from coordinator.domain.schedulers import Scheduler
-from coordinator.domain.sessions import WorkerDecl
-from coordinator.domain.steps import caller_location
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.location import caller_location
+from coordinator.domain.scheduling.schedulers import Scheduler
+from coordinator.domain.workers.sessions import WorkerDecl
 
 
 class Worker(WorkerDecl):

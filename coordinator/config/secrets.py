@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from coordinator.domain.steps import caller_location
+from coordinator.domain.location import caller_location
 
 
 class SecretInAFile:

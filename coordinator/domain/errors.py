@@ -36,3 +36,8 @@ class SecretNotFound(StepError):
     def __init__(self, name: str) -> None:
         super().__init__(f"secret {name} not found in any provider")
         self.name = name
+
+
+class AlreadyScheduled(FailedPrecondition):
+    """The changes were already built, or this scheduled time already ran (another coordinator
+    or an earlier run got there first)."""

@@ -187,3 +187,55 @@ class Artifact:
     size: int
     sha256: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """One finished step of a recent successful build (a build without steps has step_name "")."""
+
+    build_number: int
+    build_duration: float
+    step_name: str
+    step_duration: float | None
+
+
+@dataclass(frozen=True)
+class Classified:
+    """Scheduler `scheduler` accepted change number `index` of a submission."""
+
+    index: int
+    scheduler: str
+    key: str  # the gathering (AnyBranchScheduler: codebase + branch; else "")
+    important: bool
+
+
+@dataclass
+class PendingChange:
+    change: Change
+    key: str
+    important: bool
+    classified_at: float
+
+
+@dataclass
+class SchedulerCommit:
+    """Committed together with a scheduler's buildset: consume these classified changes and/or
+    move `last_run` forward, and/or record that this is the Dependent's buildset for upstream
+    buildset `upstream_buildset_id` (with no buildset: that the Dependent skipped it). If any
+    change was already consumed, last_run is not older, or the upstream buildset already has its
+    downstream, the whole transaction (buildset included) is refused with AlreadyScheduled."""
+
+    scheduler: str
+    change_ids: list[int] = field(default_factory=list)
+    last_run: float | None = None
+    upstream_buildset_id: int = 0
+
+
+@dataclass
+class SchedulerRecord:
+    """A scheduler's stored state as loaded at start (or when it is enabled again)."""
+
+    name: str
+    enabled: bool = True
+    last_run: float | None = None
+    pending: list[PendingChange] = field(default_factory=list)

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
     Artifact,
@@ -14,15 +13,18 @@ from coordinator.domain.model import (
     BuildRequest,
     Buildset,
     Change,
+    Classified,
     LogChunk,
     LogInfo,
     NewBuildset,
     Property,
+    SchedulerCommit,
+    SchedulerRecord,
     Step,
+    StepSample,
     WorkerRecord,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.scheduler_state import Classified, SchedulerCommit, SchedulerRecord
 
 
 class TimerHandle(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Protocol
 
 
 class Result(IntEnum):
@@ -38,3 +39,34 @@ def worst(a: Result, b: Result) -> Result:
 
 def is_good(result: Result) -> bool:
     return result in (Result.SUCCESS, Result.WARNINGS)
+
+
+class ResultFlags(Protocol):
+    """The flags that fold a result into an overall one (a step, or a ShellSequence's ShellArg)."""
+
+    haltOnFailure: bool
+    flunkOnFailure: bool
+    warnOnFailure: bool
+    warnOnWarnings: bool
+    flunkOnWarnings: bool
+
+
+def combine(build_result: Result, step: ResultFlags, step_result: Result) -> tuple[Result, bool]:
+    """Fold a step's result into the build's (Buildbot's Build.stepDone); returns
+    (new build result, whether the build must halt)."""
+    halt = False
+    overall = step_result
+    if step_result == Result.FAILURE:
+        overall = Result.SUCCESS
+        if step.warnOnFailure:
+            overall = Result.WARNINGS
+        if step.flunkOnFailure:
+            overall = Result.FAILURE
+        halt = step.haltOnFailure
+    elif step_result == Result.WARNINGS:
+        overall = Result.WARNINGS if step.warnOnWarnings else Result.SUCCESS
+        if step.flunkOnWarnings:
+            overall = Result.FAILURE
+    elif step_result in (Result.EXCEPTION, Result.RETRY, Result.CANCELLED):
+        halt = True
+    return worst(build_result, overall), halt

@@ -4,11 +4,17 @@ its parts in the modules below. Each write follows one path: decide -> persist -
 
 from __future__ import annotations
 
-from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.eta import EtaEstimator
+from coordinator.domain.changes.validation import (
+    MAX_CHANGES_PER_REQUEST,
+    check_changes,
+    check_length,
+    check_properties,
+    fit_polled_change,
+)
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from coordinator.domain.eta import EtaEstimator
 from coordinator.domain.events import EventBus
-from coordinator.domain.force import ForceScheduler, ParameterInfo
 from coordinator.domain.model import (
     BuildRequest,
     Change,
@@ -17,17 +23,11 @@ from coordinator.domain.model import (
     SourceStamp,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Repository
-from coordinator.domain.scheduler_control import SchedulerControl
-from coordinator.domain.service_reads import ServiceReads
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.triggerable import BuildsetFollower
-from coordinator.domain.validation import (
-    MAX_CHANGES_PER_REQUEST,
-    check_changes,
-    check_length,
-    check_properties,
-    fit_polled_change,
-)
+from coordinator.domain.scheduling.control import SchedulerControl
+from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
+from coordinator.domain.scheduling.triggerable import BuildsetFollower
+from coordinator.domain.status.reads import ServiceReads
+from coordinator.domain.workers.sessions import WorkerRegistry
 
 
 class CoordinatorService(SchedulerControl, ServiceReads):

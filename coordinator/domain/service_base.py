@@ -9,19 +9,19 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from coordinator.domain.dispatcher import Dispatcher
-from coordinator.domain.eta import EtaEstimator
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.eta import EtaEstimator
 from coordinator.domain.model import (
     BuildRequest,
     Buildset,
     NewBuildset,
     Property,
+    SchedulerCommit,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Repository
-from coordinator.domain.scheduler_state import SchedulerCommit
-from coordinator.domain.schedulers import Scheduler
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.triggerable import BuildsetFollower
+from coordinator.domain.scheduling.schedulers import Scheduler
+from coordinator.domain.scheduling.triggerable import BuildsetFollower
+from coordinator.domain.workers.sessions import WorkerRegistry
 
 # The service's logger name, as before the split: log configuration and tests select it.
 log = logging.getLogger("coordinator.domain.service")

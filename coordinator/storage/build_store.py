@@ -9,9 +9,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.domain.eta import StepSample
 from coordinator.domain.events import Event
-from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, Property, Step
+from coordinator.domain.model import (
+    Build,
+    BuildRequest,
+    LogChunk,
+    LogInfo,
+    Property,
+    Step,
+    StepSample,
+)
 from coordinator.domain.results import Result
 from coordinator.storage import artifacts, codec, history, schema
 from coordinator.storage.buildset_store import maybe_finish_buildset

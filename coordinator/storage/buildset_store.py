@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event
-from coordinator.domain.model import BuildRequest, Buildset, NewBuildset
+from coordinator.domain.model import BuildRequest, Buildset, NewBuildset, SchedulerCommit
 from coordinator.domain.results import Result, worst
-from coordinator.domain.scheduler_state import AlreadyScheduled, SchedulerCommit
 from coordinator.storage import codec, dependent_store, scheduler_store, schema
 from coordinator.storage.store import Store
 from coordinator.storage.writer import Tx

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 
 from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import Event
-from coordinator.domain.model import Change
-from coordinator.domain.scheduler_state import Classified
+from coordinator.domain.model import Change, Classified
 from coordinator.storage import codec, scheduler_store, schema
 from coordinator.storage.store import Store
 from coordinator.storage.writer import Tx

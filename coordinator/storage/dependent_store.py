@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.model import Buildset
 from coordinator.domain.results import Result
-from coordinator.domain.scheduler_state import AlreadyScheduled
 from coordinator.storage import codec, schema
 
 t_bs = schema.buildsets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from coordinator.domain.eta import StepSample
+from coordinator.domain.model import StepSample
 from coordinator.domain.results import Result
 from coordinator.storage import schema
 

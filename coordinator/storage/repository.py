@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coordinator.domain.events import Event
-from coordinator.domain.model import Artifact, Build, Buildset, Step
-from coordinator.domain.scheduler_state import SchedulerRecord
+from coordinator.domain.model import Artifact, Build, Buildset, SchedulerRecord, Step
 from coordinator.storage import artifacts, codec, dependent_store, scheduler_store, schema
 from coordinator.storage.build_store import BuildStore
 from coordinator.storage.buildset_store import BuildsetStore

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from coordinator.domain.model import Change
-from coordinator.domain.scheduler_state import (
-    AlreadyScheduled,
+from coordinator.domain.errors import AlreadyScheduled
+from coordinator.domain.model import (
+    Change,
     Classified,
     PendingChange,
     SchedulerCommit,

@@ -9,26 +9,24 @@ import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
     Build,
     BuildRequest,
     Buildset,
     Change,
+    Classified,
     LogChunk,
     LogInfo,
     NewBuildset,
+    PendingChange,
     Property,
+    SchedulerCommit,
+    SchedulerRecord,
     Step,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.scheduler_state import (
-    AlreadyScheduled,
-    Classified,
-    PendingChange,
-    SchedulerCommit,
-    SchedulerRecord,
-)
 
 
 class Changes:

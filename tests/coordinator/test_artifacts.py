@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.artifacts import FileArtifactStore
-from coordinator.domain.commands import TransferError
+from coordinator.domain.workers.commands import TransferError
 
 
 async def test_artifact_is_in_place_only_after_commit(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from coordinator.config import MasterLock, WorkerLock
 from coordinator.config.loader import ConfigError, load_config
-from coordinator.domain.locks import LockAccess
+from coordinator.domain.builds.locks import LockAccess
 
 GOOD = textwrap.dedent('''\
     from coordinator.config import *
@@ -74,7 +74,7 @@ def test_scheduling_mistakes_have_file_and_line(tmp_path: Path) -> None:
 
 
 def test_bare_lock_means_counting_access() -> None:
-    from coordinator.domain.locks import accesses
+    from coordinator.domain.builds.locks import accesses
 
     lock = MasterLock("x")
     assert accesses([lock]) == [LockAccess(lock, "counting")]

@@ -7,9 +7,13 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
-from coordinator.domain.change_filters import ChangeFilter, importance
+from coordinator.domain.changes.filters import ChangeFilter, importance
 from coordinator.domain.model import Change, NewBuildset
-from coordinator.domain.schedulers import AnyBranchScheduler, ChangeScheduler, SingleBranchScheduler
+from coordinator.domain.scheduling.schedulers import (
+    AnyBranchScheduler,
+    ChangeScheduler,
+    SingleBranchScheduler,
+)
 from tests.coordinator.fakes import FakeClock
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from coordinator.domain.change_sources import Commit, GitPoller, PollingLoop
+from coordinator.domain.changes.sources import Commit, GitPoller, PollingLoop
 from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.model import Change
 

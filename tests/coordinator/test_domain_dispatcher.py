@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from coordinator.domain.builders import Builder
-from coordinator.domain.dispatcher import Dispatcher
-from coordinator.domain.logs import LogWatchers
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.results import Result
-from coordinator.domain.sessions import WorkerDecl, WorkerRegistry, WorkerSession
-from coordinator.domain.steps import BuildStep, StepContext
+from coordinator.domain.steps.base import BuildStep, StepContext
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerDecl, WorkerRegistry, WorkerSession
 from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from coordinator.domain.eta import BuilderHistory, EtaEstimator, StepSample, expected_starts
+from coordinator.domain.builds.eta import BuilderHistory, EtaEstimator, expected_starts
 from coordinator.domain.events import Event
-from coordinator.domain.model import Build, Step
+from coordinator.domain.model import Build, Step, StepSample
 from tests.coordinator.fakes import FakeClock
 
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from coordinator.domain import status
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
-from coordinator.domain.status import StatusFeed
+from coordinator.domain.status import feed as status
+from coordinator.domain.status.feed import StatusFeed
 from tests.coordinator.fakes import FakeEventStore
 
 

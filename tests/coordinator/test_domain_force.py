@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.builders import Builder
-from coordinator.domain.codebases import parse_codebases, stamps_for_changes, with_defaults
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.changes.codebases import parse_codebases, stamps_for_changes, with_defaults
 from coordinator.domain.errors import InvalidArgument
-from coordinator.domain.force import (
+from coordinator.domain.model import Change, Property, SourceStamp
+from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
     FixedParameter,
@@ -18,9 +19,8 @@ from coordinator.domain.force import (
     StringParameter,
     TextParameter,
 )
-from coordinator.domain.model import Change, Property, SourceStamp
-from coordinator.domain.schedulers import SingleBranchScheduler
-from coordinator.domain.steps import ShellCommand
+from coordinator.domain.scheduling.schedulers import SingleBranchScheduler
+from coordinator.domain.steps.base import ShellCommand
 from tests.coordinator.test_domain_schedulers import Harness
 from tests.coordinator.test_domain_triggers import service
 

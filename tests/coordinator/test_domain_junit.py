@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.domain.junit import ReportError, TestReport, parse_junit
+from coordinator.domain.steps.junit import ReportError, TestReport, parse_junit
 
 
 def test_counts_failures_errors_and_skips_in_nested_suites() -> None:

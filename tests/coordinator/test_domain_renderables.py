@@ -8,11 +8,17 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.commands import Finished
 from coordinator.domain.model import SourceStamp
-from coordinator.domain.renderables import Interpolate, Property, Transform, render, renderer
+from coordinator.domain.properties.renderables import (
+    Interpolate,
+    Property,
+    Transform,
+    render,
+    renderer,
+)
 from coordinator.domain.results import Result
-from coordinator.domain.steps import ShellCommand
+from coordinator.domain.steps.base import ShellCommand
+from coordinator.domain.workers.commands import Finished
 
 
 class Ctx:

@@ -6,9 +6,8 @@ import itertools
 
 import pytest
 
-from coordinator.domain.build_runner import combine
-from coordinator.domain.results import Result, is_good, worst
-from coordinator.domain.steps import BuildStep
+from coordinator.domain.results import Result, combine, is_good, worst
+from coordinator.domain.steps.base import BuildStep
 
 S, W, F, SK, E, R, C = (Result.SUCCESS, Result.WARNINGS, Result.FAILURE, Result.SKIPPED,
                         Result.EXCEPTION, Result.RETRY, Result.CANCELLED)

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from coordinator.domain.force import ForceScheduler
 from coordinator.domain.model import Change, NewBuildset, SourceStamp
-from coordinator.domain.schedulers import SingleBranchScheduler
+from coordinator.domain.scheduling.force import ForceScheduler
+from coordinator.domain.scheduling.schedulers import SingleBranchScheduler
 from tests.coordinator.fakes import FakeClock
 
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.builders import Builder
-from coordinator.domain.dispatcher import Dispatcher, compatible
-from coordinator.domain.locks import LockRegistry, MasterLock, RealLock, WorkerLock
-from coordinator.domain.logs import LogWatchers
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.dispatcher import Dispatcher, compatible
+from coordinator.domain.builds.locks import LockRegistry, MasterLock, RealLock, WorkerLock
 from coordinator.domain.model import BuildRequest, Buildset, SourceStamp
 from coordinator.domain.results import Result
-from coordinator.domain.sessions import WorkerDecl, WorkerRegistry, WorkerSession
-from coordinator.domain.steps import BuildStep, StepContext
+from coordinator.domain.steps.base import BuildStep, StepContext
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerDecl, WorkerRegistry, WorkerSession
 from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
 from tests.coordinator.test_domain_dispatcher import Gates, GateStep, World
 

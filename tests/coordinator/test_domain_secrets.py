@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 
 from coordinator.config import SecretInAFile
-from coordinator.domain.build_runner import BuildRunner
-from coordinator.domain.builders import Builder
-from coordinator.domain.commands import STDOUT, CommandSpec, Finished
-from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.runner import BuildRunner
 from coordinator.domain.errors import SecretNotFound
-from coordinator.domain.logs import LogWatchers
-from coordinator.domain.master_steps import MasterShellCommand
 from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, Property, Step
-from coordinator.domain.renderables import Interpolate, Secret, render
+from coordinator.domain.properties.renderables import Interpolate, Secret, render
 from coordinator.domain.results import Result
-from coordinator.domain.sessions import WorkerDecl, WorkerRegistry, WorkerSession
-from coordinator.domain.steps import BuildStep, ShellCommand, StepContext
+from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.workers.commands import STDOUT, CommandSpec, Finished
+from coordinator.domain.workers.sessions import WorkerDecl, WorkerRegistry, WorkerSession
 from tests.coordinator.fakes import FakeClock, FakeRepo
 
 
@@ -269,7 +269,7 @@ async def test_master_shell_command_hides_secrets_in_its_header_and_output() -> 
 
 
 def test_build_secrets_hide_values_with_quotes_inside_any_structure() -> None:
-    from coordinator.domain.secrets import BuildSecrets
+    from coordinator.domain.properties.secrets import BuildSecrets
 
     secrets = BuildSecrets([Provider({"q": 'a"b\\c', "short": "ab", "none": ""})])
     assert secrets.get("q") == 'a"b\\c' and secrets.get("short") == "ab" and secrets.get("none") == ""

@@ -6,9 +6,16 @@ import asyncio
 
 import pytest
 
-from coordinator.domain.commands import Ack, CommandSpec, Finished, Interrupt, Output, WorkerLost
 from coordinator.domain.errors import Unauthenticated
-from coordinator.domain.sessions import Outbound, WorkerDecl, WorkerRegistry, WorkerSession
+from coordinator.domain.workers.commands import (
+    Ack,
+    CommandSpec,
+    Finished,
+    Interrupt,
+    Output,
+    WorkerLost,
+)
+from coordinator.domain.workers.sessions import Outbound, WorkerDecl, WorkerRegistry, WorkerSession
 from tests.coordinator.fakes import Changes, FakeClock
 
 CID = "7-0-1"

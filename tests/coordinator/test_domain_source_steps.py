@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.renderables import Interpolate
-from coordinator.domain.source_steps import Git
+from coordinator.domain.properties.renderables import Interpolate
+from coordinator.domain.steps.source import Git
 
 
 def test_defaults_are_buildbots() -> None:

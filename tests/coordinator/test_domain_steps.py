@@ -8,21 +8,21 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.build_runner import BuildRunner
-from coordinator.domain.commands import HEADER, STDERR, STDOUT, CommandSpec, Finished
-from coordinator.domain.logs import LineSplitter, LogWatchers
+from coordinator.domain.builds.runner import BuildRunner
 from coordinator.domain.model import Build, Property
-from coordinator.domain.renderables import Interpolate
-from coordinator.domain.renderables import Property as Prop
+from coordinator.domain.properties.renderables import Interpolate
+from coordinator.domain.properties.renderables import Property as Prop
 from coordinator.domain.results import Result
-from coordinator.domain.shell_steps import (
+from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
+from coordinator.domain.steps.logs import LineSplitter, LogWatchers
+from coordinator.domain.steps.shell import (
     Compile,
     SetPropertyFromCommand,
     ShellArg,
     ShellSequence,
     WarningCountingShellCommand,
 )
-from coordinator.domain.steps import BuildStep, ShellCommand, StepContext
+from coordinator.domain.workers.commands import HEADER, STDERR, STDOUT, CommandSpec, Finished
 from tests.coordinator.fakes import FakeClock, FakeRepo
 
 OutputHandler = Callable[[int, bytes], Any]

@@ -9,20 +9,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coordinator.domain.cron import CronSpec
-from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.errors import FailedPrecondition, NotFound
-from coordinator.domain.force import ForceScheduler
-from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import Change
-from coordinator.domain.schedulers import (
+from coordinator.domain.scheduling.cron import CronSpec
+from coordinator.domain.scheduling.force import ForceScheduler
+from coordinator.domain.scheduling.schedulers import (
     AnyBranchScheduler,
     Scheduler,
     SingleBranchScheduler,
 )
+from coordinator.domain.scheduling.timed import Nightly, Periodic
 from coordinator.domain.service import CoordinatorService
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.timed import Nightly, Periodic
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerRegistry
 from tests.coordinator.fakes import FakeClock, FakeSchedulerRepo
 
 UTC = dt.UTC

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from coordinator.domain.commands import (
+from coordinator.domain.workers.commands import (
     DOWNLOAD,
     UPLOAD,
     FileAck,
@@ -20,7 +20,7 @@ from coordinator.domain.commands import (
     TransferError,
     WorkerLost,
 )
-from coordinator.domain.sessions import Outbound, WorkerSession
+from coordinator.domain.workers.sessions import Outbound, WorkerSession
 from tests.coordinator.fakes import FakeClock
 
 RID = "7-1-1"

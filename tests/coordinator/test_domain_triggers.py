@@ -13,28 +13,28 @@ from typing import Any
 import pytest
 
 from coordinator.config.loader import ConfigError, load_config
-from coordinator.domain.build_runner import BuildRunner
-from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.runner import BuildRunner
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
-from coordinator.domain.force import ForceScheduler
-from coordinator.domain.logs import LogWatchers
 from coordinator.domain.model import (
     Build,
     BuildRequest,
     Buildset,
     NewBuildset,
     Property,
+    SchedulerCommit,
     SourceStamp,
 )
-from coordinator.domain.renderables import Interpolate
+from coordinator.domain.properties.renderables import Interpolate
 from coordinator.domain.results import Result
-from coordinator.domain.scheduler_state import SchedulerCommit
+from coordinator.domain.scheduling.force import ForceScheduler
+from coordinator.domain.scheduling.triggerable import BuildsetFollower, Dependent, Triggerable
 from coordinator.domain.service import CoordinatorService
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.trigger_port import Triggered
-from coordinator.domain.trigger_step import Trigger
-from coordinator.domain.triggerable import BuildsetFollower, Dependent, Triggerable
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.steps.trigger import Trigger
+from coordinator.domain.steps.trigger_port import Triggered
+from coordinator.domain.workers.sessions import WorkerRegistry
 from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from coordinator.domain.commands import STDERR, STDOUT
+from coordinator.domain.workers.commands import STDERR, STDOUT
 from coordinator.host_commands import HostCommandRunner
 
 

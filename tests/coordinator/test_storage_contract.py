@@ -21,10 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from coordinator.domain.commands import HEADER, STDERR, STDOUT
 from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import Event
-from coordinator.domain.logs import LogWatchers, StepLog
 from coordinator.domain.model import (
     Build,
     BuildRequest,
@@ -34,7 +32,9 @@ from coordinator.domain.model import (
     SourceStamp,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.status import LogReader
+from coordinator.domain.status.feed import LogReader
+from coordinator.domain.steps.logs import LogWatchers, StepLog
+from coordinator.domain.workers.commands import HEADER, STDERR, STDOUT
 from coordinator.storage import schema
 from coordinator.storage.repository import (
     SqlRepository,

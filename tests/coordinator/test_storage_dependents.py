@@ -9,17 +9,17 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from coordinator.domain.dispatcher import Dispatcher
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import EventBus
-from coordinator.domain.force import ForceScheduler
-from coordinator.domain.logs import LogWatchers
-from coordinator.domain.model import BuildRequest, SourceStamp
+from coordinator.domain.model import BuildRequest, Classified, SchedulerCommit, SourceStamp
 from coordinator.domain.results import Result
-from coordinator.domain.scheduler_state import AlreadyScheduled, Classified, SchedulerCommit
-from coordinator.domain.schedulers import SingleBranchScheduler
+from coordinator.domain.scheduling.force import ForceScheduler
+from coordinator.domain.scheduling.schedulers import SingleBranchScheduler
+from coordinator.domain.scheduling.triggerable import Dependent
 from coordinator.domain.service import CoordinatorService
-from coordinator.domain.sessions import WorkerRegistry
-from coordinator.domain.triggerable import Dependent
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.storage import schema
 from coordinator.storage.repository import SqlRepository
 from tests.coordinator import test_storage_contract as contract

@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from coordinator.domain.scheduler_state import AlreadyScheduled, Classified, SchedulerCommit
+from coordinator.domain.errors import AlreadyScheduled
+from coordinator.domain.model import Classified, SchedulerCommit
 from tests.coordinator import test_storage_contract as contract
 from tests.coordinator.test_storage_contract import (
     T0,

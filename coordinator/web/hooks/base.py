@@ -18,7 +18,7 @@ from coordinator.domain.model import Change
 
 ZERO_SHA = re.compile(r"^0+$")
 REF = re.compile(r"^refs/(heads|tags)/(.+)$")
-COMMENTS_LIMIT = 64 * 1024  # what coordinator.domain.validation lets a change hold
+COMMENTS_LIMIT = 64 * 1024  # what coordinator.domain.changes.validation lets a change hold
 
 
 class HookError(Exception):

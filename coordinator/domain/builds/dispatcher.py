@@ -1,0 +1,409 @@
+"""The dispatcher: gives each pending build request to a free worker of its builder.
+
+Pending requests sit in one heap per builder ordered by (priority desc, submission, id), so a
+dispatch pass looks only at the head of each heap — never scans every pending request (only a
+builder's own nextBuild hook sees its whole queue). Workers qualify by the builder's list and
+worker_labels; nextWorker / canStartBuild choose among those with a free slot, as in Buildbot.
+A request is claimed in the database (one conditional UPDATE) before its build starts, so two
+coordinators can never start the same request; as it starts, the builder's compatible pending
+requests are collapsed into it (buildsets loaded once per request, one write for all).
+`pending_requests()` says why each unstarted request waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.builds.locks import LockRegistry, accesses
+from coordinator.domain.builds.runner import BuildRunner
+from coordinator.domain.model import BuildRequest, Buildset, PendingRequest, Property, SourceStamp
+from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
+from coordinator.domain.results import Result
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.steps.trigger_port import TriggerPort
+from coordinator.domain.workers.sessions import WorkerRegistry, WorkerSession
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[int, float, int, BuildRequest]  # (-priority, submitted_at, id, request): heap order
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repo: Repository,
+        workers: WorkerRegistry,
+        clock: Clock,
+        watchers: LogWatchers,
+        coordinator_id: str,
+        artifacts: ArtifactStore | None = None,
+        *,
+        secrets: Sequence[SecretProvider] = (),
+        host: HostCommands | None = None,
+    ) -> None:
+        self.repo = repo
+        self.artifacts = artifacts
+        self.locks = LockRegistry()
+        self._refused: dict[str, str] = {}  # builder -> why its head did not start on a free worker
+        self.workers = workers
+        self.clock = clock
+        self.watchers = watchers
+        self.coordinator_id = coordinator_id
+        self.builders: dict[str, Builder] = {}
+        self.secrets = list(secrets)  # the configuration's secretsProviders
+        self.host = host  # runs MasterShellCommand; None unless the configuration allows it
+        # What Trigger steps submit through (the service sets it); None: triggering fails.
+        self.trigger_port: TriggerPort | None = None
+        self._pending: dict[str, list[Entry]] = {}
+        self.running: dict[tuple[str, int], BuildRunner] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._kick = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closing = False
+        workers.on_change = self.kick
+
+    def configure(self, builders: Sequence[Builder]) -> None:
+        self.builders = {b.name: b for b in builders}
+        self.kick()
+
+    async def start(self) -> None:
+        for req in await self.repo.unclaimed_requests():
+            self.add_request(req)
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="dispatcher")
+
+    def add_request(self, req: BuildRequest) -> None:
+        heapq.heappush(
+            self._pending.setdefault(req.builder, []), (-req.priority, req.submitted_at, req.id, req)
+        )
+        self.kick()
+
+    def drop_request(self, builder: str, request_id: int) -> None:
+        """Forget a pending request (it was cancelled)."""
+        heap = self._pending.get(builder, [])
+        entry = next((e for e in heap if e[2] == request_id), None)
+        if entry is not None:
+            _remove(heap, entry[3])
+
+    def pending_count(self, builder: str) -> int:
+        return len(self._pending.get(builder, ()))
+
+    def next_pending(self, builder: str) -> BuildRequest | None:
+        """The builder's pending request that dispatch takes next (the head of its heap)."""
+        heap = self._pending.get(builder)
+        return heap[0][-1] if heap else None
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def find_running(self, builder: str, number: int) -> BuildRunner | None:
+        return self.running.get((builder, number))
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                await self._dispatch_pass()
+            except Exception:
+                log.exception("dispatch pass failed; will retry on the next event")
+
+    async def _dispatch_pass(self) -> None:
+        for builder_name in list(self._pending):
+            heap = self._pending[builder_name]
+            builder = self.builders.get(builder_name)
+            if builder is None:
+                continue  # not configured (any more): keep the requests until it is
+            while heap:
+                free = [s for s in self.qualified_workers(builder) if s.free_slots > 0]
+                if not free:
+                    break
+                req = await self._choose_request(builder, heap)
+                if req is None:
+                    self._refused[builder_name] = "nextBuild chose none of them"
+                    break
+                session = await self._choose_worker(builder, free, req)
+                if session is None:
+                    self._refused[builder_name] = "canStartBuild refused on all workers"
+                    break
+                self._refused.pop(builder_name, None)
+                if not _remove(heap, req):
+                    continue  # absorbed by a collapse while the hooks ran
+                slot = f"request:{req.id}"
+                session.builds.add(slot)
+                try:
+                    claimed = await self.repo.claim_request(req.id, self.coordinator_id, self.clock.now())
+                except Exception:
+                    session.builds.discard(slot)
+                    heapq.heappush(heap, (-req.priority, req.submitted_at, req.id, req))
+                    raise
+                if not claimed:
+                    session.builds.discard(slot)
+                    continue
+                others = [e[3] for e in heap] if builder.collapseRequests is not False else []
+                task = asyncio.get_running_loop().create_task(
+                    self._run_build(req, builder, session, slot, others)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not heap:
+                self._pending.pop(builder_name, None)
+
+    def qualified_workers(self, builder: Builder) -> list[WorkerSession]:
+        """Connected workers of the builder's list that advertised all its worker_labels."""
+        wanted = set(builder.worker_labels)
+        out = []
+        for name in builder.workers:
+            s = self.workers.sessions.get(name)
+            if s is not None and not s.closed and wanted <= worker_labels(s):
+                out.append(s)
+        return out
+
+    async def _choose_request(self, builder: Builder, heap: list[Entry]) -> BuildRequest | None:
+        """The head of the queue, or what the builder's nextBuild picks among them."""
+        if builder.nextBuild is None:
+            return heap[0][3]
+        requests = [e[3] for e in sorted(heap)]
+        try:
+            chosen = await _maybe_await(builder.nextBuild(builder, requests))
+        except Exception:
+            log.exception("nextBuild of builder %s raised; taking the first request", builder.name)
+            return requests[0]
+        if chosen is not None and not any(chosen is r for r in requests):
+            log.error("nextBuild of builder %s returned %r, not one of the requests", builder.name, chosen)
+            return requests[0]
+        return chosen  # type: ignore[no-any-return]
+
+    async def _choose_worker(
+        self, builder: Builder, free: list[WorkerSession], req: BuildRequest
+    ) -> WorkerSession | None:
+        """Buildbot's loop: nextWorker picks one (default: the one with most free slots),
+        canStartBuild may refuse it, then the next is tried."""
+        candidates = list(free)
+        while candidates:
+            if builder.nextWorker is None:
+                session: WorkerSession | None = max(candidates, key=lambda s: s.free_slots)
+            else:
+                try:
+                    session = await _maybe_await(builder.nextWorker(builder, list(candidates), req))
+                except Exception:
+                    log.exception("nextWorker of builder %s raised; starting nothing now", builder.name)
+                    return None
+                if session is None or session not in candidates:
+                    return None
+            assert session is not None
+            candidates.remove(session)
+            if builder.canStartBuild is None:
+                return session
+            try:
+                if await _maybe_await(builder.canStartBuild(builder, session, req)):
+                    return session
+            except Exception:
+                log.exception("canStartBuild of builder %s raised; treating it as a refusal", builder.name)
+        return None
+
+    # ------------------------------------------------------------------ collapsing
+
+    async def _collapse(self, req: BuildRequest, builder: Builder, others: list[BuildRequest]) -> None:
+        """Absorb the builder's pending requests compatible with `req`, which is starting."""
+        missing = {r.buildset_id for r in [req, *others] if r.buildset is None}
+        if missing:
+            loaded = await self.repo.get_buildsets(sorted(missing))
+            for r in [req, *others]:
+                if r.buildset is None:
+                    r.buildset = loaded.get(r.buildset_id)
+        chosen = []
+        for other in others:
+            if other.complete:
+                continue
+            try:
+                if builder.collapseRequests is True:
+                    ok = compatible(req.buildset, other.buildset)
+                else:
+                    ok = bool(await _maybe_await(builder.collapseRequests(builder, req, other)))  # type: ignore[operator]
+            except Exception:
+                log.exception("collapseRequests of builder %s raised; not collapsing", builder.name)
+                ok = False
+            if ok:
+                chosen.append(other.id)
+        if not chosen:
+            return
+        absorbed = set(await self.repo.collapse_requests(req, chosen, self.clock.now()))
+        heap = self._pending.get(builder.name)
+        if heap is not None and absorbed:
+            heap[:] = [e for e in heap if e[3].id not in absorbed]
+            heapq.heapify(heap)
+        for other in others:
+            if other.id in absorbed:
+                other.complete, other.result, other.absorbed_by = True, Result.SKIPPED, req.id
+
+    # ------------------------------------------------------------------ why pending
+
+    def pending_requests(self, builder: str = "") -> list[PendingRequest]:
+        """Every unstarted request (of one builder, or all), in start order, with the reason it
+        has not started (the service adds expected start times)."""
+        out: list[PendingRequest] = []
+        for name in [builder] if builder else sorted(self._pending):
+            entries = sorted(self._pending.get(name, ()))
+            configured = self.builders.get(name)
+            blocked = self._blocked_reason(configured) if configured is not None else "builder not configured"
+            busy = self._busy_reason(configured, name) if configured is not None and not blocked else ""
+            first_of_priority: dict[int, int] = {}
+            for i, (_, _, _, req) in enumerate(entries):
+                higher = first_of_priority.setdefault(req.priority, i)
+                reason = blocked or (f"lower priority than {higher} requests" if higher else busy)
+                pending = PendingRequest(req.id, name, req.buildset_id, req.priority, req.submitted_at, reason)
+                out.append(pending)
+        return out
+
+    def _blocked_reason(self, builder: Builder) -> str:
+        connected = [n for n in builder.workers if n in self.workers.sessions]
+        if not connected:
+            return "no worker connected"
+        if not self.qualified_workers(builder):
+            return f"no connected worker has labels [{', '.join(builder.worker_labels)}]"
+        return ""
+
+    def _busy_reason(self, builder: Builder, name: str) -> str:
+        qualified = self.qualified_workers(builder)
+        if all(s.free_slots <= 0 for s in qualified):
+            names = {s.name for s in qualified}
+            for runner in self.running.values():
+                if runner.worker in names and runner.waiting_for_lock:
+                    return f"waiting for lock {runner.waiting_for_lock}"
+            return f"all {len(qualified)} workers busy"
+        return self._refused.get(name, "waiting to be dispatched")
+
+    async def _properties(
+        self, req: BuildRequest, builder: Builder, session: WorkerSession
+    ) -> tuple[list[Property], list[SourceStamp]]:
+        """The new build's properties, and its source stamps (for rendering)."""
+        props: dict[str, Property] = {}
+        buildset = req.buildset or await self.repo.get_buildset(req.buildset_id)
+        stamps = list(buildset.sourcestamps) if buildset is not None else []
+        if buildset is not None:
+            for p in buildset.properties:
+                props[p.name] = p
+            if buildset.sourcestamps:
+                ss = buildset.sourcestamps[0]
+                for name in ("branch", "revision", "repository", "project", "codebase"):
+                    props[name] = Property(name, getattr(ss, name), "Build")
+        props["buildername"] = Property("buildername", builder.name, "Builder")
+        for k, v in builder.properties.items():
+            props[k] = Property(k, v, "Builder")
+        props["workername"] = Property("workername", session.name, "Worker")
+        for k, v in session.info.items():
+            props[f"worker_{k}"] = Property(f"worker_{k}", v, "Worker")
+        decl = self.workers.decls.get(session.name)
+        if decl is not None:
+            for k, v in decl.properties.items():
+                props[k] = Property(k, v, "Worker")
+        return list(props.values()), stamps
+
+    async def _run_build(
+        self, req: BuildRequest, builder: Builder, session: WorkerSession, slot: str, others: list[BuildRequest]
+    ) -> None:
+        build = None
+        key = None
+        try:
+            if others:
+                try:
+                    await self._collapse(req, builder, others)
+                except Exception:
+                    log.exception("collapsing requests into %d failed; building it alone", req.id)
+            props, stamps = await self._properties(req, builder, session)
+            build = await self.repo.start_build(
+                req, session.name, props, self.clock.now(), [s.name for s in builder.steps]
+            )
+            key = (builder.name, build.number)
+            session.builds.add(f"{builder.name}/{build.number}")
+            session.builds.discard(slot)
+            runner = BuildRunner(
+                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
+                self.artifacts, self.trigger_port,
+                secrets=self.secrets, host=self.host,
+                locks=self.locks, build_locks=accesses(builder.locks),
+            )
+            self.running[key] = runner
+            properties: list[Property] | None = None
+            try:
+                result, state, requeue = await runner.run()
+                properties = build.properties  # the final ones (the runner keeps them there)
+            except Exception:
+                log.exception("build %s/%d crashed", builder.name, build.number)
+                result, state, requeue = Result.EXCEPTION, "exception", False
+            await self.repo.finish_build(build, result, state, self.clock.now(), requeue, properties)
+            if requeue:
+                self.add_request(req)
+        except asyncio.CancelledError:
+            # Coordinator shutting down: the claim stays; the next start re-queues it as RETRY.
+            raise
+        except Exception:
+            log.exception("could not run request %d", req.id)
+        finally:
+            if key is not None:
+                self.running.pop(key, None)
+                session.builds.discard(f"{key[0]}/{key[1]}")
+            session.builds.discard(slot)
+            if not self._closing:
+                self.kick()
+
+
+def worker_labels(session: WorkerSession) -> set[str]:
+    """The labels a worker advertised in its Hello (kept comma-joined in its info)."""
+    return {label for label in session.info.get("labels", "").split(",") if label}
+
+
+def compatible(a: Buildset | None, b: Buildset | None) -> bool:
+    """Buildbot's default collapse rule: the same codebases, and for each the same repository,
+    branch and project; and either both buildsets come from changes, or neither does and their
+    revisions match."""
+    if a is None or b is None:
+        return False
+    sa = {ss.codebase: ss for ss in a.sourcestamps}
+    sb = {ss.codebase: ss for ss in b.sourcestamps}
+    if sa.keys() != sb.keys():
+        return False
+    if bool(a.change_ids) != bool(b.change_ids):
+        return False
+    for codebase, x in sa.items():
+        y = sb[codebase]
+        if (x.repository, x.branch, x.project) != (y.repository, y.branch, y.project):
+            return False
+        if not a.change_ids and x.revision != y.revision:
+            return False
+    return True
+
+
+def _remove(heap: list[Entry], req: BuildRequest) -> bool:
+    """Take `req` out of the heap (the head in O(log n)); False if it is no longer there."""
+    if heap and heap[0][3] is req:
+        heapq.heappop(heap)
+        return True
+    for i, entry in enumerate(heap):
+        if entry[3] is req:
+            heap[i] = heap[-1]
+            heap.pop()
+            heapq.heapify(heap)
+            return True
+    return False
+
+
+async def _maybe_await(value: Any) -> Any:
+    """A hook's answer, whether it returned it or an awaitable of it."""
+    return await value if inspect.isawaitable(value) else value

@@ -1,0 +1,103 @@
+"""File primitives on the worker (mkdir/rmdir/stat/glob/upload/download) and the build's
+artifacts: the part of the StepContext that moves files (BuildRunner's base)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.model import Artifact
+from coordinator.domain.ports import ArtifactStore, ByteSink
+from coordinator.domain.workers.commands import (
+    DOWNLOAD,
+    GLOB,
+    MKDIR,
+    RMDIR,
+    STAT,
+    UPLOAD,
+    UPLOAD_DIR,
+    FileCommand,
+    FileResult,
+    TransferError,
+)
+
+
+class WorkerFiles(BuildContext):
+    """Files on the worker and the build's artifacts. One primitive runs at a time, as the
+    step's current transfer, so stopping the build cancels it."""
+
+    # -- files on the worker (paths relative to the builder directory unless absolute)
+    def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
+        step = self._current_step
+        assert step is not None, "file operations are only available while a step runs"
+        self._command_seq += 1
+        rid = f"{self.build.id}-{step.number}-{self._command_seq}"
+        return FileCommand(rid, op, self.builddir, path, max_size, mode)
+
+    async def _transfer(self, cmd: FileCommand, run: Coroutine[Any, Any, FileResult]) -> FileResult:
+        """Run a file primitive as the step's current one (so stopping the build cancels it)."""
+        if self.interrupted:
+            run.close()  # never started
+            raise TransferError(f"interrupted: {self.stopped_reason}")
+        self._current_transfer = cmd.request_id
+        try:
+            return await run
+        finally:
+            self._current_transfer = None
+
+    async def _request(self, op: str, path: str) -> FileResult:
+        cmd = self._file_command(op, path)
+        return await self._transfer(cmd, self.session.files.request(cmd))
+
+    async def mkdir(self, path: str) -> None:
+        """Create the directory `path` (and its parents) on the worker."""
+        await self._request(MKDIR, path)
+
+    async def rmdir(self, path: str) -> None:
+        """Remove `path` on the worker, recursively (nothing to do if it does not exist)."""
+        await self._request(RMDIR, path)
+
+    async def stat(self, path: str) -> FileResult | None:
+        """`path` on the worker (is_dir, size, mtime), or None when it does not exist."""
+        result = await self._request(STAT, path)
+        return result if result.exists else None
+
+    async def glob(self, pattern: str) -> list[str]:
+        """Paths on the worker matching `pattern` (relative patterns give relative paths)."""
+        return list((await self._request(GLOB, pattern)).paths)
+
+    async def upload(
+        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
+    ) -> FileResult:
+        """Copy the worker's file (or directory, as a tar stream) `workersrc` into `sink`;
+        the sink is committed once all bytes arrived with the right sha256, else aborted.
+        Raises TransferError (missing file, too large, damaged) or WorkerLost."""
+        cmd = self._file_command(UPLOAD_DIR if directory else UPLOAD, workersrc, max_size)
+        try:
+            result = await self._transfer(cmd, self.session.files.receive(cmd, sink.write))
+        except BaseException:
+            await sink.abort()
+            raise
+        await sink.commit()
+        return result
+
+    async def download(
+        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
+    ) -> FileResult:
+        """Write `chunks` into the worker's file `workerdest` (verified by sha256, in place
+        only once complete)."""
+        cmd = self._file_command(DOWNLOAD, workerdest, max_size, mode)
+        return await self._transfer(cmd, self.session.files.send(cmd, chunks))
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            raise RuntimeError("this coordinator has no artifact store")
+        return self._artifacts
+
+    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
+        """Record an artifact of this build, produced by the current step."""
+        step = self._current_step
+        assert step is not None
+        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())

@@ -1,0 +1,160 @@
+"""The read side of status: event streams that resume by id, and logs that can be followed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
+from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
+from coordinator.domain.model import Build, LogInfo
+from coordinator.domain.ports import Repository
+from coordinator.domain.steps.logs import LogWatchers
+
+REPLAY_PAGE = 500
+MAX_READ = 1024 * 1024  # ALL reads carry the bytes twice (data + segments): stay under gRPC's 4 MiB default
+
+
+class StatusFeed:
+    """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
+
+    def __init__(
+        self, repo: Repository, bus: EventBus, buffer: int = 10_000, estimator: EtaEstimator | None = None
+    ) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.estimator = estimator
+        self.buffer = buffer
+
+    async def follow(
+        self,
+        since_id: int,
+        flt: EventFilter | None = None,
+        on_subscribed: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[Event | None]:
+        """Yields events in id order; yields None once if the consumer fell too far behind.
+        `on_subscribed` runs once live events are being captured (so a client can act then)."""
+        flt = flt or EventFilter()
+        unknown = sorted(flt.kinds - set(KINDS))
+        if unknown:
+            raise InvalidArgument(
+                f"unknown event kind(s) {', '.join(unknown)}; known kinds: {', '.join(KINDS)}"
+            )
+        # Subscribe before reading history, so nothing committed in between can be missed.
+        with self.bus.subscribe(flt, self.buffer) as sub:
+            # Fix the starting point at subscription time: events published while the
+            # signal below is awaited are in `sub` and must not count as already seen.
+            last = self.bus.last_id if since_id < 0 else since_id
+            if on_subscribed is not None:
+                await on_subscribed()
+            while True:
+                page = await self.repo.events_after(last, REPLAY_PAGE)
+                for event in page:
+                    last = event.id
+                    if flt.matches(event):
+                        yield event
+                if len(page) < REPLAY_PAGE:
+                    break
+            while True:
+                try:
+                    event = await sub.get()
+                except SubscriberOverflow:
+                    yield None
+                    return
+                if event.id <= last:
+                    continue  # already replayed from the database
+                last = event.id
+                yield event
+
+
+    async def watch_build(self, builder: str, number: int) -> AsyncIterator[BuildUpdate]:
+        """The build's state now, then after each of its events, until it finishes."""
+        with self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer) as sub:
+            build = await self._build(builder, number)
+            yield BuildUpdate(None, build, await self._eta(build))
+            while not build.complete:
+                try:
+                    event = await sub.get()
+                except SubscriberOverflow:
+                    # Fell behind: the state read next is still exact; resume live from there.
+                    sub.close()
+                    sub = self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer)
+                    event = None
+                if event is not None and event.build_number != number:
+                    continue
+                build = await self._build(builder, number)
+                yield BuildUpdate(event, build, await self._eta(build))
+
+    async def _build(self, builder: str, number: int) -> Build:
+        build = await self.repo.get_build(builder, number)
+        if build is None:
+            raise NotFound(f"builder {builder!r} has no build number {number}")
+        return build
+
+    async def _eta(self, build: Build) -> BuildEstimate | None:
+        """The per-step estimate while the build runs (cached history: no query per event)."""
+        if build.complete or self.estimator is None:
+            return None
+        return await self.estimator.estimate(build)
+
+
+@dataclass
+class BuildUpdate:
+    event: Event | None
+    build: Build
+    estimate: BuildEstimate | None
+
+    @property
+    def eta(self) -> float | None:
+        return None if self.estimate is None else self.estimate.eta
+
+
+@dataclass
+class LogPart:
+    data: bytes
+    offset: int
+    eof: bool
+    segments: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class LogReader:
+    def __init__(self, repo: Repository, watchers: LogWatchers) -> None:
+        self.repo = repo
+        self.watchers = watchers
+
+    async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo | None:
+        result: LogInfo | None = await self.repo.get_log(builder, number, step, log)
+        return result
+
+    async def read(self, log_id: int, offset: int, limit: int, channel: int) -> LogPart:
+        limit = min(limit or MAX_READ, MAX_READ)
+        info = await self.repo.get_log_info(log_id)
+        complete = bool(info and info.complete)  # read before the chunks: then they are all there
+        chunks = await self.repo.read_log(log_id, offset, limit, channel)
+        segments: list[tuple[int, bytes]] = []
+        total = 0
+        for c in chunks:
+            start = c.channel_offset if channel else c.offset
+            lo = max(0, offset - start)
+            hi = min(len(c.data), offset + limit - start)
+            if hi > lo:
+                piece = c.data[lo:hi]
+                segments.append((c.channel, piece))
+                total += len(piece)
+        data = b"".join(p for _, p in segments)
+        # Segments only for ALL (as the API documents): for one channel they would repeat `data`
+        # and double the message.
+        return LogPart(data=data, offset=offset, eof=complete and total < limit,
+                       segments=segments if channel == 0 else [])
+
+    async def follow(self, log_id: int, offset: int, channel: int) -> AsyncIterator[LogPart]:
+        while True:
+            part = await self.read(log_id, offset, MAX_READ, channel)
+            if part.data or part.eof:
+                yield part
+            offset += len(part.data)
+            if part.eof:
+                return
+            if not part.data:
+                await self.watchers.wait(log_id, timeout=0.5)
