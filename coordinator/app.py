@@ -18,7 +18,6 @@ from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.artifacts import FileArtifactStore
-from coordinator.changesources.git_poller import GitCli
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
@@ -31,6 +30,7 @@ from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from coordinator.vcs.git import GitCli
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings

@@ -15,7 +15,7 @@ from typing import Any
 
 from coordinator.domain.results import Result
 from notifiers.decide import bad_modes, is_message_needed, normalize_mode
-from notifiers.render import BuildContext
+from notifiers.render import MessageContext
 
 _HERE = str(Path(__file__).resolve().parent)
 
@@ -69,7 +69,7 @@ class Notifier:
     def wants_result(self, result: Result, previous: Result | None) -> bool:
         return is_message_needed(self.mode, result, previous)
 
-    def render(self, event: str, builds: list[BuildContext]) -> dict[str, Any] | None:
+    def render(self, event: str, builds: list[MessageContext]) -> dict[str, Any] | None:
         """The stored payload for `event` about `builds` (one, or a buildset's); None: nothing."""
         raise NotImplementedError
 

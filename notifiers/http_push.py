@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from notifiers.base import DeliveryError, Notifier
-from notifiers.render import BuildContext
+from notifiers.render import MessageContext
 
 SIGNATURE_HEADER = "X-Gantry-Signature"
 Secret = str | Path | Callable[[], str] | None
@@ -53,7 +53,7 @@ class HttpStatusPush(Notifier):
         if not (isinstance(timeout, int | float) and timeout > 0):
             self.errors.append(f"timeout must be seconds > 0, not {timeout!r}")
 
-    def render(self, event: str, builds: list[BuildContext]) -> dict[str, Any] | None:
+    def render(self, event: str, builds: list[MessageContext]) -> dict[str, Any] | None:
         docs = [document(event, ctx) for ctx in builds]
         return {"body": json.dumps(docs[0] if len(docs) == 1 else docs, sort_keys=True)}
 
@@ -86,7 +86,7 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def document(event: str, ctx: BuildContext) -> dict[str, Any]:
+def document(event: str, ctx: MessageContext) -> dict[str, Any]:
     b = ctx.build
     return {
         "event": event,

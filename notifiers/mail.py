@@ -18,7 +18,7 @@ from notifiers.render import (
     DEFAULT_HTML,
     DEFAULT_SUBJECT,
     DEFAULT_TEXT,
-    BuildContext,
+    MessageContext,
     expand,
 )
 
@@ -90,7 +90,7 @@ class MailNotifier(Notifier):
 
     # ---------------------------------------------------------------- rendering
 
-    def render(self, event: str, builds: list[BuildContext]) -> dict[str, Any] | None:
+    def render(self, event: str, builds: list[MessageContext]) -> dict[str, Any] | None:
         if not builds:
             return None
         authors = [c.author for ctx in builds for c in ctx.build.changes]

@@ -1,7 +1,7 @@
 """The facts a message is made of, and the default mail templates.
 
 Templates use :class:`string.Template` (``$field`` / ``${field}``); every field of
-:meth:`BuildContext.fields` is available. Text fields are plain; the ``*_html`` variants are
+:meth:`MessageContext.fields` is available. Text fields are plain; the ``*_html`` variants are
 HTML-escaped blocks for the HTML part.
 """
 
@@ -19,7 +19,7 @@ LOG_TAIL_LINES = 20
 
 
 @dataclass
-class BuildContext:
+class MessageContext:
     """One finished (or started) build with what a message needs from around it."""
 
     build: Build

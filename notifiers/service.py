@@ -29,7 +29,7 @@ from coordinator.domain.model import Build, Step
 from coordinator.domain.ports import Notification, NotificationStore
 from coordinator.domain.results import Result
 from notifiers.base import Notifier
-from notifiers.render import LOG_TAIL_LINES, BuildContext
+from notifiers.render import LOG_TAIL_LINES, MessageContext
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ class NotificationService:
             await self.repo.set_notifier_cursor(self.cursor_name, self.cursor)
 
     async def handle(self, event: Event) -> None:
-        contexts: dict[tuple[str, int], BuildContext | None] = {}
+        contexts: dict[tuple[str, int], MessageContext | None] = {}
 
-        async def ctx_of(builder: str, number: int) -> BuildContext | None:
+        async def ctx_of(builder: str, number: int) -> MessageContext | None:
             if (builder, number) not in contexts:
                 contexts[(builder, number)] = await self.context(builder, number)
             return contexts[(builder, number)]
@@ -192,12 +192,12 @@ class NotificationService:
         if queued:
             self._delivery_wake.set()
 
-    async def context(self, builder: str, number: int) -> BuildContext | None:
+    async def context(self, builder: str, number: int) -> MessageContext | None:
         build = await self.repo.get_build(builder, number)
         if build is None:
             return None
         previous = await self.repo.previous_build_result(builder, number)
-        ctx = BuildContext(build=build, previous=previous,
+        ctx = MessageContext(build=build, previous=previous,
                            url=f"{self.url}/builders/{builder}/builds/{number}" if self.url else "")
         step = failing_step(build)
         if step is not None:

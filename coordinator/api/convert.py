@@ -35,15 +35,15 @@ def result_pb(result: model.Result | None) -> Any:
     return 0 if result is None else int(result)
 
 
-def properties_in(props: list[common_pb2.Property], where: str = "") -> list[model.Property]:
+def properties_in(props: list[common_pb2.Property], where: str = "") -> list[model.PropertyValue]:
     out = []
     for p in props:
         check_property_name(p.name, where)
-        out.append(model.Property(p.name, parse_property_value(p.name, p.value_json, where), p.source))
+        out.append(model.PropertyValue(p.name, parse_property_value(p.name, p.value_json, where), p.source))
     return out
 
 
-def property_pb(p: model.Property) -> common_pb2.Property:
+def property_pb(p: model.PropertyValue) -> common_pb2.Property:
     return common_pb2.Property(name=p.name, value_json=json.dumps(p.value), source=p.source)
 
 
@@ -80,7 +80,7 @@ def change_pb(c: model.Change) -> common_pb2.Change:
         codebase=c.codebase,
         category=c.category,
         when=ts(c.when),
-        properties=[property_pb(model.Property(k, v, "Change")) for k, v in c.properties.items()],
+        properties=[property_pb(model.PropertyValue(k, v, "Change")) for k, v in c.properties.items()],
         revlink=c.revlink,
     )
 

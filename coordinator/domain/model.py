@@ -11,7 +11,7 @@ __all__ = ["Result"]  # re-exported for adapters
 
 
 @dataclass(frozen=True)
-class Property:
+class PropertyValue:
     name: str
     value: Any
     source: str
@@ -52,7 +52,7 @@ class NewBuildset:
     scheduler: str
     builders: list[str]
     sourcestamps: list[SourceStamp]
-    properties: list[Property] = field(default_factory=list)
+    properties: list[PropertyValue] = field(default_factory=list)
     change_ids: list[int] = field(default_factory=list)
     priority: int = 0
 
@@ -95,7 +95,7 @@ class Buildset:
     scheduler: str
     submitted_at: float
     sourcestamps: list[SourceStamp]
-    properties: list[Property]
+    properties: list[PropertyValue]
     change_ids: list[int]
     complete: bool = False
     result: Result | None = None
@@ -143,7 +143,7 @@ class Build:
     result: Result | None = None
     state_string: str = "starting"
     steps: list[Step] = field(default_factory=list)
-    properties: list[Property] = field(default_factory=list)
+    properties: list[PropertyValue] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     reason: str = ""
     sourcestamps: list[SourceStamp] = field(default_factory=list)

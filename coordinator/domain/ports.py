@@ -17,7 +17,7 @@ from coordinator.domain.model import (
     LogChunk,
     LogInfo,
     NewBuildset,
-    Property,
+    PropertyValue,
     SchedulerCommit,
     SchedulerRecord,
     Step,
@@ -147,7 +147,7 @@ class Repository(Protocol):
 
     # builds, steps, logs
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        self, request: BuildRequest, worker: str, properties: list[PropertyValue], at: float,
         step_names: Sequence[str] = (),
     ) -> Build:
         """Store the new build (number: the builder's next); with `step_names`, also its steps
@@ -156,7 +156,7 @@ class Repository(Protocol):
 
     async def finish_build(
         self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
-        properties: list[Property] | None = None,
+        properties: list[PropertyValue] | None = None,
     ) -> None:
         """End the build (and store its final `properties`, when given, in the same commit)."""
         ...
@@ -172,7 +172,7 @@ class Repository(Protocol):
         """End the step; the step's open `logs` (ids) are marked complete in the same commit."""
         ...
 
-    async def set_build_properties(self, build: Build, properties: list[Property]) -> None: ...
+    async def set_build_properties(self, build: Build, properties: list[PropertyValue]) -> None: ...
 
     async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
         """Persist a running build's state string (e.g. "waiting for lock L"); event build.state."""

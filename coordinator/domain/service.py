@@ -19,7 +19,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Change,
     NewBuildset,
-    Property,
+    PropertyValue,
     SourceStamp,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Repository
@@ -99,7 +99,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         revision: str = "",
         repository: str = "",
         project: str = "",
-        properties: list[Property] | None = None,
+        properties: list[PropertyValue] | None = None,
         priority: int | None = None,
         sourcestamps: list[SourceStamp] | None = None,
         scheduler: str = "",
@@ -178,7 +178,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         requests = await self.repo.list_build_requests(builder, build.buildset_id, 1000)
         priority = next((r.priority for r in requests if r.id == build.build_request_id), 0)
         props = [p for p in old.properties if p.name != "rebuilt_buildid"]
-        props.append(Property("rebuilt_buildid", build.id, "Rebuild"))
+        props.append(PropertyValue("rebuilt_buildid", build.id, "Rebuild"))
         bs_id, req_ids = await self.submit_buildset(NewBuildset(
             reason=f"rebuild of {builder} #{number}",
             scheduler="rebuild",

@@ -15,7 +15,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Buildset,
     NewBuildset,
-    Property,
+    PropertyValue,
     SchedulerCommit,
 )
 from coordinator.domain.ports import ArtifactStore, Clock, Repository
@@ -88,9 +88,9 @@ class ServiceBase:
         return cancelled, now
 
 
-def _as_stored(p: Property) -> Property:
+def _as_stored(p: PropertyValue) -> PropertyValue:
     """The property as reading it back from storage gives it (JSON: tuples become lists)."""
     v = p.value
     if v is None or isinstance(v, (str, int, float, bool)):
         return p
-    return Property(p.name, json.loads(json.dumps(v)), p.source)
+    return PropertyValue(p.name, json.loads(json.dumps(v)), p.source)

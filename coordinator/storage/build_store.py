@@ -15,7 +15,7 @@ from coordinator.domain.model import (
     BuildRequest,
     LogChunk,
     LogInfo,
-    Property,
+    PropertyValue,
     Step,
     StepSample,
 )
@@ -51,13 +51,13 @@ class BuildStore(Store):
     """The build, step and log part of SqlRepository."""
 
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        self, request: BuildRequest, worker: str, properties: list[PropertyValue], at: float,
         step_names: Sequence[str] = (),
     ) -> Build:
         def op(tx: Tx) -> Build:
             c = tx.conn
             number = (c.execute(_LAST_NUMBER, {"b_builder": request.builder}).scalar() or 0) + 1
-            props = [*properties, Property("buildnumber", number, "Build")]
+            props = [*properties, PropertyValue("buildnumber", number, "Build")]
             build_id = int(
                 c.execute(
                     _INSERT_BUILD,
@@ -91,7 +91,7 @@ class BuildStore(Store):
 
     async def finish_build(
         self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
-        properties: list[Property] | None = None,
+        properties: list[PropertyValue] | None = None,
     ) -> None:
         """End a build; complete its request (or requeue it on RETRY) and maybe its buildset."""
 
@@ -176,7 +176,7 @@ class BuildStore(Store):
 
         await self.writer.submit(op)
 
-    async def set_build_properties(self, build: Build, properties: list[Property]) -> None:
+    async def set_build_properties(self, build: Build, properties: list[PropertyValue]) -> None:
         def op(tx: Tx) -> None:
             tx.conn.execute(
                 t_builds.update().where(t_builds.c.id == build.id)

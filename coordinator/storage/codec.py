@@ -9,7 +9,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.domain.events import Event
-from coordinator.domain.model import Build, Buildset, Change, LogInfo, Property, SourceStamp, Step
+from coordinator.domain.model import (
+    Build,
+    Buildset,
+    Change,
+    LogInfo,
+    PropertyValue,
+    SourceStamp,
+    Step,
+)
 from coordinator.domain.results import Result
 
 # Below this size compression is not worth its CPU.
@@ -35,12 +43,12 @@ def decompress(flag: int, data: bytes) -> bytes:
     return zlib.decompress(data) if flag == 1 else bytes(data)
 
 
-def props_to_json(props: list[Property]) -> str:
+def props_to_json(props: list[PropertyValue]) -> str:
     return dumps([[p.name, p.value, p.source] for p in props])
 
 
-def props_from_json(text: str) -> list[Property]:
-    return [Property(n, v, s) for n, v, s in json.loads(text)]
+def props_from_json(text: str) -> list[PropertyValue]:
+    return [PropertyValue(n, v, s) for n, v, s in json.loads(text)]
 
 
 def stamps_to_json(stamps: list[SourceStamp]) -> str:

@@ -21,7 +21,7 @@ from coordinator.domain.model import (
     LogInfo,
     NewBuildset,
     PendingChange,
-    Property,
+    PropertyValue,
     SchedulerCommit,
     SchedulerRecord,
     Step,
@@ -220,13 +220,13 @@ class FakeRepo:
         self.changes.bump()
 
     async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[Property], at: float,
+        self, request: BuildRequest, worker: str, properties: list[PropertyValue], at: float,
         step_names: Sequence[str] = (),
     ) -> Build:
         number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1
         build = Build(id=next(self._ids), builder=request.builder, number=number, worker=worker,
                       build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
-                      properties=[*properties, Property("buildnumber", number, "Build")])
+                      properties=[*properties, PropertyValue("buildnumber", number, "Build")])
         if step_names:
             build.steps = await self.add_steps(build, step_names)
         self.builds.append(build)
@@ -235,7 +235,7 @@ class FakeRepo:
 
     async def finish_build(
         self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
-        properties: list[Property] | None = None,
+        properties: list[PropertyValue] | None = None,
     ) -> None:
         build.finished_at, build.result, build.state_string = at, result, state_string
         if properties is not None:
@@ -264,7 +264,7 @@ class FakeRepo:
         self.step_urls.append((step.name, list(step.urls)))
         self.changes.bump()
 
-    async def set_build_properties(self, build: Build, properties: list[Property]) -> None:
+    async def set_build_properties(self, build: Build, properties: list[PropertyValue]) -> None:
         build.properties = list(properties)
 
     async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:

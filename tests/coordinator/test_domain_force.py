@@ -9,7 +9,7 @@ import pytest
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.changes.codebases import parse_codebases, stamps_for_changes, with_defaults
 from coordinator.domain.errors import InvalidArgument
-from coordinator.domain.model import Change, Property, SourceStamp
+from coordinator.domain.model import Change, PropertyValue, SourceStamp
 from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
@@ -79,21 +79,21 @@ def scheduler() -> ForceScheduler:
 def test_collect_applies_defaults_converts_and_names_the_bad_parameter() -> None:
     sched = scheduler()
     assert sched.errors == []
-    props = sched.collect_properties([Property("ticket", "T-1", ""), Property("jobs", "8", "")])
+    props = sched.collect_properties([PropertyValue("ticket", "T-1", ""), PropertyValue("jobs", "8", "")])
     assert {p.name: p.value for p in props} == {"jobs": 8, "clean": False, "flavour": "debug", "ticket": "T-1"}
     assert {p.source for p in props} == {"Force Build Form"}
     with pytest.raises(InvalidArgument, match='parameter "jobs": "x" is not an integer'):
-        sched.collect_properties([Property("ticket", "T-1", ""), Property("jobs", "x", "")])
+        sched.collect_properties([PropertyValue("ticket", "T-1", ""), PropertyValue("jobs", "x", "")])
     with pytest.raises(InvalidArgument, match='parameter "ticket": a value is required'):
         sched.collect_properties([])
     with pytest.raises(InvalidArgument, match=r"unknown parameter 'x'.*jobs \(int\), .*ticket \(string, required\)"):
-        sched.collect_properties([Property("x", 1, "")])
+        sched.collect_properties([PropertyValue("x", 1, "")])
 
 
 def test_without_parameters_any_property_is_accepted_and_a_dict_is_fixed_properties() -> None:
     sched = ForceScheduler("force", builders=["b"], properties={"fixed": 1})
     assert sched.parameters == [] and sched.properties == {"fixed": 1}
-    assert sched.collect_properties([Property("x", 1, "")]) == [Property("x", 1, "")]
+    assert sched.collect_properties([PropertyValue("x", 1, "")]) == [PropertyValue("x", 1, "")]
 
 
 def test_configuration_mistakes_are_errors() -> None:
@@ -178,8 +178,8 @@ async def test_force_build_picks_the_named_force_scheduler() -> None:
     svc, repo, _ = service()
     svc.configure([Builder("b", workers=["w"], steps=[ShellCommand(["true"])])],
                   [scheduler(), ForceScheduler("release", ["b"], properties=[StringParameter("version", required=True)])])
-    await svc.force_build("b", properties=[Property("ticket", "T-1", "")])
-    await svc.force_build("b", scheduler="release", properties=[Property("version", "1.0", "")])
+    await svc.force_build("b", properties=[PropertyValue("ticket", "T-1", "")])
+    await svc.force_build("b", scheduler="release", properties=[PropertyValue("version", "1.0", "")])
     assert [(bs.scheduler, {p.name: p.value for p in bs.properties}.get("version")) for bs in repo.added] == [
         ("force", None), ("release", "1.0")
     ]

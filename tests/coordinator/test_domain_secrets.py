@@ -15,7 +15,7 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.runner import BuildRunner
 from coordinator.domain.errors import SecretNotFound
-from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, Property, Step
+from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, PropertyValue, Step
 from coordinator.domain.properties.renderables import Interpolate, Secret, render
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
@@ -70,7 +70,7 @@ class Provider:
 def runner(steps: list[BuildStep], *, providers: Sequence[Provider] = (), host: Any = None,
            props: dict[str, Any] | None = None) -> tuple[BuildRunner, RecordingRepo, Session]:
     build = Build(id=1, builder="b", number=1, worker="w1", build_request_id=1, buildset_id=1, started_at=0.0,
-                  properties=[Property(k, v, "Worker") for k, v in (props or {}).items()])
+                  properties=[PropertyValue(k, v, "Worker") for k, v in (props or {}).items()])
     repo, session = RecordingRepo(), Session()
     r = BuildRunner(build, steps, "b", session, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
                     secrets=providers, host=host)

@@ -22,7 +22,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Buildset,
     NewBuildset,
-    Property,
+    PropertyValue,
     SchedulerCommit,
     SourceStamp,
 )
@@ -49,7 +49,7 @@ class FakePort:
         self.stopped: list[tuple[int, str]] = []
 
     async def trigger(
-        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property],
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue],
         *, wait: bool, parent: tuple[str, int],
     ) -> Triggered:
         if scheduler == "nope":
@@ -76,7 +76,7 @@ def runner(step: Trigger, port: FakePort, props: dict[str, Any] | None = None,
            stamps: Sequence[SourceStamp] = ()) -> tuple[BuildRunner, FakeRepo]:
     repo = FakeRepo()
     build = Build(id=1, builder="parent", number=7, worker="w", build_request_id=1, buildset_id=1, started_at=0.0,
-                  properties=[Property(k, v, "test") for k, v in (props or {}).items()])
+                  properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
     r = BuildRunner(build, [step], "parent", None, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
                     stamps, trigger_port=port)
     return r, repo
@@ -183,7 +183,7 @@ def test_triggerable_buildset_fills_codebase_defaults_and_trigger_properties_win
                         "branch": "stable", "revision": "v1"}}, properties={"color": "blue", "keep": 1})
     bs = sched.buildset_for([SourceStamp("A", "feature", "abc", codebase="app"),
                              SourceStamp("O", "b", "c", codebase="other")],
-                            [Property("color", "red", "Trigger")], ("parent", 2))
+                            [PropertyValue("color", "red", "Trigger")], ("parent", 2))
     assert bs.builders == ["x", "y"] and bs.scheduler == "t" and "parent/2" in bs.reason
     assert [(s.codebase, s.repository, s.branch, s.revision) for s in bs.sourcestamps] == [
         ("app", "A", "feature", "abc"), ("lib", "L", "stable", "v1"), ("other", "O", "b", "c"),
@@ -250,7 +250,7 @@ async def test_dependent_follows_successful_upstream_buildsets_only(result: Resu
 
 async def test_service_trigger_follows_the_buildset_through_bus_events() -> None:
     svc, repo, bus = service(Triggerable("t", ["c"]), ForceScheduler("f", ["c"]))
-    t = await svc.trigger("t", [SourceStamp(branch="main")], [Property("x", 1, "Trigger")], wait=True,
+    t = await svc.trigger("t", [SourceStamp(branch="main")], [PropertyValue("x", 1, "Trigger")], wait=True,
                           parent=("p", 1))
     assert repo.added[0].scheduler == "t" and t.requests == {"c": 100}
     bus.publish([Event("build.started", 0.0, builder="c", build_number=4, buildset_id=t.buildset_id),

@@ -28,7 +28,7 @@ from coordinator.domain.model import (
     BuildRequest,
     Change,
     NewBuildset,
-    Property,
+    PropertyValue,
     SourceStamp,
 )
 from coordinator.domain.results import Result
@@ -177,7 +177,7 @@ def new_buildset(builders: list[str], priority: int = 0, change_ids: list[int] |
         scheduler="sched",
         builders=builders,
         sourcestamps=[SourceStamp(repository="r", branch="main", revision="abc", project="p")],
-        properties=[Property("scheduler", "sched", "Scheduler"), Property("n", [1, 2], "Test")],
+        properties=[PropertyValue("scheduler", "sched", "Scheduler"), PropertyValue("n", [1, 2], "Test")],
         change_ids=change_ids or [],
         priority=priority,
     )
@@ -191,7 +191,7 @@ async def request_for(repo: SqlRepository, builder: str, priority: int = 0) -> B
 async def started_build(repo: SqlRepository, builder: str, coordinator: str = "c1") -> Build:
     req = await request_for(repo, builder)
     assert await repo.claim_request(req.id, coordinator, T0)
-    return await repo.start_build(req, "w1", [Property("p", 1, "Test")], T0 + 1)
+    return await repo.start_build(req, "w1", [PropertyValue("p", 1, "Test")], T0 + 1)
 
 
 async def request_row(repo: SqlRepository, request_id: int) -> sa.Row:  # type: ignore[type-arg]
@@ -554,7 +554,7 @@ async def test_start_build_stores_its_steps_and_finish_stores_properties_and_clo
     await repo.finish_step(build, step, Result.SUCCESS, "compiled", T0 + 3, logs=[info.id])
     await repo.finish_step(build, build.steps[1], Result.SKIPPED, "skipped", T0 + 3)
     await repo.finish_build(build, Result.SUCCESS, "build successful", T0 + 4, requeue=False,
-                            properties=[Property("got_revision", "abc", "Step")])
+                            properties=[PropertyValue("got_revision", "abc", "Step")])
     stored = await repo.get_build(builder, build.number)
     assert stored is not None
     assert [(s.id, s.name, s.state_string) for s in stored.steps] == [
@@ -668,7 +668,7 @@ async def test_steps_lifecycle(store: Store) -> None:
     steps[0].urls = [("report", "https://example.org/r")]
     await repo.finish_step(build, steps[0], Result.WARNINGS, "a (warnings)", T0 + 4)
     await repo.finish_step(build, steps[1], Result.SKIPPED, "skipped", T0 + 4)
-    await repo.set_build_properties(build, [Property("got_revision", "abc", "Step")])
+    await repo.set_build_properties(build, [PropertyValue("got_revision", "abc", "Step")])
     got = await repo.get_build(build.builder, build.number)
     assert got is not None
     a, b = got.steps
@@ -676,7 +676,7 @@ async def test_steps_lifecycle(store: Store) -> None:
         Result.WARNINGS, "a (warnings)", T0 + 2, T0 + 4, [("report", "https://example.org/r")]
     )
     assert (b.result, b.started_at, b.complete) == (Result.SKIPPED, None, True)
-    assert got.properties == [Property("got_revision", "abc", "Step")]
+    assert got.properties == [PropertyValue("got_revision", "abc", "Step")]
     events = new_events(store, before)
     assert [(e.kind, e.step_number, e.step_name) for e in events] == [
         ("step.started", 0, "a"), ("step.urls", 0, "a"), ("step.finished", 0, "a"), ("step.finished", 1, "b")

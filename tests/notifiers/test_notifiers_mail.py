@@ -13,11 +13,11 @@ from coordinator.domain.model import Build, Change, LogInfo, Step
 from coordinator.domain.results import Result
 from notifiers.base import DeliveryError
 from notifiers.mail import MailNotifier
-from notifiers.render import BuildContext
+from notifiers.render import MessageContext
 from tests.notifiers.conftest import SmtpServer, TlsFiles, authenticator, free_port
 
 
-def context(result: Result = Result.FAILURE, url: str = "") -> BuildContext:
+def context(result: Result = Result.FAILURE, url: str = "") -> MessageContext:
     build = Build(
         id=1, builder="runtests", number=7, worker="w1", build_request_id=1, buildset_id=3,
         started_at=1.0, finished_at=2.0, result=result, state_string="failed test",
@@ -29,7 +29,7 @@ def context(result: Result = Result.FAILURE, url: str = "") -> BuildContext:
                Step(id=2, build_id=1, number=1, name="test", result=result,
                     logs=[LogInfo(id=5, step_id=2, name="stdio", type="s")])],
     )
-    return BuildContext(build=build, previous=Result.SUCCESS, failing_step="test",
+    return MessageContext(build=build, previous=Result.SUCCESS, failing_step="test",
                         log_tail=["line 1", "AssertionError: 1 != 2"], url=url)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coordinator.domain.builds.locks import LockAccess, LockRegistry
-from coordinator.domain.model import Build, Property, SourceStamp, Step
+from coordinator.domain.model import Build, PropertyValue, SourceStamp, Step
 from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.properties.renderables import render
 from coordinator.domain.properties.secrets import BuildSecrets
@@ -55,7 +55,7 @@ class BuildContext:
         self.repo = repo
         self.watchers = watchers
         self.clock = clock
-        self.properties: dict[str, Property] = {p.name: p for p in build.properties}
+        self.properties: dict[str, PropertyValue] = {p.name: p for p in build.properties}
         self.stopped_reason: str | None = None
         self._stopped_step: Step | None = None  # the step running when the build was stopped
         self._current_command: str | None = None
@@ -96,7 +96,7 @@ class BuildContext:
         return name in self.properties
 
     def set_property(self, name: str, value: Any, source: str) -> None:
-        self.properties[name] = Property(name, value, source)
+        self.properties[name] = PropertyValue(name, value, source)
 
     # Buildbot's spellings, for @renderer functions written for Buildbot.
     getProperty = get_property

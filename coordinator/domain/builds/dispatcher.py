@@ -22,7 +22,13 @@ from typing import Any
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import LockRegistry, accesses
 from coordinator.domain.builds.runner import BuildRunner
-from coordinator.domain.model import BuildRequest, Buildset, PendingRequest, Property, SourceStamp
+from coordinator.domain.model import (
+    BuildRequest,
+    Buildset,
+    PendingRequest,
+    PropertyValue,
+    SourceStamp,
+)
 from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
 from coordinator.domain.results import Result
 from coordinator.domain.steps.logs import LogWatchers
@@ -291,9 +297,9 @@ class Dispatcher:
 
     async def _properties(
         self, req: BuildRequest, builder: Builder, session: WorkerSession
-    ) -> tuple[list[Property], list[SourceStamp]]:
+    ) -> tuple[list[PropertyValue], list[SourceStamp]]:
         """The new build's properties, and its source stamps (for rendering)."""
-        props: dict[str, Property] = {}
+        props: dict[str, PropertyValue] = {}
         buildset = req.buildset or await self.repo.get_buildset(req.buildset_id)
         stamps = list(buildset.sourcestamps) if buildset is not None else []
         if buildset is not None:
@@ -302,17 +308,17 @@ class Dispatcher:
             if buildset.sourcestamps:
                 ss = buildset.sourcestamps[0]
                 for name in ("branch", "revision", "repository", "project", "codebase"):
-                    props[name] = Property(name, getattr(ss, name), "Build")
-        props["buildername"] = Property("buildername", builder.name, "Builder")
+                    props[name] = PropertyValue(name, getattr(ss, name), "Build")
+        props["buildername"] = PropertyValue("buildername", builder.name, "Builder")
         for k, v in builder.properties.items():
-            props[k] = Property(k, v, "Builder")
-        props["workername"] = Property("workername", session.name, "Worker")
+            props[k] = PropertyValue(k, v, "Builder")
+        props["workername"] = PropertyValue("workername", session.name, "Worker")
         for k, v in session.info.items():
-            props[f"worker_{k}"] = Property(f"worker_{k}", v, "Worker")
+            props[f"worker_{k}"] = PropertyValue(f"worker_{k}", v, "Worker")
         decl = self.workers.decls.get(session.name)
         if decl is not None:
             for k, v in decl.properties.items():
-                props[k] = Property(k, v, "Worker")
+                props[k] = PropertyValue(k, v, "Worker")
         return list(props.values()), stamps
 
     async def _run_build(
@@ -340,7 +346,7 @@ class Dispatcher:
                 locks=self.locks, build_locks=accesses(builder.locks),
             )
             self.running[key] = runner
-            properties: list[Property] | None = None
+            properties: list[PropertyValue] | None = None
             try:
                 result, state, requeue = await runner.run()
                 properties = build.properties  # the final ones (the runner keeps them there)

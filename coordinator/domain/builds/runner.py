@@ -15,7 +15,7 @@ from coordinator.domain.builds.locks import LockSet, accesses
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.builds.worker_files import WorkerFiles
 from coordinator.domain.errors import StepError
-from coordinator.domain.model import Property, SourceStamp, Step
+from coordinator.domain.model import PropertyValue, SourceStamp, Step
 from coordinator.domain.results import Result, combine
 from coordinator.domain.steps.base import BuildStep
 from coordinator.domain.steps.logs import LineSplitter, OutputCollector, StepLog
@@ -127,7 +127,7 @@ class BuildRunner(StepLogs, WorkerFiles):
         return lambda channel, data: stdio.write(channel, self.secrets.redact_bytes(data))
 
     async def trigger(
-        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue], *, wait: bool
     ) -> Triggered:
         if self.trigger_port is None:
             raise LookupError("this coordinator cannot trigger schedulers")
@@ -222,7 +222,7 @@ class BuildRunner(StepLogs, WorkerFiles):
         if self.stopped_reason is not None and result != Result.RETRY:
             result = Result.CANCELLED
         # Stored by finish_build, in the build's last commit (no write of its own).
-        build.properties = [Property(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
+        build.properties = [PropertyValue(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
         return result, _build_state(result, failed_step), result == Result.RETRY
 
     async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:

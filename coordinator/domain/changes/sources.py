@@ -1,6 +1,6 @@
 """Change sources that poll (Buildbot's GitPoller): the configuration object, the decision of
 which commits are new, and the polling loop. Git itself is reached through the `GitRepository`
-port (implemented with subprocesses in coordinator/changesources/), storage through
+port (implemented with subprocesses in coordinator/vcs/), storage through
 `PolledChangeSink`, so all of this runs in tests with fakes.
 
 Exactly once: the branch heads a poller saw are stored in the same transaction as the changes

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from coordinator.domain.errors import InvalidArgument
-from coordinator.domain.model import Change, Property
+from coordinator.domain.model import Change, PropertyValue
 
 PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 MAX_CHANGES_PER_REQUEST = 1000
@@ -54,7 +54,7 @@ def parse_property_value(name: str, value_json: str, where: str = "") -> object:
         ) from None
 
 
-def check_properties(props: Iterable[Property], where: str = "") -> None:
+def check_properties(props: Iterable[PropertyValue], where: str = "") -> None:
     seen: set[str] = set()
     for p in props:
         check_property_name(p.name, where)

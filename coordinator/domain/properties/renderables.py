@@ -47,10 +47,6 @@ def render(value: Any, ctx: RenderContext) -> Any:
     return value
 
 
-def is_renderable(value: Any) -> bool:
-    return isinstance(value, Renderable)
-
-
 class Property(Renderable):
     """A build property's value; `default` when it is missing (or false, with
     `defaultWhenFalse`, as in Buildbot)."""

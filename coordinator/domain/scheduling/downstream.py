@@ -12,7 +12,7 @@ from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
     Buildset,
-    Property,
+    PropertyValue,
     SchedulerCommit,
     SourceStamp,
 )
@@ -35,7 +35,7 @@ class Downstream(ServiceBase):
         self,
         scheduler: str,
         sourcestamps: Sequence[SourceStamp],
-        properties: Sequence[Property],
+        properties: Sequence[PropertyValue],
         *,
         wait: bool,
         parent: tuple[str, int],

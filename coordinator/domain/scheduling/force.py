@@ -17,7 +17,7 @@ from typing import Any
 from coordinator.domain.changes.codebases import parse_codebases, with_defaults
 from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.location import caller_location
-from coordinator.domain.model import NewBuildset, Property, SourceStamp
+from coordinator.domain.model import NewBuildset, PropertyValue, SourceStamp
 from coordinator.domain.scheduling import schedulers
 
 
@@ -214,7 +214,7 @@ class ForceScheduler(schedulers.Scheduler):
             for p in self.parameters
         ]
 
-    def collect_properties(self, given: Sequence[Property]) -> list[Property]:
+    def collect_properties(self, given: Sequence[PropertyValue]) -> list[PropertyValue]:
         """The forced build's properties: each parameter's value (given or default) checked and
         converted; InvalidArgument naming the parameter otherwise."""
         if not self.parameters:
@@ -234,7 +234,7 @@ class ForceScheduler(schedulers.Scheduler):
                 value = p.check(raw)
             except ValueError as exc:
                 raise InvalidArgument(f'parameter "{p.name}": {exc}') from None
-            out.append(Property(p.name, value, "Force Build Form"))
+            out.append(PropertyValue(p.name, value, "Force Build Form"))
         return out
 
     def describe_parameters(self) -> list[str]:
@@ -266,7 +266,7 @@ class ForceScheduler(schedulers.Scheduler):
 
     def force_buildset(
         self, builder: str, *, reason: str, owner: str, top: SourceStamp,
-        per_codebase: Sequence[SourceStamp], properties: Sequence[Property],
+        per_codebase: Sequence[SourceStamp], properties: Sequence[PropertyValue],
     ) -> NewBuildset:
         bs = self.buildset_for(
             builder, reason=reason, owner=owner, branch=top.branch, revision=top.revision,
@@ -285,14 +285,14 @@ class ForceScheduler(schedulers.Scheduler):
         revision: str,
         repository: str,
         project: str,
-        properties: list[Property],
+        properties: list[PropertyValue],
     ) -> NewBuildset:
         who = f" by '{owner}'" if owner else ""
         text = f"A build was forced{who}" + (f": {reason}" if reason else "")
-        props = [Property(p.name, p.value, "Force Build Form") for p in properties]
+        props = [PropertyValue(p.name, p.value, "Force Build Form") for p in properties]
         if owner:
-            props.append(Property("owner", owner, "Force Build Form"))
-        props.append(Property("reason", reason, "Force Build Form"))
+            props.append(PropertyValue("owner", owner, "Force Build Form"))
+        props.append(PropertyValue("reason", reason, "Force Build Form"))
         return NewBuildset(
             reason=text,
             scheduler=self.name,

@@ -16,7 +16,13 @@ from coordinator.domain.changes.codebases import parse_codebases, stamps_for_cha
 from coordinator.domain.changes.filters import ChangeFilter, importance
 from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.location import caller_location
-from coordinator.domain.model import Change, NewBuildset, Property, SchedulerCommit, SchedulerRecord
+from coordinator.domain.model import (
+    Change,
+    NewBuildset,
+    PropertyValue,
+    SchedulerCommit,
+    SchedulerRecord,
+)
 from coordinator.domain.ports import Clock, TimerHandle
 
 log = logging.getLogger(__name__)
@@ -57,9 +63,9 @@ class Scheduler:
     def kind(self) -> str:
         return type(self).__name__
 
-    def scheduler_properties(self) -> list[Property]:
-        return [Property("scheduler", self.name, "Scheduler")] + [
-            Property(k, v, "Scheduler") for k, v in self.properties.items()
+    def scheduler_properties(self) -> list[PropertyValue]:
+        return [PropertyValue("scheduler", self.name, "Scheduler")] + [
+            PropertyValue(k, v, "Scheduler") for k, v in self.properties.items()
         ]
 
     def start(self, rt: Runtime, record: SchedulerRecord) -> None:
@@ -212,7 +218,7 @@ class ChangeScheduler(Scheduler):
         return min(deadlines) if deadlines else None
 
     def buildset_for(self, changes: list[Change]) -> NewBuildset:
-        props = [Property(k, v, "Change") for c in changes for k, v in c.properties.items()]
+        props = [PropertyValue(k, v, "Change") for c in changes for k, v in c.properties.items()]
         return NewBuildset(
             reason=f"The {type(self).__name__} scheduler named '{self.name}' triggered this build",
             scheduler=self.name,

@@ -10,7 +10,7 @@ from typing import Any
 
 from coordinator.domain.changes.codebases import parse_codebases, with_defaults
 from coordinator.domain.events import Event
-from coordinator.domain.model import NewBuildset, Property, SourceStamp
+from coordinator.domain.model import NewBuildset, PropertyValue, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.domain.scheduling.schedulers import Scheduler
 from coordinator.domain.steps.trigger_port import Triggered
@@ -34,7 +34,7 @@ class Triggerable(Scheduler):
         self.codebases = parse_codebases(codebases, self.errors)
 
     def buildset_for(
-        self, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], parent: tuple[str, int]
+        self, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue], parent: tuple[str, int]
     ) -> NewBuildset:
         given = {p.name: p for p in self.scheduler_properties()}
         # The Trigger step's properties win over the scheduler's own (as in Buildbot).

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.location import caller_location
-from coordinator.domain.model import Artifact, Property, SourceStamp
+from coordinator.domain.model import Artifact, PropertyValue, SourceStamp
 from coordinator.domain.ports import ArtifactStore, ByteSink
 from coordinator.domain.properties.renderables import Renderable
 from coordinator.domain.results import Result
@@ -110,7 +110,7 @@ class StepContext(Protocol):
         ...
 
     async def trigger(
-        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[Property], *, wait: bool
+        self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue], *, wait: bool
     ) -> Triggered:
         """Submit a buildset through the Triggerable scheduler named `scheduler`."""
         ...

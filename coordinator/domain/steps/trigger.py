@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from coordinator.domain.changes.codebases import FIELDS
-from coordinator.domain.model import Property, SourceStamp
+from coordinator.domain.model import PropertyValue, SourceStamp
 from coordinator.domain.properties.renderables import Renderable
 from coordinator.domain.results import Result, worst
 from coordinator.domain.steps.base import BuildStep, StepContext
@@ -94,12 +94,12 @@ class Trigger(BuildStep):
             stamps = [replace(s, revision=str(got[s.codebase])) if got.get(s.codebase) else s for s in stamps]
         return stamps
 
-    def properties(self, ctx: StepContext) -> list[Property]:
+    def properties(self, ctx: StepContext) -> list[PropertyValue]:
         props = [
-            Property(name, ctx.get_property(name), "Trigger")
+            PropertyValue(name, ctx.get_property(name), "Trigger")
             for name in self.copy_properties if ctx.has_property(name)
         ]
-        props += [Property(name, ctx.render(value), "Trigger") for name, value in self.set_properties.items()]
+        props += [PropertyValue(name, ctx.render(value), "Trigger") for name, value in self.set_properties.items()]
         return props
 
     async def run(self, ctx: StepContext) -> Result:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from coordinator.domain.model import Property, SourceStamp
+from coordinator.domain.model import PropertyValue, SourceStamp
 from coordinator.domain.results import Result
 
 
@@ -41,7 +41,7 @@ class TriggerPort(Protocol):
         self,
         scheduler: str,
         sourcestamps: Sequence[SourceStamp],
-        properties: Sequence[Property],
+        properties: Sequence[PropertyValue],
         *,
         wait: bool,
         parent: tuple[str, int],

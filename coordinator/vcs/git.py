@@ -18,7 +18,7 @@ _FORMAT = "--format=%x1e%H%x1f%an <%ae>%x1f%cn <%ce>%x1f%ct%x1f%B%x1f"
 _TIMEOUT = 300.0  # one git command; a hung fetch must not stop polling for good
 
 
-class GitFailed(Exception):
+class GitCommandError(Exception):
     """A git command failed; the message is git's own last line."""
 
 
@@ -56,7 +56,7 @@ class GitCli:
             raise
         if proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
-            raise GitFailed(f"git {args[0]} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+            raise GitCommandError(f"git {args[0]} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
         return out.decode(errors="replace")
 
     async def fetch(self) -> dict[str, str]:

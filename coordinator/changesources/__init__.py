@@ -1,1 +1,0 @@
-"""Adapters of the change sources to the outside world (git subprocesses)."""

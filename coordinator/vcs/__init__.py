@@ -1,0 +1,1 @@
+"""Version-control adapters: the git subprocesses behind the change sources (GitPoller)."""
