@@ -13,7 +13,7 @@ import pytest
 from coordinator.config import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
-from coordinator.domain.builds.runner import BuildRunner
+from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.errors import SecretNotFound
 from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, PropertyValue, Step
 from coordinator.domain.properties.renderables import Interpolate, Secret, render
@@ -72,8 +72,8 @@ def runner(steps: list[BuildStep], *, providers: Sequence[Provider] = (), host: 
     build = Build(id=1, builder="b", number=1, worker="w1", build_request_id=1, buildset_id=1, started_at=0.0,
                   properties=[PropertyValue(k, v, "Worker") for k, v in (props or {}).items()])
     repo, session = RecordingRepo(), Session()
-    r = BuildRunner(build, steps, "b", session, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
-                    secrets=providers, host=host)
+    r = BuildRunner(build, steps, "b", session,  # type: ignore[arg-type]
+                    BuildServices(repo, LogWatchers(), FakeClock(), secrets=providers, host=host))  # type: ignore[arg-type]
     return r, repo, session
 
 

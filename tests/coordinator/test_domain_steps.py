@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.domain.builds.runner import BuildRunner
+from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.model import Build, PropertyValue
 from coordinator.domain.properties.renderables import Interpolate
 from coordinator.domain.properties.renderables import Property as Prop
@@ -58,7 +58,7 @@ def make_runner(steps: list[BuildStep], session: FakeSession | None = None,
     build = Build(id=1, builder="b", number=1, worker="w", build_request_id=1, buildset_id=1,
                   started_at=0.0, properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
     return BuildRunner(build, steps, "b", session or FakeSession(),  # type: ignore[arg-type]
-                       FakeRepo(), LogWatchers(), FakeClock())
+                       BuildServices(FakeRepo(), LogWatchers(), FakeClock()))  # type: ignore[arg-type]
 
 
 class Fixed(BuildStep):

@@ -14,7 +14,7 @@ import pytest
 
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.domain.builds.dispatcher import Dispatcher
-from coordinator.domain.builds.runner import BuildRunner
+from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
@@ -77,8 +77,8 @@ def runner(step: Trigger, port: FakePort, props: dict[str, Any] | None = None,
     repo = FakeRepo()
     build = Build(id=1, builder="parent", number=7, worker="w", build_request_id=1, buildset_id=1, started_at=0.0,
                   properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
-    r = BuildRunner(build, [step], "parent", None, repo, LogWatchers(), FakeClock(),  # type: ignore[arg-type]
-                    stamps, trigger_port=port)
+    r = BuildRunner(build, [step], "parent", None,  # type: ignore[arg-type]
+                    BuildServices(repo, LogWatchers(), FakeClock(), trigger_port=port), stamps)  # type: ignore[arg-type]
     return r, repo
 
 

@@ -1,6 +1,7 @@
-"""What a running step reads about its build: the build's state, properties, worker and
-secrets. The base of BuildRunner (the StepContext); its step logs, worker files and the build
-loop are in build_logs.py, build_files.py and build_runner.py."""
+"""The state of one running build: which step runs, whether (and why) the build was stopped,
+its properties, source stamps and secrets. BuildRunner has one and shares it with its parts
+(step logs, step commands, worker files), which read it; only the runner changes the step and
+the stop, through the methods here."""
 
 from __future__ import annotations
 
@@ -8,86 +9,65 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from coordinator.domain.builds.locks import LockAccess, LockRegistry
 from coordinator.domain.model import Build, PropertyValue, SourceStamp, Step
-from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
-from coordinator.domain.properties.renderables import render
+from coordinator.domain.ports import SecretProvider
 from coordinator.domain.properties.secrets import BuildSecrets
-from coordinator.domain.steps.base import BuildStep
-from coordinator.domain.steps.logs import LineObserver, LogWatchers, StepLog
-from coordinator.domain.steps.trigger_port import TriggerPort
 from coordinator.domain.workers.sessions import WorkerSession
 
 
 class BuildContext:
-    """The state of one running build (set up here for all parts of BuildRunner) and the
-    read-only part of the StepContext."""
+    """What a step reads about its build, and where the build is."""
 
     def __init__(
         self,
         build: Build,
-        steps: Sequence[BuildStep],
-        builddir: str,
         session: WorkerSession,
-        repo: Repository,
-        watchers: LogWatchers,
-        clock: Clock,
         sourcestamps: Sequence[SourceStamp] = (),
-        artifacts: ArtifactStore | None = None,
-        trigger_port: TriggerPort | None = None,
-        *,
         secrets: Sequence[SecretProvider] = (),
-        host: HostCommands | None = None,
-        locks: LockRegistry | None = None,
-        build_locks: Sequence[LockAccess] = (),
     ) -> None:
         self.build = build
-        self._artifacts = artifacts
-        self.trigger_port = trigger_port
-        self.locks = locks or LockRegistry()
-        self.build_locks = list(build_locks)
-        self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
-        self._stopped = asyncio.Event()
-        self._sourcestamps = list(sourcestamps or build.sourcestamps)
-        self.step_defs = list(steps)
-        self.builddir = builddir
-        self.session = session
-        self.repo = repo
-        self.watchers = watchers
-        self.clock = clock
+        self._session = session  # read for the worker's advertised info only
+        self.sourcestamps: Sequence[SourceStamp] = list(sourcestamps or build.sourcestamps)
         self.properties: dict[str, PropertyValue] = {p.name: p for p in build.properties}
-        self.stopped_reason: str | None = None
-        self._stopped_step: Step | None = None  # the step running when the build was stopped
-        self._current_command: str | None = None
-        self._current_transfer: str | None = None
-        self._current_step: Step | None = None
-        self._command_seq = 0
-        self._observers: dict[str, list[LineObserver]] = {}
-        self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
-        self._current_host: Any = None  # HostProcess of a running MasterShellCommand
-        self._host = host
         self.secrets = BuildSecrets(secrets)
-        self._state: str | None = None  # the current step's own state string, when it set one
+        self.step: Step | None = None  # the running step
+        self.stopped_reason: str | None = None
+        self.stopped = asyncio.Event()  # set by stop(); wakes a wait for a lock
+        self._stopped_step: Step | None = None  # the step running when the build was stopped
+        self._command_seq = 0
 
-    # -- StepContext
-    @property
-    def builder(self) -> str:
-        return self.build.builder
+    # -- where the build is (changed by the runner only)
+    def begin_step(self, step: Step) -> None:
+        self.step = step
 
-    @property
-    def worker(self) -> str:
-        return self.build.worker
+    def end_step(self) -> None:
+        self.step = None
 
-    @property
-    def build_number(self) -> int:
-        return self.build.number
+    def running_step(self, what: str) -> Step:
+        """The running step, for an operation (`what`) that only makes sense during one."""
+        step = self.step
+        assert step is not None, f"{what} only available while a step runs"
+        return step
+
+    def stop(self, reason: str) -> None:
+        """Remember the first reason the build was stopped, and the step it stopped."""
+        if self.stopped_reason is None:
+            self.stopped_reason = reason or "stopped"
+            self._stopped_step = self.step
+        self.stopped.set()
 
     @property
     def interrupted(self) -> bool:
         """Whether the running step was stopped. An alwaysRun step that runs after a stop is
         not: as in Buildbot, it runs its commands normally."""
-        return self.stopped_reason is not None and self._current_step is self._stopped_step
+        return self.stopped_reason is not None and self.step is self._stopped_step
 
+    def command_id(self, step: Step) -> str:
+        """A new id for a command or file primitive of `step` (one sequence for the build)."""
+        self._command_seq += 1
+        return f"{self.build.id}-{step.number}-{self._command_seq}"
+
+    # -- what a step reads
     def get_property(self, name: str, default: Any = None) -> Any:
         p = self.properties.get(name)
         return default if p is None else p.value
@@ -98,20 +78,16 @@ class BuildContext:
     def set_property(self, name: str, value: Any, source: str) -> None:
         self.properties[name] = PropertyValue(name, value, source)
 
-    # Buildbot's spellings, for @renderer functions written for Buildbot.
-    getProperty = get_property
-    hasProperty = has_property
-
-    @property
-    def sourcestamps(self) -> Sequence[SourceStamp]:
-        return self._sourcestamps
+    def final_properties(self) -> list[PropertyValue]:
+        """The properties to store with the finished build, secrets hidden."""
+        return [PropertyValue(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
 
     @property
     def worker_info(self) -> Mapping[str, Any]:
         """What %(worker:KEY)s reads: the worker's name, what it advertised (os, arch, version,
         labels) and its configured properties."""
         info: dict[str, Any] = {"name": self.build.worker, "workername": self.build.worker}
-        info.update(self.session.info)
+        info.update(self._session.info)
         for p in self.properties.values():
             if p.source == "Worker" and p.name not in ("workername",) and not p.name.startswith("worker_"):
                 info.setdefault(p.name, p.value)
@@ -125,7 +101,3 @@ class BuildContext:
     def redact(self, text: str) -> str:
         """`text` with every secret value of this build replaced by ``<secret NAME>``."""
         return self.secrets.redact(text)
-
-    def render(self, value: Any) -> Any:
-        """`value` with its Property/Interpolate/Transform/renderer parts rendered for this build."""
-        return render(value, self)

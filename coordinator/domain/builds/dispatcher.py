@@ -21,7 +21,7 @@ from typing import Any
 
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import LockRegistry, accesses
-from coordinator.domain.builds.runner import BuildRunner
+from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.model import (
     BuildRequest,
     Buildset,
@@ -321,6 +321,12 @@ class Dispatcher:
                 props[k] = PropertyValue(k, v, "Worker")
         return list(props.values()), stamps
 
+    def _build_services(self) -> BuildServices:
+        """What every build uses; made as each starts, so that it has the current trigger_port."""
+        return BuildServices(
+            self.repo, self.watchers, self.clock, self.artifacts, self.trigger_port, self.secrets, self.host, self.locks
+        )
+
     async def _run_build(
         self, req: BuildRequest, builder: Builder, session: WorkerSession, slot: str, others: list[BuildRequest]
     ) -> None:
@@ -340,10 +346,7 @@ class Dispatcher:
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self.repo, self.watchers, self.clock, stamps,
-                self.artifacts, self.trigger_port,
-                secrets=self.secrets, host=self.host,
-                locks=self.locks, build_locks=accesses(builder.locks),
+                build, builder.steps, builder.builddir, session, self._build_services(), stamps, accesses(builder.locks)
             )
             self.running[key] = runner
             properties: list[PropertyValue] | None = None

@@ -1,42 +1,157 @@
 """Runs one build: its steps in order on one worker, with Buildbot's result rules.
 
-BuildRunner is the StepContext; its read-only part, step logs and worker files are in
-build_context.py, build_logs.py and build_files.py."""
+BuildRunner is the StepContext steps see. It has its parts, each in its own module: the build's
+state, properties and secrets (BuildContext, context.py), the running step's logs (StepLogs,
+step_logs.py), its commands (StepCommands, step_commands.py) and its file primitives and
+artifacts (WorkerFiles, worker_files.py); the StepContext methods here delegate to them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from coordinator.domain.builds.locks import LockSet, accesses
+from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.builds.locks import LockAccess, LockRegistry, LockSet, accesses
+from coordinator.domain.builds.step_commands import StepCommands
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.builds.worker_files import WorkerFiles
 from coordinator.domain.errors import StepError
-from coordinator.domain.model import PropertyValue, SourceStamp, Step
+from coordinator.domain.model import Artifact, Build, PropertyValue, SourceStamp, Step
+from coordinator.domain.ports import (
+    ArtifactStore,
+    ByteSink,
+    Clock,
+    HostCommands,
+    Repository,
+    SecretProvider,
+)
+from coordinator.domain.properties.renderables import render
 from coordinator.domain.results import Result, combine
 from coordinator.domain.steps.base import BuildStep
-from coordinator.domain.steps.logs import LineSplitter, OutputCollector, StepLog
-from coordinator.domain.steps.trigger_port import Triggered
-from coordinator.domain.workers.commands import (
-    HEADER,
-    CommandSpec,
-    Finished,
-    TransferError,
-    WorkerLost,
-)
-from coordinator.domain.workers.sessions import OutputHandler
+from coordinator.domain.steps.logs import LineObserver, LogWatchers, OutputCollector
+from coordinator.domain.steps.trigger_port import Triggered, TriggerPort
+from coordinator.domain.workers.commands import FileResult, Finished, TransferError, WorkerLost
+from coordinator.domain.workers.sessions import WorkerSession
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class BuildRunner(StepLogs, WorkerFiles):
+@dataclass(frozen=True)
+class BuildServices:
+    """What every build of a coordinator uses: where it records, what it may reach, the locks
+    all builds share. The dispatcher hands the same ones to each BuildRunner."""
+
+    repo: Repository
+    watchers: LogWatchers
+    clock: Clock
+    artifacts: ArtifactStore | None = None
+    trigger_port: TriggerPort | None = None  # None: Trigger steps fail
+    secrets: Sequence[SecretProvider] = ()  # the configuration's secretsProviders
+    host: HostCommands | None = None  # runs MasterShellCommand; None unless allowed
+    locks: LockRegistry = field(default_factory=LockRegistry)
+
+
+class BuildRunner:
     """One running build. `run()` returns (result, state string, whether to requeue)."""
 
-    # -- StepContext: commands
+    def __init__(
+        self,
+        build: Build,
+        steps: Sequence[BuildStep],
+        builddir: str,
+        session: WorkerSession,
+        services: BuildServices,
+        sourcestamps: Sequence[SourceStamp] = (),
+        build_locks: Sequence[LockAccess] = (),
+    ) -> None:
+        self.build = build
+        self.step_defs = list(steps)
+        self.repo = services.repo
+        self.watchers = services.watchers
+        self.clock = services.clock
+        self.trigger_port = services.trigger_port
+        self.locks = services.locks
+        self.build_locks = list(build_locks)
+        self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
+        self.context = BuildContext(build, session, sourcestamps, services.secrets)
+        self.logs = StepLogs(self.context, services.repo, services.watchers, services.clock)
+        self.commands = StepCommands(self.context, self.logs, session, builddir, services.host)
+        self.files = WorkerFiles(self.context, session, builddir, services.repo, services.clock, services.artifacts)
+
+    # -- StepContext: the build (BuildContext)
+    @property
+    def builder(self) -> str:
+        return self.build.builder
+
+    @property
+    def worker(self) -> str:
+        return self.build.worker
+
+    @property
+    def build_number(self) -> int:
+        return self.build.number
+
+    @property
+    def interrupted(self) -> bool:
+        return self.context.interrupted
+
+    @property
+    def stopped_reason(self) -> str | None:
+        return self.context.stopped_reason
+
+    @property
+    def sourcestamps(self) -> Sequence[SourceStamp]:
+        return self.context.sourcestamps
+
+    @property
+    def worker_info(self) -> Mapping[str, Any]:
+        return self.context.worker_info
+
+    def get_property(self, name: str, default: Any = None) -> Any:
+        return self.context.get_property(name, default)
+
+    def has_property(self, name: str) -> bool:
+        return self.context.has_property(name)
+
+    def set_property(self, name: str, value: Any, source: str) -> None:
+        self.context.set_property(name, value, source)
+
+    # Buildbot's spellings, for @renderer functions written for Buildbot.
+    getProperty = get_property
+    hasProperty = has_property
+
+    def get_secret(self, name: str) -> str:
+        return self.context.get_secret(name)
+
+    def redact(self, text: str) -> str:
+        return self.context.redact(text)
+
+    def render(self, value: Any) -> Any:
+        """`value` with its Property/Interpolate/Transform/renderer parts rendered for this
+        build (a @renderer function gets this runner, as Buildbot's get the properties)."""
+        return render(value, self)
+
+    # -- StepContext: logs, links and state (StepLogs)
+    def add_log_observer(self, log_name: str, observer: LineObserver) -> None:
+        self.logs.add_log_observer(log_name, observer)
+
+    async def write_log(self, text: str, log_name: str = "stdio") -> None:
+        await self.logs.write_log(text, log_name)
+
+    async def add_log(self, name: str, text: str) -> None:
+        await self.logs.add_log(name, text)
+
+    async def add_url(self, name: str, url: str) -> None:
+        await self.logs.add_url(name, url)
+
+    def set_state(self, text: str) -> None:
+        self.logs.set_state(text)
+
+    # -- StepContext: commands (StepCommands)
     async def run_command(
         self,
         command: Sequence[str] | str,
@@ -48,38 +163,9 @@ class BuildRunner(StepLogs, WorkerFiles):
         log_name: str = "stdio",
         collect: OutputCollector | None = None,
     ) -> Finished:
-        """Run a command on the worker, its output stored in a new log of the current step
-        (and fed to `collect`, when given, for the step to read)."""
-        stdio = await self._open_log(log_name)
-        step = self._current_step
-        assert step is not None
-        self._command_seq += 1
-        spec = CommandSpec(
-            command_id=f"{self.build.id}-{step.number}-{self._command_seq}",
-            argv=[] if isinstance(command, str) else list(command),
-            shell_command=command if isinstance(command, str) else "",
-            builder_dir=self.builddir,
-            workdir=workdir,
-            env=dict(env or {}),
-            timeout=timeout,
-            max_time=max_time,
-            redactions=tuple(self.secrets.values.items()),
+        return await self.commands.run_command(
+            command, workdir=workdir, env=env, timeout=timeout, max_time=max_time, log_name=log_name, collect=collect
         )
-        self._current_command = spec.command_id
-        try:
-            if self.interrupted:
-                await stdio.write(HEADER, f"not run: {self.stopped_reason}\n".encode())
-                return Finished(spec.command_id, -1, "interrupted")
-            splitter = LineSplitter(self._observers.get(log_name, []))
-            try:
-                finished = await self.session.run_command(spec, _output_handler(stdio, collect, splitter))
-            finally:
-                splitter.flush()
-            if splitter.error is not None:
-                raise splitter.error  # the step's EXCEPTION
-            return finished
-        finally:
-            self._current_command = None
 
     async def run_master_command(
         self,
@@ -91,41 +177,41 @@ class BuildRunner(StepLogs, WorkerFiles):
         max_time: float = 0,
         log_name: str = "stdio",
     ) -> Finished:
-        """Run a command on the coordinator host (MasterShellCommand), its output in a log of
-        the current step. Refused unless the configuration allows it."""
-        if self._host is None:
-            raise StepError("commands on the coordinator host are disabled (allow_master_commands=False)")
-        stdio = await self._open_log(log_name)
-        text = command if isinstance(command, str) else shlex.join(command)
-        await stdio.write(HEADER, self.redact(f"{text}\n in dir {workdir or '.'} (on the coordinator)\n").encode())
-        if self.interrupted:
-            await stdio.write(HEADER, f"not run: {self.stopped_reason}\n".encode())
-            return Finished("master", -1, "interrupted")
-        proc = self._host.start(
-            command, workdir=workdir, env=dict(env or {}), timeout=timeout, max_time=max_time,
-            on_output=self._redacting(stdio),
+        return await self.commands.run_master_command(
+            command, workdir=workdir, env=env, timeout=timeout, max_time=max_time, log_name=log_name
         )
-        self._current_host = proc
-        try:
-            rc, reason = await proc.wait()
-        finally:
-            self._current_host = None
-        end = {
-            "": f"program finished with exit code {rc}\n",
-            "interrupted": f"interrupted: {self.stopped_reason}\n",
-            "timeout": f"command timed out: {timeout:g} seconds without output, killed\n",
-            "max_time": f"command timed out: {max_time:g} seconds elapsed, killed\n",
-        }.get(reason, f"{reason}\n")
-        await stdio.write(HEADER, end.encode())
-        return Finished("master", rc, reason)
 
-    def _redacting(self, stdio: StepLog) -> OutputHandler:
-        """Output of a command on the coordinator host with each secret value hidden. Unlike
-        on the worker, a value split between two reads is not caught here."""
-        if not self.secrets:
-            return stdio.write
-        return lambda channel, data: stdio.write(channel, self.secrets.redact_bytes(data))
+    # -- StepContext: files on the worker and artifacts (WorkerFiles)
+    async def mkdir(self, path: str) -> None:
+        await self.files.mkdir(path)
 
+    async def rmdir(self, path: str) -> None:
+        await self.files.rmdir(path)
+
+    async def stat(self, path: str) -> FileResult | None:
+        return await self.files.stat(path)
+
+    async def glob(self, pattern: str) -> list[str]:
+        return await self.files.glob(pattern)
+
+    async def upload(
+        self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
+    ) -> FileResult:
+        return await self.files.upload(workersrc, sink, max_size=max_size, directory=directory)
+
+    async def download(
+        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
+    ) -> FileResult:
+        return await self.files.download(chunks, workerdest, max_size=max_size, mode=mode)
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.files.artifacts
+
+    async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
+        return await self.files.add_artifact(name, size, sha256)
+
+    # -- StepContext: the rest
     async def trigger(
         self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue], *, wait: bool
     ) -> Triggered:
@@ -137,7 +223,7 @@ class BuildRunner(StepLogs, WorkerFiles):
 
     async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
         work = asyncio.ensure_future(aw)
-        stopped = asyncio.ensure_future(self._stopped.wait())
+        stopped = asyncio.ensure_future(self.context.stopped.wait())
         try:
             await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -149,16 +235,11 @@ class BuildRunner(StepLogs, WorkerFiles):
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
-        if self.stopped_reason is None:
-            self.stopped_reason = reason or "stopped"
-            self._stopped_step = self._current_step
-        self._stopped.set()  # wakes a wait for a lock
-        if self._current_command:
-            self.session.interrupt(self._current_command, self.stopped_reason)
-        if self._current_host is not None:
-            self._current_host.interrupt(self.stopped_reason)
-        if self._current_transfer:
-            self.session.files.abandon(self._current_transfer, self.stopped_reason)
+        self.context.stop(reason)  # also wakes a wait for a lock
+        stopped_reason = self.context.stopped_reason
+        assert stopped_reason is not None
+        self.commands.interrupt(stopped_reason)
+        self.files.abandon(stopped_reason)
 
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
@@ -168,7 +249,7 @@ class BuildRunner(StepLogs, WorkerFiles):
         steps = build.steps
         held = LockSet(self.locks, self.build_locks, self.worker)
         try:
-            if not await held.acquire(self, self._wait_build, self._stopped):
+            if not await held.acquire(self, self._wait_build, self.context.stopped):
                 for step, step_def in zip(steps, self.step_defs, strict=True):
                     await self._skip(step, step_def)
                 waited = self.waiting_for_lock
@@ -195,18 +276,16 @@ class BuildRunner(StepLogs, WorkerFiles):
                 continue
             step.started_at = self.clock.now()
             await self.repo.start_step(build, step, step.started_at)
-            self._current_step = step
-            self._observers = {}
-            self._state = None
+            self.context.begin_step(step)
+            self.logs.begin_step()
             step_result = await self._run_locked_step(step, step_def)
-            logs = self._take_logs()
-            self._current_step = None
-            self._observers = {}
+            logs = self.logs.end_step()
+            self.context.end_step()
             step.hidden = self._hidden(step_def, step_result)
             if step_result == Result.SKIPPED:
                 state = "skipped"
             else:
-                state = self.redact(self._state or self._describe(step_def, step_result))
+                state = self.redact(self.logs.state or self._describe(step_def, step_result))
             await self.repo.finish_step(build, step, step_result, state, self.clock.now(), logs=logs)
             for log_id in logs:
                 self.watchers.notify(log_id)  # followers of the log see it complete
@@ -222,7 +301,7 @@ class BuildRunner(StepLogs, WorkerFiles):
         if self.stopped_reason is not None and result != Result.RETRY:
             result = Result.CANCELLED
         # Stored by finish_build, in the build's last commit (no write of its own).
-        build.properties = [PropertyValue(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
+        build.properties = self.context.final_properties()
         return result, _build_state(result, failed_step), result == Result.RETRY
 
     async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:
@@ -237,7 +316,7 @@ class BuildRunner(StepLogs, WorkerFiles):
             await self.repo.set_step_state(self.build, step, f"waiting for lock {lock}", self.clock.now())
 
         try:
-            if not await held.acquire((self, step.number), waiting, self._stopped):
+            if not await held.acquire((self, step.number), waiting, self.context.stopped):
                 return Result.CANCELLED
             if self.waiting_for_lock:
                 self.waiting_for_lock = ""
@@ -288,24 +367,11 @@ class BuildRunner(StepLogs, WorkerFiles):
                 return Result.CANCELLED
             # An expected failure of a file primitive: the step fails with its message.
             log.info("%s/%d: step %s: %s", self.build.builder, self.build.number, step_def.name, exc)
-            await self._note_failure(str(exc))
+            await self.logs.note_failure(str(exc))
             return Result.FAILURE
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION
-
-
-def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: LineSplitter) -> OutputHandler:
-    if collect is None and not lines.observers:
-        return stdio.write
-
-    def write(channel: int, data: bytes) -> Awaitable[None]:
-        if collect is not None:
-            collect.feed(channel, data)
-        lines.feed(channel, data)
-        return stdio.write(channel, data)
-
-    return write
 
 
 def _build_state(result: Result, failed_step: str) -> str:

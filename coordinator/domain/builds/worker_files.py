@@ -1,5 +1,5 @@
 """File primitives on the worker (mkdir/rmdir/stat/glob/upload/download) and the build's
-artifacts: the part of the StepContext that moves files (BuildRunner's base)."""
+artifacts: the part of the StepContext that moves files. One per build, owned by BuildRunner."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.model import Artifact
-from coordinator.domain.ports import ArtifactStore, ByteSink
+from coordinator.domain.ports import ArtifactStore, ByteSink, Clock, Repository
 from coordinator.domain.workers.commands import (
     DOWNLOAD,
     GLOB,
@@ -21,25 +21,45 @@ from coordinator.domain.workers.commands import (
     FileResult,
     TransferError,
 )
+from coordinator.domain.workers.sessions import WorkerSession
 
 
-class WorkerFiles(BuildContext):
+class WorkerFiles:
     """Files on the worker and the build's artifacts. One primitive runs at a time, as the
     step's current transfer, so stopping the build cancels it."""
 
+    def __init__(
+        self,
+        context: BuildContext,
+        session: WorkerSession,
+        builddir: str,
+        repo: Repository,
+        clock: Clock,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        self._context = context  # the build, its running step, whether it was stopped
+        self.session = session
+        self.builddir = builddir
+        self.repo = repo
+        self.clock = clock
+        self._artifacts = artifacts
+        self._current_transfer: str | None = None
+
+    def abandon(self, reason: str) -> None:
+        """The build was stopped: cancel the running primitive, if any."""
+        if self._current_transfer:
+            self.session.files.abandon(self._current_transfer, reason)
+
     # -- files on the worker (paths relative to the builder directory unless absolute)
     def _file_command(self, op: str, path: str, max_size: int = 0, mode: int = 0) -> FileCommand:
-        step = self._current_step
-        assert step is not None, "file operations are only available while a step runs"
-        self._command_seq += 1
-        rid = f"{self.build.id}-{step.number}-{self._command_seq}"
+        rid = self._context.command_id(self._context.running_step("file operations are"))
         return FileCommand(rid, op, self.builddir, path, max_size, mode)
 
     async def _transfer(self, cmd: FileCommand, run: Coroutine[Any, Any, FileResult]) -> FileResult:
         """Run a file primitive as the step's current one (so stopping the build cancels it)."""
-        if self.interrupted:
+        if self._context.interrupted:
             run.close()  # never started
-            raise TransferError(f"interrupted: {self.stopped_reason}")
+            raise TransferError(f"interrupted: {self._context.stopped_reason}")
         self._current_transfer = cmd.request_id
         try:
             return await run
@@ -98,6 +118,5 @@ class WorkerFiles(BuildContext):
 
     async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
         """Record an artifact of this build, produced by the current step."""
-        step = self._current_step
-        assert step is not None
-        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
+        step = self._context.running_step("add_artifact is")
+        return await self.repo.add_artifact(self._context.build, step, name, size, sha256, self.clock.now())

@@ -1,0 +1,148 @@
+"""The running step's commands: on the worker (ShellCommand and friends) and on the coordinator
+host (MasterShellCommand), each with its output in a log of the step. One per build, owned by
+BuildRunner, which interrupts the running one when the build is stopped."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.builds.step_logs import StepLogs
+from coordinator.domain.errors import StepError
+from coordinator.domain.ports import HostCommands
+from coordinator.domain.steps.logs import LineSplitter, OutputCollector, StepLog
+from coordinator.domain.workers.commands import HEADER, CommandSpec, Finished
+from coordinator.domain.workers.sessions import OutputHandler, WorkerSession
+
+
+class StepCommands:
+    """At most one command runs at a time (a step awaits each), remembered so that stopping
+    the build interrupts it."""
+
+    def __init__(
+        self,
+        context: BuildContext,
+        logs: StepLogs,
+        session: WorkerSession,
+        builddir: str,
+        host: HostCommands | None = None,
+    ) -> None:
+        self._context = context  # the build, its running step and secrets, whether it was stopped
+        self._logs = logs  # where the output goes
+        self.session = session
+        self.builddir = builddir
+        self._host = host  # None unless the configuration allows commands on the coordinator
+        self._current_command: str | None = None
+        self._current_host: Any = None  # HostProcess of a running MasterShellCommand
+
+    def interrupt(self, reason: str) -> None:
+        """The build was stopped: interrupt the running command, if any."""
+        if self._current_command:
+            self.session.interrupt(self._current_command, reason)
+        if self._current_host is not None:
+            self._current_host.interrupt(reason)
+
+    async def run_command(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workdir: str = "build",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1200,
+        max_time: float = 0,
+        log_name: str = "stdio",
+        collect: OutputCollector | None = None,
+    ) -> Finished:
+        """Run a command on the worker, its output stored in a new log of the current step
+        (and fed to `collect`, when given, for the step to read)."""
+        context = self._context
+        stdio = await self._logs.open_log(log_name)
+        step = context.running_step("commands are")
+        spec = CommandSpec(
+            command_id=context.command_id(step),
+            argv=[] if isinstance(command, str) else list(command),
+            shell_command=command if isinstance(command, str) else "",
+            builder_dir=self.builddir,
+            workdir=workdir,
+            env=dict(env or {}),
+            timeout=timeout,
+            max_time=max_time,
+            redactions=tuple(context.secrets.values.items()),
+        )
+        self._current_command = spec.command_id
+        try:
+            if context.interrupted:
+                await stdio.write(HEADER, f"not run: {context.stopped_reason}\n".encode())
+                return Finished(spec.command_id, -1, "interrupted")
+            splitter = LineSplitter(self._logs.observers(log_name))
+            try:
+                finished = await self.session.run_command(spec, _output_handler(stdio, collect, splitter))
+            finally:
+                splitter.flush()
+            if splitter.error is not None:
+                raise splitter.error  # the step's EXCEPTION
+            return finished
+        finally:
+            self._current_command = None
+
+    async def run_master_command(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workdir: str = "",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1200,
+        max_time: float = 0,
+        log_name: str = "stdio",
+    ) -> Finished:
+        """Run a command on the coordinator host (MasterShellCommand), its output in a log of
+        the current step. Refused unless the configuration allows it."""
+        context = self._context
+        if self._host is None:
+            raise StepError("commands on the coordinator host are disabled (allow_master_commands=False)")
+        stdio = await self._logs.open_log(log_name)
+        text = command if isinstance(command, str) else shlex.join(command)
+        await stdio.write(HEADER, context.redact(f"{text}\n in dir {workdir or '.'} (on the coordinator)\n").encode())
+        if context.interrupted:
+            await stdio.write(HEADER, f"not run: {context.stopped_reason}\n".encode())
+            return Finished("master", -1, "interrupted")
+        proc = self._host.start(
+            command, workdir=workdir, env=dict(env or {}), timeout=timeout, max_time=max_time,
+            on_output=self._redacting(stdio),
+        )
+        self._current_host = proc
+        try:
+            rc, reason = await proc.wait()
+        finally:
+            self._current_host = None
+        end = {
+            "": f"program finished with exit code {rc}\n",
+            "interrupted": f"interrupted: {context.stopped_reason}\n",
+            "timeout": f"command timed out: {timeout:g} seconds without output, killed\n",
+            "max_time": f"command timed out: {max_time:g} seconds elapsed, killed\n",
+        }.get(reason, f"{reason}\n")
+        await stdio.write(HEADER, end.encode())
+        return Finished("master", rc, reason)
+
+    def _redacting(self, stdio: StepLog) -> OutputHandler:
+        """Output of a command on the coordinator host with each secret value hidden. Unlike
+        on the worker, a value split between two reads is not caught here."""
+        secrets = self._context.secrets
+        if not secrets:
+            return stdio.write
+        return lambda channel, data: stdio.write(channel, secrets.redact_bytes(data))
+
+
+def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: LineSplitter) -> OutputHandler:
+    if collect is None and not lines.observers:
+        return stdio.write
+
+    def write(channel: int, data: bytes) -> Awaitable[None]:
+        if collect is not None:
+            collect.feed(channel, data)
+        lines.feed(channel, data)
+        return stdio.write(channel, data)
+
+    return write
