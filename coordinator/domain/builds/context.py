@@ -49,12 +49,14 @@ class BuildContext:
         assert step is not None, f"{what} only available while a step runs"
         return step
 
-    def stop(self, reason: str) -> None:
-        """Remember the first reason the build was stopped, and the step it stopped."""
+    def stop(self, reason: str) -> str:
+        """Remember the first reason the build was stopped, and the step it stopped; that
+        first reason is what the running command is told."""
         if self.stopped_reason is None:
             self.stopped_reason = reason or "stopped"
             self._stopped_step = self.step
         self.stopped.set()
+        return self.stopped_reason
 
     @property
     def interrupted(self) -> bool:

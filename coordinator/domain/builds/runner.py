@@ -235,11 +235,9 @@ class BuildRunner:
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""
-        self.context.stop(reason)  # also wakes a wait for a lock
-        stopped_reason = self.context.stopped_reason
-        assert stopped_reason is not None
-        self.commands.interrupt(stopped_reason)
-        self.files.abandon(stopped_reason)
+        first_reason = self.context.stop(reason)  # also wakes a wait for a lock
+        self.commands.interrupt(first_reason)
+        self.files.abandon(first_reason)
 
     # -- the build
     async def run(self) -> tuple[Result, str, bool]:
