@@ -82,7 +82,8 @@ class BuildContext:
 
     def final_properties(self) -> list[PropertyValue]:
         """The properties to store with the finished build, secrets hidden."""
-        return [PropertyValue(p.name, self.secrets.redact_value(p.value), p.source) for p in self.properties.values()]
+        redact = self.secrets.redact_value
+        return [PropertyValue(p.name, redact(p.value), p.source) for p in self.properties.values()]
 
     @property
     def worker_info(self) -> Mapping[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,12 @@ from typing import Any
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import LockRegistry, accesses
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
+from coordinator.domain.builds.selection import (
+    choose_worker,
+    maybe_await,
+    next_build,
+    qualified_workers,
+)
 from coordinator.domain.model import (
     BuildRequest,
     Buildset,
@@ -139,11 +144,15 @@ class Dispatcher:
                 free = [s for s in self.qualified_workers(builder) if s.free_slots > 0]
                 if not free:
                     break
-                req = await self._choose_request(builder, heap)
+                # nextBuild sees the whole queue in start order; without it, the head starts.
+                if builder.nextBuild is None:
+                    req: BuildRequest | None = heap[0][3]
+                else:
+                    req = await next_build(builder, [e[3] for e in sorted(heap)])
                 if req is None:
                     self._refused[builder_name] = "nextBuild chose none of them"
                     break
-                session = await self._choose_worker(builder, free, req)
+                session = await choose_worker(builder, free, req)
                 if session is None:
                     self._refused[builder_name] = "canStartBuild refused on all workers"
                     break
@@ -172,56 +181,7 @@ class Dispatcher:
 
     def qualified_workers(self, builder: Builder) -> list[WorkerSession]:
         """Connected workers of the builder's list that advertised all its worker_labels."""
-        wanted = set(builder.worker_labels)
-        out = []
-        for name in builder.workers:
-            s = self.workers.sessions.get(name)
-            if s is not None and not s.closed and wanted <= worker_labels(s):
-                out.append(s)
-        return out
-
-    async def _choose_request(self, builder: Builder, heap: list[Entry]) -> BuildRequest | None:
-        """The head of the queue, or what the builder's nextBuild picks among them."""
-        if builder.nextBuild is None:
-            return heap[0][3]
-        requests = [e[3] for e in sorted(heap)]
-        try:
-            chosen = await _maybe_await(builder.nextBuild(builder, requests))
-        except Exception:
-            log.exception("nextBuild of builder %s raised; taking the first request", builder.name)
-            return requests[0]
-        if chosen is not None and not any(chosen is r for r in requests):
-            log.error("nextBuild of builder %s returned %r, not one of the requests", builder.name, chosen)
-            return requests[0]
-        return chosen  # type: ignore[no-any-return]
-
-    async def _choose_worker(
-        self, builder: Builder, free: list[WorkerSession], req: BuildRequest
-    ) -> WorkerSession | None:
-        """Buildbot's loop: nextWorker picks one (default: the one with most free slots),
-        canStartBuild may refuse it, then the next is tried."""
-        candidates = list(free)
-        while candidates:
-            if builder.nextWorker is None:
-                session: WorkerSession | None = max(candidates, key=lambda s: s.free_slots)
-            else:
-                try:
-                    session = await _maybe_await(builder.nextWorker(builder, list(candidates), req))
-                except Exception:
-                    log.exception("nextWorker of builder %s raised; starting nothing now", builder.name)
-                    return None
-                if session is None or session not in candidates:
-                    return None
-            assert session is not None
-            candidates.remove(session)
-            if builder.canStartBuild is None:
-                return session
-            try:
-                if await _maybe_await(builder.canStartBuild(builder, session, req)):
-                    return session
-            except Exception:
-                log.exception("canStartBuild of builder %s raised; treating it as a refusal", builder.name)
-        return None
+        return qualified_workers(builder, self.workers.sessions)
 
     # ------------------------------------------------------------------ collapsing
 
@@ -241,7 +201,7 @@ class Dispatcher:
                 if builder.collapseRequests is True:
                     ok = compatible(req.buildset, other.buildset)
                 else:
-                    ok = bool(await _maybe_await(builder.collapseRequests(builder, req, other)))  # type: ignore[operator]
+                    ok = bool(await maybe_await(builder.collapseRequests(builder, req, other)))  # type: ignore[operator]
             except Exception:
                 log.exception("collapseRequests of builder %s raised; not collapsing", builder.name)
                 ok = False
@@ -373,11 +333,6 @@ class Dispatcher:
                 self.kick()
 
 
-def worker_labels(session: WorkerSession) -> set[str]:
-    """The labels a worker advertised in its Hello (kept comma-joined in its info)."""
-    return {label for label in session.info.get("labels", "").split(",") if label}
-
-
 def compatible(a: Buildset | None, b: Buildset | None) -> bool:
     """Buildbot's default collapse rule: the same codebases, and for each the same repository,
     branch and project; and either both buildsets come from changes, or neither does and their
@@ -412,7 +367,3 @@ def _remove(heap: list[Entry], req: BuildRequest) -> bool:
             return True
     return False
 
-
-async def _maybe_await(value: Any) -> Any:
-    """A hook's answer, whether it returned it or an awaitable of it."""
-    return await value if inspect.isawaitable(value) else value

@@ -80,7 +80,9 @@ class BuildRunner:
         self.context = BuildContext(build, session, sourcestamps, services.secrets)
         self.logs = StepLogs(self.context, services.repo, services.watchers, services.clock)
         self.commands = StepCommands(self.context, self.logs, session, builddir, services.host)
-        self.files = WorkerFiles(self.context, session, builddir, services.repo, services.clock, services.artifacts)
+        self.files = WorkerFiles(
+            self.context, session, builddir, services.repo, services.clock, services.artifacts
+        )
 
     # -- StepContext: the build (BuildContext)
     @property
@@ -164,7 +166,8 @@ class BuildRunner:
         collect: OutputCollector | None = None,
     ) -> Finished:
         return await self.commands.run_command(
-            command, workdir=workdir, env=env, timeout=timeout, max_time=max_time, log_name=log_name, collect=collect
+            command, workdir=workdir, env=env, timeout=timeout, max_time=max_time, log_name=log_name,
+            collect=collect,
         )
 
     async def run_master_command(

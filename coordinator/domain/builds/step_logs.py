@@ -13,7 +13,9 @@ from coordinator.domain.workers.commands import HEADER
 class StepLogs:
     """Logs of the running step: opened on first use, closed together by finish_step."""
 
-    def __init__(self, context: BuildContext, repo: Repository, watchers: LogWatchers, clock: Clock) -> None:
+    def __init__(
+        self, context: BuildContext, repo: Repository, watchers: LogWatchers, clock: Clock
+    ) -> None:
         self._context = context  # the build and its running step; redacts what is written
         self.repo = repo
         self.watchers = watchers
@@ -46,7 +48,8 @@ class StepLogs:
     async def write_log(self, text: str, log_name: str = "stdio") -> None:
         """Add a line of explanation (header channel) to a log of the current step."""
         stdio = await self.open_log(log_name)
-        await stdio.write(HEADER, self._context.redact(text if text.endswith("\n") else text + "\n").encode())
+        line = text if text.endswith("\n") else text + "\n"
+        await stdio.write(HEADER, self._context.redact(line).encode())
 
     async def open_log(self, name: str) -> StepLog:
         """The current step's log `name`, created on first use (a step's commands may share one
