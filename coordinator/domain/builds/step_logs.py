@@ -16,7 +16,8 @@ class StepLogs:
     def __init__(
         self, context: BuildContext, repo: Repository, watchers: LogWatchers, clock: Clock
     ) -> None:
-        self._context = context  # the build and its running step; redacts what is written
+        self._context = context  # the running step; redacts what is written
+        self.build = context.build
         self.repo = repo
         self.watchers = watchers
         self.clock = clock
@@ -76,7 +77,7 @@ class StepLogs:
     async def add_url(self, name: str, url: str) -> None:
         step = self._context.running_step("add_url is")
         step.urls.append((name, url))
-        await self.repo.set_step_urls(self._context.build, step, self.clock.now())
+        await self.repo.set_step_urls(self.build, step, self.clock.now())
 
     def set_state(self, text: str) -> None:
         """The current step's state string when it finishes, e.g. "12 tests, 2 failed"

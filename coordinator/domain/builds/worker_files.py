@@ -37,7 +37,8 @@ class WorkerFiles:
         clock: Clock,
         artifacts: ArtifactStore | None = None,
     ) -> None:
-        self._context = context  # the build, its running step, whether it was stopped
+        self._context = context  # the running step, whether the build was stopped, command ids
+        self.build = context.build
         self.session = session
         self.builddir = builddir
         self.repo = repo
@@ -119,4 +120,4 @@ class WorkerFiles:
     async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
         """Record an artifact of this build, produced by the current step."""
         step = self._context.running_step("add_artifact is")
-        return await self.repo.add_artifact(self._context.build, step, name, size, sha256, self.clock.now())
+        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
