@@ -43,7 +43,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class BuildServices:
     """What every build of a coordinator uses: where it records, what it may reach, the locks
-    all builds share. The dispatcher hands the same ones to each BuildRunner."""
+    all builds share. The dispatcher gives each BuildRunner its own."""
 
     repo: Repository
     watchers: LogWatchers
