@@ -13,7 +13,8 @@ from coordinator.config import (
 # --8<-- [start:codebases]
 CODEBASES = {
     "app": {"repository": "https://git.example.org/app.git", "branch": "main"},
-    "lib": {"repository": "https://git.example.org/lib.git", "branch": "stable", "revision": "v1.4"},
+    "lib": {"repository": "https://git.example.org/lib.git", "branch": "stable",
+            "revision": "v1.4"},
 }
 schedulers = [
     SingleBranchScheduler("main", builders=["app"], codebases=CODEBASES),

@@ -31,7 +31,8 @@ class TestsWithRetry(BuildStep):
         if first.rc == 0:
             ctx.set_property("flaky", False, "TestsWithRetry")
             return SUCCESS
-        second = await ctx.run_command(ctx.render(self.retry_command), timeout=600, log_name="retry")
+        second = await ctx.run_command(ctx.render(self.retry_command), timeout=600,
+                                       log_name="retry")
         ctx.set_property("flaky", second.rc == 0, "TestsWithRetry")
         return WARNINGS if second.rc == 0 else FAILURE
 

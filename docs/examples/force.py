@@ -21,11 +21,12 @@ config = MasterConfig(
         # --8<-- [start:force]
         ForceScheduler("force", ["build"], properties=[
             IntParameter("jobs", default=4),
-            BooleanParameter("clean"),                                   # default False
-            ChoiceStringParameter("flavour", choices=["debug", "release"]),  # multiple=False, strict=True
+            BooleanParameter("clean"),                           # default False
+            # default multiple=False, strict=True: exactly one of the choices
+            ChoiceStringParameter("flavour", choices=["debug", "release"]),
             StringParameter("ticket", regex=r"^[A-Z]+-[0-9]+$", required=True),
             TextParameter("notes"),
-            FixedParameter("channel", default="ci"),                     # cannot be changed
+            FixedParameter("channel", default="ci"),             # cannot be changed
         ]),
         # --8<-- [end:force]
     ],

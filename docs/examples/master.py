@@ -1,4 +1,4 @@
-"""The configuration of the manual's Configuration page: two workers, one builder, two schedulers."""
+"""The manual's Configuration page: two workers, one builder, two schedulers."""
 
 from coordinator.config import (
     Builder,

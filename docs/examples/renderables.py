@@ -14,7 +14,8 @@ from coordinator.config import (
 
 # --8<-- [start:render]
 package = ShellCommand(
-    command=["make", Interpolate("VERSION=%(prop:version:-dev)s"), Property("target", default="all")],
+    command=["make", Interpolate("VERSION=%(prop:version:-dev)s"),
+             Property("target", default="all")],
     workdir=Interpolate("build/%(src::branch)s"),
     env={"REV": Interpolate("%(src::revision)s"), "JOBS": Transform(str, Property("jobs", 4))},
     descriptionDone=Interpolate("built %(prop:target:~all)s"),

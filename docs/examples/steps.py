@@ -49,7 +49,8 @@ steps=[
     ShellCommand(name="build", command=["make", "dist"]),
     FileUpload(name="tarball", workersrc="dist/app.tar.gz", maxsize=512 * 1024 * 1024),
     DirectoryUpload(name="docs", workersrc="docs/html", masterdest="www/docs"),
-    FileDownload(name="config", mastersrc="secrets/deploy.cfg", workerdest="deploy.cfg", mode=0o600),
+    FileDownload(name="config", mastersrc="secrets/deploy.cfg", workerdest="deploy.cfg",
+                 mode=0o600),
 ]
 # --8<-- [end:transfers]
 
