@@ -1,5 +1,5 @@
 """Periodic, Nightly (cron next-fire, time zones, DST), stored scheduler state and enabling /
-disabling, through CoordinatorService on a fake clock and the fake repository."""
+disabling, through the scheduling objects on a fake clock and the fake repository."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A Dependent makes exactly one downstream buildset per successful upstream buildset, also when
-the upstream finished while no coordinator ran (migration 7): the real CoordinatorService on real
+the upstream finished while no coordinator ran (migration 7): the real scheduling objects on real
 storage (SQLite and PostgreSQL), "restarted" by opening the database again."""
 
 from __future__ import annotations
