@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -121,7 +122,7 @@ class Coordinator:
     """The scheduling objects, composed as app.py does, over a shared fake repository: make a
     new one to "restart"."""
 
-    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: list[Scheduler]) -> None:
+    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: Sequence[Scheduler]) -> None:
         workers = WorkerRegistry(clock.now)
         self.dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
         submitter = BuildsetSubmitter(repo, clock, self.dispatcher)  # type: ignore[arg-type]
