@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
-from coordinator.api.auth import ChangeTokenInterceptor
-from coordinator.api.errors import ErrorInterceptor
+from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.artifacts import FileArtifactStore
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
+from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.changes.sources import PollingLoop
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
-from coordinator.domain.service import CoordinatorService
+from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.control import SchedulerControl
+from coordinator.domain.scheduling.downstream import Downstream
+from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.domain.status.feed import LogReader, StatusFeed
+from coordinator.domain.status.queries import Queries
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
@@ -35,18 +34,8 @@ from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
 from notifiers.service import NotificationService
-from protos.gantry.v1 import (
-    changes_pb2,
-    changes_pb2_grpc,
-    control_pb2,
-    control_pb2_grpc,
-    logs_pb2,
-    logs_pb2_grpc,
-    status_pb2,
-    status_pb2_grpc,
-    worker_pb2,
-    worker_pb2_grpc,
-)
+
+__all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 9989
@@ -60,11 +49,10 @@ class AsyncioClock:
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
-class ListenError(Exception):
-    pass
-
-
 class Coordinator:
+    """Builds every part, wires them (this is the only place that does), starts them in order
+    and stops them in reverse."""
+
     def __init__(
         self,
         config: MasterConfig,
@@ -89,12 +77,12 @@ class Coordinator:
         self.bus = EventBus()
         self.watchers = LogWatchers()
         self.repo: SqlRepository | None = None
-        self.server: grpc.aio.Server | None = None
+        self.server: GrpcServer | None = None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.dispatcher: Dispatcher | None = None
-        self.service: CoordinatorService | None = None
-        self._worker_servicer: WorkerServicer | None = None
+        self.schedulers: SchedulerControl | None = None
+        self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
@@ -111,6 +99,7 @@ class Coordinator:
         if requeued:
             log.info("re-queued %d build request(s) left running by a previous run", requeued)
 
+        # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
         workers = WorkerRegistry(self.clock.now)
         workers.configure(list(self.config.workers))
         artifacts = FileArtifactStore(self.data_dir)
@@ -119,12 +108,20 @@ class Coordinator:
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
         )
+        workers.on_change = dispatcher.kick  # a worker came or went: its free slots may start builds
         estimator = EtaEstimator(repo, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
-        service = self.service = CoordinatorService(
-            repo, self.clock, dispatcher, workers, self.bus, estimator=estimator, artifacts=artifacts
-        )
-        service.configure(self.config.builders, self.config.schedulers)
+        submitter = BuildsetSubmitter(repo, self.clock, dispatcher)
+        schedulers = self.schedulers = SchedulerControl(repo, self.clock, submitter)
+        downstream = self.downstream = Downstream(repo, submitter, schedulers, dispatcher)
+        dispatcher.trigger_port = downstream  # Trigger steps submit their buildsets through it
+        self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
+        intake = ChangeIntake(repo, self.clock, schedulers)
+        builds = BuildControl(repo, submitter, schedulers, dispatcher)
+        queries = Queries(repo, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
+        dispatcher.configure(self.config.builders)
+        schedulers.configure(self.config.schedulers)
+
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
@@ -136,56 +133,28 @@ class Coordinator:
         await dispatcher.start()
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.
-        await service.start_schedulers()
+        await schedulers.start()
+        await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
-        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
-        if self.change_token:
-            interceptors.insert(0, ChangeTokenInterceptor(self.change_token))
-        server = self.server = grpc.aio.server(
-            interceptors=interceptors,
-            options=[
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ("grpc.max_send_message_length", 16 * 1024 * 1024),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-                ("grpc.so_reuseport", 0),
-            ],
+        server = self.server = GrpcServer(
+            self.listen,
+            changes=ChangeServicer(intake),
+            control=ControlServicer(builds, schedulers, queries),
+            status=StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer, estimator)),
+            logs=LogServicer(LogReader(repo, self.watchers)),
+            workers=worker_servicer,
+            change_token=self.change_token,
         )
-        changes_pb2_grpc.add_ChangeServiceServicer_to_server(ChangeServicer(service), server)
-        control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(service), server)
-        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer, estimator)), server)
-        logs_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(LogReader(repo, self.watchers)), server)
-        worker_pb2_grpc.add_WorkerServiceServicer_to_server(worker_servicer, server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        names = [
-            changes_pb2.DESCRIPTOR.services_by_name["ChangeService"].full_name,
-            control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name,
-            status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name,
-            logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
-            worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ]
-        reflection.enable_server_reflection(names, server)
-        _check_port_free(self.listen)
-        try:
-            self.port = server.add_insecure_port(self.listen)
-        except RuntimeError as exc:
-            raise ListenError(f"cannot listen on {self.listen}: {exc}") from None
-        if not self.port:
-            raise ListenError(f"cannot listen on {self.listen}: the address is in use or not valid")
         await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        self._worker_servicer = worker_servicer
+        self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
         if self.web_settings.enabled:
-            web = WebServer(WebhookReceiver(service, self.web_settings.dialects), self.web_settings)
+            web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
             await web.start()
             self.web = web
         for source in self.config.change_source:
-            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), service)
+            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), intake)
             loop.start()
             self.pollers.append(loop)
 
@@ -212,13 +181,14 @@ class Coordinator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.server is not None:
-            if self._worker_servicer is not None:
-                self._worker_servicer.close_all("coordinator shutting down")
             await self.server.stop(grace=2.0)
             self.server = None
-        if self.service is not None:
-            await asyncio.wait_for(self.service.aclose(), 10)
-            self.service = None
+        if self.schedulers is not None:
+            await asyncio.wait_for(self.schedulers.aclose(), 10)
+            self.schedulers = None
+        if self.downstream is not None:
+            await asyncio.wait_for(self.downstream.aclose(), 10)
+            self.downstream = None
         if self.dispatcher is not None:
             await asyncio.wait_for(self.dispatcher.aclose(), 10)
             self.dispatcher = None
@@ -228,25 +198,3 @@ class Coordinator:
         if self.repo is not None:
             await asyncio.wait_for(self.repo.aclose(), 10)
             self.repo = None
-
-
-def _check_port_free(listen: str) -> None:
-    """gRPC may share a busy port (SO_REUSEPORT); refuse clearly instead."""
-    host, _, port = listen.rpartition(":")
-    if not port.isdigit() or int(port) == 0:
-        return
-    host = host.strip("[]") or "0.0.0.0"
-    try:
-        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ListenError(f"cannot listen on {listen}: {exc.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError:
-            raise ListenError(
-                f"cannot listen on {listen}: the port is already in use (another coordinator?)"
-            ) from None
-

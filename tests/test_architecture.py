@@ -197,7 +197,6 @@ DOMAIN_LAYERS: list[set[str]] = [
     {"builds"},
     {"scheduling"},
     {"status"},
-    {"service", "service_base"},
 ]
 
 
@@ -221,7 +220,6 @@ def test_every_domain_module_belongs_to_a_layer() -> None:
         _layer(unit)
 
 
-@pytest.mark.xfail(strict=True, reason="the service mixins (service_base) are being composed apart")
 def test_domain_packages_import_only_lower_layers() -> None:
     bad = []
     for f in files_under("coordinator/domain"):

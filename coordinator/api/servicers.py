@@ -9,8 +9,11 @@ import grpc
 from coordinator.api import convert
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import EventFilter
-from coordinator.domain.service import CoordinatorService
+from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.control import SchedulerControl
+from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.domain.status.feed import LogReader, StatusFeed
+from coordinator.domain.status.queries import Queries
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,
@@ -27,21 +30,23 @@ Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class ChangeServicer(changes_pb2_grpc.ChangeServiceServicer):
-    def __init__(self, service: CoordinatorService) -> None:
-        self.service = service
+    def __init__(self, intake: ChangeIntake) -> None:
+        self.intake = intake
 
     async def SubmitChanges(self, request: changes_pb2.SubmitChangesRequest, context: Ctx) -> Any:
         changes = [convert.change_in(c, i) for i, c in enumerate(request.changes)]
-        ids, duplicate = await self.service.submit_changes(changes, request.idempotency_key)
+        ids, duplicate = await self.intake.submit_changes(changes, request.idempotency_key)
         return changes_pb2.SubmitChangesResponse(change_ids=ids, duplicate=duplicate)
 
 
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):
-    def __init__(self, service: CoordinatorService) -> None:
-        self.service = service
+    def __init__(self, builds: BuildControl, schedulers: SchedulerControl, queries: Queries) -> None:
+        self.builds = builds
+        self.schedulers = schedulers
+        self.queries = queries
 
     async def ForceBuild(self, request: control_pb2.ForceBuildRequest, context: Ctx) -> Any:
-        bs_id, req_id = await self.service.force_build(
+        bs_id, req_id = await self.builds.force_build(
             request.builder,
             reason=request.reason,
             owner=request.owner,
@@ -57,24 +62,24 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         return control_pb2.ForceBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 
     async def RebuildBuild(self, request: control_pb2.RebuildBuildRequest, context: Ctx) -> Any:
-        bs_id, req_id = await self.service.rebuild_build(request.builder, request.number)
+        bs_id, req_id = await self.builds.rebuild_build(request.builder, request.number)
         return control_pb2.RebuildBuildResponse(buildset_id=bs_id, build_request_id=req_id)
 
     async def StopBuild(self, request: control_pb2.StopBuildRequest, context: Ctx) -> Any:
-        stopped = await self.service.stop_build(request.builder, request.number, request.reason)
+        stopped = await self.builds.stop_build(request.builder, request.number, request.reason)
         return control_pb2.StopBuildResponse(stopped=stopped)
 
     async def ListBuilders(self, request: control_pb2.ListBuildersRequest, context: Ctx) -> Any:
         return control_pb2.ListBuildersResponse(
-            builders=[await self._builder(b.name) for b in self.service.list_builders()]
+            builders=[await self._builder(b.name) for b in self.queries.list_builders()]
         )
 
     async def GetBuilder(self, request: control_pb2.GetBuilderRequest, context: Ctx) -> Any:
         return await self._builder(request.name)
 
     async def _builder(self, name: str) -> control_pb2.Builder:
-        b = self.service.builder(name)
-        force, parameters, codebases = self.service.force_form(b.name)
+        b = self.queries.builder(name)
+        force, parameters, codebases = self.builds.force_form(b.name)
         return control_pb2.Builder(
             force_scheduler=force,
             force_parameters=[convert.force_parameter_pb(p) for p in parameters],
@@ -82,68 +87,68 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             name=b.name,
             workers=list(b.workers),
             steps=[s.name for s in b.steps],
-            pending_requests=self.service.pending_count(b.name),
+            pending_requests=self.queries.pending_count(b.name),
             description=b.description,
             tags=list(b.tags),
-            next_expected_start=convert.ts(await self.service.next_expected_start(b.name)),
+            next_expected_start=convert.ts(await self.queries.next_expected_start(b.name)),
         )
 
     async def ListBuilds(self, request: control_pb2.ListBuildsRequest, context: Ctx) -> Any:
-        builds = await self.service.list_builds(request.builder, request.limit)
+        builds = await self.queries.list_builds(request.builder, request.limit)
         return control_pb2.ListBuildsResponse(builds=[convert.build_pb(b, full=False) for b in builds])
 
     async def GetBuild(self, request: control_pb2.GetBuildRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
-        build = await self.service.get_build(request.builder, request.number)
-        return convert.build_pb(build, full=True, estimate=await self.service.estimate(build))
+        build = await self.queries.get_build(request.builder, request.number)
+        return convert.build_pb(build, full=True, estimate=await self.queries.estimate(build))
 
     async def ListWorkers(self, request: control_pb2.ListWorkersRequest, context: Ctx) -> Any:
-        workers = await self.service.list_workers()
+        workers = await self.queries.list_workers()
         return control_pb2.ListWorkersResponse(workers=[convert.worker_pb(w) for w in workers])
 
     async def ListChanges(self, request: control_pb2.ListChangesRequest, context: Ctx) -> Any:
-        changes = await self.service.list_changes(request.limit)
+        changes = await self.queries.list_changes(request.limit)
         return control_pb2.ListChangesResponse(changes=[convert.change_pb(c) for c in changes])
 
     async def ListNotifications(self, request: control_pb2.ListNotificationsRequest, context: Ctx) -> Any:
-        items = await self.service.list_notifications(request.limit, request.state)
+        items = await self.queries.list_notifications(request.limit, request.state)
         return control_pb2.ListNotificationsResponse(notifications=[convert.notification_pb(n) for n in items])
 
     async def ListPendingRequests(self, request: control_pb2.ListPendingRequestsRequest, context: Ctx) -> Any:
-        pending = await self.service.list_pending(request.builder)
+        pending = await self.queries.list_pending(request.builder)
         return control_pb2.ListPendingRequestsResponse(requests=[convert.pending_pb(p) for p in pending])
 
     async def ListBuildRequests(self, request: control_pb2.ListBuildRequestsRequest, context: Ctx) -> Any:
-        reqs = await self.service.list_build_requests(request.builder, request.buildset_id, request.limit)
+        reqs = await self.queries.list_build_requests(request.builder, request.buildset_id, request.limit)
         return control_pb2.ListBuildRequestsResponse(requests=[convert.build_request_pb(r) for r in reqs])
 
     async def CancelBuildRequest(self, request: control_pb2.CancelBuildRequestRequest, context: Ctx) -> Any:
-        req = await self.service.cancel_build_request(request.request_id, request.reason)
+        req = await self.builds.cancel_build_request(request.request_id, request.reason)
         return control_pb2.CancelBuildRequestResponse(request=convert.build_request_pb(req))
 
     async def ListArtifacts(self, request: control_pb2.ListArtifactsRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
-        items = await self.service.list_artifacts(request.builder, request.number)
+        items = await self.queries.list_artifacts(request.builder, request.number)
         return control_pb2.ListArtifactsResponse(artifacts=[convert.artifact_pb(a) for a in items])
 
     async def DownloadArtifact(self, request: control_pb2.DownloadArtifactRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")
-        artifact, chunks = await self.service.open_artifact(request.builder, request.number, request.name)
+        artifact, chunks = await self.queries.open_artifact(request.builder, request.number, request.name)
         yield control_pb2.ArtifactChunk(artifact=convert.artifact_pb(artifact))
         async for data in chunks:
             yield control_pb2.ArtifactChunk(data=data)
 
     async def GetChange(self, request: control_pb2.GetChangeRequest, context: Ctx) -> common_pb2.Change:
-        return convert.change_pb(await self.service.get_change(request.id))
+        return convert.change_pb(await self.queries.get_change(request.id))
 
     async def ListSchedulers(self, request: control_pb2.ListSchedulersRequest, context: Ctx) -> Any:
         return control_pb2.ListSchedulersResponse(
-            schedulers=[convert.scheduler_pb(s) for s in self.service.list_schedulers()]
+            schedulers=[convert.scheduler_pb(s) for s in self.schedulers.list_schedulers()]
         )
 
     async def SetSchedulerEnabled(self, request: control_pb2.SetSchedulerEnabledRequest, context: Ctx) -> Any:
         _require(request.name, "name")
-        return convert.scheduler_pb(await self.service.set_scheduler_enabled(request.name, request.enabled))
+        return convert.scheduler_pb(await self.schedulers.set_scheduler_enabled(request.name, request.enabled))
 
 
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):

@@ -188,16 +188,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             self._close(session, reason)
 
     async def watchdog(self) -> None:
-        """Send heartbeats and drop workers silent for three intervals."""
+        """Send heartbeats and drop the workers the registry finds silent for three intervals."""
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            deadline = self.now() - 3 * self.heartbeat_interval
+            silent = self.registry.silent_since(self.now() - 3 * self.heartbeat_interval)
+            for session in silent:
+                log.warning("worker %s silent for %.0fs: dropping it", session.name, 3 * self.heartbeat_interval)
+                self._close(session, "heartbeat timeout")
             beat = worker_pb2.Heartbeat(sent_at=self.now())
             for session in list(self.registry.sessions.values()):
-                if session.last_heard < deadline:
-                    log.warning("worker %s silent for %.0fs: dropping it", session.name, 3 * self.heartbeat_interval)
-                    self._close(session, "heartbeat timeout")
-                    continue
                 box = self._outboxes.get(session)
-                if box is not None:
+                if box is not None and session not in silent:
                     box.put_nowait(beat)

@@ -1,7 +1,7 @@
 """Turns one webhook delivery into stored changes, whatever carries it over HTTP.
 
 The HTTP server hands over (dialect, headers, body) and sends back the (status, document) this
-returns: verify -> parse -> store through CoordinatorService.submit_changes, the same path as
+returns: verify -> parse -> store through ChangeIntake.submit_changes, the same path as
 the gRPC SubmitChanges, so every change of a delivery is committed atomically (and announced to
 the schedulers) before the 200. The service's delivery id makes the idempotency key, so a
 redelivery stores nothing new and answers with the ids stored the first time.
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coordinator.domain.errors import GantryError
-from coordinator.domain.service import CoordinatorService
+from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.web.hooks import Dialect, HookError
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,8 @@ MAX_KEY = 128  # what SubmitChanges accepts as an idempotency key
 
 
 class WebhookReceiver:
-    def __init__(self, service: CoordinatorService, dialects: Mapping[str, Dialect]) -> None:
-        self.service = service
+    def __init__(self, intake: ChangeIntake, dialects: Mapping[str, Dialect]) -> None:
+        self.intake = intake
         self.dialects = dict(dialects)
 
     async def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -44,7 +44,7 @@ class WebhookReceiver:
             return 200, {"change_ids": [], "duplicate": False, "ignored": parsed.ignored}
         key = idempotency_key(name, dialect.delivery_id(headers))
         try:
-            ids, duplicate = await self.service.submit_changes(parsed.changes, key)
+            ids, duplicate = await self.intake.submit_changes(parsed.changes, key)
         except GantryError as exc:  # e.g. a field longer than a change may hold
             log.warning("%s webhook refused (400): %s", name, exc)
             return 400, {"error": str(exc)}

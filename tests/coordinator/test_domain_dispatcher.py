@@ -66,6 +66,7 @@ class World:
         registry = WorkerRegistry(self.clock.now)
         registry.configure([WorkerDecl(w, "secret", n) for w, n in workers.items()])
         d = Dispatcher(self.repo, registry, self.clock, LogWatchers(), name)  # type: ignore[arg-type]  # the part it uses
+        registry.on_change = d.kick  # as app.py wires them
         d.configure(builders)
         for w, n in workers.items():
             registry.attach(WorkerSession(w, n, {}, lambda m: None, self.clock.now))

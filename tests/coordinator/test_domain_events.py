@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
+from coordinator.domain.model import Build
+from coordinator.domain.results import Result
 from coordinator.domain.status import feed as status
 from coordinator.domain.status.feed import StatusFeed
 from tests.coordinator.fakes import FakeEventStore
@@ -252,3 +255,35 @@ async def test_an_unknown_event_kind_is_rejected() -> None:
     )
     with pytest.raises(InvalidArgument, match="build.finsihed"):
         await anext(gen)
+
+
+class OneBuild:
+    """The build half of the Repository for watch_build: one build, finished when told."""
+
+    def __init__(self) -> None:
+        self.build = Build(id=1, builder="b", number=1, worker="w", build_request_id=1, buildset_id=1,
+                           started_at=0.0)
+
+    async def get_build(self, builder: str, number: int) -> Build | None:
+        return dataclasses.replace(self.build) if (builder, number) == ("b", 1) else None
+
+
+async def test_a_build_watcher_that_overflowed_unsubscribes_when_it_ends() -> None:
+    bus = EventBus()
+    store = OneBuild()
+    before = len(bus._subscriptions)
+    gen = StatusFeed(store, bus, buffer=1).watch_build("b", 1)  # type: ignore[arg-type]
+    first = await asyncio.wait_for(anext(gen), 5)
+    assert first.event is None and not first.build.complete
+    bus.publish([Event(kind="step.started", at=1.0, builder="b", build_number=1, id=1),
+                 Event(kind="step.finished", at=2.0, builder="b", build_number=1, id=2)])  # one too many
+    resumed = await asyncio.wait_for(anext(gen), 5)
+    assert resumed.event is None and not resumed.build.complete  # fell behind: the state, re-read
+    assert len(bus._subscriptions) == before + 1  # the replacement subscription, live
+    store.build.finished_at, store.build.result = 3.0, Result.SUCCESS
+    bus.publish([Event(kind="build.finished", at=3.0, builder="b", build_number=1, id=3)])
+    last = await asyncio.wait_for(anext(gen), 5)
+    assert last.event is not None and last.event.id == 3 and last.build.complete
+    with pytest.raises(StopAsyncIteration):
+        await anext(gen)
+    assert len(bus._subscriptions) == before  # the replacement was unsubscribed too

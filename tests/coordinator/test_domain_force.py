@@ -176,15 +176,17 @@ async def test_change_scheduler_with_codebases_ignores_other_codebases() -> None
 
 async def test_force_build_picks_the_named_force_scheduler() -> None:
     svc, repo, _ = service()
-    svc.configure([Builder("b", workers=["w"], steps=[ShellCommand(["true"])])],
-                  [scheduler(), ForceScheduler("release", ["b"], properties=[StringParameter("version", required=True)])])
-    await svc.force_build("b", properties=[PropertyValue("ticket", "T-1", "")])
-    await svc.force_build("b", scheduler="release", properties=[PropertyValue("version", "1.0", "")])
+    svc.dispatcher.configure([Builder("b", workers=["w"], steps=[ShellCommand(["true"])])])
+    svc.schedulers.configure(
+        [scheduler(), ForceScheduler("release", ["b"], properties=[StringParameter("version", required=True)])]
+    )
+    await svc.builds.force_build("b", properties=[PropertyValue("ticket", "T-1", "")])
+    await svc.builds.force_build("b", scheduler="release", properties=[PropertyValue("version", "1.0", "")])
     assert [(bs.scheduler, {p.name: p.value for p in bs.properties}.get("version")) for bs in repo.added] == [
         ("force", None), ("release", "1.0")
     ]
     with pytest.raises(InvalidArgument, match=r"no ForceScheduler named 'x' lists builder 'b' .*force, release"):
-        await svc.force_build("b", scheduler="x")
+        await svc.builds.force_build("b", scheduler="x")
     with pytest.raises(InvalidArgument, match='parameter "version": a value is required'):
-        await svc.force_build("b", scheduler="release")
-    assert svc.force_form("b")[0] == "force"
+        await svc.builds.force_build("b", scheduler="release")
+    assert svc.builds.force_form("b")[0] == "force"

@@ -29,6 +29,7 @@ class Sched(World):
         registry = WorkerRegistry(self.clock.now)
         registry.configure([WorkerDecl(w, "secret", n) for w, (n, _) in workers.items()])
         d = Dispatcher(self.repo, registry, self.clock, LogWatchers(), "c1")  # type: ignore[arg-type]
+        registry.on_change = d.kick  # as app.py wires them
         d.configure(builders)
         if connect:
             for w, (n, labels) in workers.items():

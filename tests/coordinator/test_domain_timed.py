@@ -1,26 +1,31 @@
 """Periodic, Nightly (cron next-fire, time zones, DST), stored scheduler state and enabling /
-disabling, through CoordinatorService on a fake clock and the fake repository."""
+disabling, through the scheduling objects on a fake clock and the fake repository."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import FailedPrecondition, NotFound
 from coordinator.domain.model import Change
+from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.cron import CronSpec
+from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.force import ForceScheduler
+from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.domain.scheduling.schedulers import (
     AnyBranchScheduler,
     Scheduler,
     SingleBranchScheduler,
 )
 from coordinator.domain.scheduling.timed import Nightly, Periodic
-from coordinator.domain.service import CoordinatorService
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from tests.coordinator.fakes import FakeClock, FakeSchedulerRepo
@@ -114,22 +119,30 @@ def test_nightly_field_validation() -> None:
 
 
 class Coordinator:
-    """A CoordinatorService over a shared fake repository: make a new one to "restart"."""
+    """The scheduling objects, composed as app.py does, over a shared fake repository: make a
+    new one to "restart"."""
 
-    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: list[Scheduler]) -> None:
+    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: Sequence[Scheduler]) -> None:
         workers = WorkerRegistry(clock.now)
-        self.service = CoordinatorService(repo, clock, Dispatcher(repo, workers, clock, LogWatchers(), "c"), workers)
-        self.service.configure([], schedulers)
+        self.dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
+        submitter = BuildsetSubmitter(repo, clock, self.dispatcher)  # type: ignore[arg-type]
+        self.schedulers = SchedulerControl(repo, clock, submitter)  # type: ignore[arg-type]
+        self.downstream = Downstream(repo, submitter, self.schedulers, self.dispatcher)  # type: ignore[arg-type]
+        self.intake = ChangeIntake(repo, clock, self.schedulers)  # type: ignore[arg-type]
+        self.builds = BuildControl(repo, submitter, self.schedulers, self.dispatcher)  # type: ignore[arg-type]
+        self.schedulers.configure(schedulers)
 
     async def start(self) -> Coordinator:
-        await self.service.start_schedulers()
+        await self.schedulers.start()
+        await self.downstream.catch_up()
         return self
 
     async def settle(self) -> None:
-        await asyncio.gather(*self.service._tasks)
+        await asyncio.gather(*self.schedulers.background.pending)
 
     async def stop(self) -> None:
-        await self.service.aclose()
+        await self.schedulers.aclose()
+        await self.downstream.aclose()
 
 
 def change(branch: str = "main", revision: str = "r1", files: list[str] | None = None) -> Change:
@@ -142,7 +155,7 @@ async def test_periodic_fires_at_start_then_every_interval_and_resumes_after_res
     clock.advance(0)
     await c.settle()
     assert len(repo.buildsets) == 1 and repo.commits[-1].last_run == 10_000.0
-    assert c.service.scheduler("p").next_fire_time() == 10_060.0
+    assert c.schedulers.scheduler("p").next_fire_time() == 10_060.0
     clock.advance(59.9)
     await c.settle()
     assert len(repo.buildsets) == 1
@@ -157,7 +170,7 @@ async def test_periodic_fires_at_start_then_every_interval_and_resumes_after_res
     # Restart 20 s after the last run: the next run keeps its time (40 s left).
     clock.advance(20)
     c = await Coordinator(repo, clock, [Periodic("p", ["b"], periodicBuildTimer=60)]).start()
-    assert c.service.scheduler("p").next_fire_time() == 10_180.0
+    assert c.schedulers.scheduler("p").next_fire_time() == 10_180.0
     clock.advance(39.9)
     await c.settle()
     assert len(repo.buildsets) == 3
@@ -179,7 +192,7 @@ async def test_nightly_builds_at_its_times_and_never_twice_for_one_time() -> Non
     repo, clock = FakeSchedulerRepo(), FakeClock(start=ts(2026, 1, 14, 2, 0))
     make = lambda: [Nightly("n", ["b"], minute=0, hour=3, timezone="UTC", branch="main")]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
-    assert utc(c.service.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 14, 3, 0, tzinfo=UTC)
+    assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 14, 3, 0, tzinfo=UTC)
     clock.advance(3600)
     await c.settle()
     (bs,) = repo.buildsets
@@ -190,7 +203,7 @@ async def test_nightly_builds_at_its_times_and_never_twice_for_one_time() -> Non
     clock.advance(0)
     await c.settle()
     assert len(repo.buildsets) == 1
-    assert utc(c.service.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
+    assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
     await c.stop()
     # Down from before 03:00 the next day until after it: the missed run is not caught up.
     clock.advance(3 * 86400)
@@ -198,7 +211,7 @@ async def test_nightly_builds_at_its_times_and_never_twice_for_one_time() -> Non
     clock.advance(0)
     await c.settle()
     assert len(repo.buildsets) == 1
-    assert utc(c.service.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 18, 3, 0, tzinfo=UTC)
+    assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 18, 3, 0, tzinfo=UTC)
     await c.stop()
 
 
@@ -212,15 +225,15 @@ async def test_nightly_only_if_changed() -> None:
     await c.settle()
     assert repo.buildsets == [] and repo.commits[-1].last_run == ts(2026, 1, 14, 3, 0)
     # only an unimportant change: still no build; it is kept for the next one
-    docs, = (await c.service.submit_changes([change(revision="d1", files=["README.md"])]))[0]
-    await c.service.submit_changes([change(branch="other", revision="x", files=["a.c"])])  # not its branch
+    docs, = (await c.intake.submit_changes([change(revision="d1", files=["README.md"])]))[0]
+    await c.intake.submit_changes([change(branch="other", revision="x", files=["a.c"])])  # not its branch
     clock.advance(86400)
     await c.settle()
     assert repo.buildsets == []
     # an important change: one build with every collected change, at the latest revision
     await c.stop()
     c = await Coordinator(repo, clock, [n]).start()  # collected changes survive a restart
-    (code,), _ = await c.service.submit_changes([change(revision="c2", files=["main.c"])])
+    (code,), _ = await c.intake.submit_changes([change(revision="c2", files=["main.c"])])
     clock.advance(86400)
     await c.settle()
     (bs,) = repo.buildsets
@@ -236,13 +249,13 @@ async def test_tree_stable_timer_resumes_after_restart_and_builds_exactly_once()
     make = lambda: [SingleBranchScheduler("s", branch="main", tree_stable_timer=10, builders=["b"])]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
     before = repo.transactions
-    (cid,), _ = await c.service.submit_changes([change()])
+    (cid,), _ = await c.intake.submit_changes([change()])
     assert repo.transactions == before + 1  # the classification commits with the change
     clock.advance(4)
     await c.stop()  # "killed" 4 s into the 10 s timer
 
     c = await Coordinator(repo, clock, make()).start()
-    assert c.service.scheduler("s").next_fire_time() == 1_010.0  # 6 s left, not 10
+    assert c.schedulers.scheduler("s").next_fire_time() == 1_010.0  # 6 s left, not 10
     clock.advance(5.9)
     await c.settle()
     assert repo.buildsets == []
@@ -263,7 +276,7 @@ async def test_timer_expired_while_down_fires_at_start_and_a_consumed_change_is_
     repo, clock = FakeSchedulerRepo(), FakeClock()
     make = lambda: [SingleBranchScheduler("s", branch="main", tree_stable_timer=10, builders=["b"])]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
-    (cid,), _ = await c.service.submit_changes([change()])
+    (cid,), _ = await c.intake.submit_changes([change()])
     await c.stop()
     clock.advance(300)
     # Two coordinators restored from the same state race: only one buildset is stored.
@@ -287,35 +300,35 @@ async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled(
     clock.advance(0)
     await c.settle()
     assert len(repo.buildsets) == 1  # Periodic's first run
-    (kept,), _ = await c.service.submit_changes([change(revision="kept")])
+    (kept,), _ = await c.intake.submit_changes([change(revision="kept")])
     for name in ("s", "p", "f"):
-        await c.service.set_scheduler_enabled(name, False)
-    assert c.service.scheduler("s").next_fire_time() is None and c.service.scheduler("p").next_fire_time() is None
-    (ignored,), _ = await c.service.submit_changes([change(revision="ignored")])
+        await c.schedulers.set_scheduler_enabled(name, False)
+    assert c.schedulers.scheduler("s").next_fire_time() is None and c.schedulers.scheduler("p").next_fire_time() is None
+    (ignored,), _ = await c.intake.submit_changes([change(revision="ignored")])
     clock.advance(600)
     await c.settle()
     assert len(repo.buildsets) == 1
     await c.stop()
 
     c = await Coordinator(repo, clock, make()).start()  # still disabled after a restart
-    assert [s.enabled for s in c.service.list_schedulers()] == [False, False, False]
+    assert [s.enabled for s in c.schedulers.list_schedulers()] == [False, False, False]
     clock.advance(600)
     await c.settle()
     assert len(repo.buildsets) == 1
-    c.service.dispatcher.builders = {"b": object()}  # type: ignore[dict-item]
+    c.dispatcher.builders = {"b": object()}  # type: ignore[dict-item]
     with pytest.raises(FailedPrecondition, match="'f'.*disabled"):
-        await c.service.force_build("b")
+        await c.builds.force_build("b")
     with pytest.raises(NotFound, match="no scheduler named 'nope'"):
-        await c.service.set_scheduler_enabled("nope", True)
+        await c.schedulers.set_scheduler_enabled("nope", True)
 
     # Enabled again: the change it took before being disabled is built; the ignored one is not.
-    await c.service.set_scheduler_enabled("s", True)
+    await c.schedulers.set_scheduler_enabled("s", True)
     clock.advance(0)
     await c.settle()
     assert repo.buildsets[-1].change_ids == [kept]
     assert all(ignored not in bs.change_ids for bs in repo.buildsets)
-    await c.service.set_scheduler_enabled("f", True)
-    await c.service.force_build("b")
+    await c.schedulers.set_scheduler_enabled("f", True)
+    await c.builds.force_build("b")
     assert repo.buildsets[-1].scheduler == "f"
     await c.stop()
 
@@ -324,14 +337,14 @@ async def test_any_branch_timers_resume_per_branch_after_restart() -> None:
     repo, clock = FakeSchedulerRepo(), FakeClock()
     make = lambda: [AnyBranchScheduler("any", ["b"], tree_stable_timer=10)]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
-    (main1,), _ = await c.service.submit_changes([change("main", "m1")])
+    (main1,), _ = await c.intake.submit_changes([change("main", "m1")])
     clock.advance(5)
-    (dev1,), _ = await c.service.submit_changes([change("dev", "d1")])
+    (dev1,), _ = await c.intake.submit_changes([change("dev", "d1")])
     clock.advance(1)
     await c.stop()
 
     c = await Coordinator(repo, clock, make()).start()
-    assert c.service.scheduler("any").next_fire_time() == 1_010.0  # main's; dev's is at 1_015
+    assert c.schedulers.scheduler("any").next_fire_time() == 1_010.0  # main's; dev's is at 1_015
     clock.advance(4)
     await c.settle()
     assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.buildsets] == [([main1], "main")]

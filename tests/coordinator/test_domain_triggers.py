@@ -1,5 +1,5 @@
-"""Trigger / Triggerable / Dependent in the domain: a real BuildRunner and CoordinatorService with
-fakes for storage and the worker, events published by hand on a real EventBus."""
+"""Trigger / Triggerable / Dependent in the domain: a real BuildRunner and the coordinator's
+scheduling objects (as app.py composes them) with fakes for storage and the worker, events published by hand on a real EventBus."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
+from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
@@ -28,9 +30,11 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.properties.renderables import Interpolate
 from coordinator.domain.results import Result
+from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.control import SchedulerControl
+from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.force import ForceScheduler
 from coordinator.domain.scheduling.triggerable import BuildsetFollower, Dependent, Triggerable
-from coordinator.domain.service import CoordinatorService
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.steps.trigger import Trigger
 from coordinator.domain.steps.trigger_port import Triggered
@@ -220,13 +224,29 @@ class ServiceRepo(FakeRepo):
         return self.buildsets.get(buildset_id)
 
 
-def service(*schedulers: Any) -> tuple[CoordinatorService, ServiceRepo, EventBus]:
+@dataclass
+class Service:
+    """The objects under test, composed as app.py does."""
+
+    dispatcher: Dispatcher
+    submitter: BuildsetSubmitter
+    schedulers: SchedulerControl
+    downstream: Downstream
+    builds: BuildControl
+
+
+def service(*schedulers: Any) -> tuple[Service, ServiceRepo, EventBus]:
     repo, bus, clock = ServiceRepo(), EventBus(), FakeClock()
     workers = WorkerRegistry(clock.now)
     dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
-    svc = CoordinatorService(repo, clock, dispatcher, workers, bus)  # type: ignore[arg-type]
-    svc.schedulers = list(schedulers)
-    return svc, repo, bus
+    submitter = BuildsetSubmitter(repo, clock, dispatcher)  # type: ignore[arg-type]
+    control = SchedulerControl(repo, clock, submitter)  # type: ignore[arg-type]
+    control.configure(list(schedulers))
+    downstream = Downstream(repo, submitter, control, dispatcher)  # type: ignore[arg-type]
+    dispatcher.trigger_port = downstream
+    bus.add_listener(downstream.on_event)
+    builds = BuildControl(repo, submitter, control, dispatcher)  # type: ignore[arg-type]
+    return Service(dispatcher, submitter, control, downstream, builds), repo, bus
 
 
 @pytest.mark.parametrize("result", [Result.SUCCESS, Result.WARNINGS, Result.FAILURE, Result.CANCELLED])
@@ -235,11 +255,11 @@ async def test_dependent_follows_successful_upstream_buildsets_only(result: Resu
     other = ForceScheduler("other", ["u"])
     svc, repo, bus = service(up, other, Dependent("down", upstream=up, builderNames=["d"]))
     stamps = [SourceStamp("R", "main", "abc", codebase="")]
-    up_id, _ = await svc.submit_buildset(NewBuildset("r", "up", ["u"], stamps))
-    other_id, _ = await svc.submit_buildset(NewBuildset("r", "other", ["u"], stamps))
+    up_id, _ = await svc.submitter.submit(NewBuildset("r", "up", ["u"], stamps))
+    other_id, _ = await svc.submitter.submit(NewBuildset("r", "other", ["u"], stamps))
     bus.publish([Event("buildset.finished", 0.0, buildset_id=other_id, result=Result.SUCCESS),
                  Event("buildset.finished", 0.0, buildset_id=up_id, result=result)])
-    await svc.aclose()  # waits for the background work
+    await svc.downstream.aclose()  # waits for the background work
     downstream = [bs for bs in repo.added if bs.scheduler == "down"]
     if result in (Result.SUCCESS, Result.WARNINGS):
         [bs] = downstream
@@ -250,7 +270,7 @@ async def test_dependent_follows_successful_upstream_buildsets_only(result: Resu
 
 async def test_service_trigger_follows_the_buildset_through_bus_events() -> None:
     svc, repo, bus = service(Triggerable("t", ["c"]), ForceScheduler("f", ["c"]))
-    t = await svc.trigger("t", [SourceStamp(branch="main")], [PropertyValue("x", 1, "Trigger")], wait=True,
+    t = await svc.downstream.trigger("t", [SourceStamp(branch="main")], [PropertyValue("x", 1, "Trigger")], wait=True,
                           parent=("p", 1))
     assert repo.added[0].scheduler == "t" and t.requests == {"c": 100}
     bus.publish([Event("build.started", 0.0, builder="c", build_number=4, buildset_id=t.buildset_id),
@@ -258,14 +278,14 @@ async def test_service_trigger_follows_the_buildset_through_bus_events() -> None
     assert t.finished is not None and await t.finished == Result.WARNINGS
     assert t.builds == [("c", 4)]
     with pytest.raises(LookupError, match="not a Triggerable"):
-        await svc.trigger("f", [], [], wait=False, parent=("p", 1))
+        await svc.downstream.trigger("f", [], [], wait=False, parent=("p", 1))
     with pytest.raises(LookupError, match="no scheduler named 'zzz'.*Triggerable schedulers: t"):
-        await svc.trigger("zzz", [], [], wait=False, parent=("p", 1))
+        await svc.downstream.trigger("zzz", [], [], wait=False, parent=("p", 1))
 
 
 async def test_stopping_a_triggered_buildset_cancels_its_requests_that_have_not_started() -> None:
     svc, repo, bus = service(Triggerable("t", ["c", "d"]))
-    t = await svc.trigger("t", [], [], wait=True, parent=("p", 1))
+    t = await svc.downstream.trigger("t", [], [], wait=True, parent=("p", 1))
     assert svc.dispatcher.pending_count("c") == 1 and svc.dispatcher.pending_count("d") == 1
     started = t.requests["c"]
     repo.claimed_by[started] = "c1"  # its build started (the runner itself is not under test here)
@@ -277,21 +297,21 @@ async def test_stopping_a_triggered_buildset_cancels_its_requests_that_have_not_
 
 async def test_cancel_build_request_explains_what_cannot_be_cancelled() -> None:
     svc, repo, _ = service(ForceScheduler("f", ["c"]))
-    _, reqs = await svc.submit_buildset(NewBuildset("r", "f", ["c"], []))
-    _, started = await svc.submit_buildset(NewBuildset("r", "f", ["c"], []))
+    _, reqs = await svc.submitter.submit(NewBuildset("r", "f", ["c"], []))
+    _, started = await svc.submitter.submit(NewBuildset("r", "f", ["c"], []))
     repo.claimed_by[started["c"]] = "c1"
     assert svc.dispatcher.pending_count("c") == 2
-    req = await svc.cancel_build_request(reqs["c"], "")
+    req = await svc.builds.cancel_build_request(reqs["c"], "")
     assert req.complete and req.result == Result.CANCELLED
     assert svc.dispatcher.next_pending("c") is not None and svc.dispatcher.next_pending("c").id == started["c"]  # type: ignore[union-attr]
     with pytest.raises(FailedPrecondition, match=f"build request {reqs['c']} is already complete .result cancelled"):
-        await svc.cancel_build_request(reqs["c"], "")
+        await svc.builds.cancel_build_request(reqs["c"], "")
     with pytest.raises(FailedPrecondition, match="has already started on builder 'c'; stop its build instead"):
-        await svc.cancel_build_request(started["c"], "")
+        await svc.builds.cancel_build_request(started["c"], "")
     with pytest.raises(NotFound, match="no build request with id 12345"):
-        await svc.cancel_build_request(12345, "")
+        await svc.builds.cancel_build_request(12345, "")
     with pytest.raises(InvalidArgument, match="request_id must be a positive"):
-        await svc.cancel_build_request(0, "")
+        await svc.builds.cancel_build_request(0, "")
 
 
 # ------------------------------------------------------------------------------- checkconfig

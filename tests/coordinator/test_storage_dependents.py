@@ -1,5 +1,5 @@
 """A Dependent makes exactly one downstream buildset per successful upstream buildset, also when
-the upstream finished while no coordinator ran (migration 7): the real CoordinatorService on real
+the upstream finished while no coordinator ran (migration 7): the real scheduling objects on real
 storage (SQLite and PostgreSQL), "restarted" by opening the database again."""
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ import pytest
 import sqlalchemy as sa
 
 from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import EventBus
 from coordinator.domain.model import BuildRequest, Classified, SchedulerCommit, SourceStamp
 from coordinator.domain.results import Result
+from coordinator.domain.scheduling.control import SchedulerControl
+from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.force import ForceScheduler
 from coordinator.domain.scheduling.schedulers import SingleBranchScheduler
 from coordinator.domain.scheduling.triggerable import Dependent
-from coordinator.domain.service import CoordinatorService
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.storage import schema
@@ -42,8 +44,12 @@ class Coordinator:
         workers = WorkerRegistry(clock.now)
         self.repo = repo
         self.dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c1")
-        self.service = CoordinatorService(repo, clock, self.dispatcher, workers, bus)
-        self.service.configure([], schedulers)  # type: ignore[arg-type]
+        submitter = BuildsetSubmitter(repo, clock, self.dispatcher)
+        self.schedulers = SchedulerControl(repo, clock, submitter)
+        self.downstream = Downstream(repo, submitter, self.schedulers, self.dispatcher)
+        self.dispatcher.trigger_port = self.downstream
+        bus.add_listener(self.downstream.on_event)
+        self.schedulers.configure(schedulers)  # type: ignore[arg-type]
 
 
 async def started(url: str, *schedulers: object) -> Coordinator:
@@ -51,8 +57,10 @@ async def started(url: str, *schedulers: object) -> Coordinator:
     store = await _open(url)
     c = Coordinator(store.repo, list(schedulers))
     try:
-        await c.service.start_schedulers()
-        await c.service.aclose()  # waits for any background work
+        await c.schedulers.start()
+        await c.downstream.catch_up()
+        await c.schedulers.aclose()  # waits for any background work
+        await c.downstream.aclose()
         return c
     finally:
         await store.repo.aclose()
@@ -195,7 +203,7 @@ async def test_removed_schedulers_lose_pending_changes_but_keep_enabled_and_last
     await store.repo.add_buildset(None, T0, SchedulerCommit("gone", last_run=T0 + 5))
     await store.repo.aclose()
 
-    caplog.set_level("INFO", logger="coordinator.domain.service")
+    caplog.set_level("INFO", logger="coordinator.domain.scheduling.control")
     await started(url, stays)
     assert "scheduler 'gone' is no longer configured: dropped its 2 pending change(s)" in caplog.text
     assert "'stays' is no longer configured" not in caplog.text

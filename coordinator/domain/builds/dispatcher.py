@@ -69,7 +69,8 @@ class Dispatcher:
         self.builders: dict[str, Builder] = {}
         self.secrets = list(secrets)  # the configuration's secretsProviders
         self.host = host  # runs MasterShellCommand; None unless the configuration allows it
-        # What Trigger steps submit through (the service sets it); None: triggering fails.
+        # What Trigger steps submit through (app.py sets it: it is built on this dispatcher);
+        # None: triggering fails.
         self.trigger_port: TriggerPort | None = None
         self._pending: dict[str, list[Entry]] = {}
         self.running: dict[tuple[str, int], BuildRunner] = {}
@@ -77,7 +78,6 @@ class Dispatcher:
         self._kick = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
-        workers.on_change = self.kick
 
     def configure(self, builders: Sequence[Builder]) -> None:
         self.builders = {b.name: b for b in builders}

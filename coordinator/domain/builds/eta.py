@@ -141,7 +141,7 @@ def expected_starts(
 
     Pure and self-contained: for one builder, `pending` is its queue, `worker_slots` the
     `max_builds` of its connected workers and `running_build_etas` the ETAs of the builds on
-    them (`CoordinatorService.next_expected_start` does this for the queue's head).
+    them (`Queries.next_expected_start` does this for the queue's head).
     """
     if worker_slots <= 0:
         return {}

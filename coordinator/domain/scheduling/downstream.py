@@ -1,13 +1,15 @@
 """Buildsets started by other builds: the TriggerPort the dispatcher hands to build runners
-(Trigger steps), and Dependent schedulers' follow-up of upstream buildsets that succeeded, both
-as they finish (from domain events) and the start-up backlog of those that finished while no
-coordinator ran."""
+(Trigger steps) with the follower of the buildsets they wait for, and Dependent schedulers'
+follow-up of upstream buildsets that succeeded, both as they finish (from domain events) and the
+start-up backlog of those that finished while no coordinator ran."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
@@ -16,20 +18,36 @@ from coordinator.domain.model import (
     SchedulerCommit,
     SourceStamp,
 )
+from coordinator.domain.ports import Repository
+from coordinator.domain.scheduling.background import Background
+from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.triggerable import (
+    BuildsetFollower,
     Dependent,
     Triggerable,
     wants_downstream,
 )
-from coordinator.domain.service_base import ServiceBase
 from coordinator.domain.steps.trigger_port import Triggered
 
-# The service's logger name, as before the split: log configuration and tests select it.
-log = logging.getLogger("coordinator.domain.service")
+log = logging.getLogger(__name__)
 
 
-class Downstream(ServiceBase):
-    """Implements the TriggerPort; `_on_event` listens on the event bus (wired by the service)."""
+class Downstream:
+    """Implements the TriggerPort; `on_event` is meant for the event bus (app.py adds it)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        submitter: BuildsetSubmitter,
+        schedulers: SchedulerControl,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.repo = repo
+        self.submitter = submitter
+        self.schedulers = schedulers
+        self.dispatcher = dispatcher  # finds the running builds of a stopped trigger
+        self.follower = BuildsetFollower()  # the Trigger steps' buildsets with `wait`
+        self.background = Background(log)  # the Dependents' follow-ups
 
     async def trigger(
         self,
@@ -41,19 +59,20 @@ class Downstream(ServiceBase):
         parent: tuple[str, int],
     ) -> Triggered:
         """A Trigger step's buildset (the TriggerPort the dispatcher hands to builds)."""
-        sched = next((s for s in self.schedulers if s.name == scheduler), None)
+        configured = self.schedulers.schedulers
+        sched = next((s for s in configured if s.name == scheduler), None)
         if isinstance(sched, Triggerable) and not sched.enabled:
             raise LookupError(f"Triggerable scheduler {scheduler!r} is disabled (`gantry scheduler enable {scheduler}`)")
         if not isinstance(sched, Triggerable):
-            known = ", ".join(s.name for s in self.schedulers if isinstance(s, Triggerable)) or "none"
+            known = ", ".join(s.name for s in configured if isinstance(s, Triggerable)) or "none"
             what = "no scheduler" if sched is None else f"scheduler {scheduler!r} is not a Triggerable; no Triggerable"
             raise LookupError(f"{what} named {scheduler!r} (Triggerable schedulers: {known})")
-        bs_id, req_ids = await self.submit_buildset(sched.buildset_for(sourcestamps, properties, parent))
+        bs_id, req_ids = await self.submitter.submit(sched.buildset_for(sourcestamps, properties, parent))
         triggered = Triggered(scheduler, bs_id, req_ids)
 
         async def stop(reason: str) -> None:
             # Cancel first, so what has not started cannot start; then stop what has.
-            await self._cancel(list(req_ids.values()), reason)
+            await self.submitter.cancel(list(req_ids.values()), reason)
             for builder, number in triggered.builds:
                 runner = self.dispatcher.find_running(builder, number)
                 if runner is not None:
@@ -62,20 +81,31 @@ class Downstream(ServiceBase):
         triggered.stop = stop
         if wait:
             # No await since the commit: the buildset cannot have finished yet.
-            self._follower.follow(triggered)
+            self.follower.follow(triggered)
         return triggered
 
-    def _on_event(self, event: Event) -> None:
-        self._follower.on_event(event)
+    def on_event(self, event: Event) -> None:
+        self.follower.on_event(event)
         if event.kind == "buildset.finished" and wants_downstream(event.result):
-            if any(isinstance(s, Dependent) for s in self.schedulers):
-                self._spawn(self._run_dependents(event.buildset_id))
+            if any(isinstance(s, Dependent) for s in self.schedulers.schedulers):
+                self.background.spawn(self._run_dependents(event.buildset_id))
+
+    async def catch_up(self) -> None:
+        """Make the downstream buildsets of upstream buildsets that succeeded while no
+        coordinator ran (or before it could act); call it once the schedulers have started."""
+        for s in self.schedulers.schedulers:
+            if isinstance(s, Dependent) and s.upstream_name:
+                await self._catch_up(s)
+
+    async def aclose(self) -> None:
+        """Wait for the follow-ups already under way."""
+        await self.background.wait()
 
     async def _run_dependents(self, buildset_id: int) -> None:
         upstream = await self.repo.get_buildset(buildset_id)
         if upstream is None:
             return
-        for sched in self.schedulers:
+        for sched in self.schedulers.schedulers:
             if isinstance(sched, Dependent) and sched.upstream_name == upstream.scheduler:
                 await self._downstream(sched, upstream)
 
@@ -84,13 +114,12 @@ class Downstream(ServiceBase):
         disabled Dependent records the upstream buildset as skipped)."""
         bs = sched.buildset_for(upstream.id, upstream.sourcestamps) if sched.enabled else None
         try:
-            await self.submit_buildset(bs, SchedulerCommit(sched.name, upstream_buildset_id=upstream.id))
+            await self.submitter.submit(bs, SchedulerCommit(sched.name, upstream_buildset_id=upstream.id))
         except AlreadyScheduled:
             log.debug("scheduler %r: upstream buildset %d was already handled", sched.name, upstream.id)
 
     async def _catch_up(self, sched: Dependent) -> None:
-        """Make the downstream buildsets of upstream buildsets that succeeded while no
-        coordinator ran (or before it could act); a disabled Dependent records them as skipped."""
+        """A disabled Dependent records the backlog as skipped."""
         for upstream in await self.repo.dependent_backlog(sched.name, sched.upstream_name):
             log.info("scheduler %r: upstream buildset %d finished while the coordinator was down%s",
                      sched.name, upstream.id, "" if sched.enabled else " (disabled: skipped)")

@@ -56,7 +56,7 @@ class Scheduler:
         self.properties = dict(properties or {})
         self.priority = priority
         self.errors: list[str] = []  # reported by checkconfig at `defined_at`
-        self.enabled = True  # run-time state, stored; see CoordinatorService.set_scheduler_enabled
+        self.enabled = True  # run-time state, stored; see SchedulerControl.set_scheduler_enabled
         self._rt: Runtime | None = None
 
     @property

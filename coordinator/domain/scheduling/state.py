@@ -10,7 +10,7 @@
 - For a Dependent: which upstream buildset each of its buildsets was made for (recorded in the
   downstream buildset's transaction, so it is made at most once), and up to which upstream
   buildset everything is resolved, so at start-up it makes the ones whose upstream finished
-  while no coordinator ran (see `CoordinatorService.start_schedulers`).
+  while no coordinator ran (see `Downstream.catch_up`).
 
 What a scheduler no longer configured leaves behind at start-up: its pending changes and its
 Dependent bookkeeping are dropped (logged); its enabled flag and last run are kept by name, as

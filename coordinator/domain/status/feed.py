@@ -70,7 +70,9 @@ class StatusFeed:
 
     async def watch_build(self, builder: str, number: int) -> AsyncIterator[BuildUpdate]:
         """The build's state now, then after each of its events, until it finishes."""
-        with self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer) as sub:
+        flt = EventFilter(frozenset([builder]))
+        sub = self.bus.subscribe(flt, self.buffer)
+        try:
             build = await self._build(builder, number)
             yield BuildUpdate(None, build, await self._eta(build))
             while not build.complete:
@@ -79,12 +81,14 @@ class StatusFeed:
                 except SubscriberOverflow:
                     # Fell behind: the state read next is still exact; resume live from there.
                     sub.close()
-                    sub = self.bus.subscribe(EventFilter(frozenset([builder])), self.buffer)
+                    sub = self.bus.subscribe(flt, self.buffer)
                     event = None
                 if event is not None and event.build_number != number:
                     continue
                 build = await self._build(builder, number)
                 yield BuildUpdate(event, build, await self._eta(build))
+        finally:
+            sub.close()  # the current subscription: after an overflow, not the first one
 
     async def _build(self, builder: str, number: int) -> Build:
         build = await self.repo.get_build(builder, number)

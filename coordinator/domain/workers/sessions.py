@@ -196,4 +196,5 @@ class WorkerRegistry:
         return False
 
     def silent_since(self, deadline: float) -> list[WorkerSession]:
+        """The sessions not heard from since `deadline`: the ones to drop as lost."""
         return [s for s in self.sessions.values() if s.last_heard < deadline]

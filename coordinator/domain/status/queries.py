@@ -1,4 +1,4 @@
-"""The coordinator's read side: builders and their queues (with expected starts), builds,
+"""The coordinator's read side (queries): builders and their queues (with expected starts), builds,
 build requests, artifacts, changes, notifications and workers."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from coordinator.domain.builds.builders import Builder
-from coordinator.domain.builds.eta import BuildEstimate, expected_starts
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator, expected_starts
+from coordinator.domain.builds.lookup import find_build, find_builder
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.model import (
     Artifact,
@@ -16,19 +18,32 @@ from coordinator.domain.model import (
     PendingRequest,
     WorkerRecord,
 )
-from coordinator.domain.ports import Notification
-from coordinator.domain.service_base import ServiceBase
+from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
+from coordinator.domain.workers.sessions import WorkerRegistry
 
 
-class ServiceReads(ServiceBase):
-    """Reads, and the lookups (`builder`, `get_build`) the writes validate with."""
+class Queries:
+    """What the API reads: configured builders and their queues (from the dispatcher), connected
+    workers (from the registry), and everything stored."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        clock: Clock,
+        dispatcher: Dispatcher,
+        workers: WorkerRegistry,
+        estimator: EtaEstimator | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self.estimator = estimator  # None: no estimates (it must be fed finished builds to stay fresh)
+        self.artifacts = artifacts
 
     def builder(self, name: str) -> Builder:
-        b = self.dispatcher.builders.get(name)
-        if b is None:
-            known = ", ".join(sorted(self.dispatcher.builders)) or "none"
-            raise NotFound(f"no builder named {name!r} (configured builders: {known})")
-        return b
+        return find_builder(self.dispatcher.builders, name)
 
     def pending_count(self, builder: str) -> int:
         """Unstarted build requests of a builder."""
@@ -90,10 +105,7 @@ class ServiceReads(ServiceBase):
         return list(self.dispatcher.builders.values())
 
     async def get_build(self, builder: str, number: int) -> Build:
-        build = await self.repo.get_build(builder, number)
-        if build is None:
-            raise NotFound(f"builder {builder!r} has no build number {number}")
-        return build
+        return await find_build(self.repo, builder, number)
 
     async def estimate(self, build: Build) -> BuildEstimate | None:
         """ETA and expected step durations of a running build (None once it finished)."""

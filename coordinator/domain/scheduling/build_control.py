@@ -1,93 +1,33 @@
-"""The coordinator's use cases, called by the API adapters: submit changes, force, rebuild and
-stop builds, cancel requests; the read side, scheduler management and downstream builds are
-its parts in the modules below. Each write follows one path: decide -> persist -> publish event."""
+"""What a user does to builds by hand: force one (through a ForceScheduler), rebuild one, stop a
+running one, cancel a request that has not started; and what forcing a builder takes (its form)."""
 
 from __future__ import annotations
 
 from coordinator.domain.builds.dispatcher import Dispatcher
-from coordinator.domain.builds.eta import EtaEstimator
-from coordinator.domain.changes.validation import (
-    MAX_CHANGES_PER_REQUEST,
-    check_changes,
-    check_length,
-    check_properties,
-    fit_polled_change,
-)
+from coordinator.domain.builds.lookup import find_build, find_builder
+from coordinator.domain.builds.submitter import BuildsetSubmitter
+from coordinator.domain.changes.validation import check_length, check_properties
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from coordinator.domain.events import EventBus
-from coordinator.domain.model import (
-    BuildRequest,
-    Change,
-    NewBuildset,
-    PropertyValue,
-    SourceStamp,
-)
-from coordinator.domain.ports import ArtifactStore, Clock, Repository
+from coordinator.domain.model import BuildRequest, NewBuildset, PropertyValue, SourceStamp
+from coordinator.domain.ports import Repository
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
-from coordinator.domain.scheduling.triggerable import BuildsetFollower
-from coordinator.domain.status.reads import ServiceReads
-from coordinator.domain.workers.sessions import WorkerRegistry
+
+MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
 
 
-class CoordinatorService(SchedulerControl, ServiceReads):
-    """The facade the API servicers, the web receiver and the app call. Its parts live in
-    service_base.py (shared state, the buildset write path), scheduler_control.py,
-    downstream.py (Trigger steps, Dependent schedulers) and service_reads.py."""
-
+class BuildControl:
     def __init__(
         self,
         repo: Repository,
-        clock: Clock,
+        submitter: BuildsetSubmitter,
+        schedulers: SchedulerControl,
         dispatcher: Dispatcher,
-        workers: WorkerRegistry,
-        bus: EventBus | None = None,
-        estimator: EtaEstimator | None = None,
-        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.repo = repo
-        self.artifacts = artifacts
-        self.clock = clock
-        self.dispatcher = dispatcher
-        self.workers = workers
-        self.estimator = estimator
-        self.schedulers = []
-        self._tasks = set()
-        self._follower = BuildsetFollower()
-        dispatcher.trigger_port = self
-        if bus is not None:
-            bus.add_listener(self._on_event)
-
-    # ------------------------------------------------------------ writes
-
-    async def submit_changes(self, changes: list[Change], idempotency_key: str = "") -> tuple[list[int], bool]:
-        check_changes(changes, idempotency_key)
-        now = self.clock.now()
-        for c in changes:
-            if not c.when:
-                c.when = now
-        classified = self._classify(changes)
-        ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now, classified)
-        if not duplicate:
-            self._take(changes, ids, classified, now)
-        return ids, duplicate
-
-    # change sources (GitPoller) store what they saw with what they submit: see change_sources.py
-
-    async def change_source_state(self, name: str) -> dict[str, str] | None:
-        return await self.repo.get_change_source_state(name)
-
-    async def submit_polled_changes(
-        self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
-    ) -> None:
-        for c in changes:
-            fit_polled_change(c)
-        for i in range(0, len(changes), MAX_CHANGES_PER_REQUEST):
-            check_changes(changes[i : i + MAX_CHANGES_PER_REQUEST], "")
-        now = self.clock.now()
-        classified = self._classify(changes)
-        ids = await self.repo.add_polled_changes(name, changes, state, now, previous, classified)
-        self._take(changes, ids, classified, now)
+        self.submitter = submitter
+        self.schedulers = schedulers
+        self.dispatcher = dispatcher  # the configured builders and the running builds
 
     async def force_build(
         self,
@@ -106,7 +46,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
-        self.builder(builder)
+        find_builder(self.dispatcher.builders, builder)
         if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidArgument(
                 f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (higher runs first), not {priority}"
@@ -131,12 +71,14 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         )
         if priority is not None:
             bs.priority = priority
-        bs_id, req_ids = await self.submit_buildset(bs)
+        bs_id, req_ids = await self.submitter.submit(bs)
         return bs_id, req_ids[builder]
 
     def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
         """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""
-        forcing = [s for s in self.schedulers if isinstance(s, ForceScheduler) and builder in s.builders]
+        forcing = [
+            s for s in self.schedulers.schedulers if isinstance(s, ForceScheduler) and builder in s.builders
+        ]
         found = [s for s in forcing if not name or s.name == name]
         if found:
             sched = next((s for s in found if s.enabled), None)
@@ -169,8 +111,8 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         properties and changes, for the build's builder only."""
         if not builder:
             raise InvalidArgument("builder is required")
-        build = await self.get_build(builder, number)
-        self.builder(builder)  # it must still be configured to run
+        build = await find_build(self.repo, builder, number)
+        find_builder(self.dispatcher.builders, builder)  # it must still be configured to run
         old = await self.repo.get_buildset(build.buildset_id)
         if old is None:  # a build always has its buildset; only a damaged database lacks it
             raise NotFound(f"the buildset {build.buildset_id} of build {builder} #{number} no longer exists")
@@ -179,7 +121,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         priority = next((r.priority for r in requests if r.id == build.build_request_id), 0)
         props = [p for p in old.properties if p.name != "rebuilt_buildid"]
         props.append(PropertyValue("rebuilt_buildid", build.id, "Rebuild"))
-        bs_id, req_ids = await self.submit_buildset(NewBuildset(
+        bs_id, req_ids = await self.submitter.submit(NewBuildset(
             reason=f"rebuild of {builder} #{number}",
             scheduler="rebuild",
             builders=[builder],
@@ -191,7 +133,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         return bs_id, req_ids[builder]
 
     async def stop_build(self, builder: str, number: int, reason: str) -> bool:
-        build = await self.get_build(builder, number)
+        build = await find_build(self.repo, builder, number)
         if build.complete:
             return False
         runner = self.dispatcher.find_running(builder, number)
@@ -205,7 +147,7 @@ class CoordinatorService(SchedulerControl, ServiceReads):
         if request_id <= 0:
             raise InvalidArgument("request_id must be a positive build request id")
         check_length("reason", reason, 1024)
-        cancelled, now = await self._cancel([request_id], reason or "cancelled by request")
+        cancelled, now = await self.submitter.cancel([request_id], reason or "cancelled by request")
         req = now.get(request_id)
         if req is None:
             raise NotFound(f"no build request with id {request_id}")
@@ -219,6 +161,3 @@ class CoordinatorService(SchedulerControl, ServiceReads):
             f"build request {request_id} has already started on builder {req.builder!r}; "
             f"stop its build instead (`gantry builds --builder {req.builder}` lists it, `gantry stop` stops it)"
         )
-
-
-MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request

@@ -1,0 +1,118 @@
+"""The coordinator's gRPC server: interceptors, channel options, the servicers, health and
+reflection, and binding the listen address (with clear errors when it cannot)."""
+
+from __future__ import annotations
+
+import socket
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from coordinator.api.auth import ChangeTokenInterceptor
+from coordinator.api.errors import ErrorInterceptor
+from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.workers import WorkerServicer
+from protos.gantry.v1 import (
+    changes_pb2,
+    changes_pb2_grpc,
+    control_pb2,
+    control_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
+
+OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+class ListenError(Exception):
+    pass
+
+
+class GrpcServer:
+    """Serves the given servicers on `listen` (HOST:PORT; port 0 picks one, see `port`).
+    `change_token`: SubmitChanges requires it as a bearer token ("" : no token)."""
+
+    def __init__(
+        self,
+        listen: str,
+        *,
+        changes: ChangeServicer,
+        control: ControlServicer,
+        status: StatusServicer,
+        logs: LogServicer,
+        workers: WorkerServicer,
+        change_token: str = "",
+    ) -> None:
+        self.listen = listen
+        self.port = 0
+        self._workers = workers
+        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+        if change_token:
+            interceptors.insert(0, ChangeTokenInterceptor(change_token))
+        server = self._server = grpc.aio.server(interceptors=interceptors, options=OPTIONS)
+        changes_pb2_grpc.add_ChangeServiceServicer_to_server(changes, server)
+        control_pb2_grpc.add_ControlServiceServicer_to_server(control, server)
+        status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
+        logs_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
+        worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [
+            changes_pb2.DESCRIPTOR.services_by_name["ChangeService"].full_name,
+            control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name,
+            status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name,
+            logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
+            worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(names, server)
+
+    async def start(self) -> None:
+        """Bind and serve; raises ListenError when the address cannot be had."""
+        _check_port_free(self.listen)
+        try:
+            self.port = self._server.add_insecure_port(self.listen)
+        except RuntimeError as exc:
+            raise ListenError(f"cannot listen on {self.listen}: {exc}") from None
+        if not self.port:
+            raise ListenError(f"cannot listen on {self.listen}: the address is in use or not valid")
+        await self._server.start()
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        # End the worker streams first, so the server need not wait out its grace for them.
+        self._workers.close_all("coordinator shutting down")
+        await self._server.stop(grace=grace)
+
+
+def _check_port_free(listen: str) -> None:
+    """gRPC may share a busy port (SO_REUSEPORT); refuse clearly instead."""
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {listen}: {exc.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError:
+            raise ListenError(
+                f"cannot listen on {listen}: the port is already in use (another coordinator?)"
+            ) from None

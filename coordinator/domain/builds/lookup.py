@@ -1,0 +1,26 @@
+"""The lookups the coordinator's writes and reads validate with: a configured builder and a
+stored build by name, or a NotFound that lists what exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from coordinator.domain.builds.builders import Builder
+from coordinator.domain.errors import NotFound
+from coordinator.domain.model import Build
+from coordinator.domain.ports import Repository
+
+
+def find_builder(builders: Mapping[str, Builder], name: str) -> Builder:
+    b = builders.get(name)
+    if b is None:
+        known = ", ".join(sorted(builders)) or "none"
+        raise NotFound(f"no builder named {name!r} (configured builders: {known})")
+    return b
+
+
+async def find_build(repo: Repository, builder: str, number: int) -> Build:
+    build = await repo.get_build(builder, number)
+    if build is None:
+        raise NotFound(f"builder {builder!r} has no build number {number}")
+    return build

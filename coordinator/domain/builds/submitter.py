@@ -1,0 +1,63 @@
+"""The write path every buildset takes, whoever asks for it (a change's scheduler, a timer, a
+force, a rebuild, a Trigger step, a Dependent): store it, then queue its requests for dispatch;
+and the way back out for requests that have not started (cancel)."""
+
+from __future__ import annotations
+
+import json
+
+from coordinator.domain.builds.dispatcher import Dispatcher
+from coordinator.domain.model import (
+    BuildRequest,
+    Buildset,
+    NewBuildset,
+    PropertyValue,
+    SchedulerCommit,
+)
+from coordinator.domain.ports import Clock, Repository
+
+
+class BuildsetSubmitter:
+    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.dispatcher = dispatcher
+
+    async def submit(
+        self, bs: NewBuildset | None, commit: SchedulerCommit | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """Store a buildset and queue its requests; `commit` (scheduler state it consumes) is
+        applied in the same transaction. bs None stores only the commit."""
+        now = self.clock.now()
+        bs_id, req_ids = await self.repo.add_buildset(bs, now, commit)
+        if bs is None:
+            return bs_id, req_ids
+        # What the dispatcher needs of the buildset (properties, source stamps, collapse checks)
+        # travels with its requests: no read of the buildset just committed when they start.
+        stored = Buildset(
+            id=bs_id, reason=bs.reason, scheduler=bs.scheduler, submitted_at=now,
+            sourcestamps=list(bs.sourcestamps), properties=[_as_stored(p) for p in bs.properties],
+            change_ids=list(bs.change_ids),
+        )
+        for builder, req_id in req_ids.items():
+            self.dispatcher.add_request(
+                BuildRequest(id=req_id, buildset_id=bs_id, builder=builder, priority=bs.priority, submitted_at=now,
+                             buildset=stored)
+            )
+        return bs_id, req_ids
+
+    async def cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
+        """Cancel the requests that have not started; returns those cancelled and the state of
+        every request asked about."""
+        cancelled, now = await self.repo.cancel_requests(request_ids, reason, self.clock.now())
+        for rid in cancelled:
+            self.dispatcher.drop_request(now[rid].builder, rid)
+        return cancelled, now
+
+
+def _as_stored(p: PropertyValue) -> PropertyValue:
+    """The property as reading it back from storage gives it (JSON: tuples become lists)."""
+    v = p.value
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return p
+    return PropertyValue(p.name, json.loads(json.dumps(v)), p.source)
