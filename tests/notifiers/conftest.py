@@ -10,7 +10,6 @@ import ipaddress
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -26,6 +25,7 @@ from coordinator.domain.events import EventBus
 from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from tests import pg
 from tests.e2e.conftest import cluster  # noqa: F401 - the e2e `cluster` fixture, reused here
 
 TIMEOUT = 30.0
@@ -163,20 +163,14 @@ class Store:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh repository on SQLite and on PostgreSQL (skipped when none is reachable)."""
-    from tests.coordinator.test_storage_contract import PG_ADMIN, _pg_admin
-
+    """A fresh repository on SQLite and on PostgreSQL (see `tests.pg` for when that skips)."""
     pg_name = ""
     if request.param == "sqlite":
         url = database_url(None, tmp_path)
     else:
-        try:
-            await _pg_admin("SELECT 1")
-        except Exception as exc:  # unreachable, refused, ...
-            pytest.skip(f"PostgreSQL at {PG_ADMIN} is not reachable: {exc}")
-        pg_name = f"gantry_notify_{uuid.uuid4().hex[:16]}"
-        await _pg_admin(f'CREATE DATABASE "{pg_name}"')
-        url = database_url(f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}", tmp_path)
+        await pg.require()
+        pg_name = await pg.create_database("gantry_notify")
+        url = database_url(pg.url_of(pg_name), tmp_path)
     bus = EventBus()
     repo = await open_repository(url, bus.publish)
     bus.last_id = await repo.last_event_id()
@@ -185,7 +179,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await repo.aclose()
         if pg_name:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await pg.drop_database(pg_name)
 
 
 _clock = [1_700_000_000.0]
