@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,8 +29,8 @@ from tests.coordinator.fakes import FakeClock, FakeSchedulerRepo
 UTC = dt.UTC
 
 
-def ts(*args: int, tz: dt.tzinfo = UTC) -> float:
-    return dt.datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: dt.tzinfo = UTC) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=tz).timestamp()
 
 
 def utc(t: float | None) -> dt.datetime:
@@ -116,7 +117,7 @@ def test_nightly_field_validation() -> None:
 class Coordinator:
     """A CoordinatorService over a shared fake repository: make a new one to "restart"."""
 
-    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: list[Scheduler]) -> None:
+    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: Sequence[Scheduler]) -> None:
         workers = WorkerRegistry(clock.now)
         self.service = CoordinatorService(repo, clock, Dispatcher(repo, workers, clock, LogWatchers(), "c"), workers)
         self.service.configure([], schedulers)
