@@ -1,4 +1,5 @@
-"""The dependency rules of docs/STYLE.md, checked on the source with `ast` (nothing is imported).
+"""The project's dependency rules, checked on the source with `ast` (nothing is imported). This
+docstring is where the repository states them (the style guide they come from is kept outside it):
 
 1. protos imports nothing from the project.
 2. coordinator/domain imports only the standard library and coordinator.domain.

@@ -23,12 +23,12 @@ import pytest
 from tests.clients.test_clients_up_e2e import (
     ROOT,
     env,
-    free_port,
     gantry,
     needs_servers,
     start_up,
     stop_up,
 )
+from tests.e2e.harness import WITH_DEFAULT_SIGINT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -43,7 +43,7 @@ class Terminal:
         child_env = dict(env(), TERM="xterm-256color")
         child_env.pop("COLUMNS", None)
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=child_env, cwd=ROOT
+            [*WITH_DEFAULT_SIGINT, *argv], stdin=slave, stdout=slave, stderr=slave, env=child_env, cwd=ROOT
         )
         os.close(slave)
         self.master = master
@@ -74,8 +74,8 @@ class Terminal:
 
 
 @needs_servers
-def test_watch_shows_a_live_dashboard_on_a_terminal(tmp_path: Path) -> None:
-    listen = f"127.0.0.1:{free_port()}"
+def test_watch_shows_a_live_dashboard_on_a_terminal(tmp_path: Path, up_port: int) -> None:
+    listen = f"127.0.0.1:{up_port}"
     up, output = start_up(tmp_path / "data", listen)
     term = Terminal([sys.executable, "-m", "clients", "watch", "--coordinator", listen])
     try:
@@ -96,7 +96,7 @@ def test_watch_shows_a_live_dashboard_on_a_terminal(tmp_path: Path) -> None:
         assert "Traceback" not in term.text and "KeyboardInterrupt" not in term.text
         # Piped, `watch` prints one line per event (as `--lines` does).
         piped = subprocess.Popen(
-            [sys.executable, "-m", "clients", "watch", "--since", "0", "--coordinator", listen],
+            [*WITH_DEFAULT_SIGINT, sys.executable, "-m", "clients", "watch", "--since", "0", "--coordinator", listen],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
         )
         assert piped.stdout is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +14,7 @@ from clients.client import GantryClient
 from clients.errors import CoordinatorUnavailable, InvalidArgument
 from clients.models import Result
 from protos.gantry.v1 import common_pb2, status_pb2, status_pb2_grpc
+from tests.net import reserved_port
 
 FAST = (0.001, 0.01)
 
@@ -175,14 +175,9 @@ async def test_a_rejected_subscription_raises() -> None:
         await server.stop(None)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_an_unreachable_coordinator_raises_at_once() -> None:
-    address = f"127.0.0.1:{closed_port()}"
-    async with GantryClient(address) as client:
-        with pytest.raises(CoordinatorUnavailable, match=f"cannot reach the coordinator at {address}"):
-            await asyncio.wait_for(collect(client, 1), 30)
+    with reserved_port() as port:  # refused, and no one else's meanwhile
+        address = f"127.0.0.1:{port}"
+        async with GantryClient(address) as client:
+            with pytest.raises(CoordinatorUnavailable, match=f"cannot reach the coordinator at {address}"):
+                await asyncio.wait_for(collect(client, 1), 30)

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.net import reserved_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -32,13 +27,14 @@ def closed_port() -> int:
     ],
 )
 def test_unreachable_coordinator(argv: list[str]) -> None:
-    address = f"127.0.0.1:{closed_port()}"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("GANTRY_COORDINATOR", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "clients.cli", *argv, "--coordinator", address],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
-    )
+    with reserved_port() as port:  # refused, and no one else's while the command runs
+        address = f"127.0.0.1:{port}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "clients.cli", *argv, "--coordinator", address],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from clients.up import SAMPLE_CONFIG
+from tests.e2e.harness import WITH_DEFAULT_SIGINT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,12 +26,6 @@ needs_servers = pytest.mark.skipif(
     or importlib.util.find_spec("worker_agent") is None,
     reason="needs the coordinator and worker_agent packages",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def env() -> dict[str, str]:
@@ -47,7 +42,8 @@ def gantry(*argv: str) -> subprocess.CompletedProcess[str]:
 def start_up(data: Path, listen: str) -> tuple[subprocess.Popen[str], str]:
     """Start `gantry up` and read its output until it says it is serving."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clients", "up", "--data-dir", str(data), "--listen", listen],
+        [*WITH_DEFAULT_SIGINT, sys.executable, "-m", "clients", "up", "--data-dir", str(data),
+         "--listen", listen],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=ROOT,
     )
     assert proc.stdout is not None
@@ -66,9 +62,9 @@ def stop_up(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 @needs_servers
-def test_up_serves_a_sample_build_until_ctrl_c(tmp_path: Path) -> None:
+def test_up_serves_a_sample_build_until_ctrl_c(tmp_path: Path, up_port: int) -> None:
     data = tmp_path / "data"
-    listen = f"127.0.0.1:{free_port()}"
+    listen = f"127.0.0.1:{up_port}"
     proc, output = start_up(data, listen)
     try:
         assert "Press Ctrl-C" in output, output + (data / "coordinator.log").read_text()

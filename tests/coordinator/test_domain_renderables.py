@@ -4,7 +4,7 @@ rendered through lists, tuples and dicts, with Buildbot's rules for missing valu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -17,7 +17,7 @@ from coordinator.domain.properties.renderables import (
     renderer,
 )
 from coordinator.domain.results import Result
-from coordinator.domain.steps.base import ShellCommand
+from coordinator.domain.steps.base import ShellCommand, StepContext
 from coordinator.domain.workers.commands import Finished
 
 
@@ -50,6 +50,11 @@ class Ctx:
     ) -> Finished:
         self.commands.append({"command": command, "workdir": workdir, "env": dict(env)})
         return Finished("c", 0)
+
+
+def as_step_context(ctx: Ctx) -> StepContext:
+    """Ctx implements the part of StepContext that rendering and ShellCommand use."""
+    return cast(StepContext, ctx)
 
 
 STAMPS = [
@@ -152,30 +157,31 @@ async def test_shell_command_renders_command_env_workdir_and_descriptions() -> N
         descriptionDone=Interpolate("greeted %(prop:who)s"),
     )
     assert step.errors == []
-    assert await step.run(ctx) == Result.SUCCESS
+    assert await step.run(as_step_context(ctx)) == Result.SUCCESS
     assert ctx.commands == [{"command": ["echo", "hi world", "7"], "workdir": "build/sub",
                              "env": {"WHO": "world", "N": "7"}}]
-    assert step.describe(True, Result.SUCCESS, ctx) == "greeted world"
-    assert step.describe(True, Result.FAILURE, ctx) == "greeted world (failure)"
+    assert step.describe(True, Result.SUCCESS, as_step_context(ctx)) == "greeted world"
+    assert step.describe(True, Result.FAILURE, as_step_context(ctx)) == "greeted world (failure)"
 
 
 async def test_shell_command_string_command_and_default_description_are_rendered() -> None:
     ctx = Ctx({"t": "check"})
     step = ShellCommand(command=Interpolate("make %(prop:t)s"))
     assert step.errors == []
-    await step.run(ctx)
+    await step.run(as_step_context(ctx))
     assert ctx.commands[0]["command"] == "make check"
-    assert step.describe(True, Result.SUCCESS, ctx) == "'make check'"
+    assert step.describe(True, Result.SUCCESS, as_step_context(ctx)) == "'make check'"
 
 
 async def test_a_workdir_rendering_outside_the_build_directory_fails_the_step() -> None:
     step = ShellCommand(command=["true"], workdir=Property("dir"))
     with pytest.raises(ValueError):
-        await step.run(Ctx({"dir": "../etc"}))
+        await step.run(as_step_context(Ctx({"dir": "../etc"})))
 
 
 def test_shell_command_validation_accepts_renderables_and_rejects_other_objects() -> None:
-    assert ShellCommand(command=["a", Property("x"), ["b", Interpolate("c")]]).errors == []
+    nested: list[Any] = ["a", Property("x"), ["b", Interpolate("c")]]  # Buildbot flattens these
+    assert ShellCommand(command=nested).errors == []
     assert ShellCommand(command=Property("cmd"), env={"A": Interpolate("x")}).errors == []
     assert ShellCommand(command=["a", object()]).errors  # type: ignore[list-item]
     assert ShellCommand(command=["a"], env={"A": 1}).errors  # type: ignore[dict-item]

@@ -111,9 +111,11 @@ async def test_state_string_hides_the_secret() -> None:
     states: list[str] = []
     original = repo.finish_step
 
-    async def finish_step(build: Build, step: Step, result: Result, state: str, at: float, **kw: Any) -> None:
-        states.append(state)
-        await original(build, step, result, state, at, **kw)
+    async def finish_step(
+        build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int] = ()
+    ) -> None:
+        states.append(state_string)
+        await original(build, step, result, state_string, at, logs)
 
     repo.finish_step = finish_step  # type: ignore[method-assign]
     await r.run()

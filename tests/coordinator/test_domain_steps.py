@@ -3,7 +3,7 @@ BuildRunner over the fake repository and a fake worker session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -53,7 +53,7 @@ class FakeSession:
         pass
 
 
-def make_runner(steps: list[BuildStep], session: FakeSession | None = None,
+def make_runner(steps: Sequence[BuildStep], session: FakeSession | None = None,
                 props: dict[str, Any] | None = None) -> BuildRunner:
     build = Build(id=1, builder="b", number=1, worker="w", build_request_id=1, buildset_id=1,
                   started_at=0.0, properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
@@ -230,7 +230,13 @@ async def test_set_property_from_command_extract_fn_gets_rc_stdout_stderr() -> N
 
 
 async def test_set_property_from_command_bad_extract_result_is_an_exception() -> None:
-    for bad in (lambda rc, o, e: ["not", "a", "dict"], lambda rc, o, e: {"x": object()}):
+    def not_a_dict(rc: int, out: str, err: str) -> Any:
+        return ["not", "a", "dict"]
+
+    def not_json(rc: int, out: str, err: str) -> dict[str, Any]:
+        return {"x": object()}
+
+    for bad in (not_a_dict, not_json):
         runner = make_runner([SetPropertyFromCommand(command="c", extract_fn=bad)])
         result, _, _ = await runner.run()
         assert result == Result.EXCEPTION
@@ -286,7 +292,7 @@ async def test_shell_sequence_runs_each_command_into_its_own_log() -> None:
     ],
 )
 async def test_shell_sequence_combines_results_like_buildbot(
-    args: list[dict[str, bool]], rcs: list[int], expected: Result, ran: int
+    args: list[dict[str, Any]], rcs: list[int], expected: Result, ran: int
 ) -> None:
     step = ShellSequence(commands=[ShellArg(f"c{i}", **flags) for i, flags in enumerate(args)])
     runner, session = sequence_runner(step, {f"c{i}": (rc, b"", b"") for i, rc in enumerate(rcs)})
@@ -413,7 +419,10 @@ def test_a_custom_describe_without_ctx_still_works() -> None:
 async def test_an_observer_that_raises_makes_the_step_an_exception_after_its_command() -> None:
     class Raising(BuildStep):
         async def run(self, ctx: StepContext) -> Result:
-            ctx.add_log_observer("stdio", lambda ch, line: 1 / 0)
+            def observer(channel: int, line: str) -> None:
+                1 / 0  # noqa: B018 - raises, which is the point
+
+            ctx.add_log_observer("stdio", observer)
             await ctx.run_command("cmd")
             return Result.SUCCESS
 

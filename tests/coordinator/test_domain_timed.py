@@ -33,8 +33,8 @@ from tests.coordinator.fakes import FakeClock, FakeSchedulerRepo
 UTC = dt.UTC
 
 
-def ts(*args: int, tz: dt.tzinfo = UTC) -> float:
-    return dt.datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: dt.tzinfo = UTC) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=tz).timestamp()
 
 
 def utc(t: float | None) -> dt.datetime:

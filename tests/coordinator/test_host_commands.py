@@ -66,7 +66,9 @@ def _wait_gone(pid: int) -> None:
 async def test_timeout_without_output_and_a_missing_program(tmp_path: Path) -> None:
     out = Output()
     runner = HostCommandRunner(tmp_path)
-    proc = runner.start("echo started; sleep 600", workdir="", env={}, timeout=0.5, max_time=0, on_output=out)
+    # The clock starts before the shell does: the timeout leaves room for a slow start on a
+    # loaded machine, so "started" is out before the silence that ends the command.
+    proc = runner.start("echo started; sleep 600", workdir="", env={}, timeout=2, max_time=0, on_output=out)
     assert await asyncio.wait_for(proc.wait(), 30) == (-1, "timeout")
     assert out.data(STDOUT) == b"started\n"
     proc = runner.start(["/no/such/program"], workdir="", env={}, timeout=0, max_time=0, on_output=out)

@@ -1,15 +1,14 @@
 """Storage contract: the same tests against SQLite (a temp file) and PostgreSQL.
 
-PostgreSQL cases use a fresh, uniquely named database per module on the server named by
-$GANTRY_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test) and skip when it is not
-reachable. Tests share the module's database, so each uses its own builder/worker names and
-compares ids relative to what was there before.
+PostgreSQL cases use a fresh, uniquely named database per module on the server of `tests.pg`
+($GANTRY_TEST_PG; skipped when it is not usable, failed instead with GANTRY_REQUIRE_PG=1).
+Tests share the module's database, so each uses its own builder/worker names and compares ids
+relative to what was there before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import threading
 import uuid
@@ -43,35 +42,12 @@ from coordinator.storage.repository import (
     open_repository,
 )
 from coordinator.storage.writer import Tx
+from tests import pg
 
-PG_ADMIN = os.environ.get("GANTRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
 
 
 # ------------------------------------------------------------------------------------ backends
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN, timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _pg_reachable() -> str | None:
-    """None if PostgreSQL answers, else why not."""
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        return "asyncpg is not installed"
-    try:
-        asyncio.run(_pg_admin("SELECT 1"))
-    except Exception as exc:  # unreachable, auth refused, no such database, ...
-        return f"PostgreSQL at {PG_ADMIN} is not reachable: {exc}"
-    return None
 
 
 @dataclass
@@ -96,23 +72,18 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Backend("sqlite", database_url(None, root), fresh_sqlite)
         return
 
-    why = _pg_reachable()
-    if why:
-        pytest.skip(why)
-    base = PG_ADMIN.rsplit("/", 1)[0]
+    pg.require_sync()
     names: list[str] = []
 
     async def fresh_pg() -> str:
-        name = f"gantry_contract_{uuid.uuid4().hex[:16]}"
-        await _pg_admin(f'CREATE DATABASE "{name}"')
-        names.append(name)
-        return database_url(f"{base}/{name}", Path("."))
+        names.append(await pg.create_database("gantry_contract"))
+        return database_url(pg.url_of(names[-1]), Path("."))
 
     try:
         yield Backend("postgresql", asyncio.run(fresh_pg()), fresh_pg)
     finally:
         for name in names:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(pg.drop_database(name))
 
 
 @dataclass
@@ -255,7 +226,7 @@ async def test_unreachable_database_is_a_storage_error(backend: Backend, tmp_pat
     if backend.kind == "sqlite":
         url = database_url(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.sqlite'}", tmp_path)
     else:
-        url = database_url(PG_ADMIN.rsplit("/", 1)[0] + "/gantry_no_such_database_xyz", tmp_path)
+        url = database_url(pg.url_of("gantry_no_such_database_xyz"), tmp_path)
     threads_before = set(threading.enumerate())
     with pytest.raises(StorageError, match="cannot open the database"):
         await _open(url)

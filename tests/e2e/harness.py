@@ -1,7 +1,8 @@
 """End-to-end harness: real coordinator and worker processes, and helpers to drive them.
 
-Every process is a subprocess of the test, listening on loopback only (the coordinator binds
-port 0 and we parse the port it prints). Readiness is read from the processes' own output or
+Every process is a subprocess of the test, listening on loopback only (the coordinator on a port
+the harness holds for it, see tests.net, so a restart finds it free; we parse the port it prints).
+Readiness is read from the processes' own output or
 from the status stream, each wait bounded by a generous deadline; nothing sleeps to
 synchronise. A `Cluster` owns every process it started and always stops them (SIGTERM, then
 SIGKILL), and its logs are printed when a test fails (see conftest.py).
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.gantry.v1 import (
     changes_pb2,
@@ -35,6 +37,7 @@ from protos.gantry.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
+from tests.net import port_of, reserve_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +50,14 @@ LISTENING = re.compile(r"Gantry coordinator listening on (\S+):(\d+)")
 MIB = 1024 * 1024
 # A full ReadLog page (4 MiB of data plus framing, twice that for ALL with its segments) is
 # larger than grpc's default 4 MiB receive limit; clients/client.py raises it the same way.
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * MIB)]
+# Each channel has subchannels (connections) of its own. With gRPC's default global pool, a new
+# channel to a coordinator restarted on the same port can be handed the previous channel's
+# connection to the old process, still READY until something writes to it: channel_ready()
+# returns at once and the first RPC dies with "Stream removed (Socket closed)".
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * MIB),
+    ("grpc.use_local_subchannel_pool", 1),
+]
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -412,7 +422,10 @@ class Coordinator:
         self.db = db
         self.heartbeat = heartbeat
         self.host = "127.0.0.1"
-        self.port = 0
+        # Its port, chosen now and held (tests.net) until the cluster closes: a restart comes
+        # back on the same port, which no other process can have taken in between.
+        self._reserved = reserve_port()
+        self.port = port_of(self._reserved)
         self.process: Process | None = None
         self.channel: grpc.aio.Channel | None = None
         self.recorders: list[EventRecorder] = []
@@ -441,7 +454,7 @@ class Coordinator:
         return argv + self.extra_args
 
     async def start(self) -> None:
-        """Start (or start again, on the same port once one was chosen) and wait until ready."""
+        """Start (or start again, on the same port) and wait until ready."""
         self.process = Process(
             self.name, self.argv(), self.cluster.log_dir / f"{self.name}.log", child_env()
         )
@@ -451,6 +464,11 @@ class Coordinator:
         self.host, self.port = m.group(1), int(m.group(2))
         self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         await asyncio.wait_for(self.channel.channel_ready(), START_TIMEOUT)
+        # Ready means this process answers: a round trip, not only a connected socket.
+        health = await health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=START_TIMEOUT, wait_for_ready=True
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING, health
 
     async def stop(self, sig: int = signal.SIGTERM) -> int | None:
         for rec in self.recorders:
@@ -460,6 +478,9 @@ class Coordinator:
             await self.channel.close()
             self.channel = None
         return await self.process.stop(sig) if self.process else None
+
+    def release_port(self) -> None:
+        self._reserved.close()
 
     async def restart(self) -> None:
         code = await self.stop()
@@ -690,6 +711,8 @@ class Cluster:
         for process in [p for p in reversed(self.processes) if p not in servers] + servers[::-1]:
             with contextlib.suppress(Exception):
                 await process.stop()
+        for coord in self.coordinators:
+            coord.release_port()
 
     def logs(self, tail: int = 150) -> str:
         parts = []

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from protos.gantry.v1 import logs_pb2
+from protos.gantry.v1 import logs_pb2, status_pb2
 from tests.e2e.harness import (
     FAILURE,
     MIB,
@@ -67,14 +67,26 @@ async def test_changes_wait_for_the_tree_stable_timer_and_build_together(
 
     other = (await coord.submit({"branch": "feature", "comments": "elsewhere"})).change_ids
     ids: list[int] = []
-    for n in range(3):
-        if n:
-            # Not synchronisation but the scenario: changes 1.2 s apart, each within the 2 s
-            # tree-stable timer of the previous one, 2.4 s in all. A timer that did not restart
-            # on each change would have built the first change alone.
-            await asyncio.sleep(1.2)
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    for n in range(5):
+        # Not synchronisation but the scenario: changes 0.6 s apart on a fixed schedule, each
+        # well within the 2 s tree-stable timer of the previous one, 2.4 s in all. A timer that
+        # did not restart on each change would have built the first changes without the last.
+        await asyncio.sleep(max(0.0, begin + 0.6 * n - loop.time()))
         ids += (await coord.submit({"comments": f"commit {n}", "files": [f"f{n}.c"]})).change_ids
-    assert len(ids) == 3 and len(set(ids + list(other))) == 4
+    assert len(ids) == 5 and len(set(ids + list(other))) == 6
+
+    # The scenario as the coordinator saw it (its own timestamps): no gap reached the timer,
+    # but all of them together exceed it.
+    def change_id(e: status_pb2.Event) -> int:
+        return int(json.loads(e.details_json)["change_id"])
+
+    await rec.wait_for(lambda e: e.kind == "change.added" and change_id(e) == ids[-1])
+    at = {change_id(e): e.at.ToMicroseconds() / 1e6 for e in rec.of_kind("change.added")}
+    times = [at[i] for i in ids]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) < 2.0 and times[-1] - times[0] > 2.0, f"changes arrived {gaps} s apart"
 
     added = await rec.wait_kind("buildset.added")
     assert sorted(json.loads(added.details_json)["change_ids"]) == sorted(ids)
@@ -104,7 +116,7 @@ async def test_changes_wait_for_the_tree_stable_timer_and_build_together(
             change_id in json.loads(e.details_json).get("change_ids", [])
             for e in rec.of_kind("buildset.added")
         )
-    assert len(rec.of_kind("change.added")) == 4
+    assert len(rec.of_kind("change.added")) == 6
 
 
 async def test_failing_step_fails_the_build_and_skips_later_steps_except_always_run(

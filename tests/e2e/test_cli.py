@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
-import socket
 import sys
 
 import pytest
@@ -18,6 +18,7 @@ from tests.e2e.harness import (
     child_env,
     run_cli,
 )
+from tests.net import reserved_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -134,7 +135,8 @@ async def test_cli_commands_work_against_a_real_coordinator(cluster: Cluster) ->
     assert log_err == b"to stderr\n"
     workers = {w["name"]: w for w in json.loads(workers_json)["workers"]}
     assert workers["w1"]["connected"] is True
-    assert b"b" in builds_h and b"success" in builds_h.lower()
+    for number in (1, 2):  # one row per build: builder, number, result, worker
+        assert re.search(rf"(?m)^\W*b\W+{number}\W+success\W+w1\b".encode(), builds_h.lower()), builds_h
     assert b"boom" in build_h and b"failure" in build_h.lower()
     assert b"w1" in workers_h
 
@@ -154,14 +156,12 @@ async def test_cli_commands_work_against_a_real_coordinator(cluster: Cluster) ->
     assert {"change.added", "build.started", "step.finished", "build.finished"} <= kinds
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_cli_reports_an_unreachable_coordinator_in_one_line() -> None:
-    address = f"127.0.0.1:{free_port()}"  # nobody listens there any more
+    with reserved_port() as port:  # nobody listens there, nor can while the test runs
+        await _unreachable(f"127.0.0.1:{port}")
+
+
+async def _unreachable(address: str) -> None:
     for argv in (
         ("builds",),
         ("workers", "--json"),

@@ -74,18 +74,24 @@ async def test_periodic_builds_on_a_real_coordinator(cluster: Cluster) -> None:
 async def test_restart_in_the_middle_of_a_tree_stable_timer_builds_the_change_exactly_once(
     cluster: Cluster, sig: int
 ) -> None:
-    coord = await cluster.start_coordinator(config(timer=3.0))
+    timer = 6.0  # a restart takes a second or two; this leaves room for a loaded machine
+    coord = await cluster.start_coordinator(config(timer=timer))
     await cluster.start_worker(coord, "w1", "secret1")
     before = time.time()
     (cid,) = (await coord.submit({"branch": "main"})).change_ids
     after = time.time()
-    # Right after the change was acknowledged, inside its 3 s timer: stopped, or killed outright.
+    # Right after the change was acknowledged, inside its timer: stopped, or killed outright.
     await coord.stop(sig)
     await coord.start()
 
     state = (await schedulers(coord))["main"]
-    if state.HasField("next_fire"):  # resumed with the time it had left, not a fresh 3 s
-        assert before + 3.0 <= state.next_fire.ToMicroseconds() / 1e6 <= after + 3.0
+    asked = time.time()
+    # Resumed with the time it had left, not a fresh timer. Checked every time: a restart that
+    # outlasted the timer is reported as such, not skipped.
+    assert state.HasField("next_fire"), (
+        f"no timer armed {asked - after:.1f}s after the change (its timer: {timer:g}s)"
+    )
+    assert before + timer <= state.next_fire.ToMicroseconds() / 1e6 <= after + timer
     rec = await coord.record()
     await rec.wait_kind("build.finished", builder="b", build_number=1)
     assert buildsets_of(rec.events, "main") == [[cid]]

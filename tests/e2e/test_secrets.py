@@ -72,11 +72,13 @@ async def _build(coord, builder: str):  # type: ignore[no-untyped-def]
     return await coord.get_build(builder, finished.build_number), rec
 
 
-async def test_secret_values_reach_commands_but_never_logs_or_the_database(cluster: Cluster, tmp_path: Path) -> None:
+async def test_secret_values_reach_commands_but_never_logs_or_the_database(
+    cluster: Cluster, tmp_path: Path, db: str | None
+) -> None:
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "token").write_text(TOKEN + "\n")  # the trailing newline is stripped
-    coord = await cluster.start_coordinator(f"SECRETS_DIR = {str(secrets)!r}\n" + CONFIG)
+    coord = await cluster.start_coordinator(f"SECRETS_DIR = {str(secrets)!r}\n" + CONFIG, db=db)
     await cluster.start_worker(coord, "w1", "secret1")
 
     build, rec = await _build(coord, "deploy")
@@ -95,9 +97,43 @@ async def test_secret_values_reach_commands_but_never_logs_or_the_database(clust
     assert TOKEN not in cluster.logs()  # nor the coordinator's and worker's own logs
 
     await coord.stop()  # everything flushed to the database files
+    scanned, redacted = [], []
     for path in (tmp_path / "coordinator-data").rglob("*"):
         if path.is_file():
-            assert TOKEN.encode() not in path.read_bytes(), path
+            data = path.read_bytes()
+            assert TOKEN.encode() not in data, path
+            scanned.append(path.name)
+            if b"value:<secret token>" in data:
+                redacted.append(path.name)
+    if db is None:
+        # The scan read the database itself, and could see what was stored in it.
+        assert "gantry.sqlite" in scanned and "gantry.sqlite" in redacted, (scanned, redacted)
+    else:
+        assert await _tables_containing(db, TOKEN) == []
+        assert await _tables_containing(db, "value:<secret token>") != []  # the scan can see
+
+
+async def _tables_containing(url: str, text: str) -> list[str]:
+    """The tables of PostgreSQL database `url` with a row whose text form holds `text` (as is,
+    or hex-encoded as bytea prints it)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=30)
+    try:
+        tables = [r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+        assert {"builds", "steps", "logchunks", "events"} <= set(tables), tables
+        found = []
+        for table in tables:
+            hit = await conn.fetchval(
+                f'SELECT count(*) FROM "{table}" t WHERE strpos(t::text, $1) > 0 OR strpos(t::text, $2) > 0',
+                text, text.encode().hex(),
+            )
+            if hit:
+                found.append(table)
+        return found
+    finally:
+        await conn.close()
 
 
 async def test_a_missing_secret_fails_the_step_with_a_plain_message(cluster: Cluster, tmp_path: Path) -> None:

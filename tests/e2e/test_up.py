@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 
 import grpc
@@ -24,19 +23,18 @@ from tests.e2e.harness import (
     pid_alive,
     poll,
 )
+from tests.net import reserved_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_gantry_up_reaches_a_green_sample_build_and_stops_on_ctrl_c(cluster: Cluster) -> None:
+    with reserved_port() as port:  # `gantry up` needs a number; held so no one else takes it
+        await _up_until_ctrl_c(cluster, f"127.0.0.1:{port}")
+
+
+async def _up_until_ctrl_c(cluster: Cluster, listen: str) -> None:
     data = cluster.tmp / "up-data"
-    listen = f"127.0.0.1:{free_port()}"
     up = Process(
         "gantry-up",
         [sys.executable, "-m", "clients.cli", "up", "--data-dir", str(data), "--listen", listen],

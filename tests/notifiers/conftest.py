@@ -10,7 +10,6 @@ import ipaddress
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -26,7 +25,9 @@ from coordinator.domain.events import EventBus
 from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from tests import pg
 from tests.e2e.conftest import cluster  # noqa: F401 - the e2e `cluster` fixture, reused here
+from tests.net import port_of, reserve_port
 
 TIMEOUT = 30.0
 
@@ -43,12 +44,6 @@ async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {timeout:g}s")
         await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -86,9 +81,22 @@ class _Handler:
         return "250 OK"
 
 
-def start_smtp(server: SmtpServer, **kwargs: Any) -> SmtpServer:
-    """Start aiosmtpd on 127.0.0.1:server.port (kwargs: tls_context, require_starttls, auth...)."""
-    controller = Controller(_Handler(server), hostname="127.0.0.1", port=server.port, **kwargs)
+class _HeldSocketController(Controller):
+    """aiosmtpd serving on a socket the test already holds (see tests.net): the port it was
+    given is the port it serves, whoever else runs on the machine."""
+
+    def __init__(self, handler: Any, sock: socket.socket, **kwargs: Any) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=port_of(sock), **kwargs)
+        self._sock = sock
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
+def start_smtp(server: SmtpServer, sock: socket.socket, **kwargs: Any) -> SmtpServer:
+    """Start aiosmtpd on `sock`, a port reserved with tests.net.reserve_port (kwargs:
+    tls_context, require_starttls, auth...)."""
+    controller = _HeldSocketController(_Handler(server), sock, **kwargs)
     controller.start()
     server.controller = controller
     return server
@@ -107,8 +115,13 @@ def smtp_servers() -> Iterator[Callable[..., SmtpServer]]:
     """A factory of SMTP servers; all stopped at the end."""
     started: list[SmtpServer] = []
 
-    def make(port: int | None = None, **kwargs: Any) -> SmtpServer:
-        server = start_smtp(SmtpServer(port or free_port()), **kwargs)
+    def make(sock: socket.socket | None = None, **kwargs: Any) -> SmtpServer:
+        """A server on `sock` (a port reserved earlier, e.g. one a notifier already tried), or
+        on a newly reserved port."""
+        # The server gets its own descriptor of the reserved socket: the caller's reservation
+        # may be closed first (fixture teardown order) without pulling the socket from under it.
+        sock = sock.dup() if sock is not None else reserve_port()
+        server = start_smtp(SmtpServer(port_of(sock)), sock, **kwargs)
         started.append(server)
         return server
 
@@ -116,6 +129,14 @@ def smtp_servers() -> Iterator[Callable[..., SmtpServer]]:
     for s in started:
         if s.controller is not None:
             s.controller.stop()
+
+
+@pytest.fixture
+def reserved() -> Iterator[socket.socket]:
+    """A reserved loopback port (tests.net) where nothing listens yet and nobody else can
+    listen; `smtp_servers(reserved)` starts a server on it later."""
+    with reserve_port() as sock:
+        yield sock
 
 
 @dataclass
@@ -163,20 +184,14 @@ class Store:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh repository on SQLite and on PostgreSQL (skipped when none is reachable)."""
-    from tests.coordinator.test_storage_contract import PG_ADMIN, _pg_admin
-
+    """A fresh repository on SQLite and on PostgreSQL (see `tests.pg` for when that skips)."""
     pg_name = ""
     if request.param == "sqlite":
         url = database_url(None, tmp_path)
     else:
-        try:
-            await _pg_admin("SELECT 1")
-        except Exception as exc:  # unreachable, refused, ...
-            pytest.skip(f"PostgreSQL at {PG_ADMIN} is not reachable: {exc}")
-        pg_name = f"gantry_notify_{uuid.uuid4().hex[:16]}"
-        await _pg_admin(f'CREATE DATABASE "{pg_name}"')
-        url = database_url(f"{PG_ADMIN.rsplit('/', 1)[0]}/{pg_name}", tmp_path)
+        await pg.require()
+        pg_name = await pg.create_database("gantry_notify")
+        url = database_url(pg.url_of(pg_name), tmp_path)
     bus = EventBus()
     repo = await open_repository(url, bus.publish)
     bus.last_id = await repo.last_event_id()
@@ -185,7 +200,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await repo.aclose()
         if pg_name:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await pg.drop_database(pg_name)
 
 
 _clock = [1_700_000_000.0]

@@ -5,6 +5,7 @@ mail arrives, once, when the server is back)."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 
 from protos.gantry.v1 import control_pb2
 from tests.e2e.harness import FAILURE, Cluster, run_cli
-from tests.notifiers.conftest import SmtpServer, eventually, free_port
+from tests.net import port_of
+from tests.notifiers.conftest import SmtpServer, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -37,10 +39,10 @@ config = MasterConfig(
 
 
 async def test_failing_build_mails_through_a_server_that_was_down(
-    cluster: Cluster, smtp_servers: Callable[..., SmtpServer]
+    cluster: Cluster, smtp_servers: Callable[..., SmtpServer], reserved: socket.socket
 ) -> None:
-    port = free_port()  # no SMTP server yet
-    coord = await cluster.start_coordinator(CONFIG.replace("SMTP_PORT", str(port)))
+    # No SMTP server yet; the port stays ours for the one to come.
+    coord = await cluster.start_coordinator(CONFIG.replace("SMTP_PORT", str(port_of(reserved))))
     await cluster.start_worker(coord, "w1", "secret1")
     rec = await coord.record()
 
@@ -59,7 +61,7 @@ async def test_failing_build_mails_through_a_server_that_was_down(
     assert pending.state == "pending" and pending.attempts >= 1
     assert pending.summary == "Gantry: failure in failing #1 -> dev@example.org"
 
-    server = smtp_servers(port=port)
+    server = smtp_servers(reserved)
     (got,) = await eventually(server.messages, what="the mail once the server is back")
     assert got.recipients == ["dev@example.org"]
     assert got.message["Subject"] == "Gantry: failure in failing #1"

@@ -17,7 +17,8 @@ from coordinator.domain.results import Result
 from notifiers.base import DeliveryError
 from notifiers.http_push import SIGNATURE_HEADER, HttpStatusPush
 from notifiers.service import NotificationService
-from tests.notifiers.conftest import Store, eventually, free_port, run_build
+from tests.net import reserved_port
+from tests.notifiers.conftest import Store, eventually, run_build
 
 
 @dataclass
@@ -101,9 +102,10 @@ async def test_retries_with_backoff_until_the_server_accepts(store: Store, http_
 
 
 async def test_errors_and_timeouts_are_delivery_errors(http_server: HttpServer) -> None:
-    down = HttpStatusPush(f"http://127.0.0.1:{free_port()}/", timeout=2)
-    with pytest.raises(DeliveryError, match="POST"):
-        await down.deliver({"body": "{}"})
+    with reserved_port() as nobody:
+        down = HttpStatusPush(f"http://127.0.0.1:{nobody}/", timeout=2)
+        with pytest.raises(DeliveryError, match="POST"):
+            await down.deliver({"body": "{}"})
     http_server.fail_first = 1
     with pytest.raises(DeliveryError, match="HTTP 500"):
         await HttpStatusPush(f"http://127.0.0.1:{http_server.port}/").deliver({"body": "{}"})

@@ -14,7 +14,8 @@ from coordinator.domain.results import Result
 from notifiers.base import DeliveryError
 from notifiers.mail import MailNotifier
 from notifiers.render import MessageContext
-from tests.notifiers.conftest import SmtpServer, TlsFiles, authenticator, free_port
+from tests.net import reserved_port
+from tests.notifiers.conftest import SmtpServer, TlsFiles, authenticator
 
 
 def context(result: Result = Result.FAILURE, url: str = "") -> MessageContext:
@@ -140,9 +141,10 @@ async def test_starttls_with_a_test_certificate_and_auth(
 
 
 async def test_a_server_that_is_down_is_a_delivery_error() -> None:
-    n = MailNotifier("ci@example.org", relayhost="127.0.0.1", smtpPort=free_port(), timeout=5)
-    with pytest.raises(DeliveryError, match="SMTP 127.0.0.1"):
-        await n.deliver(payload_to("jane@example.org"))
+    with reserved_port() as nobody:
+        n = MailNotifier("ci@example.org", relayhost="127.0.0.1", smtpPort=nobody, timeout=5)
+        with pytest.raises(DeliveryError, match="SMTP 127.0.0.1"):
+            await n.deliver(payload_to("jane@example.org"))
 
 
 def test_configuration_errors_are_collected() -> None:

@@ -6,7 +6,7 @@ after max_attempts, and exactly-once queueing."""
 from __future__ import annotations
 
 import asyncio
-import time
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,7 +16,8 @@ from coordinator.domain.results import Result
 from notifiers.base import Notifier
 from notifiers.mail import MailNotifier
 from notifiers.service import NotificationService
-from tests.notifiers.conftest import SmtpServer, Store, eventually, free_port, run_build
+from tests.net import port_of, reserved_port
+from tests.notifiers.conftest import TIMEOUT, SmtpServer, Store, eventually, run_build
 
 FAST = dict(retry_base=0.05, retry_cap=0.2, poll_interval=0.05)
 
@@ -107,15 +108,25 @@ async def test_modes_follow_each_builders_history_and_filters(
 
 
 async def test_a_down_smtp_server_never_holds_builds_and_the_mail_arrives_once_it_is_back(
-    store: Store, smtp_servers: Callable[..., SmtpServer], services: Callable[..., NotificationService]
+    store: Store, smtp_servers: Callable[..., SmtpServer], services: Callable[..., NotificationService],
+    reserved: socket.socket,
 ) -> None:
-    port = free_port()  # nothing listens here yet
+    port = port_of(reserved)  # nothing listens here yet
     svc = services(store, [mailer(port, mode="all")])
     await svc.start()
-    began = time.monotonic()
-    for _ in range(3):
-        await run_build(store.repo, "runtests", Result.SUCCESS)
-    assert time.monotonic() - began < 5  # builds went on at their own pace
+    await run_build(store.repo, "runtests", Result.SUCCESS)
+
+    async def first_failed() -> bool:
+        ns = await store.repo.list_notifications(10)
+        return len(ns) == 1 and ns[0].state == "pending" and ns[0].attempts >= 1
+
+    await eventually(first_failed, what="a failed delivery")
+    # Builds go on at their own pace while that mail waits for its server: the next ones
+    # finish (a deadlock would hit the timeout) with it still undelivered.
+    async with asyncio.timeout(TIMEOUT):
+        for _ in range(2):
+            await run_build(store.repo, "runtests", Result.SUCCESS)
+    assert await store.repo.list_notifications(10, "sent") == []
 
     async def retried() -> bool:
         ns = await store.repo.list_notifications(10)
@@ -126,7 +137,7 @@ async def test_a_down_smtp_server_never_holds_builds_and_the_mail_arrives_once_i
         assert "SMTP 127.0.0.1" in n.last_error and n.sent_at is None
     assert await store.repo.list_notifications(10, "sent") == []
 
-    server = smtp_servers(port=port)
+    server = smtp_servers(reserved)
     await eventually(lambda: len(server.messages()) == 3, what="3 mails after the server is back")
 
     async def all_sent() -> bool:
@@ -143,23 +154,25 @@ async def test_a_down_smtp_server_never_holds_builds_and_the_mail_arrives_once_i
 async def test_a_message_that_finally_fails_is_failed_with_its_reason(
     store: Store, services: Callable[..., NotificationService], caplog: pytest.LogCaptureFixture
 ) -> None:
-    svc = services(store, [mailer(free_port(), mode="all")], max_attempts=3)
-    await svc.start()
-    await run_build(store.repo, "runtests", Result.FAILURE)
+    with reserved_port() as nobody:
+        svc = services(store, [mailer(nobody, mode="all")], max_attempts=3)
+        await svc.start()
+        await run_build(store.repo, "runtests", Result.FAILURE)
 
-    async def failed() -> list[Any]:
-        return await store.repo.list_notifications(10, "failed")
+        async def failed() -> list[Any]:
+            return await store.repo.list_notifications(10, "failed")
 
-    (n,) = await eventually(failed, what="given up")
+        (n,) = await eventually(failed, what="given up")
     assert n.attempts == 3 and "SMTP 127.0.0.1" in n.last_error
     assert "failed for good after 3 attempt(s)" in caplog.text
     assert svc.backoff(1) == 0.05 and svc.backoff(2) == 0.1 and svc.backoff(10) == 0.2
 
 
 async def test_restart_resumes_pending_and_missed_events_without_duplicates(
-    store: Store, smtp_servers: Callable[..., SmtpServer], services: Callable[..., NotificationService]
+    store: Store, smtp_servers: Callable[..., SmtpServer], services: Callable[..., NotificationService],
+    reserved: socket.socket,
 ) -> None:
-    port = free_port()
+    port = port_of(reserved)
     first = services(store, [mailer(port, mode="all")])
     await first.start()
     await run_build(store.repo, "runtests", Result.SUCCESS)  # queued, server down
@@ -168,7 +181,7 @@ async def test_restart_resumes_pending_and_missed_events_without_duplicates(
     await first.aclose()
     await run_build(store.repo, "runtests", Result.FAILURE)  # while no service runs
 
-    server = smtp_servers(port=port)
+    server = smtp_servers(reserved)
     second = services(store, [mailer(port, mode="all")], lease=0.0)
     await second.start()
     await eventually(lambda: len(server.messages()) == 2, what="both mails")
@@ -181,13 +194,19 @@ async def test_restart_resumes_pending_and_missed_events_without_duplicates(
 
 
 async def test_the_publisher_is_never_blocked(store: Store, services: Callable[..., NotificationService]) -> None:
+    delivering = asyncio.Event()
+
     class Slow(MailNotifier):
         async def deliver(self, payload: dict[str, Any]) -> None:
+            delivering.set()
             await asyncio.sleep(3600)  # a server that never answers
 
     svc = services(store, [Slow("ci@example.org", mode="all")], close_grace=0.1)
     await svc.start()
-    began = time.monotonic()
-    for _ in range(5):
-        await run_build(store.repo, "slow", Result.SUCCESS)
-    assert time.monotonic() - began < 5
+    await run_build(store.repo, "slow", Result.SUCCESS)
+    async with asyncio.timeout(TIMEOUT):
+        await delivering.wait()
+    # While that delivery hangs, builds still finish (a blocked publisher would hit the timeout).
+    async with asyncio.timeout(TIMEOUT):
+        for _ in range(4):
+            await run_build(store.repo, "slow", Result.SUCCESS)

@@ -114,32 +114,50 @@ async def test_output_is_byte_exact_and_chunked(tmp_path: Path) -> None:
 
 
 async def test_quiet_output_is_sent_promptly(tmp_path: Path) -> None:
-    # The second write comes long after the 20 ms coalescing delay: two separate chunks.
-    sink, _ = await run(tmp_path, shell_command="printf a; sleep 0.3; printf b")
+    # The command writes "a", then waits until the test has received it (the runner must send
+    # it without waiting for more output) before writing "b": two separate chunks.
+    go = tmp_path / "go"
+    sink = RecordingSink()
+    runner = make_runner(
+        tmp_path, sink, shell_command=f"printf a; while [ ! -e '{go}' ]; do sleep 0.01; done; printf b"
+    )
+    task = asyncio.create_task(runner.run())
+    await sink.wait_for(lambda: sink.data(STDOUT) == b"a")
+    go.touch()
+    async with asyncio.timeout(30):
+        await task
     assert [c.data for c in sink.chunks if c.channel == STDOUT] == [b"a", b"b"]
 
 
 async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    # The silence starts once the grandchild's pid is out. The runner's clock starts before the
+    # shell does, so the timeout leaves ample room for a slow start on a loaded machine.
     sink, finished = await run(
-        tmp_path, shell_command="sleep 100 & echo $!; sleep 100", timeout=0.5
+        tmp_path, shell_command="sleep 100 & echo $!; sleep 100", timeout=2
     )
     check_stream(sink)
     assert (finished.rc, finished.reason) == (-1, "timeout")
+    assert sink.data(STDOUT), "killed before the shell started its grandchild: no group to check"
     grandchild = int(sink.data(STDOUT))
     await wait_gone(grandchild)
     header = sink.header()
-    assert "command timed out: 0.5 seconds without output, attempting to kill\n" in header
+    assert "command timed out: 2 seconds without output, attempting to kill\n" in header
     assert re.search(r"process killed by signal 9\nelapsedTime=\d+\.\d{6}\n$", header)
 
 
 async def test_max_time(tmp_path: Path) -> None:
+    # A command that keeps writing is killed at max_time all the same. Its clock starts before
+    # the shell does: max_time leaves room for a slow start, so the output is there to check.
     sink, finished = await run(
-        tmp_path, shell_command="while true; do echo x; sleep 0.05; done", max_time=0.5, timeout=30
+        tmp_path, shell_command="while true; do echo x; sleep 0.05; done", max_time=1.5, timeout=30
     )
     check_stream(sink)
     assert (finished.rc, finished.reason) == (-1, "max_time")
-    assert "command timed out: 0.5 seconds elapsed, attempting to kill\n" in sink.header()
-    assert sink.data(STDOUT).startswith(b"x\n")
+    assert "command timed out: 1.5 seconds elapsed, attempting to kill\n" in sink.header()
+    elapsed = float(re.findall(r"elapsedTime=(\d+\.\d+)", sink.header())[-1])
+    assert elapsed >= 1.5
+    out = sink.data(STDOUT)
+    assert out.startswith(b"x\n") and out.replace(b"x\n", b"") in (b"", b"x")
 
 
 async def test_interrupt(tmp_path: Path) -> None:
