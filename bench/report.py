@@ -125,7 +125,8 @@ def _print_plain(rows: list[Row], notes: list[str], show_bb: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     out = sys.stdout
     for k, row in enumerate(table):
-        out.write("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip() + "\n")
+        padded = (c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        out.write("  ".join(padded).rstrip() + "\n")
         if k == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
     for n in notes:

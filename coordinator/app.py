@@ -11,8 +11,8 @@ from pathlib import Path
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
-from coordinator.artifacts import FileArtifactStore
 from coordinator.config.objects import MasterConfig
+from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
 from coordinator.domain.builds.submitter import BuildsetSubmitter
@@ -24,11 +24,12 @@ from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.domain.status.feed import LogReader, StatusFeed
-from coordinator.domain.status.queries import Queries
+from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
-from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from coordinator.storage.files import FileArtifactStore
+from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.vcs.git import GitCli
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
@@ -76,7 +77,7 @@ class Coordinator:
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
-        self.repo: SqlRepository | None = None
+        self.storage: SqlStorage | None = None
         self.server: GrpcServer | None = None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,39 +94,43 @@ class Coordinator:
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        repo = self.repo = await open_repository(self.db_url, self.bus.publish)
-        self.bus.last_id = await repo.last_event_id()
-        requeued = await repo.release_orphaned_claims(self.coordinator_id, self.clock.now())
+        db = self.storage = await open_storage(self.db_url, self.bus.publish)
+        self.bus.last_id = await db.events.last_event_id()
+        await db.workers.reset_connections()
+        requeued = await bookkeeping.release_orphans(db.book, self.coordinator_id, self.clock.now())
         if requeued:
             log.info("re-queued %d build request(s) left running by a previous run", requeued)
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
-        workers = WorkerRegistry(self.clock.now)
+        workers = WorkerRegistry(self.clock.now, db.workers)
         workers.configure(list(self.config.workers))
         artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
-            repo, workers, self.clock, self.watchers, self.coordinator_id, artifacts,
+            db.buildsets, db.builds, db.logs, db.book, workers, self.clock, self.watchers, self.coordinator_id,
+            artifacts,
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
         )
         workers.on_change = dispatcher.kick  # a worker came or went: its free slots may start builds
-        estimator = EtaEstimator(repo, self.clock.now)
+        estimator = EtaEstimator(db.builds, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
-        submitter = BuildsetSubmitter(repo, self.clock, dispatcher)
-        schedulers = self.schedulers = SchedulerControl(repo, self.clock, submitter)
-        downstream = self.downstream = Downstream(repo, submitter, schedulers, dispatcher)
+        submitter = BuildsetSubmitter(db.buildsets, db.book, self.clock, dispatcher)
+        schedulers = self.schedulers = SchedulerControl(db.schedulers, self.clock, submitter)
+        downstream = self.downstream = Downstream(db.buildsets, submitter, schedulers, dispatcher)
         dispatcher.trigger_port = downstream  # Trigger steps submit their buildsets through it
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
-        intake = ChangeIntake(repo, self.clock, schedulers)
-        builds = BuildControl(repo, submitter, schedulers, dispatcher)
-        queries = Queries(repo, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
+        intake = ChangeIntake(db.changes, self.clock, schedulers)
+        builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
+        stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
+        queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
 
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
-                repo, self.bus, list(self.config.notifiers), url=self.config.url,
+                builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
+                notifiers=list(self.config.notifiers), url=self.config.url,
                 builder_tags={b.name: list(b.tags) for b in self.config.builders},
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
             )
@@ -136,13 +141,13 @@ class Coordinator:
         await schedulers.start()
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
-        worker_servicer = WorkerServicer(workers, repo, self.clock.now, self.heartbeat_interval)
+        worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
         server = self.server = GrpcServer(
             self.listen,
             changes=ChangeServicer(intake),
             control=ControlServicer(builds, schedulers, queries),
-            status=StatusServicer(StatusFeed(repo, self.bus, self.subscriber_buffer, estimator)),
-            logs=LogServicer(LogReader(repo, self.watchers)),
+            status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
+            logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,
             change_token=self.change_token,
         )
@@ -195,6 +200,6 @@ class Coordinator:
         if self.notifications is not None:
             await asyncio.wait_for(self.notifications.aclose(), 10)
             self.notifications = None
-        if self.repo is not None:
-            await asyncio.wait_for(self.repo.aclose(), 10)
-            self.repo = None
+        if self.storage is not None:
+            await asyncio.wait_for(self.storage.aclose(), 10)
+            self.storage = None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
-from coordinator.storage.repository import StorageError
+from coordinator.storage.sql import StorageError
 from coordinator.web.server import HttpListenError
 
 

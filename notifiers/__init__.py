@@ -2,7 +2,8 @@
 
 Dependency rule followed here: ``notifiers`` imports the standard library, ``coordinator.domain``
 and itself (plus aiosmtplib for sending) - never SQLAlchemy or grpc; it reaches storage only
-through the repository methods declared in ``coordinator.domain.ports.NotificationStore``.
+through the storage ports it is given (``BuildHistory``, ``LogReads``, ``EventCursor`` and
+``Outbox`` in ``coordinator.domain.ports``).
 """
 
 from notifiers.base import DeliveryError, Notifier

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import Build, Step
-from coordinator.domain.ports import Notification, NotificationStore
+from coordinator.domain.ports import BuildHistory, EventCursor, LogReads, Notification, Outbox
 from coordinator.domain.results import Result
 from notifiers.base import Notifier
 from notifiers.render import LOG_TAIL_LINES, MessageContext
@@ -40,10 +40,13 @@ EVENT_PAGE = 500
 class NotificationService:
     def __init__(
         self,
-        repo: NotificationStore,
+        *,
+        builds: BuildHistory,
+        logs: LogReads,
+        events: EventCursor,
+        outbox: Outbox,
         bus: EventBus,
         notifiers: Sequence[Notifier],
-        *,
         url: str = "",
         builder_tags: dict[str, Sequence[str]] | None = None,
         clock: Callable[[], float] = time.time,
@@ -56,7 +59,10 @@ class NotificationService:
         concurrency: int = 4,
         close_grace: float = 5.0,
     ) -> None:
-        self.repo = repo
+        self.builds = builds
+        self.logs = logs
+        self.events = events
+        self.outbox = outbox
         self.bus = bus
         self.notifiers = list(notifiers)
         self._by_name = {n.name: n for n in self.notifiers}
@@ -82,10 +88,10 @@ class NotificationService:
 
     async def start(self) -> None:
         """Resume from the stored cursor (first run: from now on); resume pending deliveries."""
-        cursor = await self.repo.get_notifier_cursor(self.cursor_name)
+        cursor = await self.outbox.get_notifier_cursor(self.cursor_name)
         if cursor is None:
-            cursor = await self.repo.last_event_id()
-            await self.repo.set_notifier_cursor(self.cursor_name, cursor)
+            cursor = await self.events.last_event_id()
+            await self.outbox.set_notifier_cursor(self.cursor_name, cursor)
         self.cursor = cursor
         self.bus.add_listener(self._on_event)
         loop = asyncio.get_running_loop()
@@ -137,7 +143,7 @@ class NotificationService:
     async def catch_up(self) -> None:
         """Handle every stored event after the cursor (also what the live bus announced)."""
         while True:
-            events = await self.repo.events_after(self.cursor, EVENT_PAGE)
+            events = await self.events.events_after(self.cursor, EVENT_PAGE)
             if not events:
                 return
             for event in events:
@@ -148,7 +154,7 @@ class NotificationService:
                         log.exception("notifications: cannot handle event %d (%s %s #%d)",
                                       event.id, event.kind, event.builder, event.build_number)
             self.cursor = events[-1].id
-            await self.repo.set_notifier_cursor(self.cursor_name, self.cursor)
+            await self.outbox.set_notifier_cursor(self.cursor_name, self.cursor)
 
     async def handle(self, event: Event) -> None:
         contexts: dict[tuple[str, int], MessageContext | None] = {}
@@ -163,7 +169,7 @@ class NotificationService:
             if event.kind not in n.events:
                 continue
             if event.kind == "buildset.finished":
-                found = [await ctx_of(b, num) for b, num in await self.repo.builds_of_buildset(event.buildset_id)]
+                found = [await ctx_of(b, num) for b, num in await self.builds.builds_of_buildset(event.buildset_id)]
                 builds = [c for c in found if c is not None
                           and n.wants_builder(c.build.builder, self.builder_tags.get(c.build.builder, ()))]
                 if not builds or not any(
@@ -187,16 +193,16 @@ class NotificationService:
             if payload is None:
                 log.info("notifications: %s has nobody to notify about %s", n.name, key)
                 continue
-            if await self.repo.add_notification(n.name, n.kind, key, payload, self.clock()):
+            if await self.outbox.add_notification(n.name, n.kind, key, payload, self.clock()):
                 queued = True
         if queued:
             self._delivery_wake.set()
 
     async def context(self, builder: str, number: int) -> MessageContext | None:
-        build = await self.repo.get_build(builder, number)
+        build = await self.builds.get_build(builder, number)
         if build is None:
             return None
-        previous = await self.repo.previous_build_result(builder, number)
+        previous = await self.builds.previous_build_result(builder, number)
         ctx = MessageContext(build=build, previous=previous,
                            url=f"{self.url}/builders/{builder}/builds/{number}" if self.url else "")
         step = failing_step(build)
@@ -209,7 +215,7 @@ class NotificationService:
 
     async def log_tail(self, log_id: int, size: int, lines: int = LOG_TAIL_LINES) -> list[str]:
         start = max(0, size - LOG_TAIL_BYTES)
-        chunks = await self.repo.read_log(log_id, start, LOG_TAIL_BYTES, 0)
+        chunks = await self.logs.read_log(log_id, start, LOG_TAIL_BYTES, 0)
         text = b"".join(c.data for c in chunks).decode("utf-8", "replace")
         return text.splitlines()[-lines:]
 
@@ -218,7 +224,7 @@ class NotificationService:
     async def _delivery_loop(self) -> None:
         while not self._closing:
             try:
-                due = await self.repo.claim_due_notifications(self.clock(), self.lease, self.concurrency)
+                due = await self.outbox.claim_due_notifications(self.clock(), self.lease, self.concurrency)
             except Exception:
                 log.exception("notifications: reading the queue failed; retrying")
                 due = []
@@ -250,17 +256,17 @@ class NotificationService:
                 if give_up:
                     log.error("notification %d (%s) failed for good after %d attempt(s): %s",
                               n.id, n.key, n.attempts, error)
-                    await self.repo.notification_failed(n.id, error, None)
+                    await self.outbox.notification_failed(n.id, error, None)
                 else:
                     delay = self.backoff(n.attempts)
                     log.warning("notification %d (%s) attempt %d failed, retrying in %.1fs: %s",
                                 n.id, n.key, n.attempts, delay, error)
-                    await self.repo.notification_failed(n.id, error, self.clock() + delay)
+                    await self.outbox.notification_failed(n.id, error, self.clock() + delay)
             except Exception:
                 log.exception("notifications: cannot record the failure of %d", n.id)
             return
         try:
-            await self.repo.notification_sent(n.id, self.clock())
+            await self.outbox.notification_sent(n.id, self.clock())
             log.info("notification %d (%s) sent", n.id, n.key)
         except Exception:
             log.exception("notifications: %d was sent but cannot be marked sent", n.id)

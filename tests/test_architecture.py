@@ -10,6 +10,8 @@ docstring is where the repository states them (the style guide they come from is
    lazily where they are installed.
 6. Inside coordinator/domain, a package imports only the packages below it (DOMAIN_LAYERS), so
    the folders read as a map and the domain has no import cycles between concepts.
+7. Events are built only by their factories in coordinator/domain/events.py: the domain decides
+   what happened, storage records it (no `Event(...)` anywhere else in the product).
 """
 
 from __future__ import annotations
@@ -235,4 +237,24 @@ def test_domain_packages_import_only_lower_layers() -> None:
                 continue
             if _layer(other) >= _layer(own) and not (own in DOMAIN_BOTTOM and other in DOMAIN_BOTTOM):
                 bad.append(f"{i} (layer {_layer(own)} may not import layer {_layer(other)})")
+    assert bad == []
+
+
+def test_events_are_built_only_by_their_factories() -> None:
+    # codec.py rebuilds a stored event from its row: a read, not a new event.
+    allowed = {ROOT / "coordinator" / "domain" / "events.py", ROOT / "coordinator" / "storage" / "codec.py"}
+    bad = []
+    for f in files_under("coordinator", "notifiers"):
+        if f in allowed:
+            continue
+        for node in ast.walk(ast.parse(f.read_text(), filename=str(f))):
+            # `Event(...)` or `events.Event(...)`; asyncio.Event() and status_pb2.Event are other classes.
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == "Event") or (
+                isinstance(func, ast.Attribute) and func.attr == "Event"
+                and isinstance(func.value, ast.Name) and func.value.id == "events"
+            ):
+                bad.append(f"{f.relative_to(ROOT)}:{node.lineno}")
     assert bad == []

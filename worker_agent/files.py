@@ -136,7 +136,8 @@ class FileOps:
                 down.finish(chunk.sha256)
                 self._answer(worker_pb2.FileResult(request_id=chunk.request_id, size=down.size))
             else:
-                self._post(worker_pb2.WorkerMessage(file_ack=worker_pb2.FileAck(request_id=chunk.request_id, seq=chunk.seq)))
+                ack = worker_pb2.FileAck(request_id=chunk.request_id, seq=chunk.seq)
+                self._post(worker_pb2.WorkerMessage(file_ack=ack))
         except (FileOpError, OSError) as exc:
             self._downloads.pop(chunk.request_id, None)
             down.discard()
@@ -246,7 +247,8 @@ class FileOps:
                         break
                     seq += 1
                     window.note_sent(seq)
-                    await self._send(worker_pb2.WorkerMessage(file_data=worker_pb2.FileData(request_id=rid, seq=seq, data=data)))
+                    chunk = worker_pb2.FileData(request_id=rid, seq=seq, data=data)
+                    await self._send(worker_pb2.WorkerMessage(file_data=chunk))
             if cancelled.is_set():
                 return worker_pb2.FileResult(error="cancelled by the coordinator", last_seq=seq)
             return worker_pb2.FileResult(size=size, sha256=digest.hexdigest(), last_seq=seq)
@@ -257,7 +259,7 @@ class FileOps:
         self._post(worker_pb2.WorkerMessage(file_result=result))
 
     def _post(self, msg: worker_pb2.WorkerMessage) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(msg))
+        task = asyncio.ensure_future(self._send(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

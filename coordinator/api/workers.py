@@ -88,13 +88,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     def __init__(
         self,
         registry: WorkerRegistry,
-        repo: Any,
         now: Callable[[], float],
         heartbeat_interval: float = 10.0,
         window: int = 32,  # 32 x 32 KiB in flight per command: ~2x the log rate of 8 (bench), bounded
     ) -> None:
         self.registry = registry
-        self.repo = repo
         self.now = now
         self.heartbeat_interval = heartbeat_interval
         self.window = window
@@ -127,8 +125,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 )
             )
         )
-        await self.repo.worker_connected(session.name, info, self.now())
-        old = self.registry.attach(session)
+        old = await self.registry.connect(session)
         if old is not None:
             self._close(old, "replaced by a new connection")
         self._outboxes[session] = outbox
@@ -149,9 +146,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             reader.cancel()
             self._outboxes.pop(session, None)
             session.close(reason)
-            if self.registry.detach(session):
+            if await asyncio.shield(self.registry.disconnect(session, reason)):
                 log.info("worker %s disconnected: %s", session.name, reason)
-                await asyncio.shield(self.repo.worker_disconnected(session.name, self.now(), reason))
 
     async def _read(self, messages: AsyncIterator[worker_pb2.WorkerMessage], session: WorkerSession) -> None:
         try:

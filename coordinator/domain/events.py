@@ -1,8 +1,9 @@
 """Status events: every state change is one, stored with an increasing id, then published.
 
-Events are created here (the domain decides what happened), persisted by storage in the same
-transaction as the state change they describe, and only then handed to the :class:`EventBus`,
-which fans them out to live consumers (status streams, the dispatcher's wake-ups, notifiers).
+Events are built here, one factory per kind (so each kind has one shape), by the domain code that
+decides the state change; storage writes them in the same transaction as the change they
+describe, and only then hands them to the :class:`EventBus`, which fans them out to live
+consumers (status streams, the dispatcher's wake-ups, notifiers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from coordinator.domain.model import Build, BuildRequest, Change, NewBuildset, Step
 from coordinator.domain.results import Result
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,106 @@ class Event:
 
     def with_id(self, event_id: int) -> Event:
         return replace(self, id=event_id)
+
+
+# ---------------------------------------------------------------- one factory per kind
+
+
+def change_added(change: Change, at: float) -> Event:
+    return Event(
+        kind="change.added", at=at,
+        details={"change_id": change.id, "author": change.author, "branch": change.branch,
+                 "revision": change.revision, "repository": change.repository, "project": change.project},
+    )
+
+
+def buildset_added(buildset_id: int, bs: NewBuildset, at: float) -> Event:
+    return Event(
+        kind="buildset.added", at=at, buildset_id=buildset_id,
+        details={"reason": bs.reason, "scheduler": bs.scheduler, "builders": bs.builders,
+                 "change_ids": bs.change_ids},
+    )
+
+
+def buildrequest_added(request: BuildRequest, at: float) -> Event:
+    return Event(
+        kind="buildrequest.added", at=at, builder=request.builder, buildset_id=request.buildset_id,
+        details={"request_id": request.id, "priority": request.priority},
+    )
+
+
+def buildrequest_retried(build: Build, at: float) -> Event:
+    return Event(
+        kind="buildrequest.retried", at=at, builder=build.builder, buildset_id=build.buildset_id,
+        details={"request_id": build.build_request_id, "build_number": build.number},
+    )
+
+
+def buildrequest_collapsed(request: BuildRequest, into: BuildRequest, at: float) -> Event:
+    return Event(
+        kind="buildrequest.collapsed", at=at, builder=into.builder, buildset_id=request.buildset_id,
+        result=Result.SKIPPED, details={"request_id": request.id, "absorbed_by": into.id},
+    )
+
+
+def buildrequest_cancelled(request: BuildRequest, reason: str, at: float) -> Event:
+    return Event(
+        kind="buildrequest.cancelled", at=at, builder=request.builder, buildset_id=request.buildset_id,
+        result=Result.CANCELLED, details={"request_id": request.id, "reason": reason},
+    )
+
+
+def buildset_finished(buildset_id: int, result: Result, at: float) -> Event:
+    return Event(kind="buildset.finished", at=at, buildset_id=buildset_id, result=result)
+
+
+def _of_build(kind: str, build: Build, at: float, **fields: Any) -> Event:
+    return Event(kind=kind, at=at, builder=build.builder, build_number=build.number,
+                 buildset_id=build.buildset_id, worker=build.worker, **fields)
+
+
+def _of_step(kind: str, build: Build, step: Step, at: float, **fields: Any) -> Event:
+    return _of_build(kind, build, at, step_number=step.number, step_name=step.name, **fields)
+
+
+def build_started(build: Build) -> Event:
+    return _of_build("build.started", build, build.started_at,
+                     details={"build_id": build.id, "request_id": build.build_request_id})
+
+
+def build_state(build: Build, state_string: str, at: float) -> Event:
+    return _of_build("build.state", build, at, details={"state_string": state_string})
+
+
+def build_finished(build: Build, result: Result, state_string: str, at: float) -> Event:
+    return _of_build("build.finished", build, at, result=result,
+                     details={"state_string": state_string, "duration": at - build.started_at})
+
+
+def step_started(build: Build, step: Step, at: float) -> Event:
+    return _of_step("step.started", build, step, at)
+
+
+def step_state(build: Build, step: Step, state_string: str, at: float) -> Event:
+    return _of_step("step.state", build, step, at, details={"state_string": state_string})
+
+
+def step_urls(build: Build, step: Step, at: float) -> Event:
+    return _of_step("step.urls", build, step, at, details={"urls": [{"name": n, "url": u} for n, u in step.urls]})
+
+
+def step_finished(build: Build, step: Step, result: Result, state_string: str, at: float) -> Event:
+    started = step.started_at  # None for a step that never ran (skipped)
+    return _of_step("step.finished", build, step, at, result=result,
+                    details={"state_string": state_string, "duration": 0.0 if started is None else at - started})
+
+
+def worker_connected(name: str, info: dict[str, str], at: float) -> Event:
+    return Event(kind="worker.connected", at=at, worker=name, details={"info": info})
+
+
+def worker_disconnected(name: str, reason: str, at: float) -> Event:
+    return Event(kind="worker.disconnected", at=at, worker=name, details={"reason": reason})
 
 
 @dataclass(frozen=True)

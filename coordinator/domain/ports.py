@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
@@ -25,6 +25,8 @@ from coordinator.domain.model import (
     WorkerRecord,
 )
 from coordinator.domain.results import Result
+
+T = TypeVar("T")
 
 
 class TimerHandle(Protocol):
@@ -71,168 +73,234 @@ class HostCommands(Protocol):
     ) -> HostProcess: ...
 
 
-class Repository(Protocol):
-    """Everything the coordinator stores. Every write commits before it returns, records the
-    events describing it in the same transaction, and storage then publishes them in id order.
-    """
+# ---------------------------------------------------------------- storage, by role
+#
+# Each consumer states what it uses: a port per role, implemented by storage's per-concept stores
+# (SQL) and by MemoryStorage (storage/memory.py). Every write commits before it returns, with the
+# events the domain passed for it (`events=`: a list, or for an insert a function of the stored
+# rows) in the same transaction; storage then publishes them in id order.
 
-    # changes
-    async def add_changes(
-        self, changes: Sequence[Change], idempotency_key: str, at: float,
-        classified: Sequence[Classified] = (),
-    ) -> tuple[list[int], bool]:
-        """Store changes (and, in the same transaction, which schedulers took them)."""
+
+class Ledger(Protocol):
+    """Requests, buildsets and the build rows that settle them, inside one transaction: the
+    bookkeeping rules (domain/builds/bookkeeping.py) decide through it, storage only applies.
+    Synchronous, because it runs inside the storage transaction."""
+
+    def request(self, request_id: int) -> BuildRequest | None: ...
+
+    def requests_of_buildset(self, buildset_id: int) -> list[BuildRequest]: ...
+
+    def complete_request(self, request_id: int, result: Result, at: float, *, unclaimed_only: bool) -> bool:
+        """Complete the request; with `unclaimed_only`, only if nobody claimed or completed it
+        (one conditional write: a claim and this never both win). Whether it was completed."""
         ...
 
-    async def get_change(self, change_id: int) -> Change | None: ...
+    def unclaim_request(self, request_id: int) -> None: ...
 
-    async def list_changes(self, limit: int) -> list[Change]: ...
+    def unclaim_all(self, coordinator_id: str) -> int:
+        """Release every incomplete request `coordinator_id` claimed; how many."""
+        ...
 
-    # change sources: the branch heads a poller saw, stored with the changes it submits
+    def record_collapse(self, request_id: int, into_id: int, at: float) -> None: ...
+
+    def complete_buildset(self, buildset_id: int, result: Result, at: float) -> None: ...
+
+    def finish_build(
+        self, build: Build, result: Result, state_string: str, at: float, properties: list[PropertyValue] | None
+    ) -> None: ...
+
+    def running_builds(self, coordinator_id: str) -> list[Build]:
+        """Unfinished builds whose request `coordinator_id` claimed."""
+        ...
+
+    def end_running_steps(self, build: Build, result: Result, state_string: str, at: float) -> None: ...
+
+    def emit(self, event: Event) -> None: ...
+
+
+class Bookkeeper(Protocol):
+    async def record(self, decide: Callable[[Ledger], T]) -> T:
+        """Run `decide` in one transaction and commit what it did and emitted."""
+        ...
+
+
+class ChangeIntakeStore(Protocol):
+    """What change intake stores: changes (at most once per idempotency key) with the schedulers
+    that took them, and what each change source has seen."""
+
+    async def add_changes(
+        self, changes: Sequence[Change], idempotency_key: str, at: float,
+        classified: Sequence[Classified], events: Callable[[list[Change]], list[Event]],
+    ) -> tuple[list[int], bool]:
+        """(ids, whether the key had been seen: then nothing is stored and no event written)."""
+        ...
+
     async def get_change_source_state(self, name: str) -> dict[str, str] | None: ...
 
     async def add_polled_changes(
         self, name: str, changes: Sequence[Change], state: dict[str, str], at: float,
-        previous: dict[str, str] | None, classified: Sequence[Classified] = (),
-    ) -> list[int]: ...
-
-    # buildsets and requests
-    async def add_buildset(
-        self, buildset: NewBuildset | None, at: float, commit: SchedulerCommit | None = None
-    ) -> tuple[int, dict[str, int]]:
-        """Store a buildset and apply `commit` atomically with it (AlreadyScheduled refuses both)."""
+        previous: dict[str, str] | None, classified: Sequence[Classified],
+        events: Callable[[list[Change]], list[Event]],
+    ) -> list[int]:
+        """Store the changes and `name`'s new state atomically, only if the stored state is still
+        `previous` (else FailedPrecondition: another coordinator polled first)."""
         ...
 
+
+class BuildsetStore(Protocol):
+    """What submitting a buildset stores."""
+
+    async def add_buildset(
+        self, buildset: NewBuildset | None, at: float, commit: SchedulerCommit | None,
+        events: Callable[[int, list[BuildRequest]], list[Event]],
+    ) -> tuple[int, dict[str, int]]:
+        """Store a buildset, its requests and `commit` atomically (AlreadyScheduled refuses all);
+        buildset None stores only the commit and returns (0, {})."""
+        ...
+
+
+class BuildsetReads(Protocol):
     async def get_buildset(self, buildset_id: int) -> Buildset | None: ...
 
-    async def unclaimed_requests(self) -> list[BuildRequest]: ...
 
-    async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool: ...
+class RequestReads(BuildsetReads, Protocol):
+    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
 
-    async def release_orphaned_claims(self, coordinator_id: str, at: float) -> int: ...
 
-    # scheduler state
-    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]: ...
-
-    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
-
+class DownstreamStore(BuildsetReads, Protocol):
     async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
         """The Dependent `scheduler`'s upstream buildsets (of scheduler `upstream`) that ended
         SUCCESS/WARNINGS and have no downstream buildset yet, oldest first (none the first
         time a Dependent is seen: it starts from the newest buildset)."""
         ...
 
+
+class RequestQueue(BuildsetReads, Protocol):
+    """What the dispatcher reads and claims."""
+
+    async def unclaimed_requests(self) -> list[BuildRequest]: ...
+
+    async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool:
+        """Atomically claim an unclaimed request: exactly one claimer wins."""
+        ...
+
+    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]: ...
+
+
+class SchedulerStateStore(Protocol):
+    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]: ...
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None: ...
+
     async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
         """Drop the pending changes of schedulers not in `configured` and the Dependent
         bookkeeping of ones not in `dependents`: {scheduler: pending changes dropped}."""
         ...
 
-    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
-        """Several buildsets in one read (those that exist)."""
-        ...
 
-    async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
-        """Complete the still unclaimed ones of `request_ids` as SKIPPED, absorbed by `into`
-        (their buildsets finish when complete); returns the ids actually absorbed."""
-        ...
-
-    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
-
-    async def cancel_requests(
-        self, request_ids: Sequence[int], reason: str, at: float
-    ) -> tuple[list[int], dict[int, BuildRequest]]:
-        """Complete the unclaimed ones as CANCELLED (event buildrequest.cancelled; a buildset
-        whose requests are all done finishes): (ids cancelled, existing requests as they are now)."""
-        ...
-
-    # builds, steps, logs
+class BuildStarter(Protocol):
     async def start_build(
         self, request: BuildRequest, worker: str, properties: list[PropertyValue], at: float,
-        step_names: Sequence[str] = (),
+        step_names: Sequence[str], events: Callable[[Build], list[Event]],
     ) -> Build:
-        """Store the new build (number: the builder's next); with `step_names`, also its steps
-        (pending, in `build.steps`) in the same commit, as add_steps would."""
+        """Store the new build (number: the builder's next) and its pending steps (in
+        `build.steps`) in one commit."""
         ...
 
-    async def finish_build(
-        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
-        properties: list[PropertyValue] | None = None,
-    ) -> None:
-        """End the build (and store its final `properties`, when given, in the same commit)."""
-        ...
+
+class BuildRecorder(Protocol):
+    """What a running build records of itself."""
 
     async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]: ...
 
-    async def start_step(self, build: Build, step: Step, at: float) -> None: ...
+    async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None: ...
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int] = (),
+        logs: Sequence[int], events: Sequence[Event],
     ) -> None:
-        """End the step; the step's open `logs` (ids) are marked complete in the same commit."""
+        """End the step; its open `logs` (ids) are marked complete in the same commit."""
         ...
 
-    async def set_build_properties(self, build: Build, properties: list[PropertyValue]) -> None: ...
+    async def set_build_state(self, build: Build, state_string: str, events: Sequence[Event]) -> None: ...
 
-    async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
-        """Persist a running build's state string (e.g. "waiting for lock L"); event build.state."""
+    async def set_step_state(self, step: Step, state_string: str, events: Sequence[Event]) -> None: ...
+
+    async def set_step_urls(self, step: Step, events: Sequence[Event]) -> None:
+        """Store `step.urls` while the step runs (finish_step stores them too)."""
         ...
 
-    async def set_step_state(self, build: Build, step: Step, state_string: str, at: float) -> None:
-        """Persist a running step's state string; event step.state."""
-        ...
-
-    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
-        """Store `step.urls` while the step runs (finish_step stores them too); event step.urls
-        (details: urls, all of the step's links as [{name, url}])."""
-        ...
-
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
-
-    def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:
-        """Queue a chunk for the next group commit; resolves once it is stored."""
-        ...
-
-    async def finish_log(self, log_id: int) -> None: ...
-
-    # reads
-    async def get_build(self, builder: str, number: int) -> Build | None: ...
-
-    async def list_builds(self, builder: str, limit: int) -> list[Build]: ...
-
-    async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
-        """Steps that ran in the builder's last `builds` successful builds (one query)."""
-        ...
-
-    async def get_log(self, builder: str, number: int, step: str, log_name: str) -> LogInfo | None: ...
-
-    async def get_log_info(self, log_id: int) -> LogInfo | None: ...
-
-    async def read_log(self, log_id: int, offset: int, limit: int, channel: int) -> list[LogChunk]: ...
-
-    # workers
-    async def worker_connected(self, name: str, info: dict[str, str], at: float) -> None: ...
-
-    async def worker_disconnected(self, name: str, at: float, reason: str) -> None: ...
-
-    async def list_workers(self) -> list[WorkerRecord]: ...
-
-    # events
-    async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
-
-    async def last_event_id(self) -> int: ...
-
-    # notifications (written by the notification service through NotificationStore)
-    async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...
-
-    # artifacts (the bytes live in an ArtifactStore; the database records them)
     async def add_artifact(self, build: Build, step: Step, name: str, size: int, sha256: str, at: float) -> Artifact:
         """Record an artifact of the build (replacing one of the same name)."""
         ...
 
-    async def list_artifacts(self, builder: str, number: int) -> list[Artifact]: ...
+
+class BuildWriter(BuildStarter, BuildRecorder, Protocol):
+    """The dispatcher's: it starts builds and hands their runners the recorder."""
+
+
+class ChunkStore(Protocol):
+    def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:
+        """Queue a chunk for the next group commit; resolves once it is stored."""
+        ...
+
+
+class LogRecorder(ChunkStore, Protocol):
+    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
+
+    async def finish_log(self, log_id: int) -> None: ...
+
+
+class BuildReads(Protocol):
+    async def get_build(self, builder: str, number: int) -> Build | None:
+        """The build with its steps, logs, changes, source stamps and artifacts."""
+        ...
+
+
+class BuildListing(BuildReads, Protocol):
+    async def list_builds(self, builder: str, limit: int) -> list[Build]: ...
 
     async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None: ...
+
+
+class HistorySource(Protocol):
+    async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
+        """Steps that ran in the builder's last `builds` successful builds (one query)."""
+        ...
+
+
+class LogReads(Protocol):
+    async def get_log(self, builder: str, number: int, step: str, log_name: str) -> LogInfo | None: ...
+
+    async def get_log_info(self, log_id: int) -> LogInfo | None: ...
+
+    async def read_log(self, log_id: int, offset: int, limit: int, channel: int) -> list[LogChunk]:
+        """Chunks covering [offset, offset+limit) of the log, or of one channel when channel>0."""
+        ...
+
+
+class EventLog(Protocol):
+    async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
+
+
+class EventCursor(EventLog, Protocol):
+    async def last_event_id(self) -> int: ...
+
+
+class ChangeReads(Protocol):
+    async def get_change(self, change_id: int) -> Change | None: ...
+
+    async def list_changes(self, limit: int) -> list[Change]: ...
+
+
+class WorkerStatusStore(Protocol):
+    async def worker_connected(self, name: str, info: dict[str, str], at: float, events: Sequence[Event]) -> None: ...
+
+    async def worker_disconnected(self, name: str, at: float, events: Sequence[Event]) -> None: ...
+
+
+class WorkerReads(Protocol):
+    async def list_workers(self) -> list[WorkerRecord]: ...
 
 
 # ---------------------------------------------------------------- files on the coordinator
@@ -293,20 +361,20 @@ class Notification:
     sent_at: float | None = None
 
 
-class NotificationStore(Protocol):
-    """What the notification service needs from storage (on top of reading builds/events)."""
-
-    async def get_build(self, builder: str, number: int) -> Build | None: ...
+class BuildHistory(BuildReads, Protocol):
+    """What a notifier asks about a build's neighbours."""
 
     async def previous_build_result(self, builder: str, number: int) -> Result | None: ...
 
     async def builds_of_buildset(self, buildset_id: int) -> list[tuple[str, int]]: ...
 
-    async def read_log(self, log_id: int, offset: int, limit: int, channel: int) -> list[LogChunk]: ...
 
-    async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
+class NotificationReads(Protocol):
+    async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...
 
-    async def last_event_id(self) -> int: ...
+
+class Outbox(NotificationReads, Protocol):
+    """The notifications' durable outbox and the notifiers' event cursors."""
 
     async def get_notifier_cursor(self, name: str) -> int | None: ...
 
@@ -325,5 +393,3 @@ class NotificationStore(Protocol):
     async def notification_failed(
         self, notification_id: int, error: str, next_attempt_at: float | None
     ) -> None: ...
-
-    async def list_notifications(self, limit: int, state: str = "") -> list[Notification]: ...

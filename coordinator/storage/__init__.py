@@ -1,5 +1,1 @@
-"""Storage: the only importer of SQLAlchemy. Returns domain objects, never rows."""
-
-from coordinator.storage.repository import SqlRepository, open_repository
-
-__all__ = ["SqlRepository", "open_repository"]
+"""Persistence: the SQL stores (sql.py) and the in-memory ones (memory.py)."""

@@ -1,5 +1,5 @@
 """Storing notifications: the durable outbox notifiers deliver from (claimed with a lease,
-retried with backoff), the notifiers' event cursors, and the build history a notifier asks about."""
+retried with backoff), and the notifiers' event cursors."""
 
 from __future__ import annotations
 
@@ -9,49 +9,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.domain.ports import Notification
-from coordinator.domain.results import Result
 from coordinator.storage import codec, schema
-from coordinator.storage.store import Store
+from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
-t_builds = schema.builds
 
+class SqlOutbox:
+    """The notifications' outbox and the notifiers' event cursors."""
 
-class NotificationStore(Store):
-    """The notification part of SqlRepository."""
-
-    async def previous_build_result(self, builder: str, number: int) -> Result | None:
-        """The result of the newest complete build of `builder` before `number`, skipping
-        RETRY builds (as Buildbot's getPreviousBuild does); None when there is none."""
-
-        def q(c: sa.Connection) -> Result | None:
-            r = c.execute(
-                sa.select(t_builds.c.result)
-                .where(t_builds.c.builder == builder, t_builds.c.number < number,
-                       t_builds.c.result.is_not(None), t_builds.c.result != int(Result.RETRY))
-                .order_by(t_builds.c.number.desc()).limit(1)
-            ).first()
-            return None if r is None else Result(r.result)
-
-        return await self._read(q)
-
-    async def builds_of_buildset(self, buildset_id: int) -> list[tuple[str, int]]:
-        """(builder, number) of the newest build of each of the buildset's requests."""
-
-        def q(c: sa.Connection) -> list[tuple[str, int]]:
-            rows = c.execute(
-                sa.select(t_builds.c.builder, t_builds.c.buildrequest_id, sa.func.max(t_builds.c.number))
-                .where(t_builds.c.buildset_id == buildset_id)
-                .group_by(t_builds.c.builder, t_builds.c.buildrequest_id)
-                .order_by(t_builds.c.builder)
-            )
-            return [(r[0], int(r[2])) for r in rows]
-
-        return await self._read(q)
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def get_notifier_cursor(self, name: str) -> int | None:
         t = schema.notifier_state
-        return await self._read(
+        return await self.db.read(
             lambda c: c.execute(sa.select(t.c.last_event_id).where(t.c.name == name)).scalar()
         )
 
@@ -62,7 +33,7 @@ class NotificationStore(Store):
             if tx.conn.execute(t.update().where(t.c.name == name).values(last_event_id=event_id)).rowcount == 0:
                 tx.conn.execute(t.insert().values(name=name, last_event_id=event_id))
 
-        await self.writer.submit(op)
+        await self.db.write(op)
 
     async def add_notification(
         self, notifier: str, kind: str, key: str, payload: dict[str, Any], at: float
@@ -81,7 +52,7 @@ class NotificationStore(Store):
             return True
 
         try:
-            return await self.writer.submit(op)
+            return await self.db.write(op)
         except sa.exc.IntegrityError:  # another coordinator queued the same key just now
             return False
 
@@ -111,7 +82,7 @@ class NotificationStore(Store):
                     out.append(n)
             return out
 
-        return await self.writer.submit(op)
+        return await self.db.write(op)
 
     async def notification_sent(self, notification_id: int, at: float) -> None:
         t = schema.notifications
@@ -120,7 +91,7 @@ class NotificationStore(Store):
             tx.conn.execute(t.update().where(t.c.id == notification_id)
                             .values(state="sent", sent_at=at, last_error=""))
 
-        await self.writer.submit(op)
+        await self.db.write(op)
 
     async def notification_failed(
         self, notification_id: int, error: str, next_attempt_at: float | None
@@ -136,7 +107,7 @@ class NotificationStore(Store):
         def op(tx: Tx) -> None:
             tx.conn.execute(t.update().where(t.c.id == notification_id).values(values))
 
-        await self.writer.submit(op)
+        await self.db.write(op)
 
     async def list_notifications(self, limit: int, state: str = "") -> list[Notification]:
         """Newest first; `state` ("pending", "sent", "failed") filters when given."""
@@ -148,7 +119,7 @@ class NotificationStore(Store):
                 stmt = stmt.where(t.c.state == state)
             return [_notification_from_row(r) for r in c.execute(stmt)]
 
-        return await self._read(q)
+        return await self.db.read(q)
 
 
 def _notification_from_row(r: Any) -> Notification:

@@ -18,7 +18,9 @@ from coordinator.domain.model import (
     SchedulerCommit,
     SchedulerRecord,
 )
-from coordinator.storage import codec, schema
+from coordinator.storage import codec, dependent_store, schema
+from coordinator.storage.db import Database
+from coordinator.storage.writer import Tx
 
 t_sc = schema.scheduler_changes
 t_state = schema.scheduler_state
@@ -91,10 +93,31 @@ def drop_unconfigured(conn: sa.Connection, configured: Sequence[str]) -> dict[st
     """Delete the pending changes of schedulers not in `configured`; returns how many each had.
     Their enabled flag and last run stay (kept by name, as Buildbot keeps object state)."""
     gone = t_sc.c.scheduler.not_in(list(configured)) if configured else sa.true()
-    counts = {
-        r.scheduler: int(r.n)
-        for r in conn.execute(sa.select(t_sc.c.scheduler, sa.func.count().label("n")).where(gone).group_by(t_sc.c.scheduler))
-    }
+    per_scheduler = sa.select(t_sc.c.scheduler, sa.func.count().label("n")).where(gone).group_by(t_sc.c.scheduler)
+    counts = {r.scheduler: int(r.n) for r in conn.execute(per_scheduler)}
     if counts:
         conn.execute(t_sc.delete().where(t_sc.c.scheduler.in_(list(counts))))
     return counts
+
+
+class SqlSchedulers:
+    """The schedulers' stored state (changes they classified, last run, enabled) and the
+    Dependent schedulers' bookkeeping."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]:
+        return await self.db.read(lambda c: load(c, names))
+
+    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
+        await self.db.write(lambda tx: set_enabled(tx.conn, name, enabled))
+
+    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
+        def op(tx: Tx) -> dict[str, int]:
+            dropped = drop_unconfigured(tx.conn, configured)
+            for name in dependent_store.forget(tx.conn, dependents):
+                dropped.setdefault(name, 0)
+            return dropped
+
+        return await self.db.write(op)

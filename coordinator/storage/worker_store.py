@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
 from coordinator.domain.events import Event
 from coordinator.domain.model import WorkerRecord
 from coordinator.storage import codec, schema
-from coordinator.storage.store import Store
+from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
 t_workers = schema.workers
 
 
-class WorkerStore(Store):
-    """The worker part of SqlRepository."""
+class SqlWorkers:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    async def worker_connected(self, name: str, info: dict[str, str], at: float) -> None:
+    async def worker_connected(self, name: str, info: dict[str, str], at: float, events: Sequence[Event]) -> None:
         def op(tx: Tx) -> None:
             c = tx.conn
             values = {"info_json": codec.dumps(info), "connected": True, "since": at}
             if c.execute(t_workers.update().where(t_workers.c.name == name).values(values)).rowcount == 0:
                 c.execute(t_workers.insert().values(name=name, **values))
-            tx.emit(Event(kind="worker.connected", at=at, worker=name, details={"info": info}))
+            tx.emit_all(events)
 
-        await self.writer.submit(op)
+        await self.db.write(op)
 
-    async def worker_disconnected(self, name: str, at: float, reason: str) -> None:
+    async def worker_disconnected(self, name: str, at: float, events: Sequence[Event]) -> None:
         def op(tx: Tx) -> None:
             tx.conn.execute(t_workers.update().where(t_workers.c.name == name).values(connected=False, since=at))
-            tx.emit(Event(kind="worker.disconnected", at=at, worker=name, details={"reason": reason}))
+            tx.emit_all(events)
 
-        await self.writer.submit(op)
+        await self.db.write(op)
 
     async def list_workers(self) -> list[WorkerRecord]:
         def q(c: sa.Connection) -> list[WorkerRecord]:
@@ -43,4 +45,8 @@ class WorkerStore(Store):
                 for r in c.execute(sa.select(t_workers).order_by(t_workers.c.name))
             ]
 
-        return await self._read(q)
+        return await self.db.read(q)
+
+    async def reset_connections(self) -> None:
+        """At start-up: no worker is connected to a coordinator that was not running."""
+        await self.db.write(lambda tx: tx.conn.execute(t_workers.update().values(connected=False)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,6 +43,9 @@ class Tx:
 
     def emit(self, event: Event) -> None:
         self._pending.append(event)
+
+    def emit_all(self, events: Iterable[Event]) -> None:
+        self._pending.extend(events)
 
     def flush_events(self) -> list[Event]:
         """Insert the emitted events; the stored ones (with ids), in emit order."""
@@ -116,6 +119,9 @@ class Writer:
         """Queue a log chunk row. Callers bound their own in-flight chunks (flow control), so
         put_nowait only fails when the whole coordinator is overloaded."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            fut.set_exception(RuntimeError("storage is closed"))
+            return fut
         self._queue.put_nowait(_Op(None, fut, chunk_row=row))
         return fut
 
@@ -162,7 +168,10 @@ class Writer:
             return
         self.commits += 1
         if events:
-            self._publish(events)
+            try:
+                self._publish(events)
+            except Exception:  # committed already: a failing consumer must not stop the writer
+                log.exception("publishing %d events failed", len(events))
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)

@@ -1,32 +1,22 @@
-"""Fakes for the coordinator domain's ports (Clock, Repository), and a way to wait on them."""
+"""Test doubles for the coordinator domain: a manual clock, the in-memory storage with what the
+tests look at recorded, a scripted event log, and a way to wait on them."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import heapq
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from coordinator.domain.errors import AlreadyScheduled
+from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.events import Event, EventBus
-from coordinator.domain.model import (
-    Build,
-    BuildRequest,
-    Buildset,
-    Change,
-    Classified,
-    LogChunk,
-    LogInfo,
-    NewBuildset,
-    PendingChange,
-    PropertyValue,
-    SchedulerCommit,
-    SchedulerRecord,
-    Step,
-)
+from coordinator.domain.model import Build, BuildRequest, Buildset, NewBuildset, SchedulerCommit
 from coordinator.domain.results import Result
+from coordinator.domain.steps.logs import LogWatchers
+from coordinator.domain.workers.sessions import WorkerRegistry
+from coordinator.storage.memory import MemoryStorage, RequestRow
 
 
 class Changes:
@@ -94,8 +84,8 @@ class FakeClock:
 
 
 class FakeEventStore:
-    """The event half of the Repository: events_after over a list, plus hooks to interleave
-    commits with the reads (as a concurrent writer would)."""
+    """An EventLog whose commits the test interleaves with the feed's reads (as a concurrent
+    writer would): `before_read`/`after_read` run around each page read."""
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
@@ -121,233 +111,148 @@ class FakeEventStore:
         return page
 
 
-# ------------------------------------------------------------------------------------ repository
+# ------------------------------------------------------------------------------------ storage
 
 
-class FakeRepo:
-    """In-memory Repository for the dispatcher and build runner. `claim_request` yields to the
-    loop before an atomic check-and-set, so concurrent claims really interleave."""
+class RecordingStorage(MemoryStorage):
+    """The in-memory storage, plus what the domain tests look at: the builds started and
+    finished, step results, links and state strings (from the events it publishes), every claim
+    attempt, the buildsets submitted and the scheduler commits (from its calls). `progress` is
+    bumped on every write, for `await storage.progress.until(...)`."""
 
-    def __init__(self, changes: Changes | None = None) -> None:
-        self.changes = changes or Changes()
-        self.requests: dict[int, BuildRequest] = {}
-        self.claimed_by: dict[int, str] = {}
-        self.claims: list[tuple[int, str, bool]] = []
-        self.builds: list[Build] = []
-        self.finished: list[tuple[Build, Result, str, bool]] = []
-        self.step_results: list[tuple[int, str, Result]] = []
+    def __init__(self, progress: Changes | None = None) -> None:
+        super().__init__(self._record)
+        self.progress = progress or Changes()
+        self.started: list[Build] = []  # in start order
+        self.finished: list[tuple[Build, Result, str, bool]] = []  # (build, result, state, requeued)
+        self.step_results: list[tuple[int, str, Result]] = []  # (build id, step name, result)
         self.step_urls: list[tuple[str, list[tuple[str, str]]]] = []
-        self._ids = itertools.count(1)
-        self._numbers: dict[str, int] = {}
-        self.buildsets: dict[int, Buildset] = {}
-        self.collapsed: dict[int, int] = {}  # request id -> absorbed by
         self.states: list[tuple[str, int, int, str]] = []  # (builder, build number, step or -1, text)
+        self.claims: list[tuple[int, str, bool]] = []  # (request id, coordinator, won)
+        self.submitted: list[NewBuildset] = []
+        self.commits: list[SchedulerCommit] = []
+        self.transactions = 0  # change and buildset writes
         self.buildset_reads = 0
+        self._spy()
 
+    # -- seeding and reading the tables directly
     def add_request(
         self, builder: str, priority: int = 0, submitted_at: float = 0.0, buildset: Buildset | None = None
     ) -> BuildRequest:
+        """A request as if another coordinator had stored it (in its own buildset, when given)."""
         bs_id = 0
         if buildset is not None:
-            bs_id = buildset.id = next(self._ids)
-            self.buildsets[bs_id] = buildset
-        req = BuildRequest(id=next(self._ids), buildset_id=bs_id, builder=builder, priority=priority,
-                           submitted_at=submitted_at)
-        self.requests[req.id] = req
-        return req
+            bs_id = buildset.id = self.data.new_id("buildsets")
+            self.data.buildsets[bs_id] = buildset
+        row = RequestRow(id=self.data.new_id("buildrequests"), buildset_id=bs_id, builder=builder,
+                         priority=priority, submitted_at=submitted_at)
+        self.data.buildrequests[row.id] = row
+        return BuildRequest(id=row.id, buildset_id=bs_id, builder=builder, priority=priority,
+                            submitted_at=submitted_at)
+
+    def adopt(self, build: Build) -> None:
+        """A build the test made itself (not started through storage): record its events too."""
+        self.started.append(build)
+
+    def log_text(self, step_name: str, log_name: str) -> bytes:
+        """What was written to a step's log (the step found by name)."""
+        steps = {s.id for s in self.data.steps.values() if s.name == step_name}
+        (log_id,) = [i for i, info in self.data.logs.items() if info.step_id in steps and info.name == log_name]
+        return b"".join(c.data for _, c in sorted(self.data.logchunks.get(log_id, {}).items()))
+
+    def claim_elsewhere(self, request_id: int, coordinator_id: str) -> None:
+        self.data.buildrequests[request_id].claimed_by = coordinator_id
+
+    @property
+    def requests(self) -> dict[int, BuildRequest]:
+        return {
+            r.id: BuildRequest(id=r.id, buildset_id=r.buildset_id, builder=r.builder, priority=r.priority,
+                               submitted_at=r.submitted_at, claimed=r.claimed_by is not None,
+                               complete=r.complete, result=r.result, absorbed_by=self.data.collapses.get(r.id, 0))
+            for r in self.data.buildrequests.values()
+        }
+
+    @property
+    def claimed_by(self) -> dict[int, str]:
+        return {r.id: r.claimed_by for r in self.data.buildrequests.values() if r.claimed_by is not None}
+
+    @property
+    def collapsed(self) -> dict[int, int]:
+        return dict(self.data.collapses)
+
+    @property
+    def classified(self) -> list[tuple[str, int]]:
+        """(scheduler, change id) of the changes schedulers took and have not built yet."""
+        return sorted(self.data.scheduler_changes)
 
     def started_requests(self) -> list[int]:
-        return [b.build_request_id for b in self.builds]
+        return [b.build_request_id for b in self.started]
 
-    async def unclaimed_requests(self) -> list[BuildRequest]:
-        return [r for r in self.requests.values() if r.id not in self.claimed_by and not r.complete]
+    # -- recording
+    def _record(self, published: list[Event]) -> None:
+        retried = {(e.builder, e.details["build_number"]) for e in published if e.kind == "buildrequest.retried"}
+        for e in published:
+            if e.kind == "build.started":
+                self.started.append(Build(
+                    id=e.details["build_id"], builder=e.builder, number=e.build_number, worker=e.worker,
+                    build_request_id=e.details["request_id"], buildset_id=e.buildset_id, started_at=e.at,
+                ))
+            elif e.kind == "build.finished":
+                build = self._build(e)
+                assert e.result is not None
+                requeued = (e.builder, e.build_number) in retried
+                self.finished.append((build, e.result, e.details["state_string"], requeued))
+            elif e.kind == "step.finished":
+                assert e.result is not None
+                self.step_results.append((self._build(e).id, e.step_name, e.result))
+            elif e.kind == "step.urls":
+                self.step_urls.append((e.step_name, [(u["name"], u["url"]) for u in e.details["urls"]]))
+            elif e.kind in ("build.state", "step.state"):
+                self.states.append((e.builder, e.build_number, e.step_number, e.details["state_string"]))
+        self.progress.bump()
 
-    async def claim_request(self, request_id: int, coordinator_id: str, at: float) -> bool:
-        await asyncio.sleep(0)  # let other claimers run up to here: the check-and-set below is atomic
-        req = self.requests[request_id]
-        won = request_id not in self.claimed_by and not req.complete
-        if won:
-            self.claimed_by[request_id] = coordinator_id
-        self.claims.append((request_id, coordinator_id, won))
-        self.changes.bump()
-        return won
+    def _build(self, event: Event) -> Build:
+        return next(b for b in self.started if (b.builder, b.number) == (event.builder, event.build_number))
 
-    async def get_buildset(self, buildset_id: int) -> Buildset | None:
-        return self.buildsets.get(buildset_id)
+    def _spy(self) -> None:
+        claim, add_buildset = self.buildsets.claim_request, self.buildsets.add_buildset
+        get_buildsets, add_changes = self.buildsets.get_buildsets, self.changes.add_changes
 
-    async def get_buildsets(self, buildset_ids: Sequence[int]) -> dict[int, Buildset]:
-        self.buildset_reads += len(buildset_ids)
-        return {i: self.buildsets[i] for i in buildset_ids if i in self.buildsets}
+        async def claim_request(request_id: int, coordinator_id: str, at: float) -> bool:
+            won = await claim(request_id, coordinator_id, at)
+            self.claims.append((request_id, coordinator_id, won))
+            self.progress.bump()
+            return won
 
-    async def collapse_requests(self, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
-        await asyncio.sleep(0)
-        done = []
-        for rid in request_ids:
-            req = self.requests[rid]
-            if rid in self.claimed_by or req.complete:
-                continue
-            req.complete, req.result, req.absorbed_by = True, Result.SKIPPED, into.id
-            self.collapsed[rid] = into.id
-            done.append(rid)
-        self.changes.bump()
-        return done
+        async def add_buildset_(bs: NewBuildset | None, at: float, commit: SchedulerCommit | None,
+                                events: Any) -> tuple[int, dict[str, int]]:
+            self.transactions += 1
+            stored = await add_buildset(bs, at, commit, events)
+            if bs is not None:
+                self.submitted.append(bs)
+            if commit is not None:
+                self.commits.append(commit)
+            self.progress.bump()
+            return stored
 
-    async def cancel_requests(
-        self, request_ids: Sequence[int], reason: str, at: float
-    ) -> tuple[list[int], dict[int, BuildRequest]]:
-        await asyncio.sleep(0)
-        cancelled = []
-        for rid in request_ids:
-            req = self.requests.get(rid)
-            if req is not None and rid not in self.claimed_by and not req.complete:
-                req.complete, req.result = True, Result.CANCELLED
-                cancelled.append(rid)
-        self.changes.bump()
-        now = {
-            rid: dataclasses.replace(self.requests[rid], claimed=rid in self.claimed_by)
-            for rid in request_ids if rid in self.requests
-        }
-        return cancelled, now
+        async def get_buildsets_(ids: Sequence[int]) -> dict[int, Buildset]:
+            self.buildset_reads += len(ids)
+            return await get_buildsets(ids)
 
-    async def set_build_state(self, build: Build, state_string: str, at: float) -> None:
-        build.state_string = state_string
-        self.states.append((build.builder, build.number, -1, state_string))
-        self.changes.bump()
+        async def add_changes_(*args: Any) -> tuple[list[int], bool]:
+            self.transactions += 1
+            return await add_changes(*args)
 
-    async def set_step_state(self, build: Build, step: Step, state_string: str, at: float) -> None:
-        step.state_string = state_string
-        self.states.append((build.builder, build.number, step.number, state_string))
-        self.changes.bump()
-
-    async def start_build(
-        self, request: BuildRequest, worker: str, properties: list[PropertyValue], at: float,
-        step_names: Sequence[str] = (),
-    ) -> Build:
-        number = self._numbers[request.builder] = self._numbers.get(request.builder, 0) + 1
-        build = Build(id=next(self._ids), builder=request.builder, number=number, worker=worker,
-                      build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
-                      properties=[*properties, PropertyValue("buildnumber", number, "Build")])
-        if step_names:
-            build.steps = await self.add_steps(build, step_names)
-        self.builds.append(build)
-        self.changes.bump()
-        return build
-
-    async def finish_build(
-        self, build: Build, result: Result, state_string: str, at: float, requeue: bool,
-        properties: list[PropertyValue] | None = None,
-    ) -> None:
-        build.finished_at, build.result, build.state_string = at, result, state_string
-        if properties is not None:
-            build.properties = list(properties)
-        req = self.requests[build.build_request_id]
-        if requeue:
-            self.claimed_by.pop(req.id, None)
-        else:
-            req.complete, req.result = True, result
-        self.finished.append((build, result, state_string, requeue))
-        self.changes.bump()
-
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        return [Step(id=next(self._ids), build_id=build.id, number=i, name=n) for i, n in enumerate(names)]
-
-    async def start_step(self, build: Build, step: Step, at: float) -> None:
-        pass
-
-    async def finish_step(
-        self, build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int] = ()
-    ) -> None:
-        self.step_results.append((build.id, step.name, result))
-        self.changes.bump()
-
-    async def set_step_urls(self, build: Build, step: Step, at: float) -> None:
-        self.step_urls.append((step.name, list(step.urls)))
-        self.changes.bump()
-
-    async def set_build_properties(self, build: Build, properties: list[PropertyValue]) -> None:
-        build.properties = list(properties)
-
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
-        return LogInfo(id=next(self._ids), step_id=step.id, name=name, type=type_)
-
-    def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
-
-    async def finish_log(self, log_id: int) -> None:
-        pass
+        self.buildsets.claim_request = claim_request  # type: ignore[method-assign,assignment]
+        self.buildsets.add_buildset = add_buildset_  # type: ignore[method-assign,assignment]
+        self.buildsets.get_buildsets = get_buildsets_  # type: ignore[method-assign,assignment]
+        self.changes.add_changes = add_changes_  # type: ignore[method-assign,assignment]
 
 
-# ------------------------------------------------------------------------------ scheduler state
-
-
-class FakeSchedulerRepo(FakeRepo):
-    """FakeRepo plus changes, buildsets and scheduler state in memory, with the same atomic
-    consume-or-refuse rule as SQL storage. Survives a "restart": build a new service on it."""
-
-    def __init__(self, changes: Changes | None = None) -> None:
-        super().__init__(changes)
-        self.stored_changes: dict[int, Change] = {}
-        self.classified: dict[tuple[str, int], PendingChange] = {}
-        self.state: dict[str, SchedulerRecord] = {}
-        self.buildsets: list[NewBuildset] = []
-        self.commits: list[SchedulerCommit] = []
-        self.transactions = 0
-
-    async def add_changes(self, changes: Sequence[Change], idempotency_key: str, at: float,
-                          classified: Sequence[Classified] = ()) -> tuple[list[int], bool]:
-        self.transactions += 1
-        ids = []
-        for c in changes:
-            cid = next(self._ids)
-            self.stored_changes[cid] = dataclasses.replace(c, id=cid)
-            ids.append(cid)
-        for k in classified:
-            cid = ids[k.index]
-            self.classified[(k.scheduler, cid)] = PendingChange(self.stored_changes[cid], k.key, k.important, at)
-        return ids, False
-
-    async def add_buildset(self, bs: NewBuildset | None, at: float,
-                           commit: SchedulerCommit | None = None) -> tuple[int, dict[str, int]]:
-        self.transactions += 1
-        if commit is not None:
-            keys = [(commit.scheduler, cid) for cid in set(commit.change_ids)]
-            if any(k not in self.classified for k in keys):
-                raise AlreadyScheduled("changes already built")
-            rec = self.state.setdefault(commit.scheduler, SchedulerRecord(commit.scheduler))
-            if commit.last_run is not None and rec.last_run is not None and rec.last_run >= commit.last_run:
-                raise AlreadyScheduled("time already ran")
-            for k in keys:
-                del self.classified[k]
-            if commit.last_run is not None:
-                rec.last_run = commit.last_run
-            self.commits.append(commit)
-        if bs is None:
-            self.changes.bump()
-            return 0, {}
-        self.buildsets.append(bs)
-        reqs = {b: self.add_request(b, bs.priority, at).id for b in bs.builders}
-        self.changes.bump()
-        return len(self.buildsets), reqs
-
-    async def load_scheduler_state(self, names: Sequence[str]) -> dict[str, SchedulerRecord]:
-        out = {}
-        for n in names:
-            rec = self.state.get(n, SchedulerRecord(n))
-            pending = [p for (s, _), p in sorted(self.classified.items()) if s == n]
-            out[n] = SchedulerRecord(n, rec.enabled, rec.last_run, pending)
-        return out
-
-    async def set_scheduler_enabled(self, name: str, enabled: bool) -> None:
-        self.state.setdefault(name, SchedulerRecord(name)).enabled = enabled
-
-    async def forget_schedulers(self, configured: Sequence[str], dependents: Sequence[str]) -> dict[str, int]:
-        dropped: dict[str, int] = {}
-        for key in [k for k in self.classified if k[0] not in configured]:
-            dropped[key[0]] = dropped.get(key[0], 0) + 1
-            del self.classified[key]
-        return dropped
-
-    async def dependent_backlog(self, scheduler: str, upstream: str) -> list[Buildset]:
-        return []  # Dependents' catch-up is tested on real storage (test_storage_dependents.py)
+def dispatcher_on(
+    storage: MemoryStorage, workers: WorkerRegistry, clock: FakeClock, coordinator_id: str = "c"
+) -> Dispatcher:
+    """A dispatcher on `storage`, wired as app.py wires one."""
+    return Dispatcher(
+        storage.buildsets, storage.builds, storage.logs, storage.book, workers, clock, LogWatchers(), coordinator_id
+    )

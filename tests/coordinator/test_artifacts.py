@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.artifacts import FileArtifactStore
 from coordinator.domain.workers.commands import TransferError
+from coordinator.storage.files import FileArtifactStore
 
 
 async def test_artifact_is_in_place_only_after_commit(tmp_path: Path) -> None:

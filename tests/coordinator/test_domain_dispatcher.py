@@ -1,4 +1,4 @@
-"""The dispatcher with a fake repository and gate steps the test opens: order, slots, races."""
+"""The dispatcher on the in-memory storage, with gate steps the test opens: order, slots, races."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, StepContext
-from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerDecl, WorkerRegistry, WorkerSession
-from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
+from tests.coordinator.fakes import Changes, FakeClock, RecordingStorage, dispatcher_on
 
 
 @dataclass
@@ -42,7 +41,7 @@ class Gates:
             del self.waiting[key]
 
     def open(self, *keys: tuple[str, int], result: Result = Result.SUCCESS) -> None:
-        for key in keys or list(self.waiting):
+        for key in keys or [k for k, f in self.waiting.items() if not f.done()]:
             self.waiting[key].set_result(result)
 
 
@@ -57,15 +56,15 @@ class GateStep(BuildStep):
 
 @dataclass
 class World:
-    repo: FakeRepo
+    repo: RecordingStorage
     gates: Gates
     clock: FakeClock
     dispatchers: list[Dispatcher] = field(default_factory=list)
 
     def coordinator(self, name: str, workers: dict[str, int], builders: list[Builder]) -> Dispatcher:
-        registry = WorkerRegistry(self.clock.now)
+        registry = WorkerRegistry(self.clock.now, self.repo.workers)
         registry.configure([WorkerDecl(w, "secret", n) for w, n in workers.items()])
-        d = Dispatcher(self.repo, registry, self.clock, LogWatchers(), name)  # type: ignore[arg-type]  # the part it uses
+        d = dispatcher_on(self.repo, registry, self.clock, name)
         registry.on_change = d.kick  # as app.py wires them
         d.configure(builders)
         for w, n in workers.items():
@@ -77,19 +76,20 @@ class World:
         return Builder(name, workers=workers, steps=[GateStep(self.gates)])
 
     def running(self) -> list[tuple[str, int]]:
-        return sorted(self.gates.waiting)
+        """The builds waiting at their gate (not those opened and about to leave it)."""
+        return sorted(k for k, f in self.gates.waiting.items() if not f.done())
 
     async def until(self, predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-        await self.repo.changes.until(predicate, timeout)
+        await self.repo.progress.until(predicate, timeout)
 
     def request_of(self, key: tuple[str, int]) -> int:
-        return next(b.build_request_id for b in self.repo.builds if (b.builder, b.number) == key)
+        return next(b.build_request_id for b in self.repo.started if (b.builder, b.number) == key)
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     changes = Changes()
-    w = World(FakeRepo(changes), Gates(changes), FakeClock())
+    w = World(RecordingStorage(changes), Gates(changes), FakeClock())
     try:
         yield w
     finally:
@@ -101,7 +101,7 @@ async def world() -> AsyncIterator[World]:
 async def run_one_at_a_time(world: World, count: int) -> list[int]:
     """Open each build's gate in turn; the request ids in the order their builds started."""
     for i in range(count):
-        await world.until(lambda i=i: len(world.repo.builds) == i + 1 and len(world.running()) == 1)
+        await world.until(lambda i=i: len(world.repo.started) == i + 1 and len(world.running()) == 1)
         world.gates.open()
     await world.until(lambda: len(world.repo.finished) == count)
     return world.repo.started_requests()
@@ -132,9 +132,9 @@ async def test_request_added_while_busy_jumps_the_queue_by_priority(world: World
     d.add_request(urgent)
     assert d.pending_count("b") == 2
     world.gates.open()
-    await world.until(lambda: len(repo.builds) == 2)
+    await world.until(lambda: len(repo.started) == 2 and len(world.running()) == 1)
     world.gates.open()
-    await world.until(lambda: len(repo.builds) == 3)
+    await world.until(lambda: len(repo.started) == 3 and len(world.running()) == 1)
     world.gates.open()
     await world.until(lambda: len(repo.finished) == 3)
     assert repo.started_requests() == [first.id, urgent.id, low.id]
@@ -205,8 +205,8 @@ async def test_two_coordinators_racing_for_the_same_requests(world: World) -> No
     assert sorted(started) == sorted(repo.requests), "every request ran exactly once"
     assert sum(won for _, _, won in repo.claims) == 10
     assert any(not won for _, _, won in repo.claims), "the race never happened"
-    assert {b.worker for b in repo.builds} == {"w1", "w2"}
-    assert {repo.claimed_by[b.build_request_id] for b in repo.builds if b.worker == "w2"} == {"c2"}
+    assert {b.worker for b in repo.started} == {"w1", "w2"}
+    assert {repo.claimed_by[b.build_request_id] for b in repo.started if b.worker == "w2"} == {"c2"}
 
 
 async def test_retry_requeues_the_request_and_it_runs_again(world: World) -> None:
@@ -221,7 +221,7 @@ async def test_retry_requeues_the_request_and_it_runs_again(world: World) -> Non
     world.gates.open()
     await world.until(lambda: len(repo.finished) == 2)
     assert repo.started_requests() == [req.id, req.id]
-    assert req.complete and req.result == Result.SUCCESS
+    assert repo.requests[req.id].complete and repo.requests[req.id].result == Result.SUCCESS
 
 
 async def test_failed_claim_leaves_the_request_to_its_owner(world: World) -> None:
@@ -230,7 +230,7 @@ async def test_failed_claim_leaves_the_request_to_its_owner(world: World) -> Non
     theirs = repo.add_request("b", 5, 0.0)
     d = world.coordinator("c1", {"w1": 1}, [world.builder("b", ["w1"])])
     await d.start()  # loads both requests
-    repo.claimed_by[theirs.id] = "c2"  # another coordinator claims one before we dispatch
+    repo.claim_elsewhere(theirs.id, "c2")  # another coordinator claims one before we dispatch
     await world.until(lambda: len(world.running()) == 1)
     assert repo.started_requests() == [mine.id]
     assert (theirs.id, "c1", False) in repo.claims

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 import pytest
 
+from coordinator.domain.builds import bookkeeping
 from coordinator.domain.events import Event, EventBus, EventFilter, SubscriberOverflow
-from coordinator.domain.model import Build
+from coordinator.domain.model import BuildRequest, NewBuildset
 from coordinator.domain.results import Result
 from coordinator.domain.status import feed as status
 from coordinator.domain.status.feed import StatusFeed
+from coordinator.storage.memory import MemoryStorage
 from tests.coordinator.fakes import FakeEventStore
+
+NO_BUILDS = MemoryStorage().builds  # the replay tests read events only
+
+
+def no_events(*stored: object) -> list[Event]:
+    return []
 
 
 def ev(i: int, kind: str = "build.started", builder: str = "") -> Event:
@@ -119,7 +126,7 @@ async def test_replay_then_live() -> None:
     store = FakeEventStore(bus)
     for _ in range(5):
         store.commit()
-    gen = StatusFeed(store, bus).follow(since_id=2)  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=2)
     assert [e.id for e in await collect(gen, 3)] == [3, 4, 5]  # type: ignore[union-attr]
     assert store.reads == 1  # a short page ends the replay
     store.commit()
@@ -156,7 +163,7 @@ async def test_commits_during_replay_are_delivered_once_and_in_order(
             store.commit()  # committed and published after this page was read
 
     store.before_read, store.after_read = before, after
-    gen = StatusFeed(store, bus).follow(since_id=0)  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=0)
     got: list[int] = []
     while len(got) < len(store.events) or not store.reads:
         got.append((await asyncio.wait_for(anext(gen), 5)).id)  # type: ignore[union-attr]
@@ -172,7 +179,7 @@ async def test_filtered_follow_skips_other_builders_in_replay_and_live() -> None
     store.commit(builder="a")
     store.commit(builder="b")
     store.commit("change.added")
-    gen = StatusFeed(store, bus).follow(since_id=0, flt=EventFilter(builders=frozenset(["a"])))  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=0, flt=EventFilter(builders=frozenset(["a"])))
     assert [e.id for e in await collect(gen, 2)] == [1, 3]  # type: ignore[union-attr]
     store.commit(builder="b")
     store.commit(builder="a")
@@ -185,7 +192,7 @@ async def test_negative_since_means_live_only() -> None:
     store = FakeEventStore(bus)
     for _ in range(3):
         store.commit()
-    gen = StatusFeed(store, bus).follow(since_id=-1)  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=-1)
     nxt = asyncio.ensure_future(anext(gen))
     await store.changes.until(lambda: store.reads == 1)
     store.commit()
@@ -196,7 +203,7 @@ async def test_negative_since_means_live_only() -> None:
 async def test_a_consumer_too_far_behind_gets_none_then_the_stream_ends() -> None:
     bus = EventBus()
     store = FakeEventStore(bus)
-    gen = StatusFeed(store, bus, buffer=2).follow(since_id=0)  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus, buffer=2).follow(since_id=0)
     nxt = asyncio.ensure_future(anext(gen))
     await store.changes.until(lambda: store.reads == 1)
     for _ in range(5):
@@ -220,7 +227,7 @@ async def test_events_published_while_signalling_subscription_are_not_lost(since
     async def on_subscribed() -> None:
         seen_during_signal.append(store.commit().id)  # e.g. the client's change, already published
 
-    gen = StatusFeed(store, bus).follow(since_id=since, on_subscribed=on_subscribed)  # type: ignore[arg-type]
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=since, on_subscribed=on_subscribed)
     first = await asyncio.wait_for(anext(gen), 5)
     expected = [1, 2] if since == 0 else [2]
     got = [first.id]  # type: ignore[union-attr]
@@ -250,29 +257,20 @@ async def test_an_unknown_event_kind_is_rejected() -> None:
     from coordinator.domain.errors import InvalidArgument
 
     bus = EventBus()
-    gen = StatusFeed(FakeEventStore(bus), bus).follow(  # type: ignore[arg-type]
+    gen = StatusFeed(FakeEventStore(bus), NO_BUILDS, bus).follow(
         since_id=0, flt=EventFilter(kinds=frozenset({"build.finsihed"}))
     )
     with pytest.raises(InvalidArgument, match="build.finsihed"):
         await anext(gen)
 
 
-class OneBuild:
-    """The build half of the Repository for watch_build: one build, finished when told."""
-
-    def __init__(self) -> None:
-        self.build = Build(id=1, builder="b", number=1, worker="w", build_request_id=1, buildset_id=1,
-                           started_at=0.0)
-
-    async def get_build(self, builder: str, number: int) -> Build | None:
-        return dataclasses.replace(self.build) if (builder, number) == ("b", 1) else None
-
-
 async def test_a_build_watcher_that_overflowed_unsubscribes_when_it_ends() -> None:
-    bus = EventBus()
-    store = OneBuild()
+    bus, storage = EventBus(), MemoryStorage()
+    bs_id, requests = await storage.buildsets.add_buildset(NewBuildset("r", "s", ["b"], []), 0.0, None, no_events)
+    request = BuildRequest(id=requests["b"], buildset_id=bs_id, builder="b", priority=0, submitted_at=0.0)
+    build = await storage.builds.start_build(request, "w", [], 0.0, [], no_events)
     before = len(bus._subscriptions)
-    gen = StatusFeed(store, bus, buffer=1).watch_build("b", 1)  # type: ignore[arg-type]
+    gen = StatusFeed(storage.events, storage.builds, bus, buffer=1).watch_build("b", 1)
     first = await asyncio.wait_for(anext(gen), 5)
     assert first.event is None and not first.build.complete
     bus.publish([Event(kind="step.started", at=1.0, builder="b", build_number=1, id=1),
@@ -280,7 +278,7 @@ async def test_a_build_watcher_that_overflowed_unsubscribes_when_it_ends() -> No
     resumed = await asyncio.wait_for(anext(gen), 5)
     assert resumed.event is None and not resumed.build.complete  # fell behind: the state, re-read
     assert len(bus._subscriptions) == before + 1  # the replacement subscription, live
-    store.build.finished_at, store.build.result = 3.0, Result.SUCCESS
+    await bookkeeping.finish_build(storage.book, build, Result.SUCCESS, "build successful", 3.0)
     bus.publish([Event(kind="build.finished", at=3.0, builder="b", build_number=1, id=3)])
     last = await asyncio.wait_for(anext(gen), 5)
     assert last.event is not None and last.event.id == 3 and last.build.complete

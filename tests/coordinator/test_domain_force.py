@@ -182,7 +182,7 @@ async def test_force_build_picks_the_named_force_scheduler() -> None:
     )
     await svc.builds.force_build("b", properties=[PropertyValue("ticket", "T-1", "")])
     await svc.builds.force_build("b", scheduler="release", properties=[PropertyValue("version", "1.0", "")])
-    assert [(bs.scheduler, {p.name: p.value for p in bs.properties}.get("version")) for bs in repo.added] == [
+    assert [(bs.scheduler, {p.name: p.value for p in bs.properties}.get("version")) for bs in repo.submitted] == [
         ("force", None), ("release", "1.0")
     ]
     with pytest.raises(InvalidArgument, match=r"no ForceScheduler named 'x' lists builder 'b' .*force, release"):

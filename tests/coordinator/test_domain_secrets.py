@@ -1,5 +1,5 @@
-"""Secrets, %(worker:...)s keys and MasterShellCommand in the domain: a real BuildRunner over a
-recording fake repository, a fake worker session and fake ports (providers, host commands)."""
+"""Secrets, %(worker:...)s keys and MasterShellCommand in the domain: a real BuildRunner over the
+in-memory storage, a fake worker session and fake ports (providers, host commands)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 
 from coordinator.config import SecretInAFile
 from coordinator.domain.builds.builders import Builder
-from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.errors import SecretNotFound
-from coordinator.domain.model import Build, BuildRequest, LogChunk, LogInfo, PropertyValue, Step
+from coordinator.domain.events import Event
+from coordinator.domain.model import Build, BuildRequest, PropertyValue, Step
 from coordinator.domain.properties.renderables import Interpolate, Secret, render
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
@@ -23,26 +23,7 @@ from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.steps.master import MasterShellCommand
 from coordinator.domain.workers.commands import STDOUT, CommandSpec, Finished
 from coordinator.domain.workers.sessions import WorkerDecl, WorkerRegistry, WorkerSession
-from tests.coordinator.fakes import FakeClock, FakeRepo
-
-
-class RecordingRepo(FakeRepo):
-    def __init__(self) -> None:
-        super().__init__()
-        self.log_names: dict[int, str] = {}
-        self.log_data: dict[int, bytearray] = {}
-
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
-        info = await super().add_log(step, name, type_)
-        self.log_names[info.id] = f"{step.name}/{name}"
-        return info
-
-    def append_log(self, log_id: int, seq: int, chunk: LogChunk) -> Awaitable[None]:
-        self.log_data.setdefault(log_id, bytearray()).extend(chunk.data)
-        return super().append_log(log_id, seq, chunk)
-
-    def log(self, name: str) -> bytes:
-        return next(bytes(self.log_data.get(i, b"")) for i, n in self.log_names.items() if n == name)
+from tests.coordinator.fakes import FakeClock, RecordingStorage, dispatcher_on
 
 
 class Session:
@@ -68,12 +49,13 @@ class Provider:
 
 
 def runner(steps: list[BuildStep], *, providers: Sequence[Provider] = (), host: Any = None,
-           props: dict[str, Any] | None = None) -> tuple[BuildRunner, RecordingRepo, Session]:
+           props: dict[str, Any] | None = None) -> tuple[BuildRunner, RecordingStorage, Session]:
     build = Build(id=1, builder="b", number=1, worker="w1", build_request_id=1, buildset_id=1, started_at=0.0,
                   properties=[PropertyValue(k, v, "Worker") for k, v in (props or {}).items()])
-    repo, session = RecordingRepo(), Session()
-    r = BuildRunner(build, steps, "b", session,  # type: ignore[arg-type]
-                    BuildServices(repo, LogWatchers(), FakeClock(), secrets=providers, host=host))  # type: ignore[arg-type]
+    repo, session = RecordingStorage(), Session()
+    repo.adopt(build)
+    r = BuildRunner(build, steps, "b", session,  # type: ignore[arg-type]  # the part of a session it uses
+                    BuildServices(repo.builds, repo.logs, LogWatchers(), FakeClock(), secrets=providers, host=host))
     return r, repo, session
 
 
@@ -93,7 +75,7 @@ async def test_secrets_are_rendered_sent_for_redaction_and_hidden_from_stored_st
         SetFromSecret(),
     ]
     r, repo, session = runner(steps, providers=[Provider({}), Provider({"token": "T0KEN", "pass": "pw"})])
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == Result.SUCCESS
     [spec] = session.specs
     assert spec.argv == ["deploy", "--token=T0KEN"] and spec.env == {"PASS": "pw"}
@@ -109,15 +91,16 @@ async def test_state_string_hides_the_secret() -> None:
     r, repo, _ = runner([ShellCommand(name="use", command=["echo", Secret("token")])],
                         providers=[Provider({"token": "T0KEN"})])
     states: list[str] = []
-    original = repo.finish_step
+    original = repo.builds.finish_step
 
     async def finish_step(
-        build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int] = ()
+        build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int],
+        events: Sequence[Event],
     ) -> None:
         states.append(state_string)
-        await original(build, step, result, state_string, at, logs)
+        await original(build, step, result, state_string, at, logs, events)
 
-    repo.finish_step = finish_step  # type: ignore[method-assign]
+    repo.builds.finish_step = finish_step  # type: ignore[method-assign]
     await r.run()
     assert states == ["'echo <secret token>'"]
 
@@ -125,10 +108,10 @@ async def test_state_string_hides_the_secret() -> None:
 async def test_a_missing_secret_is_an_exception_with_a_plain_message() -> None:
     r, repo, session = runner([ShellCommand(name="use", command=["echo", Secret("nope")]),
                                ShellCommand(name="after", command=["true"])], providers=[Provider({})])
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == Result.EXCEPTION
     assert [res for (_, _, res) in repo.step_results] == [Result.EXCEPTION, Result.SKIPPED]
-    assert repo.log("use/err") == b"secret nope not found in any provider\n"
+    assert repo.log_text("use", "err") == b"secret nope not found in any provider\n"
     assert session.specs == []
 
 
@@ -178,12 +161,12 @@ def test_worker_keys_in_interpolate(fmt: str, expected: str) -> None:
 
 
 async def test_worker_labels_and_info_are_build_properties_from_the_worker() -> None:
-    repo = FakeRepo()
-    registry = WorkerRegistry(FakeClock().now)
+    repo = RecordingStorage()
+    registry = WorkerRegistry(FakeClock().now, repo.workers)
     registry.configure([WorkerDecl("w1", "s", 1, {"toolchain": "gcc12"})])
     session = WorkerSession("w1", 1, {"os": "linux", "arch": "arm64", "version": "1", "labels": "gpu,big"},
                             lambda m: None, FakeClock().now)
-    d = Dispatcher(repo, registry, FakeClock(), LogWatchers(), "c")  # type: ignore[arg-type]
+    d = dispatcher_on(repo, registry, FakeClock())
     builder = Builder("b", workers=["w1"], steps=[ShellCommand(["true"])])
     req = BuildRequest(id=1, buildset_id=1, builder="b", priority=0, submitted_at=0.0)
     props, _ = await d._properties(req, builder, session)
@@ -233,10 +216,10 @@ async def test_master_shell_command_result_from_exit_code(rc: int, expected: Res
     step = MasterShellCommand(["publish", Interpolate("%(prop:toolchain)s")], env={"A": "b"}, timeout=5,
                               decodeRC={0: Result.SUCCESS, 3: Result.WARNINGS})
     r, repo, session = runner([step], host=host, props={"toolchain": "gcc"})
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == expected
     assert host.started == [{"command": ["publish", "gcc"], "workdir": "", "env": {"A": "b"}, "timeout": 5}]
-    log = repo.log("MasterShellCommand/stdio")
+    log = repo.log_text("MasterShellCommand", "stdio")
     assert b"hello from the host\n" in log and f"exit code {rc}".encode() in log
     assert session.specs == []  # nothing ran on the worker
 
@@ -247,25 +230,25 @@ async def test_master_shell_command_is_interrupted_by_stop() -> None:
     task = asyncio.ensure_future(r.run())
     await asyncio.wait_for(host.running.wait(), 5)
     r.stop("enough")
-    result, _, _ = await asyncio.wait_for(task, 5)
+    result, _ = await asyncio.wait_for(task, 5)
     assert result == Result.CANCELLED and host.procs[0].interrupted == "enough"
 
 
 async def test_master_shell_command_without_the_host_port_fails_plainly() -> None:
     r, repo, _ = runner([MasterShellCommand("echo")], host=None)
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == Result.EXCEPTION
-    assert b"disabled" in repo.log("MasterShellCommand/err")
+    assert b"disabled" in repo.log_text("MasterShellCommand", "err")
 
 
 async def test_master_shell_command_hides_secrets_in_its_header_and_output() -> None:
     host = FakeHost(output=b"token is T0KEN\n")
     step = MasterShellCommand(["publish", Interpolate("--token=%(secret:token)s")], env={"T": Secret("token")})
     r, repo, _ = runner([step], host=host, providers=[Provider({"token": "T0KEN"})])
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == Result.SUCCESS
     assert host.started[0]["command"] == ["publish", "--token=T0KEN"] and host.started[0]["env"] == {"T": "T0KEN"}
-    log = repo.log("MasterShellCommand/stdio")
+    log = repo.log_text("MasterShellCommand", "stdio")
     assert b"T0KEN" not in log
     assert b"publish --token=<secret token>" in log and b"token is <secret token>\n" in log
 

@@ -16,6 +16,7 @@ from coordinator.domain.workers.commands import (
     WorkerLost,
 )
 from coordinator.domain.workers.sessions import Outbound, WorkerDecl, WorkerRegistry, WorkerSession
+from coordinator.storage.memory import MemoryStorage
 from tests.coordinator.fakes import Changes, FakeClock
 
 CID = "7-0-1"
@@ -179,7 +180,7 @@ def test_heard_updates_last_heard() -> None:
 
 
 def registry() -> WorkerRegistry:
-    reg = WorkerRegistry(FakeClock().now)
+    reg = WorkerRegistry(FakeClock().now, MemoryStorage().workers)
     reg.configure([WorkerDecl("w1", "s3cret", 2), WorkerDecl("w2", "other")])
     return reg
 

@@ -12,7 +12,8 @@ from coordinator.domain.steps.source import Git
 
 def test_defaults_are_buildbots() -> None:
     step = Git(repourl="https://example.org/r.git")
-    assert (step.name, step.mode, step.method, step.branch, step.workdir) == ("git", "incremental", None, "master", "build")
+    expected = ("git", "incremental", None, "master", "build")
+    assert (step.name, step.mode, step.method, step.branch, step.workdir) == expected
     assert step.haltOnFailure and step.errors == []
     assert Git(repourl="r", mode="full").method == "fresh"
     assert Git(repourl=Interpolate("%(prop:repo)s"), shallow=5, submodules=True).errors == []

@@ -1,8 +1,9 @@
 """Step options (doStepIf, hideStepIf, decodeRC) and their validation, through a real
-BuildRunner over the fake repository and a fake worker session."""
+BuildRunner over the in-memory storage and a fake worker session."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from coordinator.domain.steps.shell import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.workers.commands import HEADER, STDERR, STDOUT, CommandSpec, Finished
-from tests.coordinator.fakes import FakeClock, FakeRepo
+from tests.coordinator.fakes import FakeClock, RecordingStorage
 
 OutputHandler = Callable[[int, bytes], Any]
 
@@ -53,12 +54,19 @@ class FakeSession:
         pass
 
 
+STORAGE: weakref.WeakKeyDictionary[BuildRunner, RecordingStorage] = weakref.WeakKeyDictionary()  # of each runner
+
+
 def make_runner(steps: Sequence[BuildStep], session: FakeSession | None = None,
                 props: dict[str, Any] | None = None) -> BuildRunner:
     build = Build(id=1, builder="b", number=1, worker="w", build_request_id=1, buildset_id=1,
                   started_at=0.0, properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
-    return BuildRunner(build, steps, "b", session or FakeSession(),  # type: ignore[arg-type]
-                       BuildServices(FakeRepo(), LogWatchers(), FakeClock()))  # type: ignore[arg-type]
+    storage = RecordingStorage()
+    storage.adopt(build)
+    runner = BuildRunner(build, steps, "b", session or FakeSession(),  # type: ignore[arg-type]
+                         BuildServices(storage.builds, storage.logs, LogWatchers(), FakeClock()))
+    STORAGE[runner] = storage
+    return runner
 
 
 class Fixed(BuildStep):
@@ -73,14 +81,13 @@ class Fixed(BuildStep):
 
 
 def results(runner: BuildRunner) -> list[tuple[str, Result]]:
-    repo: FakeRepo = runner.repo  # type: ignore[assignment]
-    return [(name, result) for _, name, result in repo.step_results]
+    return [(name, result) for _, name, result in STORAGE[runner].step_results]
 
 
 async def test_do_step_if_false_skips_the_step() -> None:
     skipped = Fixed(Result.FAILURE, name="never", doStepIf=False)
     runner = make_runner([Fixed(Result.SUCCESS, name="a"), skipped, Fixed(Result.SUCCESS, name="c")])
-    result, state, _ = await runner.run()
+    result, state = await runner.run()
     assert (result, state) == (Result.SUCCESS, "build successful")
     assert results(runner) == [("a", Result.SUCCESS), ("never", Result.SKIPPED), ("c", Result.SUCCESS)]
     assert skipped.ran == 0
@@ -105,7 +112,7 @@ async def test_do_step_if_that_raises_is_an_exception() -> None:
         raise RuntimeError("boom")
 
     runner = make_runner([Fixed(Result.SUCCESS, name="x", doStepIf=broken)])
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.EXCEPTION
     assert results(runner) == [("x", Result.EXCEPTION)]
 
@@ -159,7 +166,7 @@ async def test_decode_rc_does_not_turn_a_timeout_into_success() -> None:
 async def test_decode_rc_warnings_make_the_build_warnings() -> None:
     step = ShellCommand(command="lint", decodeRC={0: Result.SUCCESS, 1: Result.WARNINGS})
     runner = make_runner([step], FakeSession({"lint": (1, b"", b"")}))
-    result, state, _ = await runner.run()
+    result, state = await runner.run()
     assert (result, state) == (Result.WARNINGS, "warnings shell")
 
 
@@ -198,7 +205,7 @@ async def test_set_property_from_command_sets_stripped_stdout() -> None:
     session = FakeSession({"git rev-parse HEAD": (0, b"abc123\n", b"warning: x\n"),
                            "printf ' x \\n'": (0, b" x \n", b"")})
     runner = make_runner(steps, session, props={"n": 1})
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.SUCCESS
     props = props_of(runner)
     assert props["got_revision"] == ("abc123", "SetPropertyFromCommand Step")
@@ -209,7 +216,7 @@ async def test_set_property_from_command_sets_stripped_stdout() -> None:
 async def test_set_property_from_command_failing_sets_nothing() -> None:
     step = SetPropertyFromCommand(command="false", property="p")
     runner = make_runner([step], FakeSession({"false": (1, b"out\n", b"")}))
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.FAILURE and "p" not in props_of(runner)
 
 
@@ -222,7 +229,7 @@ async def test_set_property_from_command_extract_fn_gets_rc_stdout_stderr() -> N
 
     step = SetPropertyFromCommand(command="cmd", extract_fn=extract)
     runner = make_runner([step], FakeSession({"cmd": (3, b"a\nb\n", b"oops\n")}))
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.FAILURE  # the exit code still decides the result
     assert calls == [(3, "a\nb\n", "oops\n")]
     assert props_of(runner)["lines"] == (2, "SetPropertyFromCommand Step")
@@ -238,7 +245,7 @@ async def test_set_property_from_command_bad_extract_result_is_an_exception() ->
 
     for bad in (not_a_dict, not_json):
         runner = make_runner([SetPropertyFromCommand(command="c", extract_fn=bad)])
-        result, _, _ = await runner.run()
+        result, _ = await runner.run()
         assert result == Result.EXCEPTION
 
 
@@ -257,7 +264,9 @@ def test_set_property_from_command_validation() -> None:
     assert SetPropertyFromCommand(command="c", extract_fn="f").errors  # type: ignore[arg-type]
 
 
-def sequence_runner(step: ShellSequence, scripts: dict[str, tuple[int, bytes, bytes]]) -> tuple[BuildRunner, FakeSession]:
+def sequence_runner(
+    step: ShellSequence, scripts: dict[str, tuple[int, bytes, bytes]]
+) -> tuple[BuildRunner, FakeSession]:
     session = FakeSession(scripts)
     return make_runner([step], session), session
 
@@ -268,7 +277,7 @@ async def test_shell_sequence_runs_each_command_into_its_own_log() -> None:
     assert step.errors == []
     session = FakeSession()
     runner = make_runner([step], session, props={"x": "y"})
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.SUCCESS
     assert [(s.shell_command or s.argv, s.workdir, s.env) for s in session.specs] == [
         ("a", "src", {"E": "1"}), (["b", "y"], "src", {"E": "1"}), ("c", "src", {"E": "1"}),
@@ -308,7 +317,9 @@ def test_shell_sequence_validation() -> None:
     dup = ShellSequence(commands=[ShellArg("a", logname="x"), ShellArg("b", logname="x")])
     assert dup.errors == ["two commands write to the log 'x'; give one a logname="]
     bad = ShellSequence(commands=[ShellArg(""), ShellArg("b", haltOnFailure=1)])  # type: ignore[arg-type]
-    assert bad.errors == ["command 1: command must not be empty", "command 2: haltOnFailure must be True or False, not 1"]
+    assert bad.errors == [
+        "command 1: command must not be empty", "command 2: haltOnFailure must be True or False, not 1"
+    ]
     named = ShellSequence(commands=[ShellArg("a", logname="stdio"), ShellArg("b")])
     assert named.lognames == ["stdio", "stdio2"]
 
@@ -394,7 +405,7 @@ async def test_compile_is_a_warning_counting_step_named_compile() -> None:
     step = Compile()
     assert (step.name, step.command, step.errors) == ("compile", ["make", "all"], [])
     runner = make_runner([step], FakeSession({"make all": (0, WARNINGS_OUT, b"")}))
-    result, state, _ = await runner.run()
+    result, state = await runner.run()
     assert (result, state) == (Result.WARNINGS, "warnings compile")
     assert runner.build.steps[0].name == "compile"
 
@@ -428,5 +439,5 @@ async def test_an_observer_that_raises_makes_the_step_an_exception_after_its_com
 
     session = FakeSession({"cmd": (0, b"a\nb\n", b"")})
     runner = make_runner([Raising(name="r")], session)
-    result, _, _ = await runner.run()
+    result, _ = await runner.run()
     assert result == Result.EXCEPTION and len(session.specs) == 1

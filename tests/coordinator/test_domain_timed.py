@@ -1,5 +1,5 @@
 """Periodic, Nightly (cron next-fire, time zones, DST), stored scheduler state and enabling /
-disabling, through the scheduling objects on a fake clock and the fake repository."""
+disabling, through the scheduling objects on a fake clock and the in-memory storage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import FailedPrecondition, NotFound
 from coordinator.domain.model import Change
@@ -26,9 +25,8 @@ from coordinator.domain.scheduling.schedulers import (
     SingleBranchScheduler,
 )
 from coordinator.domain.scheduling.timed import Nightly, Periodic
-from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
-from tests.coordinator.fakes import FakeClock, FakeSchedulerRepo
+from tests.coordinator.fakes import FakeClock, RecordingStorage, dispatcher_on
 
 UTC = dt.UTC
 
@@ -60,9 +58,11 @@ def test_nightly_next_fire_for_cron_combinations() -> None:
     assert utc(spec(minute=15, hour=1, dayOfWeek=0).next_after(t0)) == dt.datetime(2026, 1, 19, 1, 15, tzinfo=UTC)
     assert utc(spec(minute=0, hour=8, dayOfWeek=[5, 6]).next_after(t0)) == dt.datetime(2026, 1, 17, 8, 0, tzinfo=UTC)
     assert utc(spec(minute=0, hour=0, dayOfMonth=1).next_after(t0)) == dt.datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
-    assert utc(spec(minute=0, hour=0, dayOfMonth=1, month=[4, 10]).next_after(t0)) == dt.datetime(2026, 4, 1, tzinfo=UTC)
+    april = dt.datetime(2026, 4, 1, tzinfo=UTC)
+    assert utc(spec(minute=0, hour=0, dayOfMonth=1, month=[4, 10]).next_after(t0)) == april
     # both day fields restricted: either matches (cron)
-    assert utc(spec(minute=0, hour=0, dayOfMonth=20, dayOfWeek=4).next_after(t0)) == dt.datetime(2026, 1, 16, tzinfo=UTC)
+    friday = dt.datetime(2026, 1, 16, tzinfo=UTC)
+    assert utc(spec(minute=0, hour=0, dayOfMonth=20, dayOfWeek=4).next_after(t0)) == friday
     # 29 February: the next leap year
     assert utc(spec(minute=0, hour=0, dayOfMonth=29, month=2).next_after(t0)) == dt.datetime(2028, 2, 29, tzinfo=UTC)
 
@@ -119,17 +119,17 @@ def test_nightly_field_validation() -> None:
 
 
 class Coordinator:
-    """The scheduling objects, composed as app.py does, over a shared fake repository: make a
+    """The scheduling objects, composed as app.py does, over shared in-memory storage: make a
     new one to "restart"."""
 
-    def __init__(self, repo: FakeSchedulerRepo, clock: FakeClock, schedulers: Sequence[Scheduler]) -> None:
-        workers = WorkerRegistry(clock.now)
-        self.dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
-        submitter = BuildsetSubmitter(repo, clock, self.dispatcher)  # type: ignore[arg-type]
-        self.schedulers = SchedulerControl(repo, clock, submitter)  # type: ignore[arg-type]
-        self.downstream = Downstream(repo, submitter, self.schedulers, self.dispatcher)  # type: ignore[arg-type]
-        self.intake = ChangeIntake(repo, clock, self.schedulers)  # type: ignore[arg-type]
-        self.builds = BuildControl(repo, submitter, self.schedulers, self.dispatcher)  # type: ignore[arg-type]
+    def __init__(self, repo: RecordingStorage, clock: FakeClock, schedulers: Sequence[Scheduler]) -> None:
+        workers = WorkerRegistry(clock.now, repo.workers)
+        self.dispatcher = dispatcher_on(repo, workers, clock)
+        submitter = BuildsetSubmitter(repo.buildsets, repo.book, clock, self.dispatcher)
+        self.schedulers = SchedulerControl(repo.schedulers, clock, submitter)
+        self.downstream = Downstream(repo.buildsets, submitter, self.schedulers, self.dispatcher)
+        self.intake = ChangeIntake(repo.changes, clock, self.schedulers)
+        self.builds = BuildControl(repo.builds, repo.buildsets, submitter, self.schedulers, self.dispatcher)
         self.schedulers.configure(schedulers)
 
     async def start(self) -> Coordinator:
@@ -150,20 +150,20 @@ def change(branch: str = "main", revision: str = "r1", files: list[str] | None =
 
 
 async def test_periodic_fires_at_start_then_every_interval_and_resumes_after_restart() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock(start=10_000.0)
+    repo, clock = RecordingStorage(), FakeClock(start=10_000.0)
     c = await Coordinator(repo, clock, [Periodic("p", ["b"], periodicBuildTimer=60)]).start()
     clock.advance(0)
     await c.settle()
-    assert len(repo.buildsets) == 1 and repo.commits[-1].last_run == 10_000.0
+    assert len(repo.submitted) == 1 and repo.commits[-1].last_run == 10_000.0
     assert c.schedulers.scheduler("p").next_fire_time() == 10_060.0
     clock.advance(59.9)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     clock.advance(0.1)
     clock.advance(60)
     await c.settle()
     assert [cm.last_run for cm in repo.commits] == [10_000.0, 10_060.0, 10_120.0]
-    bs = repo.buildsets[0]
+    bs = repo.submitted[0]
     assert bs.scheduler == "p" and bs.builders == ["b"] and "Periodic scheduler named 'p'" in bs.reason
     await c.stop()
 
@@ -173,10 +173,10 @@ async def test_periodic_fires_at_start_then_every_interval_and_resumes_after_res
     assert c.schedulers.scheduler("p").next_fire_time() == 10_180.0
     clock.advance(39.9)
     await c.settle()
-    assert len(repo.buildsets) == 3
+    assert len(repo.submitted) == 3
     clock.advance(0.1)
     await c.settle()
-    assert len(repo.buildsets) == 4
+    assert len(repo.submitted) == 4
     await c.stop()
 
     # Down for longer than the interval: one run at once, not one per missed interval.
@@ -184,25 +184,25 @@ async def test_periodic_fires_at_start_then_every_interval_and_resumes_after_res
     c = await Coordinator(repo, clock, [Periodic("p", ["b"], periodicBuildTimer=60)]).start()
     clock.advance(0)
     await c.settle()
-    assert len(repo.buildsets) == 5 and repo.commits[-1].last_run == clock.now()
+    assert len(repo.submitted) == 5 and repo.commits[-1].last_run == clock.now()
     await c.stop()
 
 
 async def test_nightly_builds_at_its_times_and_never_twice_for_one_time() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock(start=ts(2026, 1, 14, 2, 0))
+    repo, clock = RecordingStorage(), FakeClock(start=ts(2026, 1, 14, 2, 0))
     make = lambda: [Nightly("n", ["b"], minute=0, hour=3, timezone="UTC", branch="main")]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
     assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 14, 3, 0, tzinfo=UTC)
     clock.advance(3600)
     await c.settle()
-    (bs,) = repo.buildsets
+    (bs,) = repo.submitted
     assert bs.sourcestamps[0].branch == "main" and bs.sourcestamps[0].revision == "" and bs.change_ids == []
     await c.stop()
     # Restarted at the same instant: the 03:00 run is not repeated.
     c = await Coordinator(repo, clock, make()).start()
     clock.advance(0)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
     await c.stop()
     # Down from before 03:00 the next day until after it: the missed run is not caught up.
@@ -210,42 +210,42 @@ async def test_nightly_builds_at_its_times_and_never_twice_for_one_time() -> Non
     c = await Coordinator(repo, clock, make()).start()
     clock.advance(0)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     assert utc(c.schedulers.scheduler("n").next_fire_time()) == dt.datetime(2026, 1, 18, 3, 0, tzinfo=UTC)
     await c.stop()
 
 
 async def test_nightly_only_if_changed() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock(start=ts(2026, 1, 14, 2, 0))
+    repo, clock = RecordingStorage(), FakeClock(start=ts(2026, 1, 14, 2, 0))
     n = Nightly("n", ["b"], minute=0, hour=3, timezone="UTC", branch="main", onlyIfChanged=True,
                 fileIsImportant=lambda ch: any(not f.endswith(".md") for f in ch.files))
     c = await Coordinator(repo, clock, [n]).start()
     # no change: no build, but the run is recorded
     clock.advance(3600)
     await c.settle()
-    assert repo.buildsets == [] and repo.commits[-1].last_run == ts(2026, 1, 14, 3, 0)
+    assert repo.submitted == [] and repo.commits[-1].last_run == ts(2026, 1, 14, 3, 0)
     # only an unimportant change: still no build; it is kept for the next one
     docs, = (await c.intake.submit_changes([change(revision="d1", files=["README.md"])]))[0]
     await c.intake.submit_changes([change(branch="other", revision="x", files=["a.c"])])  # not its branch
     clock.advance(86400)
     await c.settle()
-    assert repo.buildsets == []
+    assert repo.submitted == []
     # an important change: one build with every collected change, at the latest revision
     await c.stop()
     c = await Coordinator(repo, clock, [n]).start()  # collected changes survive a restart
     (code,), _ = await c.intake.submit_changes([change(revision="c2", files=["main.c"])])
     clock.advance(86400)
     await c.settle()
-    (bs,) = repo.buildsets
+    (bs,) = repo.submitted
     assert bs.change_ids == [docs, code] and bs.sourcestamps[0].revision == "c2"
     clock.advance(86400)
     await c.settle()
-    assert len(repo.buildsets) == 1 and not repo.classified
+    assert len(repo.submitted) == 1 and not repo.classified
     await c.stop()
 
 
 async def test_tree_stable_timer_resumes_after_restart_and_builds_exactly_once() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock()
+    repo, clock = RecordingStorage(), FakeClock()
     make = lambda: [SingleBranchScheduler("s", branch="main", tree_stable_timer=10, builders=["b"])]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
     before = repo.transactions
@@ -258,22 +258,22 @@ async def test_tree_stable_timer_resumes_after_restart_and_builds_exactly_once()
     assert c.schedulers.scheduler("s").next_fire_time() == 1_010.0  # 6 s left, not 10
     clock.advance(5.9)
     await c.settle()
-    assert repo.buildsets == []
+    assert repo.submitted == []
     clock.advance(0.1)
     await c.settle()
-    (bs,) = repo.buildsets
+    (bs,) = repo.submitted
     assert bs.change_ids == [cid] and not repo.classified
     await c.stop()
 
     c = await Coordinator(repo, clock, make()).start()  # nothing left: no second build
     clock.advance(100)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     await c.stop()
 
 
 async def test_timer_expired_while_down_fires_at_start_and_a_consumed_change_is_never_rebuilt() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock()
+    repo, clock = RecordingStorage(), FakeClock()
     make = lambda: [SingleBranchScheduler("s", branch="main", tree_stable_timer=10, builders=["b"])]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
     (cid,), _ = await c.intake.submit_changes([change()])
@@ -285,12 +285,12 @@ async def test_timer_expired_while_down_fires_at_start_and_a_consumed_change_is_
     clock.advance(0)
     await a.settle()
     await b.settle()
-    (bs,) = repo.buildsets
+    (bs,) = repo.submitted
     assert bs.change_ids == [cid]
 
 
 async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock()
+    repo, clock = RecordingStorage(), FakeClock()
     make = lambda: [  # noqa: E731
         SingleBranchScheduler("s", branch="main", tree_stable_timer=10, builders=["b"]),
         Periodic("p", ["b"], periodicBuildTimer=60),
@@ -299,7 +299,7 @@ async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled(
     c = await Coordinator(repo, clock, make()).start()
     clock.advance(0)
     await c.settle()
-    assert len(repo.buildsets) == 1  # Periodic's first run
+    assert len(repo.submitted) == 1  # Periodic's first run
     (kept,), _ = await c.intake.submit_changes([change(revision="kept")])
     for name in ("s", "p", "f"):
         await c.schedulers.set_scheduler_enabled(name, False)
@@ -307,14 +307,14 @@ async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled(
     (ignored,), _ = await c.intake.submit_changes([change(revision="ignored")])
     clock.advance(600)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     await c.stop()
 
     c = await Coordinator(repo, clock, make()).start()  # still disabled after a restart
     assert [s.enabled for s in c.schedulers.list_schedulers()] == [False, False, False]
     clock.advance(600)
     await c.settle()
-    assert len(repo.buildsets) == 1
+    assert len(repo.submitted) == 1
     c.dispatcher.builders = {"b": object()}  # type: ignore[dict-item]
     with pytest.raises(FailedPrecondition, match="'f'.*disabled"):
         await c.builds.force_build("b")
@@ -325,16 +325,16 @@ async def test_disabled_scheduler_ignores_changes_and_timers_and_stays_disabled(
     await c.schedulers.set_scheduler_enabled("s", True)
     clock.advance(0)
     await c.settle()
-    assert repo.buildsets[-1].change_ids == [kept]
-    assert all(ignored not in bs.change_ids for bs in repo.buildsets)
+    assert repo.submitted[-1].change_ids == [kept]
+    assert all(ignored not in bs.change_ids for bs in repo.submitted)
     await c.schedulers.set_scheduler_enabled("f", True)
     await c.builds.force_build("b")
-    assert repo.buildsets[-1].scheduler == "f"
+    assert repo.submitted[-1].scheduler == "f"
     await c.stop()
 
 
 async def test_any_branch_timers_resume_per_branch_after_restart() -> None:
-    repo, clock = FakeSchedulerRepo(), FakeClock()
+    repo, clock = RecordingStorage(), FakeClock()
     make = lambda: [AnyBranchScheduler("any", ["b"], tree_stable_timer=10)]  # noqa: E731
     c = await Coordinator(repo, clock, make()).start()
     (main1,), _ = await c.intake.submit_changes([change("main", "m1")])
@@ -347,9 +347,9 @@ async def test_any_branch_timers_resume_per_branch_after_restart() -> None:
     assert c.schedulers.scheduler("any").next_fire_time() == 1_010.0  # main's; dev's is at 1_015
     clock.advance(4)
     await c.settle()
-    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.buildsets] == [([main1], "main")]
+    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.submitted] == [([main1], "main")]
     clock.advance(5)
     await c.settle()
-    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.buildsets] == [
+    assert [(bs.change_ids, bs.sourcestamps[0].branch) for bs in repo.submitted] == [
         ([main1], "main"), ([dev1], "dev")]
     await c.stop()

@@ -1,5 +1,6 @@
 """Trigger / Triggerable / Dependent in the domain: a real BuildRunner and the coordinator's
-scheduling objects (as app.py composes them) with fakes for storage and the worker, events published by hand on a real EventBus."""
+scheduling objects (as app.py composes them) on the in-memory storage, a fake worker, and events
+published by hand on a real EventBus."""
 
 from __future__ import annotations
 
@@ -21,11 +22,8 @@ from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFo
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
     Build,
-    BuildRequest,
-    Buildset,
     NewBuildset,
     PropertyValue,
-    SchedulerCommit,
     SourceStamp,
 )
 from coordinator.domain.properties.renderables import Interpolate
@@ -39,7 +37,7 @@ from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.steps.trigger import Trigger
 from coordinator.domain.steps.trigger_port import Triggered
 from coordinator.domain.workers.sessions import WorkerRegistry
-from tests.coordinator.fakes import Changes, FakeClock, FakeRepo
+from tests.coordinator.fakes import Changes, FakeClock, RecordingStorage, dispatcher_on
 
 
 class FakePort:
@@ -77,12 +75,13 @@ class FakePort:
 
 
 def runner(step: Trigger, port: FakePort, props: dict[str, Any] | None = None,
-           stamps: Sequence[SourceStamp] = ()) -> tuple[BuildRunner, FakeRepo]:
-    repo = FakeRepo()
+           stamps: Sequence[SourceStamp] = ()) -> tuple[BuildRunner, RecordingStorage]:
+    repo = RecordingStorage()
     build = Build(id=1, builder="parent", number=7, worker="w", build_request_id=1, buildset_id=1, started_at=0.0,
                   properties=[PropertyValue(k, v, "test") for k, v in (props or {}).items()])
-    r = BuildRunner(build, [step], "parent", None,  # type: ignore[arg-type]
-                    BuildServices(repo, LogWatchers(), FakeClock(), trigger_port=port), stamps)  # type: ignore[arg-type]
+    repo.adopt(build)
+    r = BuildRunner(build, [step], "parent", None,  # type: ignore[arg-type]  # Trigger steps use no worker
+                    BuildServices(repo.builds, repo.logs, LogWatchers(), FakeClock(), trigger_port=port), stamps)
     return r, repo
 
 
@@ -93,11 +92,11 @@ async def test_wait_for_finish_takes_the_worst_result_and_links_the_builds() -> 
     await port.triggered.until(lambda: len(port.calls) == 2)
     port.finish(10, Result.SUCCESS, 1)
     # The first build is linked (stored) while the step still waits for the second buildset.
-    await repo.changes.until(lambda: bool(repo.step_urls))
+    await repo.progress.until(lambda: bool(repo.step_urls))
     assert repo.step_urls == [("trigger", [("child #1", "builders/child/builds/1")])]
     assert not task.done()
     port.finish(11, Result.FAILURE, 2)
-    result, state, _ = await task
+    result, state = await task
     assert result == Result.FAILURE and state == "failed trigger"
     step = r.build.steps[0]
     assert step.urls == [("child #1", "builders/child/builds/1"), ("child #2", "builders/child/builds/2")]
@@ -109,7 +108,7 @@ async def test_wait_for_finish_takes_the_worst_result_and_links_the_builds() -> 
 async def test_without_wait_the_step_succeeds_at_once_and_links_the_requests() -> None:
     port = FakePort()
     r, _ = runner(Trigger(["a"]), port)
-    result, _, _ = await r.run()
+    result, _ = await r.run()
     assert result == Result.SUCCESS
     assert r.build.steps[0].urls == [("child: build request 100", "buildrequests/100")]
     assert port.calls[0][3] is False and len(port.follower) == 0
@@ -122,7 +121,7 @@ async def test_stopping_the_build_stops_waiting() -> None:
     await port.triggered.until(lambda: len(port.calls) == 1)
     port.follower.on_event(Event("build.started", 0.0, builder="child", build_number=3, buildset_id=10))
     r.stop("user asked")
-    result, _, _ = await task
+    result, _ = await task
     assert result == Result.CANCELLED
     assert repo.step_results == [(1, "trigger", Result.CANCELLED)]
     assert r.build.steps[0].urls == [("child #3", "builders/child/builds/3")]
@@ -200,30 +199,6 @@ def test_triggerable_buildset_fills_codebase_defaults_and_trigger_properties_win
 # ------------------------------------------------------------------------------- the service
 
 
-class ServiceRepo(FakeRepo):
-    def __init__(self) -> None:
-        super().__init__()
-        self.buildsets: dict[int, Buildset] = {}
-        self.added: list[NewBuildset] = []
-
-    async def add_buildset(
-        self, bs: NewBuildset | None, at: float, commit: SchedulerCommit | None = None
-    ) -> tuple[int, dict[str, int]]:
-        assert bs is not None
-        bs_id = len(self.buildsets) + 1
-        self.buildsets[bs_id] = Buildset(bs_id, bs.reason, bs.scheduler, at, bs.sourcestamps, bs.properties, [])
-        self.added.append(bs)
-        self.changes.bump()
-        reqs = {b: bs_id * 100 + i for i, b in enumerate(bs.builders)}
-        for b, rid in reqs.items():
-            self.requests[rid] = BuildRequest(id=rid, buildset_id=bs_id, builder=b, priority=bs.priority,
-                                              submitted_at=at)
-        return bs_id, reqs
-
-    async def get_buildset(self, buildset_id: int) -> Buildset | None:
-        return self.buildsets.get(buildset_id)
-
-
 @dataclass
 class Service:
     """The objects under test, composed as app.py does."""
@@ -235,17 +210,17 @@ class Service:
     builds: BuildControl
 
 
-def service(*schedulers: Any) -> tuple[Service, ServiceRepo, EventBus]:
-    repo, bus, clock = ServiceRepo(), EventBus(), FakeClock()
-    workers = WorkerRegistry(clock.now)
-    dispatcher = Dispatcher(repo, workers, clock, LogWatchers(), "c")  # type: ignore[arg-type]
-    submitter = BuildsetSubmitter(repo, clock, dispatcher)  # type: ignore[arg-type]
-    control = SchedulerControl(repo, clock, submitter)  # type: ignore[arg-type]
+def service(*schedulers: Any) -> tuple[Service, RecordingStorage, EventBus]:
+    repo, bus, clock = RecordingStorage(), EventBus(), FakeClock()
+    workers = WorkerRegistry(clock.now, repo.workers)
+    dispatcher = dispatcher_on(repo, workers, clock)
+    submitter = BuildsetSubmitter(repo.buildsets, repo.book, clock, dispatcher)
+    control = SchedulerControl(repo.schedulers, clock, submitter)
     control.configure(list(schedulers))
-    downstream = Downstream(repo, submitter, control, dispatcher)  # type: ignore[arg-type]
+    downstream = Downstream(repo.buildsets, submitter, control, dispatcher)
     dispatcher.trigger_port = downstream
     bus.add_listener(downstream.on_event)
-    builds = BuildControl(repo, submitter, control, dispatcher)  # type: ignore[arg-type]
+    builds = BuildControl(repo.builds, repo.buildsets, submitter, control, dispatcher)
     return Service(dispatcher, submitter, control, downstream, builds), repo, bus
 
 
@@ -260,7 +235,7 @@ async def test_dependent_follows_successful_upstream_buildsets_only(result: Resu
     bus.publish([Event("buildset.finished", 0.0, buildset_id=other_id, result=Result.SUCCESS),
                  Event("buildset.finished", 0.0, buildset_id=up_id, result=result)])
     await svc.downstream.aclose()  # waits for the background work
-    downstream = [bs for bs in repo.added if bs.scheduler == "down"]
+    downstream = [bs for bs in repo.submitted if bs.scheduler == "down"]
     if result in (Result.SUCCESS, Result.WARNINGS):
         [bs] = downstream
         assert bs.builders == ["d"] and bs.sourcestamps == stamps and f"buildset {up_id}" in bs.reason
@@ -272,7 +247,7 @@ async def test_service_trigger_follows_the_buildset_through_bus_events() -> None
     svc, repo, bus = service(Triggerable("t", ["c"]), ForceScheduler("f", ["c"]))
     t = await svc.downstream.trigger("t", [SourceStamp(branch="main")], [PropertyValue("x", 1, "Trigger")], wait=True,
                           parent=("p", 1))
-    assert repo.added[0].scheduler == "t" and t.requests == {"c": 100}
+    assert repo.submitted[0].scheduler == "t" and list(t.requests) == ["c"] and t.requests["c"] in repo.requests
     bus.publish([Event("build.started", 0.0, builder="c", build_number=4, buildset_id=t.buildset_id),
                  Event("buildset.finished", 0.0, buildset_id=t.buildset_id, result=Result.WARNINGS)])
     assert t.finished is not None and await t.finished == Result.WARNINGS
@@ -288,7 +263,7 @@ async def test_stopping_a_triggered_buildset_cancels_its_requests_that_have_not_
     t = await svc.downstream.trigger("t", [], [], wait=True, parent=("p", 1))
     assert svc.dispatcher.pending_count("c") == 1 and svc.dispatcher.pending_count("d") == 1
     started = t.requests["c"]
-    repo.claimed_by[started] = "c1"  # its build started (the runner itself is not under test here)
+    repo.claim_elsewhere(started, "c1")  # its build started (the runner itself is not under test here)
     await t.stop("the triggering build p was stopped")
     assert repo.requests[t.requests["d"]].result == Result.CANCELLED
     assert not repo.requests[started].complete  # started: stopped through its build, not cancelled
@@ -299,7 +274,7 @@ async def test_cancel_build_request_explains_what_cannot_be_cancelled() -> None:
     svc, repo, _ = service(ForceScheduler("f", ["c"]))
     _, reqs = await svc.submitter.submit(NewBuildset("r", "f", ["c"], []))
     _, started = await svc.submitter.submit(NewBuildset("r", "f", ["c"], []))
-    repo.claimed_by[started["c"]] = "c1"
+    repo.claim_elsewhere(started["c"], "c1")
     assert svc.dispatcher.pending_count("c") == 2
     req = await svc.builds.cancel_build_request(reqs["c"], "")
     assert req.complete and req.result == Result.CANCELLED

@@ -34,7 +34,9 @@ def sign(body: bytes, secret: str = SECRET, algo: Any = hashlib.sha256) -> str:
     return hmac.new(secret.encode(), body, algo).hexdigest()
 
 
-def github(event: str, payload: dict[str, Any], secret: str = SECRET, **options: Any) -> tuple[GitHubHook, dict[str, str], bytes]:
+def github(
+    event: str, payload: dict[str, Any], secret: str = SECRET, **options: Any
+) -> tuple[GitHubHook, dict[str, str], bytes]:
     hook = GitHubHook({"secret": secret, **options} if secret else options)
     body = body_of(payload)
     headers = {"x-github-event": event, "content-type": "application/json",

@@ -58,7 +58,8 @@ async def test_first_poll_records_heads_then_each_commit_once_across_a_crash(
     [c1] = commit(repo, 1, prefix="a")
     await until_revisions(coord, [(c1, "main")])
     got = (await changes(coord))[0]
-    assert (got.author, got.comments, list(got.files)) == ("Jane Doe <jane@example.org>", "a commit 0\n\nbody 0", ["a0.txt"])
+    expected = ("Jane Doe <jane@example.org>", "a commit 0\n\nbody 0", ["a0.txt"])
+    assert (got.author, got.comments, list(got.files)) == expected
     assert (got.repository, got.project, got.category) == (str(repo), "proj", "polled")
     assert got.when.seconds == int(git(repo, "show", "-s", "--format=%ct", c1).stdout)
 

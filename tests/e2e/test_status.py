@@ -282,7 +282,9 @@ config = MasterConfig(
     workers=[Worker("w1", "secret1")],
     builders=[Builder("big", workers=["w1"], steps=[ShellCommand(
         name="print",
-        command=["python3", "-c", "import sys; b=b'x'*1023+b'\\\\n'; [sys.stdout.buffer.write(b) for _ in range(20480)]"],
+        command=[
+            "python3", "-c", "import sys; b=b'x'*1023+b'\\\\n'; [sys.stdout.buffer.write(b) for _ in range(20480)]"
+        ],
     )])],
     schedulers=[ForceScheduler("force", builders=["big"])],
 )

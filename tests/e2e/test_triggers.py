@@ -237,7 +237,10 @@ async def test_cancel_a_pending_build_request(cluster: Cluster) -> None:
     running = await coord.force("parent-slow")  # its build starts on w1 at once
     await rec.wait_kind("build.started", builder="parent-slow")
     for request, status in (
-        (control_pb2.CancelBuildRequestRequest(request_id=running.build_request_id), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            control_pb2.CancelBuildRequestRequest(request_id=running.build_request_id),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
         (control_pb2.CancelBuildRequestRequest(request_id=987654), grpc.StatusCode.NOT_FOUND),
         (control_pb2.CancelBuildRequestRequest(request_id=0), grpc.StatusCode.INVALID_ARGUMENT),
         (control_pb2.CancelBuildRequestRequest(request_id=queued.build_request_id, reason="x" * 2000),

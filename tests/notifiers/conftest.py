@@ -1,6 +1,7 @@
 """Fixtures of the notifier tests: a real SMTP server (aiosmtpd) on loopback, a test TLS
-certificate made at test time, a real SQLite repository with its event bus, and a helper that
-runs a build through the repository (so the same events as in production are stored)."""
+certificate made at test time, storage (memory, SQLite, PostgreSQL) with its event bus, and a
+helper that runs a build through storage as the coordinator does (so the same events as in
+production are stored)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from coordinator.domain import events
+from coordinator.domain.builds import bookkeeping
 from coordinator.domain.events import EventBus
 from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
 from coordinator.domain.results import Result
-from coordinator.storage.repository import SqlRepository, database_url, open_repository
+from coordinator.storage.memory import MemoryStorage
+from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from tests import pg
 from tests.e2e.conftest import cluster  # noqa: F401 - the e2e `cluster` fixture, reused here
 from tests.net import port_of, reserve_port
@@ -177,28 +181,32 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 @dataclass
 class Store:
-    repo: SqlRepository
+    db: SqlStorage | MemoryStorage
     bus: EventBus
-    url: str
+    url: str  # "" for memory
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh repository on SQLite and on PostgreSQL (see `tests.pg` for when that skips)."""
-    pg_name = ""
-    if request.param == "sqlite":
-        url = database_url(None, tmp_path)
-    else:
-        await pg.require()
-        pg_name = await pg.create_database("gantry_notify")
-        url = database_url(pg.url_of(pg_name), tmp_path)
+    """Fresh storage in memory, on SQLite and on PostgreSQL (see `tests.pg` for when that skips)."""
     bus = EventBus()
-    repo = await open_repository(url, bus.publish)
-    bus.last_id = await repo.last_event_id()
+    pg_name, url = "", ""
+    db: SqlStorage | MemoryStorage
+    if request.param == "memory":
+        db = MemoryStorage(bus.publish)
+    else:
+        if request.param == "sqlite":
+            url = database_url(None, tmp_path)
+        else:
+            await pg.require()
+            pg_name = await pg.create_database("gantry_notify")
+            url = database_url(pg.url_of(pg_name), tmp_path)
+        db = await open_storage(url, bus.publish)
+    bus.last_id = await db.events.last_event_id()
     try:
-        yield Store(repo, bus, url)
+        yield Store(db, bus, url)
     finally:
-        await repo.aclose()
+        await db.aclose()
         if pg_name:
             await pg.drop_database(pg_name)
 
@@ -212,7 +220,7 @@ def tick() -> float:
 
 
 async def run_build(
-    repo: SqlRepository,
+    db: SqlStorage | MemoryStorage,
     builder: str,
     result: Result,
     author: str = "Jane Doe <jane@example.org>",
@@ -220,26 +228,35 @@ async def run_build(
     step_name: str = "test",
     buildset_id: int | None = None,
 ) -> tuple[int, int]:
-    """A whole build through the repository, as the coordinator does it: change, buildset,
-    request, claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
+    """A whole build through storage, as the coordinator does it: change, buildset, request,
+    claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
     if buildset_id is None:
-        ids, _ = await repo.add_changes(
+        at = tick()
+        ids, _ = await db.changes.add_changes(
             [Change(author=author, revision=f"{builder}{tick():.0f}", branch="main",
-                    repository="https://example.org/r.git", comments="fix the frobnicator")], "", tick())
-        buildset_id, _ = await repo.add_buildset(
-            NewBuildset(reason="test", scheduler="s", builders=[builder],
-                        sourcestamps=[SourceStamp(branch="main")], change_ids=ids), tick())
-    request = next(r for r in await repo.unclaimed_requests()
+                    repository="https://example.org/r.git", comments="fix the frobnicator")], "", at, [],
+            events=lambda stored: [events.change_added(c, at) for c in stored])
+        at = tick()
+        bs = NewBuildset(reason="test", scheduler="s", builders=[builder],
+                         sourcestamps=[SourceStamp(branch="main")], change_ids=ids)
+        buildset_id, _ = await db.buildsets.add_buildset(
+            bs, at, None,
+            events=lambda bs_id, requests: [
+                events.buildset_added(bs_id, bs, at), *(events.buildrequest_added(r, at) for r in requests)])
+    request = next(r for r in await db.buildsets.unclaimed_requests()
                    if r.buildset_id == buildset_id and r.builder == builder)
-    assert await repo.claim_request(request.id, "test", tick())
-    build = await repo.start_build(request, "w1", [], tick())
-    (step,) = await repo.add_steps(build, [step_name])
-    await repo.start_step(build, step, tick())
-    step.started_at = _clock[0]
-    info = await repo.add_log(step, "stdio", "s")
+    assert await db.buildsets.claim_request(request.id, "test", tick())
+    build = await db.builds.start_build(request, "w1", [], tick(), [], events=lambda b: [events.build_started(b)])
+    (step,) = await db.builds.add_steps(build, [step_name])
+    at = tick()
+    await db.builds.start_step(build, step, at, [events.step_started(build, step, at)])
+    step.started_at = at
+    info = await db.logs.add_log(step, "stdio", "s")
     if log_text:
-        await repo.append_log(info.id, 0, LogChunk(1, log_text.encode(), 0, 0))
-    await repo.finish_log(info.id)
-    await repo.finish_step(build, step, result, result.name.lower(), tick())
-    await repo.finish_build(build, result, result.name.lower(), tick(), requeue=False)
+        await db.logs.append_log(info.id, 0, LogChunk(1, log_text.encode(), 0, 0))
+    await db.logs.finish_log(info.id)
+    state, at = result.name.lower(), tick()
+    await db.builds.finish_step(build, step, result, state, at, [],
+                                [events.step_finished(build, step, result, state, at)])
+    await bookkeeping.finish_build(db.book, build, result, state, tick())
     return buildset_id, build.number

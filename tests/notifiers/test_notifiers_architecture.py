@@ -1,7 +1,7 @@
 """The dependency rule of the notifiers package (checked like tests/test_architecture.py):
 notifiers import the standard library, coordinator.domain, themselves and aiosmtplib - never
 SQLAlchemy, grpc, protos or the rest of the coordinator; storage is reached only through the
-repository methods of coordinator.domain.ports.NotificationStore."""
+ports of coordinator.domain.ports (BuildHistory, LogReads, EventCursor, Outbox)."""
 
 from __future__ import annotations
 

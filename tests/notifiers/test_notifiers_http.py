@@ -59,11 +59,13 @@ async def test_documents_for_started_and_finished_builds_signed_with_hmac(
     store: Store, http_server: HttpServer
 ) -> None:
     push = HttpStatusPush(f"http://127.0.0.1:{http_server.port}/hook?x=1", secret="k3y", builders=["b"])
-    svc = NotificationService(store.repo, store.bus, [push], retry_base=0.05, poll_interval=0.05)
+    svc = NotificationService(
+        builds=store.db.builds, logs=store.db.logs, events=store.db.events, outbox=store.db.outbox,
+        bus=store.bus, notifiers=[push], retry_base=0.05, poll_interval=0.05)
     await svc.start()
     try:
-        await run_build(store.repo, "other", Result.FAILURE)  # filtered out
-        await run_build(store.repo, "b", Result.FAILURE, log_text="boom\n")
+        await run_build(store.db, "other", Result.FAILURE)  # filtered out
+        await run_build(store.db, "b", Result.FAILURE, log_text="boom\n")
         await eventually(lambda: len(http_server.requests) == 2, what="two POSTs")
     finally:
         await svc.aclose()
@@ -84,14 +86,16 @@ async def test_documents_for_started_and_finished_builds_signed_with_hmac(
 async def test_retries_with_backoff_until_the_server_accepts(store: Store, http_server: HttpServer) -> None:
     http_server.fail_first = 2
     push = HttpStatusPush(f"http://127.0.0.1:{http_server.port}/", sendStarted=False, mode="failing")
-    svc = NotificationService(store.repo, store.bus, [push], retry_base=0.05, poll_interval=0.05)
+    svc = NotificationService(
+        builds=store.db.builds, logs=store.db.logs, events=store.db.events, outbox=store.db.outbox,
+        bus=store.bus, notifiers=[push], retry_base=0.05, poll_interval=0.05)
     await svc.start()
     try:
-        await run_build(store.repo, "b", Result.SUCCESS)  # mode failing: nothing
-        await run_build(store.repo, "b", Result.FAILURE)
+        await run_build(store.db, "b", Result.SUCCESS)  # mode failing: nothing
+        await run_build(store.db, "b", Result.FAILURE)
 
         async def sent() -> list[Any]:
-            return await store.repo.list_notifications(10, "sent")
+            return await store.db.outbox.list_notifications(10, "sent")
 
         (n,) = await eventually(sent, what="delivered")
     finally:

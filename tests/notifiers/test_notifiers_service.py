@@ -1,7 +1,7 @@
-"""The notification service on a real SQLite repository: builds run through the repository
-publish the real events; mails go to a real SMTP server. Decisions per builder history, filters,
-a down SMTP server (builds unaffected, the mail arrives once when it is back), restarts, give-up
-after max_attempts, and exactly-once queueing."""
+"""The notification service on real storage (memory, SQLite, PostgreSQL): builds run through
+storage publish the real events; mails go to a real SMTP server. Decisions per builder history,
+filters, a down SMTP server (builds unaffected, the mail arrives once when it is back), restarts,
+give-up after max_attempts, and exactly-once queueing."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ async def services() -> AsyncIterator[Callable[..., NotificationService]]:
     made: list[NotificationService] = []
 
     def make(store: Store, notifiers: list[Notifier], **kw: Any) -> NotificationService:
-        svc = NotificationService(store.repo, store.bus, notifiers, **{**FAST, **kw})
+        svc = NotificationService(
+            builds=store.db.builds, logs=store.db.logs, events=store.db.events, outbox=store.db.outbox,
+            bus=store.bus, notifiers=notifiers, **{**FAST, **kw})
         made.append(svc)
         return svc
 
@@ -42,7 +44,7 @@ def mailer(port: int, **kw: Any) -> MailNotifier:
 
 async def settled(svc: NotificationService, store: Store) -> None:
     """The service has looked at every stored event."""
-    last = await store.repo.last_event_id()
+    last = await store.db.events.last_event_id()
     await eventually(lambda: svc.cursor >= last, what="events handled")
 
 
@@ -54,7 +56,7 @@ async def test_failing_build_mails_its_author_with_the_log_tail(
                    url="https://ci.example.org/")
     await svc.start()
     log = "".join(f"output line {i}\n" for i in range(100)) + "E   assert 1 == 2\n"
-    await run_build(store.repo, "runtests", Result.FAILURE, log_text=log)
+    await run_build(store.db, "runtests", Result.FAILURE, log_text=log)
     (got,) = await eventually(server.messages, what="the mail")
     assert got.recipients == ["ci-list@example.org", "jane@example.org"]
     assert got.message["Subject"] == "Gantry: failure in runtests #1"
@@ -65,7 +67,7 @@ async def test_failing_build_mails_its_author_with_the_log_tail(
     assert "https://ci.example.org/builders/runtests/builds/1" in text
     assert "fix the frobnicator" in text
     async def sent() -> list[Any]:
-        return await store.repo.list_notifications(10, "sent")
+        return await store.db.outbox.list_notifications(10, "sent")
 
     (n,) = await eventually(sent, what="marked sent")
     assert (n.state, n.attempts, n.kind, n.key) == ("sent", 1, "mail", "MailNotifier:runtests:1:build.finished")
@@ -87,7 +89,7 @@ async def test_modes_follow_each_builders_history_and_filters(
     await svc.start()
     S, F = Result.SUCCESS, Result.FAILURE
     for builder, result in [("a", S), ("b", F), ("a", F), ("a", F), ("b", F), ("a", S), ("b", S)]:
-        await run_build(store.repo, builder, result)
+        await run_build(store.db, builder, result)
     await settled(svc, store)
     expected = sorted([
         ("p@x.org", "Gantry: failure in b #1"),  # first build of b fails: a problem
@@ -100,7 +102,7 @@ async def test_modes_follow_each_builders_history_and_filters(
     ])
     await eventually(lambda: len(server.messages()) >= len(expected), what="the mails")
     async def all_sent() -> bool:
-        return all(n.state == "sent" for n in await store.repo.list_notifications(100))
+        return all(n.state == "sent" for n in await store.db.outbox.list_notifications(100))
 
     await eventually(all_sent, what="all sent")
     got = sorted((m.recipients[0], m.message["Subject"]) for m in server.messages())
@@ -114,10 +116,10 @@ async def test_a_down_smtp_server_never_holds_builds_and_the_mail_arrives_once_i
     port = port_of(reserved)  # nothing listens here yet
     svc = services(store, [mailer(port, mode="all")])
     await svc.start()
-    await run_build(store.repo, "runtests", Result.SUCCESS)
+    await run_build(store.db, "runtests", Result.SUCCESS)
 
     async def first_failed() -> bool:
-        ns = await store.repo.list_notifications(10)
+        ns = await store.db.outbox.list_notifications(10)
         return len(ns) == 1 and ns[0].state == "pending" and ns[0].attempts >= 1
 
     await eventually(first_failed, what="a failed delivery")
@@ -125,27 +127,27 @@ async def test_a_down_smtp_server_never_holds_builds_and_the_mail_arrives_once_i
     # finish (a deadlock would hit the timeout) with it still undelivered.
     async with asyncio.timeout(TIMEOUT):
         for _ in range(2):
-            await run_build(store.repo, "runtests", Result.SUCCESS)
-    assert await store.repo.list_notifications(10, "sent") == []
+            await run_build(store.db, "runtests", Result.SUCCESS)
+    assert await store.db.outbox.list_notifications(10, "sent") == []
 
     async def retried() -> bool:
-        ns = await store.repo.list_notifications(10)
+        ns = await store.db.outbox.list_notifications(10)
         return len(ns) == 3 and all(n.state == "pending" and n.attempts >= 2 for n in ns)
 
     await eventually(retried, what="retries while the server is down")
-    for n in await store.repo.list_notifications(10):
+    for n in await store.db.outbox.list_notifications(10):
         assert "SMTP 127.0.0.1" in n.last_error and n.sent_at is None
-    assert await store.repo.list_notifications(10, "sent") == []
+    assert await store.db.outbox.list_notifications(10, "sent") == []
 
     server = smtp_servers(reserved)
     await eventually(lambda: len(server.messages()) == 3, what="3 mails after the server is back")
 
     async def all_sent() -> bool:
-        return [n.state for n in await store.repo.list_notifications(10)] == ["sent"] * 3
+        return [n.state for n in await store.db.outbox.list_notifications(10)] == ["sent"] * 3
 
     await eventually(all_sent, what="marked sent")
     # Nothing is sent twice: more retry rounds pass, still 3 mails, one per build.
-    await run_build(store.repo, "runtests", Result.SUCCESS)
+    await run_build(store.db, "runtests", Result.SUCCESS)
     await eventually(lambda: len(server.messages()) == 4, what="the next mail")
     subjects = sorted(m.message["Subject"] for m in server.messages())
     assert subjects == [f"Gantry: success in runtests #{i}" for i in (1, 2, 3, 4)]
@@ -157,10 +159,10 @@ async def test_a_message_that_finally_fails_is_failed_with_its_reason(
     with reserved_port() as nobody:
         svc = services(store, [mailer(nobody, mode="all")], max_attempts=3)
         await svc.start()
-        await run_build(store.repo, "runtests", Result.FAILURE)
+        await run_build(store.db, "runtests", Result.FAILURE)
 
         async def failed() -> list[Any]:
-            return await store.repo.list_notifications(10, "failed")
+            return await store.db.outbox.list_notifications(10, "failed")
 
         (n,) = await eventually(failed, what="given up")
     assert n.attempts == 3 and "SMTP 127.0.0.1" in n.last_error
@@ -175,11 +177,11 @@ async def test_restart_resumes_pending_and_missed_events_without_duplicates(
     port = port_of(reserved)
     first = services(store, [mailer(port, mode="all")])
     await first.start()
-    await run_build(store.repo, "runtests", Result.SUCCESS)  # queued, server down
+    await run_build(store.db, "runtests", Result.SUCCESS)  # queued, server down
     await settled(first, store)
-    assert len(await store.repo.list_notifications(10, "pending")) == 1
+    assert len(await store.db.outbox.list_notifications(10, "pending")) == 1
     await first.aclose()
-    await run_build(store.repo, "runtests", Result.FAILURE)  # while no service runs
+    await run_build(store.db, "runtests", Result.FAILURE)  # while no service runs
 
     server = smtp_servers(reserved)
     second = services(store, [mailer(port, mode="all")], lease=0.0)
@@ -188,7 +190,7 @@ async def test_restart_resumes_pending_and_missed_events_without_duplicates(
     # Reading the same events again (e.g. a crash before the cursor was saved) queues nothing.
     second.cursor = 0
     await second.catch_up()
-    assert len(await store.repo.list_notifications(10)) == 2
+    assert len(await store.db.outbox.list_notifications(10)) == 2
     assert sorted(m.message["Subject"] for m in server.messages()) == [
         "Gantry: failure in runtests #2", "Gantry: success in runtests #1"]
 
@@ -203,10 +205,10 @@ async def test_the_publisher_is_never_blocked(store: Store, services: Callable[.
 
     svc = services(store, [Slow("ci@example.org", mode="all")], close_grace=0.1)
     await svc.start()
-    await run_build(store.repo, "slow", Result.SUCCESS)
+    await run_build(store.db, "slow", Result.SUCCESS)
     async with asyncio.timeout(TIMEOUT):
         await delivering.wait()
     # While that delivery hangs, builds still finish (a blocked publisher would hit the timeout).
     async with asyncio.timeout(TIMEOUT):
         for _ in range(4):
-            await run_build(store.repo, "slow", Result.SUCCESS)
+            await run_build(store.db, "slow", Result.SUCCESS)

@@ -1,5 +1,5 @@
-"""Storage of notifications: migration 2 upgrades a version-1 database, keys are unique, claims
-are exclusive, and list_notifications filters by state."""
+"""Storage of notifications: migration 2 upgrades a version-1 database (SQLite), keys are unique,
+claims are exclusive, and list_notifications filters by state (memory, SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from coordinator.domain.events import EventBus
 from coordinator.storage import schema
-from coordinator.storage.repository import database_url, open_repository
+from coordinator.storage.sql import database_url, open_storage
 from tests.notifiers.conftest import Store
 
 
@@ -26,37 +26,37 @@ async def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
         await conn.execute(schema.schema_version.insert().values(version=1))
     await engine.dispose()
 
-    repo = await open_repository(url, EventBus().publish)
+    db = await open_storage(url, EventBus().publish)
     try:
-        async with repo.engine.connect() as conn:
+        async with db.engine.connect() as conn:
             versions = [r[0] for r in await conn.execute(sa.select(schema.schema_version.c.version))]
         assert versions == [schema.LATEST]
-        assert await repo.add_notification("n", "mail", "k", {"a": 1}, 1.0)
-        assert [n.key for n in await repo.list_notifications(10)] == ["k"]
+        assert await db.outbox.add_notification("n", "mail", "k", {"a": 1}, 1.0)
+        assert [n.key for n in await db.outbox.list_notifications(10)] == ["k"]
     finally:
-        await repo.aclose()
+        await db.aclose()
 
 
 async def test_keys_are_unique_and_claims_exclusive(store: Store) -> None:
-    repo = store.repo
-    assert await repo.add_notification("n", "http", "n:b:1:build.finished", {"body": "{}"}, 10.0)
-    assert not await repo.add_notification("n", "http", "n:b:1:build.finished", {"body": "x"}, 11.0)
-    assert await repo.add_notification("n", "http", "n:b:2:build.finished", {"body": "{}"}, 20.0)
+    outbox = store.db.outbox
+    assert await outbox.add_notification("n", "http", "n:b:1:build.finished", {"body": "{}"}, 10.0)
+    assert not await outbox.add_notification("n", "http", "n:b:1:build.finished", {"body": "x"}, 11.0)
+    assert await outbox.add_notification("n", "http", "n:b:2:build.finished", {"body": "{}"}, 20.0)
 
-    assert await repo.claim_due_notifications(5.0, 60.0, 10) == []  # nothing due yet
-    first = await repo.claim_due_notifications(15.0, 60.0, 10)
+    assert await outbox.claim_due_notifications(5.0, 60.0, 10) == []  # nothing due yet
+    first = await outbox.claim_due_notifications(15.0, 60.0, 10)
     assert [(n.key, n.attempts, n.payload) for n in first] == [("n:b:1:build.finished", 1, {"body": "{}"})]
-    assert await repo.claim_due_notifications(30.0, 60.0, 10) != first  # leased: only the other one
-    await repo.notification_failed(first[0].id, "boom", 40.0)
-    (again,) = await repo.claim_due_notifications(41.0, 60.0, 10)
+    assert await outbox.claim_due_notifications(30.0, 60.0, 10) != first  # leased: only the other one
+    await outbox.notification_failed(first[0].id, "boom", 40.0)
+    (again,) = await outbox.claim_due_notifications(41.0, 60.0, 10)
     assert (again.id, again.attempts, again.last_error) == (first[0].id, 2, "boom")
-    await repo.notification_sent(again.id, 42.0)
-    await repo.notification_failed(again.id + 1, "gave up", None)
-    assert [n.state for n in await repo.list_notifications(10)] == ["failed", "sent"]
-    assert [n.key for n in await repo.list_notifications(10, "sent")] == ["n:b:1:build.finished"]
-    assert await repo.list_notifications(10, "pending") == []
+    await outbox.notification_sent(again.id, 42.0)
+    await outbox.notification_failed(again.id + 1, "gave up", None)
+    assert [n.state for n in await outbox.list_notifications(10)] == ["failed", "sent"]
+    assert [n.key for n in await outbox.list_notifications(10, "sent")] == ["n:b:1:build.finished"]
+    assert await outbox.list_notifications(10, "pending") == []
 
-    assert await repo.get_notifier_cursor("c") is None
-    await repo.set_notifier_cursor("c", 5)
-    await repo.set_notifier_cursor("c", 7)
-    assert await repo.get_notifier_cursor("c") == 7
+    assert await outbox.get_notifier_cursor("c") is None
+    await outbox.set_notifier_cursor("c", 5)
+    await outbox.set_notifier_cursor("c", 7)
+    assert await outbox.get_notifier_cursor("c") == 7

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from coordinator.domain import events
+from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import LockRegistry, accesses
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
@@ -34,7 +36,16 @@ from coordinator.domain.model import (
     PropertyValue,
     SourceStamp,
 )
-from coordinator.domain.ports import ArtifactStore, Clock, HostCommands, Repository, SecretProvider
+from coordinator.domain.ports import (
+    ArtifactStore,
+    Bookkeeper,
+    BuildWriter,
+    Clock,
+    HostCommands,
+    LogRecorder,
+    RequestQueue,
+    SecretProvider,
+)
 from coordinator.domain.results import Result
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.steps.trigger_port import TriggerPort
@@ -48,7 +59,10 @@ Entry = tuple[int, float, int, BuildRequest]  # (-priority, submitted_at, id, re
 class Dispatcher:
     def __init__(
         self,
-        repo: Repository,
+        requests: RequestQueue,
+        builds: BuildWriter,
+        logs: LogRecorder,
+        book: Bookkeeper,
         workers: WorkerRegistry,
         clock: Clock,
         watchers: LogWatchers,
@@ -58,7 +72,10 @@ class Dispatcher:
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
     ) -> None:
-        self.repo = repo
+        self.requests = requests
+        self.builds = builds
+        self.logs = logs
+        self.book = book
         self.artifacts = artifacts
         self.locks = LockRegistry()
         self._refused: dict[str, str] = {}  # builder -> why its head did not start on a free worker
@@ -84,7 +101,7 @@ class Dispatcher:
         self.kick()
 
     async def start(self) -> None:
-        for req in await self.repo.unclaimed_requests():
+        for req in await self.requests.unclaimed_requests():
             self.add_request(req)
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="dispatcher")
 
@@ -162,7 +179,7 @@ class Dispatcher:
                 slot = f"request:{req.id}"
                 session.builds.add(slot)
                 try:
-                    claimed = await self.repo.claim_request(req.id, self.coordinator_id, self.clock.now())
+                    claimed = await self.requests.claim_request(req.id, self.coordinator_id, self.clock.now())
                 except Exception:
                     session.builds.discard(slot)
                     heapq.heappush(heap, (-req.priority, req.submitted_at, req.id, req))
@@ -189,7 +206,7 @@ class Dispatcher:
         """Absorb the builder's pending requests compatible with `req`, which is starting."""
         missing = {r.buildset_id for r in [req, *others] if r.buildset is None}
         if missing:
-            loaded = await self.repo.get_buildsets(sorted(missing))
+            loaded = await self.requests.get_buildsets(sorted(missing))
             for r in [req, *others]:
                 if r.buildset is None:
                     r.buildset = loaded.get(r.buildset_id)
@@ -209,7 +226,7 @@ class Dispatcher:
                 chosen.append(other.id)
         if not chosen:
             return
-        absorbed = set(await self.repo.collapse_requests(req, chosen, self.clock.now()))
+        absorbed = set(await bookkeeping.collapse(self.book, req, chosen, self.clock.now()))
         heap = self._pending.get(builder.name)
         if heap is not None and absorbed:
             heap[:] = [e for e in heap if e[3].id not in absorbed]
@@ -260,7 +277,7 @@ class Dispatcher:
     ) -> tuple[list[PropertyValue], list[SourceStamp]]:
         """The new build's properties, and its source stamps (for rendering)."""
         props: dict[str, PropertyValue] = {}
-        buildset = req.buildset or await self.repo.get_buildset(req.buildset_id)
+        buildset = req.buildset or await self.requests.get_buildset(req.buildset_id)
         stamps = list(buildset.sourcestamps) if buildset is not None else []
         if buildset is not None:
             for p in buildset.properties:
@@ -284,7 +301,8 @@ class Dispatcher:
     def _build_services(self) -> BuildServices:
         """What every build uses; made as each starts, so that it has the current trigger_port."""
         return BuildServices(
-            self.repo, self.watchers, self.clock, self.artifacts, self.trigger_port, self.secrets, self.host, self.locks
+            self.builds, self.logs, self.watchers, self.clock, self.artifacts, self.trigger_port, self.secrets,
+            self.host, self.locks,
         )
 
     async def _run_build(
@@ -299,8 +317,9 @@ class Dispatcher:
                 except Exception:
                     log.exception("collapsing requests into %d failed; building it alone", req.id)
             props, stamps = await self._properties(req, builder, session)
-            build = await self.repo.start_build(
-                req, session.name, props, self.clock.now(), [s.name for s in builder.steps]
+            build = await self.builds.start_build(
+                req, session.name, props, self.clock.now(), [s.name for s in builder.steps],
+                lambda build: [events.build_started(build)],
             )
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
@@ -311,13 +330,12 @@ class Dispatcher:
             self.running[key] = runner
             properties: list[PropertyValue] | None = None
             try:
-                result, state, requeue = await runner.run()
+                result, state = await runner.run()
                 properties = build.properties  # the final ones (the runner keeps them there)
             except Exception:
                 log.exception("build %s/%d crashed", builder.name, build.number)
-                result, state, requeue = Result.EXCEPTION, "exception", False
-            await self.repo.finish_build(build, result, state, self.clock.now(), requeue, properties)
-            if requeue:
+                result, state = Result.EXCEPTION, "exception"
+            if await bookkeeping.finish_build(self.book, build, result, state, self.clock.now(), properties):
                 self.add_request(req)
         except asyncio.CancelledError:
             # Coordinator shutting down: the claim stays; the next start re-queues it as RETRY.

@@ -1,7 +1,7 @@
 """Estimates: when a running build will finish (per step, from the builder's recent successful
 builds) and when queued build requests can expect to start.
 
-The history of a builder is read with one query (`Repository.recent_step_durations`) and cached
+The history of a builder is read with one query (`HistorySource.recent_step_durations`) and cached
 per builder; the cache entry is dropped when a build of that builder finishes (the app feeds
 `EtaEstimator.on_event` from the event bus), so status reads never query per event.
 """
@@ -12,16 +12,12 @@ import heapq
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from coordinator.domain.events import Event
 from coordinator.domain.model import Build, StepSample
+from coordinator.domain.ports import HistorySource
 
 HISTORY_BUILDS = 10  # recent successful builds of a builder that the estimates look at
-
-
-class HistorySource(Protocol):
-    async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]: ...
 
 
 @dataclass

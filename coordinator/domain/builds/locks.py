@@ -107,7 +107,8 @@ class LockAccess:
 def accesses(items: Iterable[object]) -> list[LockAccess]:
     """Normalise a `locks=[...]` list: a bare lock is counting access (Buildbot's default),
     sorted by name (the order they are taken in)."""
-    out = [i if isinstance(i, LockAccess) else LockAccess(i, "counting") for i in items if isinstance(i, BaseLock | LockAccess)]
+    given = [i for i in items if isinstance(i, BaseLock | LockAccess)]
+    out = [i if isinstance(i, LockAccess) else LockAccess(i, "counting") for i in given]
     return sorted(out, key=lambda a: a.lock.name)
 
 

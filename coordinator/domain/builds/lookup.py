@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.errors import NotFound
 from coordinator.domain.model import Build
-from coordinator.domain.ports import Repository
+from coordinator.domain.ports import BuildReads
 
 
 def find_builder(builders: Mapping[str, Builder], name: str) -> Builder:
@@ -19,8 +19,8 @@ def find_builder(builders: Mapping[str, Builder], name: str) -> Builder:
     return b
 
 
-async def find_build(repo: Repository, builder: str, number: int) -> Build:
-    build = await repo.get_build(builder, number)
+async def find_build(builds: BuildReads, builder: str, number: int) -> Build:
+    build = await builds.get_build(builder, number)
     if build is None:
         raise NotFound(f"builder {builder!r} has no build number {number}")
     return build

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from coordinator.domain import events
 from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.builds.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.builds.step_commands import StepCommands
@@ -22,10 +23,11 @@ from coordinator.domain.errors import StepError
 from coordinator.domain.model import Artifact, Build, PropertyValue, SourceStamp, Step
 from coordinator.domain.ports import (
     ArtifactStore,
+    BuildRecorder,
     ByteSink,
     Clock,
     HostCommands,
-    Repository,
+    LogRecorder,
     SecretProvider,
 )
 from coordinator.domain.properties.renderables import render
@@ -45,7 +47,8 @@ class BuildServices:
     """What every build of a coordinator uses: where it records, what it may reach, the locks
     all builds share. The dispatcher gives each BuildRunner its own."""
 
-    repo: Repository
+    builds: BuildRecorder
+    logs: LogRecorder
     watchers: LogWatchers
     clock: Clock
     artifacts: ArtifactStore | None = None
@@ -56,7 +59,7 @@ class BuildServices:
 
 
 class BuildRunner:
-    """One running build. `run()` returns (result, state string, whether to requeue)."""
+    """One running build. `run()` returns (result, state string)."""
 
     def __init__(
         self,
@@ -70,7 +73,7 @@ class BuildRunner:
     ) -> None:
         self.build = build
         self.step_defs = list(steps)
-        self.repo = services.repo
+        self.builds = services.builds
         self.watchers = services.watchers
         self.clock = services.clock
         self.trigger_port = services.trigger_port
@@ -78,10 +81,10 @@ class BuildRunner:
         self.build_locks = list(build_locks)
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
         self.context = BuildContext(build, session, sourcestamps, services.secrets)
-        self.logs = StepLogs(self.context, services.repo, services.watchers, services.clock)
+        self.logs = StepLogs(self.context, services.builds, services.logs, services.watchers, services.clock)
         self.commands = StepCommands(self.context, self.logs, session, builddir, services.host)
         self.files = WorkerFiles(
-            self.context, session, builddir, services.repo, services.clock, services.artifacts
+            self.context, session, builddir, services.builds, services.clock, services.artifacts
         )
 
     # -- StepContext: the build (BuildContext)
@@ -243,10 +246,10 @@ class BuildRunner:
         self.files.abandon(first_reason)
 
     # -- the build
-    async def run(self) -> tuple[Result, str, bool]:
+    async def run(self) -> tuple[Result, str]:
         build = self.build
         if len(build.steps) != len(self.step_defs):  # else stored with the build (start_build)
-            build.steps = await self.repo.add_steps(build, [s.name for s in self.step_defs])
+            build.steps = await self.builds.add_steps(build, [s.name for s in self.step_defs])
         steps = build.steps
         held = LockSet(self.locks, self.build_locks, self.worker)
         try:
@@ -254,19 +257,34 @@ class BuildRunner:
                 for step, step_def in zip(steps, self.step_defs, strict=True):
                     await self._skip(step, step_def)
                 waited = self.waiting_for_lock
-                return Result.CANCELLED, f"cancelled while waiting for lock {waited}" if waited else "cancelled", False
+                return Result.CANCELLED, f"cancelled while waiting for lock {waited}" if waited else "cancelled"
             if held:
                 self.waiting_for_lock = ""
-                await self.repo.set_build_state(build, "building", self.clock.now())
+                await self._set_build_state("building")
             return await self._run_steps(steps)
         finally:
             held.release(self)
 
     async def _wait_build(self, lock: str) -> None:
         self.waiting_for_lock = lock
-        await self.repo.set_build_state(self.build, f"waiting for lock {lock}", self.clock.now())
+        await self._set_build_state(f"waiting for lock {lock}")
 
-    async def _run_steps(self, steps: list[Step]) -> tuple[Result, str, bool]:
+    async def _set_build_state(self, text: str) -> None:
+        self.build.state_string = text
+        event = events.build_state(self.build, text, self.clock.now())
+        await self.builds.set_build_state(self.build, text, [event])
+
+    async def _set_step_state(self, step: Step, text: str) -> None:
+        step.state_string = text
+        event = events.step_state(self.build, step, text, self.clock.now())
+        await self.builds.set_step_state(step, text, [event])
+
+    async def _finish_step(self, step: Step, result: Result, state: str, logs: list[int]) -> None:
+        at = self.clock.now()
+        event = events.step_finished(self.build, step, result, state, at)
+        await self.builds.finish_step(self.build, step, result, state, at, logs, [event])
+
+    async def _run_steps(self, steps: list[Step]) -> tuple[Result, str]:
         build = self.build
         result = Result.SUCCESS
         halted = False
@@ -276,7 +294,8 @@ class BuildRunner:
                 await self._skip(step, step_def)
                 continue
             step.started_at = self.clock.now()
-            await self.repo.start_step(build, step, step.started_at)
+            started = events.step_started(build, step, step.started_at)
+            await self.builds.start_step(build, step, step.started_at, [started])
             self.context.begin_step(step)
             self.logs.begin_step()
             step_result = await self._run_locked_step(step, step_def)
@@ -287,7 +306,7 @@ class BuildRunner:
                 state = "skipped"
             else:
                 state = self.redact(self.logs.state or self._describe(step_def, step_result))
-            await self.repo.finish_step(build, step, step_result, state, self.clock.now(), logs=logs)
+            await self._finish_step(step, step_result, state, logs)
             for log_id in logs:
                 self.watchers.notify(log_id)  # followers of the log see it complete
             if step_result == Result.RETRY:
@@ -303,7 +322,7 @@ class BuildRunner:
             result = Result.CANCELLED
         # Stored by finish_build, in the build's last commit (no write of its own).
         build.properties = self.context.final_properties()
-        return result, _build_state(result, failed_step), result == Result.RETRY
+        return result, _build_state(result, failed_step)
 
     async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:
         """Run the step holding its own locks (taken after it started; state "waiting for lock
@@ -314,14 +333,14 @@ class BuildRunner:
 
         async def waiting(lock: str) -> None:
             self.waiting_for_lock = lock
-            await self.repo.set_step_state(self.build, step, f"waiting for lock {lock}", self.clock.now())
+            await self._set_step_state(step, f"waiting for lock {lock}")
 
         try:
             if not await held.acquire((self, step.number), waiting, self.context.stopped):
                 return Result.CANCELLED
             if self.waiting_for_lock:
                 self.waiting_for_lock = ""
-                await self.repo.set_step_state(self.build, step, "running", self.clock.now())
+                await self._set_step_state(step, "running")
             return await self._run_step(step_def)
         finally:
             self.waiting_for_lock = ""
@@ -329,7 +348,7 @@ class BuildRunner:
 
     async def _skip(self, step: Step, step_def: BuildStep) -> None:
         step.hidden = self._hidden(step_def, Result.SKIPPED)
-        await self.repo.finish_step(self.build, step, Result.SKIPPED, "skipped", self.clock.now())
+        await self._finish_step(step, Result.SKIPPED, "skipped", [])
 
     def _hidden(self, step_def: BuildStep, result: Result) -> bool:
         try:

@@ -4,8 +4,9 @@ begin_step()/end_step()."""
 
 from __future__ import annotations
 
+from coordinator.domain import events
 from coordinator.domain.builds.context import BuildContext
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import BuildRecorder, Clock, LogRecorder
 from coordinator.domain.steps.logs import LineObserver, LogWatchers, StepLog
 from coordinator.domain.workers.commands import HEADER
 
@@ -14,11 +15,12 @@ class StepLogs:
     """Logs of the running step: opened on first use, closed together by finish_step."""
 
     def __init__(
-        self, context: BuildContext, repo: Repository, watchers: LogWatchers, clock: Clock
+        self, context: BuildContext, builds: BuildRecorder, logs: LogRecorder, watchers: LogWatchers, clock: Clock
     ) -> None:
         self._context = context  # the running step; redacts what is written
         self.build = context.build
-        self.repo = repo
+        self.builds = builds
+        self.store = logs
         self.watchers = watchers
         self.clock = clock
         self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
@@ -58,26 +60,26 @@ class StepLogs:
         step = self._context.running_step("logs are")
         stdio = self._logs.get(name)
         if stdio is None:
-            info = await self.repo.add_log(step, name, "s")
+            info = await self.store.add_log(step, name, "s")
             step.logs.append(info)
-            stdio = self._logs[name] = StepLog(info.id, name, self.repo, self.watchers)
+            stdio = self._logs[name] = StepLog(info.id, name, self.store, self.watchers)
         return stdio
 
     async def add_log(self, name: str, text: str) -> None:
         """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
         step = self._context.running_step("add_log is")
-        info = await self.repo.add_log(step, name, "t")
+        info = await self.store.add_log(step, name, "t")
         step.logs.append(info)
         try:
-            await StepLog(info.id, name, self.repo, self.watchers).write(1, text.encode())
+            await StepLog(info.id, name, self.store, self.watchers).write(1, text.encode())
         finally:
-            await self.repo.finish_log(info.id)
+            await self.store.finish_log(info.id)
             self.watchers.notify(info.id)
 
     async def add_url(self, name: str, url: str) -> None:
         step = self._context.running_step("add_url is")
         step.urls.append((name, url))
-        await self.repo.set_step_urls(self.build, step, self.clock.now())
+        await self.builds.set_step_urls(step, [events.step_urls(self.build, step, self.clock.now())])
 
     def set_state(self, text: str) -> None:
         """The current step's state string when it finishes, e.g. "12 tests, 2 failed"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from coordinator.domain import events
+from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.model import (
     BuildRequest,
@@ -14,12 +16,13 @@ from coordinator.domain.model import (
     PropertyValue,
     SchedulerCommit,
 )
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import Bookkeeper, BuildsetStore, Clock
 
 
 class BuildsetSubmitter:
-    def __init__(self, repo: Repository, clock: Clock, dispatcher: Dispatcher) -> None:
-        self.repo = repo
+    def __init__(self, buildsets: BuildsetStore, book: Bookkeeper, clock: Clock, dispatcher: Dispatcher) -> None:
+        self.buildsets = buildsets
+        self.book = book
         self.clock = clock
         self.dispatcher = dispatcher
 
@@ -29,7 +32,11 @@ class BuildsetSubmitter:
         """Store a buildset and queue its requests; `commit` (scheduler state it consumes) is
         applied in the same transaction. bs None stores only the commit."""
         now = self.clock.now()
-        bs_id, req_ids = await self.repo.add_buildset(bs, now, commit)
+        def announce(bs_id: int, requests: list[BuildRequest]) -> list[events.Event]:
+            assert bs is not None  # only called for a stored buildset
+            return [events.buildset_added(bs_id, bs, now), *(events.buildrequest_added(r, now) for r in requests)]
+
+        bs_id, req_ids = await self.buildsets.add_buildset(bs, now, commit, announce)
         if bs is None:
             return bs_id, req_ids
         # What the dispatcher needs of the buildset (properties, source stamps, collapse checks)
@@ -49,7 +56,7 @@ class BuildsetSubmitter:
     async def cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
         """Cancel the requests that have not started; returns those cancelled and the state of
         every request asked about."""
-        cancelled, now = await self.repo.cancel_requests(request_ids, reason, self.clock.now())
+        cancelled, now = await bookkeeping.cancel(self.book, request_ids, reason, self.clock.now())
         for rid in cancelled:
             self.dispatcher.drop_request(now[rid].builder, rid)
         return cancelled, now

@@ -8,7 +8,7 @@ from typing import Any
 
 from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.model import Artifact
-from coordinator.domain.ports import ArtifactStore, ByteSink, Clock, Repository
+from coordinator.domain.ports import ArtifactStore, BuildRecorder, ByteSink, Clock
 from coordinator.domain.workers.commands import (
     DOWNLOAD,
     GLOB,
@@ -33,7 +33,7 @@ class WorkerFiles:
         context: BuildContext,
         session: WorkerSession,
         builddir: str,
-        repo: Repository,
+        builds: BuildRecorder,
         clock: Clock,
         artifacts: ArtifactStore | None = None,
     ) -> None:
@@ -41,7 +41,7 @@ class WorkerFiles:
         self.build = context.build
         self.session = session
         self.builddir = builddir
-        self.repo = repo
+        self.builds = builds
         self.clock = clock
         self._artifacts = artifacts
         self._current_transfer: str | None = None
@@ -120,4 +120,4 @@ class WorkerFiles:
     async def add_artifact(self, name: str, size: int, sha256: str) -> Artifact:
         """Record an artifact of this build, produced by the current step."""
         step = self._context.running_step("add_artifact is")
-        return await self.repo.add_artifact(self.build, step, name, size, sha256, self.clock.now())
+        return await self.builds.add_artifact(self.build, step, name, size, sha256, self.clock.now())

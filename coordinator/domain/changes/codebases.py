@@ -87,4 +87,6 @@ def stamps_for_changes(codebases: Codebases | None, changes: Sequence[Change]) -
 
 
 def _stamp(c: Change) -> SourceStamp:
-    return SourceStamp(repository=c.repository, branch=c.branch, revision=c.revision, project=c.project, codebase=c.codebase)
+    return SourceStamp(
+        repository=c.repository, branch=c.branch, revision=c.revision, project=c.project, codebase=c.codebase
+    )

@@ -9,7 +9,7 @@ from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.changes.validation import check_length, check_properties
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from coordinator.domain.model import BuildRequest, NewBuildset, PropertyValue, SourceStamp
-from coordinator.domain.ports import Repository
+from coordinator.domain.ports import BuildReads, RequestReads
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
 
@@ -19,12 +19,14 @@ MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
 class BuildControl:
     def __init__(
         self,
-        repo: Repository,
+        builds: BuildReads,
+        requests: RequestReads,
         submitter: BuildsetSubmitter,
         schedulers: SchedulerControl,
         dispatcher: Dispatcher,
     ) -> None:
-        self.repo = repo
+        self.builds = builds
+        self.requests = requests
         self.submitter = submitter
         self.schedulers = schedulers
         self.dispatcher = dispatcher  # the configured builders and the running builds
@@ -111,13 +113,13 @@ class BuildControl:
         properties and changes, for the build's builder only."""
         if not builder:
             raise InvalidArgument("builder is required")
-        build = await find_build(self.repo, builder, number)
+        build = await find_build(self.builds, builder, number)
         find_builder(self.dispatcher.builders, builder)  # it must still be configured to run
-        old = await self.repo.get_buildset(build.buildset_id)
+        old = await self.requests.get_buildset(build.buildset_id)
         if old is None:  # a build always has its buildset; only a damaged database lacks it
             raise NotFound(f"the buildset {build.buildset_id} of build {builder} #{number} no longer exists")
         # The rebuild keeps the original request's priority (as Buildbot's rebuild does).
-        requests = await self.repo.list_build_requests(builder, build.buildset_id, 1000)
+        requests = await self.requests.list_build_requests(builder, build.buildset_id, 1000)
         priority = next((r.priority for r in requests if r.id == build.build_request_id), 0)
         props = [p for p in old.properties if p.name != "rebuilt_buildid"]
         props.append(PropertyValue("rebuilt_buildid", build.id, "Rebuild"))
@@ -133,7 +135,7 @@ class BuildControl:
         return bs_id, req_ids[builder]
 
     async def stop_build(self, builder: str, number: int, reason: str) -> bool:
-        build = await find_build(self.repo, builder, number)
+        build = await find_build(self.builds, builder, number)
         if build.complete:
             return False
         runner = self.dispatcher.find_running(builder, number)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import NotFound
 from coordinator.domain.model import NewBuildset, SchedulerCommit
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import Clock, SchedulerStateStore
 from coordinator.domain.scheduling.background import Background
 from coordinator.domain.scheduling.schedulers import Runtime, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent
@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class SchedulerControl:
-    def __init__(self, repo: Repository, clock: Clock, submitter: BuildsetSubmitter) -> None:
-        self.repo = repo
+    def __init__(self, store: SchedulerStateStore, clock: Clock, submitter: BuildsetSubmitter) -> None:
+        self.store = store
         self.clock = clock
         self.submitter = submitter
         self.schedulers: list[Scheduler] = []
@@ -36,12 +36,12 @@ class SchedulerControl:
         """Start every scheduler from its stored state: enabled or not, pending changes (their
         tree-stable timers resume with the time left), last run of the timed ones."""
         names = [s.name for s in self.schedulers]
-        dropped = await self.repo.forget_schedulers(
+        dropped = await self.store.forget_schedulers(
             names, [s.name for s in self.schedulers if isinstance(s, Dependent)]
         )
         for name, count in sorted(dropped.items()):
             log.info("scheduler %r is no longer configured: dropped its %d pending change(s)", name, count)
-        records = await self.repo.load_scheduler_state(names)
+        records = await self.store.load_scheduler_state(names)
         for s in self.schedulers:
             s.start(self._runtime, records[s.name])
 
@@ -71,9 +71,9 @@ class SchedulerControl:
         disabled scheduler ignores changes and timers; enabled again, it resumes from its stored
         state (changes it had taken before, last run)."""
         sched = self.scheduler(name)
-        await self.repo.set_scheduler_enabled(name, enabled)
+        await self.store.set_scheduler_enabled(name, enabled)
         if enabled and not sched.enabled:
-            record = (await self.repo.load_scheduler_state([name]))[name]
+            record = (await self.store.load_scheduler_state([name]))[name]
             record.enabled = True
             if self.current(name) is sched:
                 sched.start(self._runtime, record)

@@ -18,7 +18,7 @@ from coordinator.domain.model import (
     SchedulerCommit,
     SourceStamp,
 )
-from coordinator.domain.ports import Repository
+from coordinator.domain.ports import DownstreamStore
 from coordinator.domain.scheduling.background import Background
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.triggerable import (
@@ -37,12 +37,12 @@ class Downstream:
 
     def __init__(
         self,
-        repo: Repository,
+        buildsets: DownstreamStore,
         submitter: BuildsetSubmitter,
         schedulers: SchedulerControl,
         dispatcher: Dispatcher,
     ) -> None:
-        self.repo = repo
+        self.buildsets = buildsets
         self.submitter = submitter
         self.schedulers = schedulers
         self.dispatcher = dispatcher  # finds the running builds of a stopped trigger
@@ -62,7 +62,9 @@ class Downstream:
         configured = self.schedulers.schedulers
         sched = next((s for s in configured if s.name == scheduler), None)
         if isinstance(sched, Triggerable) and not sched.enabled:
-            raise LookupError(f"Triggerable scheduler {scheduler!r} is disabled (`gantry scheduler enable {scheduler}`)")
+            raise LookupError(
+                f"Triggerable scheduler {scheduler!r} is disabled (`gantry scheduler enable {scheduler}`)"
+            )
         if not isinstance(sched, Triggerable):
             known = ", ".join(s.name for s in configured if isinstance(s, Triggerable)) or "none"
             what = "no scheduler" if sched is None else f"scheduler {scheduler!r} is not a Triggerable; no Triggerable"
@@ -102,7 +104,7 @@ class Downstream:
         await self.background.wait()
 
     async def _run_dependents(self, buildset_id: int) -> None:
-        upstream = await self.repo.get_buildset(buildset_id)
+        upstream = await self.buildsets.get_buildset(buildset_id)
         if upstream is None:
             return
         for sched in self.schedulers.schedulers:
@@ -120,7 +122,7 @@ class Downstream:
 
     async def _catch_up(self, sched: Dependent) -> None:
         """A disabled Dependent records the backlog as skipped."""
-        for upstream in await self.repo.dependent_backlog(sched.name, sched.upstream_name):
+        for upstream in await self.buildsets.dependent_backlog(sched.name, sched.upstream_name):
             log.info("scheduler %r: upstream buildset %d finished while the coordinator was down%s",
                      sched.name, upstream.id, "" if sched.enabled else " (disabled: skipped)")
             await self._downstream(sched, upstream)

@@ -4,13 +4,16 @@ handed to the schedulers that take them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from coordinator.domain import events
 from coordinator.domain.changes.validation import (
     MAX_CHANGES_PER_REQUEST,
     check_changes,
     fit_polled_change,
 )
 from coordinator.domain.model import Change, Classified
-from coordinator.domain.ports import Clock, Repository
+from coordinator.domain.ports import ChangeIntakeStore, Clock
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.schedulers import ChangeScheduler
 
@@ -18,8 +21,8 @@ from coordinator.domain.scheduling.schedulers import ChangeScheduler
 class ChangeIntake:
     """Also the `PolledChangeSink` of the polling change sources (changes/sources.py)."""
 
-    def __init__(self, repo: Repository, clock: Clock, schedulers: SchedulerControl) -> None:
-        self.repo = repo
+    def __init__(self, changes: ChangeIntakeStore, clock: Clock, schedulers: SchedulerControl) -> None:
+        self.store = changes
         self.clock = clock
         self.schedulers = schedulers
 
@@ -30,13 +33,13 @@ class ChangeIntake:
             if not c.when:
                 c.when = now
         classified = self._classify(changes)
-        ids, duplicate = await self.repo.add_changes(changes, idempotency_key, now, classified)
+        ids, duplicate = await self.store.add_changes(changes, idempotency_key, now, classified, _announce(now))
         if not duplicate:
             self._take(changes, ids, classified, now)
         return ids, duplicate
 
     async def change_source_state(self, name: str) -> dict[str, str] | None:
-        return await self.repo.get_change_source_state(name)
+        return await self.store.get_change_source_state(name)
 
     async def submit_polled_changes(
         self, name: str, changes: list[Change], state: dict[str, str], previous: dict[str, str] | None
@@ -48,7 +51,7 @@ class ChangeIntake:
             check_changes(changes[i : i + MAX_CHANGES_PER_REQUEST], "")
         now = self.clock.now()
         classified = self._classify(changes)
-        ids = await self.repo.add_polled_changes(name, changes, state, now, previous, classified)
+        ids = await self.store.add_polled_changes(name, changes, state, now, previous, classified, _announce(now))
         self._take(changes, ids, classified, now)
 
     def _classify(self, changes: list[Change]) -> list[Classified]:
@@ -68,3 +71,7 @@ class ChangeIntake:
             sched = self.schedulers.current(k.scheduler)
             if isinstance(sched, ChangeScheduler) and sched.enabled:
                 sched.add_classified(changes[k.index], k.key, k.important, now)
+
+
+def _announce(at: float) -> Callable[[list[Change]], list[events.Event]]:
+    return lambda stored: [events.change_added(c, at) for c in stored]

@@ -1,4 +1,4 @@
-"""What a scheduler keeps across restarts (stored by the Repository).
+"""What a scheduler keeps across restarts (stored through SchedulerStateStore).
 
 - Classified changes: a change a scheduler accepted and has not built yet (waiting under a
   tree-stable timer, or for a Nightly with onlyIfChanged). They are written in the change's own

@@ -155,7 +155,8 @@ class Periodic(Timed):
         super().__init__(name, list(builderNames) or list(builders), branch=branch,
                          properties=properties, priority=priority)
         self.periodicBuildTimer = periodicBuildTimer
-        if isinstance(periodicBuildTimer, bool) or not isinstance(periodicBuildTimer, int | float) or periodicBuildTimer <= 0:
+        timer = periodicBuildTimer
+        if isinstance(timer, bool) or not isinstance(timer, int | float) or timer <= 0:
             self.errors.append(f"periodicBuildTimer must be a number of seconds > 0, not {periodicBuildTimer!r}")
 
     def next_run(self, now: float) -> float | None:

@@ -9,7 +9,7 @@ from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.model import Build, LogInfo
-from coordinator.domain.ports import Repository
+from coordinator.domain.ports import BuildReads, EventLog, LogReads
 from coordinator.domain.steps.logs import LogWatchers
 
 REPLAY_PAGE = 500
@@ -20,9 +20,11 @@ class StatusFeed:
     """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
 
     def __init__(
-        self, repo: Repository, bus: EventBus, buffer: int = 10_000, estimator: EtaEstimator | None = None
+        self, events: EventLog, builds: BuildReads, bus: EventBus, buffer: int = 10_000,
+        estimator: EtaEstimator | None = None,
     ) -> None:
-        self.repo = repo
+        self.events = events
+        self.builds = builds
         self.bus = bus
         self.estimator = estimator
         self.buffer = buffer
@@ -49,7 +51,7 @@ class StatusFeed:
             if on_subscribed is not None:
                 await on_subscribed()
             while True:
-                page = await self.repo.events_after(last, REPLAY_PAGE)
+                page = await self.events.events_after(last, REPLAY_PAGE)
                 for event in page:
                     last = event.id
                     if flt.matches(event):
@@ -91,7 +93,7 @@ class StatusFeed:
             sub.close()  # the current subscription: after an overflow, not the first one
 
     async def _build(self, builder: str, number: int) -> Build:
-        build = await self.repo.get_build(builder, number)
+        build = await self.builds.get_build(builder, number)
         if build is None:
             raise NotFound(f"builder {builder!r} has no build number {number}")
         return build
@@ -123,19 +125,19 @@ class LogPart:
 
 
 class LogReader:
-    def __init__(self, repo: Repository, watchers: LogWatchers) -> None:
-        self.repo = repo
+    def __init__(self, logs: LogReads, watchers: LogWatchers) -> None:
+        self.logs = logs
         self.watchers = watchers
 
     async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo | None:
-        result: LogInfo | None = await self.repo.get_log(builder, number, step, log)
+        result: LogInfo | None = await self.logs.get_log(builder, number, step, log)
         return result
 
     async def read(self, log_id: int, offset: int, limit: int, channel: int) -> LogPart:
         limit = min(limit or MAX_READ, MAX_READ)
-        info = await self.repo.get_log_info(log_id)
+        info = await self.logs.get_log_info(log_id)
         complete = bool(info and info.complete)  # read before the chunks: then they are all there
-        chunks = await self.repo.read_log(log_id, offset, limit, channel)
+        chunks = await self.logs.read_log(log_id, offset, limit, channel)
         segments: list[tuple[int, bytes]] = []
         total = 0
         for c in chunks:

@@ -4,6 +4,7 @@ build requests, artifacts, changes, notifications and workers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
@@ -18,9 +19,28 @@ from coordinator.domain.model import (
     PendingRequest,
     WorkerRecord,
 )
-from coordinator.domain.ports import ArtifactStore, Clock, Notification, Repository
+from coordinator.domain.ports import (
+    ArtifactStore,
+    BuildListing,
+    ChangeReads,
+    Clock,
+    Notification,
+    NotificationReads,
+    RequestReads,
+    WorkerReads,
+)
 from coordinator.domain.workers.sessions import WorkerRegistry
 
+
+@dataclass(frozen=True)
+class QueryStores:
+    """What the status reads read, by concept."""
+
+    builds: BuildListing
+    requests: RequestReads
+    changes: ChangeReads
+    workers: WorkerReads
+    notifications: NotificationReads
 
 class Queries:
     """What the API reads: configured builders and their queues (from the dispatcher), connected
@@ -28,14 +48,14 @@ class Queries:
 
     def __init__(
         self,
-        repo: Repository,
+        stores: QueryStores,
         clock: Clock,
         dispatcher: Dispatcher,
         workers: WorkerRegistry,
         estimator: EtaEstimator | None = None,
         artifacts: ArtifactStore | None = None,
     ) -> None:
-        self.repo = repo
+        self.stores = stores
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
@@ -73,7 +93,7 @@ class Queries:
         for session in sessions:
             for label in sorted(session.builds):
                 name, _, number = label.rpartition("/")
-                build = await self.repo.get_build(name, int(number)) if number.isdigit() else None
+                build = await self.stores.builds.get_build(name, int(number)) if number.isdigit() else None
                 etas.append(None if build is None else (await estimator.estimate(build)).eta)
         duration = (await estimator.history(builder)).build_duration
         slots = sum(s.max_builds for s in sessions)
@@ -99,13 +119,13 @@ class Queries:
             self.builder(builder)
         if buildset_id < 0:
             raise InvalidArgument("buildset_id must not be negative")
-        return await self.repo.list_build_requests(builder, buildset_id, _limit(limit))
+        return await self.stores.requests.list_build_requests(builder, buildset_id, _limit(limit))
 
     def list_builders(self) -> list[Builder]:
         return list(self.dispatcher.builders.values())
 
     async def get_build(self, builder: str, number: int) -> Build:
-        return await find_build(self.repo, builder, number)
+        return await find_build(self.stores.builds, builder, number)
 
     async def estimate(self, build: Build) -> BuildEstimate | None:
         """ETA and expected step durations of a running build (None once it finished)."""
@@ -121,7 +141,7 @@ class Queries:
         if not name:
             raise InvalidArgument("name is required")
         await self.get_build(builder, number)
-        artifact = await self.repo.get_artifact(builder, number, name)
+        artifact = await self.stores.builds.get_artifact(builder, number, name)
         if artifact is None or self.artifacts is None:
             raise NotFound(
                 f"build {builder}/{number} has no artifact {name!r} (`gantry artifacts {builder} {number}` lists them)"
@@ -133,13 +153,13 @@ class Queries:
     async def list_builds(self, builder: str, limit: int) -> list[Build]:
         if builder:
             self.builder(builder)
-        return await self.repo.list_builds(builder, _limit(limit))
+        return await self.stores.builds.list_builds(builder, _limit(limit))
 
     async def list_changes(self, limit: int) -> list[Change]:
-        return await self.repo.list_changes(_limit(limit))
+        return await self.stores.changes.list_changes(_limit(limit))
 
     async def get_change(self, change_id: int) -> Change:
-        change = await self.repo.get_change(change_id)
+        change = await self.stores.changes.get_change(change_id)
         if change is None:
             raise NotFound(f"no change with id {change_id}")
         return change
@@ -147,10 +167,10 @@ class Queries:
     async def list_notifications(self, limit: int, state: str) -> list[Notification]:
         if state not in NOTIFICATION_STATES:
             raise InvalidArgument(f"state must be one of pending, sent, failed (or empty), not {state!r}")
-        return await self.repo.list_notifications(_limit(limit), state)
+        return await self.stores.notifications.list_notifications(_limit(limit), state)
 
     async def list_workers(self) -> list[WorkerRecord]:
-        stored = {w.name: w for w in await self.repo.list_workers()}
+        stored = {w.name: w for w in await self.stores.workers.list_workers()}
         out = []
         for name, decl in sorted(self.workers.decls.items()):
             rec = stored.get(name) or WorkerRecord(name=name, connected=False, since=None, max_builds=0)

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from coordinator.domain import events
 from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.ports import WorkerStatusStore
 from coordinator.domain.workers.commands import (
     Ack,
     CommandSpec,
@@ -159,10 +161,12 @@ class WorkerSession:
 
 
 class WorkerRegistry:
-    """Configured workers, and the sessions of those connected now."""
+    """Configured workers, and the sessions of those connected now (each connect and disconnect
+    recorded, with its event)."""
 
-    def __init__(self, now: Callable[[], float]) -> None:
+    def __init__(self, now: Callable[[], float], store: WorkerStatusStore) -> None:
         self._now = now
+        self.store = store
         self.decls: dict[str, WorkerDecl] = {}
         self.sessions: dict[str, WorkerSession] = {}
         self.on_change: Callable[[], None] = lambda: None
@@ -180,6 +184,22 @@ class WorkerRegistry:
         if not hmac.compare_digest(expected.encode(), secret.encode()) or decl is None:
             raise Unauthenticated("wrong worker name or secret")
         return decl
+
+    async def connect(self, session: WorkerSession) -> WorkerSession | None:
+        """Record the session and attach it; returns the one it replaces (to be closed)."""
+        at = self._now()
+        await self.store.worker_connected(
+            session.name, session.info, at, [events.worker_connected(session.name, session.info, at)]
+        )
+        return self.attach(session)
+
+    async def disconnect(self, session: WorkerSession, reason: str) -> bool:
+        """Detach the session and record that, unless a newer one replaced it; whether it did."""
+        if not self.detach(session):
+            return False
+        at = self._now()
+        await self.store.worker_disconnected(session.name, at, [events.worker_disconnected(session.name, reason, at)])
+        return True
 
     def attach(self, session: WorkerSession) -> WorkerSession | None:
         """Register a new session; returns the previous one for that name (to be closed)."""
