@@ -11,6 +11,8 @@ import os
 # grpc's C core logs at INFO to stderr by default ("Got goaway", fork notes): a CLI must not.
 # This has to happen before grpc is first imported.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# grpc's fork handlers off unless asked for (why: coordinator/__main__.py), before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402

@@ -88,7 +88,9 @@ class Ledger(Protocol):
 
     def request(self, request_id: int) -> BuildRequest | None: ...
 
-    def requests_of_buildset(self, buildset_id: int) -> list[BuildRequest]: ...
+    def request_results(self, buildset_id: int) -> list[Result | None]:
+        """The result of each of the buildset's requests, None for one not complete yet."""
+        ...
 
     def complete_request(self, request_id: int, result: Result, at: float, *, unclaimed_only: bool) -> bool:
         """Complete the request; with `unclaimed_only`, only if nobody claimed or completed it

@@ -32,7 +32,7 @@ _COMPLETE_UNCLAIMED = t_br.update().where(
 _UPDATE_BUILD = t_builds.update().where(t_builds.c.id == sa.bindparam("b_id"))
 _UPDATE_BUILDSET = t_bs.update().where(t_bs.c.id == sa.bindparam("b_id"))
 _SELECT_REQUESTS = sa.select(*REQUEST_COLUMNS).outerjoin(t_collapses, t_collapses.c.request_id == t_br.c.id)
-_REQUESTS_OF_BUILDSET = _SELECT_REQUESTS.where(t_br.c.buildset_id == sa.bindparam("b_id")).order_by(t_br.c.id)
+_RESULTS_OF_BUILDSET = sa.select(t_br.c.complete, t_br.c.result).where(t_br.c.buildset_id == sa.bindparam("b_id"))
 
 
 class SqlBookkeeper:
@@ -52,9 +52,9 @@ class SqlLedger:
         r = self.c.execute(_SELECT_REQUESTS.where(t_br.c.id == request_id)).first()
         return None if r is None else request_from_row(r)
 
-    def requests_of_buildset(self, buildset_id: int) -> list[BuildRequest]:
-        rows = self.c.execute(_REQUESTS_OF_BUILDSET, {"b_id": buildset_id})
-        return [request_from_row(r) for r in rows]
+    def request_results(self, buildset_id: int) -> list[Result | None]:
+        rows = self.c.execute(_RESULTS_OF_BUILDSET, {"b_id": buildset_id})
+        return [Result(r.result) if r.complete else None for r in rows]
 
     def complete_request(self, request_id: int, result: Result, at: float, *, unclaimed_only: bool) -> bool:
         stmt = _COMPLETE_UNCLAIMED if unclaimed_only else _UPDATE_REQUEST

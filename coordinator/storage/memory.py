@@ -470,9 +470,9 @@ class MemoryLedger:
         row = self.data.buildrequests.get(request_id)
         return None if row is None else _request(self.data, row)
 
-    def requests_of_buildset(self, buildset_id: int) -> list[BuildRequest]:
-        rows = sorted(self.data.buildrequests.items())
-        return [_request(self.data, r) for _, r in rows if r.buildset_id == buildset_id]
+    def request_results(self, buildset_id: int) -> list[Result | None]:
+        rows = self.data.buildrequests.values()
+        return [r.result if r.complete else None for r in rows if r.buildset_id == buildset_id]
 
     def complete_request(self, request_id: int, result: Result, at: float, *, unclaimed_only: bool) -> bool:
         row = self.data.buildrequests.get(request_id)

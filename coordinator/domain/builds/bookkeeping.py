@@ -20,13 +20,13 @@ from coordinator.domain.results import Result, worst
 RESTARTED = "coordinator restarted"
 
 
-def buildset_result(requests: Iterable[BuildRequest]) -> Result | None:
+def buildset_result(request_results: Iterable[Result | None]) -> Result | None:
     """The buildset's result once all its requests are complete (the worst of theirs), else None."""
     result = Result.SUCCESS
-    for req in requests:
-        if not req.complete:
+    for r in request_results:
+        if r is None:
             return None
-        result = worst(result, req.result if req.result is not None else Result.SUCCESS)
+        result = worst(result, r)
     return result
 
 
@@ -109,7 +109,7 @@ def _release_orphans(ledger: Ledger, coordinator_id: str, at: float) -> int:
 
 def _settle(ledger: Ledger, buildset_ids: Iterable[int], at: float) -> None:
     for bs_id in sorted(set(buildset_ids)):
-        result = buildset_result(ledger.requests_of_buildset(bs_id))
+        result = buildset_result(ledger.request_results(bs_id))
         if result is not None:
             ledger.complete_buildset(bs_id, result, at)
             ledger.emit(events.buildset_finished(bs_id, result, at))
