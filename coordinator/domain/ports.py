@@ -86,7 +86,9 @@ class Ledger(Protocol):
     bookkeeping rules (domain/builds/bookkeeping.py) decide through it, storage only applies.
     Synchronous, because it runs inside the storage transaction."""
 
-    def request(self, request_id: int) -> BuildRequest | None: ...
+    def requests(self, request_ids: Sequence[int]) -> dict[int, BuildRequest]:
+        """Those of the requests that exist, as they are now (one read)."""
+        ...
 
     def request_results(self, buildset_id: int) -> list[Result | None]:
         """The result of each of the buildset's requests, None for one not complete yet."""

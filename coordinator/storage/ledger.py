@@ -3,7 +3,7 @@ bookkeeping rules that drive it are in domain/builds/bookkeeping.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -48,9 +48,9 @@ class SqlLedger:
         self.tx = tx
         self.c = tx.conn
 
-    def request(self, request_id: int) -> BuildRequest | None:
-        r = self.c.execute(_SELECT_REQUESTS.where(t_br.c.id == request_id)).first()
-        return None if r is None else request_from_row(r)
+    def requests(self, request_ids: Sequence[int]) -> dict[int, BuildRequest]:
+        rows = self.c.execute(_SELECT_REQUESTS.where(t_br.c.id.in_(list(request_ids))).order_by(t_br.c.id))
+        return {r.id: request_from_row(r) for r in rows}
 
     def request_results(self, buildset_id: int) -> list[Result | None]:
         rows = self.c.execute(_RESULTS_OF_BUILDSET, {"b_id": buildset_id})

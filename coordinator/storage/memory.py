@@ -466,9 +466,9 @@ class MemoryLedger:
         self.tx = tx
         self.data = tx.data
 
-    def request(self, request_id: int) -> BuildRequest | None:
-        row = self.data.buildrequests.get(request_id)
-        return None if row is None else _request(self.data, row)
+    def requests(self, request_ids: Sequence[int]) -> dict[int, BuildRequest]:
+        rows = (self.data.buildrequests.get(i) for i in sorted(set(request_ids)))
+        return {r.id: _request(self.data, r) for r in rows if r is not None}
 
     def request_results(self, buildset_id: int) -> list[Result | None]:
         rows = self.data.buildrequests.values()

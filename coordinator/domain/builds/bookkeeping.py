@@ -74,13 +74,10 @@ def _finish_build(
 
 
 def _collapse(ledger: Ledger, into: BuildRequest, request_ids: Sequence[int], at: float) -> list[int]:
-    absorbed: list[BuildRequest] = []
-    for rid in request_ids:
-        if ledger.complete_request(rid, Result.SKIPPED, at, unclaimed_only=True):
-            ledger.record_collapse(rid, into.id, at)
-            req = ledger.request(rid)
-            assert req is not None
-            absorbed.append(req)
+    ids = [rid for rid in request_ids if ledger.complete_request(rid, Result.SKIPPED, at, unclaimed_only=True)]
+    for rid in ids:
+        ledger.record_collapse(rid, into.id, at)
+    absorbed = list(ledger.requests(ids).values()) if ids else []
     for req in absorbed:
         ledger.emit(events.buildrequest_collapsed(req, into, at))
     _settle(ledger, [r.buildset_id for r in absorbed], at)
@@ -91,7 +88,7 @@ def _cancel(
     ledger: Ledger, request_ids: Sequence[int], reason: str, at: float
 ) -> tuple[list[int], dict[int, BuildRequest]]:
     cancelled = [rid for rid in request_ids if ledger.complete_request(rid, Result.CANCELLED, at, unclaimed_only=True)]
-    now = {rid: req for rid in request_ids if (req := ledger.request(rid)) is not None}
+    now = ledger.requests(request_ids)
     for rid in cancelled:
         ledger.emit(events.buildrequest_cancelled(now[rid], reason, at))
     _settle(ledger, [now[rid].buildset_id for rid in cancelled], at)
