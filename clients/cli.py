@@ -201,6 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("artifacts", commands.cmd_artifacts, "list the files a build stored on the coordinator")
     p.add_argument("builder")
     p.add_argument("number", type=_positive)
+    p = command("tests", commands.cmd_tests,
+                "test results across a builder's recent builds: failing (default), flaky, slowest")
+    p.add_argument("builder")
+    views = p.add_mutually_exclusive_group()
+    views.add_argument("--failing", dest="view", action="store_const", const="failing",
+                       help="tests failing in the latest build, newly failing first (default)")
+    views.add_argument("--flaky", dest="view", action="store_const", const="flaky",
+                       help="tests that both passed and failed on one revision")
+    views.add_argument("--slowest", dest="view", action="store_const", const="slowest",
+                       help="the latest build's slowest tests and their trend")
+    views.add_argument("--test", metavar="NAME", help="every run of one test (classname.name)")
+    p.add_argument("--builds", type=_positive, default=0, metavar="N",
+                   help="look at the last N builds with test results (default 20)")
+    p.add_argument("--limit", type=_positive, default=0, metavar="N", help="at most N tests (default 50)")
     p = command("download", commands.cmd_download,
                 "download a build's artifact (checks its size and sha256)")
     p.add_argument("builder")

@@ -47,6 +47,13 @@ _CHANNEL_OPTIONS = [
 ]
 # Stream errors after which the client reconnects and resumes. RESOURCE_EXHAUSTED is how the
 # coordinator drops a subscriber that reads too slowly.
+# `gantry tests` views, by the name the CLI and this library take.
+TEST_VIEWS = {
+    "failing": control_pb2.TEST_VIEW_FAILING,
+    "flaky": control_pb2.TEST_VIEW_FLAKY,
+    "slowest": control_pb2.TEST_VIEW_SLOWEST,
+    "history": control_pb2.TEST_VIEW_HISTORY,
+}
 _RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
@@ -304,6 +311,17 @@ class GantryClient:
         request = control_pb2.ListArtifactsRequest(builder=builder, number=number)
         response = await self._call(self._control.ListArtifacts(request, timeout=self.timeout))
         return [convert.artifact_from_proto(a) for a in response.artifacts]
+
+    async def list_tests(
+        self, builder: str, view: str = "failing", *, name: str = "", builds: int = 0, limit: int = 0
+    ) -> models.TestReport:
+        """A builder's test results across its recent builds; `view` is failing, flaky, slowest
+        or history (every run of the test `name`)."""
+        request = control_pb2.ListTestsRequest(
+            builder=builder, view=TEST_VIEWS[view], name=name, builds=builds, limit=limit
+        )
+        response = await self._call(self._control.ListTests(request, timeout=self.timeout))
+        return convert.test_report_from_proto(response)
 
     async def download_artifact(
         self, builder: str, number: int, name: str

@@ -326,6 +326,26 @@ async def cmd_artifacts(args: argparse.Namespace) -> int:
                       f"build {args.builder}/{args.number} has no artifacts")
 
 
+async def cmd_tests(args: argparse.Namespace) -> int:
+    view = "history" if args.test else args.view or "failing"
+    async with _client(args) as client:
+        report = await client.list_tests(args.builder, view, name=args.test or "", builds=args.builds,
+                                         limit=args.limit)
+    if args.json:
+        _emit_json(report)
+        return 0
+    items = report.runs if view == "history" else report.tests
+    if not items:
+        empty = {
+            "failing": "no failing tests", "flaky": "no flaky tests", "slowest": "no timed tests",
+            "history": f"no runs of {args.test}",
+        }[view]
+        _console().print(f"{empty} in the last {report.builds} build(s) of {args.builder} with test results")
+        return 0
+    _console().print(render.tests_table(report, view))
+    return 0
+
+
 def _download_target(output: str | None, name: str) -> Path:
     target = Path(output or name)
     return target / name if target.is_dir() else target

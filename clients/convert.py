@@ -179,6 +179,29 @@ def artifact_from_proto(msg: control_pb2.Artifact) -> models.Artifact:
     )
 
 
+def _seconds(msg: Any, field: str) -> float | None:
+    return getattr(msg, field).ToNanoseconds() / 1e9 if msg.HasField(field) else None
+
+
+def test_run_from_proto(msg: control_pb2.TestRun) -> models.TestRun:
+    return models.TestRun(
+        name=msg.name, outcome=msg.outcome, build_number=msg.build_number, revision=msg.revision,
+        duration=_seconds(msg, "duration"), message=msg.message,
+    )
+
+
+def test_report_from_proto(msg: control_pb2.ListTestsResponse) -> models.TestReport:
+    tests = tuple(
+        models.TestSummary(
+            latest=test_run_from_proto(t.latest), runs=t.runs, failures=t.failures, flips=t.flips,
+            failing_since=t.failing_since, newly_failing=t.newly_failing,
+            mean_duration=_seconds(t, "mean_duration"),
+        )
+        for t in msg.tests
+    )
+    return models.TestReport(msg.builds, tests, tuple(test_run_from_proto(r) for r in msg.runs))
+
+
 def worker_from_proto(msg: control_pb2.Worker) -> models.Worker:
     return models.Worker(
         name=msg.name,

@@ -177,6 +177,46 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class TestRun:
+    """One test case as one build ran it (`gantry tests`)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    outcome: str
+    build_number: int
+    revision: str = ""
+    duration: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TestSummary:
+    """One test across the builds `gantry tests` looked at."""
+
+    __test__ = False
+
+    latest: TestRun
+    runs: int = 0
+    failures: int = 0
+    flips: int = 0
+    failing_since: int = 0  # 0: its latest run did not fail
+    newly_failing: bool = False
+    mean_duration: float | None = None
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """What ListTests answered: the tests (or one test's runs) over a window of builds."""
+
+    __test__ = False
+
+    builds: int
+    tests: tuple[TestSummary, ...] = ()
+    runs: tuple[TestRun, ...] = ()
+
+
+@dataclass(frozen=True)
 class BuildUpdate:
     """One message of WatchBuild: the event (None at first) and the build's state after it."""
 

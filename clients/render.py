@@ -23,6 +23,8 @@ from clients.models import (
     PendingRequest,
     Result,
     Scheduler,
+    TestReport,
+    TestSummary,
     Worker,
 )
 
@@ -134,6 +136,50 @@ def artifacts_table(artifacts: Iterable[Artifact], title: str | None = None) -> 
     table.columns[1].justify = "right"
     for a in artifacts:
         table.add_row(a.name, fmt.format_size(a.size), a.step, a.sha256, fmt.format_clock(a.created_at))
+    return table
+
+
+_OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
+
+
+def _outcome(outcome: str) -> Text:
+    return Text(outcome, style=_OUTCOME_STYLE.get(outcome, ""))
+
+
+def _trend(summary: TestSummary) -> str:
+    """The latest duration against the mean of the runs before: "+35%" slower, "-10%" faster."""
+    now, before = summary.latest.duration, summary.mean_duration
+    if now is None or not before:
+        return "-"
+    return f"{(now - before) / before:+.0%}"
+
+
+def tests_table(report: TestReport, view: str) -> Table:
+    """`gantry tests`: one row per test (or per run of one test for the history view)."""
+    if view == "history":
+        table = _table("build", "outcome", "time", "revision", "message")
+        table.columns[0].justify = "right"
+        for run in report.runs:
+            table.add_row(str(run.build_number), _outcome(run.outcome), fmt.format_duration(run.duration),
+                          fmt.short_revision(run.revision) or "-", _dash(fmt.first_line(run.message)))
+        return table
+    if view == "slowest":
+        table = _table("test", "time", "mean before", "trend", "runs")
+        for t in report.tests:
+            table.add_row(t.latest.name, fmt.format_duration(t.latest.duration),
+                          fmt.format_duration(t.mean_duration) if t.mean_duration is not None else "-",
+                          _trend(t), str(t.runs))
+        return table
+    if view == "flaky":
+        table = _table("test", "flips", "failed", "last", "message")
+        for t in report.tests:
+            table.add_row(t.latest.name, str(t.flips), f"{t.failures}/{t.runs}", _outcome(t.latest.outcome),
+                          _dash(fmt.first_line(t.latest.message)))
+        return table
+    table = _table("test", "since", "failed", "message")
+    for t in report.tests:
+        since = f"#{t.failing_since}" + (" (new)" if t.newly_failing else "")
+        table.add_row(t.latest.name, since, f"{t.failures}/{t.runs}", _dash(fmt.first_line(t.latest.message)))
     return table
 
 

@@ -23,6 +23,7 @@ from coordinator.domain.scheduling.build_control import BuildControl
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
+from coordinator.domain.status.case_history import CaseHistory
 from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
@@ -145,7 +146,7 @@ class Coordinator:
         server = self.server = GrpcServer(
             self.listen,
             changes=ChangeServicer(intake),
-            control=ControlServicer(builds, schedulers, queries),
+            control=ControlServicer(builds, schedulers, queries, CaseHistory(db.builds, queries.builder)),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-from coordinator.domain.model import Build
+from coordinator.domain.model import Build, CaseResult
 from coordinator.domain.results import Result
 
 LOG_TAIL_LINES = 20
+FAILING_TESTS = 20  # failing tests listed in a message (at the cap, the message says so)
 
 
 @dataclass
@@ -26,6 +27,7 @@ class MessageContext:
     previous: Result | None = None
     failing_step: str = ""
     log_tail: list[str] = field(default_factory=list)
+    failing_tests: list[CaseResult] = field(default_factory=list)  # the build's, at most FAILING_TESTS
     url: str = ""  # a link to the build, or "" (then the CLI command is shown)
 
     @property
@@ -50,12 +52,19 @@ class MessageContext:
         ) or "<li>(no changes)</li>"
         authors = ", ".join(dict.fromkeys(c.author for c in b.changes))
         tail = "\n".join(self.log_tail)
+        tests = "\n".join(
+            f"  {c.full_name}" + (f": {c.message}" if c.message else "") for c in self.failing_tests
+        )
+        capped = len(self.failing_tests) >= FAILING_TESTS
+        tests_head = "Failing tests" + (f" (the first {FAILING_TESTS})" if capped else "")
         failing = (
             f"Failing step: {self.failing_step}\n"
+            + (f"{tests_head}:\n{tests}\n" if tests else "")
             + (f"Last lines of its log:\n{tail}\n" if tail else "")
         ) if self.failing_step else ""
         failing_html = (
             f"<p>Failing step: <b>{html.escape(self.failing_step)}</b></p>"
+            + (f"<p>{tests_head}:</p><pre>{html.escape(tests)}</pre>" if tests else "")
             + (f"<pre>{html.escape(tail)}</pre>" if tail else "")
         ) if self.failing_step else ""
         link = self.link()
@@ -77,6 +86,7 @@ class MessageContext:
             "changes_html": changes_html,
             "failing_step": self.failing_step,
             "log_tail": tail,
+            "failing_tests": tests,
             "failing": failing,
             "failing_html": failing_html,
             "url": link,

@@ -29,7 +29,7 @@ from coordinator.domain.model import Build, Step
 from coordinator.domain.ports import BuildHistory, EventCursor, LogReads, Notification, Outbox
 from coordinator.domain.results import Result
 from notifiers.base import Notifier
-from notifiers.render import LOG_TAIL_LINES, MessageContext
+from notifiers.render import FAILING_TESTS, LOG_TAIL_LINES, MessageContext
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ class NotificationService:
             logs = sorted(step.logs, key=lambda lg: lg.name != "stdio")
             if logs:
                 ctx.log_tail = await self.log_tail(logs[0].id, logs[0].size)
+            ctx.failing_tests = await self.builds.failing_cases(builder, number, FAILING_TESTS)
         return ctx
 
     async def log_tail(self, log_id: int, size: int, lines: int = LOG_TAIL_LINES) -> list[str]:

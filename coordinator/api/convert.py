@@ -11,10 +11,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from coordinator.domain import model
 from coordinator.domain.builds.eta import BuildEstimate
 from coordinator.domain.changes.validation import check_property_name, parse_property_value
+from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.events import Event
 from coordinator.domain.ports import Notification
 from coordinator.domain.scheduling.force import ParameterInfo
 from coordinator.domain.scheduling.schedulers import Scheduler
+from coordinator.domain.status import case_history
 from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
 
 
@@ -162,6 +164,42 @@ def _duration(seconds: float) -> Duration:
 
 def artifact_pb(a: model.Artifact) -> control_pb2.Artifact:
     return control_pb2.Artifact(name=a.name, step=a.step, size=a.size, sha256=a.sha256, created_at=ts(a.created_at))
+
+
+_TEST_VIEWS = {
+    control_pb2.TEST_VIEW_FAILING: case_history.View.FAILING,
+    control_pb2.TEST_VIEW_FLAKY: case_history.View.FLAKY,
+    control_pb2.TEST_VIEW_SLOWEST: case_history.View.SLOWEST,
+    control_pb2.TEST_VIEW_HISTORY: case_history.View.HISTORY,
+}
+
+
+def test_view_in(view: int) -> case_history.View:
+    if view not in _TEST_VIEWS:
+        raise InvalidArgument(f"unknown test view {view}")
+    return _TEST_VIEWS[view]  # type: ignore[index]
+
+
+def test_run_pb(run: model.CaseRun) -> control_pb2.TestRun:
+    c = run.case
+    msg = control_pb2.TestRun(
+        name=c.full_name, outcome=c.outcome, message=c.message, build_number=run.number, revision=run.revision
+    )
+    if c.duration is not None:
+        msg.duration.CopyFrom(_duration(c.duration))
+    return msg
+
+
+def test_report_pb(report: case_history.CaseReport) -> control_pb2.ListTestsResponse:
+    msg = control_pb2.ListTestsResponse(builds=report.builds, runs=[test_run_pb(r) for r in report.runs])
+    for s in report.summaries:
+        item = msg.tests.add(
+            latest=test_run_pb(s.latest), runs=s.runs, failures=s.failures, flips=s.flips,
+            failing_since=s.failing_since or 0, newly_failing=s.newly_failing,
+        )
+        if s.mean_duration is not None:
+            item.mean_duration.CopyFrom(_duration(s.mean_duration))
+    return msg
 
 
 def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:

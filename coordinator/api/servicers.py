@@ -12,6 +12,7 @@ from coordinator.domain.events import EventFilter
 from coordinator.domain.scheduling.build_control import BuildControl
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.intake import ChangeIntake
+from coordinator.domain.status.case_history import CaseHistory
 from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries
 from protos.gantry.v1 import (
@@ -40,10 +41,13 @@ class ChangeServicer(changes_pb2_grpc.ChangeServiceServicer):
 
 
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):
-    def __init__(self, builds: BuildControl, schedulers: SchedulerControl, queries: Queries) -> None:
+    def __init__(
+        self, builds: BuildControl, schedulers: SchedulerControl, queries: Queries, tests: CaseHistory
+    ) -> None:
         self.builds = builds
         self.schedulers = schedulers
         self.queries = queries
+        self.tests = tests
 
     async def ForceBuild(self, request: control_pb2.ForceBuildRequest, context: Ctx) -> Any:
         bs_id, req_id = await self.builds.force_build(
@@ -130,6 +134,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         _require(request.builder, "builder")
         items = await self.queries.list_artifacts(request.builder, request.number)
         return control_pb2.ListArtifactsResponse(artifacts=[convert.artifact_pb(a) for a in items])
+
+    async def ListTests(self, request: control_pb2.ListTestsRequest, context: Ctx) -> Any:
+        report = await self.tests.report(
+            request.builder, convert.test_view_in(request.view), builds=request.builds, limit=request.limit,
+            name=request.name,
+        )
+        return convert.test_report_pb(report)
 
     async def DownloadArtifact(self, request: control_pb2.DownloadArtifactRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")

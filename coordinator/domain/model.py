@@ -190,6 +190,34 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class CaseResult:
+    """One test case of a JUnit report, as the Test step read it."""
+
+    name: str
+    classname: str = ""
+    outcome: str = "passed"  # passed | failed | error | skipped
+    duration: float | None = None  # seconds; None when the report has no time
+    message: str = ""  # the failure/error message (bounded), "" when it passed
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.classname}.{self.name}" if self.classname else self.name
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """A test case as one build of a builder ran it (what test history is made of)."""
+
+    number: int  # the build number
+    revision: str  # the revision the build tested ("" when unknown)
+    case: CaseResult
+
+
+@dataclass(frozen=True)
 class StepSample:
     """One finished step of a recent successful build (a build without steps has step_name "")."""
 

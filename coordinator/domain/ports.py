@@ -12,6 +12,8 @@ from coordinator.domain.model import (
     Build,
     BuildRequest,
     Buildset,
+    CaseResult,
+    CaseRun,
     Change,
     Classified,
     LogChunk,
@@ -238,6 +240,10 @@ class BuildRecorder(Protocol):
         """Record an artifact of the build (replacing one of the same name)."""
         ...
 
+    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
+        """Store the test cases a step ran (one batched write however many)."""
+        ...
+
 
 class BuildWriter(BuildStarter, BuildRecorder, Protocol):
     """The dispatcher's: it starts builds and hands their runners the recorder."""
@@ -265,6 +271,13 @@ class BuildListing(BuildReads, Protocol):
     async def list_builds(self, builder: str, limit: int) -> list[Build]: ...
 
     async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None: ...
+
+
+class CaseHistorySource(Protocol):
+    async def case_runs(self, builder: str, builds: int, names: Sequence[str] | None = None) -> list[CaseRun]:
+        """The test cases recorded by the builder's last `builds` builds that recorded any, newest
+        build first; only the cases whose full name is in `names` when given (one query)."""
+        ...
 
 
 class HistorySource(Protocol):
@@ -371,6 +384,10 @@ class BuildHistory(BuildReads, Protocol):
     async def previous_build_result(self, builder: str, number: int) -> Result | None: ...
 
     async def builds_of_buildset(self, buildset_id: int) -> list[tuple[str, int]]: ...
+
+    async def failing_cases(self, builder: str, number: int, limit: int) -> list[CaseResult]:
+        """The build's recorded test cases that failed, in report order, at most `limit`."""
+        ...
 
 
 class NotificationReads(Protocol):

@@ -10,9 +10,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.domain.events import Event
-from coordinator.domain.model import Artifact, Build, BuildRequest, PropertyValue, Step, StepSample
+from coordinator.domain.model import (
+    Artifact,
+    Build,
+    BuildRequest,
+    CaseResult,
+    CaseRun,
+    PropertyValue,
+    Step,
+    StepSample,
+)
 from coordinator.domain.results import Result
-from coordinator.storage import artifacts, codec, history, schema
+from coordinator.storage import artifacts, codec, history, schema, test_cases
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
@@ -118,6 +127,16 @@ class SqlBuilds:
 
     async def add_artifact(self, build: Build, step: Step, name: str, size: int, sha256: str, at: float) -> Artifact:
         return await self.db.write(artifacts.add(build, step, name, size, sha256, at))
+
+    # ---------------------------------------------------------------- test cases
+    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
+        await self.db.write(test_cases.add(build, step, revision, cases))
+
+    async def case_runs(self, builder: str, builds: int, names: Sequence[str] | None = None) -> list[CaseRun]:
+        return await self.db.read(lambda c: test_cases.runs(c, builder, builds, names))
+
+    async def failing_cases(self, builder: str, number: int, limit: int) -> list[CaseResult]:
+        return await self.db.read(lambda c: test_cases.failing(c, builder, number, limit))
 
     async def list_artifacts(self, builder: str, number: int) -> list[Artifact]:
         return await self.db.read(lambda c: artifacts.list_for_build(c, builder, number))

@@ -36,6 +36,8 @@ from coordinator.domain.model import (
     Build,
     BuildRequest,
     Buildset,
+    CaseResult,
+    CaseRun,
     Change,
     Classified,
     LogChunk,
@@ -123,6 +125,7 @@ class MemoryData:
         self.logs: dict[int, LogInfo] = {}
         self.logchunks: dict[int, dict[int, LogChunk]] = {}  # log id -> seq -> chunk
         self.artifacts: dict[int, _ArtifactRow] = {}
+        self.test_cases: dict[int, tuple[int, str, CaseResult]] = {}  # id -> (build id, revision, case)
         self.workers: dict[str, WorkerRecord] = {}
         self.notifications: dict[int, Notification] = {}
         self.notifier_state: dict[str, int] = {}
@@ -598,6 +601,35 @@ class MemoryBuilds:
             return Artifact(build.builder, build.number, step.name, name, size, sha256, at)
 
         return await self.db.write(op)
+
+    # ---------------------------------------------------------------- test cases
+
+    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
+        def op(tx: _Tx) -> None:
+            for case in cases:
+                tx.put(self.data.test_cases, self.data.new_id("test_cases"), (build.id, revision, case))
+
+        await self.db.write(op)
+
+    async def case_runs(self, builder: str, builds: int, names: Sequence[str] | None = None) -> list[CaseRun]:
+        data = self.data
+        recorded = {build_id for build_id, _, _ in data.test_cases.values()}
+        recent = sorted(
+            (b for i, b in data.builds.items() if i in recorded and b.builder == builder), key=lambda b: -b.number
+        )[:builds]
+        numbers = {b.id: b.number for b in recent}
+        wanted = None if names is None else set(names)
+        runs = [
+            CaseRun(numbers[build_id], revision, case)
+            for _, (build_id, revision, case) in sorted(data.test_cases.items())
+            if build_id in numbers and (wanted is None or case.full_name in wanted)
+        ]
+        return sorted(runs, key=lambda r: -r.number)
+
+    async def failing_cases(self, builder: str, number: int, limit: int) -> list[CaseResult]:
+        build_id = self.data.build_ids.get((builder, number))
+        cases = [case for _, (b, _, case) in sorted(self.data.test_cases.items()) if b == build_id and case.failed]
+        return cases[:limit]
 
     async def list_artifacts(self, builder: str, number: int) -> list[Artifact]:
         build_id = self.data.build_ids.get((builder, number))

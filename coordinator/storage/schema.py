@@ -303,6 +303,27 @@ def _v7_dependents(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[dependent_state, dependent_buildsets])
 
 
+# Version 8: test results as data — every test case a Test step read from a JUnit report, with
+# the revision its build tested (test history, flaky and slowest tests). Deleted with its build.
+test_cases = sa.Table(
+    "test_cases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("build_id", sa.Integer, sa.ForeignKey("builds.id"), nullable=False, index=True),
+    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("classname", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("duration", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("revision", sa.String(256), nullable=False),
+)
+
+
+def _v8_test_cases(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[test_cases])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -312,6 +333,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (5, _v5_change_sources),
     (6, _v6_artifacts),
     (7, _v7_dependents),
+    (8, _v8_test_cases),
 ]
 LATEST = MIGRATIONS[-1][0]
 

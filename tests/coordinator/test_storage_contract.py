@@ -44,6 +44,7 @@ from coordinator.domain.events import (
 from coordinator.domain.model import (
     Build,
     BuildRequest,
+    CaseResult,
     Change,
     Classified,
     LogInfo,
@@ -1037,6 +1038,52 @@ async def test_recent_step_durations_reads_the_last_successful_builds(store: Sto
     ]
     assert {s.build_number for s in await db.builds.recent_step_durations(builder, 10)} == {1, 3, 4}
     assert await db.builds.recent_step_durations(uniq("none"), 10) == []
+
+
+# ------------------------------------------------------------------------------------ test cases
+
+
+async def test_test_cases_stored_in_batches_and_read_by_window(store: Store) -> None:
+    db = store.db
+    builder = uniq("t")
+    first, second, third = [await started_build(db, builder) for _ in range(3)]
+    untested = await started_build(db, builder)  # a build without a Test step is not in the window
+    for build, outcome in ((first, "passed"), (second, "failed"), (third, "error")):
+        [step] = await db.builds.add_steps(build, ["test"])
+        cases = [
+            CaseResult("test_a", "pkg.A", outcome, 1.5, "" if outcome == "passed" else f"boom {build.number}"),
+            CaseResult("test_b", "", "passed", None, ""),
+        ]
+        await db.builds.add_test_results(build, step, f"rev{build.number}", cases)
+    big = [CaseResult(f"t{i}", "Big", "passed", 0.001, "") for i in range(2000)]
+    [step] = await db.builds.add_steps(untested, ["noop"])
+    await db.builds.add_test_results(untested, step, "", [])  # nothing to store: stays out of the window
+
+    runs = await db.builds.case_runs(builder, 2)
+    assert [(r.number, r.revision, r.case.full_name, r.case.outcome) for r in runs] == [
+        (third.number, f"rev{third.number}", "pkg.A.test_a", "error"),
+        (third.number, f"rev{third.number}", "test_b", "passed"),
+        (second.number, f"rev{second.number}", "pkg.A.test_a", "failed"),
+        (second.number, f"rev{second.number}", "test_b", "passed"),
+    ]
+    assert runs[0].case == CaseResult("test_a", "pkg.A", "error", 1.5, f"boom {third.number}")
+    assert runs[1].case.duration is None
+    only_a = await db.builds.case_runs(builder, 10, ["pkg.A.test_a"])
+    assert [(r.number, r.case.outcome) for r in only_a] == [
+        (third.number, "error"), (second.number, "failed"), (first.number, "passed")
+    ]
+    assert await db.builds.case_runs(builder, 10, ["test_b"]) == [r for r in await db.builds.case_runs(builder, 10)
+                                                                   if r.case.name == "test_b"]
+    assert await db.builds.case_runs(uniq("none"), 10) == []
+    failing = await db.builds.failing_cases(builder, third.number, 10)
+    assert [c.full_name for c in failing] == ["pkg.A.test_a"]
+    assert await db.builds.failing_cases(builder, first.number, 10) == []
+
+    # A large report is one write, and reads back whole.
+    other = await started_build(db, uniq("big"))
+    [step] = await db.builds.add_steps(other, ["test"])
+    await db.builds.add_test_results(other, step, "r", big)
+    assert [r.case.name for r in await db.builds.case_runs(other.builder, 1)] == [c.name for c in big]
 
 
 # ------------------------------------------------------------------------------------ artifacts

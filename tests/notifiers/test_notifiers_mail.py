@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.domain.model import Build, Change, LogInfo, Step
+from coordinator.domain.model import Build, CaseResult, Change, LogInfo, Step
 from coordinator.domain.results import Result
 from notifiers.base import DeliveryError
 from notifiers.mail import MailNotifier
-from notifiers.render import MessageContext
+from notifiers.render import FAILING_TESTS, MessageContext
 from tests.net import reserved_port
 from tests.notifiers.conftest import SmtpServer, TlsFiles, authenticator
 
@@ -154,3 +154,16 @@ def test_configuration_errors_are_collected() -> None:
     for expected in ("fromaddr", "unknown mode 'sometimes'", "useTls", "smtpUser", "smtpPort",
                      "extraRecipients"):
         assert expected in text
+
+
+def test_the_failing_tests_and_their_messages_are_in_the_message() -> None:
+    ctx = context()
+    ctx.failing_tests = [CaseResult("test_div", "pkg.Math", "failed", 0.1, "ZeroDivisionError: <x>"),
+                         CaseResult("test_io", "", "error", None, "")]
+    payload = MailNotifier("ci@example.org", extraRecipients=["a@example.org"]).render("build.finished", [ctx])
+    assert payload is not None
+    assert "Failing tests:\n  pkg.Math.test_div: ZeroDivisionError: <x>\n  test_io\n" in payload["text"]
+    assert "pkg.Math.test_div: ZeroDivisionError: &lt;x&gt;" in payload["html"]
+    ctx.failing_tests = [CaseResult(f"t{i}", "", "failed") for i in range(FAILING_TESTS)]
+    payload = MailNotifier("ci@example.org", extraRecipients=["a@example.org"]).render("build.finished", [ctx])
+    assert payload is not None and f"Failing tests (the first {FAILING_TESTS}):" in payload["text"]

@@ -20,7 +20,7 @@ from coordinator.domain.builds.step_commands import StepCommands
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.builds.worker_files import WorkerFiles
 from coordinator.domain.errors import StepError
-from coordinator.domain.model import Artifact, Build, PropertyValue, SourceStamp, Step
+from coordinator.domain.model import Artifact, Build, CaseResult, PropertyValue, SourceStamp, Step
 from coordinator.domain.ports import (
     ArtifactStore,
     BuildRecorder,
@@ -149,6 +149,14 @@ class BuildRunner:
 
     async def add_log(self, name: str, text: str) -> None:
         await self.logs.add_log(name, text)
+
+    async def record_tests(self, cases: Sequence[CaseResult]) -> None:
+        step = self.context.running_step("record_tests is")
+        # The revision tested: what the checkout step got, else what was asked for.
+        revision = self.context.get_property("got_revision") or next(
+            (ss.revision for ss in self.context.sourcestamps if ss.revision), ""
+        )
+        await self.builds.add_test_results(self.build, step, str(revision), cases)
 
     async def add_url(self, name: str, url: str) -> None:
         await self.logs.add_url(name, url)

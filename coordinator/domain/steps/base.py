@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.location import caller_location
-from coordinator.domain.model import Artifact, PropertyValue, SourceStamp
+from coordinator.domain.model import Artifact, CaseResult, PropertyValue, SourceStamp
 from coordinator.domain.ports import ArtifactStore, ByteSink
 from coordinator.domain.properties.renderables import Renderable
 from coordinator.domain.results import Result
@@ -69,6 +69,10 @@ class StepContext(Protocol):
     ) -> Finished: ...
 
     async def write_log(self, text: str, log_name: str = "stdio") -> None: ...
+
+    async def record_tests(self, cases: Sequence[CaseResult]) -> None:
+        """Store the test cases this step ran (test history: failing, flaky, slowest)."""
+        ...
 
     @property
     def sourcestamps(self) -> Sequence[SourceStamp]: ...

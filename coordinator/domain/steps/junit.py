@@ -8,12 +8,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordinator.domain.model import CaseResult
 from coordinator.domain.results import Result, worst
 from coordinator.domain.steps.base import ShellCommand, StepContext
 from coordinator.domain.workers.commands import TransferError
 
 PROPERTY_SOURCE = "Test Step"
 DEFAULT_MAXSIZE = 10 * 1024 * 1024
+MAX_MESSAGE = 1000  # characters of a failure message kept per test case (storage stays bounded)
 _GLOB_CHARS = set("*?[")
 
 
@@ -29,6 +31,7 @@ class TestReport:
     failed: int = 0  # failures and errors
     skipped: int = 0
     failing: list[str] = field(default_factory=list)  # "classname.name: message"
+    cases: list[CaseResult] = field(default_factory=list)  # every test case, stored as test history
 
     @property
     def passed(self) -> int:
@@ -39,6 +42,7 @@ class TestReport:
         self.failed += other.failed
         self.skipped += other.skipped
         self.failing.extend(other.failing)
+        self.cases.extend(other.cases)
 
     def summary(self) -> str:
         parts = [f"{self.total} test{'s' if self.total != 1 else ''}"]
@@ -67,15 +71,30 @@ def parse_junit(data: bytes) -> TestReport:
         classname = case.get("classname", "")
         full = f"{classname}.{name}" if classname else name
         bad = case.find("failure")
+        outcome = "failed"
         if bad is None:
-            bad = case.find("error")
+            bad, outcome = case.find("error"), "error"
+        message = ""
         if bad is not None:
             report.failed += 1
-            text = bad.get("message") or ((bad.text or "").strip().splitlines() or [""])[0]
-            report.failing.append(f"{full}: {text}" if text else full)
+            message = bad.get("message") or ((bad.text or "").strip().splitlines() or [""])[0]
+            report.failing.append(f"{full}: {message}" if message else full)
         elif case.find("skipped") is not None:
             report.skipped += 1
+            outcome = "skipped"
+        else:
+            outcome = "passed"
+        report.cases.append(CaseResult(name, classname, outcome, _seconds(case.get("time")), message[:MAX_MESSAGE]))
     return report
+
+
+def _seconds(text: str | None) -> float | None:
+    """A testcase's `time` attribute (seconds; some tools write "1,234.5"), None if absent or not a number."""
+    try:
+        value = float((text or "").replace(",", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 and value == value else None  # not NaN
 
 
 class MemorySink:
@@ -134,6 +153,7 @@ class Test(ShellCommand):
         lines = [report.summary()] + [f"FAILED {name}" for name in report.failing] + problems
         await ctx.add_log("tests", "\n".join(lines) + "\n")
         if read:  # a step that found no report leaves an earlier step's totals alone
+            await ctx.record_tests(report.cases)
             for key, value in (("tests-total", report.total), ("tests-passed", report.passed),
                                ("tests-failed", report.failed), ("tests-skipped", report.skipped)):
                 ctx.set_property(key, value, PROPERTY_SOURCE)

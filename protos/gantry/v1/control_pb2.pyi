@@ -4,12 +4,24 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from protos.gantry.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TestView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEST_VIEW_FAILING: _ClassVar[TestView]
+    TEST_VIEW_FLAKY: _ClassVar[TestView]
+    TEST_VIEW_SLOWEST: _ClassVar[TestView]
+    TEST_VIEW_HISTORY: _ClassVar[TestView]
+TEST_VIEW_FAILING: TestView
+TEST_VIEW_FLAKY: TestView
+TEST_VIEW_SLOWEST: TestView
+TEST_VIEW_HISTORY: TestView
 
 class ForceBuildRequest(_message.Message):
     __slots__ = ("builder", "branch", "revision", "repository", "reason", "owner", "properties", "project", "priority", "sourcestamps", "scheduler")
@@ -501,3 +513,61 @@ class CancelBuildRequestResponse(_message.Message):
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     request: BuildRequest
     def __init__(self, request: _Optional[_Union[BuildRequest, _Mapping]] = ...) -> None: ...
+
+class ListTestsRequest(_message.Message):
+    __slots__ = ("builder", "view", "name", "builds", "limit")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BUILDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    view: TestView
+    name: str
+    builds: int
+    limit: int
+    def __init__(self, builder: _Optional[str] = ..., view: _Optional[_Union[TestView, str]] = ..., name: _Optional[str] = ..., builds: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TestRun(_message.Message):
+    __slots__ = ("name", "outcome", "duration", "message", "build_number", "revision")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    BUILD_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    outcome: str
+    duration: _duration_pb2.Duration
+    message: str
+    build_number: int
+    revision: str
+    def __init__(self, name: _Optional[str] = ..., outcome: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., message: _Optional[str] = ..., build_number: _Optional[int] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class TestSummary(_message.Message):
+    __slots__ = ("latest", "runs", "failures", "flips", "failing_since", "newly_failing", "mean_duration")
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FLIPS_FIELD_NUMBER: _ClassVar[int]
+    FAILING_SINCE_FIELD_NUMBER: _ClassVar[int]
+    NEWLY_FAILING_FIELD_NUMBER: _ClassVar[int]
+    MEAN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    latest: TestRun
+    runs: int
+    failures: int
+    flips: int
+    failing_since: int
+    newly_failing: bool
+    mean_duration: _duration_pb2.Duration
+    def __init__(self, latest: _Optional[_Union[TestRun, _Mapping]] = ..., runs: _Optional[int] = ..., failures: _Optional[int] = ..., flips: _Optional[int] = ..., failing_since: _Optional[int] = ..., newly_failing: _Optional[bool] = ..., mean_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ListTestsResponse(_message.Message):
+    __slots__ = ("builds", "tests", "runs")
+    BUILDS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    builds: int
+    tests: _containers.RepeatedCompositeFieldContainer[TestSummary]
+    runs: _containers.RepeatedCompositeFieldContainer[TestRun]
+    def __init__(self, builds: _Optional[int] = ..., tests: _Optional[_Iterable[_Union[TestSummary, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[TestRun, _Mapping]]] = ...) -> None: ...

@@ -125,6 +125,11 @@ class ControlServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.FromString,
                 _registered_method=True)
+        self.ListTests = channel.unary_unary(
+                '/gantry.v1.ControlService/ListTests',
+                request_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -265,6 +270,15 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTests(self, request, context):
+        """Test results as data: what a builder's recorded test cases (read by Test steps from JUnit
+        reports) say across its recent builds. See TestView. NOT_FOUND for an unknown builder;
+        INVALID_ARGUMENT for a window out of range or HISTORY without a name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +371,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.CancelBuildRequest,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.SerializeToString,
+            ),
+            'ListTests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTests,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -845,6 +864,33 @@ class ControlService:
             '/gantry.v1.ControlService/CancelBuildRequest',
             protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.CancelBuildRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.ControlService/ListTests',
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_control__pb2.ListTestsResponse.FromString,
             options,
             channel_credentials,
             insecure,
