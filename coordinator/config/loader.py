@@ -30,8 +30,9 @@ NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 
 
 class ConfigError(Exception):
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], migration: Migration | None = None) -> None:
         self.problems = problems
+        self.migration = migration  # what the file's run noted, when it ran
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -73,7 +74,7 @@ def load_config_noted(path: str | Path) -> tuple[MasterConfig, Migration]:
     migration = Migration(path, log, native)
     problems = migration.problems() + validate(cfg, path)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, migration)
     return cfg, migration
 
 

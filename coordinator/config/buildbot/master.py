@@ -144,9 +144,8 @@ def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
                                         f"'tcp:PORT[:interface=HOST]', not {port!r}")
         return
     kw["listen"] = f"{host}:{port}"
-    notes(DIFFERENT, "protocols", f"c['protocols'] {name} port -> listen={kw['listen']!r}: Gantry workers "
-                                  "connect there over gRPC (`gantry worker start`), buildbot-worker cannot; "
-                                  "`coordinator start --listen` overrides it")
+    notes(DIFFERENT, "protocols", f"c['protocols'] {name} port -> listen={kw['listen']!r} (gRPC: Gantry "
+                                  "workers connect, buildbot-worker cannot; --listen overrides it)")
     for other in sorted(set(value) - {name}):
         notes(IGNORED, "protocols", f"c['protocols'][{other!r}] is ignored: Gantry serves one worker protocol")
 
@@ -166,9 +165,8 @@ def _db(value: Any, key: str, path: Path, kw: dict[str, Any], notes: _Notes) -> 
         notes(UNSUPPORTED, key, "c['db'] db_url 'sqlite://' (in memory): give a file, e.g. 'sqlite:///state.sqlite'")
         return
     kw["db_url"] = url
-    notes(DIFFERENT, key, "c['db'] db_url -> db_url: Gantry creates its own tables (Buildbot's history is "
-                          "not imported; do not share the file with a running Buildbot); "
-                          "`coordinator start --db` overrides it", line_of="db_url")
+    notes(DIFFERENT, key, "c['db'] db_url -> db_url (Gantry's own tables: Buildbot's history is not "
+                          "imported, use a new file; --db overrides it)", line_of="db_url")
 
 
 def resolved_db_url(url: str, path: Path) -> str:
@@ -204,5 +202,5 @@ def _www(www: Any, notes: _Notes) -> Any:
                                          f"{', '.join(sorted(DIALECTS))} (or `gantry hook install`)")
         out["change_hook_dialects"] = kept
     if "port" in out:
-        notes(SAME, "www", "c['www'] port -> www port (`coordinator start --http` overrides it)")
+        notes(SAME, "www", "c['www'] port -> www port (--http overrides it)")
     return out

@@ -3,12 +3,14 @@ user, and the migration report of ``gantry checkconfig --from-buildbot``."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from coordinator.config.buildbot.log import DIFFERENT, IGNORED, KINDS, SAME, UNSUPPORTED, Call, Entry, MigrationLog
 from coordinator.config.buildbot.native import NotWritable, native_source
 from coordinator.config.problems import ConfigProblem
 
+WIDTH = 80  # the report is read in a terminal
 HEADINGS = {
     SAME: "Maps one-to-one",
     DIFFERENT: "Maps with a different meaning",
@@ -51,10 +53,12 @@ class Migration:
             entries = sorted(self.log.of_kind(kind), key=lambda e: e.line)
             lines.append(f"{HEADINGS[kind]} ({len(entries) if kind != SAME else len(_grouped(entries))}):")
             if kind == SAME:
-                lines += [f"  {text} (line{'s' if len(nums) > 1 else ''} {', '.join(map(str, nums))})"
-                          for text, nums in _grouped(entries).items()]
+                items = [f"{text} (line{'s' if len(nums) > 1 else ''} {', '.join(map(str, nums))})"
+                         for text, nums in _grouped(entries).items()]
             else:
-                lines += [f"  {self.where(e)[1]}: {e.text}" for e in entries]
+                items = [f"{self.where(e)[1]}: {e.text}" for e in entries]
+            lines += [textwrap.fill(item, WIDTH, initial_indent="  ", subsequent_indent="      ",
+                                    break_on_hyphens=False) for item in items]
             if not entries:
                 lines.append("  (none)")
             lines.append("")
