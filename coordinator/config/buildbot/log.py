@@ -70,6 +70,14 @@ class MigrationLog:
         if entry not in self.entries:
             self.entries.append(entry)
 
+    def relocate(self, since: int, where: tuple[str, int]) -> None:
+        """Entries from `since` on noted with no place in the user's file (made by the loader for
+        the file, e.g. a builder given as a dict) are placed at `where`."""
+        for i in range(since, len(self.entries)):
+            e = self.entries[i]
+            if e.line == 0:
+                self.entries[i] = Entry(e.kind, where[0], where[1], e.text)
+
     def of_kind(self, kind: str) -> list[Entry]:
         return [e for e in self.entries if e.kind == kind]
 

@@ -109,14 +109,14 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
             notes(UNSUPPORTED, key, f"c[{key!r}]: Gantry knows no such configuration key")
     if "www" in kw:
         kw["www"] = _www(kw["www"], notes)
+    if isinstance(kw.get("builders"), list | tuple):
+        kw["builders"] = [_builder(b, notes) if isinstance(b, Mapping) else b for b in kw["builders"]]
     for key in ("workers", "builders", "schedulers", "notifiers", "change_source", "secretsProviders"):
         value = kw.get(key)
         if isinstance(value, list | tuple):
             kw[key] = [v for v in value if not isinstance(v, Unsupported)]
         elif isinstance(value, Unsupported):
             kw[key] = []
-    if "title" not in kw:
-        kw["title"] = "Gantry"
     cfg = MasterConfig(**kw)
     cfg.defined_at = (str(path.resolve()), 1)
     native = {k: v for k, v in kw.items() if k != "db_url"}
@@ -124,6 +124,18 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
         native["db_url"] = resolved_db_url(kw["db_url"], path)
         cfg.db_url = native["db_url"]
     return cfg, Call("MasterConfig", (), native)
+
+
+def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
+    """Buildbot still takes a builder as a dict of BuilderConfig's keywords."""
+    from coordinator.config.buildbot.util import BuilderConfig  # the namespaces import this module's peers
+
+    since = len(notes.log.entries)
+    where = (notes.file, notes.lines.get("builders", 1))
+    builder = BuilderConfig(**spec)
+    builder.defined_at = where
+    notes.log.relocate(since, where)
+    return builder
 
 
 def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:

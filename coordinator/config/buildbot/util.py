@@ -3,11 +3,12 @@ the renderables, locks, force-scheduler parameters and the result constants."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from coordinator.config.buildbot.adapt import Spec, adapter, build, ignored, missing
-from coordinator.config.buildbot.log import UNSUPPORTED, note
+from coordinator.config.buildbot.log import UNSUPPORTED, Call, Unsupported, native, native_call, note
 from coordinator.config.secrets import SecretInAFile as _SecretInAFile
 from coordinator.domain.builds import locks as _locks
 from coordinator.domain.builds.builders import Builder as _Builder
@@ -84,8 +85,33 @@ def BuilderConfig(  # noqa: N802 - Buildbot's class name
     if not isinstance(factory, BuildFactory):
         raise TypeError(f"BuilderConfig {name!r}: factory= must be a util.BuildFactory(), not {factory!r}")
     workers = list(workernames or []) + ([workername] if workername else [])
-    kwargs = {"name": name, "workers": workers, "steps": list(factory.steps), **kwargs}
+    kwargs = {"name": name, "workers": workers, "steps": _unique_names(_supported(factory.steps)), **kwargs}
     return build("util.BuilderConfig", _Builder, (), kwargs, _BUILDER, native_name="Builder")
+
+
+def _supported(steps: list[Any]) -> list[Any]:
+    return [s for s in steps if not isinstance(s, Unsupported)]  # each was reported where written
+
+
+def _unique_names(steps: list[Any]) -> list[Any]:
+    """Buildbot renames a builder's repeated step names ``trigger``, ``trigger_1``, ...; Gantry
+    wants them distinct, so do the same (and write the name into the native configuration)."""
+    seen: set[str] = set()
+    for step in steps:
+        name = getattr(step, "name", None)
+        if not isinstance(name, str):
+            continue
+        unique, n = name, 0
+        while unique in seen:
+            n += 1
+            unique = f"{name}_{n}"
+        if unique != name:
+            step.name = unique
+            call = native_call(step)
+            if call is not None:
+                native(step, Call(call.name, call.args, {**call.kwargs, "name": unique}))
+        seen.add(unique)
+    return list(steps)
 
 
 ChangeFilter = adapter("util.ChangeFilter", _ChangeFilter)
@@ -104,9 +130,12 @@ BooleanParameter = adapter("util.BooleanParameter", _force.BooleanParameter)
 ChoiceStringParameter = adapter("util.ChoiceStringParameter", _force.ChoiceStringParameter)
 FixedParameter = adapter("util.FixedParameter", _force.FixedParameter)
 
-_INSTEAD = ("this part of Buildbot's util has no Gantry counterpart (web authentication and "
-            "authorization, report generators, ...); see docs/buildbot-migration.md")
+_INSTEAD = "Gantry has no counterpart; see docs/buildbot-migration.md"
+# Only meaningful as c['www']['auth'] / ['authz'] values, which are reported: no second message.
+_WEB_AUTH = re.compile(r"^(Authz|\w*Auth|\w*EndpointMatcher|RolesFrom\w+)$")
 
 
 def __getattr__(name: str) -> Any:  # Authz, UserPasswordAuth, BuildStatusGenerator, ...
+    if _WEB_AUTH.match(name):
+        return Unsupported(f"util.{name}")
     return missing("util", name, _INSTEAD)
