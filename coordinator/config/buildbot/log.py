@@ -71,12 +71,13 @@ class MigrationLog:
             self.entries.append(entry)
 
     def relocate(self, since: int, where: tuple[str, int]) -> None:
-        """Entries from `since` on noted with no place in the user's file (made by the loader for
-        the file, e.g. a builder given as a dict) are placed at `where`."""
-        for i in range(since, len(self.entries)):
-            e = self.entries[i]
-            if e.line == 0:
-                self.entries[i] = Entry(e.kind, where[0], where[1], e.text)
+        """Entries from `since` on were noted while the loader built something for the file (a
+        builder given as a dict): they belong at `where`, not in the loader's caller."""
+        moved = [Entry(e.kind, where[0], where[1], e.text) for e in self.entries[since:]]
+        del self.entries[since:]
+        for e in moved:
+            if e not in self.entries:
+                self.entries.append(e)
 
     def of_kind(self, kind: str) -> list[Entry]:
         return [e for e in self.entries if e.kind == kind]

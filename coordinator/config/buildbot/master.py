@@ -51,6 +51,7 @@ WWW_IGNORED = (
     "maxRotatedFiles", "cookie_expiration_time", "graphql", "default_page",
 )
 WWW_AUTH = "put the web UI behind a reverse proxy that authenticates"
+DICT_NAMED = "\0dict named "  # key_lines' key for a dict literal with a 'name' (never a config key)
 TCP_PORT = re.compile(r"^tcp:(\d+)(?::interface=(.+))?$")
 
 
@@ -69,6 +70,10 @@ def key_lines(path: Path) -> dict[str, int]:
             found.append((keys, node.slice.value, node.lineno))
         elif isinstance(node, ast.Dict):
             found += [(keys, k.value, k.lineno) for k in node.keys if isinstance(k, ast.Constant)]
+            # A builder written as a dict ({'name': 'full1', ...}) is found by its name.
+            for k, v in zip(node.keys, node.values, strict=True):
+                if isinstance(k, ast.Constant) and k.value == "name" and isinstance(v, ast.Constant):
+                    found.append((keys, f"{DICT_NAMED}{v.value}", node.lineno))
         elif isinstance(node, ast.keyword) and node.arg:
             found.append((keywords, node.arg, node.lineno))
         for table, key, line in found:
@@ -131,7 +136,8 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     from coordinator.config.buildbot.util import BuilderConfig  # the namespaces import this module's peers
 
     since = len(notes.log.entries)
-    where = (notes.file, notes.lines.get("builders", 1))
+    line = notes.lines.get(f"{DICT_NAMED}{spec.get('name')}") or notes.lines.get("builders", 1)
+    where = (notes.file, line)
     builder = BuilderConfig(**spec)
     builder.defined_at = where
     notes.log.relocate(since, where)
