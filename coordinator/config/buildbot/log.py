@@ -87,9 +87,9 @@ _current: contextvars.ContextVar[MigrationLog | None] = contextvars.ContextVar("
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[MigrationLog]:
-    """Collect the notes of the configuration run inside this block."""
-    log = MigrationLog()
+def recording(log: MigrationLog | None = None) -> Iterator[MigrationLog]:
+    """Collect the notes of the configuration run inside this block (into `log`, or a new one)."""
+    log = log if log is not None else MigrationLog()
     token = _current.set(log)
     try:
         yield log

@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coordinator.config.buildbot.log import DIFFERENT, IGNORED, SAME, UNSUPPORTED, Call, MigrationLog, Unsupported
+from coordinator.config.buildbot.log import (
+    DIFFERENT,
+    IGNORED,
+    SAME,
+    UNSUPPORTED,
+    Call,
+    MigrationLog,
+    Unsupported,
+    recording,
+)
 from coordinator.config.objects import MasterConfig
 from coordinator.web.hooks import DIALECTS
 
@@ -138,7 +147,8 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     since = len(notes.log.entries)
     line = notes.lines.get(f"{DICT_NAMED}{spec.get('name')}") or notes.lines.get("builders", 1)
     where = (notes.file, line)
-    builder = BuilderConfig(**spec)
+    with recording(notes.log):
+        builder = BuilderConfig(**spec)
     builder.defined_at = where
     notes.log.relocate(since, where)
     return builder

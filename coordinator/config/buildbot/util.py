@@ -58,11 +58,7 @@ class BuildFactory:
 
 _BUILDER = Spec(
     rename={"workerbuilddir": "builddir"},
-    ignored={
-        "builddir": "Gantry keeps no per-builder directory on the coordinator (workerbuilddir maps to "
-                    "the worker's directory)",
-        "description_format": "descriptions are shown as plain text",
-    },
+    ignored={"description_format": "descriptions are shown as plain text"},
     unsupported={
         "env": "give each step env= (a dict shared by the steps works)",
         "defaultProperties": "use properties=",
@@ -85,6 +81,11 @@ def BuilderConfig(  # noqa: N802 - Buildbot's class name
     if not isinstance(factory, BuildFactory):
         raise TypeError(f"BuilderConfig {name!r}: factory= must be a util.BuildFactory(), not {factory!r}")
     workers = list(workernames or []) + ([workername] if workername else [])
+    if "builddir" in kwargs and "workerbuilddir" in kwargs:
+        # Buildbot's builddir is then only the master's copy; the worker's is workerbuilddir.
+        ignored("util.BuilderConfig(builddir=...) is ignored: Gantry keeps no builder directory on "
+                "the coordinator; workerbuilddir is the worker's directory")
+        del kwargs["builddir"]
     kwargs = {"name": name, "workers": workers, "steps": _unique_names(_supported(factory.steps)), **kwargs}
     return build("util.BuilderConfig", _Builder, (), kwargs, _BUILDER, native_name="Builder")
 
