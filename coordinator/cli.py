@@ -29,13 +29,11 @@ def checkconfig_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.write and not args.from_buildbot:
         parser.error("--write needs --from-buildbot")
-    migration: Migration | None
     try:
         cfg, migration = load_config_noted(args.config)
     except ConfigError as exc:
-        cfg, migration = None, exc.migration
-        if args.from_buildbot and migration is not None:
-            print(migration.report())
+        if args.from_buildbot and exc.migration is not None:
+            print(exc.migration.report())
         for p in exc.problems:
             print(f"{p}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {args.config}", file=sys.stderr)

@@ -59,7 +59,7 @@ def build(what: str, cls: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     """``cls(*args, **translated kwargs)``, noted as a one-to-one mapping and remembered for the
     native configuration."""
     gantry_kwargs = translate(what, kwargs, spec)
-    name = native_name or getattr(cls, "__name__", what)
+    name = native_name or str(getattr(cls, "__name__", what))
     note(SAME, f"{what} -> {name}")
     while True:
         try:

@@ -82,7 +82,7 @@ def key_lines(path: Path) -> dict[str, int]:
             # A builder written as a dict ({'name': 'full1', ...}) is found by its name.
             for k, v in zip(node.keys, node.values, strict=True):
                 if isinstance(k, ast.Constant) and k.value == "name" and isinstance(v, ast.Constant):
-                    found.append((keys, f"{DICT_NAMED}{v.value}", node.lineno))
+                    found.append((keys, f"{DICT_NAMED}{v.value!s}", node.lineno))
         elif isinstance(node, ast.keyword) and node.arg:
             found.append((keywords, node.arg, node.lineno))
         for table, key, line in found:
@@ -145,7 +145,7 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     from coordinator.config.buildbot.util import BuilderConfig  # the namespaces import this module's peers
 
     since = len(notes.log.entries)
-    line = notes.lines.get(f"{DICT_NAMED}{spec.get('name')}") or notes.lines.get("builders", 1)
+    line = notes.lines.get(f"{DICT_NAMED}{spec.get('name')!s}") or notes.lines.get("builders", 1)
     where = (notes.file, line)
     with recording(notes.log):
         builder = BuilderConfig(**spec)
@@ -156,7 +156,8 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
 
 def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
     if not isinstance(value, Mapping) or not value:
-        notes(UNSUPPORTED, "protocols", f"c['protocols'] must be a dict such as {{'pb': {{'port': 9989}}}}, not {value!r}")
+        notes(UNSUPPORTED, "protocols",
+              f"c['protocols'] must be a dict such as {{'pb': {{'port': 9989}}}}, not {value!r}")
         return
     name = "pb" if "pb" in value else next(iter(value))
     options = value[name] if isinstance(value[name], Mapping) else {}
