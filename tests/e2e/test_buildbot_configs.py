@@ -60,16 +60,33 @@ def master_cfg(name: str, tmp_path: Path, urls: dict[str, str] | None = None) ->
     return path
 
 
-async def start(cluster: Cluster, path: Path) -> Coordinator:
-    """A coordinator on master.cfg as is: no --db (the config's db_url), --listen and --http on
-    free ports (the command line overrides c['protocols'] and c['www'] ports 9989 and 8010)."""
-    code, out, err = await run_cli("checkconfig", str(path))
-    assert code == 0, err.decode()
+class ListeningAsConfigured(Coordinator):
+    """Started without --listen: the gRPC address is the configuration's c['protocols'] port."""
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        at = argv.index("--listen")
+        return argv[:at] + argv[at + 2 :]
+
+
+async def start(cluster: Cluster, path: Path, *, listen_as_configured: bool = False) -> Coordinator:
+    """A coordinator on master.cfg as is: no --db (the config's db_url); --http on a free port
+    (the command line overrides c['www']'s port 8010), and --listen too unless
+    `listen_as_configured` (then the config's c['protocols'] port 9989 becomes the harness's)."""
     data_dir = cluster.tmp / "coordinator-data"
     data_dir.mkdir()
-    coord = Coordinator(cluster, "coordinator", path, data_dir, None, None, ["--http", "127.0.0.1:0"])
+    kind = ListeningAsConfigured if listen_as_configured else Coordinator
+    coord = kind(cluster, "coordinator", path, data_dir, None, None, ["--http", "127.0.0.1:0"])
     cluster.coordinators.append(coord)
+    configured = coord.port  # held for it by the harness
+    if listen_as_configured:
+        path.write_text(path.read_text().replace("tcp:9989:", f"tcp:{configured}:"))
+    code, out, err = await run_cli("checkconfig", str(path))
+    assert code == 0, err.decode()
     await coord.start()
+    if listen_as_configured:
+        assert coord.process is not None and "--listen" not in coord.process.argv
+        assert (coord.host, coord.port) == ("127.0.0.1", configured)
     return coord
 
 
@@ -104,7 +121,7 @@ async def test_the_sample_master_cfg_runs(cluster: Cluster, tmp_path: Path) -> N
 
 
 async def test_the_manuals_triggerable_example_runs(cluster: Cluster, tmp_path: Path) -> None:
-    coord = await start(cluster, master_cfg("triggerable", tmp_path))
+    coord = await start(cluster, master_cfg("triggerable", tmp_path), listen_as_configured=True)
     # Buildbot's worker runs any number of builds; a Gantry worker runs --max-builds (default 1),
     # and the triggering build waits for the triggered one on the same worker.
     await cluster.start_worker(coord, "example-worker", "pass", max_builds=2)
