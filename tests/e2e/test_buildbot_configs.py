@@ -60,6 +60,10 @@ def master_cfg(name: str, tmp_path: Path, urls: dict[str, str] | None = None) ->
     return path
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
 class ListeningAsConfigured(Coordinator):
     """Started without --listen: the gRPC address is the configuration's c['protocols'] port."""
 
@@ -80,7 +84,7 @@ async def start(cluster: Cluster, path: Path, *, listen_as_configured: bool = Fa
     cluster.coordinators.append(coord)
     configured = coord.port  # held for it by the harness
     if listen_as_configured:
-        path.write_text(path.read_text().replace("tcp:9989:", f"tcp:{configured}:"))
+        edit(path, "tcp:9989:", f"tcp:{configured}:")
     code, out, err = await run_cli("checkconfig", str(path))
     assert code == 0, err.decode()
     await coord.start()
