@@ -15,7 +15,7 @@ from coordinator.config.buildbot.log import Call, native_call
 from coordinator.domain.builds.locks import LockAccess
 
 INDENT = "    "
-WIDTH = 96  # calls longer than this are split one argument a line
+WIDTH = 79  # calls longer than this are split one argument a line (read at 80 columns)
 
 
 class NotWritable(Exception):
@@ -31,7 +31,7 @@ def native_source(config: Call, origin: str) -> str:
     if problems:
         raise NotWritable(sorted(set(problems)))
     return (
-        f'"""Gantry-native configuration written by `gantry checkconfig --from-buildbot {origin}`."""\n\n'
+        f'"""Gantry-native configuration of {origin},\nwritten by `gantry checkconfig --from-buildbot`."""\n\n'
         "from coordinator.config import *\n\n"
         f"config = {body}\n"
     )
