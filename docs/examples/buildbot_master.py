@@ -1,6 +1,6 @@
 # A Buildbot master.cfg whose only change is its import line (Buildbot's was
-# `from buildbot.plugins import *`); `gantry checkconfig --from-buildbot` explains each part.
-from coordinator.config.buildbot import *
+# `from buildbot.plugins import ...`); `gantry checkconfig --from-buildbot` explains each part.
+from coordinator.config.buildbot import changes, reporters, schedulers, steps, util, worker
 
 c = BuildmasterConfig = {}
 

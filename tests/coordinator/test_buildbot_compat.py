@@ -210,3 +210,27 @@ def test_a_native_config_has_no_migration_notes(tmp_path: Path) -> None:
     cfg, migration = load_config_noted(path)
     assert migration.notes() == [] and not migration.is_buildbot
     assert cfg.db_url == f"sqlite:///{tmp_path.resolve()}/x.db" and cfg.listen == "127.0.0.1:0"
+
+
+def test_subclassing_a_buildbot_step_is_reported_at_the_class_statement(tmp_path: Path) -> None:
+    path = master_cfg(tmp_path, """\
+from buildbot.plugins import *
+c = BuildmasterConfig = {}
+c['workers'] = [worker.Worker("w", "p")]
+
+class Count(steps.ShellCommand):
+    pass
+
+class Factory(util.BuildFactory):  # a plain class: fine
+    pass
+
+f = Factory([Count(command=["wc"]), steps.ShellCommand(command=["true"])])
+c['builders'] = [util.BuilderConfig(name="b", workernames=["w"], factory=f)]
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config_noted(path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}:5: not supported: subclassing steps.ShellCommand: Buildbot's step and component APIs "
+        "differ from Gantry's: write it against Gantry's BuildStep (docs/custom_step.md) in a native "
+        "configuration",
+    ]

@@ -75,26 +75,46 @@ def build(what: str, cls: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         return native(obj, Call(name, tuple(args), gantry_kwargs))
 
 
-def adapter(what: str, cls: Callable[..., Any], spec: Spec = Spec()) -> Callable[..., Any]:
+SUBCLASSING = ("Buildbot's step and component APIs differ from Gantry's: write it against Gantry's "
+               "BuildStep (docs/custom_step.md) in a native configuration")
+
+
+def _namespace_class(what: str, make: Callable[..., Any], doc: str) -> type:
+    """A class standing for Buildbot's `what`: calling it returns `make(...)` (a Gantry object,
+    not an instance of this class); subclassing it, as Buildbot configurations do for custom
+    steps, is reported at the class statement."""
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+        if cls is not made:
+            return Unsupported(f"a subclass of {what}")  # reported at its class statement
+        return make(*args, **kwargs)
+
+    def __init_subclass__(cls: type, **kwargs: Any) -> None:  # noqa: N807
+        note(UNSUPPORTED, f"subclassing {what}: {SUBCLASSING}")
+
+    name = what.rpartition(".")[2]
+    made = type(name, (), {"__new__": __new__, "__init_subclass__": __init_subclass__, "__doc__": doc,
+                           "__module__": __name__})
+    return made
+
+
+def adapter(what: str, cls: Callable[..., Any], spec: Spec = Spec()) -> Any:
     """A Buildbot-named constructor for a Gantry class."""
 
     def make(*args: Any, **kwargs: Any) -> Any:
         return build(what, cls, args, kwargs, spec)
 
-    make.__name__ = make.__qualname__ = what.rpartition(".")[2]
-    make.__doc__ = f"Buildbot's {what}, built as Gantry's {getattr(cls, '__name__', cls)}."
-    return make
+    return _namespace_class(what, make, f"Buildbot's {what}, built as Gantry's {getattr(cls, '__name__', cls)}.")
 
 
-def unsupported(what: str, instead: str) -> Callable[..., Any]:
+def unsupported(what: str, instead: str) -> Any:
     """A Buildbot class Gantry does not have: calling it is reported at the caller's line."""
 
     def make(*args: Any, **kwargs: Any) -> Unsupported:
         note(UNSUPPORTED, f"{what}: {instead}")
         return Unsupported(what)
 
-    make.__name__ = make.__qualname__ = what.rpartition(".")[2]
-    return make
+    return _namespace_class(what, make, f"Buildbot's {what}: not supported ({instead}).")
 
 
 def missing(namespace: str, name: str, instead: str) -> Callable[..., Any]:
