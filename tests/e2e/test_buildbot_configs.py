@@ -73,14 +73,17 @@ class ListeningAsConfigured(Coordinator):
         return argv[:at] + argv[at + 2 :]
 
 
-async def start(cluster: Cluster, path: Path, *, listen_as_configured: bool = False) -> Coordinator:
-    """A coordinator on master.cfg as is: no --db (the config's db_url); --http on a free port
-    (the command line overrides c['www']'s port 8010), and --listen too unless
-    `listen_as_configured` (then the config's c['protocols'] port 9989 becomes the harness's)."""
+async def start(
+    cluster: Cluster, path: Path, *, db: str | None = None, listen_as_configured: bool = False
+) -> Coordinator:
+    """A coordinator on master.cfg as is: --db only when `db` is given (else the config's
+    db_url); --http on a free port (the command line overrides c['www']'s port 8010), and
+    --listen too unless `listen_as_configured` (then the config's c['protocols'] port 9989
+    becomes the one the harness holds)."""
     data_dir = cluster.tmp / "coordinator-data"
     data_dir.mkdir()
     kind = ListeningAsConfigured if listen_as_configured else Coordinator
-    coord = kind(cluster, "coordinator", path, data_dir, None, None, ["--http", "127.0.0.1:0"])
+    coord = kind(cluster, "coordinator", path, data_dir, db, None, ["--http", "127.0.0.1:0"])
     cluster.coordinators.append(coord)
     configured = coord.port  # held for it by the harness
     if listen_as_configured:
@@ -109,12 +112,13 @@ async def force(coord: Coordinator, builder: str) -> tuple[list[tuple[str, str]]
 RESULT_NAMES = {SUCCESS: "SUCCESS", 1: "WARNINGS", 2: "FAILURE", 3: "SKIPPED", 4: "EXCEPTION"}
 
 
-async def test_the_sample_master_cfg_runs(cluster: Cluster, tmp_path: Path) -> None:
+async def test_the_sample_master_cfg_runs(cluster: Cluster, tmp_path: Path, db: str | None) -> None:
     repo = hello_world(tmp_path / "hello-world")
     path = master_cfg("sample", tmp_path, {HELLO_URL: str(repo)})
-    coord = await start(cluster, path)
-    # c['db'] = {'db_url': "sqlite:///state.sqlite"}: next to master.cfg, as in Buildbot.
-    assert (path.parent / "state.sqlite").is_file()
+    coord = await start(cluster, path, db=db)
+    # c['db'] = {'db_url': "sqlite:///state.sqlite"}: next to master.cfg, as in Buildbot, unless
+    # --db says otherwise (then that database, here PostgreSQL).
+    assert (path.parent / "state.sqlite").is_file() == (db is None)
     assert not (cluster.tmp / "coordinator-data" / "gantry.sqlite").exists()
     await cluster.start_worker(coord, "example-worker", "pass")
 
