@@ -7,6 +7,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from coordinator.config.buildbot import __all__ as BUILDBOT_NAMESPACES  # noqa: N812
 from coordinator.config.buildbot.log import recording
 from coordinator.config.buildbot.master import from_buildmaster, resolved_db_url
 from coordinator.config.buildbot.migration import Migration
@@ -58,7 +59,7 @@ def load_config_noted(path: str | Path) -> tuple[MasterConfig, Migration]:
             raise
         line = _line_in(exc, path)
         raise ConfigError(
-            [ConfigProblem(shown, line, f"{type(exc).__name__}: {exc}")]
+            [ConfigProblem(shown, line, f"{type(exc).__name__}: {exc}{_buildbot_hint(exc)}")]
         ) from None
     cfg = namespace.get("config")
     native = None
@@ -76,6 +77,15 @@ def load_config_noted(path: str | Path) -> tuple[MasterConfig, Migration]:
     if problems:
         raise ConfigError(problems, migration)
     return cfg, migration
+
+
+def _buildbot_hint(exc: BaseException) -> str:
+    """A Buildbot master.cfg run as is: say which import line makes it load."""
+    missing_module = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "buildbot"
+    missing_namespace = isinstance(exc, NameError) and exc.name in BUILDBOT_NAMESPACES
+    if missing_module or missing_namespace:
+        return " (a Buildbot master.cfg loads with `from coordinator.config.buildbot import *`)"
+    return ""
 
 
 def _line_in(exc: BaseException, path: Path) -> int:

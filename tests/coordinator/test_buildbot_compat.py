@@ -234,3 +234,14 @@ c['builders'] = [util.BuilderConfig(name="b", workernames=["w"], factory=f)]
         "differ from Gantry's: write it against Gantry's BuildStep (docs/custom_step.md) in a native "
         "configuration",
     ]
+
+
+@pytest.mark.parametrize("import_line", ["from buildbot.plugins import *", "from coordinator.config import *"])
+def test_a_master_cfg_with_another_import_line_says_which_one_loads_it(tmp_path: Path, import_line: str) -> None:
+    path = tmp_path / "master.cfg"
+    path.write_text((FIXTURES / "sample.cfg").read_text().replace("from buildbot.plugins import *", import_line))
+    with pytest.raises(ConfigError) as err:
+        load_config_noted(path)
+    [problem] = err.value.problems
+    assert problem.line == (4 if "buildbot" in import_line else 18)
+    assert problem.message.endswith("(a Buildbot master.cfg loads with `from coordinator.config.buildbot import *`)")
