@@ -245,3 +245,37 @@ def test_a_master_cfg_with_another_import_line_says_which_one_loads_it(tmp_path:
     [problem] = err.value.problems
     assert problem.line == (4 if "buildbot" in import_line else 18)
     assert problem.message.endswith("(a Buildbot master.cfg loads with `from coordinator.config.buildbot import *`)")
+
+
+def test_a_reporters_generator_folds_into_its_mode_builders_and_tags(tmp_path: Path) -> None:
+    path = master_cfg(tmp_path, """\
+from buildbot.plugins import *
+c = BuildmasterConfig = {}
+c['workers'] = [worker.Worker("w", "p")]
+c['builders'] = [util.BuilderConfig(name="b", workernames=["w"],
+                                    factory=util.BuildFactory([steps.ShellCommand(command=["true"])]))]
+generator = reporters.BuildStatusGenerator(mode=('failing',), builders=["b"], tags=["t"])
+summary = reporters.BuildSetStatusGenerator(mode=('problem',))
+c['services'] = [
+    reporters.MailNotifier(fromaddr="ci@example.org", generators=[generator]),
+    reporters.MailNotifier(fromaddr="sets@example.org", generators=[summary], name="sets"),
+    reporters.HttpStatusPush("http://example.org/hook", generators=[generator]),
+]
+""")
+    cfg, _ = load_config_noted(path)
+    mail, sets, push = cfg.notifiers
+    assert (mail.mode, mail.builders, mail.tags) == (("failing",), ["b"], ["t"])
+    assert (sets.mode, getattr(sets, "buildSetSummary", None)) == (("problem",), True)
+    assert (push.mode, push.builders, push.tags) == (("failing",), ["b"], ["t"])
+
+    path.write_text(path.read_text().replace(
+        'builders=["b"], tags=["t"])', "message_formatter=reporters.MessageFormatter(template='x'))"
+    ).replace("generators=[summary]", "generators=[generator, summary]"))
+    with pytest.raises(ConfigError) as err:
+        load_config_noted(path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}:6: not supported: reporters.MessageFormatter: give MailNotifier subject=, body= and html= "
+        "templates (docs/notifiers.md)",
+        f"{path}:10: not supported: reporters.MailNotifier(generators=...): Gantry takes one "
+        "BuildStatusGenerator or BuildSetStatusGenerator a reporter; make one reporter per generator",
+    ]
