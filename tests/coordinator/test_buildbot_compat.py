@@ -46,7 +46,7 @@ def migration_text(path: Path) -> str:
     return out.replace(str(path.parent), "<dir>")
 
 
-@pytest.mark.parametrize("name", ["sample", "tour", "triggerable", "interlocks"])
+@pytest.mark.parametrize("name", ["sample", "tour", "triggerable", "interlocks", "mail"])
 def test_migration_report_matches_its_expectation(tmp_path: Path, name: str) -> None:
     path = master_cfg(tmp_path, (FIXTURES / f"{name}.cfg").read_text())
     got = migration_text(path)

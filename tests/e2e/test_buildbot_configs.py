@@ -1,6 +1,7 @@
 """Buildbot's own configurations on Gantry, end to end: the sample ``master.cfg`` that
-``buildbot create-master`` writes and the manual's Triggerable example, each with only its import
-line changed (and its repository URL pointed at a repository the test makes). Each is checked,
+``buildbot create-master`` writes (also with the manual's MailNotifier) and the manual's
+Triggerable example, each with only its import line changed (and its repository URL and SMTP
+relay pointed at a repository and a server the test runs). Each is checked,
 run by a real coordinator and worker, and every builder is forced; the steps the configuration
 defines must run in order with their results. See tests/coordinator/buildbot_configs/README.md.
 """
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import SUCCESS, Cluster, Coordinator, describe_events, run_cli
+from tests.net import port_of, reserve_port
+from tests.notifiers.conftest import SmtpServer, authenticator, eventually, start_smtp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -149,3 +152,31 @@ async def test_the_manuals_triggerable_example_runs(cluster: Cluster, tmp_path: 
         steps, number = await force(coord, leaf)
         assert steps == [(leaf, "SUCCESS")]
         assert leaf in (await coord.read_log(leaf, number, leaf)).decode()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_the_sample_with_the_manuals_mail_notifier_mails_the_build(cluster: Cluster, tmp_path: Path) -> None:
+    repo = hello_world(tmp_path / "hello-world")
+    sock = reserve_port()
+    smtp = start_smtp(SmtpServer(port_of(sock)), sock, authenticator=authenticator("myuser@example.com", "mypassword"),
+                      auth_require_tls=False, auth_required=True)
+    try:
+        path = master_cfg("mail", tmp_path, {
+            HELLO_URL: str(repo), 'relayhost="smtp.example.com", smtpPort=587':
+            f'relayhost="127.0.0.1", smtpPort={smtp.port}',
+        })
+        coord = await start(cluster, path)
+        await cluster.start_worker(coord, "example-worker", "pass")
+        steps, number = await force(coord, "runtests")
+        assert steps == [("git", "SUCCESS"), ("shell", "SUCCESS")]
+        [mail] = await eventually(smtp.messages, what="the build's mail")
+    finally:
+        assert smtp.controller is not None
+        smtp.controller.stop()
+    assert (mail.sender, mail.recipients, mail.login) == (
+        "myuser@example.com", ["listaddr@example.org"], "myuser@example.com")
+    assert "runtests" in mail.message["Subject"]
+    body = mail.message.get_body(("plain",))
+    assert body is not None
+    # c['buildbotURL'] is where the mail links to.
+    assert f"http://localhost:8010/builders/runtests/builds/{number}" in body.get_content()
