@@ -9,7 +9,7 @@ from typing import Any
 
 from coordinator.config.buildbot import __all__ as BUILDBOT_NAMESPACES  # noqa: N812
 from coordinator.config.buildbot.log import recording
-from coordinator.config.buildbot.master import from_buildmaster, resolved_db_url
+from coordinator.config.buildbot.master import BadKey, from_buildmaster, resolved_db_url
 from coordinator.config.buildbot.migration import Migration
 from coordinator.config.objects import MasterConfig
 from coordinator.config.problems import ConfigProblem
@@ -64,7 +64,12 @@ def load_config_noted(path: str | Path) -> tuple[MasterConfig, Migration]:
     cfg = namespace.get("config")
     native = None
     if cfg is None and isinstance(namespace.get("BuildmasterConfig"), dict):
-        cfg, native = from_buildmaster(namespace["BuildmasterConfig"], path, log)
+        try:
+            cfg, native = from_buildmaster(namespace["BuildmasterConfig"], path, log)
+        except BadKey as exc:
+            raise ConfigError([ConfigProblem(shown, exc.line, exc.message)]) from None
+        except TypeError as exc:  # a builder dict's values of the wrong type
+            raise ConfigError([ConfigProblem(shown, _line_in(exc, path) or 1, f"BuildmasterConfig: {exc}")]) from None
     if not isinstance(cfg, MasterConfig):
         raise ConfigError(
             [ConfigProblem(shown, 0, "the file must assign `config = MasterConfig(...)` "

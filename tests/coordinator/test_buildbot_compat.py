@@ -279,3 +279,10 @@ c['services'] = [
         f"{path}:10: not supported: reporters.MailNotifier(generators=...): Gantry takes one "
         "BuildStatusGenerator or BuildSetStatusGenerator a reporter; make one reporter per generator",
     ]
+
+
+def test_a_key_of_the_wrong_shape_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    path = master_cfg(tmp_path, "from buildbot.plugins import *\nc = BuildmasterConfig = {}\n\nc['workers'] = 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config_noted(path)
+    assert [str(p) for p in err.value.problems] == [f"{path}:4: c['workers'] must be a list, not 3"]

@@ -19,6 +19,7 @@ from coordinator.config.buildbot.log import (
     Unsupported,
     recording,
 )
+from coordinator.config.buildbot.util import BuilderConfig
 from coordinator.config.objects import MasterConfig
 from coordinator.web.hooks import DIALECTS
 
@@ -91,6 +92,15 @@ def key_lines(path: Path) -> dict[str, int]:
     return {**keywords, **keys}
 
 
+class BadKey(Exception):
+    """A config key whose value has the wrong shape, at its line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
 class _Notes:
     def __init__(self, log: MigrationLog, path: Path) -> None:
         self.log = log
@@ -114,7 +124,7 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
         elif key == "protocols":
             _protocols(value, kw, notes)
         elif key in ("db", "db_url"):
-            _db(value if key == "db" else {"db_url": value}, key, path, kw, notes)
+            _db(value if key == "db" else {"db_url": value}, key, kw, notes)
         elif key in IGNORED_KEYS:
             notes(IGNORED, key, f"c[{key!r}] is ignored: {IGNORED_KEYS[key]}")
         elif key in UNSUPPORTED_KEYS:
@@ -127,6 +137,8 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
         kw["builders"] = [_builder(b, notes) if isinstance(b, Mapping) else b for b in kw["builders"]]
     for key in ("workers", "builders", "schedulers", "notifiers", "change_source", "secretsProviders"):
         value = kw.get(key)
+        if key != "change_source" and key in kw and not isinstance(value, list | tuple):
+            raise BadKey(notes.lines.get(key, 1), f"c[{key!r}] must be a list, not {value!r}")
         if isinstance(value, list | tuple):
             kw[key] = [v for v in value if not isinstance(v, Unsupported)]
         elif isinstance(value, Unsupported):
@@ -142,8 +154,6 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
 
 def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     """Buildbot still takes a builder as a dict of BuilderConfig's keywords."""
-    from coordinator.config.buildbot.util import BuilderConfig  # the namespaces import this module's peers
-
     since = len(notes.log.entries)
     line = notes.lines.get(f"{DICT_NAMED}{spec.get('name')!s}") or notes.lines.get("builders", 1)
     where = (notes.file, line)
@@ -179,7 +189,7 @@ def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
         notes(IGNORED, "protocols", f"c['protocols'][{other!r}] is ignored: Gantry serves one worker protocol")
 
 
-def _db(value: Any, key: str, path: Path, kw: dict[str, Any], notes: _Notes) -> None:
+def _db(value: Any, key: str, kw: dict[str, Any], notes: _Notes) -> None:
     url = value.get("db_url") if isinstance(value, Mapping) else None
     if not isinstance(url, str) or not url:
         notes(UNSUPPORTED, key, f"c[{key!r}] must give a db_url such as 'sqlite:///state.sqlite', not {value!r}")
