@@ -63,9 +63,8 @@ def gantry(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("name", ["sample", "triggerable"])
-def test_the_written_native_config_loads_clean_and_matches(tmp_path: Path, name: str) -> None:
-    path = master_cfg(tmp_path, (FIXTURES / f"{name}.cfg").read_text())
+def test_the_written_native_config_loads_clean(tmp_path: Path) -> None:
+    path = master_cfg(tmp_path, (FIXTURES / "sample.cfg").read_text())
     native = tmp_path / "native" / "master.py"
     native.parent.mkdir()
     proc = gantry("checkconfig", "--from-buildbot", str(path), "--write", str(native))
@@ -78,14 +77,28 @@ def test_the_written_native_config_loads_clean_and_matches(tmp_path: Path, name:
     assert proc.returncode == 0 and proc.stdout.strip().endswith("scheduler(s)"), proc.stderr
     assert "note:" not in proc.stdout
 
-    compat, _ = load_config_noted(path)
-    plain, _ = load_config_noted(native)
-    assert [(b.name, b.workers, [(type(s), s.name) for s in b.steps]) for b in compat.builders] == [
-        (b.name, b.workers, [(type(s), s.name) for s in b.steps]) for b in plain.builders
+
+@pytest.mark.parametrize("name", ["sample", "triggerable", "mail"])
+def test_the_native_config_is_the_same_configuration(tmp_path: Path, name: str) -> None:
+    path = master_cfg(tmp_path, (FIXTURES / f"{name}.cfg").read_text())
+    compat, migration = load_config_noted(path)
+    native = tmp_path / "native.py"
+    native.write_text(migration.native_source())
+    plain, plain_migration = load_config_noted(native)
+    assert plain_migration.notes() == [] and not plain_migration.is_buildbot
+    assert [(b.name, b.workers, b.builddir, [(type(s), s.name) for s in b.steps]) for b in compat.builders] == [
+        (b.name, b.workers, b.builddir, [(type(s), s.name) for s in b.steps]) for b in plain.builders
     ]
     assert [(type(s), s.name, s.builders) for s in compat.schedulers] == [
         (type(s), s.name, s.builders) for s in plain.schedulers
     ]
+    assert [(w.name, w.secret, w.max_builds) for w in compat.workers] == [
+        (w.name, w.secret, w.max_builds) for w in plain.workers
+    ]
+    def options(notifier: object) -> dict[str, object]:
+        return {k: v for k, v in vars(notifier).items() if k not in ("defined_at", "gantry_native")}
+
+    assert [options(n) for n in compat.notifiers] == [options(n) for n in plain.notifiers]
     assert (compat.listen, compat.db_url, compat.www, compat.title, compat.url) == (
         plain.listen, plain.db_url, plain.www, plain.title, plain.url
     )
@@ -286,3 +299,17 @@ def test_a_key_of_the_wrong_shape_is_a_problem_at_its_line(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as err:
         load_config_noted(path)
     assert [str(p) for p in err.value.problems] == [f"{path}:4: c['workers'] must be a list, not 3"]
+
+
+def test_a_reporters_own_problem_is_at_the_users_line(tmp_path: Path) -> None:
+    path = master_cfg(tmp_path, """\
+from buildbot.plugins import *
+c = BuildmasterConfig = {}
+c['services'] = [
+    reporters.MailNotifier(fromaddr="ci@example.org", mode=("sometimes",)),
+]
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config_noted(path)
+    [problem] = err.value.problems
+    assert (problem.line, "unknown mode 'sometimes'" in problem.message) == (4, True)

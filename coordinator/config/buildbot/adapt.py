@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.config.buildbot.log import DIFFERENT, IGNORED, SAME, UNSUPPORTED, Call, Unsupported, native, note
+from coordinator.domain.location import caller_location
 
 UNEXPECTED = re.compile(r"got an unexpected keyword argument '(\w+)'")
 
@@ -72,6 +73,9 @@ def build(what: str, cls: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
             note(UNSUPPORTED, f"{what}({m.group(1)}=...): Gantry's {name} has no such option")
             del gantry_kwargs[m.group(1)]
             continue
+        if hasattr(obj, "defined_at"):
+            # Objects from outside this package (the notifiers) would stop at this frame.
+            obj.defined_at = caller_location()
         return native(obj, Call(name, tuple(args), gantry_kwargs))
 
 
