@@ -52,6 +52,9 @@ def checkconfig_main(argv: list[str]) -> int:
 
 
 def _migration_report(migration: Migration, write: str | None) -> int:
+    if not migration.is_buildbot:
+        print(f"{migration.path} is a Gantry-native configuration: nothing to migrate")
+        return 0
     print(migration.report())
     try:
         source = migration.native_source()

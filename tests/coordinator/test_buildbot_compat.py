@@ -313,3 +313,15 @@ c['services'] = [
         load_config_noted(path)
     [problem] = err.value.problems
     assert (problem.line, "unknown mode 'sometimes'" in problem.message) == (4, True)
+
+
+def test_from_buildbot_on_a_native_config_has_nothing_to_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coordinator.cli import checkconfig_main
+
+    path = tmp_path / "master.py"
+    path.write_text("from coordinator.config import *\nconfig = MasterConfig(workers=[Worker('w', 's')])\n")
+    assert checkconfig_main(["--from-buildbot", str(path), "--write", str(tmp_path / "out.py")]) == 0
+    assert capsys.readouterr().out == f"{path} is a Gantry-native configuration: nothing to migrate\n"
+    assert not (tmp_path / "out.py").exists()

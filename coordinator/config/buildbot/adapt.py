@@ -1,8 +1,8 @@
 """Translate one Buildbot constructor call into a Gantry one, noting how each option maps.
 
 A :class:`Spec` says, per Buildbot keyword, what Gantry does with it: the same option under
-another name (``rename``), a different meaning (``different``), nothing because it makes no sense
-here (``ignored``), or nothing because Gantry lacks it (``unsupported``, with what to use instead).
+another name (``rename``), nothing because it makes no sense here (``ignored``), or nothing
+because Gantry lacks it (``unsupported``, with what to use instead).
 Keywords a Spec does not name pass through unchanged (Gantry kept Buildbot's spelling).
 """
 
@@ -22,15 +22,13 @@ UNEXPECTED = re.compile(r"got an unexpected keyword argument '(\w+)'")
 @dataclass(frozen=True)
 class Spec:
     rename: Mapping[str, str] = field(default_factory=dict)
-    # keyword -> (Gantry keyword or "" to drop it, what differs)
-    different: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     ignored: Mapping[str, str] = field(default_factory=dict)  # keyword -> why it is meaningless
     unsupported: Mapping[str, str] = field(default_factory=dict)  # keyword -> what to use instead
 
     def merged(self, other: Spec) -> Spec:
         return Spec(
-            {**self.rename, **other.rename}, {**self.different, **other.different},
-            {**self.ignored, **other.ignored}, {**self.unsupported, **other.unsupported},
+            {**self.rename, **other.rename}, {**self.ignored, **other.ignored},
+            {**self.unsupported, **other.unsupported},
         )
 
 
@@ -43,11 +41,6 @@ def translate(what: str, kwargs: dict[str, Any], spec: Spec) -> dict[str, Any]:
             note(UNSUPPORTED, f"{what}({key}=...): {spec.unsupported[key]}")
         elif key in spec.ignored:
             note(IGNORED, f"{what}({key}=...) is ignored: {spec.ignored[key]}")
-        elif key in spec.different:
-            target, why = spec.different[key]
-            note(DIFFERENT, f"{what}({key}=...): {why}")
-            if target:
-                out[target] = value
         elif key in spec.rename:
             out[spec.rename[key]] = value
         else:

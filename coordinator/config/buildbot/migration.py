@@ -67,7 +67,7 @@ class Migration:
     def native_source(self) -> str:
         """The Gantry-native configuration (raises NotWritable for values it cannot write)."""
         if self.native is None:
-            raise NotWritable(["the file assigns `config = MasterConfig(...)`: it is native already"])
+            raise NotWritable(["the file assigns `config = MasterConfig(...)`, not a BuildmasterConfig dict"])
         return native_source(self.native, self.path.name)
 
 
