@@ -11,26 +11,67 @@ import sys
 from pathlib import Path
 
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
-from coordinator.config.loader import ConfigError, load_config
+from coordinator.config.buildbot.migration import Migration
+from coordinator.config.buildbot.native import NotWritable
+from coordinator.config.loader import ConfigError, load_config_noted
 from coordinator.storage.sql import StorageError
 from coordinator.web.server import HttpListenError
 
 
 def checkconfig_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gantry checkconfig", description="Check a configuration file.")
-    parser.add_argument("config", help="the configuration file (e.g. master.py)")
+    parser.add_argument("config", help="the configuration file (e.g. master.py, or a Buildbot master.cfg)")
+    parser.add_argument(
+        "--from-buildbot", action="store_true",
+        help="print the migration report of a Buildbot master.cfg loaded through coordinator.config.buildbot",
+    )
+    parser.add_argument("--write", metavar="FILE", help="with --from-buildbot: write the Gantry-native configuration")
     args = parser.parse_args(argv)
+    if args.write and not args.from_buildbot:
+        parser.error("--write needs --from-buildbot")
     try:
-        cfg = load_config(args.config)
+        cfg, migration = load_config_noted(args.config)
     except ConfigError as exc:
+        if args.from_buildbot and exc.migration is not None:
+            print(exc.migration.report())
         for p in exc.problems:
             print(f"{p}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {args.config}", file=sys.stderr)
+        if args.write:
+            print(f"gantry: error: {args.write} not written: fix the problems first", file=sys.stderr)
         return 1
+    if args.from_buildbot:
+        return _migration_report(migration, args.write)
+    for note in migration.notes():
+        print(note)
     print(
         f"{args.config} is valid: {len(cfg.workers)} worker(s), {len(cfg.builders)} builder(s), "
         f"{len(cfg.schedulers)} scheduler(s)"
     )
+    return 0
+
+
+def _migration_report(migration: Migration, write: str | None) -> int:
+    if not migration.is_buildbot:
+        print(f"{migration.path} is a Gantry-native configuration: nothing to migrate")
+        return 0
+    print(migration.report())
+    try:
+        source = migration.native_source()
+    except NotWritable as exc:
+        print("gantry: error: no Gantry-native configuration: these values cannot be written as "
+              f"Python; copy them across by hand: {exc}", file=sys.stderr)
+        return 1
+    if not write:
+        print("Gantry-native configuration (write it with --write FILE):\n")
+        print(source)
+        return 0
+    try:
+        Path(write).write_text(source)
+    except OSError as exc:
+        print(f"gantry: error: cannot write {write}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote the Gantry-native configuration to {write}")
     return 0
 
 
@@ -40,10 +81,13 @@ def main(argv: list[str]) -> int:
     start = sub.add_parser("start", help="start the coordinator in the foreground")
     start.add_argument("--config", required=True, help="configuration file (master.py)")
     start.add_argument("--data-dir", default="gantry-data", help="data directory (default ./gantry-data)")
-    start.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT for gRPC")
+    start.add_argument(
+        "--listen", default=None,
+        help=f"HOST:PORT for gRPC (default: the config's listen, else 127.0.0.1:{DEFAULT_PORT})",
+    )
     start.add_argument(
         "--db", default=os.environ.get("GANTRY_DB", ""),
-        help="database URL (default: SQLite in the data dir; e.g. postgresql://host/db)",
+        help="database URL (default: the config's db_url, else SQLite in the data dir; e.g. postgresql://host/db)",
     )
     start.add_argument("--name", default="default", help="this coordinator's id (for claims)")
     start.add_argument("--heartbeat", type=float, default=10.0, help="worker heartbeat interval, seconds")
@@ -64,11 +108,13 @@ def main(argv: list[str]) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        cfg = load_config(args.config)
+        cfg, migration = load_config_noted(args.config)
     except ConfigError as exc:
         for p in exc.problems:
             print(f"gantry: {p}", file=sys.stderr)
         return 1
+    for note in migration.notes():
+        logging.getLogger("coordinator.config").info("%s", note)
     change_token = ""
     if args.change_token_file:
         try:
@@ -78,7 +124,8 @@ def main(argv: list[str]) -> int:
             return 1
     try:
         coordinator = Coordinator(
-            cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
+            cfg, Path(args.data_dir), args.listen or cfg.listen or f"127.0.0.1:{DEFAULT_PORT}",
+            args.db or cfg.db_url or None, args.name, args.heartbeat,
             args.subscriber_buffer, args.http, change_token,
         )
     except ValueError as exc:  # a bad --http

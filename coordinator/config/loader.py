@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import runpy
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator.config.buildbot import __all__ as BUILDBOT_NAMESPACES  # noqa: N812
+from coordinator.config.buildbot.log import recording
+from coordinator.config.buildbot.master import BadKey, from_buildmaster, resolved_db_url
+from coordinator.config.buildbot.migration import Migration
 from coordinator.config.objects import MasterConfig
+from coordinator.config.problems import ConfigProblem
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
@@ -26,30 +30,28 @@ from notifiers.base import Notifier
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
-
 class ConfigError(Exception):
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], migration: Migration | None = None) -> None:
         self.problems = problems
+        self.migration = migration  # what the file's run noted, when it ran
         super().__init__("\n".join(str(p) for p in problems))
 
 
 def load_config(path: str | Path) -> MasterConfig:
     """Run the file and validate what it built; raises ConfigError listing every problem."""
+    return load_config_noted(path)[0]
+
+
+def load_config_noted(path: str | Path) -> tuple[MasterConfig, Migration]:
+    """`load_config`, with what the Buildbot compatibility layer noted (notes to show the user,
+    the migration report); a Buildbot option Gantry lacks is a ConfigProblem."""
     path = Path(path)
     shown = str(path)
     if not path.is_file():
         raise ConfigError([ConfigProblem(shown, 0, "no such configuration file")])
     try:
-        namespace = runpy.run_path(str(path), run_name="gantry_config")
+        with recording() as log:
+            namespace = runpy.run_path(str(path), run_name="gantry_config")
     except SyntaxError as exc:
         raise ConfigError([ConfigProblem(shown, exc.lineno or 0, f"syntax error: {exc.msg}")]) from None
     except BaseException as exc:  # the user's code may raise anything
@@ -57,31 +59,38 @@ def load_config(path: str | Path) -> MasterConfig:
             raise
         line = _line_in(exc, path)
         raise ConfigError(
-            [ConfigProblem(shown, line, f"{type(exc).__name__}: {exc}")]
+            [ConfigProblem(shown, line, f"{type(exc).__name__}: {exc}{_buildbot_hint(exc)}")]
         ) from None
     cfg = namespace.get("config")
+    native = None
     if cfg is None and isinstance(namespace.get("BuildmasterConfig"), dict):
-        bmc = namespace["BuildmasterConfig"]
-        cfg = MasterConfig(
-            workers=bmc.get("workers", []), builders=bmc.get("builders", []),
-            schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
-            notifiers=bmc.get("notifiers", bmc.get("services", [])),
-            url=bmc.get("buildbotURL", bmc.get("url", "")),
-            www=bmc.get("www"),
-            secretsProviders=bmc.get("secretsProviders", []),
-            allow_master_commands=bmc.get("allow_master_commands", False),
-            change_source=bmc.get("change_source", ()),
-        )
-        cfg.defined_at = (str(path.resolve()), 1)
+        try:
+            cfg, native = from_buildmaster(namespace["BuildmasterConfig"], path, log)
+        except BadKey as exc:
+            raise ConfigError([ConfigProblem(shown, exc.line, exc.message)]) from None
+        except TypeError as exc:  # a builder dict's values of the wrong type
+            raise ConfigError([ConfigProblem(shown, _line_in(exc, path) or 1, f"BuildmasterConfig: {exc}")]) from None
     if not isinstance(cfg, MasterConfig):
         raise ConfigError(
             [ConfigProblem(shown, 0, "the file must assign `config = MasterConfig(...)` "
                            "(or a `BuildmasterConfig` dict)")]
         )
-    problems = validate(cfg, path)
+    if isinstance(cfg.db_url, str):
+        cfg.db_url = resolved_db_url(cfg.db_url, path)
+    migration = Migration(path, log, native)
+    problems = migration.problems() + validate(cfg, path)
     if problems:
-        raise ConfigError(problems)
-    return cfg
+        raise ConfigError(problems, migration)
+    return cfg, migration
+
+
+def _buildbot_hint(exc: BaseException) -> str:
+    """A Buildbot master.cfg run as is: say which import line makes it load."""
+    missing_module = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "buildbot"
+    missing_namespace = isinstance(exc, NameError) and exc.name in BUILDBOT_NAMESPACES
+    if missing_module or missing_namespace:
+        return " (a Buildbot master.cfg loads with `from coordinator.config.buildbot import *`)"
+    return ""
 
 
 def _line_in(exc: BaseException, path: Path) -> int:
@@ -219,6 +228,10 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
     if not isinstance(cfg.allow_master_commands, bool):
         add(cfg, f"allow_master_commands must be True or False, not {cfg.allow_master_commands!r}")
     _check_change_sources(cfg.change_source, add, cfg)
+    for name in ("listen", "db_url"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, str) or not value):
+            add(cfg, f"{name} must be None or a non-empty string, not {value!r}")
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:

@@ -49,6 +49,11 @@ class MasterConfig:
     allow_master_commands: bool = False
     # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
     change_source: Any = ()
+    # gRPC HOST:PORT when `coordinator start` has no --listen (Buildbot's c['protocols'] port).
+    listen: str | None = None
+    # The database when `coordinator start` has no --db (Buildbot's c['db']['db_url']); a
+    # relative SQLite path is relative to the configuration file's directory.
+    db_url: str | None = None
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)

@@ -1,0 +1,74 @@
+"""Buildbot's ``steps`` plugin namespace: the steps Gantry has, with Buildbot's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.config.buildbot.adapt import Spec, adapter, build, missing
+from coordinator.domain.steps import base as _base
+from coordinator.domain.steps import junit as _junit
+from coordinator.domain.steps import master as _master
+from coordinator.domain.steps import shell as _shell
+from coordinator.domain.steps import source as _source
+from coordinator.domain.steps import transfer as _transfer
+from coordinator.domain.steps import trigger as _trigger
+
+_STEP = Spec(
+    ignored={
+        "logEnviron": "Gantry does not write the environment into the log",
+        "usePTY": "commands run without a terminal",
+        "descriptionSuffix": "descriptions are shown as given",
+        "progressMetrics": "Gantry estimates from past builds",
+        "updateBuildSummaryPolicy": "the build summary lists failed steps",
+    },
+    unsupported={
+        "logfiles": "upload the files with steps.FileUpload after the command",
+        "lazylogfiles": "upload the files with steps.FileUpload after the command",
+        "interruptSignal": "a stopped command gets SIGTERM, then SIGKILL",
+        "sigtermTime": "a stopped command gets SIGTERM, then SIGKILL",
+        "initialStdin": "pass the input in the command (e.g. a shell here-document)",
+        "want_stdout": "the whole output is kept in the stdio log",
+        "want_stderr": "the whole output is kept in the stdio log",
+    },
+)
+_GIT = _STEP.merged(Spec(
+    ignored={"progress": "git's progress output is not shown"},
+    unsupported={
+        "clobberOnFailure": "use mode='full', method='clobber'",
+        "getDescription": "run `git describe` with steps.SetPropertyFromCommand",
+        "config": "set git options in the worker user's ~/.gitconfig",
+        "origin": "the remote is always named origin",
+        "sshPrivateKey": "give the worker's user an ssh key for the repository",
+        "sshHostKey": "add the host to the worker user's ~/.ssh/known_hosts",
+        "sshKnownHosts": "add the host to the worker user's ~/.ssh/known_hosts",
+        "retry": "use retryFetch=True",
+        "reference": "drop it (no reference repositories)",
+        "filters": "drop it (no partial clones)",
+    },
+))
+
+ShellCommand = adapter("steps.ShellCommand", _base.ShellCommand, _STEP)
+Compile = adapter("steps.Compile", _shell.Compile, _STEP)
+Test = adapter("steps.Test", _junit.Test, _STEP)
+WarningCountingShellCommand = adapter("steps.WarningCountingShellCommand", _shell.WarningCountingShellCommand, _STEP)
+SetPropertyFromCommand = adapter("steps.SetPropertyFromCommand", _shell.SetPropertyFromCommand, _STEP)
+ShellSequence = adapter("steps.ShellSequence", _shell.ShellSequence, _STEP)
+Git = adapter("steps.Git", _source.Git, _GIT)
+Trigger = adapter("steps.Trigger", _trigger.Trigger, _STEP)
+FileUpload = adapter("steps.FileUpload", _transfer.FileUpload, _STEP)
+DirectoryUpload = adapter("steps.DirectoryUpload", _transfer.DirectoryUpload, _STEP)
+FileDownload = adapter("steps.FileDownload", _transfer.FileDownload, _STEP)
+MasterShellCommand = adapter("steps.MasterShellCommand", _master.MasterShellCommand, _STEP)
+
+
+def Configure(command: Any = ("./configure",), **kwargs: Any) -> Any:  # noqa: N802 - Buildbot's name
+    """Buildbot's Configure: a ShellCommand named "configure" running ./configure."""
+    kwargs = {"name": "configure", **kwargs, "command": command}
+    return build("steps.Configure", _base.ShellCommand, (), kwargs, _STEP)
+
+
+_INSTEAD = "run the tool with steps.ShellCommand (or subclass BuildStep, see docs/custom_step.md)"
+
+
+def __getattr__(name: str) -> Any:  # SVN, Mercurial, PyFlakes, Sphinx, RemoveDirectory, ...
+    return missing("steps", name, _INSTEAD)
