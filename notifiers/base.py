@@ -9,7 +9,7 @@ deliver that payload.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,11 @@ class DeliveryError(Exception):
     """A delivery attempt failed; the message says why (kept as the notification's last_error)."""
 
 
+class DeliveryRejected(DeliveryError):
+    """The service refused the message itself (an HTTP 4xx): sending it again cannot help, so
+    the notification is recorded failed at once, with the service's message."""
+
+
 class Notifier:
     kind = ""  # "mail" / "http": the kind of the notifications it stores
     #: events it reacts to: "build.started", "build.finished", "buildset.finished"
@@ -53,6 +58,8 @@ class Notifier:
         self.builders = None if builders is None else list(builders)
         self.tags = None if tags is None else list(tags)
         self.errors: list[str] = []
+        # Secret("name") values: the configured secretsProviders, set by the service.
+        self.secret_lookup: Callable[[str], str | None] = lambda _name: None
         if not isinstance(name, str) or not name.strip():
             self.errors.append("a notifier needs a non-empty name")
         for m in bad_modes(self.mode):

@@ -27,6 +27,7 @@ class MessageContext:
     failing_step: str = ""
     log_tail: list[str] = field(default_factory=list)
     url: str = ""  # a link to the build, or "" (then the CLI command is shown)
+    event_id: int = 0  # the event the message is about (orders a reporter's states)
 
     @property
     def result_name(self) -> str:
