@@ -46,7 +46,8 @@ Token = str | Renderable | Callable[[], str] | None
 
 class BuildProps:
     """What rendering a context name or a token reads: the build's (or request's) properties,
-    with ``buildername``/``buildnumber`` always there, its source stamps, and secrets."""
+    with ``buildername``, ``buildnumber`` and the first source stamp's ``branch``, ``revision``,
+    ``repository``, ``project`` and ``codebase`` always there, its source stamps, and secrets."""
 
     def __init__(self, build: Build, secret: Callable[[str], str | None]) -> None:
         self.props = {p.name: p.value for p in build.properties}
@@ -54,6 +55,9 @@ class BuildProps:
         if build.number:
             self.props.setdefault("buildnumber", build.number)
         self.stamps = list(build.sourcestamps)
+        if self.stamps:  # as a build gets them (a request has no properties of its own yet)
+            for attr in ("branch", "revision", "repository", "project", "codebase"):
+                self.props.setdefault(attr, getattr(self.stamps[0], attr))
         self._secret = secret
 
     def get_property(self, name: str, default: Any = None) -> Any:

@@ -227,6 +227,7 @@ async def run_build(
     log_text: str = "",
     step_name: str = "test",
     buildset_id: int | None = None,
+    sourcestamps: list[SourceStamp] | None = None,
 ) -> tuple[int, int]:
     """A whole build through storage, as the coordinator does it: change, buildset, request,
     claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
@@ -238,7 +239,7 @@ async def run_build(
             events=lambda stored: [events.change_added(c, at) for c in stored])
         at = tick()
         bs = NewBuildset(reason="test", scheduler="s", builders=[builder],
-                         sourcestamps=[SourceStamp(branch="main")], change_ids=ids)
+                         sourcestamps=sourcestamps or [SourceStamp(branch="main")], change_ids=ids)
         buildset_id, _ = await db.buildsets.add_buildset(
             bs, at, None,
             events=lambda bs_id, requests: [
