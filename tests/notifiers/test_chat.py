@@ -5,57 +5,27 @@ a webhook URL from the secrets providers, and a refused message failed with the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from coordinator.config.secrets import SecretInAFile
-from coordinator.domain.events import EventBus
 from coordinator.domain.properties.renderables import Secret
 from coordinator.domain.results import Result
-from coordinator.storage.memory import MemoryStorage
 from notifiers.base import Notifier
 from notifiers.chat import DiscordNotifier, MattermostNotifier, SlackNotifier, TeamsNotifier
 from notifiers.service import NotificationService
-from tests.notifiers.conftest import Store, eventually, run_build
-from tests.notifiers.fakes import FakeServices, services_fake  # noqa: F401
+from tests.notifiers.conftest import Store, run_build, settled
+from tests.notifiers.fakes import FakeServices
 
-FAST = dict(retry_base=0.05, retry_cap=0.2, poll_interval=0.05)
 URL = "https://ci.example.org"
 
 
-@pytest.fixture
-async def mem() -> AsyncIterator[Store]:
-    bus = EventBus()
-    db = MemoryStorage(bus.publish)
-    yield Store(db, bus, "")
-    await db.aclose()
 
 
-@pytest.fixture
-async def services(mem: Store) -> AsyncIterator[Callable[..., NotificationService]]:
-    made: list[NotificationService] = []
-
-    def make(notifiers: list[Notifier], **kw: Any) -> NotificationService:
-        svc = NotificationService(
-            builds=mem.db.builds, logs=mem.db.logs, events=mem.db.events, outbox=mem.db.outbox,
-            bus=mem.bus, notifiers=notifiers, buildsets=mem.db.buildsets, url=URL, **{**FAST, **kw})
-        made.append(svc)
-        return svc
-
-    yield make
-    for svc in made:
-        await svc.aclose()
 
 
-async def settled(store: Store, count: int) -> list[Any]:
-    async def done() -> list[Any]:
-        got = await store.db.outbox.list_notifications(100)
-        return got if len(got) == count and all(n.state != "pending" for n in got) else []
-
-    return await eventually(done, what=f"{count} notifications settled")
 
 
 @pytest.mark.parametrize(("make", "service"), [
@@ -65,10 +35,10 @@ async def settled(store: Store, count: int) -> list[Any]:
     (lambda url: TeamsNotifier(url + "/workflows/abc/triggers/manual/paths/invoke", mode=("failing",)), "teams"),
 ])
 async def test_each_format_posts_failures_only_with_the_log(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices,
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices,
     make: Callable[[str], Notifier], service: str,
 ) -> None:
-    await services([make(services_fake.url)]).start()
+    await mem_services([make(services_fake.url)]).start()
     await run_build(mem.db, "unit", Result.SUCCESS)  # mode failing: nothing
     await run_build(mem.db, "unit", Result.FAILURE, log_text="FAILED test_frob\n")
     (n,) = await settled(mem, 1)
@@ -81,12 +51,12 @@ async def test_each_format_posts_failures_only_with_the_log(
 
 
 async def test_template_and_a_webhook_url_from_a_secret(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices, tmp_path: Path
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices, tmp_path: Path
 ) -> None:
     (tmp_path / "slack_hook").write_text(services_fake.url + "/services/T000/B000/XXXX\n")
     slack = SlackNotifier(Secret("slack_hook"), mode=("problem", "change"), details="",
                           message=":rotating_light: $builder #$number is $result_lower (was $previous)")
-    await services([slack], secrets=[SecretInAFile(tmp_path)]).start()
+    await mem_services([slack], secrets=[SecretInAFile(tmp_path)]).start()
     for result in (Result.SUCCESS, Result.SUCCESS, Result.FAILURE, Result.FAILURE, Result.SUCCESS):
         await run_build(mem.db, "unit", result)
     await settled(mem, 2)
@@ -98,9 +68,9 @@ async def test_template_and_a_webhook_url_from_a_secret(
 
 
 async def test_a_refused_message_fails_with_the_services_reason(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
-    await services([SlackNotifier(services_fake.url + "/services/T000/B000/gone", mode="all")]).start()
+    await mem_services([SlackNotifier(services_fake.url + "/services/T000/B000/gone", mode="all")]).start()
     await run_build(mem.db, "unit", Result.SUCCESS)
     (n,) = await settled(mem, 1)
     assert (n.state, n.attempts) == ("failed", 1) and n.last_error.endswith("HTTP 404: no_service")

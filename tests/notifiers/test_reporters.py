@@ -7,18 +7,16 @@ secrets providers, a 5xx or a down service (retried, delaying only its own notif
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coordinator.config.secrets import SecretInAFile
-from coordinator.domain.events import EventBus
 from coordinator.domain.model import SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Secret
 from coordinator.domain.results import Result
-from coordinator.storage.memory import MemoryStorage
 from notifiers.base import Notifier
 from notifiers.reporters import (
     BitbucketServerStatusPush,
@@ -31,37 +29,16 @@ from notifiers.reporters import (
 from notifiers.reporters.repository import owner_and_name, repository_path
 from notifiers.service import NotificationService
 from tests.net import reserved_port
-from tests.notifiers.conftest import Store, eventually, run_build
-from tests.notifiers.fakes import PASSWORD, TOKEN, USER, FakeServices, services_fake  # noqa: F401
+from tests.notifiers.conftest import Store, eventually, run_build, settled
+from tests.notifiers.fakes import PASSWORD, TOKEN, USER, FakeServices
 
 SHA = "a" * 40
 GITHUB_REPO = "git@github.com:octo/hello.git"
-FAST = dict(retry_base=0.05, retry_cap=0.2, poll_interval=0.05)
 URL = "https://ci.example.org"
 
 
-@pytest.fixture
-async def mem() -> AsyncIterator[Store]:
-    bus = EventBus()
-    db = MemoryStorage(bus.publish)
-    yield Store(db, bus, "")
-    await db.aclose()
 
 
-@pytest.fixture
-async def services(mem: Store) -> AsyncIterator[Callable[..., NotificationService]]:
-    made: list[NotificationService] = []
-
-    def make(notifiers: list[Notifier], **kw: Any) -> NotificationService:
-        svc = NotificationService(
-            builds=mem.db.builds, logs=mem.db.logs, events=mem.db.events, outbox=mem.db.outbox,
-            bus=mem.bus, notifiers=notifiers, buildsets=mem.db.buildsets, url=URL, **{**FAST, **kw})
-        made.append(svc)
-        return svc
-
-    yield make
-    for svc in made:
-        await svc.aclose()
 
 
 async def build(store: Store, builder: str, result: Result, repository: str = GITHUB_REPO,
@@ -71,21 +48,15 @@ async def build(store: Store, builder: str, result: Result, repository: str = GI
     return number
 
 
-async def all_settled(store: Store, count: int) -> list[Any]:
-    async def done() -> list[Any]:
-        got = await store.db.outbox.list_notifications(100)
-        return got if len(got) == count and all(n.state != "pending" for n in got) else []
-
-    return sorted(await eventually(done, what=f"{count} notifications settled"), key=lambda n: n.id)
 
 
 async def test_github_statuses_pending_running_and_the_result(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
     push = GitHubStatusPush(token=TOKEN, baseURL=services_fake.url + "/gh")
-    await services([push]).start()
+    await mem_services([push]).start()
     await build(mem, "unit", Result.FAILURE)
-    sent = await all_settled(mem, 3)
+    sent = await settled(mem, 3)
     assert [n.state for n in sent] == ["sent"] * 3 and services_fake.violations == []
     calls = services_fake.of("github")
     assert {c.path for c in calls} == {f"/gh/repos/octo/hello/statuses/{SHA}"}
@@ -103,23 +74,23 @@ async def test_github_statuses_pending_running_and_the_result(
     (Result.SUCCESS, "success"), (Result.WARNINGS, "success"), (Result.EXCEPTION, "error"),
     (Result.CANCELLED, "error")])
 async def test_github_result_states_are_buildbots(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices,
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices,
     result: Result, expected: str,
 ) -> None:
-    await services([GitHubStatusPush(token=TOKEN, baseURL=services_fake.url + "/gh")]).start()
+    await mem_services([GitHubStatusPush(token=TOKEN, baseURL=services_fake.url + "/gh")]).start()
     await build(mem, "unit", result)
-    await all_settled(mem, 3)
+    await settled(mem, 3)
     assert services_fake.violations == []
     assert sorted(c.body["state"] for c in services_fake.of("github")) == sorted(["pending", "pending", expected])
 
 
 async def test_github_check_runs_carry_the_failing_steps_log(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
     checks = GitHubChecksPush(token=TOKEN, baseURL=services_fake.url + "/gh", context="ci/unit")
-    await services([checks]).start()
+    await mem_services([checks]).start()
     await build(mem, "unit", Result.FAILURE, log_text="collected 3 items\nFAILED test_frob - assert 1 == 2\n")
-    await all_settled(mem, 3)
+    await settled(mem, 3)
     assert services_fake.violations == []
     by_status = {c.body["status"]: c.body for c in services_fake.of("github-checks")}
     assert set(by_status) == {"queued", "in_progress", "completed"}
@@ -142,15 +113,15 @@ async def test_github_check_runs_carry_the_failing_steps_log(
      "bitbucket-server", f"/rest/build-status/1.0/commits/{SHA}", ["INPROGRESS", "INPROGRESS", "FAILED"]),
 ])
 async def test_each_forge_with_its_token_from_the_secrets_providers(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices, tmp_path: Path,
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices, tmp_path: Path,
     make: Callable[[str], Notifier], service: str, path: str, states: list[str],
 ) -> None:
     (tmp_path / "gl").write_text(TOKEN + "\n")
     (tmp_path / "bb").write_text(PASSWORD + "\n")
     repo = "https://gitlab.example.org/group/hello.git" if service == "gitlab" else "ssh://git@forge/octo/hello.git"
-    await services([make(services_fake.url)], secrets=[SecretInAFile(tmp_path)]).start()
+    await mem_services([make(services_fake.url)], secrets=[SecretInAFile(tmp_path)]).start()
     await build(mem, "unit", Result.CANCELLED, repository=repo)
-    await all_settled(mem, 3)
+    await settled(mem, 3)
     assert services_fake.violations == []
     calls = sorted(services_fake.of(service), key=lambda c: ["pending", "running", "INPROGRESS"].index(
         c.body["state"]) if c.body["state"] in ("pending", "running") else 9)
@@ -163,24 +134,24 @@ async def test_each_forge_with_its_token_from_the_secrets_providers(
 
 
 async def test_a_4xx_is_failed_at_once_with_the_services_message(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
-    await services([GitHubStatusPush(token="wrong", baseURL=services_fake.url + "/gh")]).start()
+    await mem_services([GitHubStatusPush(token="wrong", baseURL=services_fake.url + "/gh")]).start()
     await build(mem, "unit", Result.SUCCESS)
-    got = await all_settled(mem, 3)
+    got = await settled(mem, 3)
     assert [(n.state, n.attempts) for n in got] == [("failed", 1)] * 3
     assert "HTTP 401: Bad credentials" in got[0].last_error
 
 
 async def test_a_5xx_or_down_service_delays_only_its_own_notifications(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
     services_fake.script["gitlab"] = [503, 503, 502]
     with reserved_port() as nobody:
         down = GiteaStatusPush(f"http://127.0.0.1:{nobody}", token=TOKEN, name="down")
         flaky = GitLabStatusPush(token=TOKEN, baseURL=services_fake.url)
         fine = GitHubStatusPush(token=TOKEN, baseURL=services_fake.url + "/gh")
-        await services([down, flaky, fine], max_attempts=100).start()
+        await mem_services([down, flaky, fine], max_attempts=100).start()
         await build(mem, "unit", Result.SUCCESS, repository="https://github.com/octo/hello")
 
         async def states() -> dict[str, list[str]]:
@@ -218,15 +189,15 @@ async def test_an_older_state_never_overwrites_a_newer_one(services_fake: FakeSe
 
 
 async def test_builders_filter_and_repositories_of_other_forges(
-    mem: Store, services: Callable[..., NotificationService], services_fake: FakeServices
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
 ) -> None:
     push = GitHubStatusPush(token=TOKEN, baseURL=services_fake.url + "/gh", builders=["unit"],
                             context=Interpolate("ci/%(prop:buildername)s/%(prop:branch)s"))
-    await services([push]).start()
+    await mem_services([push]).start()
     await build(mem, "other", Result.SUCCESS)
     await build(mem, "unit", Result.SUCCESS, repository="/srv/git/local")  # not a forge URL: nothing
     await build(mem, "unit", Result.SUCCESS)
-    await all_settled(mem, 3)
+    await settled(mem, 3)
     assert {c.body["context"] for c in services_fake.of("github")} == {"ci/unit/main"}
 
 
