@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 EVENTS = ("buildrequest.added", "buildrequest.cancelled", "build.started", "build.finished")
 DEFAULT_CONTEXT = Interpolate("buildbot/%(prop:buildername)s")  # Buildbot's default
+DESCRIPTIONS = {"pending": "Build pending.", "start": "Build #$number started.",
+                "end": "Build #$number done: $result_lower."}
 REMEMBERED = 10_000  # commits whose last delivered state is remembered (bounded)
 Token = str | Renderable | Callable[[], str] | None
 
@@ -96,11 +98,9 @@ class StatusReporter(Notifier):
         baseURL: str | None,  # noqa: N803 - Buildbot's option name
         builders: Sequence[str] | None,
         tags: Sequence[str] | None,
-        verbose: bool = False,
-        timeout: float = 10.0,
-        startDescription: str = "Build #$number started.",  # noqa: N803 - Buildbot's names
-        endDescription: str = "Build #$number done: $result_lower.",  # noqa: N803
-        pendingDescription: str = "Build pending.",  # noqa: N803
+        verbose: bool,
+        timeout: float,
+        options: dict[str, Any],
     ) -> None:
         super().__init__(name, "all", builders, tags)
         self.token = token
@@ -108,8 +108,11 @@ class StatusReporter(Notifier):
         self.base_url = (self.default_base_url if baseURL is None else baseURL).rstrip("/")
         self.verbose = verbose
         self.timeout = timeout
-        self.descriptions = {"pending": pendingDescription, "start": startDescription,
-                             "end": endDescription}
+        # Buildbot's startDescription / endDescription (and a pendingDescription), as templates
+        self.descriptions = {phase: options.pop(f"{phase}Description", default)
+                             for phase, default in DESCRIPTIONS.items()}
+        if options:
+            self.errors.append(f"unknown option(s) {', '.join(map(repr, sorted(options)))}")
         self._latest: OrderedDict[str, int] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
@@ -200,6 +203,8 @@ class StatusReporter(Notifier):
                         continue
                     await send(req["method"], req["url"], body=req["body"],
                                headers=self.auth_headers(), timeout=self.timeout)
+                    if self.verbose:
+                        log.info("%s: %s %s for %s", self.name, req["state"], req["sha"][:12], target)
                     self._remember(target, event_id)
             finally:
                 lock, users = self._locks[target]

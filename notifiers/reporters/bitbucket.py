@@ -41,10 +41,10 @@ class _Bitbucket(StatusReporter):
     def __init__(
         self, name: str, token: Token, key: str | Renderable | None, status_name: str | Renderable | None,
         base_url: str | None, user: Secretish, password: Secretish, builders: Sequence[str] | None,
-        tags: Sequence[str] | None, verbose: bool, timeout: float, descriptions: dict[str, str],
+        tags: Sequence[str] | None, verbose: bool, timeout: float, options: dict[str, Any],
     ) -> None:
         super().__init__(name, token, BUILDER if key is None else key, base_url, builders, tags, verbose,
-                         timeout, **descriptions)
+                         timeout, options)
         self.status_name = BUILDER if status_name is None else status_name
         self.user, self.password = user, password
         if bool(token) == bool(user and password):
@@ -90,11 +90,11 @@ class BitbucketStatusPush(_Bitbucket):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "BitbucketStatusPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
         user, password = auth if isinstance(auth, tuple) and len(auth) == 2 else (None, None)
         super().__init__(name, token, status_key, status_name, base_url, user, password, builders, tags,
-                         verbose, timeout, descriptions)
+                         verbose, timeout, options)
         if auth is not None and user is None:
             self.errors.append(f"auth must be a (user, password) pair, not {auth!r}")
 
@@ -132,10 +132,10 @@ class BitbucketServerStatusPush(_Bitbucket):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "BitbucketServerStatusPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
         super().__init__(name, token, key, statusName, base_url, user, password, builders, tags,
-                         verbose, timeout, descriptions)
+                         verbose, timeout, options)
 
     def request(
         self, phase: str, result: Result, ss: SourceStamp, context: str, description: str,

@@ -38,9 +38,9 @@ class GiteaStatusPush(StatusReporter):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "GiteaStatusPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, **descriptions)
+        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
         if not token:
             self.errors.append("GiteaStatusPush needs a token (Secret('...') or a string)")
 

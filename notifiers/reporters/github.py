@@ -65,9 +65,9 @@ class GitHubStatusPush(_GitHub):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "GitHubStatusPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, **descriptions)
+        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
         if not token:
             self.errors.append("GitHubStatusPush needs a token (Secret('...') or a string)")
 
@@ -101,9 +101,9 @@ class GitHubChecksPush(_GitHub):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "GitHubChecksPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, **descriptions)
+        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
         if not token:
             self.errors.append("GitHubChecksPush needs a GitHub App installation token")
 

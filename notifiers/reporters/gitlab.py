@@ -40,10 +40,10 @@ class GitLabStatusPush(StatusReporter):
         verbose: bool = False,
         timeout: float = 10.0,
         name: str = "GitLabStatusPush",
-        **descriptions: str,
+        **options: Any,
     ) -> None:
         context = Interpolate("%(prop:buildername)s") if context is None else context
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, **descriptions)
+        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
         if not token:
             self.errors.append("GitLabStatusPush needs a token (Secret('...') or a string)")
 
