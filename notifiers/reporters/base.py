@@ -18,6 +18,11 @@ outbox's unique key) and delivered in the background with the outbox's retries. 
 commit are independent notifications, so a retried older one could arrive after a newer one:
 each delivery carries its event id and is skipped when a newer state for the same commit and
 context was delivered first (the service would otherwise show "running" after "success").
+
+A request collapsed into a newer one (``collapseRequests``) reports nothing more, as in
+Buildbot: the build that absorbed it tests a newer commit, and marking the older one with that
+result (or "skipped" as success) would claim a test that did not happen; its status stays
+pending.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from notifiers.webclient import send
 log = logging.getLogger(__name__)
 
 EVENTS = ("buildrequest.added", "buildrequest.cancelled", "build.started", "build.finished")
+CANCELLED_REQUEST = "Build request cancelled."  # it has no build number to show
 DEFAULT_CONTEXT = Interpolate("buildbot/%(prop:buildername)s")  # Buildbot's default
 DESCRIPTIONS = {"pending": "Build pending.", "start": "Build #$number started.",
                 "end": "Build #$number done: $result_lower."}
@@ -140,7 +146,8 @@ class StatusReporter(Notifier):
                         build.number, exc)
             return None
         values = ctx.fields()
-        description = expand(self.descriptions[phase], values)
+        description = (CANCELLED_REQUEST if event == "buildrequest.cancelled"
+                       else expand(self.descriptions[phase], values))
         sends = []
         for ss in build.sourcestamps or []:
             if not ss.revision:

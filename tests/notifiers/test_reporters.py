@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from coordinator.config.secrets import SecretInAFile
-from coordinator.domain.model import SourceStamp
+from coordinator.domain import events
+from coordinator.domain.builds import bookkeeping
+from coordinator.domain.model import NewBuildset, SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Secret
 from coordinator.domain.results import Result
 from notifiers.base import Notifier
@@ -29,7 +31,7 @@ from notifiers.reporters import (
 from notifiers.reporters.repository import owner_and_name, repository_path
 from notifiers.service import NotificationService
 from tests.net import reserved_port
-from tests.notifiers.conftest import Store, eventually, run_build, settled
+from tests.notifiers.conftest import Store, eventually, run_build, settled, tick
 from tests.notifiers.fakes import PASSWORD, TOKEN, USER, FakeServices
 
 SHA = "a" * 40
@@ -219,3 +221,21 @@ def test_configuration_errors() -> None:
     assert BitbucketStatusPush().errors == ["BitbucketStatusPush needs either token= or a user and a password"]
     assert BitbucketServerStatusPush("https://bb", token="t", timeout=0).errors == [
         "timeout must be seconds > 0, not 0"]
+
+
+async def test_a_request_cancelled_before_it_started_ends_its_pending_status(
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
+) -> None:
+    await mem_services([GitLabStatusPush(token=TOKEN, baseURL=services_fake.url)]).start()
+    at = tick()
+    ss = SourceStamp(repository="https://gitlab.com/group/hello.git", branch="main", revision=SHA)
+    bs = NewBuildset(reason="test", scheduler="s", builders=["unit"], sourcestamps=[ss])
+    await mem.db.buildsets.add_buildset(bs, at, None, events=lambda bs_id, requests: [
+        events.buildset_added(bs_id, bs, at), *(events.buildrequest_added(r, at) for r in requests)])
+    (request,) = await mem.db.buildsets.unclaimed_requests()
+    await settled(mem, 1)
+    await bookkeeping.cancel(mem.db.book, [request.id], "not needed", tick())
+    await settled(mem, 2)
+    assert services_fake.violations == []
+    assert [(c.body["state"], c.body["description"]) for c in services_fake.of("gitlab")] == [
+        ("pending", "Build pending."), ("canceled", "Build request cancelled.")]
