@@ -24,17 +24,22 @@ async def send(
     method: str,
     url: str,
     *,
-    body: Any,
+    body: Any = None,
+    form: dict[str, str] | None = None,
     headers: dict[str, str],
     timeout: float,
-    auth: aiohttp.BasicAuth | None = None,
 ) -> str:
-    """Send `body` as JSON; returns the answer's text (raises as the module doc says)."""
-    data = json.dumps(body).encode()
-    all_headers = {"Content-Type": "application/json", "User-Agent": "gantry", **headers}
+    """Send `body` as JSON (or `form` url-encoded); returns the answer's text (raises as the
+    module doc says)."""
+    data: Any
+    if form is not None:
+        data, content_type = form, "application/x-www-form-urlencoded"
+    else:
+        data, content_type = json.dumps(body).encode(), "application/json"
+    all_headers = {"Content-Type": content_type, "User-Agent": "gantry", **headers}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.request(method, url, data=data, headers=all_headers, auth=auth) as resp:
+            async with session.request(method, url, data=data, headers=all_headers) as resp:
                 text = await resp.text(errors="replace")
                 status = resp.status
     except TimeoutError:

@@ -174,7 +174,7 @@ class StatusReporter(Notifier):
 
     # ---------------------------------------------------------------- delivery
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
         """The Authorization header(s) a request carries (the token read at delivery time)."""
         raise NotImplementedError
 
@@ -209,7 +209,7 @@ class StatusReporter(Notifier):
                                  self.name, req["state"], target)
                         continue
                     await send(req["method"], req["url"], body=req["body"],
-                               headers=self.auth_headers(), timeout=self.timeout)
+                               headers=await self.auth_headers(), timeout=self.timeout)
                     if self.verbose:
                         log.info("%s: %s %s for %s", self.name, req["state"], req["sha"][:12], target)
                     self._remember(target, event_id)

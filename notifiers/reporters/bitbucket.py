@@ -3,8 +3,10 @@
 * Cloud, Buildbot's ``BitbucketStatusPush`` -
   ``POST {base_url}/{workspace}/{repo_slug}/commit/{sha}/statuses/build``
   (https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/#api-repositories-workspace-repo-slug-commit-commit-statuses-build-post)
-  with HTTP basic auth (``auth=(user, app_password)``) or a repository/workspace access token
-  (``token=``, sent as a Bearer token). States: INPROGRESS, SUCCESSFUL, FAILED, STOPPED.
+  with an OAuth consumer (``oauth_key``/``oauth_secret``: the client-credentials grant at
+  ``oauth_url``, https://developer.atlassian.com/cloud/bitbucket/oauth-2/), HTTP basic auth
+  (``auth=(user, app_password)``) or a repository/workspace access token (``token=``, sent as
+  a Bearer token). States: INPROGRESS, SUCCESSFUL, FAILED, STOPPED.
 * Server, Buildbot's ``BitbucketServerStatusPush`` -
   ``POST {base_url}/rest/build-status/1.0/commits/{sha}``
   (https://developer.atlassian.com/server/bitbucket/rest/v811/api-group-build-status/) with
@@ -17,19 +19,25 @@ Bitbucket has no pending state: a submitted request is INPROGRESS, like a runnin
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from coordinator.domain.model import SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Renderable, render
 from coordinator.domain.results import Result
+from notifiers.base import DeliveryError
 from notifiers.render import MessageContext
 from notifiers.reporters.base import BuildProps, StatusReporter, Token
 from notifiers.reporters.repository import owner_and_name
+from notifiers.webclient import send
 
 KEY_LIMIT = 40
+OAUTH_URL = "https://bitbucket.org/site/oauth2/access_token"
 BUILDER = Interpolate("%(prop:buildername)s")  # Buildbot's default key and name
 PASSED = (Result.SUCCESS, Result.WARNINGS, Result.SKIPPED)
 Secretish = str | Renderable | None
@@ -47,14 +55,15 @@ class _Bitbucket(StatusReporter):
                          timeout, options)
         self.status_name = BUILDER if status_name is None else status_name
         self.user, self.password = user, password
-        if bool(token) == bool(user and password):
-            self.errors.append(f"{type(self).__name__} needs either token= or a user and a password")
 
-    def auth_headers(self) -> dict[str, str]:
+    def check_credentials(self, choices: str, *given: bool) -> None:
+        if sum(given) != 1:
+            self.errors.append(f"{type(self).__name__} needs {choices}")
+
+    async def auth_headers(self) -> dict[str, str]:
         if self.token:
             return {"Authorization": f"Bearer {self.token_value()}"}
-        pair = f"{self.resolve(self.user)}:{self.resolve(self.password)}"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        return {"Authorization": basic(self.resolve(self.user), self.resolve(self.password))}
 
     def state(self, phase: str, result: Result) -> str:
         if phase != "end" or result == Result.RETRY:
@@ -71,8 +80,9 @@ class _Bitbucket(StatusReporter):
 
 
 class BitbucketStatusPush(_Bitbucket):
-    """``BitbucketStatusPush(auth=(user, app_password) | token=..., base_url=
-    "https://api.bitbucket.org/2.0/repositories", status_key=..., status_name=..., ...)``."""
+    """``BitbucketStatusPush(oauth_key, oauth_secret | auth=(user, app_password) | token=...,
+    base_url="https://api.bitbucket.org/2.0/repositories", oauth_url=..., status_key=...,
+    status_name=..., ...)``."""
 
     service = "Bitbucket"
     default_base_url = "https://api.bitbucket.org/2.0/repositories"
@@ -80,9 +90,12 @@ class BitbucketStatusPush(_Bitbucket):
 
     def __init__(
         self,
+        oauth_key: Secretish = None,
+        oauth_secret: Secretish = None,
         auth: tuple[Secretish, Secretish] | None = None,
-        token: Token = None,
         base_url: str | None = None,
+        oauth_url: str = OAUTH_URL,
+        token: Token = None,
         status_key: str | Renderable | None = None,
         status_name: str | Renderable | None = None,
         builders: Sequence[str] | None = None,
@@ -95,8 +108,38 @@ class BitbucketStatusPush(_Bitbucket):
         user, password = auth if isinstance(auth, tuple) and len(auth) == 2 else (None, None)
         super().__init__(name, token, status_key, status_name, base_url, user, password, builders, tags,
                          verbose, timeout, options)
+        self.oauth_key, self.oauth_secret, self.oauth_url = oauth_key, oauth_secret, oauth_url
+        self._access: tuple[str, float] | None = None  # (OAuth access token, valid until)
+        self._access_lock = asyncio.Lock()
         if auth is not None and user is None:
             self.errors.append(f"auth must be a (user, password) pair, not {auth!r}")
+        if (oauth_key is None) != (oauth_secret is None):
+            self.errors.append("oauth_key and oauth_secret go together")
+        self.check_credentials("one of oauth_key/oauth_secret, auth=(user, password) or token=",
+                               oauth_key is not None, auth is not None, bool(token))
+
+    async def auth_headers(self) -> dict[str, str]:
+        if self.oauth_key is None:
+            return await super().auth_headers()
+        async with self._access_lock:  # one token request at a time, however many deliveries
+            return {"Authorization": f"Bearer {await self._access_token()}"}
+
+    async def _access_token(self) -> str:
+        now = time.monotonic()
+        if self._access is None or self._access[1] <= now:
+            # The OAuth consumer's client-credentials grant (Buildbot's way): an access token
+            # valid for `expires_in` seconds, kept until shortly before it ends.
+            answer = await send("POST", self.oauth_url, form={"grant_type": "client_credentials"},
+                                headers={"Authorization": basic(self.resolve(self.oauth_key),
+                                                                self.resolve(self.oauth_secret))},
+                                timeout=self.timeout)
+            try:
+                doc = json.loads(answer)
+                access, expires = str(doc["access_token"]), float(doc.get("expires_in", 3600))
+            except (ValueError, KeyError, TypeError):
+                raise DeliveryError(f"{self.oauth_url}: no access_token in the answer") from None
+            self._access = (access, now + max(0.0, expires - 60))
+        return self._access[0]
 
     def request(
         self, phase: str, result: Result, ss: SourceStamp, context: str, description: str,
@@ -136,6 +179,7 @@ class BitbucketServerStatusPush(_Bitbucket):
     ) -> None:
         super().__init__(name, token, key, statusName, base_url, user, password, builders, tags,
                          verbose, timeout, options)
+        self.check_credentials("either token= or a user and a password", bool(user and password), bool(token))
 
     def request(
         self, phase: str, result: Result, ss: SourceStamp, context: str, description: str,
@@ -145,3 +189,7 @@ class BitbucketServerStatusPush(_Bitbucket):
         url = f"{self.base_url}/rest/build-status/1.0/commits/{ss.revision}"
         return {"method": "POST", "url": url, "body": body, "state": body["state"], "sha": ss.revision,
                 "target": f"{url}#{body['key']}"}
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

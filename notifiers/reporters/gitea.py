@@ -44,7 +44,7 @@ class GiteaStatusPush(StatusReporter):
         if not token:
             self.errors.append("GiteaStatusPush needs a token (Secret('...') or a string)")
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token_value()}"}
 
     def request(

@@ -42,7 +42,7 @@ class _GitHub(StatusReporter):
     service = "GitHub"
     default_base_url = API
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token_value()}", "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION}
 

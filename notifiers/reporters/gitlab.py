@@ -47,7 +47,7 @@ class GitLabStatusPush(StatusReporter):
         if not token:
             self.errors.append("GitLabStatusPush needs a token (Secret('...') or a string)")
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
         return {"PRIVATE-TOKEN": self.token_value()}
 
     def request(

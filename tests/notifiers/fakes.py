@@ -22,6 +22,7 @@ from aiohttp import web
 
 TOKEN = "t0ken"
 USER, PASSWORD = "ci-bot", "app-pa55"
+OAUTH_KEY, OAUTH_SECRET, ACCESS_TOKEN = "bb-key", "bb-s3cret", "bb-access"
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
@@ -73,6 +74,10 @@ class FakeServices:
                 return web.Response(status=scripted.pop(0), text="Service Unavailable")
             headers = {k.lower(): v for k, v in request.headers.items()}
             try:
+                if service == "bitbucket-oauth":
+                    answer = check(self, m, headers, dict(await request.post()))
+                    self.calls.append(Call(service, request.method, raw, headers, {}))
+                    return web.json_response(answer[1], status=answer[0])
                 if not headers.get("content-type", "").startswith("application/json"):
                     raise Refused(415, {"message": "Content-Type must be application/json"})
                 try:
@@ -204,9 +209,27 @@ def gitea_status(fake: FakeServices, m: re.Match[str], headers: dict[str, str], 
 # --- Bitbucket ---------------------------------------------------------------------------
 
 
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def bitbucket_oauth(fake: FakeServices, m: re.Match[str], headers: dict[str, str], form: Any) -> Any:
+    # POST https://bitbucket.org/site/oauth2/access_token, grant_type=client_credentials with the
+    # consumer's key and secret as basic auth
+    # https://developer.atlassian.com/cloud/bitbucket/oauth-2/#client-credentials-grant--4-4-
+    need(headers.get("content-type", "").startswith("application/x-www-form-urlencoded"), 400,
+         {"error": "invalid_request", "error_description": "form-encoded body expected"})
+    need(headers.get("authorization") == basic(OAUTH_KEY, OAUTH_SECRET), 400,
+         {"error": "invalid_client", "error_description": "Invalid client_id or client_secret"})
+    need(form.get("grant_type") == "client_credentials", 400,
+         {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"})
+    return 200, {"access_token": ACCESS_TOKEN, "scopes": "repository", "expires_in": 7200,
+                 "refresh_token": "r", "token_type": "bearer"}
+
+
 def bitbucket_auth(headers: dict[str, str]) -> None:
-    basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    need(headers.get("authorization") in (basic, f"Bearer {TOKEN}"), 401,
+    accepted = (basic(USER, PASSWORD), f"Bearer {TOKEN}", f"Bearer {ACCESS_TOKEN}")
+    need(headers.get("authorization") in accepted, 401,
          {"type": "error", "error": {"message": "Access token expired or invalid credentials."}})
 
 
@@ -304,6 +327,7 @@ ROUTES: list[Route] = [
     ("gitea", "POST", re.compile(rf"^/api/v1/repos/{REPO}/statuses/(?P<sha>[^/]+)$"), gitea_status),
     ("bitbucket", "POST", re.compile(
         r"^/2\.0/repositories/(?P<ws>[^/]+)/(?P<slug>[^/]+)/commit/(?P<sha>[^/]+)/statuses/build$"), bitbucket_cloud),
+    ("bitbucket-oauth", "POST", re.compile(r"^/site/oauth2/access_token$"), bitbucket_oauth),
     ("bitbucket-server", "POST", re.compile(r"^/rest/build-status/1\.0/commits/(?P<sha>[^/]+)$"), bitbucket_server),
     ("slack", "POST", re.compile(r"^/services/(?P<hook>.+)$"), slack),
     ("mattermost", "POST", re.compile(r"^/hooks/(?P<key>[^/]+)$"), mattermost),

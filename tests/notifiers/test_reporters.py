@@ -19,7 +19,7 @@ from coordinator.domain.builds import bookkeeping
 from coordinator.domain.model import NewBuildset, SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Secret
 from coordinator.domain.results import Result
-from notifiers.base import Notifier
+from notifiers.base import DeliveryRejected, Notifier
 from notifiers.reporters import (
     BitbucketServerStatusPush,
     BitbucketStatusPush,
@@ -32,7 +32,7 @@ from notifiers.reporters.repository import owner_and_name, repository_path
 from notifiers.service import NotificationService
 from tests.net import reserved_port
 from tests.notifiers.conftest import Store, eventually, run_build, settled, tick
-from tests.notifiers.fakes import PASSWORD, TOKEN, USER, FakeServices
+from tests.notifiers.fakes import OAUTH_KEY, OAUTH_SECRET, PASSWORD, TOKEN, USER, FakeServices
 
 SHA = "a" * 40
 GITHUB_REPO = "git@github.com:octo/hello.git"
@@ -218,7 +218,9 @@ def test_configuration_errors() -> None:
     assert GitHubStatusPush(token="").errors == ["GitHubStatusPush needs a token (Secret('...') or a string)"]
     assert GitLabStatusPush(token="t", baseURL="gitlab.com").errors == [
         "baseURL must be an http:// or https:// URL, not 'gitlab.com'"]
-    assert BitbucketStatusPush().errors == ["BitbucketStatusPush needs either token= or a user and a password"]
+    assert BitbucketStatusPush().errors == [
+        "BitbucketStatusPush needs one of oauth_key/oauth_secret, auth=(user, password) or token="]
+    assert BitbucketStatusPush("key").errors[0] == "oauth_key and oauth_secret go together"
     assert BitbucketServerStatusPush("https://bb", token="t", timeout=0).errors == [
         "timeout must be seconds > 0, not 0"]
 
@@ -239,3 +241,23 @@ async def test_a_request_cancelled_before_it_started_ends_its_pending_status(
     assert services_fake.violations == []
     assert [(c.body["state"], c.body["description"]) for c in services_fake.of("gitlab")] == [
         ("pending", "Build pending."), ("canceled", "Build request cancelled.")]
+
+
+async def test_bitbucket_cloud_with_an_oauth_consumer(
+    mem: Store, mem_services: Callable[..., NotificationService], services_fake: FakeServices
+) -> None:
+    push = BitbucketStatusPush(OAUTH_KEY, OAUTH_SECRET, base_url=services_fake.url + "/2.0/repositories",
+                               oauth_url=services_fake.url + "/site/oauth2/access_token")
+    await mem_services([push]).start()
+    await build(mem, "unit", Result.SUCCESS, repository="git@bitbucket.org:octo/hello.git")
+    got = await settled(mem, 3)
+    assert [n.state for n in got] == ["sent"] * 3 and services_fake.violations == []
+    assert len(services_fake.of("bitbucket-oauth")) == 1  # the access token is kept
+    assert {c.headers["authorization"] for c in services_fake.of("bitbucket")} == {"Bearer bb-access"}
+    assert sorted(c.body["state"] for c in services_fake.of("bitbucket")) == ["INPROGRESS", "INPROGRESS",
+                                                                              "SUCCESSFUL"]
+
+    wrong = BitbucketStatusPush(OAUTH_KEY, "guess", oauth_url=services_fake.url + "/site/oauth2/access_token",
+                                base_url=services_fake.url + "/2.0/repositories")
+    with pytest.raises(DeliveryRejected, match="HTTP 400: Invalid client_id or client_secret"):
+        await wrong.auth_headers()
