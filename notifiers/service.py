@@ -182,7 +182,7 @@ class NotificationService:
             await self.outbox.set_notifier_cursor(self.cursor_name, self.cursor)
 
     async def handle(self, event: Event) -> None:
-        contexts: dict[tuple[str, int], MessageContext | None] = {}
+        contexts: dict[tuple[str, int], MessageContext | None] = {}  # (builder, number) or a request
 
         async def ctx_of(builder: str, number: int) -> MessageContext | None:
             if (builder, number) not in contexts:
@@ -206,7 +206,9 @@ class NotificationService:
                 if not n.wants_builder(event.builder, self.builder_tags.get(event.builder, ())):
                     continue
                 request_id = int(event.details.get("request_id", 0))
-                ctx = await self.request_context(event, request_id)
+                if ("request", request_id) not in contexts:
+                    contexts[("request", request_id)] = await self.request_context(event, request_id)
+                ctx = contexts[("request", request_id)]
                 if ctx is None:
                     continue
                 builds = [ctx]

@@ -204,8 +204,9 @@ class StatusReporter(Notifier):
             self._locks[target] = (lock, users + 1)
             try:
                 async with lock:
-                    if self._latest.get(target, -1) > event_id:
-                        log.info("%s: %s is older than the state already sent to %s; skipped",
+                    # >=: a retry after a partial failure does not send again what went out
+                    if self._latest.get(target, -1) >= event_id:
+                        log.info("%s: %s is not newer than the state already sent to %s; skipped",
                                  self.name, req["state"], target)
                         continue
                     await send(req["method"], req["url"], body=req["body"],

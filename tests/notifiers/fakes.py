@@ -5,7 +5,8 @@ auth scheme and the body fields against the published API (the URL of each endpo
 documentation is next to its check). A request the real service would refuse gets the refusal
 the service gives (401, 404, 422, 400 ...) and is also listed in ``violations`` so a test sees
 it; an accepted one is listed in ``calls``. ``script[service]`` makes the next requests to a
-service answer the given statuses first (503: the service is having a bad day).
+service answer the given statuses first (503: the service is having a bad day; 0: answer
+normally).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class FakeServices:
                 self.violations.append(f"{service}: {request.method} {raw}")
                 return web.json_response({"message": "Method Not Allowed"}, status=405)
             scripted = self.script.get(service)
-            if scripted:
-                return web.Response(status=scripted.pop(0), text="Service Unavailable")
+            status = scripted.pop(0) if scripted else 0
+            if status:  # 0 in a script: answer that request normally
+                return web.Response(status=status, text="Service Unavailable")
             headers = {k.lower(): v for k, v in request.headers.items()}
             try:
                 if service == "bitbucket-oauth":

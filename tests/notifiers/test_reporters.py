@@ -19,7 +19,7 @@ from coordinator.domain.builds import bookkeeping
 from coordinator.domain.model import NewBuildset, SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Secret
 from coordinator.domain.results import Result
-from notifiers.base import DeliveryRejected, Notifier
+from notifiers.base import DeliveryError, DeliveryRejected, Notifier
 from notifiers.reporters import (
     BitbucketServerStatusPush,
     BitbucketStatusPush,
@@ -261,3 +261,18 @@ async def test_bitbucket_cloud_with_an_oauth_consumer(
                                 base_url=services_fake.url + "/2.0/repositories")
     with pytest.raises(DeliveryRejected, match="HTTP 400: Invalid client_id or client_secret"):
         await wrong.auth_headers()
+
+
+async def test_a_retry_after_a_partial_failure_sends_only_what_did_not_go_out(services_fake: FakeServices) -> None:
+    push = GitLabStatusPush(token=TOKEN, baseURL=services_fake.url)
+    url = f"{services_fake.url}/api/v4/projects/group%2Fhello/statuses/"
+    payload = {"event_id": 3, "requests": [
+        {"method": "POST", "url": url + sha, "state": "running", "sha": sha,
+         "body": {"state": "running", "name": "unit"}, "target": f"{url}{sha}#unit"}
+        for sha in (SHA, "b" * 40)]}
+    services_fake.script["gitlab"] = [0, 502]  # 0: not scripted, answered normally
+    with pytest.raises(DeliveryError, match="HTTP 502"):
+        await push.deliver(payload)
+    await push.deliver(payload)  # GitLab would refuse a second "running" for the first commit
+    assert [c.path.rsplit("/", 1)[1] for c in services_fake.calls] == [SHA, "b" * 40]
+    assert services_fake.violations == []
