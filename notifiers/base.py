@@ -34,10 +34,14 @@ def caller_location() -> tuple[str, int]:
 class DeliveryError(Exception):
     """A delivery attempt failed; the message says why (kept as the notification's last_error)."""
 
+    retryable = True  # the service retries it with backoff (read by NotificationService.deliver)
+
 
 class DeliveryRejected(DeliveryError):
     """The service refused the message itself (an HTTP 4xx): sending it again cannot help, so
     the notification is recorded failed at once, with the service's message."""
+
+    retryable = False
 
 
 class Notifier:

@@ -36,7 +36,7 @@ from coordinator.domain.ports import (
     SecretProvider,
 )
 from coordinator.domain.results import Result
-from notifiers.base import DeliveryRejected, Notifier
+from notifiers.base import Notifier
 from notifiers.render import LOG_TAIL_LINES, MessageContext
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,8 @@ class NotificationService:
             raise
         except Exception as exc:  # any failure of a delivery is recorded, never raised
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            give_up = (notifier is None or isinstance(exc, DeliveryRejected)
+            # A DeliveryRejected (the service refused the message: a 4xx) is not retried.
+            give_up = (notifier is None or not getattr(exc, "retryable", True)
                        or n.attempts >= self.max_attempts)
             try:
                 if give_up:
