@@ -88,5 +88,8 @@ class Notifier:
         """Send a rendered payload once; raise DeliveryError (or any error) to be retried."""
         raise NotImplementedError
 
+    async def aclose(self) -> None:
+        """Release what deliveries kept open (connections); the service calls it when it stops."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -132,6 +132,11 @@ class NotificationService:
         for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for n in self.notifiers:
+            try:
+                await asyncio.wait_for(n.aclose(), self.close_grace)
+            except Exception:
+                log.exception("notifications: closing %s failed", n.name)
 
     def secret(self, name: str) -> str | None:
         """A secret's value from the first provider that has it (read when needed, so a

@@ -19,7 +19,7 @@ from notifiers.base import DeliveryError, Notifier
 from notifiers.decide import DEFAULT_MODE
 from notifiers.render import MessageContext, expand
 from notifiers.reporters.base import BuildProps
-from notifiers.webclient import send
+from notifiers.webclient import WebClient
 
 DEFAULT_MESSAGE = "$title: $builder #$number $result_lower - $url"
 DEFAULT_DETAILS = "$failing"
@@ -56,6 +56,7 @@ class ChatNotifier(Notifier):
         self.title = title
         self.username = username
         self.timeout = timeout
+        self.client = WebClient()
         if isinstance(webhook_url, str):
             parts = urlsplit(webhook_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -94,7 +95,10 @@ class ChatNotifier(Notifier):
         return value() if callable(value) else value
 
     async def deliver(self, payload: dict[str, Any]) -> None:
-        await send("POST", self.url(), body=payload["body"], headers={}, timeout=self.timeout)
+        await self.client.send("POST", self.url(), body=payload["body"], headers={}, timeout=self.timeout)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 def code_block(details: str) -> str:

@@ -39,7 +39,7 @@ from coordinator.domain.properties.renderables import Interpolate, Renderable, r
 from coordinator.domain.results import Result
 from notifiers.base import DeliveryError, Notifier
 from notifiers.render import MessageContext, expand
-from notifiers.webclient import send
+from notifiers.webclient import WebClient
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class StatusReporter(Notifier):
                              for phase, default in DESCRIPTIONS.items()}
         if options:
             self.errors.append(f"unknown option(s) {', '.join(map(repr, sorted(options)))}")
+        self.client = WebClient()
         self._latest: OrderedDict[str, int] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
@@ -209,8 +210,8 @@ class StatusReporter(Notifier):
                         log.info("%s: %s is not newer than the state already sent to %s; skipped",
                                  self.name, req["state"], target)
                         continue
-                    await send(req["method"], req["url"], body=req["body"],
-                               headers=await self.auth_headers(), timeout=self.timeout)
+                    await self.client.send(req["method"], req["url"], body=req["body"],
+                                           headers=await self.auth_headers(), timeout=self.timeout)
                     if self.verbose:
                         log.info("%s: %s %s for %s", self.name, req["state"], req["sha"][:12], target)
                     self._remember(target, event_id)
@@ -220,6 +221,9 @@ class StatusReporter(Notifier):
                     del self._locks[target]
                 else:
                     self._locks[target] = (lock, users - 1)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
     def _remember(self, target: str, event_id: int) -> None:
         self._latest[target] = max(event_id, self._latest.get(target, -1))

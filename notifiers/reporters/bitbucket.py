@@ -34,7 +34,6 @@ from notifiers.base import DeliveryError
 from notifiers.render import MessageContext
 from notifiers.reporters.base import BuildProps, StatusReporter, Token
 from notifiers.reporters.repository import owner_and_name
-from notifiers.webclient import send
 
 KEY_LIMIT = 40
 OAUTH_URL = "https://bitbucket.org/site/oauth2/access_token"
@@ -129,7 +128,7 @@ class BitbucketStatusPush(_Bitbucket):
         if self._access is None or self._access[1] <= now:
             # The OAuth consumer's client-credentials grant (Buildbot's way): an access token
             # valid for `expires_in` seconds, kept until shortly before it ends.
-            answer = await send("POST", self.oauth_url, form={"grant_type": "client_credentials"},
+            answer = await self.client.send("POST", self.oauth_url, form={"grant_type": "client_credentials"},
                                 headers={"Authorization": basic(self.resolve(self.oauth_key),
                                                                 self.resolve(self.oauth_secret))},
                                 timeout=self.timeout)

@@ -184,8 +184,11 @@ async def test_an_older_state_never_overwrites_a_newer_one(services_fake: FakeSe
                                                      "body": {"state": state, "name": "unit"},
                                                      "target": url + "#unit"}]}
 
-    await push.deliver(payload("success", 7))
-    await push.deliver(payload("running", 5))  # a retry that comes late: skipped
+    try:
+        await push.deliver(payload("success", 7))
+        await push.deliver(payload("running", 5))  # a retry that comes late: skipped
+    finally:
+        await push.aclose()
     assert [c.body["state"] for c in services_fake.calls] == ["success"]
     assert services_fake.violations == []
 
@@ -259,8 +262,11 @@ async def test_bitbucket_cloud_with_an_oauth_consumer(
 
     wrong = BitbucketStatusPush(OAUTH_KEY, "guess", oauth_url=services_fake.url + "/site/oauth2/access_token",
                                 base_url=services_fake.url + "/2.0/repositories")
-    with pytest.raises(DeliveryRejected, match="HTTP 400: Invalid client_id or client_secret"):
-        await wrong.auth_headers()
+    try:
+        with pytest.raises(DeliveryRejected, match="HTTP 400: Invalid client_id or client_secret"):
+            await wrong.auth_headers()
+    finally:
+        await wrong.aclose()
 
 
 async def test_a_retry_after_a_partial_failure_sends_only_what_did_not_go_out(services_fake: FakeServices) -> None:
@@ -271,8 +277,11 @@ async def test_a_retry_after_a_partial_failure_sends_only_what_did_not_go_out(se
          "body": {"state": "running", "name": "unit"}, "target": f"{url}{sha}#unit"}
         for sha in (SHA, "b" * 40)]}
     services_fake.script["gitlab"] = [0, 502]  # 0: not scripted, answered normally
-    with pytest.raises(DeliveryError, match="HTTP 502"):
-        await push.deliver(payload)
-    await push.deliver(payload)  # GitLab would refuse a second "running" for the first commit
+    try:
+        with pytest.raises(DeliveryError, match="HTTP 502"):
+            await push.deliver(payload)
+        await push.deliver(payload)  # GitLab would refuse a second "running" for the first commit
+    finally:
+        await push.aclose()
     assert [c.path.rsplit("/", 1)[1] for c in services_fake.calls] == [SHA, "b" * 40]
     assert services_fake.violations == []
