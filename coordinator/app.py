@@ -134,6 +134,7 @@ class Coordinator:
                 notifiers=list(self.config.notifiers), url=self.config.url,
                 builder_tags={b.name: list(b.tags) for b in self.config.builders},
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
+                buildsets=db.buildsets, secrets=list(self.config.secretsProviders),
             )
             await self.notifications.start()
         await dispatcher.start()

@@ -9,7 +9,7 @@ deliver that payload.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,15 @@ def caller_location() -> tuple[str, int]:
 class DeliveryError(Exception):
     """A delivery attempt failed; the message says why (kept as the notification's last_error)."""
 
+    retryable = True  # the service retries it with backoff (read by NotificationService.deliver)
+
+
+class DeliveryRejected(DeliveryError):
+    """The service refused the message itself (an HTTP 4xx): sending it again cannot help, so
+    the notification is recorded failed at once, with the service's message."""
+
+    retryable = False
+
 
 class Notifier:
     kind = ""  # "mail" / "http": the kind of the notifications it stores
@@ -53,6 +62,8 @@ class Notifier:
         self.builders = None if builders is None else list(builders)
         self.tags = None if tags is None else list(tags)
         self.errors: list[str] = []
+        # Secret("name") values: the configured secretsProviders, set by the service.
+        self.secret_lookup: Callable[[str], str | None] = lambda _name: None
         if not isinstance(name, str) or not name.strip():
             self.errors.append("a notifier needs a non-empty name")
         for m in bad_modes(self.mode):
@@ -76,6 +87,9 @@ class Notifier:
     async def deliver(self, payload: dict[str, Any]) -> None:
         """Send a rendered payload once; raise DeliveryError (or any error) to be retried."""
         raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what deliveries kept open (connections); the service calls it when it stops."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

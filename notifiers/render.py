@@ -29,6 +29,7 @@ class MessageContext:
     log_tail: list[str] = field(default_factory=list)
     failing_tests: list[CaseResult] = field(default_factory=list)  # the build's, at most FAILING_TESTS
     url: str = ""  # a link to the build, or "" (then the CLI command is shown)
+    event_id: int = 0  # the event the message is about (orders a reporter's states)
 
     @property
     def result_name(self) -> str:

@@ -26,7 +26,15 @@ from collections.abc import Callable, Sequence
 
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import Build, Step
-from coordinator.domain.ports import BuildHistory, EventCursor, LogReads, Notification, Outbox
+from coordinator.domain.ports import (
+    BuildHistory,
+    BuildsetReads,
+    EventCursor,
+    LogReads,
+    Notification,
+    Outbox,
+    SecretProvider,
+)
 from coordinator.domain.results import Result
 from notifiers.base import Notifier
 from notifiers.render import FAILING_TESTS, LOG_TAIL_LINES, MessageContext
@@ -35,6 +43,8 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_BYTES = 64 * 1024
 EVENT_PAGE = 500
+# Events about a build request that has no build yet (commit-status reporters' "pending").
+REQUEST_EVENTS = ("buildrequest.added", "buildrequest.cancelled")
 
 
 class NotificationService:
@@ -58,6 +68,8 @@ class NotificationService:
         lease: float = 600.0,
         concurrency: int = 4,
         close_grace: float = 5.0,
+        buildsets: BuildsetReads | None = None,
+        secrets: Sequence[SecretProvider] = (),
     ) -> None:
         self.builds = builds
         self.logs = logs
@@ -66,6 +78,10 @@ class NotificationService:
         self.bus = bus
         self.notifiers = list(notifiers)
         self._by_name = {n.name: n for n in self.notifiers}
+        self.buildsets = buildsets
+        self.secrets = list(secrets)
+        for n in self.notifiers:
+            n.secret_lookup = self.secret
         self.url = url.rstrip("/")
         self.builder_tags = dict(builder_tags or {})
         self.clock = clock
@@ -116,6 +132,20 @@ class NotificationService:
         for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for n in self.notifiers:
+            try:
+                await asyncio.wait_for(n.aclose(), self.close_grace)
+            except Exception:
+                log.exception("notifications: closing %s failed", n.name)
+
+    def secret(self, name: str) -> str | None:
+        """A secret's value from the first provider that has it (read when needed, so a
+        rotated secret applies to the next delivery)."""
+        for provider in self.secrets:
+            value = provider.get(name)
+            if value is not None:
+                return value
+        return None
 
     def _on_event(self, event: Event) -> None:
         # Runs inside EventBus.publish: only a flag, never a wait.
@@ -157,7 +187,7 @@ class NotificationService:
             await self.outbox.set_notifier_cursor(self.cursor_name, self.cursor)
 
     async def handle(self, event: Event) -> None:
-        contexts: dict[tuple[str, int], MessageContext | None] = {}
+        contexts: dict[tuple[str, int], MessageContext | None] = {}  # (builder, number) or a request
 
         async def ctx_of(builder: str, number: int) -> MessageContext | None:
             if (builder, number) not in contexts:
@@ -177,6 +207,17 @@ class NotificationService:
                 ):
                     continue
                 key = f"{n.name}:buildset:{event.buildset_id}"
+            elif event.kind in REQUEST_EVENTS:
+                if not n.wants_builder(event.builder, self.builder_tags.get(event.builder, ())):
+                    continue
+                request_id = int(event.details.get("request_id", 0))
+                if ("request", request_id) not in contexts:
+                    contexts[("request", request_id)] = await self.request_context(event, request_id)
+                ctx = contexts[("request", request_id)]
+                if ctx is None:
+                    continue
+                builds = [ctx]
+                key = f"{n.name}:{event.builder}:request{request_id}:{event.kind}"
             else:
                 if not n.wants_builder(event.builder, self.builder_tags.get(event.builder, ())):
                     continue
@@ -189,6 +230,8 @@ class NotificationService:
                     continue
                 builds = [ctx]
                 key = f"{n.name}:{event.builder}:{event.build_number}:{event.kind}"
+            for c in builds:
+                c.event_id = event.id
             payload = n.render(event.kind, builds)
             if payload is None:
                 log.info("notifications: %s has nobody to notify about %s", n.name, key)
@@ -213,6 +256,22 @@ class NotificationService:
                 ctx.log_tail = await self.log_tail(logs[0].id, logs[0].size)
             ctx.failing_tests = await self.builds.failing_cases(builder, number, FAILING_TESTS)
         return ctx
+
+    async def request_context(self, event: Event, request_id: int) -> MessageContext | None:
+        """A build request that has not started: its buildset's source stamps and properties
+        in a Build without a number (what a "pending" commit status needs)."""
+        if self.buildsets is None:
+            return None
+        bs = await self.buildsets.get_buildset(event.buildset_id)
+        if bs is None:
+            return None
+        build = Build(
+            id=0, builder=event.builder, number=0, worker="", build_request_id=request_id,
+            buildset_id=bs.id, started_at=event.at, state_string="pending",
+            result=event.result, properties=list(bs.properties), reason=bs.reason,
+            sourcestamps=list(bs.sourcestamps),
+        )
+        return MessageContext(build=build, url=f"{self.url}/builders/{event.builder}" if self.url else "")
 
     async def log_tail(self, log_id: int, size: int, lines: int = LOG_TAIL_LINES) -> list[str]:
         start = max(0, size - LOG_TAIL_BYTES)
@@ -252,7 +311,9 @@ class NotificationService:
             raise
         except Exception as exc:  # any failure of a delivery is recorded, never raised
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            give_up = notifier is None or n.attempts >= self.max_attempts
+            # A DeliveryRejected (the service refused the message: a 4xx) is not retried.
+            give_up = (notifier is None or not getattr(exc, "retryable", True)
+                       or n.attempts >= self.max_attempts)
             try:
                 if give_up:
                     log.error("notification %d (%s) failed for good after %d attempt(s): %s",

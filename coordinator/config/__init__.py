@@ -45,10 +45,29 @@ from coordinator.domain.steps.source import Git
 from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, FileUpload
 from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
+from notifiers.chat import DiscordNotifier, MattermostNotifier, SlackNotifier, TeamsNotifier
+from notifiers.reporters import (
+    BitbucketServerStatusPush,
+    BitbucketStatusPush,
+    GiteaStatusPush,
+    GitHubChecksPush,
+    GitHubStatusPush,
+    GitLabStatusPush,
+)
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
 __all__ = [
+    "BitbucketServerStatusPush",
+    "BitbucketStatusPush",
+    "DiscordNotifier",
+    "GitHubChecksPush",
+    "GitHubStatusPush",
+    "GitLabStatusPush",
+    "GiteaStatusPush",
+    "MattermostNotifier",
+    "SlackNotifier",
+    "TeamsNotifier",
     "BooleanParameter",
     "ChoiceStringParameter",
     "FixedParameter",

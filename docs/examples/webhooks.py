@@ -1,4 +1,4 @@
-"""Webhooks from GitHub, GitLab and Gitea, and a scheduler for pull requests."""
+"""Webhooks from GitHub, GitLab, Gitea and Bitbucket, and a scheduler for pull requests."""
 
 from coordinator.config import (
     AnyBranchScheduler,
@@ -18,6 +18,10 @@ config = MasterConfig(
         "github": {"secret": "gh-secret", "strict": True},
         "gitlab": {"secret": "gl-secret"},
         "gitea": {"secret": "gt-secret"},
+        # --8<-- [start:bitbucket]
+        "bitbucketcloud": {"secret": "bbc-secret"},
+        "bitbucketserver": {"secret": "bbs-secret"},
+        # --8<-- [end:bitbucket]
     }),
     # --8<-- [end:www]
     schedulers=[

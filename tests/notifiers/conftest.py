@@ -29,9 +29,12 @@ from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.storage.memory import MemoryStorage
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
+from notifiers.base import Notifier
+from notifiers.service import NotificationService
 from tests import pg
 from tests.e2e.conftest import cluster  # noqa: F401 - the e2e `cluster` fixture, reused here
 from tests.net import port_of, reserve_port
+from tests.notifiers.fakes import services_fake  # noqa: F401 - the forges' and chats' stand-ins
 
 TIMEOUT = 30.0
 
@@ -211,6 +214,42 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await pg.drop_database(pg_name)
 
 
+@pytest.fixture
+async def mem() -> AsyncIterator[Store]:
+    """In-memory storage (for tests of what notifiers send, not of how the outbox stores)."""
+    bus = EventBus()
+    db = MemoryStorage(bus.publish)
+    yield Store(db, bus, "")
+    await db.aclose()
+
+
+@pytest.fixture
+async def mem_services(mem: Store) -> AsyncIterator[Callable[..., NotificationService]]:
+    """Notification services on `mem`, fast retries, url https://ci.example.org; closed at the end."""
+    made: list[NotificationService] = []
+
+    def make(notifiers: list[Notifier], **kw: Any) -> NotificationService:
+        svc = NotificationService(
+            builds=mem.db.builds, logs=mem.db.logs, events=mem.db.events, outbox=mem.db.outbox,
+            bus=mem.bus, notifiers=notifiers, buildsets=mem.db.buildsets, url="https://ci.example.org",
+            **{"retry_base": 0.05, "retry_cap": 0.2, "poll_interval": 0.05, **kw})
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        await svc.aclose()
+
+
+async def settled(store: Store, count: int) -> list[Any]:
+    """The `count` notifications of `store`, once none is pending any more (oldest first)."""
+    async def done() -> list[Any]:
+        got = await store.db.outbox.list_notifications(100)
+        return got if len(got) == count and all(n.state != "pending" for n in got) else []
+
+    return sorted(await eventually(done, what=f"{count} notifications settled"), key=lambda n: n.id)
+
+
 _clock = [1_700_000_000.0]
 
 
@@ -227,6 +266,7 @@ async def run_build(
     log_text: str = "",
     step_name: str = "test",
     buildset_id: int | None = None,
+    sourcestamps: list[SourceStamp] | None = None,
 ) -> tuple[int, int]:
     """A whole build through storage, as the coordinator does it: change, buildset, request,
     claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
@@ -238,7 +278,7 @@ async def run_build(
             events=lambda stored: [events.change_added(c, at) for c in stored])
         at = tick()
         bs = NewBuildset(reason="test", scheduler="s", builders=[builder],
-                         sourcestamps=[SourceStamp(branch="main")], change_ids=ids)
+                         sourcestamps=sourcestamps or [SourceStamp(branch="main")], change_ids=ids)
         buildset_id, _ = await db.buildsets.add_buildset(
             bs, at, None,
             events=lambda bs_id, requests: [

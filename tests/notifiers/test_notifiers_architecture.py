@@ -1,5 +1,5 @@
 """The dependency rule of the notifiers package (checked like tests/test_architecture.py):
-notifiers import the standard library, coordinator.domain, themselves and aiosmtplib - never
+notifiers import the standard library, coordinator.domain, themselves, aiosmtplib and aiohttp - never
 SQLAlchemy, grpc, protos or the rest of the coordinator; storage is reached only through the
 ports of coordinator.domain.ports (BuildHistory, LogReads, EventCursor, Outbox)."""
 
@@ -9,7 +9,7 @@ from tests.test_architecture import STDLIB, imports_under
 
 
 def test_notifiers_import_only_stdlib_domain_and_aiosmtplib() -> None:
-    allowed_tops = STDLIB | {"notifiers", "aiosmtplib"}
+    allowed_tops = STDLIB | {"notifiers", "aiosmtplib", "aiohttp"}
     bad = [
         str(i)
         for i in imports_under("notifiers")
