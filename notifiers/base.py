@@ -44,6 +44,11 @@ class DeliveryRejected(DeliveryError):
     retryable = False
 
 
+def no_secrets(_name: str) -> str | None:
+    """A notifier's secret lookup until the service gives it the configured secretsProviders."""
+    return None
+
+
 class Notifier:
     kind = ""  # "mail" / "http": the kind of the notifications it stores
     #: events it reacts to: "build.started", "build.finished", "buildset.finished"
@@ -63,7 +68,7 @@ class Notifier:
         self.tags = None if tags is None else list(tags)
         self.errors: list[str] = []
         # Secret("name") values: the configured secretsProviders, set by the service.
-        self.secret_lookup: Callable[[str], str | None] = lambda _name: None
+        self.secret_lookup: Callable[[str], str | None] = no_secrets
         if not isinstance(name, str) or not name.strip():
             self.errors.append("a notifier needs a non-empty name")
         for m in bad_modes(self.mode):

@@ -162,8 +162,8 @@ def test_each_option_that_does_not_carry_over_is_reported_at_its_line(tmp_path: 
         f"{path}:13: not supported: changes.SVNPoller: Gantry polls only Git: use changes.GitPoller, webhooks "
         "(c['www'] change_hook_dialects) or `gantry hook install`",
         f"{path}:15: not supported: c['db'] db_url mysql: Gantry stores in SQLite or PostgreSQL",
-        f"{path}:16: not supported: c['www'] change hook dialect 'base': Gantry has gitea, github, gitlab "
-        "(or `gantry hook install`)",
+        f"{path}:16: not supported: c['www'] change hook dialect 'base': Gantry has bitbucketcloud, "
+        "bitbucketserver, gitea, github, gitlab (or `gantry hook install`)",
         f"{path}:17: not supported: c['collapseRequests']: set collapseRequests= on each util.BuilderConfig",
         f"{path}:18: not supported: c['frobnicate']: Gantry knows no such configuration key",
     ]
