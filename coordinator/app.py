@@ -34,6 +34,8 @@ from coordinator.vcs.git import GitCli
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
+from notifiers.irc.bot import IrcBot, start_bots
+from notifiers.irc.services import CoordinatorCommands
 from notifiers.service import NotificationService
 
 __all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]
@@ -85,6 +87,7 @@ class Coordinator:
         self.schedulers: SchedulerControl | None = None
         self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
+        self.irc_bots: list[IrcBot] = []
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
         if http:
@@ -126,6 +129,11 @@ class Coordinator:
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
 
+        # IRC bots answer commands through the same domain services as the API, and deliver
+        # the IRC announcements of the notification service (so they start before it).
+        self.irc_bots = start_bots(self.config.notifiers, CoordinatorCommands(queries, builds), self.config.url)
+        for bot in self.irc_bots:
+            self.bus.add_listener(bot.on_event)  # `watch BUILDER`
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
@@ -200,6 +208,9 @@ class Coordinator:
         if self.notifications is not None:
             await asyncio.wait_for(self.notifications.aclose(), 10)
             self.notifications = None
+        for bot in self.irc_bots:
+            await asyncio.wait_for(bot.aclose(), 10)
+        self.irc_bots.clear()
         if self.storage is not None:
             await asyncio.wait_for(self.storage.aclose(), 10)
             self.storage = None

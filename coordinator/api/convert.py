@@ -193,7 +193,9 @@ def event_pb(e: Event) -> status_pb2.Event:
 
 def notification_pb(n: Notification) -> control_pb2.Notification:
     p = n.payload
-    if n.kind == "mail":
+    if isinstance(p.get("summary"), str):  # a notifier that writes its own (IRC)
+        summary = p["summary"]
+    elif n.kind == "mail":
         summary = f"{p.get('subject', '')} -> {', '.join(p.get('to', []))}"
     else:
         try:

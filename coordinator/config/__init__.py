@@ -45,6 +45,7 @@ from coordinator.domain.steps.source import Git
 from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, FileUpload
 from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
+from notifiers.irc import IRC
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
@@ -65,6 +66,7 @@ __all__ = [
     "ForceScheduler",
     "GitPoller",
     "HttpStatusPush",
+    "IRC",
     "Interpolate",
     "MailNotifier",
     "MasterConfig",
