@@ -20,7 +20,7 @@ from notifiers.base import DeliveryError
 from notifiers.irc import IRC
 from notifiers.irc.bot import IrcBot
 from notifiers.irc.connection import QueueFull
-from tests.net import port_of, reserve_port
+from tests.net import reserve_port
 from tests.notifiers.conftest import eventually
 from tests.notifiers.ircd import IrcClient, IrcServer
 
@@ -266,6 +266,3 @@ async def test_long_announcements_are_split_and_the_send_queue_is_bounded(
     bursts = [m.text for m in alice.lines[mark:] if m.nick == BOT]
     assert bursts == [f"burst {i}" for i in range(8)]
 
-
-def test_held_port_helper_is_loopback(held: socket.socket) -> None:
-    assert held.getsockname()[0] == "127.0.0.1" and port_of(held) > 0
