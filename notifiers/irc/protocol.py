@@ -103,7 +103,7 @@ def _cut(text: str, limit: int) -> int:
 def messages(command: str, target: str, text: str) -> list[str]:
     """PRIVMSG/NOTICE lines carrying `text` to `target`, each within the line limit."""
     room = MAX_LINE - 2 - RELAY_RESERVE - len(f"{command} {target} :".encode())
-    return [line(command, target, part) for part in split_text(text, room)]
+    return [f"{command} {clean(target)} :{part}" for part in split_text(text, room)]
 
 
 def is_channel(target: str) -> bool:

@@ -137,7 +137,7 @@ async def test_commands_in_the_channel_and_in_private(
 ) -> None:
     alice = await people("alice")
     builds = MemoryBuilds()
-    bot = bots(ircd.port, builds)
+    bots(ircd.port, builds)
     await bot_joined(alice)
 
     alice.say(CHANNEL, "just chatting, not for the bot")

@@ -67,7 +67,8 @@ async def test_irc_bot_with_a_real_coordinator_and_worker(cluster: Cluster, ircd
         alice.say("#builds", "gantrybot: force failing the frobnicator again")
         await alice.said("gantrybot", "#builds", "Force build successfully requested")
         said = await alice.said("gantrybot", "#builds", "Build #1 of `failing`")
-        assert said.text == "Build #1 of `failing` (https://ci.example.org/builders/failing/builds/1) failed: failed test"
+        assert said.text == ("Build #1 of `failing` (https://ci.example.org/builders/failing/builds/1) "
+                             "failed: failed test")
         finished = await rec.wait_kind("build.finished", builder="failing", build_number=1)
         assert finished.result == FAILURE
         build = await coord.get_build("failing", 1)
