@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 RPL_WELCOME = "001"
 ERR_NICKNAMEINUSE = "433"
 ERR_ERRONEUSNICKNAME = "432"
+# channel is full, invite only, banned, bad key
+JOIN_REFUSED = frozenset({"471", "473", "474", "475"})
 
 
 class NotConnected(ConnectionError):
@@ -253,9 +255,15 @@ class IrcConnection:
             channel = msg.param(0)
             self.joined.discard(protocol.lower(channel))
             log.warning("IRC: %s %s (%s)", "kicked from" if cmd == "KICK" else "left", channel, msg.params[-1])
-            key = next((k for n, k in self.channels if protocol.lower(n) == protocol.lower(channel)), None)
+            key = self._key_of(channel)
             if key is not None:  # a configured channel: go back (through the rate limit)
                 self.send(protocol.line("JOIN", channel, *([key] if key else [])))
+        elif cmd in JOIN_REFUSED:
+            log.warning("IRC: cannot join %s: %s", msg.param(1), msg.params[-1] if msg.params else "")
+        elif cmd == "INVITE" and self._key_of(msg.param(1)) is not None:
+            # Invited into a configured channel we could not join (+i): go in now.
+            key = self._key_of(msg.param(1)) or ""
+            self.send(protocol.line("JOIN", msg.param(1), *([key] if key else [])))
         elif cmd == "ERROR":
             log.warning("IRC: the server says: %s", msg.param(0))
         elif cmd == "PRIVMSG" and self.on_message is not None and self.registered.is_set():
@@ -263,6 +271,10 @@ class IrcConnection:
                 self.on_message(msg)
             except Exception:  # a bug in one command must not drop the connection
                 log.exception("IRC: handling %r failed", msg)
+
+    def _key_of(self, channel: str) -> str | None:
+        """The key of a configured channel ("" without one); None for a channel not configured."""
+        return next((k for n, k in self.channels if protocol.lower(n) == protocol.lower(channel)), None)
 
     async def _write_now(self, writer: asyncio.StreamWriter, line: str) -> None:
         """Protocol lines (registration, PONG) skip the queue: they must not wait behind chatter."""

@@ -14,14 +14,18 @@ import pytest
 
 from coordinator.domain import events
 from coordinator.domain.errors import NotFound
+from coordinator.domain.events import EventBus
 from coordinator.domain.model import Build, Change
+from coordinator.domain.ports import Notification
 from coordinator.domain.results import Result
+from coordinator.storage.memory import MemoryStorage
 from notifiers.base import DeliveryError
 from notifiers.irc import IRC
 from notifiers.irc.bot import IrcBot
 from notifiers.irc.connection import QueueFull
+from notifiers.service import NotificationService
 from tests.net import reserve_port
-from tests.notifiers.conftest import eventually
+from tests.notifiers.conftest import eventually, run_build
 from tests.notifiers.ircd import IrcClient, IrcServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -266,3 +270,47 @@ async def test_long_announcements_are_split_and_the_send_queue_is_bounded(
     bursts = [m.text for m in alice.lines[mark:] if m.nick == BOT]
     assert bursts == [f"burst {i}" for i in range(8)]
 
+
+
+async def test_an_announcement_waits_in_the_outbox_until_the_bot_is_in_the_channel(
+    ircd: IrcServer, people: Callable[..., Any], bots: Callable[..., IrcBot]
+) -> None:
+    """Through the notification service on real storage: the bot cannot join an invite-only
+    channel, so the failing build's announcement stays pending with the reason; invited, the
+    bot joins and the announcement arrives, once."""
+    alice = await people("alice")
+    alice.send(f"MODE {CHANNEL} +i")
+    await alice.wait(lambda m: m.command == "MODE" and "+i" in m.params, "the channel invite-only")
+    bus = EventBus()
+    db = MemoryStorage(bus.publish)
+    bot = bots(ircd.port, notify_events=["failure"])
+    svc = NotificationService(builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=bus,
+                              notifiers=[bot.config], url="https://ci.example.org",
+                              retry_base=0.05, retry_cap=0.2, poll_interval=0.05)
+    await svc.start()
+    try:
+        await run_build(db, "full", Result.FAILURE)
+        await run_build(db, "docs", Result.SUCCESS)  # not a failure: not announced
+
+        async def waiting() -> list[Notification]:
+            return [n for n in await db.outbox.list_notifications(10, "pending") if n.last_error]
+
+        (pending,) = await eventually(waiting, what="the announcement pending with its reason")
+        assert pending.kind == "irc" and "not (yet) in #builds" in pending.last_error
+        assert pending.payload["summary"].startswith("IRC #builds: Build #1 of `full`")
+
+        mark = alice.mark()
+        alice.send(f"INVITE {BOT} {CHANNEL}")
+        await bot_joined(alice, since=mark)
+        said = await alice.said(BOT, CHANNEL, "Build #1 of `full`", since=mark)
+        assert said.text == ("Build #1 of `full` (https://ci.example.org/builders/full/builds/1) failed: failure"
+                             "  blamelist: Jane Doe <jane@example.org>")
+
+        async def sent() -> list[Notification]:
+            return await db.outbox.list_notifications(10, "sent")
+
+        (done,) = await eventually(sent, what="the announcement marked sent")
+        assert done.id == pending.id
+        assert [m.text for m in alice.lines[mark:] if m.nick == BOT and m.command == "PRIVMSG"] == [said.text]
+    finally:
+        await svc.aclose()
