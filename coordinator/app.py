@@ -30,7 +30,7 @@ from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
-from coordinator.vcs.git import GitCli
+from coordinator.vcs.pollers import repository_for
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
@@ -167,7 +167,7 @@ class Coordinator:
             await web.start()
             self.web = web
         for source in self.config.change_source:
-            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), intake)
+            loop = PollingLoop(source, repository_for(source, self.data_dir), intake)
             loop.start()
             self.pollers.append(loop)
 

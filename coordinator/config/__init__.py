@@ -9,7 +9,9 @@ from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
 from coordinator.domain.changes.filters import ChangeFilter
+from coordinator.domain.changes.hgpoller import HgPoller
 from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.changes.svnpoller import SVNPoller, split_file_alwaystrunk, split_file_branches
 from coordinator.domain.properties.renderables import (
     Interpolate,
     Property,
@@ -65,6 +67,10 @@ __all__ = [
     "Dependent",
     "ForceScheduler",
     "GitPoller",
+    "HgPoller",
+    "SVNPoller",
+    "split_file_alwaystrunk",
+    "split_file_branches",
     "HttpStatusPush",
     "IRC",
     "Interpolate",
