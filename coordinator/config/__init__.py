@@ -36,6 +36,7 @@ from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep, ShellCommand
 from coordinator.domain.steps.junit import Test
 from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.mercurial import Mercurial
 from coordinator.domain.steps.shell import (
     Compile,
     SetPropertyFromCommand,
@@ -44,6 +45,7 @@ from coordinator.domain.steps.shell import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.steps.source import Git
+from coordinator.domain.steps.svn import SVN
 from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, FileUpload
 from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
@@ -78,6 +80,8 @@ __all__ = [
     "MasterConfig",
     "MasterShellCommand",
     "Git",
+    "Mercurial",
+    "SVN",
     "Secret",
     "SecretInAFile",
     "Nightly",
