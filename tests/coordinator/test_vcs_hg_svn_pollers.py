@@ -83,7 +83,7 @@ async def test_svn_poller_branches_and_revisions(tmp_path: Path) -> None:
     repo.branch("fix")  # copying trunk changes only the directory branches/fix: no file (Buildbot's rule)
     r5 = repo.commit("branches/fix", "c.txt", "fix c")
     assert await poller.poll(svn, sink) == 2
-    assert sink.revs() == [(str(r3), ""), (str(r5), "branches/fix")]
+    assert sink.revs() == [(str(r3), "trunk"), (str(r5), "branches/fix")]
     c = sink.submitted[0]
     assert (c.author, c.comments, c.files, c.repository, c.project) == (
         "jane", "add b\n\nwith a body", ["b.txt"], repo.url, "proj")
@@ -102,7 +102,7 @@ async def test_svn_poller_on_trunk_ignores_other_paths_and_keeps_the_newest_hist
     repo.commit("branches", "elsewhere.txt", "not trunk")
     revs = [repo.commit("trunk", f"f{i}.txt", f"trunk {i}") for i in range(3)]
     assert await poller.poll(svn, sink) == 2  # histmax: the newest two of the three
-    assert sink.revs() == [(str(revs[1]), ""), (str(revs[2]), "")]
+    assert sink.revs() == [(str(revs[1]), "trunk"), (str(revs[2]), "trunk")]
     assert [c.files for c in sink.submitted] == [["f1.txt"], ["f2.txt"]]
 
 

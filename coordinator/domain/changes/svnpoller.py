@@ -8,13 +8,15 @@ transaction (see :mod:`coordinator.domain.changes.sources`: each revision exactl
 
 The changed paths are made relative to `repourl` (paths outside it are ignored) and handed to
 `split_file`, which says which branch a path is on: Buildbot's ``split_file_alwaystrunk``
-(the default: every path is on the one branch, ``""``) and ``split_file_branches`` (``trunk/``
-is ``""``, ``branches/NAME/`` is ``branches/NAME``) are provided; your own function returns
-``(branch, path)``, ``{"branch": ..., "path": ...}`` or None (ignore the path).
+(the default: every path is on the one branch) and ``split_file_branches`` (``trunk/x`` is on
+the trunk, ``branches/NAME/x`` on ``branches/NAME``) are provided; your own function returns
+``(branch, path)``, ``{"branch": ..., "path": ...}`` or None (ignore the path). Buildbot names
+the trunk None; a Gantry change always names its branch, so the trunk is ``"trunk"``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +24,10 @@ from typing import Any, Protocol
 from coordinator.domain.changes.sources import PolledChangeSink
 from coordinator.domain.location import caller_location
 from coordinator.domain.model import Change
+
+log = logging.getLogger(__name__)
+# A change always names its branch; Buildbot's None (the trunk) is this one.
+TRUNK = "trunk"
 
 SplitResult = tuple[str | None, str] | Mapping[str, Any] | None
 SplitFile = Callable[[str], SplitResult]
@@ -134,6 +140,7 @@ class SVNPoller:
         state = {"revision": str(info.youngest)}
         if not last or "revision" not in last:
             await sink.submit_polled_changes(self.name, [], state, last)
+            log.info("%s: first poll: revision %d recorded; new revisions become changes", self.name, info.youngest)
             return 0
         seen = int(last["revision"])
         if info.youngest <= seen:
@@ -157,7 +164,7 @@ class SVNPoller:
                 branch, file = where.get("branch"), str(where.get("path", ""))
             else:
                 branch, file = where
-            files.setdefault(branch or "", []).append(file)
+            files.setdefault(branch or TRUNK, []).append(file)
         return [
             Change(
                 author=entry.author, committer=entry.author, comments=entry.message, files=[f for f in fs if f],
