@@ -25,10 +25,13 @@ def run(cwd: Path, *argv: str) -> str:
 
 
 class HgRepo:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clone_of: Path | None = None) -> None:
         need("hg", "mercurial")
         self.path = path
-        run(path.parent, "hg", "init", str(path))
+        if clone_of is None:
+            run(path.parent, "hg", "init", str(path))
+        else:
+            run(path.parent, "hg", "clone", "-q", str(clone_of), str(path))
 
     def commit(self, n: int = 1, prefix: str = "c") -> list[str]:
         """n commits on the current branch, each adding one file; their node ids, oldest first."""
