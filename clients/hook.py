@@ -151,14 +151,15 @@ def _is_foreign(path: Path) -> bool:
 def _script(name: str) -> str:
     return (
         f"#!/bin/sh\n{MARK}: installed by `gantry hook install`; settings in $GIT_DIR/{SETTINGS_FILE}\n"
-        f"exec {_command(name)}\n"
+        f"{_command(name, 'exec ')}\n"
     )
 
 
-def _command(name: str) -> str:
+def _command(name: str, run: str = "") -> str:
+    """The shell command that runs the hook `name` (`run`: 'exec ' in a hook script)."""
     root = Path(clients.__file__).resolve().parent.parent
     return (f"GRPC_VERBOSITY=ERROR PYTHONPATH={_sh(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-            f"{_sh(sys.executable)} -m clients.hook {name}")
+            f"{run}{_sh(sys.executable)} -m clients.hook {name}")
 
 
 def _sh(text: str) -> str:

@@ -73,7 +73,7 @@ async def test_pushed_changesets_become_changes_once(cluster: Cluster, tmp_path:
     said = push(clone, server.path)
     assert "1 change(s) spooled" in said
     await coord.start()
-    code, out, err = await run_cli("hook", "flush", "--repo", str(server.path), "--coordinator", coord.address)
+    code, flushed, err = await run_cli("hook", "flush", "--repo", str(server.path), "--coordinator", coord.address)
     assert code == 0, err.decode()
-    assert "1 spooled change(s) sent" in out.decode()
+    assert "1 spooled change(s) sent" in flushed.decode()
     assert [c.revision for c in await changes(coord)] == [*nodes, late]
