@@ -29,13 +29,14 @@ config = MasterConfig(
             ShellCommand(name="show", command=["cat", "f.txt"]),
         ]),
         Builder("hg-missing", workers=["w1"], steps=[Mercurial(repourl={str(hg) + "-gone"!r})]),
+        Builder("svn-missing", workers=["w1"], steps=[SVN(repourl={svn_url + "/nothing"!r})]),
     ],
     schedulers=[
         AnyBranchScheduler("hgs", change_filter=ChangeFilter(project="hgproj"), tree_stable_timer=None,
                            builders=["hg"]),
         AnyBranchScheduler("svns", change_filter=ChangeFilter(project="svnproj"), tree_stable_timer=None,
                            builders=["svn"]),
-        ForceScheduler("force", builders=["hg-missing"]),
+        ForceScheduler("force", builders=["hg-missing", "svn-missing"]),
     ],
     change_source=[
         HgPoller({str(hg)!r}, pollInterval=0.2, pollAtLaunch=True, project="hgproj"),
@@ -101,3 +102,8 @@ async def test_polled_hg_and_svn_revisions_are_built(cluster: Cluster, tmp_path:
     b = await finished(coord, "hg-missing", 1)
     assert b.result == FAILURE
     assert "could not clone" in (await coord.read_log("hg-missing", 1, "hg")).decode()
+    forced = await coord.force("svn-missing")
+    await rec.wait_kind("buildset.finished", buildset_id=forced.buildset_id)
+    b = await finished(coord, "svn-missing", 1)
+    assert b.result == FAILURE
+    assert f"could not check out {svn.url}/nothing" in (await coord.read_log("svn-missing", 1, "svn")).decode()

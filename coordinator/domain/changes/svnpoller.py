@@ -102,7 +102,7 @@ class SVNPoller:
         self.category = category
         self.project = project
         self.poll_at_launch = pollAtLaunch
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args) if isinstance(extra_args, list | tuple) else extra_args or []
         self.name = name if name is not None else f"SVNPoller:{self.repourl}"
         self.defined_at = caller_location()
         self.errors = self._check()
@@ -126,7 +126,7 @@ class SVNPoller:
         if not isinstance(self.revlinktmpl, str):
             errors.append(f"revlinktmpl must be a string such as 'https://svn.example.org/r%s', "
                           f"not {self.revlinktmpl!r}")
-        if not all(isinstance(a, str) for a in self.extra_args):
+        if not isinstance(self.extra_args, list) or not all(isinstance(a, str) for a in self.extra_args):
             errors.append(f"extra_args must be a list of strings, not {self.extra_args!r}")
         if not isinstance(self.project, str):
             errors.append(f"project must be a string, not {self.project!r}")

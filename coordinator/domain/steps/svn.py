@@ -60,7 +60,7 @@ class SVN(BuildStep):
             "SVN", repourl, mode, self.method, timeout, codebase,
             {"preferLastChangedRev": preferLastChangedRev, "alwaysUseLatest": alwaysUseLatest},
         ))
-        if not all(isinstance(a, str) for a in self.extra_args):
+        if not isinstance(extra_args, list | tuple | None) or not all(isinstance(a, str) for a in self.extra_args):
             self.errors.append(f"extra_args must be a list of strings, not {extra_args!r}")
 
     async def run(self, ctx: StepContext) -> Result:
