@@ -69,19 +69,21 @@ class HgCli:
             await self._hg("clone", "--noupdate", "--quiet", self.repourl, str(self.mirror), cwd=self.mirror.parent)
         else:
             await self._hg("pull", "--quiet", self.repourl)
+        # One hg run for both (each hg start costs a Python start-up): the open branch heads
+        # and the bookmarked changesets, with their branch and bookmarks.
+        heads_revset = "head() and not closed()"
+        out = await self._hg("log", "-r", f"{heads_revset} or bookmark()", "--template",
+                             "{branch}\x1f{rev}\x1f{node}\x1f{join(bookmarks, '\x1d')}\x1f"
+                             f"{{ifcontains(rev, revset('{heads_revset}'), 'h')}}\n")
         heads: dict[str, tuple[int, str]] = {}
-        out = await self._hg("heads", "--template", "{branch}\x1f{rev}\x1f{node}\n")
+        found: dict[str, str] = {}
         for line in out.splitlines():
-            branch, rev, node = line.split("\x1f")
-            if branch not in heads or int(rev) > heads[branch][0]:
+            branch, rev, node, bookmarks, is_head = line.split("\x1f")
+            if is_head and (branch not in heads or int(rev) > heads[branch][0]):
                 heads[branch] = (int(rev), node)
-        found = {branch: node for branch, (_, node) in heads.items()}
-        out = await self._hg("bookmarks", "--template", "{bookmark}\x1f{node}\n")
-        for line in out.splitlines():
-            name, _, node = line.partition("\x1f")
-            if name and node:
+            for name in filter(None, bookmarks.split("\x1d")):
                 found[f"bookmark:{name}"] = node
-        return found
+        return {**{branch: node for branch, (_, node) in heads.items()}, **found}
 
     async def default_branch(self) -> str:
         return DEFAULT_BRANCH

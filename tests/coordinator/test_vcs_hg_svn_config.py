@@ -33,8 +33,9 @@ def test_valid_hg_and_svn_configuration(tmp_path: Path) -> None:
     hg, svn = cfg.change_source
     assert isinstance(hg, HgPoller) and isinstance(svn, SVNPoller)
     assert (hg.name, svn.name) == ("HgPoller:https://hg.example.org/app", "SVNPoller:svn://svn.example.org/lib")
-    step = cfg.builders[0].steps[0]
-    assert isinstance(step, Mercurial) and step.method == "fresh"  # Buildbot's default method of full
+    hg_step, svn_step = cfg.builders[0].steps
+    assert isinstance(hg_step, Mercurial) and hg_step.method == "fresh"  # Buildbot's default method of full
+    assert isinstance(svn_step, SVN) and (svn_step.name, svn_step.mode) == ("svn-lib", "incremental")
 
 
 def test_bad_options_are_reported_with_file_and_line(tmp_path: Path) -> None:
