@@ -1,5 +1,7 @@
 """The IRC bot: announcements in a channel and to a nick, commands, who may force and stop."""
 
+from pathlib import Path
+
 from coordinator.config import (
     IRC,
     Builder,
@@ -17,7 +19,7 @@ config = MasterConfig(
     url="https://ci.example.org",
     notifiers=[
         IRC(host="irc.libera.chat", port=6697, useSSL=True, nick="example-ci",
-            password="nickserv-password",
+            password=Path("/etc/gantry/irc-nickserv.secret"),
             channels=["#example-dev", {"channel": "#example-ci", "password": "key"}],
             pm_to_nicks=["release-manager"],
             notify_events=["started", "problem", "recovery", "exception"],

@@ -39,7 +39,7 @@ class IrcBot:
                              use_colors=config.formatter.use_colors)
         self.connection = IrcConnection(
             host=config.host, port=config.port, nick=config.nick, channels=config.channels,
-            password=config.password, use_ssl=config.useSSL, lost_delay=config.lostDelay,
+            password=config.password_value, use_ssl=config.useSSL, lost_delay=config.lostDelay,
             failed_delay=config.failedDelay, line_rate=config.lineRate, line_burst=config.lineBurst,
             queue_size=config.sendQueueSize, on_message=self._on_message,
         )

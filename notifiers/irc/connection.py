@@ -57,7 +57,7 @@ class IrcConnection:
         port: int,
         nick: str,
         channels: Sequence[tuple[str, str]] = (),  # (name, key or "")
-        password: str | None = None,  # NickServ IDENTIFY, as Buildbot does
+        password: str | Callable[[], str | None] | None = None,  # NickServ IDENTIFY, as Buildbot does
         use_ssl: bool = False,
         realname: str = "Gantry build bot",
         lost_delay: float = 1.0,
@@ -229,8 +229,13 @@ class IrcConnection:
         self.nick = msg.param(0) or self.nick
         self.sessions += 1
         log.info("IRC: registered on %s:%d as %s", self.host, self.port, self.nick)
-        if self.password:
-            await self._write_now(writer, protocol.line("PRIVMSG", "NickServ", f"IDENTIFY {self.password}"))
+        try:
+            password = self.password() if callable(self.password) else self.password
+        except Exception as exc:  # a missing secret file: say so, stay connected without it
+            log.error("IRC: cannot read the NickServ password: %s", exc)
+            password = None
+        if password:
+            await self._write_now(writer, protocol.line("PRIVMSG", "NickServ", f"IDENTIFY {password}"))
         for name, key in self.channels:
             await self._write_now(writer, protocol.line("JOIN", name, *([key] if key else [])))
         self.registered.set()

@@ -11,7 +11,8 @@ notifications` shows it meanwhile. Commands are answered by the bot itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from coordinator.domain.results import Result
@@ -54,7 +55,7 @@ class IRC(Notifier):
         port: int = 6667,
         allowForce: bool | None = None,  # noqa: N803 - Buildbot's option names
         tags: Sequence[str] | None = None,
-        password: str | None = None,
+        password: str | Path | Callable[[], str] | None = None,
         notify_events: Iterable[str] | Mapping[str, Any] | None = None,
         showBlameList: bool = True,  # noqa: N803
         useRevisions: bool = False,  # noqa: N803
@@ -131,6 +132,8 @@ class IRC(Notifier):
         for acl in (authz or {}).values() if isinstance(authz, Mapping) else ():
             if not isinstance(acl, list | tuple | bool | str):
                 err(f"authz values must be True, False or a list of nicks, not {acl!r}")
+        if self.password is not None and not isinstance(self.password, str | Path) and not callable(self.password):
+            err(f"password must be a string, a Path to a secret file or a function, not {self.password!r}")
         if use_sasl:
             err("useSASL is not supported; use password= (sent to NickServ as IDENTIFY)")
         for option, value in flags.items():
@@ -145,6 +148,15 @@ class IRC(Notifier):
                 err(f"{option} must be a whole number >= 1, not {value!r}")
         if not self.channels and not self.pm_to_nicks and self.notify_events:
             err("notify_events needs somewhere to announce: give channels or pm_to_nicks")
+
+    def password_value(self) -> str | None:
+        """The NickServ password: a string, the first line of a secret file (a Path), or a
+        function's return value - read at each connection, so a rotated secret is picked up."""
+        pw = self.password
+        if isinstance(pw, Path):
+            lines = pw.read_text().strip().splitlines()
+            return lines[0].strip() if lines else None
+        return pw() if callable(pw) else pw
 
     # ---------------------------------------------------------------- which builds
 

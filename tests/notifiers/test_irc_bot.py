@@ -314,3 +314,14 @@ async def test_an_announcement_waits_in_the_outbox_until_the_bot_is_in_the_chann
         assert [m.text for m in alice.lines[mark:] if m.nick == BOT and m.command == "PRIVMSG"] == [said.text]
     finally:
         await svc.aclose()
+
+
+async def test_the_password_from_a_secret_file_goes_to_nickserv(
+    ircd: IrcServer, people: Callable[..., Any], bots: Callable[..., IrcBot], tmp_path: Path
+) -> None:
+    nickserv = await people("NickServ", channel=None)  # ngircd has no services: a person plays it
+    secret = tmp_path / "irc.secret"
+    secret.write_text("s3cret\n")
+    bots(ircd.port, password=secret)
+    said = await nickserv.said(BOT, "NickServ", "IDENTIFY")
+    assert said.text == "IDENTIFY s3cret"
