@@ -251,13 +251,17 @@ async def test_long_announcements_are_split_and_the_send_queue_is_bounded(
     alice = await people("alice")
     bot = bots(ircd.port, sendQueueSize=8, lineBurst=2)
     await bot_joined(alice)
-    text = "\n".join(f"line {i} " + "x" * 500 for i in range(3))  # 3 paragraphs over the line limit
-    await bot.announce(text)
-    got = [
-        (await alice.said(BOT, CHANNEL, f"line {i} ")).text for i in range(3)
-    ]
-    assert all(len(t.encode()) < 512 for t in got)
-    await alice.said(BOT, CHANNEL, "xxxx", since=alice.mark() - 1)
+    paragraphs = [f"line {i} " + "x" * 500 for i in range(3)]  # each over the line limit
+    mark = alice.mark()
+    await bot.announce("\n".join(paragraphs))
+
+    def from_bot() -> list[str]:
+        return [m.text for m in alice.lines[mark:] if m.nick == BOT and m.command == "PRIVMSG"]
+
+    await eventually(lambda: len(from_bot()) >= 6, what="the announcement's 6 lines")
+    got = from_bot()
+    assert len(got) == 6 and all(len(t.encode()) < 512 for t in got)
+    assert [got[i] + got[i + 1] for i in (0, 2, 4)] == paragraphs  # in order, nothing lost
 
     too_many = [f"PRIVMSG {CHANNEL} :{i}" for i in range(9)]
     with pytest.raises(QueueFull):
