@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DANGEROUS = frozenset({"FORCE", "STOP"})
 RECENT = 20  # builds looked at to find the running ones and the last finished one
+CONFUSED_EVERY = 60.0  # seconds between two "I don't get this" to the same nick
 
 USAGE = {
     "status": "status [BUILDER|all] - the state of a builder (or of every builder)",
@@ -96,6 +97,7 @@ class Commands:
         self.fmt = formatter
         self.clock = clock
         self.watch_build = watch
+        self._confused: dict[str, float] = {}  # nick -> when we last said we did not understand
 
     async def handle(self, nick: str, text: str, reply_to: str) -> list[str]:
         """The replies to one command line from `nick` (already stripped of "botnick:")."""
@@ -105,6 +107,13 @@ class Commands:
         name, args = words[0].lower(), (words[1] if len(words) > 1 else "")
         method = getattr(self, f"command_{name}", None) if name in USAGE else None
         if method is None:
+            # Once a minute per nick at most: two bots answering each other must not loop.
+            now, who = self.clock(), protocol.lower(nick)
+            if now - self._confused.get(who, -CONFUSED_EVERY) < CONFUSED_EVERY:
+                return []
+            if len(self._confused) > 1000:
+                self._confused.clear()
+            self._confused[who] = now
             return [f"I don't get this '{name}'... Try 'help' or 'commands'."]
         if not allowed(self.authz, name, nick):
             log.warning("IRC: %s may not run %r", nick, name)

@@ -10,7 +10,8 @@ import pytest
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.domain.results import Result
 from notifiers.irc import IRC, protocol
-from notifiers.irc.commands import allowed, expand_authz
+from notifiers.irc.commands import Commands, allowed, expand_authz
+from notifiers.irc.messages import Formatter
 
 HEAD = """from coordinator.config import *
 
@@ -128,3 +129,17 @@ def test_protocol_lines_are_safe_and_short() -> None:
     lines = protocol.messages("PRIVMSG", "#ci", "é" * 2000)
     assert len(lines) > 1 and all(len(x.encode()) <= 512 - 2 - protocol.RELAY_RESERVE for x in lines)
     assert "".join(x.split(" :", 1)[1] for x in lines) == "é" * 2000
+
+
+async def test_unknown_commands_are_answered_once_a_minute_per_nick() -> None:
+    """Two bots telling each other "I don't get this" must not loop."""
+    now = [1000.0]
+    cmds = Commands(builds=None, authz={}, formatter=Formatter(), clock=lambda: now[0],  # type: ignore[arg-type]
+                    watch=lambda b, n, r: True)
+    assert await cmds.handle("otherbot", "I don't get this 'x'", "otherbot") == [
+        "I don't get this 'i'... Try 'help' or 'commands'."]
+    assert await cmds.handle("OtherBot", "frob", "otherbot") == []
+    assert await cmds.handle("alice", "frob", "alice") != []
+    now[0] += 61
+    assert await cmds.handle("otherbot", "frob", "otherbot") != []
+    assert await cmds.handle("otherbot", "hello", "otherbot") == ["yes?"]  # real commands always
