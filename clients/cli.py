@@ -258,7 +258,8 @@ def _hook_parser(sub: Any) -> None:
     inst = hook_sub.add_parser(
         "install", help="install post-receive and post-commit hooks into a repository",
         description="Install post-receive (pushes) and post-commit (local commits) hooks that submit "
-                    "each new commit as a change.")
+                    "each new commit as a change; in a Mercurial repository, a changegroup hook in "
+                    ".hg/hgrc.")
     inst.add_argument("--repo", required=True, metavar="PATH", help="the repository (bare or not)")
     inst.add_argument("--coordinator", required=True, metavar="HOST:PORT")
     inst.add_argument("--project", default="")

@@ -1,5 +1,6 @@
 """The VCS hook submitter: `gantry hook install` puts small git hooks into a repository that
-run this module; each push (post-receive) or local commit (post-commit) becomes one
+run this module (in a Mercurial repository: a `changegroup` hook in .hg/hgrc); each push
+(post-receive, changegroup) or local commit (post-commit) becomes one
 SubmitChanges batch with an idempotency key derived from the push, so a retry never stores a
 change twice. When the coordinator cannot be reached (or refuses the token) the batch is spooled
 under the repository's git directory and sent by `gantry hook flush` or by the next hook run,
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import clients
-from clients import git_push
+from clients import git_push, hg_push
 from clients.client import GantryClient
 from clients.errors import (
     CoordinatorUnavailable,
@@ -33,6 +34,7 @@ from clients.errors import (
 
 MARK = "# gantry-hook"
 HOOKS = ("post-receive", "post-commit")
+HG_HOOK = "changegroup"
 SETTINGS_FILE = "gantry-hook.json"
 SPOOL_DIR = "gantry-spool"
 BATCH = 1000  # the coordinator's limit per SubmitChanges request
@@ -69,6 +71,8 @@ class Repo:
         """The repository at `path` (None: the one git's environment names, as in a hook)."""
         if path is not None and not path.exists():
             raise LocalError(f"{path} does not exist")
+        if path is not None and (path / ".hg").is_dir():
+            return cls.hg_at(path)
         try:
             git_dir = Path(git_push.git("rev-parse", "--absolute-git-dir", cwd=path).strip())
         except git_push.GitError:
@@ -78,6 +82,15 @@ class Repo:
         bare = git_push.git("rev-parse", "--is-bare-repository", cwd=path).strip() == "true"
         top = git_dir if bare else Path(git_push.git("rev-parse", "--show-toplevel", cwd=path).strip())
         return cls(git_dir, hooks.resolve(), str(top))
+
+    @classmethod
+    def hg_at(cls, path: Path | None) -> Repo:
+        """A Mercurial repository (None: the current directory's, as in a hook): the settings
+        and the spool live in .hg, the hook in .hg/hgrc."""
+        root = hg_push.root_of(path)
+        if root is None:
+            raise LocalError(f"{path or Path.cwd()} is not a Mercurial repository")
+        return cls(root / ".hg", root / ".hg", str(root))
 
     @property
     def spool(self) -> Path:
@@ -102,6 +115,11 @@ def install(repo_path: Path, settings: Settings, force: bool = False) -> list[st
     if settings.token_file:
         settings.token_file = str(Path(settings.token_file).resolve())
         settings.token()  # readable now, not first at push time
+    if repo.git_dir.name == ".hg":
+        hgrc = repo.git_dir / "hgrc"
+        replaced = hg_push.install_hook(hgrc, _command(HG_HOOK), MARK)
+        (repo.git_dir / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2) + "\n")
+        return [f"{'updated' if replaced else 'installed'} the {hg_push.HOOK_NAME} hook in {hgrc}"]
     repo.hooks_dir.mkdir(parents=True, exist_ok=True)
     foreign = [n for n in HOOKS if _is_foreign(repo.hooks_dir / n)]
     if foreign and not force:
@@ -131,12 +149,17 @@ def _is_foreign(path: Path) -> bool:
 
 
 def _script(name: str) -> str:
-    root = Path(clients.__file__).resolve().parent.parent
     return (
         f"#!/bin/sh\n{MARK}: installed by `gantry hook install`; settings in $GIT_DIR/{SETTINGS_FILE}\n"
-        f"GRPC_VERBOSITY=ERROR PYTHONPATH={_sh(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"exec {_sh(sys.executable)} -m clients.hook {name}\n"
+        f"{_command(name, 'exec ')}\n"
     )
+
+
+def _command(name: str, run: str = "") -> str:
+    """The shell command that runs the hook `name` (`run`: 'exec ' in a hook script)."""
+    root = Path(clients.__file__).resolve().parent.parent
+    return (f"GRPC_VERBOSITY=ERROR PYTHONPATH={_sh(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
+            f"{run}{_sh(sys.executable)} -m clients.hook {name}")
 
 
 def _sh(text: str) -> str:
@@ -255,11 +278,15 @@ async def cmd_flush(args: argparse.Namespace) -> int:
 
 def run_hook(name: str, stdin: str) -> int:
     """What the installed hook runs. Always exits 0 unless a chained `NAME.orig` hook failed."""
-    repo = Repo.at(None)
+    repo = Repo.hg_at(None) if name == HG_HOOK else Repo.at(None)
     status = _run_chained(repo, name, stdin)
     try:
         settings = repo.settings()
-        if name == "post-receive":
+        if name == HG_HOOK:
+            first, last = os.environ.get("HG_NODE", ""), os.environ.get("HG_NODE_LAST", "")
+            changes = hg_push.changegroup_changes(first, last, Path(repo.default_repository)) if first else []
+            what = f"hg {first} {last}"
+        elif name == "post-receive":
             updates = git_push.parse_updates(stdin)
             changes = git_push.push_changes(updates)
             what = "\n".join(f"{u.old} {u.new} {u.ref}" for u in updates)
@@ -287,8 +314,8 @@ def _run_chained(repo: Repo, name: str, stdin: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in HOOKS:
-        print(f"usage: python -m clients.hook {{{'|'.join(HOOKS)}}}", file=sys.stderr)
+    if len(args) != 1 or args[0] not in (*HOOKS, HG_HOOK):
+        print(f"usage: python -m clients.hook {{{'|'.join((*HOOKS, HG_HOOK))}}}", file=sys.stderr)
         return 2
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     stdin = "" if args[0] != "post-receive" else sys.stdin.read()

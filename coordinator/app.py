@@ -31,10 +31,12 @@ from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
-from coordinator.vcs.git import GitCli
+from coordinator.vcs.pollers import repository_for
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
+from notifiers.irc.bot import IrcBot, start_bots
+from notifiers.irc.services import CoordinatorCommands
 from notifiers.service import NotificationService
 
 __all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]
@@ -86,6 +88,7 @@ class Coordinator:
         self.schedulers: SchedulerControl | None = None
         self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
+        self.irc_bots: list[IrcBot] = []
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
         if http:
@@ -127,6 +130,11 @@ class Coordinator:
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
 
+        # IRC bots answer commands through the same domain services as the API, and deliver
+        # the IRC announcements of the notification service (so they start before it).
+        self.irc_bots = start_bots(self.config.notifiers, CoordinatorCommands(queries, builds), self.config.url)
+        for bot in self.irc_bots:
+            self.bus.add_listener(bot.on_event)  # `watch BUILDER`
         if self.config.notifiers:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
@@ -161,7 +169,7 @@ class Coordinator:
             await web.start()
             self.web = web
         for source in self.config.change_source:
-            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), intake)
+            loop = PollingLoop(source, repository_for(source, self.data_dir), intake)
             loop.start()
             self.pollers.append(loop)
 
@@ -202,6 +210,9 @@ class Coordinator:
         if self.notifications is not None:
             await asyncio.wait_for(self.notifications.aclose(), 10)
             self.notifications = None
+        for bot in self.irc_bots:
+            await asyncio.wait_for(bot.aclose(), 10)
+        self.irc_bots.clear()
         if self.storage is not None:
             await asyncio.wait_for(self.storage.aclose(), 10)
             self.storage = None

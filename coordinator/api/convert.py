@@ -231,7 +231,7 @@ def event_pb(e: Event) -> status_pb2.Event:
 
 def notification_pb(n: Notification) -> control_pb2.Notification:
     p = n.payload
-    if isinstance(p.get("summary"), str):  # commit-status reporters and chat notifiers
+    if isinstance(p.get("summary"), str):  # commit-status reporters, chat notifiers, IRC
         summary = p["summary"]
     elif n.kind == "mail":
         summary = f"{p.get('subject', '')} -> {', '.join(p.get('to', []))}"

@@ -9,7 +9,9 @@ from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
 from coordinator.domain.changes.filters import ChangeFilter
+from coordinator.domain.changes.hgpoller import HgPoller
 from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.changes.svnpoller import SVNPoller, split_file_alwaystrunk, split_file_branches
 from coordinator.domain.properties.renderables import (
     Interpolate,
     Property,
@@ -34,6 +36,7 @@ from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep, ShellCommand
 from coordinator.domain.steps.junit import Test
 from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.mercurial import Mercurial
 from coordinator.domain.steps.shell import (
     Compile,
     SetPropertyFromCommand,
@@ -42,6 +45,7 @@ from coordinator.domain.steps.shell import (
     WarningCountingShellCommand,
 )
 from coordinator.domain.steps.source import Git
+from coordinator.domain.steps.svn import SVN
 from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, FileUpload
 from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
@@ -54,6 +58,7 @@ from notifiers.reporters import (
     GitHubStatusPush,
     GitLabStatusPush,
 )
+from notifiers.irc import IRC
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
@@ -83,12 +88,19 @@ __all__ = [
     "Dependent",
     "ForceScheduler",
     "GitPoller",
+    "HgPoller",
+    "SVNPoller",
+    "split_file_alwaystrunk",
+    "split_file_branches",
     "HttpStatusPush",
+    "IRC",
     "Interpolate",
     "MailNotifier",
     "MasterConfig",
     "MasterShellCommand",
     "Git",
+    "Mercurial",
+    "SVN",
     "Secret",
     "SecretInAFile",
     "Nightly",

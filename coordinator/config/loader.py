@@ -17,6 +17,7 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.changes.svnpoller import SVNPoller
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep
@@ -257,11 +258,11 @@ def _check_scheduling(b: Builder, add: Any) -> None:
 def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:
     names: set[str] = set()
     for src in sources:
-        if not isinstance(src, GitPoller):
-            add(cfg, f"change_source must contain GitPoller(...) objects, not {src!r}")
+        if not isinstance(src, GitPoller | SVNPoller):
+            add(cfg, f"change_source must contain GitPoller(...) objects (or HgPoller, SVNPoller), not {src!r}")
             continue
         for err in src.errors:
-            add(src, f"GitPoller {src.repourl!r}: {err}")
+            add(src, f"{type(src).__name__} {src.repourl!r}: {err}")
         if src.name in names:
             add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
         names.add(src.name)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.location import caller_location
@@ -160,12 +160,26 @@ class GitPoller:
             await sink.submit_polled_changes(self.name, changes, heads, last)
         return len(changes)
 
+    def branch_name(self, key: str) -> str:
+        """The change's branch for a key of the repository's heads (HgPoller: bookmarks)."""
+        return key
+
     def _change(self, c: Commit, branch: str) -> Change:
         return Change(
             author=c.author, committer=c.committer, comments=c.comments, files=list(c.files),
-            revision=c.revision, branch=branch, repository=self.repourl, project=self.project,
+            revision=c.revision, branch=self.branch_name(branch), repository=self.repourl, project=self.project,
             category=self.category or "", when=c.when,
         )
+
+
+class Poller(Protocol):
+    """What the polling loop runs: GitPoller, HgPoller, SVNPoller."""
+
+    name: str
+    poll_interval: float
+    poll_at_launch: bool
+
+    async def poll(self, repository: Any, sink: PolledChangeSink) -> int: ...
 
 
 @dataclass
@@ -173,8 +187,8 @@ class PollingLoop:
     """Runs one poller every `poll_interval` seconds until closed. A failed poll (repository
     gone, network down) is logged plainly and tried again at the next interval."""
 
-    poller: GitPoller
-    git: GitRepository
+    poller: Poller
+    git: Any  # the poller's repository port (GitRepository, or SvnRepository for an SVNPoller)
     sink: PolledChangeSink
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
