@@ -50,6 +50,7 @@ from coordinator.domain.steps.transfer import DirectoryUpload, FileDownload, Fil
 from coordinator.domain.steps.trigger import Trigger
 from notifiers import HttpStatusPush, MailNotifier
 from notifiers.chat import DiscordNotifier, MattermostNotifier, SlackNotifier, TeamsNotifier
+from notifiers.irc import IRC
 from notifiers.reporters import (
     BitbucketServerStatusPush,
     BitbucketStatusPush,
@@ -58,7 +59,6 @@ from notifiers.reporters import (
     GitHubStatusPush,
     GitLabStatusPush,
 )
-from notifiers.irc import IRC
 
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
