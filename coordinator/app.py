@@ -20,6 +20,7 @@ from coordinator.domain.changes.sources import PollingLoop
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.cancellers import Cancellers
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
@@ -85,6 +86,7 @@ class Coordinator:
         self.schedulers: SchedulerControl | None = None
         self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
+        self.cancellers: Cancellers | None = None
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
         if http:
@@ -121,6 +123,9 @@ class Coordinator:
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
         intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
+        cancellers = self.cancellers = Cancellers(builds)
+        cancellers.configure(list(self.config.cancellers))
+        self.bus.add_listener(cancellers.on_event)  # superseded and failing buildsets' work stops
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
         queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
         dispatcher.configure(self.config.builders)
@@ -194,6 +199,9 @@ class Coordinator:
         if self.downstream is not None:
             await asyncio.wait_for(self.downstream.aclose(), 10)
             self.downstream = None
+        if self.cancellers is not None:
+            await asyncio.wait_for(self.cancellers.aclose(), 10)
+            self.cancellers = None
         if self.dispatcher is not None:
             await asyncio.wait_for(self.dispatcher.aclose(), 10)
             self.dispatcher = None

@@ -19,6 +19,7 @@ from coordinator.domain.properties.renderables import (
     renderer,
 )
 from coordinator.domain.results import Result
+from coordinator.domain.scheduling.cancellers import FailingBuildsetCanceller, OldBuildCanceller
 from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
@@ -62,6 +63,8 @@ __all__ = [
     "FileDownload",
     "FileUpload",
     "Dependent",
+    "FailingBuildsetCanceller",
+    "OldBuildCanceller",
     "ForceScheduler",
     "GitPoller",
     "HttpStatusPush",

@@ -13,6 +13,7 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.scheduling.cancellers import CancellerRule
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep
@@ -65,7 +66,8 @@ def load_config(path: str | Path) -> MasterConfig:
         cfg = MasterConfig(
             workers=bmc.get("workers", []), builders=bmc.get("builders", []),
             schedulers=bmc.get("schedulers", []), title=bmc.get("title", "Gantry"),
-            notifiers=bmc.get("notifiers", bmc.get("services", [])),
+            notifiers=bmc.get("notifiers", [s for s in bmc.get("services", []) if not isinstance(s, CancellerRule)]),
+            cancellers=[s for s in bmc.get("services", []) if isinstance(s, CancellerRule)],
             url=bmc.get("buildbotURL", bmc.get("url", "")),
             www=bmc.get("www"),
             secretsProviders=bmc.get("secretsProviders", []),
@@ -219,6 +221,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
     if not isinstance(cfg.allow_master_commands, bool):
         add(cfg, f"allow_master_commands must be True or False, not {cfg.allow_master_commands!r}")
     _check_change_sources(cfg.change_source, add, cfg)
+    _check_cancellers(cfg, builder_names, add)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
@@ -252,6 +255,23 @@ def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> No
         if src.name in names:
             add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
         names.add(src.name)
+
+
+def _check_cancellers(cfg: MasterConfig, builder_names: set[str], add: Any) -> None:
+    names: set[str] = set()
+    for c in cfg.cancellers:
+        if not isinstance(c, CancellerRule):
+            add(cfg, f"cancellers must contain OldBuildCanceller(...) or FailingBuildsetCanceller(...), not {c!r}")
+            continue
+        kind = type(c).__name__
+        for err in c.errors:
+            add(c, f"{kind} {c.name!r}: {err}")
+        if c.name in names:
+            add(c, f"two cancellers are named {c.name!r}")
+        names.add(c.name)
+        for bn in [*c.builders, *(getattr(c, "cancel", None) or ())]:
+            if isinstance(bn, str) and bn not in builder_names:
+                add(c, f"{kind} {c.name!r} names unknown builder {bn!r}")
 
 
 def _check_triggers(cfg: MasterConfig, add: Any) -> None:

@@ -49,6 +49,8 @@ class MasterConfig:
     allow_master_commands: bool = False
     # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
     change_source: Any = ()
+    # OldBuildCanceller(...) / FailingBuildsetCanceller(...) (Buildbot's services of those names).
+    cancellers: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -57,5 +59,6 @@ class MasterConfig:
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
         self.secretsProviders = list(self.secretsProviders)
+        self.cancellers = list(self.cancellers)
         cs = self.change_source
         self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

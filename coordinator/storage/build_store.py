@@ -171,13 +171,15 @@ class SqlBuilds:
 
     async def previous_build_result(self, builder: str, number: int) -> Result | None:
         """The result of the newest complete build of `builder` before `number`, skipping
-        RETRY builds (as Buildbot's getPreviousBuild does); None when there is none."""
+        RETRY builds (as Buildbot's getPreviousBuild does) and CANCELLED ones (superseded or
+        stopped work says nothing about the tree); None when there is none."""
 
         def q(c: sa.Connection) -> Result | None:
             r = c.execute(
                 sa.select(t_builds.c.result)
                 .where(t_builds.c.builder == builder, t_builds.c.number < number,
-                       t_builds.c.result.is_not(None), t_builds.c.result != int(Result.RETRY))
+                       t_builds.c.result.is_not(None),
+                       t_builds.c.result.not_in([int(Result.RETRY), int(Result.CANCELLED)]))
                 .order_by(t_builds.c.number.desc()).limit(1)
             ).first()
             return None if r is None else Result(r.result)

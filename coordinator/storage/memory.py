@@ -650,10 +650,12 @@ class MemoryBuilds:
         return samples
 
     async def previous_build_result(self, builder: str, number: int) -> Result | None:
-        """The result of the newest complete build of `builder` before `number`, skipping RETRY."""
+        """The result of the newest complete build of `builder` before `number`, skipping RETRY
+        and CANCELLED."""
         done = [
             b for b in self.data.builds.values()
-            if b.builder == builder and b.number < number and b.result is not None and b.result != Result.RETRY
+            if b.builder == builder and b.number < number and b.result is not None
+            and b.result not in (Result.RETRY, Result.CANCELLED)
         ]
         return max(done, key=lambda b: b.number).result if done else None
 

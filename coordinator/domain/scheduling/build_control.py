@@ -3,6 +3,8 @@ running one, cancel a request that has not started; and what forcing a builder t
 
 from __future__ import annotations
 
+import logging
+
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.lookup import find_build, find_builder
 from coordinator.domain.builds.submitter import BuildsetSubmitter
@@ -13,6 +15,7 @@ from coordinator.domain.ports import BuildReads, RequestReads
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
 
+log = logging.getLogger(__name__)
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
 
 
@@ -143,6 +146,17 @@ class BuildControl:
             return False
         runner.stop(reason or "stopped by request")
         return True
+
+    async def cancel_work(self, request_id: int, reason: str) -> None:
+        """The build cancellers' way (cancellers.py): cancel the request if nobody claimed it,
+        else stop its build here, now or as soon as it starts; nothing if it is complete."""
+        cancelled, now = await self.submitter.cancel([request_id], reason)
+        req = now.get(request_id)
+        if cancelled or req is None or req.complete:
+            return
+        if not self.dispatcher.stop_request(request_id, reason):
+            # It finished meanwhile, or another coordinator claimed it (its dispatcher runs it).
+            log.info("build request %d is not running here; not stopped: %s", request_id, reason)
 
     async def cancel_build_request(self, request_id: int, reason: str) -> BuildRequest:
         """Cancel a request that has not started (Buildbot's cancel of a pending request)."""

@@ -1,0 +1,72 @@
+"""Configuration of the workflow features: cancellers (and their mistakes, with FILE:LINE)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from coordinator.config.loader import ConfigError, load_config
+from coordinator.domain.scheduling.cancellers import FailingBuildsetCanceller, OldBuildCanceller
+
+HEAD = '''\
+import re
+from coordinator.config import *
+W = [Worker("w1", "s")]
+B = [Builder("test", workers=["w1"], steps=[ShellCommand("true")]),
+     Builder("lint", workers=["w1"], steps=[ShellCommand("true")])]
+'''
+
+
+def load(tmp_path: Path, body: str) -> tuple[Path, object]:
+    path = tmp_path / "master.py"
+    path.write_text(HEAD + textwrap.dedent(body))
+    try:
+        return path, load_config(path)
+    except ConfigError as exc:
+        return path, exc
+
+
+def test_cancellers_load_from_masterconfig_and_buildbot_services(tmp_path: Path) -> None:
+    _, cfg = load(tmp_path, '''\
+        config = MasterConfig(workers=W, builders=B, cancellers=[
+            OldBuildCanceller("superseded", builders=["test"], branches=re.compile(r"(main|pr/.*)")),
+            FailingBuildsetCanceller("fail-fast", builders=["lint"], cancel=["test"]),
+        ])
+    ''')
+    assert not isinstance(cfg, ConfigError), cfg
+    old, failing = cfg.cancellers  # type: ignore[attr-defined]
+    assert isinstance(old, OldBuildCanceller) and old.watches("test", "pr/12") and not old.watches("test", "dev")
+    assert old.branch_key("refs/changes/34/1234/5") == "refs/changes/34/1234"
+    assert isinstance(failing, FailingBuildsetCanceller) and failing.cancels("test") and not failing.cancels("lint")
+    _, cfg = load(tmp_path, '''\
+        BuildmasterConfig = {"workers": W, "builders": B,
+                             "services": [OldBuildCanceller("superseded", builders=["test"])]}
+    ''')
+    assert not isinstance(cfg, ConfigError), cfg
+    assert [c.name for c in cfg.cancellers] == ["superseded"] and cfg.notifiers == []  # type: ignore[attr-defined]
+
+
+def test_canceller_mistakes_name_file_and_line(tmp_path: Path) -> None:
+    path, err = load(tmp_path, '''\
+        config = MasterConfig(workers=W, builders=B, cancellers=[
+            OldBuildCanceller("superseded", builders=["tset"]),
+            FailingBuildsetCanceller("fail-fast", builders=["lint"], cancel=["nope"], branches="main"),
+            OldBuildCanceller("superseded", builders=["test"]),
+        ])
+    ''')
+    assert isinstance(err, ConfigError)
+    first = HEAD.count("\n") + 2
+    assert [str(p) for p in err.problems] == [
+        f"{path}:{first}: OldBuildCanceller 'superseded' names unknown builder 'tset'",
+        f"{path}:{first + 1}: FailingBuildsetCanceller 'fail-fast': branches must be None, a list of branch "
+        "names, a re.compile(...) pattern or a function branch -> bool, not 'main'",
+        f"{path}:{first + 1}: FailingBuildsetCanceller 'fail-fast' names unknown builder 'nope'",
+        f"{path}:{first + 2}: two cancellers are named 'superseded'",
+    ]
+
+
+@pytest.mark.parametrize("value", [42, [None]])
+def test_cancel_must_name_builders(value: object) -> None:
+    assert FailingBuildsetCanceller("x", builders=["a"], cancel=value).errors  # type: ignore[arg-type]
