@@ -24,6 +24,7 @@ from coordinator.domain.scheduling.cancellers import Cancellers
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
+from coordinator.domain.scheduling.matrix import Matrices
 from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
@@ -124,11 +125,13 @@ class Coordinator:
         intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
         cancellers = self.cancellers = Cancellers(builds)
-        cancellers.configure(list(self.config.cancellers))
+        matrices = Matrices(self.config.builders)
+        submitter.matrices = matrices.groups
+        cancellers.configure(matrices.rules(self.config.cancellers))
         self.bus.add_listener(cancellers.on_event)  # superseded and failing buildsets' work stops
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
         queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
-        dispatcher.configure(self.config.builders)
+        dispatcher.configure(matrices.builders)
         schedulers.configure(self.config.schedulers)
 
         if self.config.notifiers:
@@ -136,7 +139,7 @@ class Coordinator:
             self.notifications = NotificationService(
                 builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
                 notifiers=list(self.config.notifiers), url=self.config.url,
-                builder_tags={b.name: list(b.tags) for b in self.config.builders},
+                builder_tags={b.name: list(b.tags) for b in matrices.builders},
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
             )
             await self.notifications.start()

@@ -29,6 +29,7 @@ from coordinator.domain.scheduling.force import (
     StringParameter,
     TextParameter,
 )
+from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import AnyBranchScheduler, SingleBranchScheduler
 from coordinator.domain.scheduling.timed import Nightly, Periodic
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
@@ -72,6 +73,7 @@ __all__ = [
     "MailNotifier",
     "MasterConfig",
     "MasterShellCommand",
+    "Matrix",
     "Git",
     "Secret",
     "SecretInAFile",

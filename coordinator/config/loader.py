@@ -14,6 +14,7 @@ from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.scheduling.cancellers import CancellerRule
+from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep
@@ -157,6 +158,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if not b.steps:
             add(b, f"builder {b.name!r} has no steps")
         _check_scheduling(b, lambda msg, b=b: add(b, msg))
+        _check_matrix(b, lambda msg, b=b: add(b, msg))
         check_locks(b, f"builder {b.name!r}", b.locks)
         step_names: set[str] = set()
         for s in b.steps:
@@ -242,6 +244,18 @@ def _check_scheduling(b: Builder, add: Any) -> None:
     if not isinstance(collapse, bool) and not callable(collapse):
         add(f"builder {b.name!r}: collapseRequests must be True, False or a function "
             f"(builder, req1, req2) -> bool, not {collapse!r}")
+
+
+def _check_matrix(b: Builder, add: Any) -> None:
+    if b.matrix is not None and not isinstance(b.matrix, Matrix):
+        add(f"builder {b.name!r}: matrix must be a Matrix(...), not {b.matrix!r}")
+    elif b.matrix is not None:
+        for err in b.matrix.errors:
+            add(f"builder {b.name!r}: {err}")
+    if not isinstance(b.fail_fast, bool):
+        add(f"builder {b.name!r}: fail_fast must be True or False, not {b.fail_fast!r}")
+    elif b.fail_fast and b.matrix is None:
+        add(f"builder {b.name!r}: fail_fast needs a matrix (it stops the other combinations)")
 
 
 def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:

@@ -70,3 +70,51 @@ def test_canceller_mistakes_name_file_and_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", [42, [None]])
 def test_cancel_must_name_builders(value: object) -> None:
     assert FailingBuildsetCanceller("x", builders=["a"], cancel=value).errors  # type: ignore[arg-type]
+
+
+def test_matrix_combinations_exclude_include_and_expansion() -> None:
+    from coordinator.domain.builds.builders import Builder
+    from coordinator.domain.scheduling.matrix import Matrices, Matrix
+    from coordinator.domain.steps.base import ShellCommand
+
+    m = Matrix(python=["3.11", "3.12"], os=["linux", "arm"], exclude=[{"python": "3.11", "os": "arm"}],
+               include=[{"python": "3.13", "os": "linux"}], labels=["os"])
+    assert m.errors == []
+    assert m.combinations() == [{"python": "3.11", "os": "linux"}, {"python": "3.12", "os": "linux"},
+                                {"python": "3.12", "os": "arm"}, {"python": "3.13", "os": "linux"}]
+    b = Builder("test", workers=["w"], steps=[ShellCommand("true")], worker_labels=["fast"],
+                properties={"x": 1}, matrix=m, fail_fast=True)
+    groups = Matrices([b, Builder("docs", workers=["w"], steps=[ShellCommand("true")])])
+    names = ["test@3.11,linux", "test@3.12,linux", "test@3.12,arm", "test@3.13,linux"]
+    assert [x.name for x in groups.builders] == [*names, "docs"]
+    arm = groups.builders[2]
+    assert arm.properties == {"x": 1, "python": "3.12", "os": "arm"}
+    assert list(arm.worker_labels) == ["fast", "arm"] and arm.builddir == "test_3.12_arm"
+    assert groups.names(["docs", "test"]) == ["docs", *names]
+    (ff,) = groups.fail_fast
+    assert ff.builders == names and ff.cancel == names
+    rule = FailingBuildsetCanceller("x", builders=["test"], cancel=["docs"])
+    expanded = groups.rules([rule])
+    assert expanded[0].builders == names and rule.builders == ["test"]  # a copy; the config is untouched
+
+
+def test_matrix_mistakes(tmp_path: Path) -> None:
+    path, err = load(tmp_path, '''\
+        M = Matrix(os=["linux", "a b"], labels=["cpu"])
+        config = MasterConfig(workers=W, builders=[
+            Builder("m", workers=["w1"], steps=[ShellCommand("true")], matrix=M),
+            Builder("n", workers=["w1"], steps=[ShellCommand("true")], fail_fast=True),
+            Builder("o", workers=["w1"], steps=[ShellCommand("true")],
+                    matrix=Matrix(os=["x"], exclude=[{"os": "x"}])),
+        ])
+    ''')
+    assert isinstance(err, ConfigError)
+    line = HEAD.count("\n") + 3
+    messages = [(p.line, p.message) for p in err.problems]
+    assert messages == [
+        (line, "builder 'm': axis 'os': values must use letters, digits, '_', '-', '.' (they name the "
+               "combination's builder), not ['linux', 'a b']"),
+        (line, "builder 'm': labels must list axes of the matrix (os), not ['cpu']"),
+        (line + 1, "builder 'n': fail_fast needs a matrix (it stops the other combinations)"),
+        (line + 2, "builder 'o': the matrix has no combination left after exclude"),
+    ]

@@ -51,7 +51,8 @@ class BuildControl:
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
-        find_builder(self.dispatcher.builders, builder)
+        if builder not in self.submitter.matrices:  # a matrix builder: one build per combination
+            find_builder(self.dispatcher.builders, builder)
         if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidArgument(
                 f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (higher runs first), not {priority}"
@@ -77,7 +78,8 @@ class BuildControl:
         if priority is not None:
             bs.priority = priority
         bs_id, req_ids = await self.submitter.submit(bs)
-        return bs_id, req_ids[builder]
+        # A matrix builder's: its first combination's request (the buildset has them all).
+        return bs_id, req_ids[builder] if builder in req_ids else req_ids[bs.builders[0]]
 
     def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
         """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""

@@ -1,0 +1,106 @@
+"""Workflows against a real coordinator and real workers: build matrices (labels, exclude,
+fail_fast on and off, `gantry force --wait` grouping them) and superseded work cancelled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from protos.gantry.v1 import control_pb2
+from tests.e2e.harness import (
+    CANCELLED,
+    FAILURE,
+    SUCCESS,
+    Cluster,
+    Coordinator,
+    poll,
+    run_cli,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def gate(path: Path) -> str:
+    """A shell command that runs until the test creates `path`."""
+    return f"while [ ! -f {path} ]; do sleep 0.05; done"
+
+
+async def finished(coord: Coordinator, builder: str) -> control_pb2.Build | None:
+    builds = [b for b in await coord.list_builds(builder) if b.complete]
+    return builds[0] if builds else None
+
+
+def props(build: control_pb2.Build) -> dict[str, object]:
+    return {p.name: json.loads(p.value_json) for p in build.properties}
+
+
+MATRIX = """
+config = MasterConfig(
+    workers=[Worker("wl", "s1"), Worker("wa", "s2")],
+    builders=[
+        Builder("test", workers=["wl", "wa"],
+                matrix=Matrix(python=["3.11", "3.12"], os=["linux", "arm"],
+                              exclude=[{{"python": "3.11", "os": "arm"}}], labels=["os"]),
+                steps=[ShellCommand(name="run", command=Interpolate(
+                    "echo python=%(prop:python)s os=%(prop:os)s on %(prop:workername)s"))]),
+        Builder("ff", workers=["wl", "wa"], fail_fast={fail_fast},
+                matrix=Matrix(os=["linux", "arm"], labels=["os"]),
+                steps=[ShellCommand(name="run", command=Interpolate(
+                    "if [ %(prop:os)s = linux ]; then exit 1; else {hold}; fi"))]),
+    ],
+    schedulers=[ForceScheduler("force", builders=["test", "ff"])],
+)
+"""
+
+
+async def test_a_2x2_matrix_with_labels_and_an_exclude(cluster: Cluster, tmp_path: Path) -> None:
+    coord = await cluster.start_coordinator(MATRIX.format(fail_fast=False, hold=gate(tmp_path / "never")))
+    await cluster.start_worker(coord, "wl", "s1", labels=["linux"])
+    await cluster.start_worker(coord, "wa", "s2", labels=["arm"])
+    code, out, err = await run_cli("force", "test", "--wait", "--coordinator", coord.address)
+    text = out.decode()
+    assert code == 0, text + err.decode()
+    combos = ["test@3.11,linux", "test@3.12,linux", "test@3.12,arm"]  # 3.11 on arm excluded
+    summary = text[text.index("buildset"):].splitlines()
+    assert [ln.split()[1] for ln in summary[-3:]] == sorted(f"{c}/1" for c in combos)  # grouped, sorted
+    builds = {c: await coord.get_build(c, 1) for c in combos}
+    assert len({b.buildset_id for b in builds.values()}) == 1  # one buildset
+    for combo, build in builds.items():
+        python, os_ = combo.split("@")[1].split(",")
+        assert build.result == SUCCESS
+        assert build.worker == ("wl" if os_ == "linux" else "wa")  # chosen by label
+        assert {"python": python, "os": os_}.items() <= props(build).items()
+        log = await coord.read_log(combo, 1, "run")
+        assert f"python={python} os={os_} on {build.worker}".encode() in log
+    listed = await coord.control.ListBuilders(control_pb2.ListBuildersRequest(), timeout=60)
+    assert sorted(b.name for b in listed.builders if b.name.startswith("test@")) == sorted(combos)
+
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+async def test_fail_fast_stops_the_other_combinations(cluster: Cluster, tmp_path: Path, fail_fast: bool) -> None:
+    hold = tmp_path / "hold"
+    coord = await cluster.start_coordinator(MATRIX.format(fail_fast=fail_fast, hold=gate(hold)))
+    await cluster.start_worker(coord, "wl", "s1", labels=["linux"])
+    await cluster.start_worker(coord, "wa", "s2", labels=["arm"])
+    forced = await coord.force("ff")
+    linux = await poll(lambda: finished(coord, "ff@linux"), what="ff@linux fails")
+    assert linux.result == FAILURE
+    if not fail_fast:
+        arm_running = await coord.list_builds("ff@arm")
+        hold.touch()  # it was left running: let it pass
+        arm = await poll(lambda: finished(coord, "ff@arm"), what="ff@arm ends")
+        assert arm.result == SUCCESS and arm_running
+    else:
+        async def arm_done() -> bool:
+            reqs = await coord.control.ListBuildRequests(
+                control_pb2.ListBuildRequestsRequest(buildset_id=forced.buildset_id), timeout=60)
+            return all(r.complete for r in reqs.requests) and len(reqs.requests) == 2
+
+        await poll(arm_done, what="the buildset completes")
+        reqs = await coord.control.ListBuildRequests(
+            control_pb2.ListBuildRequestsRequest(buildset_id=forced.buildset_id), timeout=60)
+        assert {r.builder: r.result for r in reqs.requests} == {"ff@linux": FAILURE, "ff@arm": CANCELLED}
+        assert not hold.exists()
