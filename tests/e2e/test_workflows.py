@@ -87,12 +87,12 @@ async def test_fail_fast_stops_the_other_combinations(cluster: Cluster, tmp_path
     await cluster.start_worker(coord, "wa", "s2", labels=["arm"])
     forced = await coord.force("ff")
     linux = await poll(lambda: finished(coord, "ff@linux"), what="ff@linux fails")
-    assert linux.result == FAILURE
+    assert linux is not None and linux.result == FAILURE
     if not fail_fast:
         arm_running = await coord.list_builds("ff@arm")
         hold.touch()  # it was left running: let it pass
         arm = await poll(lambda: finished(coord, "ff@arm"), what="ff@arm ends")
-        assert arm.result == SUCCESS and arm_running
+        assert arm is not None and arm.result == SUCCESS and arm_running
     else:
         async def arm_done() -> bool:
             reqs = await coord.control.ListBuildRequests(
