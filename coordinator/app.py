@@ -10,6 +10,7 @@ from pathlib import Path
 
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.try_servicer import TryServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds import bookkeeping
@@ -25,6 +26,7 @@ from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
 from coordinator.domain.scheduling.matrix import Matrices
+from coordinator.domain.scheduling.try_ import TryJobs
 from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
@@ -158,6 +160,7 @@ class Coordinator:
             logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,
             change_token=self.change_token,
+            tries=TryServicer(TryJobs(schedulers, submitter)),
         )
         await server.start()
         self.port = server.port

@@ -33,6 +33,7 @@ from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import AnyBranchScheduler, SingleBranchScheduler
 from coordinator.domain.scheduling.timed import Nightly, Periodic
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.scheduling.try_ import TryScheduler
 from coordinator.domain.steps.base import BuildStep, ShellCommand
 from coordinator.domain.steps.junit import Test
 from coordinator.domain.steps.master import MasterShellCommand
@@ -93,6 +94,7 @@ __all__ = [
     "Transform",
     "Trigger",
     "Triggerable",
+    "TryScheduler",
     "WarningCountingShellCommand",
     "Worker",
     "WorkerLock",

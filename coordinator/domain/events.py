@@ -75,7 +75,8 @@ def buildset_added(buildset_id: int, bs: NewBuildset, at: float) -> Event:
                  "change_ids": bs.change_ids,
                  # What the build cancellers compare (scheduling/cancellers.py).
                  "sourcestamps": [{"codebase": s.codebase, "repository": s.repository, "branch": s.branch,
-                                   "revision": s.revision, "project": s.project} for s in bs.sourcestamps]},
+                                   "revision": s.revision, "project": s.project, "patched": bool(s.patch)}
+                                  for s in bs.sourcestamps]},
     )
 
 

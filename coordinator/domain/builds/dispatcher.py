@@ -395,6 +395,8 @@ def compatible(a: Buildset | None, b: Buildset | None) -> bool:
         y = sb[codebase]
         if (x.repository, x.branch, x.project) != (y.repository, y.branch, y.project):
             return False
+        if x.patch != y.patch:  # two try jobs on one revision are two different builds
+            return False
         if not a.change_ids and x.revision != y.revision:
             return False
     return True

@@ -202,7 +202,8 @@ class Cancellers:
                 continue
             for ss in bs.stamps:
                 branch = str(ss.get("branch", ""))
-                if not branch or not rule.watches(builder, branch):
+                # A try job is not a revision of its branch: never superseded, never superseding.
+                if not branch or ss.get("patched") or not rule.watches(builder, branch):
                     continue
                 key = (rule.name, builder, str(ss.get("project", "")), str(ss.get("codebase", "")),
                        str(ss.get("repository", "")), _key(rule, branch))
