@@ -5,6 +5,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 """
 
 from coordinator.config.objects import MasterConfig, Worker
+from coordinator.config.pipeline import Pipeline
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
@@ -74,6 +75,7 @@ __all__ = [
     "MailNotifier",
     "MasterConfig",
     "MasterShellCommand",
+    "Pipeline",
     "Matrix",
     "Git",
     "Secret",

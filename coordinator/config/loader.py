@@ -20,6 +20,7 @@ from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep
 from coordinator.domain.steps.master import DISABLED as MASTER_COMMANDS_DISABLED
 from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.pipeline import PipelineStep
 from coordinator.domain.steps.trigger import Trigger
 from coordinator.domain.workers.sessions import WorkerDecl
 from coordinator.web.settings import web_settings
@@ -172,6 +173,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             check_locks(s, f"step {s.name!r} of builder {b.name!r}", getattr(s, "locks", []))
             if s.name in step_names:
                 add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
+            if isinstance(s, PipelineStep) and s is not b.steps[-1]:
+                add(s, f"builder {b.name!r}: a Pipeline step must be the last step (its steps run after it)")
             step_names.add(s.name)
 
     sched_names: set[str] = set()

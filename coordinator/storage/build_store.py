@@ -76,8 +76,8 @@ class SqlBuilds:
 
         return await self.db.write(op)
 
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        return await self.db.write(lambda tx: _insert_steps(tx.conn, build, names))
+    async def add_steps(self, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+        return await self.db.write(lambda tx: _insert_steps(tx.conn, build, names, first))
 
     async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None:
         await self._update(_UPDATE_STEP, {"b_id": step.id, "started_at": at, "state_string": "running"}, events)
@@ -200,9 +200,9 @@ class SqlBuilds:
 
         return await self.db.read(q)
 
-def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str]) -> list[Step]:
+def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
     out = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(names, first):
         step_id = c.execute(
             _INSERT_STEP, {"build_id": build.id, "number": i, "name": name, "state_string": "pending"}
         ).inserted_primary_key[0]  # type: ignore[index]

@@ -552,8 +552,8 @@ class MemoryBuilds:
 
         return await self.db.write(op)
 
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        return await self.db.write(lambda tx: _insert_steps(tx, build, names))
+    async def add_steps(self, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+        return await self.db.write(lambda tx: _insert_steps(tx, build, names, first))
 
     async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None:
         await self._update(self.data.steps, step.id, events, started_at=at, state_string="running")
@@ -669,8 +669,10 @@ class MemoryBuilds:
         return [(builder, number) for (builder, _), number in sorted(newest.items())]
 
 
-def _insert_steps(tx: _Tx, build: Build, names: Sequence[str]) -> list[Step]:
-    steps = [Step(id=tx.data.new_id("steps"), build_id=build.id, number=i, name=name) for i, name in enumerate(names)]
+def _insert_steps(tx: _Tx, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+    steps = [
+        Step(id=tx.data.new_id("steps"), build_id=build.id, number=i, name=name) for i, name in enumerate(names, first)
+    ]
     for step in steps:
         tx.put(tx.data.steps, step.id, copy.deepcopy(step))
     return steps
