@@ -104,3 +104,34 @@ async def test_fail_fast_stops_the_other_combinations(cluster: Cluster, tmp_path
             control_pb2.ListBuildRequestsRequest(buildset_id=forced.buildset_id), timeout=60)
         assert {r.builder: r.result for r in reqs.requests} == {"ff@linux": FAILURE, "ff@arm": CANCELLED}
         assert not hold.exists()
+
+
+async def test_a_push_supersedes_the_running_build_of_its_branch(cluster: Cluster, tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    coord = await cluster.start_coordinator(f"""
+config = MasterConfig(
+    workers=[Worker("w1", "s1")],
+    builders=[Builder("test", workers=["w1"], steps=[ShellCommand(name="run", command={gate(hold)!r})])],
+    schedulers=[SingleBranchScheduler("main", branch="main", tree_stable_timer=None, builders=["test"])],
+    cancellers=[OldBuildCanceller("superseded", builders=["test"])],
+)
+""")
+    await cluster.start_worker(coord, "w1", "s1")
+    rec = await coord.record(since=0)
+    await coord.submit({"revision": "a" * 40})
+    await rec.wait_kind("step.started", builder="test", build_number=1)
+    await coord.submit({"revision": "b" * 40})
+    old = await poll(lambda: finished(coord, "test"), what="test #1 is cancelled")
+    assert old is not None and old.number == 1 and old.result == CANCELLED
+    log = (await coord.read_log("test", 1, "run")).decode()
+    assert "superseded by a newer change on branch 'main' (revision bbbbbbbbbbbb)" in log, log
+    started = await rec.wait_kind("build.started", builder="test", build_number=2)
+    hold.touch()
+    new = await poll(lambda: _build_done(coord, 2), what="test #2 passes")
+    assert new.result == SUCCESS and new.buildset_id == started.buildset_id
+    assert new.sourcestamps[0].revision == "b" * 40
+
+
+async def _build_done(coord: Coordinator, number: int) -> control_pb2.Build | None:
+    build = await coord.get_build("test", number)
+    return build if build.complete else None
