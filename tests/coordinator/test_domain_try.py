@@ -12,7 +12,8 @@ from coordinator.domain.model import SourceStamp
 from coordinator.domain.results import Result
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.try_ import TryJob, TryJobs, TryScheduler
-from tests.coordinator.test_domain_cancellers import SUPERSEDE, World, world  # noqa: F401 (fixture)
+from tests.coordinator.test_domain_cancellers import SUPERSEDE, World
+from tests.coordinator.test_domain_cancellers import world as world  # noqa: F401  (the fixture)
 
 
 def jobs(w: World, *schedulers: TryScheduler) -> TryJobs:
