@@ -128,7 +128,7 @@ config = MasterConfig(
     started = await rec.wait_kind("build.started", builder="test", build_number=2)
     hold.touch()
     new = await poll(lambda: _build_done(coord, 2), what="test #2 passes")
-    assert new.result == SUCCESS and new.buildset_id == started.buildset_id
+    assert new is not None and new.result == SUCCESS and new.buildset_id == started.buildset_id
     assert new.sourcestamps[0].revision == "b" * 40
 
 
