@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from coordinator.domain.steps.base import ShellCommand
@@ -59,3 +61,12 @@ def test_a_valid_file_gives_shell_steps_with_their_options() -> None:
 ])
 def test_problems_name_file_and_line(text: str, expected: str) -> None:
     assert problem(text).startswith(expected)
+
+
+def test_the_manuals_example_is_valid() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text()
+    (example,) = [block.split("```", 1)[0] for block in page.split("```yaml\n")[1:]]
+    steps = build_steps(parse_pipeline(example, F), F, ["pypi_token"], "app")
+    assert [s.name for s in steps] == ["install", "test", "wheel", "wheel artifacts", "publish", "clean"]
+    with pytest.raises(PipelineInvalid, match=r":20: secret 'pypi_token' is not allowed for builder 'app'"):
+        build_steps(parse_pipeline(example, F), F, [], "app")
