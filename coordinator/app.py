@@ -145,6 +145,7 @@ class Coordinator:
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
             )
             await self.notifications.start()
+        await cancellers.seed(db.buildsets)  # before dispatch: every unfinished request is unclaimed
         await dispatcher.start()
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.

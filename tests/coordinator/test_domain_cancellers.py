@@ -270,3 +270,22 @@ async def test_failing_buildset_canceller_only_cancels_the_listed_builders(world
     world.open(("unit", 1), Result.FAILURE)  # unit is not watched: its failure cancels nothing
     await world.until(lambda: world.result_of(bs, "unit") is not None)
     assert world.result_of(bs, "unit") == Result.FAILURE
+
+
+async def test_requests_queued_before_a_restart_are_superseded_too(world: World) -> None:
+    await world.start(["test"], SUPERSEDE, {})  # no worker: everything stays queued
+    old = await world.push("r1", ["test"])
+    forced = await world.push("r1b", ["test"], changes=False)
+    assert world.cancellers is not None and world.submitter is not None
+    # A restarted coordinator: new cancellers that saw none of those events.
+    restarted = Cancellers(world.cancellers.work)
+    restarted.configure(SUPERSEDE)
+    await restarted.seed(world.repo.buildsets)
+    world.repo.listeners[:] = [restarted.on_event]
+    world.cancellers = restarted
+    assert all(r.result is None for r in world.repo.requests.values())  # seeding cancels nothing
+    new = await world.push("r2", ["test"])
+    await world.until(lambda: world.result_of(old, "test") is not None and world.result_of(forced, "test") is not None)
+    assert world.result_of(old, "test") == Result.CANCELLED == world.result_of(forced, "test")
+    assert f"buildset {new}" in world.cancel_reason(world.request(old, "test"))
+    assert world.result_of(new, "test") is None

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from coordinator.domain.events import Event
 from coordinator.domain.location import caller_location
+from coordinator.domain.ports import RequestQueue
 from coordinator.domain.results import Result
 from coordinator.domain.scheduling.background import Background
 
@@ -146,6 +147,7 @@ class _Open:
     stamps: list[dict[str, Any]]
     from_changes: bool
     requests: dict[int, str] = field(default_factory=dict)  # request id -> builder
+    keys: set[tuple[str, str, str, str, str, str]] = field(default_factory=set)  # where it is tracked
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,27 @@ class Cancellers:
 
     def _watched(self, builder: str) -> bool:
         return any(builder in r.builders for r in self.rules)
+
+    async def seed(self, requests: RequestQueue) -> None:
+        """At start-up: track the unfinished requests stored before (as Buildbot's cancellers do
+        on reconfig), so a new push also supersedes what was queued before a restart. Call it
+        before anything is dispatched (every unfinished request is unclaimed then)."""
+        if not self.rules:
+            return
+        pending = [r for r in await requests.unclaimed_requests() if self._watched(r.builder)]
+        buildsets = await requests.get_buildsets(sorted({r.buildset_id for r in pending}))
+        for r in sorted(pending, key=lambda r: r.id):
+            stored = buildsets.get(r.buildset_id)
+            if stored is None:
+                continue
+            bs = self._open.get(r.buildset_id)
+            if bs is None:
+                stamps = [{"codebase": s.codebase, "repository": s.repository, "branch": s.branch,
+                           "revision": s.revision, "project": s.project, "patched": bool(s.patch)}
+                          for s in stored.sourcestamps]
+                bs = self._open[r.buildset_id] = _Open(stamps, False)  # older work supersedes nothing
+            bs.requests[r.id] = r.builder
+            self._superseding(bs, r.buildset_id, r.id, r.builder)
 
     def on_event(self, e: Event) -> None:
         if not self.rules:
@@ -218,16 +241,18 @@ class Cancellers:
                     for t in older:
                         self._cancel(t.request_id, reason)
                 tracked.append(_Tracked(rid, bs_id, revision))
+                bs.keys.add(key)
 
     def _forget(self, bs_id: int) -> None:
-        if self._open.pop(bs_id, None) is None:
+        bs = self._open.pop(bs_id, None)
+        if bs is None:
             return
-        for key in list(self._by_branch):
-            kept = [t for t in self._by_branch[key] if t.buildset_id != bs_id]
+        for key in bs.keys:
+            kept = [t for t in self._by_branch.get(key, ()) if t.buildset_id != bs_id]
             if kept:
                 self._by_branch[key] = kept
             else:
-                del self._by_branch[key]
+                self._by_branch.pop(key, None)
 
     # ------------------------------------------------------------------ FailingBuildsetCanceller
 
