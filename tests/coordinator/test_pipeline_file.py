@@ -70,3 +70,9 @@ def test_the_manuals_example_is_valid() -> None:
     assert [s.name for s in steps] == ["install", "test", "wheel", "wheel artifacts", "publish", "clean"]
     with pytest.raises(PipelineInvalid, match=r":20: secret 'pypi_token' is not allowed for builder 'app'"):
         build_steps(parse_pipeline(example, F), F, [], "app")
+
+
+def test_a_step_may_not_take_the_name_of_one_of_the_builders_own() -> None:
+    text = "steps:\n  - {name: test, run: x}\n  - {name: git, run: y}\n"
+    with pytest.raises(PipelineInvalid, match=r":3: the builder already has a step named 'git'"):
+        build_steps(parse_pipeline(text, F), F, [], "ci", ["git", "pipeline"])

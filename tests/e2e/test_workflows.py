@@ -74,6 +74,11 @@ async def test_a_2x2_matrix_with_labels_and_an_exclude(cluster: Cluster, tmp_pat
         assert {"python": python, "os": os_}.items() <= props(build).items()
         log = await coord.read_log(combo, 1, "run")
         assert f"python={python} os={os_} on {build.worker}".encode() in log
+    # One combination alone: its matrix's ForceScheduler forces it.
+    one = await coord.force("test@3.12,arm")
+    assert one.build_request_id
+    again = await poll(lambda: _done(coord, "test@3.12,arm", 2), what="test@3.12,arm #2")
+    assert again is not None and again.worker == "wa" and again.buildset_id == one.buildset_id
     listed = await coord.control.ListBuilders(control_pb2.ListBuildersRequest(), timeout=60)
     assert sorted(b.name for b in listed.builders if b.name.startswith("test@")) == sorted(combos)
 
@@ -133,5 +138,9 @@ config = MasterConfig(
 
 
 async def _build_done(coord: Coordinator, number: int) -> control_pb2.Build | None:
-    build = await coord.get_build("test", number)
-    return build if build.complete else None
+    return await _done(coord, "test", number)
+
+
+async def _done(coord: Coordinator, builder: str, number: int) -> control_pb2.Build | None:
+    builds = [b for b in await coord.list_builds(builder) if b.number == number and b.complete]
+    return await coord.get_build(builder, number) if builds else None

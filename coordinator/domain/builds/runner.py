@@ -238,6 +238,10 @@ class BuildRunner:
                 work.cancel()
         return work.result() if work.done() and not work.cancelled() else None
 
+    @property
+    def step_names(self) -> Sequence[str]:
+        return [s.name for s in self.build.steps]
+
     async def add_steps(self, steps: Sequence[BuildStep]) -> None:
         """Buildbot's addStepsAfterLastStep: `steps` run after every step the build has now
         (a Pipeline step's, read from the checked-out revision)."""

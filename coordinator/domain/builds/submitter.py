@@ -59,6 +59,10 @@ class BuildsetSubmitter:
             )
         return bs_id, req_ids
 
+    def matrices_of(self, builder: str) -> set[str]:
+        """`builder` and the matrix builder it is a combination of, if any."""
+        return {builder} | {m for m, combos in self.matrices.items() if builder in combos}
+
     async def cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
         """Cancel the requests that have not started; returns those cancelled and the state of
         every request asked about."""

@@ -83,8 +83,9 @@ class BuildControl:
 
     def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
         """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""
+        names = self.submitter.matrices_of(builder)  # a matrix's ForceScheduler forces one combination too
         forcing = [
-            s for s in self.schedulers.schedulers if isinstance(s, ForceScheduler) and builder in s.builders
+            s for s in self.schedulers.schedulers if isinstance(s, ForceScheduler) and names & set(s.builders)
         ]
         found = [s for s in forcing if not name or s.name == name]
         if found:

@@ -108,10 +108,13 @@ class TryJobs:
             raise InvalidArgument(
                 f"no TryScheduler named {name!r} in the configuration" if name else
                 "this coordinator takes no try jobs: no TryScheduler in its configuration")
-        fit = [s for s in trying if all(b in s.builders for b in builders)]
+        def listed(b: str, s: TryScheduler) -> bool:  # a combination of a listed matrix is listed
+            return bool(self.submitter.matrices_of(b) & set(s.builders))
+
+        fit = [s for s in trying if all(listed(b, s) for b in builders)]
         if not fit:
             accepted = sorted({b for s in trying for b in s.builders})
-            refused = [b for b in builders if b not in accepted]
+            refused = [b for b in builders if not any(listed(b, s) for s in trying)]
             raise InvalidArgument(
                 f"builder{'s' if len(refused) != 1 else ''} {', '.join(map(repr, refused or builders))} "
                 f"{'do' if len(refused) != 1 else 'does'} not take try jobs "

@@ -125,7 +125,7 @@ class PipelineStep(BuildStep):
             await ctx.write_log(f"{self.path}: not UTF-8 text\n")
             return Result.FAILURE
         try:
-            steps = build_steps(self.parser(text, self.path), self.path, self.secrets, ctx.builder)
+            steps = build_steps(self.parser(text, self.path), self.path, self.secrets, ctx.builder, ctx.step_names)
         except PipelineInvalid as exc:
             await ctx.write_log(f"{exc}\n")
             ctx.set_state(str(exc)[:200])
@@ -135,8 +135,11 @@ class PipelineStep(BuildStep):
         return Result.SUCCESS
 
 
-def build_steps(root: Node, file: str, allowed: Sequence[str], builder: str) -> list[BuildStep]:
-    """The steps `root` defines, or PipelineInvalid naming the line of the first problem."""
+def build_steps(
+    root: Node, file: str, allowed: Sequence[str], builder: str, taken: Sequence[str] = ()
+) -> list[BuildStep]:
+    """The steps `root` defines, or PipelineInvalid naming the line of the first problem;
+    `taken`: the names of the build's own steps."""
     check = _Checker(file, allowed, builder)
     top = check.mapping(root, "the pipeline file", ("steps", "env"))
     if "steps" not in top:
@@ -153,6 +156,8 @@ def build_steps(root: Node, file: str, allowed: Sequence[str], builder: str) -> 
         for step in check.step(item, common):
             if step.name in names:
                 raise PipelineInvalid(file, item.line, f"two steps are named {step.name!r}")
+            if step.name in taken:
+                raise PipelineInvalid(file, item.line, f"the builder already has a step named {step.name!r}")
             names.add(step.name)
             out.append(step)
     return out
