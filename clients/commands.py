@@ -167,8 +167,13 @@ async def _submit_and_wait(
 
 
 async def _is_matrix(client: GantryClient, builder: str) -> bool:
+    return bool(await _combinations(client, builder))
+
+
+async def _combinations(client: GantryClient, builder: str) -> list[str]:
+    """The builders of a matrix builder's combinations (named BUILDER@...); [] for another."""
     names = {b.name for b in await client.list_builders()}
-    return builder not in names and any(n.startswith(f"{builder}@") for n in names)
+    return [] if builder in names else sorted(n for n in names if n.startswith(f"{builder}@"))
 
 
 async def cmd_stop(args: argparse.Namespace) -> int:
@@ -211,7 +216,12 @@ async def cmd_builders(args: argparse.Namespace) -> int:
 
 async def cmd_builds(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        builds = await client.list_builds(args.builder, args.limit)
+        combos = await _combinations(client, args.builder) if args.builder else []
+        if combos:  # a matrix builder: its combinations' builds, grouped by buildset
+            found = [b for c in combos for b in await client.list_builds(c, args.limit)]
+            builds = sorted(found, key=lambda b: (-b.buildset_id, b.builder))[: args.limit]
+        else:
+            builds = await client.list_builds(args.builder, args.limit)
     return _show_list(args, "builds", builds, render.builds_table, "no builds yet")
 
 

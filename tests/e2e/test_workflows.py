@@ -79,6 +79,9 @@ async def test_a_2x2_matrix_with_labels_and_an_exclude(cluster: Cluster, tmp_pat
     assert one.build_request_id
     again = await poll(lambda: _done(coord, "test@3.12,arm", 2), what="test@3.12,arm #2")
     assert again is not None and again.worker == "wa" and again.buildset_id == one.buildset_id
+    code, out, err = await run_cli("builds", "--builder", "test", "--coordinator", coord.address)
+    rows = [line.split()[0] for line in out.decode().splitlines() if line.strip().startswith("test@")]
+    assert code == 0 and rows == ["test@3.12,arm", *sorted(combos)], out.decode() + err.decode()
     listed = await coord.control.ListBuilders(control_pb2.ListBuildersRequest(), timeout=60)
     assert sorted(b.name for b in listed.builders if b.name.startswith("test@")) == sorted(combos)
 
