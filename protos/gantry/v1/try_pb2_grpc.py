@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class TryServiceStub:
-    """Submitting try jobs. Until authorization exists, any client that can reach the coordinator
-    may send one: keep the coordinator on loopback (or a trusted network) if that matters.
+    """Submitting try jobs. A try job runs the sender's code on the workers: until authorization
+    exists, only clients on the coordinator's own host (loopback, Unix socket) may send one;
+    others get PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -44,8 +45,9 @@ class TryServiceStub:
 
 
 class TryServiceServicer:
-    """Submitting try jobs. Until authorization exists, any client that can reach the coordinator
-    may send one: keep the coordinator on loopback (or a trusted network) if that matters.
+    """Submitting try jobs. A try job runs the sender's code on the workers: until authorization
+    exists, only clients on the coordinator's own host (loopback, Unix socket) may send one;
+    others get PERMISSION_DENIED.
     """
 
     def SubmitTry(self, request, context):
@@ -77,8 +79,9 @@ def add_TryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TryService:
-    """Submitting try jobs. Until authorization exists, any client that can reach the coordinator
-    may send one: keep the coordinator on loopback (or a trusted network) if that matters.
+    """Submitting try jobs. A try job runs the sender's code on the workers: until authorization
+    exists, only clients on the coordinator's own host (loopback, Unix socket) may send one;
+    others get PERMISSION_DENIED.
     """
 
     @staticmethod
