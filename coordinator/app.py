@@ -140,7 +140,7 @@ class Coordinator:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
                 builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
-                notifiers=list(self.config.notifiers), url=self.config.url,
+                notifiers=matrices.filtering(self.config.notifiers), url=self.config.url,
                 builder_tags={b.name: list(b.tags) for b in matrices.builders},
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
             )

@@ -118,3 +118,17 @@ def test_matrix_mistakes(tmp_path: Path) -> None:
         (line + 1, "builder 'n': fail_fast needs a matrix (it stops the other combinations)"),
         (line + 2, "builder 'o': the matrix has no combination left after exclude"),
     ]
+
+
+def test_a_notifier_naming_a_matrix_builder_hears_its_combinations() -> None:
+    from coordinator.domain.builds.builders import Builder
+    from coordinator.domain.scheduling.matrix import Matrices, Matrix
+    from coordinator.domain.steps.base import ShellCommand
+    from notifiers import HttpStatusPush
+
+    m = Matrices([Builder("t", workers=["w"], steps=[ShellCommand("true")], matrix=Matrix(os=["a", "b"]))])
+    push = HttpStatusPush("http://127.0.0.1:1/hook", builders=["t", "other"])
+    plain = HttpStatusPush("http://127.0.0.1:1/hook2")
+    seen, untouched = m.filtering([push, plain])
+    assert seen.builders == ["t@a", "t@b", "other"] and push.builders == ["t", "other"]
+    assert untouched is plain

@@ -15,11 +15,12 @@ import copy
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from coordinator.domain.builds.builders import Builder, safe_dirname
 from coordinator.domain.scheduling.cancellers import Canceller, FailingBuildsetCanceller
 
+T = TypeVar("T")
 VALUE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -133,6 +134,18 @@ class Matrices:
                 one.cancel = self.names(one.cancel)
             out.append(one)
         return out + list(self.fail_fast)
+
+    def filtering(self, objects: Iterable[T]) -> list[T]:
+        """Objects with a `builders` filter (notifiers), copied with matrix builders' names
+        replaced by their combinations' (the events name the combinations)."""
+        out = []
+        for obj in objects:
+            builders = getattr(obj, "builders", None)
+            if isinstance(builders, list) and any(b in self.groups for b in builders):
+                obj = copy.copy(obj)
+                obj.builders = self.names(builders)  # type: ignore[attr-defined]
+            out.append(obj)
+        return out
 
     def names(self, builders: Iterable[str]) -> list[str]:
         """`builders` with each matrix builder replaced by its combinations (order kept)."""
