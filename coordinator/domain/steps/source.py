@@ -125,7 +125,7 @@ class Git(BuildStep):
                 await run.update_submodules(clean=self.mode == "full" and self.method in ("clean", "fresh"))
             sha = await run.head()
             if stamp is not None and stamp.patch:
-                await apply_patch(ctx, run, stamp)
+                await run.apply_patch(stamp)
         except GitFailed as exc:
             if ctx.interrupted:
                 return Result.CANCELLED
@@ -139,33 +139,6 @@ class Git(BuildStep):
             if ss.codebase == self.codebase:
                 return ss
         return None
-
-
-async def apply_patch(ctx: StepContext, run: _GitRun, stamp: SourceStamp) -> None:
-    """A try job's patch: kept as the build's artifact "try.patch" (downloadable even when it
-    does not apply), sent next to the checkout and applied with `git apply --index` (staged:
-    the next build's `git reset --hard` removes the files it added)."""
-    body = base64.b64decode(stamp.patch)
-    await _keep_patch(ctx, body)
-    dest = f"{run.workdir.rstrip('/')}/.git/{PATCH_FILE}"
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body
-
-    try:
-        await ctx.download(chunks(), dest)
-    except TransferError as exc:
-        raise GitFailed(f"could not send the patch to the worker: {exc}") from None
-    by = f" by {stamp.patch_author}" if stamp.patch_author else ""
-    await ctx.write_log(f"applying the try patch{by} ({len(body)} bytes) with git apply\n")
-    collector = OutputCollector(64 * 1024)
-    finished = await run._run(
-        ["git", "apply", "--index", "--binary", f".git/{PATCH_FILE}"], collect=collector
-    )
-    if finished.rc != 0:
-        said = (collector.stderr or collector.stdout).strip()
-        raise GitFailed(f"the patch does not apply to {stamp.revision or 'the branch head'}:\n{said}")
-    ctx.set_state("update (patched)")
 
 
 async def _keep_patch(ctx: StepContext, body: bytes) -> None:
@@ -271,6 +244,32 @@ class _GitRun:
         if clean:
             await self._git("submodule", "foreach", "--recursive", "git clean -f -f -d",
                             what="git clean of the submodules failed")
+
+    async def apply_patch(self, stamp: SourceStamp) -> None:
+        """A try job's patch: kept as the build's artifact "try.patch" (downloadable even when it
+        does not apply), sent next to the checkout and applied with `git apply --index` (staged:
+        the next build's `git reset --hard` removes the files it added)."""
+        body = base64.b64decode(stamp.patch)
+        await _keep_patch(self.ctx, body)
+        dest = f"{self.workdir.rstrip('/')}/.git/{PATCH_FILE}"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        try:
+            await self.ctx.download(chunks(), dest)
+        except TransferError as exc:
+            raise GitFailed(f"could not send the patch to the worker: {exc}") from None
+        by = f" by {stamp.patch_author}" if stamp.patch_author else ""
+        await self.ctx.write_log(f"applying the try patch{by} ({len(body)} bytes) with git apply\n")
+        collector = OutputCollector(64 * 1024)
+        finished = await self._run(
+            ["git", "apply", "--index", "--binary", f".git/{PATCH_FILE}"], collect=collector
+        )
+        if finished.rc != 0:
+            said = (collector.stderr or collector.stdout).strip()
+            raise GitFailed(f"the patch does not apply to {stamp.revision or 'the branch head'}:\n{said}")
+        self.ctx.set_state("update (patched)")
 
     async def head(self) -> str:
         collector = OutputCollector(4096)
