@@ -17,10 +17,12 @@ from coordinator.domain.scheduling.cancellers import CancellerRule
 from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.scheduling.try_ import TryScheduler
 from coordinator.domain.steps.base import BuildStep
 from coordinator.domain.steps.master import DISABLED as MASTER_COMMANDS_DISABLED
 from coordinator.domain.steps.master import MasterShellCommand
 from coordinator.domain.steps.pipeline import PipelineStep
+from coordinator.domain.steps.source import Git
 from coordinator.domain.steps.trigger import Trigger
 from coordinator.domain.workers.sessions import WorkerDecl
 from coordinator.web.settings import web_settings
@@ -178,6 +180,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             step_names.add(s.name)
 
     sched_names: set[str] = set()
+    by_name = {b.name: b for b in cfg.builders if isinstance(b, Builder)}
     for sched in cfg.schedulers:
         if not isinstance(sched, Scheduler):
             add(cfg, f"schedulers must contain scheduler objects, not {sched!r}")
@@ -195,6 +198,11 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
+        if isinstance(sched, TryScheduler):
+            for bn in sched.builders:
+                tried = by_name.get(bn)
+                if tried is not None and not any(isinstance(s, Git) for s in tried.steps):
+                    add(sched, f"TryScheduler {sched.name!r}: builder {bn!r} has no Git step to apply a try patch")
         if isinstance(sched, ChangeScheduler):
             _check_change_scheduler(sched, lambda msg, s=sched: add(s, msg))
             t = sched.tree_stable_timer

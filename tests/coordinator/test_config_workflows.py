@@ -132,3 +132,18 @@ def test_a_notifier_naming_a_matrix_builder_hears_its_combinations() -> None:
     seen, untouched = m.filtering([push, plain])
     assert seen.builders == ["t@a", "t@b", "other"] and push.builders == ["t", "other"]
     assert untouched is plain
+
+
+def test_a_try_scheduler_needs_builders_that_can_apply_a_patch(tmp_path: Path) -> None:
+    path, err = load(tmp_path, '''\
+        G = Builder("g", workers=["w1"], steps=[Git(repourl="/r"), ShellCommand("true")])
+        config = MasterConfig(workers=W, builders=[*B, G], schedulers=[
+            TryScheduler("try", builderNames=["g", "lint"], max_patch_size=0),
+        ])
+    ''')
+    assert isinstance(err, ConfigError)
+    line = HEAD.count("\n") + 3
+    assert [(p.line, p.message) for p in err.problems] == [
+        (line, "scheduler 'try': max_patch_size must be a number of bytes from 1 to 12582912, not 0"),
+        (line, "TryScheduler 'try': builder 'lint' has no Git step to apply a try patch"),
+    ]
