@@ -91,7 +91,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clients import commands
+    from clients import commands, try_job
 
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: a gRPC-native build coordinator in the tradition of Buildbot."
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="follow the build; exit 0 on success or warnings, 1 otherwise")
     p.add_argument("--parameters", action="store_true",
                    help="list the parameters and codebases the builder's ForceScheduler takes, and exit")
+
+    try_job.add_parser(command)
 
     p = command("rebuild", commands.cmd_rebuild,
                 "build a build again: same source stamps and properties, same builder")

@@ -31,6 +31,8 @@ from protos.gantry.v1 import (
     logs_pb2_grpc,
     status_pb2,
     status_pb2_grpc,
+    try_pb2,
+    try_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -96,6 +98,7 @@ class GantryClient:
         self._status = status_pb2_grpc.StatusServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._try = try_pb2_grpc.TryServiceStub(self._channel)
 
     async def __aenter__(self) -> GantryClient:
         return self
@@ -215,6 +218,29 @@ class GantryClient:
         )
         response = await self._call(self._control.ForceBuild(request, timeout=self.timeout))
         return models.ForceResult(response.buildset_id, response.build_request_id)
+
+    async def submit_try(
+        self,
+        builders: Iterable[str],
+        patch: bytes,
+        *,
+        author: str,
+        repository: str = "",
+        branch: str = "",
+        revision: str = "",
+        comment: str = "",
+        properties: Mapping[str, object] | None = None,
+        scheduler: str = "",
+    ) -> models.TryResult:
+        """Send a try job: `patch` (`git diff --binary` output) on `revision` of `branch`, built
+        on `builders` (each listed by a TryScheduler)."""
+        request = try_pb2.SubmitTryRequest(
+            builders=list(builders), patch=patch, author=author, repository=repository, branch=branch,
+            revision=revision, comment=comment, properties=convert.properties_to_proto(properties or {}),
+            scheduler=scheduler,
+        )
+        response = await self._call(self._try.SubmitTry(request, timeout=self.timeout))
+        return models.TryResult(response.buildset_id, dict(response.build_request_ids), response.scheduler)
 
     async def rebuild_build(self, builder: str, number: int) -> models.ForceResult:
         """Rebuild a build (same source stamps and buildset properties, same builder); returns

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from clients import fmt, render
+from clients.buildset_follow import BuildsetFollower
 from clients.client import GantryClient
 from clients.convert import to_jsonable
 from clients.errors import LocalError
@@ -136,7 +137,9 @@ async def _submit_and_wait(
     exit 0 on SUCCESS/WARNINGS, 1 otherwise."""
     console = _console()
     async with _client(args) as client:
-        pump = EventPump(client, builders=[args.builder]) if args.wait else None
+        # A matrix builder's buildset has a build per combination (named BUILDER@...): follow them all.
+        group = args.wait and await _is_matrix(client, args.builder)
+        pump = EventPump(client, builders=() if group else [args.builder]) if args.wait else None
         try:
             if pump is not None:
                 await pump.start()  # subscribe first, so no event of the build is missed
@@ -150,6 +153,9 @@ async def _submit_and_wait(
                 )
             if pump is None:
                 return 0
+            if group:
+                done = await BuildsetFollower(client, pump, console, submitted.buildset_id, args.json).run()
+                return 0 if fmt.is_good(done.result) else 1
             target = Target(buildset_id=submitted.buildset_id, builders=(args.builder,))
             display = make_display(console, args.json, f"waiting for a worker to run {args.builder}")
             with display:
@@ -158,6 +164,16 @@ async def _submit_and_wait(
         finally:
             if pump is not None:
                 await pump.aclose()
+
+
+async def _is_matrix(client: GantryClient, builder: str) -> bool:
+    return bool(await _combinations(client, builder))
+
+
+async def _combinations(client: GantryClient, builder: str) -> list[str]:
+    """The builders of a matrix builder's combinations (named BUILDER@...); [] for another."""
+    names = {b.name for b in await client.list_builders()}
+    return [] if builder in names else sorted(n for n in names if n.startswith(f"{builder}@"))
 
 
 async def cmd_stop(args: argparse.Namespace) -> int:
@@ -200,7 +216,12 @@ async def cmd_builders(args: argparse.Namespace) -> int:
 
 async def cmd_builds(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        builds = await client.list_builds(args.builder, args.limit)
+        combos = await _combinations(client, args.builder) if args.builder else []
+        if combos:  # a matrix builder: its combinations' builds, grouped by buildset
+            found = [b for c in combos for b in await client.list_builds(c, args.limit)]
+            builds = sorted(found, key=lambda b: (-b.buildset_id, b.builder))[: args.limit]
+        else:
+            builds = await client.list_builds(args.builder, args.limit)
     return _show_list(args, "builds", builds, render.builds_table, "no builds yet")
 
 

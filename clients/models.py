@@ -317,6 +317,14 @@ class LogChunk:
     segments: tuple[tuple[Channel, bytes], ...] = ()
 
 
+class TryResult(NamedTuple):
+    """What `submit_try` created: the buildset, its request per builder, the TryScheduler."""
+
+    buildset_id: int
+    build_request_ids: dict[str, int]
+    scheduler: str
+
+
 class ForceResult(NamedTuple):
     """What `force_build` created; unpacks as `(buildset_id, build_request_id)`."""
 

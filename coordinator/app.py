@@ -10,6 +10,7 @@ from pathlib import Path
 
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.try_servicer import TryServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds import bookkeeping
@@ -20,9 +21,12 @@ from coordinator.domain.changes.sources import PollingLoop
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.scheduling.build_control import BuildControl
+from coordinator.domain.scheduling.cancellers import Cancellers
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
+from coordinator.domain.scheduling.matrix import Matrices
+from coordinator.domain.scheduling.try_ import TryJobs
 from coordinator.domain.status.case_history import CaseHistory
 from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
@@ -89,6 +93,7 @@ class Coordinator:
         self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
         self.irc_bots: list[IrcBot] = []
+        self.cancellers: Cancellers | None = None
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
         if http:
@@ -125,9 +130,14 @@ class Coordinator:
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
         intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
+        cancellers = self.cancellers = Cancellers(builds)
+        matrices = Matrices(self.config.builders)
+        submitter.matrices = matrices.groups
+        cancellers.configure(matrices.rules(self.config.cancellers))
+        self.bus.add_listener(cancellers.on_event)  # superseded and failing buildsets' work stops
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
         queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
-        dispatcher.configure(self.config.builders)
+        dispatcher.configure(matrices.builders)
         schedulers.configure(self.config.schedulers)
 
         # IRC bots answer commands through the same domain services as the API, and deliver
@@ -139,12 +149,13 @@ class Coordinator:
             # Started before the dispatcher: no build can finish before it listens.
             self.notifications = NotificationService(
                 builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
-                notifiers=list(self.config.notifiers), url=self.config.url,
-                builder_tags={b.name: list(b.tags) for b in self.config.builders},
+                notifiers=matrices.filtering(self.config.notifiers), url=self.config.url,
+                builder_tags={b.name: list(b.tags) for b in matrices.builders},
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
                 buildsets=db.buildsets, secrets=list(self.config.secretsProviders),
             )
             await self.notifications.start()
+        await cancellers.seed(db.buildsets)  # before dispatch: every unfinished request is unclaimed
         await dispatcher.start()
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.
@@ -160,6 +171,7 @@ class Coordinator:
             logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,
             change_token=self.change_token,
+            tries=TryServicer(TryJobs(schedulers, submitter)),
         )
         await server.start()
         self.port = server.port
@@ -204,6 +216,9 @@ class Coordinator:
         if self.downstream is not None:
             await asyncio.wait_for(self.downstream.aclose(), 10)
             self.downstream = None
+        if self.cancellers is not None:
+            await asyncio.wait_for(self.cancellers.aclose(), 10)
+            self.cancellers = None
         if self.dispatcher is not None:
             await asyncio.wait_for(self.dispatcher.aclose(), 10)
             self.dispatcher = None

@@ -3,7 +3,8 @@
 Buildbot's semantics (``reporters.generators.build.BuildStatusGenerator`` / the old
 ``MailNotifier.isMessageNeeded``), given the build's result and the result of the previous
 complete build of the same builder (RETRY builds are skipped when looking back, as Buildbot's
-``getPreviousBuild`` does):
+``getPreviousBuild`` does; CANCELLED ones too: cancelled work, such as a build superseded by a
+newer change, says nothing about the tree, so it is never a failure nor a "change"):
 
 =========== ==================================================================
 mode        a message when
@@ -16,7 +17,8 @@ exception   the build is EXCEPTION
 cancelled   the build is CANCELLED
 problem     the build is FAILURE and the previous one was not (or there was none
             - Buildbot: "failed after success"; a first build that fails is a problem)
-change      the result differs from the previous build's (never on the first build)
+change      the result differs from the previous build's (never on the first build, never
+            for a CANCELLED build)
 =========== ==================================================================
 """
 
@@ -58,7 +60,7 @@ def is_message_needed(mode: Sequence[str], result: Result, previous: Result | No
             return True
         if m == "problem" and result == Result.FAILURE and previous != Result.FAILURE:
             return True
-        if m == "change" and previous is not None and result != previous:
+        if m == "change" and previous is not None and result != previous and result != Result.CANCELLED:
             return True
     return False
 

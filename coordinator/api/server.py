@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.try_servicer import TryServicer
 from coordinator.api.workers import WorkerServicer
 from protos.gantry.v1 import (
     changes_pb2,
@@ -22,6 +23,8 @@ from protos.gantry.v1 import (
     logs_pb2_grpc,
     status_pb2,
     status_pb2_grpc,
+    try_pb2,
+    try_pb2_grpc,
     worker_pb2,
     worker_pb2_grpc,
 )
@@ -53,6 +56,7 @@ class GrpcServer:
         logs: LogServicer,
         workers: WorkerServicer,
         change_token: str = "",
+        tries: TryServicer | None = None,
     ) -> None:
         self.listen = listen
         self.port = 0
@@ -66,6 +70,8 @@ class GrpcServer:
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
         logs_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        if tries is not None:
+            try_pb2_grpc.add_TryServiceServicer_to_server(tries, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -74,6 +80,7 @@ class GrpcServer:
             status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name,
             logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
             worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+            *([try_pb2.DESCRIPTOR.services_by_name["TryService"].full_name] if tries is not None else []),
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ]

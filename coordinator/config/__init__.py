@@ -5,6 +5,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 """
 
 from coordinator.config.objects import MasterConfig, Worker
+from coordinator.config.pipeline import Pipeline
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
@@ -21,6 +22,7 @@ from coordinator.domain.properties.renderables import (
     renderer,
 )
 from coordinator.domain.results import Result
+from coordinator.domain.scheduling.cancellers import FailingBuildsetCanceller, OldBuildCanceller
 from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
@@ -30,9 +32,11 @@ from coordinator.domain.scheduling.force import (
     StringParameter,
     TextParameter,
 )
+from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import AnyBranchScheduler, SingleBranchScheduler
 from coordinator.domain.scheduling.timed import Nightly, Periodic
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.scheduling.try_ import TryScheduler
 from coordinator.domain.steps.base import BuildStep, ShellCommand
 from coordinator.domain.steps.junit import Test
 from coordinator.domain.steps.master import MasterShellCommand
@@ -86,6 +90,8 @@ __all__ = [
     "FileDownload",
     "FileUpload",
     "Dependent",
+    "FailingBuildsetCanceller",
+    "OldBuildCanceller",
     "ForceScheduler",
     "GitPoller",
     "HgPoller",
@@ -98,6 +104,8 @@ __all__ = [
     "MailNotifier",
     "MasterConfig",
     "MasterShellCommand",
+    "Pipeline",
+    "Matrix",
     "Git",
     "Mercurial",
     "SVN",
@@ -119,6 +127,7 @@ __all__ = [
     "Transform",
     "Trigger",
     "Triggerable",
+    "TryScheduler",
     "WarningCountingShellCommand",
     "Worker",
     "WorkerLock",

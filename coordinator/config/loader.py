@@ -18,11 +18,16 @@ from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.changes.svnpoller import SVNPoller
+from coordinator.domain.scheduling.cancellers import CancellerRule
+from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
+from coordinator.domain.scheduling.try_ import TryScheduler
 from coordinator.domain.steps.base import BuildStep
 from coordinator.domain.steps.master import DISABLED as MASTER_COMMANDS_DISABLED
 from coordinator.domain.steps.master import MasterShellCommand
+from coordinator.domain.steps.pipeline import PipelineStep
+from coordinator.domain.steps.source import Git
 from coordinator.domain.steps.trigger import Trigger
 from coordinator.domain.workers.sessions import WorkerDecl
 from coordinator.web.settings import web_settings
@@ -165,6 +170,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if not b.steps:
             add(b, f"builder {b.name!r} has no steps")
         _check_scheduling(b, lambda msg, b=b: add(b, msg))
+        _check_matrix(b, lambda msg, b=b: add(b, msg))
         check_locks(b, f"builder {b.name!r}", b.locks)
         step_names: set[str] = set()
         for s in b.steps:
@@ -178,9 +184,12 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             check_locks(s, f"step {s.name!r} of builder {b.name!r}", getattr(s, "locks", []))
             if s.name in step_names:
                 add(s, f"builder {b.name!r} has two steps named {s.name!r}; give one a name=")
+            if isinstance(s, PipelineStep) and s is not b.steps[-1]:
+                add(s, f"builder {b.name!r}: a Pipeline step must be the last step (its steps run after it)")
             step_names.add(s.name)
 
     sched_names: set[str] = set()
+    by_name = {b.name: b for b in cfg.builders if isinstance(b, Builder)}
     for sched in cfg.schedulers:
         if not isinstance(sched, Scheduler):
             add(cfg, f"schedulers must contain scheduler objects, not {sched!r}")
@@ -198,6 +207,11 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         for bn in sched.builders:
             if bn not in builder_names:
                 add(sched, f"scheduler {sched.name!r} names unknown builder {bn!r}")
+        if isinstance(sched, TryScheduler):
+            for bn in sched.builders:
+                tried = by_name.get(bn)
+                if tried is not None and not any(isinstance(s, Git) for s in tried.steps):
+                    add(sched, f"TryScheduler {sched.name!r}: builder {bn!r} has no Git step to apply a try patch")
         if isinstance(sched, ChangeScheduler):
             _check_change_scheduler(sched, lambda msg, s=sched: add(s, msg))
             t = sched.tree_stable_timer
@@ -233,6 +247,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, str) or not value):
             add(cfg, f"{name} must be None or a non-empty string, not {value!r}")
+    _check_cancellers(cfg, builder_names, add)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
@@ -255,6 +270,18 @@ def _check_scheduling(b: Builder, add: Any) -> None:
             f"(builder, req1, req2) -> bool, not {collapse!r}")
 
 
+def _check_matrix(b: Builder, add: Any) -> None:
+    if b.matrix is not None and not isinstance(b.matrix, Matrix):
+        add(f"builder {b.name!r}: matrix must be a Matrix(...), not {b.matrix!r}")
+    elif b.matrix is not None:
+        for err in b.matrix.errors:
+            add(f"builder {b.name!r}: {err}")
+    if not isinstance(b.fail_fast, bool):
+        add(f"builder {b.name!r}: fail_fast must be True or False, not {b.fail_fast!r}")
+    elif b.fail_fast and b.matrix is None:
+        add(f"builder {b.name!r}: fail_fast needs a matrix (it stops the other combinations)")
+
+
 def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:
     names: set[str] = set()
     for src in sources:
@@ -266,6 +293,23 @@ def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> No
         if src.name in names:
             add(src, f"two change sources are named {src.name!r} (the same repourl twice?); give one a name=")
         names.add(src.name)
+
+
+def _check_cancellers(cfg: MasterConfig, builder_names: set[str], add: Any) -> None:
+    names: set[str] = set()
+    for c in cfg.cancellers:
+        if not isinstance(c, CancellerRule):
+            add(cfg, f"cancellers must contain OldBuildCanceller(...) or FailingBuildsetCanceller(...), not {c!r}")
+            continue
+        kind = type(c).__name__
+        for err in c.errors:
+            add(c, f"{kind} {c.name!r}: {err}")
+        if c.name in names:
+            add(c, f"two cancellers are named {c.name!r}")
+        names.add(c.name)
+        for bn in [*c.builders, *(getattr(c, "cancel", None) or ())]:
+            if isinstance(bn, str) and bn not in builder_names:
+                add(c, f"{kind} {c.name!r} names unknown builder {bn!r}")
 
 
 def _check_triggers(cfg: MasterConfig, add: Any) -> None:

@@ -54,6 +54,8 @@ class MasterConfig:
     # The database when `coordinator start` has no --db (Buildbot's c['db']['db_url']); a
     # relative SQLite path is relative to the configuration file's directory.
     db_url: str | None = None
+    # OldBuildCanceller(...) / FailingBuildsetCanceller(...) (Buildbot's services of those names).
+    cancellers: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -62,5 +64,6 @@ class MasterConfig:
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
         self.secretsProviders = list(self.secretsProviders)
+        self.cancellers = list(self.cancellers)
         cs = self.change_source
         self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

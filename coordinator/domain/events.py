@@ -72,7 +72,11 @@ def buildset_added(buildset_id: int, bs: NewBuildset, at: float) -> Event:
     return Event(
         kind="buildset.added", at=at, buildset_id=buildset_id,
         details={"reason": bs.reason, "scheduler": bs.scheduler, "builders": bs.builders,
-                 "change_ids": bs.change_ids},
+                 "change_ids": bs.change_ids,
+                 # What the build cancellers compare (scheduling/cancellers.py).
+                 "sourcestamps": [{"codebase": s.codebase, "repository": s.repository, "branch": s.branch,
+                                   "revision": s.revision, "project": s.project, "patched": bool(s.patch)}
+                                  for s in bs.sourcestamps]},
     )
 
 

@@ -42,6 +42,11 @@ class SourceStamp:
     revision: str = ""
     project: str = ""
     codebase: str = ""
+    # A try job's change (scheduling/try_.py): `git diff --binary` output, base64-encoded (the
+    # stamps are stored as JSON), applied by the source step with `git apply` (paths a/..., b/...).
+    patch: str = ""
+    patch_author: str = ""
+    patch_comment: str = ""
 
 
 @dataclass

@@ -217,7 +217,9 @@ class BuildStarter(Protocol):
 class BuildRecorder(Protocol):
     """What a running build records of itself."""
 
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]: ...
+    async def add_steps(self, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+        """Steps numbered from `first` (a build's steps at its start; later, steps appended)."""
+        ...
 
     async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None: ...
 

@@ -85,8 +85,8 @@ class SqlBuilds:
 
         return await self.db.write(op)
 
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        return await self.db.write(lambda tx: _insert_steps(tx.conn, build, names))
+    async def add_steps(self, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+        return await self.db.write(lambda tx: _insert_steps(tx.conn, build, names, first))
 
     async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None:
         await self._update(_UPDATE_STEP, {"b_id": step.id, "started_at": at, "state_string": "running"}, events)
@@ -190,13 +190,15 @@ class SqlBuilds:
 
     async def previous_build_result(self, builder: str, number: int) -> Result | None:
         """The result of the newest complete build of `builder` before `number`, skipping
-        RETRY builds (as Buildbot's getPreviousBuild does); None when there is none."""
+        RETRY builds (as Buildbot's getPreviousBuild does) and CANCELLED ones (superseded or
+        stopped work says nothing about the tree); None when there is none."""
 
         def q(c: sa.Connection) -> Result | None:
             r = c.execute(
                 sa.select(t_builds.c.result)
                 .where(t_builds.c.builder == builder, t_builds.c.number < number,
-                       t_builds.c.result.is_not(None), t_builds.c.result != int(Result.RETRY))
+                       t_builds.c.result.is_not(None),
+                       t_builds.c.result.not_in([int(Result.RETRY), int(Result.CANCELLED)]))
                 .order_by(t_builds.c.number.desc()).limit(1)
             ).first()
             return None if r is None else Result(r.result)
@@ -217,9 +219,9 @@ class SqlBuilds:
 
         return await self.db.read(q)
 
-def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str]) -> list[Step]:
+def _insert_steps(c: sa.Connection, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
     out = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(names, first):
         step_id = c.execute(
             _INSERT_STEP, {"build_id": build.id, "number": i, "name": name, "state_string": "pending"}
         ).inserted_primary_key[0]  # type: ignore[index]

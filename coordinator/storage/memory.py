@@ -555,8 +555,8 @@ class MemoryBuilds:
 
         return await self.db.write(op)
 
-    async def add_steps(self, build: Build, names: Sequence[str]) -> list[Step]:
-        return await self.db.write(lambda tx: _insert_steps(tx, build, names))
+    async def add_steps(self, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+        return await self.db.write(lambda tx: _insert_steps(tx, build, names, first))
 
     async def start_step(self, build: Build, step: Step, at: float, events: Sequence[Event]) -> None:
         await self._update(self.data.steps, step.id, events, started_at=at, state_string="running")
@@ -682,10 +682,12 @@ class MemoryBuilds:
         return samples
 
     async def previous_build_result(self, builder: str, number: int) -> Result | None:
-        """The result of the newest complete build of `builder` before `number`, skipping RETRY."""
+        """The result of the newest complete build of `builder` before `number`, skipping RETRY
+        and CANCELLED."""
         done = [
             b for b in self.data.builds.values()
-            if b.builder == builder and b.number < number and b.result is not None and b.result != Result.RETRY
+            if b.builder == builder and b.number < number and b.result is not None
+            and b.result not in (Result.RETRY, Result.CANCELLED)
         ]
         return max(done, key=lambda b: b.number).result if done else None
 
@@ -699,8 +701,10 @@ class MemoryBuilds:
         return [(builder, number) for (builder, _), number in sorted(newest.items())]
 
 
-def _insert_steps(tx: _Tx, build: Build, names: Sequence[str]) -> list[Step]:
-    steps = [Step(id=tx.data.new_id("steps"), build_id=build.id, number=i, name=name) for i, name in enumerate(names)]
+def _insert_steps(tx: _Tx, build: Build, names: Sequence[str], first: int = 0) -> list[Step]:
+    steps = [
+        Step(id=tx.data.new_id("steps"), build_id=build.id, number=i, name=name) for i, name in enumerate(names, first)
+    ]
     for step in steps:
         tx.put(tx.data.steps, step.id, copy.deepcopy(step))
     return steps

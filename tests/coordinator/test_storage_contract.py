@@ -791,11 +791,12 @@ async def test_bookkeeping_is_one_transaction(store: Store) -> None:
 async def test_build_history_for_notifiers(store: Store) -> None:
     db = store.db
     builder = uniq("b")
-    results = [Result.FAILURE, Result.SUCCESS, Result.RETRY]
-    for result in results:  # builds 1, 2, 3
+    results = [Result.FAILURE, Result.SUCCESS, Result.RETRY, Result.CANCELLED]
+    for result in results:  # builds 1, 2, 3, 4
         await bookkeeping.finish_build(db.book, await started_build(db, builder), result, "done", T0 + 2)
-    running = await started_build(db, builder)  # 4
-    assert await db.builds.previous_build_result(builder, 5) == Result.SUCCESS  # not RETRY, not running
+    running = await started_build(db, builder)  # 5
+    # Not RETRY, not CANCELLED (says nothing about the tree), not running.
+    assert await db.builds.previous_build_result(builder, 6) == Result.SUCCESS
     assert await db.builds.previous_build_result(builder, 2) == Result.FAILURE
     assert await db.builds.previous_build_result(builder, 1) is None
 
@@ -807,8 +808,8 @@ async def test_build_history_for_notifiers(store: Store) -> None:
             build = await start_build(db, req, "w1", [], T0 + 1)
             await bookkeeping.finish_build(db.book, build, Result.RETRY if name == builder else Result.SUCCESS,
                                            "done", T0 + 2)
-    assert await db.builds.builds_of_buildset(bs_id) == [(builder, 6), (f"{builder}-x", 1)]
-    assert await db.builds.builds_of_buildset(running.buildset_id) == [(builder, 4)]
+    assert await db.builds.builds_of_buildset(bs_id) == [(builder, 7), (f"{builder}-x", 1)]
+    assert await db.builds.builds_of_buildset(running.buildset_id) == [(builder, 5)]
     assert await db.builds.builds_of_buildset(10**9) == []
 
 

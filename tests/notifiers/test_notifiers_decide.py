@@ -17,7 +17,8 @@ def decisions(mode: tuple[str, ...], results: list[Result]) -> list[bool]:
     out, previous = [], None
     for result in results:
         out.append(is_message_needed(mode, result, previous))
-        previous = result
+        if result not in (Result.CANCELLED, Result.RETRY):  # skipped when looking back (storage)
+            previous = result
     return out
 
 
@@ -32,8 +33,8 @@ TABLE = {
     "cancelled": [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
     # FAILURE after anything but FAILURE (Buildbot: prev != FAILURE)
     "problem":   [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0],
-    # the result differs from the previous one; never on the first build
-    "change":    [0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1],
+    # the result differs from the previous one; never on the first build, never for CANCELLED
+    "change":    [0, 0, 1, 0, 1, 1, 1, 1, 0, 1, 0, 1],
 }
 
 

@@ -21,12 +21,13 @@ from coordinator.config.buildbot.log import (
 )
 from coordinator.config.buildbot.util import BuilderConfig
 from coordinator.config.objects import MasterConfig
+from coordinator.domain.scheduling.cancellers import CancellerRule
 from coordinator.web.hooks import DIALECTS
 
 # Gantry's own names, accepted as keys too (a dict written for Gantry before this layer).
 NATIVE_KEYS = (
     "workers", "builders", "schedulers", "title", "notifiers", "url", "www", "secretsProviders",
-    "allow_master_commands", "change_source", "listen", "db_url",
+    "allow_master_commands", "change_source", "listen", "db_url", "cancellers",
 )
 RENAMED = {"services": "notifiers", "buildbotURL": "url"}
 IGNORED_KEYS = {
@@ -143,6 +144,11 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
             kw[key] = [v for v in value if not isinstance(v, Unsupported)]
         elif isinstance(value, Unsupported):
             kw[key] = []
+    # Buildbot's build cancellers are services too; Gantry keeps them apart from the notifiers.
+    services = kw.get("notifiers", [])
+    if any(isinstance(s, CancellerRule) for s in services):
+        kw["notifiers"] = [s for s in services if not isinstance(s, CancellerRule)]
+        kw["cancellers"] = [*kw.get("cancellers", ()), *(s for s in services if isinstance(s, CancellerRule))]
     cfg = MasterConfig(**kw)
     cfg.defined_at = (str(path.resolve()), 1)
     native = {k: v for k, v in kw.items() if k != "db_url"}

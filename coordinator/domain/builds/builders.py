@@ -36,6 +36,10 @@ class Builder:
     collapseRequests: bool | Callable[..., Any] = True
     # MasterLock / WorkerLock (or lock.access(mode)) held for the whole build.
     locks: Sequence[Any] = ()
+    # Matrix(...) (scheduling/matrix.py): one builder per combination of its axes; fail_fast
+    # stops the other combinations of a buildset when one fails.
+    matrix: Any = None
+    fail_fast: bool = False
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)

@@ -91,6 +91,10 @@ class Dispatcher:
         self.trigger_port: TriggerPort | None = None
         self._pending: dict[str, list[Entry]] = {}
         self.running: dict[tuple[str, int], BuildRunner] = {}
+        # Requests being claimed or started here (no runner yet), and why those that must stop
+        # as soon as their runner exists were stopped (stop_request).
+        self._starting: set[int] = set()
+        self._doomed: dict[int, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kick = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -131,6 +135,18 @@ class Dispatcher:
 
     def find_running(self, builder: str, number: int) -> BuildRunner | None:
         return self.running.get((builder, number))
+
+    def stop_request(self, request_id: int, reason: str) -> bool:
+        """Stop the build of a request this coordinator claimed: now if it runs, else as soon
+        as it starts (claimed, not started yet); False if it runs nowhere here."""
+        for runner in self.running.values():
+            if runner.build.build_request_id == request_id:
+                runner.stop(reason)
+                return True
+        if request_id in self._starting:
+            self._doomed.setdefault(request_id, reason)
+            return True
+        return False
 
     async def aclose(self) -> None:
         self._closing = True
@@ -178,13 +194,16 @@ class Dispatcher:
                     continue  # absorbed by a collapse while the hooks ran
                 slot = f"request:{req.id}"
                 session.builds.add(slot)
+                self._starting.add(req.id)  # before the claim commits: a stop may follow it at once
                 try:
                     claimed = await self.requests.claim_request(req.id, self.coordinator_id, self.clock.now())
                 except Exception:
+                    self._forget_start(req.id)
                     session.builds.discard(slot)
                     heapq.heappush(heap, (-req.priority, req.submitted_at, req.id, req))
                     raise
                 if not claimed:
+                    self._forget_start(req.id)
                     session.builds.discard(slot)
                     continue
                 others = [e[3] for e in heap] if builder.collapseRequests is not False else []
@@ -195,6 +214,10 @@ class Dispatcher:
                 task.add_done_callback(self._tasks.discard)
             if not heap:
                 self._pending.pop(builder_name, None)
+
+    def _forget_start(self, request_id: int) -> None:
+        self._starting.discard(request_id)
+        self._doomed.pop(request_id, None)
 
     def qualified_workers(self, builder: Builder) -> list[WorkerSession]:
         """Connected workers of the builder's list that advertised all its worker_labels."""
@@ -328,6 +351,10 @@ class Dispatcher:
                 build, builder.steps, builder.builddir, session, self._build_services(), stamps, accesses(builder.locks)
             )
             self.running[key] = runner
+            self._starting.discard(req.id)
+            doomed = self._doomed.pop(req.id, None)
+            if doomed is not None:
+                runner.stop(doomed)  # stopped while it was starting: it runs only alwaysRun steps
             properties: list[PropertyValue] | None = None
             try:
                 result, state = await runner.run()
@@ -343,6 +370,7 @@ class Dispatcher:
         except Exception:
             log.exception("could not run request %d", req.id)
         finally:
+            self._forget_start(req.id)
             if key is not None:
                 self.running.pop(key, None)
                 session.builds.discard(f"{key[0]}/{key[1]}")
@@ -366,6 +394,8 @@ def compatible(a: Buildset | None, b: Buildset | None) -> bool:
     for codebase, x in sa.items():
         y = sb[codebase]
         if (x.repository, x.branch, x.project) != (y.repository, y.branch, y.project):
+            return False
+        if x.patch != y.patch:  # two try jobs on one revision are two different builds
             return False
         if not a.change_ids and x.revision != y.revision:
             return False

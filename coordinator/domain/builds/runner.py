@@ -246,6 +246,18 @@ class BuildRunner:
                 work.cancel()
         return work.result() if work.done() and not work.cancelled() else None
 
+    @property
+    def step_names(self) -> Sequence[str]:
+        return [s.name for s in self.build.steps]
+
+    async def add_steps(self, steps: Sequence[BuildStep]) -> None:
+        """Buildbot's addStepsAfterLastStep: `steps` run after every step the build has now
+        (a Pipeline step's, read from the checked-out revision)."""
+        new = await self.builds.add_steps(self.build, [s.name for s in steps], first=len(self.build.steps))
+        # Both lists grow together while _run_steps iterates them: the new steps run in turn.
+        self.step_defs.extend(steps)
+        self.build.steps.extend(new)
+
     # -- control
     def stop(self, reason: str) -> None:
         """Stop the build: interrupt the running command; only alwaysRun steps still run."""

@@ -5,6 +5,7 @@ and the way back out for requests that have not started (cancel)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from coordinator.domain import events
 from coordinator.domain.builds import bookkeeping
@@ -25,6 +26,9 @@ class BuildsetSubmitter:
         self.book = book
         self.clock = clock
         self.dispatcher = dispatcher
+        # Matrix builder name -> its combinations' builders (scheduling/matrix.py; app.py sets it):
+        # whoever asks for a matrix builder gets one request per combination.
+        self.matrices: Mapping[str, Sequence[str]] = {}
 
     async def submit(
         self, bs: NewBuildset | None, commit: SchedulerCommit | None = None
@@ -32,6 +36,8 @@ class BuildsetSubmitter:
         """Store a buildset and queue its requests; `commit` (scheduler state it consumes) is
         applied in the same transaction. bs None stores only the commit."""
         now = self.clock.now()
+        if bs is not None and any(b in self.matrices for b in bs.builders):
+            bs.builders = list(dict.fromkeys(c for b in bs.builders for c in self.matrices.get(b, [b])))
         def announce(bs_id: int, requests: list[BuildRequest]) -> list[events.Event]:
             assert bs is not None  # only called for a stored buildset
             return [events.buildset_added(bs_id, bs, now), *(events.buildrequest_added(r, now) for r in requests)]
@@ -52,6 +58,10 @@ class BuildsetSubmitter:
                              buildset=stored)
             )
         return bs_id, req_ids
+
+    def matrices_of(self, builder: str) -> set[str]:
+        """`builder` and the matrix builder it is a combination of, if any."""
+        return {builder} | {m for m, combos in self.matrices.items() if builder in combos}
 
     async def cancel(self, request_ids: list[int], reason: str) -> tuple[list[int], dict[int, BuildRequest]]:
         """Cancel the requests that have not started; returns those cancelled and the state of

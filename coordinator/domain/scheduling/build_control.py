@@ -3,6 +3,8 @@ running one, cancel a request that has not started; and what forcing a builder t
 
 from __future__ import annotations
 
+import logging
+
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.lookup import find_build, find_builder
 from coordinator.domain.builds.submitter import BuildsetSubmitter
@@ -13,6 +15,7 @@ from coordinator.domain.ports import BuildReads, RequestReads
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
 
+log = logging.getLogger(__name__)
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
 
 
@@ -48,7 +51,8 @@ class BuildControl:
     ) -> tuple[int, int]:
         if not builder:
             raise InvalidArgument("builder is required")
-        find_builder(self.dispatcher.builders, builder)
+        if builder not in self.submitter.matrices:  # a matrix builder: one build per combination
+            find_builder(self.dispatcher.builders, builder)
         if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidArgument(
                 f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (higher runs first), not {priority}"
@@ -74,12 +78,14 @@ class BuildControl:
         if priority is not None:
             bs.priority = priority
         bs_id, req_ids = await self.submitter.submit(bs)
-        return bs_id, req_ids[builder]
+        # A matrix builder's: its first combination's request (the buildset has them all).
+        return bs_id, req_ids[builder] if builder in req_ids else req_ids[bs.builders[0]]
 
     def force_scheduler(self, builder: str, name: str = "") -> ForceScheduler:
         """The ForceScheduler named `name` (empty: the first one) that lists `builder`."""
+        names = self.submitter.matrices_of(builder)  # a matrix's ForceScheduler forces one combination too
         forcing = [
-            s for s in self.schedulers.schedulers if isinstance(s, ForceScheduler) and builder in s.builders
+            s for s in self.schedulers.schedulers if isinstance(s, ForceScheduler) and names & set(s.builders)
         ]
         found = [s for s in forcing if not name or s.name == name]
         if found:
@@ -143,6 +149,17 @@ class BuildControl:
             return False
         runner.stop(reason or "stopped by request")
         return True
+
+    async def cancel_work(self, request_id: int, reason: str) -> None:
+        """The build cancellers' way (cancellers.py): cancel the request if nobody claimed it,
+        else stop its build here, now or as soon as it starts; nothing if it is complete."""
+        cancelled, now = await self.submitter.cancel([request_id], reason)
+        req = now.get(request_id)
+        if cancelled or req is None or req.complete:
+            return
+        if not self.dispatcher.stop_request(request_id, reason):
+            # It finished meanwhile, or another coordinator claimed it (its dispatcher runs it).
+            log.info("build request %d is not running here; not stopped: %s", request_id, reason)
 
     async def cancel_build_request(self, request_id: int, reason: str) -> BuildRequest:
         """Cancel a request that has not started (Buildbot's cancel of a pending request)."""

@@ -123,6 +123,15 @@ class StepContext(Protocol):
         """`aw`'s value, or None (and `aw` cancelled) when the build is stopped first."""
         ...
 
+    async def add_steps(self, steps: Sequence[BuildStep]) -> None:
+        """Append `steps` to the build: they run after every step it has now."""
+        ...
+
+    @property
+    def step_names(self) -> Sequence[str]:
+        """The names of the build's steps so far."""
+        ...
+
 
 class BuildStep:
     """Base class of every step. Subclass it and override :meth:`run` for custom steps."""

@@ -6,7 +6,10 @@ into the step's ``stdio`` log, and decides from their exit codes.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shlex
+from collections.abc import AsyncIterator
 from typing import Any
 
 from coordinator.domain.model import SourceStamp
@@ -14,12 +17,14 @@ from coordinator.domain.properties.renderables import Renderable
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, StepContext, render_workdir
 from coordinator.domain.steps.logs import OutputCollector
-from coordinator.domain.workers.commands import Finished
+from coordinator.domain.workers.commands import Finished, TransferError
 
 MODES = {"incremental": (None,), "full": ("clean", "fresh", "clobber")}
 # Never wait for a password prompt on the worker; a build has no one to type it.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
 SOURCE = "Git"
+PATCH_FILE = "gantry-try.patch"  # in the checkout's .git directory: never part of the tree
+PATCH_ARTIFACT = "try.patch"  # the build's copy of a try job's patch
 
 
 class GitFailed(Exception):
@@ -119,6 +124,8 @@ class Git(BuildStep):
             if self.submodules:
                 await run.update_submodules(clean=self.mode == "full" and self.method in ("clean", "fresh"))
             sha = await run.head()
+            if stamp is not None and stamp.patch:
+                await run.apply_patch(stamp)
         except GitFailed as exc:
             if ctx.interrupted:
                 return Result.CANCELLED
@@ -132,6 +139,21 @@ class Git(BuildStep):
             if ss.codebase == self.codebase:
                 return ss
         return None
+
+
+async def _keep_patch(ctx: StepContext, body: bytes) -> None:
+    try:
+        store = ctx.artifacts
+    except RuntimeError:
+        return  # a coordinator without an artifact store (in-process tests)
+    sink = store.artifact_sink(ctx.builder, ctx.build_number, PATCH_ARTIFACT)
+    try:
+        await sink.write(body)
+    except BaseException:
+        await sink.abort()
+        raise
+    await sink.commit()
+    await ctx.add_artifact(PATCH_ARTIFACT, len(body), hashlib.sha256(body).hexdigest())
 
 
 class _GitRun:
@@ -222,6 +244,32 @@ class _GitRun:
         if clean:
             await self._git("submodule", "foreach", "--recursive", "git clean -f -f -d",
                             what="git clean of the submodules failed")
+
+    async def apply_patch(self, stamp: SourceStamp) -> None:
+        """A try job's patch: kept as the build's artifact "try.patch" (downloadable even when it
+        does not apply), sent next to the checkout and applied with `git apply --index` (staged:
+        the next build's `git reset --hard` removes the files it added)."""
+        body = base64.b64decode(stamp.patch)
+        await _keep_patch(self.ctx, body)
+        dest = f"{self.workdir.rstrip('/')}/.git/{PATCH_FILE}"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        try:
+            await self.ctx.download(chunks(), dest)
+        except TransferError as exc:
+            raise GitFailed(f"could not send the patch to the worker: {exc}") from None
+        by = f" by {stamp.patch_author}" if stamp.patch_author else ""
+        await self.ctx.write_log(f"applying the try patch{by} ({len(body)} bytes) with git apply\n")
+        collector = OutputCollector(64 * 1024)
+        finished = await self._run(
+            ["git", "apply", "--index", "--binary", f".git/{PATCH_FILE}"], collect=collector
+        )
+        if finished.rc != 0:
+            said = (collector.stderr or collector.stdout).strip()
+            raise GitFailed(f"the patch does not apply to {stamp.revision or 'the branch head'}:\n{said}")
+        self.ctx.set_state("update (patched)")
 
     async def head(self) -> str:
         collector = OutputCollector(4096)
