@@ -27,9 +27,11 @@ from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
+from coordinator.exposure import check_exposure
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
+from coordinator.tls import CertificateSource, TlsFiles
 from coordinator.vcs.git import GitCli
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
@@ -65,6 +67,8 @@ class Coordinator:
         subscriber_buffer: int = 10_000,
         http: str | None = None,
         change_token: str = "",
+        tls: TlsFiles | None = None,
+        insecure: bool = False,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -74,6 +78,9 @@ class Coordinator:
         self.heartbeat_interval = heartbeat_interval
         self.subscriber_buffer = subscriber_buffer
         self.change_token = change_token
+        self.tls_files = tls
+        self.insecure = insecure
+        self.tls: CertificateSource | None = None
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -93,6 +100,12 @@ class Coordinator:
         self.pollers: list[PollingLoop] = []
 
     async def start(self) -> None:
+        # Refuse an exposed, unprotected coordinator before touching anything.
+        listening = {"gRPC": self.listen}
+        if self.web_settings.enabled:
+            listening["HTTP"] = f"{self.web_settings.host}:{self.web_settings.port}"
+        self.tls = CertificateSource(self.tls_files) if self.tls_files is not None else None
+        check_exposure(listening, tls=self.tls is not None, auth=False, insecure=self.insecure)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         db = self.storage = await open_storage(self.db_url, self.bus.publish)
         self.bus.last_id = await db.events.last_event_id()
@@ -150,12 +163,16 @@ class Coordinator:
             logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,
             change_token=self.change_token,
+            tls=self.tls,
         )
         await server.start()
         self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
         if self.web_settings.enabled:
-            web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
+            web = WebServer(
+                WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
+                ssl_context=self.tls.ssl_context() if self.tls is not None else None,
+            )
             await web.start()
             self.web = web
         for source in self.config.change_source:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
+from coordinator.config.objects import MasterConfig
+from coordinator.exposure import ExposureError
 from coordinator.storage.sql import StorageError
+from coordinator.tls import TlsError, TlsFiles
 from coordinator.web.server import HttpListenError
 
 
@@ -59,7 +62,22 @@ def main(argv: list[str]) -> int:
         "--change-token-file", default="", metavar="FILE",
         help="require the token in FILE (first line) to submit changes (`gantry hook install --token-file`)",
     )
+    tls = start.add_argument_group("TLS (also `tls=TLS(...)` in the config; see docs/security.md)")
+    tls.add_argument("--tls-cert", default="", metavar="FILE", help="server certificate (PEM) for gRPC and HTTP")
+    tls.add_argument("--tls-key", default="", metavar="FILE", help="its private key (PEM)")
+    tls.add_argument("--tls-client-ca", default="", metavar="FILE",
+                     help="verify client certificates against this CA (mutual TLS)")
+    tls.add_argument("--tls-require-client-cert", action="store_true",
+                     help="refuse clients without a certificate (needs --tls-client-ca)")
+    start.add_argument(
+        "--insecure", action="store_true",
+        help="serve beyond loopback without TLS/auth (only behind a TLS proxy you trust)",
+    )
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if (args.tls_client_ca or args.tls_require_client_cert) and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -79,16 +97,27 @@ def main(argv: list[str]) -> int:
     try:
         coordinator = Coordinator(
             cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
-            args.subscriber_buffer, args.http, change_token,
+            args.subscriber_buffer, args.http, change_token, _tls_files(args, cfg), args.insecure,
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
     try:
         return _run(coordinator)
-    except (ListenError, StorageError, HttpListenError) as exc:
+    except (ListenError, StorageError, HttpListenError, TlsError, ExposureError) as exc:
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _tls_files(args: argparse.Namespace, cfg: MasterConfig) -> TlsFiles | None:
+    """The flags win over the config's `tls=TLS(...)` (paths relative to the config file)."""
+    if args.tls_cert:
+        ca = Path(args.tls_client_ca) if args.tls_client_ca else None
+        return TlsFiles(Path(args.tls_cert), Path(args.tls_key), ca, args.tls_require_client_cert)
+    if cfg.tls is None:
+        return None
+    cert, key, ca = cfg.tls.resolve(Path(args.config).resolve().parent)
+    return TlsFiles(cert, key, ca, cfg.tls.require_client_cert)
 
 
 def _run(coordinator: Coordinator) -> int:

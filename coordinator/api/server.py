@@ -13,6 +13,7 @@ from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
+from coordinator.tls import CertificateSource
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,
@@ -53,14 +54,18 @@ class GrpcServer:
         logs: LogServicer,
         workers: WorkerServicer,
         change_token: str = "",
+        tls: CertificateSource | None = None,
+        interceptors: list[grpc.aio.ServerInterceptor] | None = None,
     ) -> None:
         self.listen = listen
         self.port = 0
+        self._tls = tls
         self._workers = workers
-        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+        # Outermost first: who is asking (auth), then errors of the method itself.
+        chain: list[grpc.aio.ServerInterceptor] = [*(interceptors or []), ErrorInterceptor()]
         if change_token:
-            interceptors.insert(0, ChangeTokenInterceptor(change_token))
-        server = self._server = grpc.aio.server(interceptors=interceptors, options=OPTIONS)
+            chain.insert(0, ChangeTokenInterceptor(change_token))
+        server = self._server = grpc.aio.server(interceptors=chain, options=OPTIONS)
         changes_pb2_grpc.add_ChangeServiceServicer_to_server(changes, server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(control, server)
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
@@ -83,7 +88,10 @@ class GrpcServer:
         """Bind and serve; raises ListenError when the address cannot be had."""
         _check_port_free(self.listen)
         try:
-            self.port = self._server.add_insecure_port(self.listen)
+            if self._tls is not None:
+                self.port = self._server.add_secure_port(self.listen, self._tls.grpc_credentials())
+            else:
+                self.port = self._server.add_insecure_port(self.listen)
         except RuntimeError as exc:
             raise ListenError(f"cannot listen on {self.listen}: {exc}") from None
         if not self.port:

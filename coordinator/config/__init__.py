@@ -6,6 +6,7 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
+from coordinator.config.security import TLS
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
 from coordinator.domain.changes.filters import ChangeFilter
@@ -49,6 +50,7 @@ from notifiers import HttpStatusPush, MailNotifier
 SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
 __all__ = [
+    "TLS",
     "BooleanParameter",
     "ChoiceStringParameter",
     "FixedParameter",

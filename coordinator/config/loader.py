@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.config.objects import MasterConfig
+from coordinator.config.security import TLS
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
@@ -223,6 +224,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
         add(cfg, err)
+    if cfg.tls is not None and not isinstance(cfg.tls, TLS):
+        add(cfg, f"tls must be TLS(cert=..., key=...), not {cfg.tls!r}")
     return problems
 
 

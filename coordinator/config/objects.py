@@ -49,6 +49,8 @@ class MasterConfig:
     allow_master_commands: bool = False
     # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
     change_source: Any = ()
+    # TLS(cert=..., key=..., client_ca=...) for the gRPC and HTTP ports (coordinator/config/security.py).
+    tls: Any = None
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -24,9 +25,12 @@ class HttpListenError(Exception):
 
 
 class WebServer:
-    def __init__(self, receiver: WebhookReceiver, settings: WebSettings) -> None:
+    def __init__(
+        self, receiver: WebhookReceiver, settings: WebSettings, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.receiver = receiver
         self.settings = settings
+        self.ssl_context = ssl_context
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -35,7 +39,7 @@ class WebServer:
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port or 0)
+        site = web.TCPSite(runner, self.settings.host, self.settings.port or 0, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
