@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
 
     _hook_parser(sub)
+    from clients import tokens
+
+    tokens.add_parser(sub, common)
 
     p = command(
         "watch", commands.cmd_watch,

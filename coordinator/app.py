@@ -8,10 +8,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from coordinator.api.gate import Gate
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.tokens import TokenServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
+from coordinator.domain.auth.authz import Authz
+from coordinator.domain.auth.tokens import Tokens
 from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
@@ -81,6 +85,7 @@ class Coordinator:
         self.tls_files = tls
         self.insecure = insecure
         self.tls: CertificateSource | None = None
+        self.gate: Gate | None = None
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -105,7 +110,7 @@ class Coordinator:
         if self.web_settings.enabled:
             listening["HTTP"] = f"{self.web_settings.host}:{self.web_settings.port}"
         self.tls = CertificateSource(self.tls_files) if self.tls_files is not None else None
-        check_exposure(listening, tls=self.tls is not None, auth=False, insecure=self.insecure)
+        check_exposure(listening, tls=self.tls is not None, auth=self.config.auth is not None, insecure=self.insecure)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         db = self.storage = await open_storage(self.db_url, self.bus.publish)
         self.bus.last_id = await db.events.last_event_id()
@@ -155,6 +160,8 @@ class Coordinator:
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
+        tokens = Tokens(db.tokens, self.clock.now)
+        gate = self.gate = self._gate(tokens)
         server = self.server = GrpcServer(
             self.listen,
             changes=ChangeServicer(intake),
@@ -163,7 +170,9 @@ class Coordinator:
             logs=LogServicer(LogReader(db.logs, self.watchers)),
             workers=worker_servicer,
             change_token=self.change_token,
+            tokens=TokenServicer(tokens),
             tls=self.tls,
+            gate=gate,
         )
         await server.start()
         self.port = server.port
@@ -179,6 +188,16 @@ class Coordinator:
             loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), intake)
             loop.start()
             self.pollers.append(loop)
+
+    def _gate(self, tokens: Tokens) -> Gate | None:
+        """The authorization check, when the config has auth=Auth(...) (else everyone may do
+        everything, which check_exposure allows only on loopback)."""
+        if self.config.auth is None:
+            return None
+        authz = self.config.authz or Authz.everyone_authenticated()
+        tags = {b.name: list(b.tags) for b in self.config.builders}
+        return Gate(self.config.auth, authz, tokens, tags_of=lambda b: tags.get(b, ()),
+                    change_token=self.change_token)
 
     @property
     def http_address(self) -> str:

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from coordinator import bootstrap
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.config.objects import MasterConfig
@@ -41,6 +42,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gantry coordinator", description="Run the Gantry coordinator.")
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start the coordinator in the foreground")
+    bootstrap.add_parser(sub)
     start.add_argument("--config", required=True, help="configuration file (master.py)")
     start.add_argument("--data-dir", default="gantry-data", help="data directory (default ./gantry-data)")
     start.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT for gRPC")
@@ -74,6 +76,8 @@ def main(argv: list[str]) -> int:
         help="serve beyond loopback without TLS/auth (only behind a TLS proxy you trust)",
     )
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return int(args.token_handler(args))
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     if (args.tls_client_ca or args.tls_require_client_cert) and not args.tls_cert:

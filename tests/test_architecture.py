@@ -195,7 +195,7 @@ def test_only_the_web_server_imports_aiohttp() -> None:
 # lower layer; the bottom modules (value types, events, ports) import only each other.
 DOMAIN_BOTTOM = {"results", "errors", "location", "model", "events", "ports"}
 DOMAIN_LAYERS: list[set[str]] = [
-    {"changes", "properties", "workers"},
+    {"changes", "properties", "workers", "auth"},
     {"steps"},
     {"builds"},
     {"scheduling"},

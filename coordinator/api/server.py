@@ -11,10 +11,16 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
+from coordinator.api.gate import Gate
+from coordinator.api.interceptors.auth import AuthInterceptor
+from coordinator.api.interceptors.input import InputInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.tokens import TokenServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.tls import CertificateSource
 from protos.gantry.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
     changes_pb2,
     changes_pb2_grpc,
     control_pb2,
@@ -54,23 +60,29 @@ class GrpcServer:
         logs: LogServicer,
         workers: WorkerServicer,
         change_token: str = "",
+        tokens: TokenServicer,
         tls: CertificateSource | None = None,
-        interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.listen = listen
         self.port = 0
         self._tls = tls
         self._workers = workers
-        # Outermost first: who is asking (auth), then errors of the method itself.
-        chain: list[grpc.aio.ServerInterceptor] = [*(interceptors or []), ErrorInterceptor()]
-        if change_token:
-            chain.insert(0, ChangeTokenInterceptor(change_token))
+        # Outermost first: malformed bytes, then who is asking, then the method's own errors.
+        # With auth configured the gate also accepts the change token (for submissions only).
+        chain: list[grpc.aio.ServerInterceptor] = [InputInterceptor()]
+        if gate is not None:
+            chain.append(AuthInterceptor(gate))
+        elif change_token:
+            chain.append(ChangeTokenInterceptor(change_token))
+        chain.append(ErrorInterceptor())
         server = self._server = grpc.aio.server(interceptors=chain, options=OPTIONS)
         changes_pb2_grpc.add_ChangeServiceServicer_to_server(changes, server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(control, server)
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
         logs_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        auth_pb2_grpc.add_TokenServiceServicer_to_server(tokens, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -79,6 +91,7 @@ class GrpcServer:
             status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name,
             logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
             worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+            auth_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ]

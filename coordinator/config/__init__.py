@@ -6,7 +6,9 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
-from coordinator.config.security import TLS
+from coordinator.config.security import TLS, Auth
+from coordinator.domain.auth import actions
+from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups, RolesFromUsers
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
 from coordinator.domain.changes.filters import ChangeFilter
@@ -51,6 +53,12 @@ SUCCESS, WARNINGS, FAILURE, SKIPPED, EXCEPTION, RETRY, CANCELLED = list(Result)
 
 __all__ = [
     "TLS",
+    "Allow",
+    "Auth",
+    "Authz",
+    "RolesFromGroups",
+    "RolesFromUsers",
+    "actions",
     "BooleanParameter",
     "ChoiceStringParameter",
     "FixedParameter",

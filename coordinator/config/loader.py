@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.config.objects import MasterConfig
-from coordinator.config.security import TLS
+from coordinator.config.security import TLS, Auth
+from coordinator.domain.auth.authz import Authz
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
@@ -226,6 +227,21 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         add(cfg, err)
     if cfg.tls is not None and not isinstance(cfg.tls, TLS):
         add(cfg, f"tls must be TLS(cert=..., key=...), not {cfg.tls!r}")
+    if cfg.auth is not None:
+        if not isinstance(cfg.auth, Auth):
+            add(cfg, f"auth must be Auth(...), not {cfg.auth!r}")
+        else:
+            for err in cfg.auth.problems():
+                add(cfg.auth, err)
+    if cfg.authz is not None:
+        if not isinstance(cfg.authz, Authz):
+            add(cfg, f"authz must be Authz(roles=[...], rules=[...]), not {cfg.authz!r}")
+        else:
+            for rule in cfg.authz.rules:
+                for err in rule.problems():
+                    add(rule, err)
+            if cfg.auth is None:
+                add(cfg.authz, "authz needs auth=Auth(...): without it nobody can be identified")
     return problems
 
 

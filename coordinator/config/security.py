@@ -1,9 +1,11 @@
-"""Security settings a configuration file declares: ``MasterConfig(tls=TLS(...))``.
+"""Security settings a configuration file declares: ``MasterConfig(tls=TLS(...), auth=Auth(...),
+authz=Authz(...))`` (Authz and its role matchers and rules: coordinator/domain/auth/authz.py).
 
 The command line's ``--tls-cert/--tls-key/--tls-client-ca`` override ``tls`` when given."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,3 +32,39 @@ class TLS:
             return p_ if (p_ := Path(p).expanduser()).is_absolute() else base / p_
 
         return at(self.cert), at(self.key), at(self.client_ca) if self.client_ca else None
+
+
+@dataclass
+class Auth:
+    """Where identities come from (Buildbot's ``auth``); any of them, one pluggable object.
+
+    - ``tokens``: API tokens sent as ``authorization: Bearer gty_...`` (``gantry token create``).
+    - ``client_certificates``: a verified TLS client certificate (needs ``TLS(client_ca=...)``);
+      its common name is the user, its organizational units the groups.
+    - ``proxy_header``: a reverse proxy in front authenticates and names the user in this header
+      (e.g. ``"X-Remote-User"``, groups comma-separated in ``proxy_groups_header``); trusted only
+      from ``proxy_addresses``. Off unless set.
+    - ``users``: local users for the web UI's login form: name -> password hash
+      (``python -m coordinator.passwords`` prints one).
+    """
+
+    tokens: bool = True
+    client_certificates: bool = False
+    proxy_header: str | None = None
+    proxy_groups_header: str | None = None
+    proxy_addresses: Sequence[str] = ("127.0.0.1", "::1")
+    users: dict[str, str] = field(default_factory=dict)
+    defined_at: tuple[str, int] = field(default=("<unknown>", 0), compare=False)
+
+    def __post_init__(self) -> None:
+        self.defined_at = caller_location(3)
+
+    def problems(self) -> list[str]:
+        out = []
+        for attr in ("proxy_header", "proxy_groups_header"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                out.append(f"Auth: {attr} must be a header name such as 'X-Remote-User', not {value!r}")
+        if not isinstance(self.users, dict):
+            out.append("Auth: users must be a dict of user name -> password hash")
+        return out

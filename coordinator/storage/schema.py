@@ -303,6 +303,27 @@ def _v7_dependents(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[dependent_state, dependent_buildsets])
 
 
+# API tokens (coordinator/domain/auth/tokens.py): only the SHA-256 of a token is stored.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("groups_json", sa.Text, nullable=False, default="[]"),
+    sa.Column("description", sa.String(256), nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False, default=""),
+    sa.Column("last4", sa.String(8), nullable=False, default=""),
+)
+
+
+def _v8_api_tokens(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[api_tokens])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -312,6 +333,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (5, _v5_change_sources),
     (6, _v6_artifacts),
     (7, _v7_dependents),
+    (8, _v8_api_tokens),
 ]
 LATEST = MIGRATIONS[-1][0]
 

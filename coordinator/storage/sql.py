@@ -21,6 +21,7 @@ from coordinator.storage.ledger import SqlBookkeeper
 from coordinator.storage.log_store import SqlLogs
 from coordinator.storage.notification_store import SqlOutbox
 from coordinator.storage.scheduler_store import SqlSchedulers
+from coordinator.storage.token_store import SqlTokens
 from coordinator.storage.worker_store import SqlWorkers
 from coordinator.storage.writer import Writer
 
@@ -95,6 +96,7 @@ class SqlStorage:
         self.workers = SqlWorkers(db)
         self.events = SqlEventLog(db)
         self.outbox = SqlOutbox(db)
+        self.tokens = SqlTokens(db)
 
     def start(self) -> None:
         self.writer.start()
