@@ -37,6 +37,7 @@ from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.tls import CertificateSource, TlsFiles
 from coordinator.vcs.git import GitCli
+from coordinator.web.auth import Sessions, WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
@@ -181,6 +182,8 @@ class Coordinator:
             web = WebServer(
                 WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
                 ssl_context=self.tls.ssl_context() if self.tls is not None else None,
+                auth=WebAuth(gate, Sessions(self.data_dir / "session.key") if gate is not None else None,
+                             secure_cookie=self.tls is not None),
             )
             await web.start()
             self.web = web

@@ -12,6 +12,7 @@ import ssl
 
 from aiohttp import web
 
+from coordinator.web.auth import WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.settings import WebSettings
 
@@ -26,17 +27,21 @@ class HttpListenError(Exception):
 
 class WebServer:
     def __init__(
-        self, receiver: WebhookReceiver, settings: WebSettings, ssl_context: ssl.SSLContext | None = None
+        self, receiver: WebhookReceiver, settings: WebSettings, ssl_context: ssl.SSLContext | None = None,
+        auth: WebAuth | None = None,
     ) -> None:
         self.receiver = receiver
         self.settings = settings
         self.ssl_context = ssl_context
+        self.auth = auth
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
+        if self.auth is not None:
+            self.auth.install(app)  # the authorization middleware and /auth/login
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port or 0, ssl_context=self.ssl_context)
