@@ -89,8 +89,8 @@ async def test_login_sets_a_session_the_middleware_accepts(site: tuple[str, dict
             assert r.status == 401 and (await r.json())["error"] == "wrong user name or password"
         async with http.post(f"{base}/auth/login", json={"user": "mallory", "password": "x"}) as r:
             assert r.status == 401 and (await r.json())["error"] == "wrong user name or password"
-        form = {"user": "alice", "password": PASSWORD, "next": "/builders/app"}
-        async with http.post(f"{base}/auth/login", data=form, allow_redirects=False) as r:
+        fields = {"user": "alice", "password": PASSWORD, "next": "/builders/app"}
+        async with http.post(f"{base}/auth/login", data=fields, allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"] == "/builders/app"
             set_cookie = r.headers["Set-Cookie"]
             assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
