@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coordinator.api.gate import Gate
+from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.tokens import TokenServicer
@@ -74,6 +75,7 @@ class Coordinator:
         change_token: str = "",
         tls: TlsFiles | None = None,
         insecure: bool = False,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -85,6 +87,7 @@ class Coordinator:
         self.change_token = change_token
         self.tls_files = tls
         self.insecure = insecure
+        self.limits = limits or ClientLimits()
         self.tls: CertificateSource | None = None
         self.gate: Gate | None = None
         self.clock = AsyncioClock()
@@ -174,6 +177,7 @@ class Coordinator:
             tokens=TokenServicer(tokens),
             tls=self.tls,
             gate=gate,
+            limits=self.limits,
         )
         await server.start()
         self.port = server.port

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from coordinator import bootstrap
+from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.config.objects import MasterConfig
@@ -71,6 +72,10 @@ def main(argv: list[str]) -> int:
                      help="verify client certificates against this CA (mutual TLS)")
     tls.add_argument("--tls-require-client-cert", action="store_true",
                      help="refuse clients without a certificate (needs --tls-client-ca)")
+    start.add_argument("--max-streams-per-client", type=int, default=ClientLimits.max_streams, metavar="N",
+                       help="open streams (Subscribe, FollowLog…) one client address may hold (default %(default)s)")
+    start.add_argument("--control-rate", type=float, default=ClientLimits.control_rate, metavar="PER_SECOND",
+                       help="control calls (force, stop, submit…) per second per client address (default %(default)s)")
     start.add_argument(
         "--insecure", action="store_true",
         help="serve beyond loopback without TLS/auth (only behind a TLS proxy you trust)",
@@ -102,6 +107,8 @@ def main(argv: list[str]) -> int:
         coordinator = Coordinator(
             cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
             args.subscriber_buffer, args.http, change_token, _tls_files(args, cfg), args.insecure,
+            ClientLimits(control_rate=args.control_rate, control_burst=max(args.control_rate * 5, 1.0),
+                         max_streams=args.max_streams_per_client),
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)

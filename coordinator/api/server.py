@@ -14,6 +14,7 @@ from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.gate import Gate
 from coordinator.api.interceptors.auth import AuthInterceptor
 from coordinator.api.interceptors.input import InputInterceptor
+from coordinator.api.interceptors.limits import ClientLimits, LimitsInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.tokens import TokenServicer
 from coordinator.api.workers import WorkerServicer
@@ -63,14 +64,15 @@ class GrpcServer:
         tokens: TokenServicer,
         tls: CertificateSource | None = None,
         gate: Gate | None = None,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.listen = listen
         self.port = 0
         self._tls = tls
         self._workers = workers
-        # Outermost first: malformed bytes, then who is asking, then the method's own errors.
+        # Outermost first: malformed bytes, per-client limits, who is asking, the method's errors.
         # With auth configured the gate also accepts the change token (for submissions only).
-        chain: list[grpc.aio.ServerInterceptor] = [InputInterceptor()]
+        chain: list[grpc.aio.ServerInterceptor] = [InputInterceptor(), LimitsInterceptor(limits or ClientLimits())]
         if gate is not None:
             chain.append(AuthInterceptor(gate))
         elif change_token:

@@ -22,8 +22,10 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
 from coordinator.domain.auth import actions
@@ -224,3 +226,22 @@ def _safe_next(target: str) -> str:
     """Only a path on this site (no open redirect to another host)."""
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
+
+
+class QuietParseErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's request-handler logger, minus the ERROR and traceback it logs for every request
+    that is not valid HTTP (bad request line, header, URL): anyone could flood the log with them.
+    Those become one short INFO line per client address per minute; the 400 is aiohttp's."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self._seen = FailureLimiter(limit=1 << 30, window=60.0, now=time.monotonic)
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and exc_info.code == 400:
+            remote = str(args[0]) if args else "?"
+            if self._seen.failed(remote):
+                log.info("bad HTTP request from %s: %s (logged once a minute per client)",
+                         clip(remote, 64), clip(exc_info.message, 120))
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kw)

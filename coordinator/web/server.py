@@ -12,7 +12,7 @@ import ssl
 
 from aiohttp import web
 
-from coordinator.web.auth import WebAuth
+from coordinator.web.auth import QuietParseErrors, WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.settings import WebSettings
 
@@ -42,7 +42,8 @@ class WebServer:
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
         if self.auth is not None:
             self.auth.install(app)  # the authorization middleware and /auth/login
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                               logger=QuietParseErrors(logging.getLogger("aiohttp.server")))
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port or 0, ssl_context=self.ssl_context)
         try:
