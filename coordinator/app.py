@@ -15,6 +15,7 @@ from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServic
 from coordinator.api.tokens import TokenServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
+from coordinator.config.security import resolve_worker_secrets
 from coordinator.domain.auth.authz import Authz
 from coordinator.domain.auth.tokens import Tokens
 from coordinator.domain.builds import bookkeeping
@@ -125,7 +126,7 @@ class Coordinator:
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
         workers = WorkerRegistry(self.clock.now, db.workers)
-        workers.configure(list(self.config.workers))
+        workers.configure(resolve_worker_secrets(self.config.workers, self.config.secretsProviders))
         artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
             db.buildsets, db.builds, db.logs, db.book, workers, self.clock, self.watchers, self.coordinator_id,

@@ -15,6 +15,7 @@ from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
 from coordinator.config.objects import MasterConfig
+from coordinator.config.security import WorkerSecretError
 from coordinator.exposure import ExposureError
 from coordinator.storage.sql import StorageError
 from coordinator.tls import TlsError, TlsFiles
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         return _run(coordinator)
-    except (ListenError, StorageError, HttpListenError, TlsError, ExposureError) as exc:
+    except (ListenError, StorageError, HttpListenError, TlsError, ExposureError, WorkerSecretError) as exc:
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
 

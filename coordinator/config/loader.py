@@ -15,6 +15,7 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
+from coordinator.domain.properties.renderables import Secret
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
 from coordinator.domain.scheduling.triggerable import Dependent, Triggerable
 from coordinator.domain.steps.base import BuildStep
@@ -120,7 +121,10 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if w.name in worker_names:
             add(w, f"worker {w.name!r} is defined twice")
         worker_names.add(w.name)
-        if not isinstance(w.secret, str) or not w.secret:
+        if isinstance(w.secret, Secret):
+            if not cfg.secretsProviders:
+                add(w, f"worker {w.name!r}: Secret({w.secret.name!r}) needs secretsProviders=[...]")
+        elif not isinstance(w.secret, str) or not w.secret:
             add(w, f"worker {w.name!r} needs a secret (a non-empty string)")
         if not isinstance(w.max_builds, int) or w.max_builds < 1:
             add(w, f"worker {w.name!r}: max_builds must be a whole number >= 1, not {w.max_builds!r}")

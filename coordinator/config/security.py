@@ -5,11 +5,15 @@ The command line's ``--tls-cert/--tls-key/--tls-client-ca`` override ``tls`` whe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coordinator.domain.location import caller_location
+from coordinator.domain.properties.renderables import Secret
+from coordinator.domain.workers.sessions import WorkerDecl
 
 
 @dataclass
@@ -68,3 +72,23 @@ class Auth:
         if not isinstance(self.users, dict):
             out.append("Auth: users must be a dict of user name -> password hash")
         return out
+
+
+class WorkerSecretError(Exception):
+    """A worker's Secret(NAME) is in no secrets provider."""
+
+
+def resolve_worker_secrets(workers: Sequence[WorkerDecl], providers: Sequence[Any]) -> list[WorkerDecl]:
+    """Workers whose secret is ``Secret("name")`` get the value from the secrets providers (first
+    match), as steps do; the configuration file then holds no worker secret in clear."""
+    out = []
+    for w in workers:
+        if isinstance(w.secret, Secret):
+            value = next((v for p in providers if (v := p.get(w.secret.name)) is not None), None)
+            if not value:
+                raise WorkerSecretError(
+                    f"worker {w.name!r}: secret {w.secret.name!r} is in none of the secretsProviders")
+            w = copy.copy(w)  # the configuration keeps its Secret; the registry gets the value
+            w.secret = value
+        out.append(w)
+    return out
