@@ -232,9 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
 
     _hook_parser(sub)
-    from clients import tokens
+    from clients import access
 
-    tokens.add_parser(sub, common)
+    access.add_parser(sub, common)
 
     p = command(
         "watch", commands.cmd_watch,

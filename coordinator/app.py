@@ -12,7 +12,7 @@ from coordinator.api.gate import Gate
 from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
-from coordinator.api.tokens import TokenServicer
+from coordinator.api.tokens import AuditServicer, TokenServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
 from coordinator.config.security import resolve_worker_secrets
@@ -176,6 +176,7 @@ class Coordinator:
             workers=worker_servicer,
             change_token=self.change_token,
             tokens=TokenServicer(tokens),
+            audit=AuditServicer(db.audit),
             tls=self.tls,
             gate=gate,
             limits=self.limits,

@@ -4,6 +4,7 @@ reflection, and binding the listen address (with clear errors when it cannot).""
 from __future__ import annotations
 
 import socket
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -12,11 +13,12 @@ from grpc_reflection.v1alpha import reflection
 from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.gate import Gate
+from coordinator.api.interceptors.audit import AuditInterceptor
 from coordinator.api.interceptors.auth import AuthInterceptor
 from coordinator.api.interceptors.input import InputInterceptor
 from coordinator.api.interceptors.limits import ClientLimits, LimitsInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
-from coordinator.api.tokens import TokenServicer
+from coordinator.api.tokens import AuditServicer, TokenServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.tls import CertificateSource
 from protos.gantry.v1 import (
@@ -62,6 +64,7 @@ class GrpcServer:
         workers: WorkerServicer,
         change_token: str = "",
         tokens: TokenServicer,
+        audit: AuditServicer,
         tls: CertificateSource | None = None,
         gate: Gate | None = None,
         limits: ClientLimits | None = None,
@@ -70,9 +73,12 @@ class GrpcServer:
         self.port = 0
         self._tls = tls
         self._workers = workers
-        # Outermost first: malformed bytes, per-client limits, who is asking, the method's errors.
+        # Outermost first: malformed bytes, per-client limits, the audit log (which sees the
+        # refusals), who is asking, the method's errors.
         # With auth configured the gate also accepts the change token (for submissions only).
-        chain: list[grpc.aio.ServerInterceptor] = [InputInterceptor(), LimitsInterceptor(limits or ClientLimits())]
+        chain: list[grpc.aio.ServerInterceptor] = [
+            InputInterceptor(), LimitsInterceptor(limits or ClientLimits()), AuditInterceptor(audit.store, time.time),
+        ]
         if gate is not None:
             chain.append(AuthInterceptor(gate))
         elif change_token:
@@ -85,6 +91,7 @@ class GrpcServer:
         logs_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
         auth_pb2_grpc.add_TokenServiceServicer_to_server(tokens, server)
+        auth_pb2_grpc.add_AuditServiceServicer_to_server(audit, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -94,6 +101,7 @@ class GrpcServer:
             logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
             worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
             auth_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+            auth_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ]

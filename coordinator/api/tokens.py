@@ -1,10 +1,11 @@
-"""TokenService: thin adapter over coordinator/domain/auth/tokens.py."""
+"""TokenService and AuditService: thin adapters over coordinator/domain/auth/."""
 
 from __future__ import annotations
 
 import grpc
 
 from coordinator.api.gate import current_identity
+from coordinator.domain.auth.audit import AuditStore
 from coordinator.domain.auth.tokens import ApiToken, Tokens
 from protos.gantry.v1 import auth_pb2, auth_pb2_grpc
 
@@ -44,3 +45,19 @@ class TokenServicer(auth_pb2_grpc.TokenServiceServicer):
         self, request: auth_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.Token:
         return token_pb(await self.tokens.revoke(request.id))
+
+
+class AuditServicer(auth_pb2_grpc.AuditServiceServicer):
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+
+    async def ListAudit(
+        self, request: auth_pb2.ListAuditRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ListAuditResponse:
+        limit = min(max(request.limit or 100, 1), 1000)
+        entries = await self.store.list_audit(limit, request.before_id, request.user or None)
+        return auth_pb2.ListAuditResponse(entries=[
+            auth_pb2.AuditEntry(id=e.id, at=e.at, user=e.user, via=e.via, source=e.source, action=e.action,
+                                target=e.target, outcome=e.outcome, detail=e.detail)
+            for e in entries
+        ])

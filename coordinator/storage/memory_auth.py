@@ -1,11 +1,12 @@
-"""API tokens in memory, with SqlTokens' semantics (the reference for the contract tests).
-Kept beside memory.py rather than in it: it shares nothing with the build tables."""
+"""API tokens and the audit log in memory, with the SQL stores' semantics (the reference for the
+contract tests). Kept beside memory.py rather than in it: it shares nothing with the build tables."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
 
+from coordinator.domain.auth.audit import MAX_TEXT, AuditEntry
 from coordinator.domain.auth.tokens import ApiToken, NewToken
 
 
@@ -44,3 +45,19 @@ class MemoryTokens:
         if record.revoked_at is None:
             record = self._rows[token_id] = replace(record, revoked_at=at)
         return record
+
+
+class MemoryAudit:
+    def __init__(self) -> None:
+        self._rows: list[AuditEntry] = []
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await asyncio.sleep(0)
+        self._rows.append(replace(entry, id=len(self._rows) + 1, target=entry.target[:MAX_TEXT],
+                                  detail=entry.detail[:MAX_TEXT]))
+
+    async def list_audit(self, limit: int, before_id: int = 0, user: str | None = None) -> list[AuditEntry]:
+        await asyncio.sleep(0)
+        rows = [r for r in reversed(self._rows)
+                if (before_id <= 0 or r.id < before_id) and (user is None or r.user == user)]
+        return rows[:limit]

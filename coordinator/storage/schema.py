@@ -319,9 +319,25 @@ api_tokens = sa.Table(
     sa.Column("last4", sa.String(8), nullable=False, default=""),
 )
 
+# The audit log (coordinator/domain/auth/audit.py): control actions, who, when, from where.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("user", sa.String(256), nullable=False, default=""),
+    sa.Column("via", sa.String(32), nullable=False, default=""),
+    sa.Column("source", sa.String(256), nullable=False, default=""),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False, default=""),
+    sa.Column("outcome", sa.String(64), nullable=False),
+    sa.Column("detail", sa.String(512), nullable=False, default=""),
+    sa.Index("ix_audit_log_user", "user"),
+)
 
-def _v8_api_tokens(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[api_tokens])
+
+def _v8_security(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[api_tokens, audit_log])
 
 
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
@@ -333,7 +349,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (5, _v5_change_sources),
     (6, _v6_artifacts),
     (7, _v7_dependents),
-    (8, _v8_api_tokens),
+    (8, _v8_security),
 ]
 LATEST = MIGRATIONS[-1][0]
 

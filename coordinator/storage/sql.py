@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coordinator.domain.events import Event
 from coordinator.storage import codec, schema
+from coordinator.storage.audit_store import SqlAudit
 from coordinator.storage.build_store import SqlBuilds
 from coordinator.storage.buildset_store import SqlBuildsets
 from coordinator.storage.changes import SqlChanges
@@ -97,6 +98,7 @@ class SqlStorage:
         self.events = SqlEventLog(db)
         self.outbox = SqlOutbox(db)
         self.tokens = SqlTokens(db)
+        self.audit = SqlAudit(db)
 
     def start(self) -> None:
         self.writer.start()

@@ -85,3 +85,16 @@ async def test_tokens_roles_and_refusals(cluster: Cluster, tmp_path: Path) -> No
 
     # A worker authenticates itself (name + secret): auth of the API does not stand in its way.
     await cluster.start_worker(coord, "w1", "secret1")
+
+    # The audit log: the refused force, the token admin calls; reads are not in it.
+    code, out, err = await gantry("audit", "--json", *at, "--token", admin)
+    assert code == 0, err
+    entries = [(e["user"], e["action"], e["target"], e["outcome"]) for e in json.loads(out)]
+    assert entries == [
+        ("root", "token", f"id={vera_id}", "ok"),
+        ("vera", "force", "builder=b", "PERMISSION_DENIED"),
+        ("root", "token", "user=vera groups=viewer", "ok"),
+    ], entries
+    assert all(e["source"] == "127.0.0.1" for e in json.loads(out))
+    code, out, err = await gantry("audit", *at, "--token", viewer)
+    assert code == 1 and "not valid" in err

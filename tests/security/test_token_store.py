@@ -1,5 +1,5 @@
-"""The TokenStore contract on memory, SQLite and PostgreSQL, and the Tokens rules on top of it
-(hashed at rest, shown once, expiry, revocation)."""
+"""The TokenStore and AuditStore contracts on memory, SQLite and PostgreSQL, and the Tokens
+rules on top of them (hashed at rest, shown once, expiry, revocation)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from coordinator.domain.auth.audit import AuditEntry, AuditStore
 from coordinator.domain.auth.tokens import InvalidToken, NewToken, Tokens, TokenStore
 from coordinator.domain.errors import InvalidArgument, NotFound
-from coordinator.storage.memory_auth import MemoryTokens
+from coordinator.storage.memory_auth import MemoryAudit, MemoryTokens
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from tests import pg
 
@@ -104,3 +105,37 @@ async def test_the_database_holds_no_token_in_clear(tmp_path: Path) -> None:
         await db.aclose()
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())  # noqa: ASYNC240
     assert secret.encode() not in raw and secret[4:].encode() not in raw
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def audit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuditStore]:
+    if request.param == "memory":
+        yield MemoryAudit()
+        return
+    if request.param == "sqlite":
+        db = await open_storage(database_url(None, tmp_path), lambda _e: None)
+        try:
+            yield db.audit
+        finally:
+            await db.aclose()
+        return
+    await pg.require()
+    async with pg.database("gantry_audit") as url:
+        db = await open_storage(database_url(url, tmp_path), lambda _e: None)
+        try:
+            yield db.audit
+        finally:
+            await db.aclose()
+
+
+async def test_the_audit_log_pages_newest_first_and_filters_by_user(audit: AuditStore) -> None:
+    for i in range(5):
+        await audit.add_audit(AuditEntry(at=float(i), user="ann" if i % 2 else "bob", via="token",
+                                         source="127.0.0.1", action="force", target=f"builder=b{i}",
+                                         outcome="ok", detail="x" * 2000))
+    newest = await audit.list_audit(2)
+    assert [e.target for e in newest] == ["builder=b4", "builder=b3"]
+    assert newest[0].id > newest[1].id and len(newest[0].detail) == 500
+    older = await audit.list_audit(10, before_id=newest[1].id)
+    assert [e.target for e in older] == ["builder=b2", "builder=b1", "builder=b0"]
+    assert [e.target for e in await audit.list_audit(10, user="ann")] == ["builder=b3", "builder=b1"]

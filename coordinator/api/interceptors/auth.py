@@ -92,6 +92,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             except Unauthenticated as exc:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
                 return
+            current_identity.set(who)  # also for the audit log of a refusal
             try:
                 gate.authorize(who, rule.action, builders_of(request, rule) if request is not None else [])
             except Unauthenticated as exc:
@@ -99,6 +100,5 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             except PermissionDenied as exc:
                 log.info("refused %s to %s: %s", method, clip(who.describe()), exc)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-            current_identity.set(who)
 
         return wrap(handler, guard)

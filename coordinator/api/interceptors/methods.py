@@ -17,10 +17,12 @@ class MethodRule:
     # Request fields naming the builder(s) the call is about (a string or a repeated string);
     # empty: the call is not about one builder (or is about all of them).
     builder_fields: tuple[str, ...] = ()
+    # Recorded in the audit log when its action is an audited one (a listing is not a change).
+    audited: bool = True
 
 
-def _rule(action: str, *fields: str) -> MethodRule:
-    return MethodRule(action, fields)
+def _rule(action: str, *fields: str, audited: bool = True) -> MethodRule:
+    return MethodRule(action, fields, audited)
 
 
 C = "/gantry.v1.ControlService/"
@@ -49,8 +51,9 @@ METHODS: dict[str, MethodRule] = {
     "/gantry.v1.StatusService/Subscribe": _rule(a.READ, "builders"),
     "/gantry.v1.StatusService/WatchBuild": _rule(a.READ, "builder"),
     "/gantry.v1.TokenService/CreateToken": _rule(a.TOKEN_ADMIN),
-    "/gantry.v1.TokenService/ListTokens": _rule(a.TOKEN_ADMIN),
+    "/gantry.v1.TokenService/ListTokens": _rule(a.TOKEN_ADMIN, audited=False),
     "/gantry.v1.TokenService/RevokeToken": _rule(a.TOKEN_ADMIN),
+    "/gantry.v1.AuditService/ListAudit": _rule(a.AUDIT),
     # The worker proves itself in its Hello (name + secret, or its certificate).
     "/gantry.v1.WorkerService/Connect": _rule(a.WORKER),
     # Load balancers and `gantry up` probe health without credentials.

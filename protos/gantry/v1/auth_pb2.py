@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/gantry/v1/auth.proto\x12\tgantry.v1\"\\\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\"F\n\x13\x43reateTokenResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x05token\x18\x02 \x01(\x0b\x32\x10.gantry.v1.Token\"!\n\x11ListTokensRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"6\n\x12ListTokensResponse\x12 \n\x06tokens\x18\x01 \x03(\x0b\x32\x10.gantry.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\xa5\x01\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nrevoked_at\x18\x07 \x01(\x01\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12\r\n\x05last4\x18\t \x01(\t2\xe7\x01\n\x0cTokenService\x12L\n\x0b\x43reateToken\x12\x1d.gantry.v1.CreateTokenRequest\x1a\x1e.gantry.v1.CreateTokenResponse\x12I\n\nListTokens\x12\x1c.gantry.v1.ListTokensRequest\x1a\x1d.gantry.v1.ListTokensResponse\x12>\n\x0bRevokeToken\x12\x1d.gantry.v1.RevokeTokenRequest\x1a\x10.gantry.v1.Tokenb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/gantry/v1/auth.proto\x12\tgantry.v1\"\\\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\"F\n\x13\x43reateTokenResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x05token\x18\x02 \x01(\x0b\x32\x10.gantry.v1.Token\"!\n\x11ListTokensRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"6\n\x12ListTokensResponse\x12 \n\x06tokens\x18\x01 \x03(\x0b\x32\x10.gantry.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\xa5\x01\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nrevoked_at\x18\x07 \x01(\x01\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12\r\n\x05last4\x18\t \x01(\t\"B\n\x10ListAuditRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x11\n\tbefore_id\x18\x02 \x01(\x03\x12\x0c\n\x04user\x18\x03 \x01(\t\";\n\x11ListAuditResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.gantry.v1.AuditEntry\"\x90\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\n\n\x02\x61t\x18\x02 \x01(\x01\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0b\n\x03via\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x0e\n\x06target\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t2\xe7\x01\n\x0cTokenService\x12L\n\x0b\x43reateToken\x12\x1d.gantry.v1.CreateTokenRequest\x1a\x1e.gantry.v1.CreateTokenResponse\x12I\n\nListTokens\x12\x1c.gantry.v1.ListTokensRequest\x1a\x1d.gantry.v1.ListTokensResponse\x12>\n\x0bRevokeToken\x12\x1d.gantry.v1.RevokeTokenRequest\x1a\x10.gantry.v1.Token2V\n\x0c\x41uditService\x12\x46\n\tListAudit\x12\x1b.gantry.v1.ListAuditRequest\x1a\x1c.gantry.v1.ListAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKETOKENREQUEST']._serialized_end=331
   _globals['_TOKEN']._serialized_start=334
   _globals['_TOKEN']._serialized_end=499
-  _globals['_TOKENSERVICE']._serialized_start=502
-  _globals['_TOKENSERVICE']._serialized_end=733
+  _globals['_LISTAUDITREQUEST']._serialized_start=501
+  _globals['_LISTAUDITREQUEST']._serialized_end=567
+  _globals['_LISTAUDITRESPONSE']._serialized_start=569
+  _globals['_LISTAUDITRESPONSE']._serialized_end=628
+  _globals['_AUDITENTRY']._serialized_start=631
+  _globals['_AUDITENTRY']._serialized_end=775
+  _globals['_TOKENSERVICE']._serialized_start=778
+  _globals['_TOKENSERVICE']._serialized_end=1009
+  _globals['_AUDITSERVICE']._serialized_start=1011
+  _globals['_AUDITSERVICE']._serialized_end=1097
 # @@protoc_insertion_point(module_scope)

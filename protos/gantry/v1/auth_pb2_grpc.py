@@ -185,3 +185,79 @@ class TokenService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AuditServiceStub:
+    """The audit log: who did (or tried) which control action. Needs the `audit` action.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAudit = channel.unary_unary(
+                '/gantry.v1.AuditService/ListAudit',
+                request_serializer=protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """The audit log: who did (or tried) which control action. Needs the `audit` action.
+    """
+
+    def ListAudit(self, request, context):
+        """Entries, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'gantry.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('gantry.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """The audit log: who did (or tried) which control action. Needs the `audit` action.
+    """
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.AuditService/ListAudit',
+            protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_auth__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,5 +1,6 @@
-"""`gantry token create|list|revoke`: API tokens, over the TokenService (needs the `token`
-action). The secret is printed once, on stdout alone, so `gantry token create ... > FILE` works."""
+"""`gantry token create|list|revoke` (API tokens, needs the `token` permission; the secret is
+printed once, on stdout alone, so `gantry token create ... > FILE` works) and `gantry audit`
+(the audit log, needs the `audit` permission)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rv = tsub.add_parser("revoke", parents=[common], help="revoke a token by id")
     rv.add_argument("id", type=int, help="the token's id (from `gantry token list`)")
     rv.set_defaults(handler=cmd_revoke)
+    au = sub.add_parser("audit", parents=[common], help="who forced, stopped, cancelled... (the audit log)",
+                        description="The audit log: control actions, who, when, from where, how they ended.")
+    au.add_argument("--user", default="", help="only this user's actions")
+    au.add_argument("--limit", type=int, default=50, help="at most this many entries (default 50)")
+    au.set_defaults(handler=cmd_audit)
 
 
 def _connection(args: argparse.Namespace) -> Connection:
@@ -54,11 +60,11 @@ def _connection(args: argparse.Namespace) -> Connection:
     return resolve({**flags, "coordinator": args.coordinator}, default_address=args.coordinator)
 
 
-async def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
+async def _call(args: argparse.Namespace, method: str, request: Any, stub: Any = None) -> Any:
     conn = _connection(args)
     channel = open_channel(conn, [])
     try:
-        return await getattr(auth_pb2_grpc.TokenServiceStub(channel), method)(request, timeout=30)
+        return await getattr((stub or auth_pb2_grpc.TokenServiceStub)(channel), method)(request, timeout=30)
     except grpc.RpcError as err:
         raise errors.from_rpc_error(err, conn.address, tls=conn.tls is not None) from None
     finally:
@@ -111,4 +117,24 @@ async def cmd_revoke(args: argparse.Namespace) -> int:
         print(json.dumps(_doc(resp)))
     else:
         print(f"token {resp.id} of {resp.user} revoked")
+    return 0
+
+
+async def cmd_audit(args: argparse.Namespace) -> int:
+    resp = await _call(args, "ListAudit", auth_pb2.ListAuditRequest(limit=args.limit, user=args.user),
+                       auth_pb2_grpc.AuditServiceStub)
+    docs = [{"id": e.id, "at": datetime.fromtimestamp(e.at, UTC).isoformat(timespec="seconds"),
+             "user": e.user, "via": e.via, "source": e.source, "action": e.action, "target": e.target,
+             "outcome": e.outcome, "detail": e.detail} for e in resp.entries]
+    if args.json:
+        print(json.dumps(docs))
+        return 0
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("when", "who", "from", "action", "target", "outcome"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        outcome = d["outcome"] if d["outcome"] == "ok" else f"{d['outcome']}: {d['detail']}"
+        table.add_row(d["at"].replace("T", " ").removesuffix("+00:00"), d["user"] or "(anonymous)",
+                      d["source"], d["action"], d["target"] or "-", outcome)
+    Console(highlight=False).print(table)
     return 0
