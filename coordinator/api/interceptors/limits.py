@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class ClientLimits:
     control_rate: float = 20.0  # control calls per second per client, sustained
     control_burst: float = 100.0
-    max_streams: int = 1000  # open streaming calls per client
+    max_streams: int = 20_000  # open streaming calls per client (a dashboard host may hold many)
 
 
 class LimitsInterceptor(grpc.aio.ServerInterceptor):
