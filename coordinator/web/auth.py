@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
 from coordinator.domain.auth import actions
 from coordinator.domain.auth.identity import ANONYMOUS, Identity
-from coordinator.domain.auth.limits import FailureLimiter
+from coordinator.domain.auth.limits import FailureLimiter, RateLimiter
 from coordinator.domain.errors import PermissionDenied, Unauthenticated
 from coordinator.logsafe import clip
 from coordinator.passwords import verify_password
@@ -103,6 +103,8 @@ class WebAuth:
         self.sessions = sessions
         self.secure_cookie = secure_cookie
         self.failures = FailureLimiter(limit=10, window=60.0, now=time.monotonic)
+        # Webhooks and other writes, per client address (reads are not limited).
+        self.writes = RateLimiter(rate=10.0, burst=50.0, now=time.monotonic)
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(self.middleware)
@@ -138,6 +140,9 @@ class WebAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not self.writes.allow(request.remote or ""):
+            return web.json_response({"error": f"too many requests from {request.remote}: slow down"},
+                                     status=429, headers={"Retry-After": "1"})
         if self.gate is None:
             return await handler(request)
         resource = request.match_info.route.resource

@@ -135,3 +135,34 @@ async def test_every_route_of_the_coordinator_http_app_has_a_rule(tmp_path: Path
             assert (method, canonical) in ROUTES or method == "GET"
     finally:
         await coord.aclose()
+
+
+async def test_writes_are_rate_limited_per_client(tmp_path: Path) -> None:
+    from coordinator.domain.auth.limits import RateLimiter
+
+    auth = WebAuth(None, None)
+    auth.writes = RateLimiter(rate=0.0, burst=3, now=lambda: 0.0)  # no refill: deterministic
+    app = web.Application()
+
+    async def hook(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_post("/change_hook/{dialect}", hook)
+    app.router.add_get("/page", hook)
+    auth.install(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            codes = []
+            for _ in range(5):
+                async with http.post(f"{base}/change_hook/github", data=b"{}") as r:
+                    codes.append(r.status)
+            assert codes == [200, 200, 200, 429, 429]
+            async with http.get(f"{base}/page") as r:
+                assert r.status == 200  # reads are not limited
+    finally:
+        await runner.cleanup()
