@@ -29,9 +29,10 @@ class TlsError(Exception):
 class TlsFiles:
     cert: Path
     key: Path
-    # Client certificates are verified against this CA when presented (mutual TLS).
+    # Client certificates are verified against this CA when presented (mutual TLS). grpc's
+    # Python server asks for one only when it requires it: on gRPC, see require_client_cert.
     client_ca: Path | None = None
-    # Refuse a client that presents no certificate (only with client_ca).
+    # Refuse a client that presents no certificate (only with client_ca); both ports.
     require_client_cert: bool = False
 
 

@@ -119,16 +119,19 @@ class WebAuth:
         assert self.gate is not None
         auth = self.gate.auth
         cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
-        cert_user = None
+        cert_user, cert_groups = None, []
         if cert:  # only present when the client CA verified it
             for rdn in cert.get("subject", ()):
                 for key, value in rdn:
                     if key == "commonName":
                         cert_user = value
+                    elif key == "organizationalUnitName":
+                        cert_groups.append(value)
         creds = Credentials(
             peer_ip=request.remote or "",
             bearer=bearer_of(request.headers.get("Authorization")),
             cert_user=cert_user,
+            cert_groups=tuple(cert_groups),
             proxy_user=request.headers.get(auth.proxy_header) if auth.proxy_header else None,
             proxy_groups=tuple(g.strip() for g in request.headers.get(auth.proxy_groups_header or "", "").split(",")
                                if g.strip()) if auth.proxy_groups_header else (),

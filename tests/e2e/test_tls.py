@@ -39,10 +39,13 @@ async def test_worker_and_cli_over_mutual_tls(cluster: Cluster, tmp_path: Path) 
     ca = TestCA(tmp_path / "pki")
     server = ca.issue("server")
     worker_cert = ca.issue("w1", client=True)
+    tester = ca.issue("tester", client=True)
     coord = await cluster.start_coordinator(
         CONFIG,
-        extra_args=["--tls-cert", str(server.cert), "--tls-key", str(server.key), "--tls-client-ca", str(ca.cert)],
-        credentials=grpc.ssl_channel_credentials(ca.cert.read_bytes()),
+        extra_args=["--tls-cert", str(server.cert), "--tls-key", str(server.key), "--tls-client-ca", str(ca.cert),
+                    "--tls-require-client-cert"],
+        credentials=grpc.ssl_channel_credentials(ca.cert.read_bytes(), tester.key.read_bytes(),
+                                                 tester.cert.read_bytes()),
     )
     await cluster.start_worker(coord, "w1", "secret1", extra_args=[
         "--tls-ca", str(ca.cert), "--tls-cert", str(worker_cert.cert), "--tls-key", str(worker_cert.key)])
@@ -55,13 +58,17 @@ async def test_worker_and_cli_over_mutual_tls(cluster: Cluster, tmp_path: Path) 
     assert build.result == SUCCESS  # type: ignore[attr-defined]
 
     code, out, err = await run("-m", "clients.cli", "builds", "--builder", "b", "--json",
-                               "--coordinator", coord.address, "--tls-ca", str(ca.cert))
+                               "--coordinator", coord.address, "--tls-ca", str(ca.cert),
+                               "--tls-cert", str(tester.cert), "--tls-key", str(tester.key))
     assert code == 0, err
     doc = json.loads(out)
     assert [b["number"] for b in doc["builds"]] == [1], doc
 
     code, out, err = await run("-m", "clients.cli", "builds", "--builder", "b", "--coordinator", coord.address)
     assert code == 1 and "may require TLS" in err and "Traceback" not in err
+    # Without a client certificate, mutual TLS refuses the handshake.
+    code, out, err = await run("-m", "clients.cli", "builds", "--coordinator", coord.address, "--tls-ca", str(ca.cert))
+    assert code == 1 and "Traceback" not in err, err
 
 
 async def test_a_plaintext_agent_is_told_the_coordinator_may_require_tls(cluster: Cluster, tmp_path: Path) -> None:

@@ -199,3 +199,32 @@ async def test_the_coordinator_refuses_to_start_exposed_without_protection(tmp_p
         await coord.start()
     await coord.aclose()
     assert not (tmp_path / "data").exists()  # refused before touching anything
+
+
+async def test_a_client_certificate_is_an_identity_with_its_groups(tmp_path: Path, ca: TestCA) -> None:
+    from clients.errors import PermissionDenied
+    from coordinator.api.interceptors.auth import organizational_units
+    from coordinator.config.security import Auth
+    from coordinator.domain.auth import actions
+    from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups
+
+    assert organizational_units("CN=a,OU=dev,O=x,OU=ops\\, eu") == ("dev", "ops, eu")
+    server = ca.issue("server")
+    admin = ca.issue("ada", client=True, org_units=("admin",))
+    viewer = ca.issue("vic", client=True, org_units=("viewer",))
+    cfg = MasterConfig(auth=Auth(tokens=False, client_certificates=True), authz=Authz(
+        roles=[RolesFromGroups()], rules=[Allow(actions.READ, roles=["viewer"]), Allow(actions.ALL, roles=["admin"])]))
+    # gRPC asks for client certificates only when it requires them (see docs/security.md).
+    coord = Coordinator(cfg, tmp_path / "data", "127.0.0.1:0",
+                        tls=TlsFiles(server.cert, server.key, ca.cert, require_client_cert=True))
+    await coord.start()
+    address = f"localhost:{coord.port}"
+    try:
+        async with GantryClient(address, tls=Tls(ca.cert, viewer.cert, viewer.key), timeout=10) as client:
+            assert await client.list_builders() == []
+            with pytest.raises(PermissionDenied, match="vic may not force"):
+                await client.force_build("any")
+        async with GantryClient(address, tls=Tls(ca.cert, admin.cert, admin.key), timeout=10) as client:
+            assert await client.list_builders() == []
+    finally:
+        await coord.aclose()

@@ -4,6 +4,7 @@ trusted proxy header) and its action from the METHODS table, before the method r
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,7 +42,8 @@ def credentials_of(context: grpc.aio.ServicerContext, gate: Gate) -> Credentials
     cn = auth_ctx.get("x509_common_name") or []
     # grpc verified the chain already (TLS with a client CA): a certificate here is genuine.
     cert_user = cn[0].decode() if cn else None
-    cert_groups: tuple[str, ...] = ()
+    subject = (auth_ctx.get("x509_subject") or [b""])[0].decode()
+    cert_groups = organizational_units(subject) if cert_user else ()
     proxy_user = proxy_groups = None
     if gate.auth.proxy_header:
         proxy_user = _metadata(context, gate.auth.proxy_header.lower())
@@ -54,6 +56,13 @@ def credentials_of(context: grpc.aio.ServicerContext, gate: Gate) -> Credentials
         proxy_user=proxy_user or None,
         proxy_groups=tuple(g.strip() for g in (proxy_groups or "").split(",") if g.strip()),
     )
+
+
+def organizational_units(subject: str) -> tuple[str, ...]:
+    """The OU values of an RFC 2253 subject such as 'CN=alice,OU=dev,OU=ops'."""
+    parts = re.split(r"(?<!\\),", subject)
+    return tuple(p.split("=", 1)[1].replace("\\,", ",").strip() for p in parts
+                 if p.strip().upper().startswith("OU="))
 
 
 def builders_of(request: Any, rule: MethodRule) -> list[str]:
