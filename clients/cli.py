@@ -273,6 +273,8 @@ def _hook_parser(sub: Any) -> None:
                       help="link to a revision, e.g. 'https://git.example.org/c/{revision}' (or %%s)")
     inst.add_argument("--token-file", default="", metavar="FILE",
                       help="file whose first line is the token sent with each submission")
+    inst.add_argument("--tls-ca", default="", metavar="FILE",
+                      help="CA of the coordinator's certificate, if it serves TLS")
     inst.add_argument("--force", action="store_true",
                       help="keep an existing hook as NAME.orig (run first) instead of refusing")
     inst.set_defaults(handler=hook.cmd_install)
