@@ -3,7 +3,7 @@
 For the web UI: link to ``/auth/login?next=/PAGE`` (GET shows a minimal form; POST with form or
 JSON fields ``user``, ``password``, ``next`` sets an HttpOnly, SameSite=Lax session cookie),
 ``POST /auth/logout`` ends it, ``GET /auth/whoami`` says who the browser is ({"user": "",
-"groups": [], "via": ""} when anonymous). Handlers may read ``request["identity"]``.
+"groups": [], "via": ""} when anonymous). Handlers may read ``request[IDENTITY]``.
 
 Every route maps to an action in ROUTES; a route not listed is READ for GET/HEAD and refused for
 other methods until it is given a rule (tests/security/test_web_auth.py lists the app's routes).
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 COOKIE = "gantry_session"
 SESSION_SECONDS = 7 * 86400
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDENTITY = web.RequestKey("identity", Identity)  # who the request is from: request[IDENTITY]
 
 # (method, canonical route) -> action. Webhooks prove themselves with their dialect's secret.
 ROUTES: dict[tuple[str, str], str] = {
@@ -165,7 +166,7 @@ class WebAuth:
             return web.json_response({"error": str(exc)}, status=401, headers={"WWW-Authenticate": "Bearer"})
         except PermissionDenied as exc:
             return web.json_response({"error": str(exc)}, status=403)
-        request["identity"] = who
+        request[IDENTITY] = who
         current_identity.set(who)
         return await handler(request)
 
@@ -206,13 +207,15 @@ class WebAuth:
             return web.json_response({"error": "wrong user name or password"}, status=401)
         self.failures.succeeded(f"user:{user}")
         cookie = self.sessions.issue(Identity(user, frozenset(groups), "session"))
+        cookie_args: dict[str, Any] = dict(max_age=SESSION_SECONDS, httponly=True, samesite="Lax",
+                                           secure=self.secure_cookie, path="/")
         if request.content_type == "application/json":
-            resp: web.StreamResponse = web.json_response({"user": user, "groups": sorted(groups)})
-        else:
-            resp = web.HTTPSeeOther(nxt)
-        resp.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True, samesite="Lax",
-                        secure=self.secure_cookie, path="/")
-        return resp
+            resp = web.json_response({"user": user, "groups": sorted(groups)})
+            resp.set_cookie(COOKIE, cookie, **cookie_args)
+            return resp
+        redirect = web.HTTPSeeOther(nxt)  # a form post: back to the page that asked
+        redirect.set_cookie(COOKIE, cookie, **cookie_args)
+        raise redirect
 
     async def _logout(self, request: web.Request) -> web.Response:
         resp = web.json_response({"user": ""})
