@@ -35,6 +35,7 @@ MIN_ENCODED = 8  # shorter encoded fragments would match ordinary text
 MIN_PART = 8  # this many characters of a secret in a path are refused
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _NEEDLE = 4  # bytes of a form located with bytes.find before a full comparison
+_PREFIX = 6  # bytes of a form scanned for before matching the whole forms
 
 
 def _b64_fragments(raw: bytes, alphabet: bytes | None) -> list[bytes]:
@@ -102,6 +103,10 @@ class Redactor:
         self._values = sorted(pairs, key=len, reverse=True)
         self._replacement = pairs
         self._pattern = re.compile(b"|".join(re.escape(v) for v in self._values)) if pairs else None
+        # Forms share their first bytes (a PEM's 70 forms start in 14 ways): scanning for those
+        # first and matching the forms only there is ~3x faster than the alternation alone.
+        starts = sorted({v[:_PREFIX] for v in self._values}, key=len, reverse=True)
+        self._starts = re.compile(b"|".join(re.escape(v) for v in starts)) if pairs else None
         self.max_len = len(self._values[0]) if self._values else 0
 
     def __bool__(self) -> bool:
@@ -114,12 +119,28 @@ class Redactor:
     def whole(self, data: bytes) -> bytes:
         if self._pattern is None:
             return data
-        return self._pattern.sub(lambda m: self._replacement[m.group(0)], data)
+        out = bytearray()
+        pos = 0
+        while (m := self._search(data, pos)) is not None:
+            out += data[pos : m.start()]
+            out += self._replacement[m.group(0)]
+            pos = m.end()
+        return bytes(out + data[pos:]) if out else data
+
+    def _search(self, data: bytes, pos: int) -> re.Match[bytes] | None:
+        """The leftmost form at or after `pos` (the longest one there)."""
+        assert self._starts is not None and self._pattern is not None
+        while (c := self._starts.search(data, pos)) is not None:
+            m = self._pattern.match(data, c.start())
+            if m is not None:
+                return m
+            pos = c.start() + 1
+        return None
 
     def leaks_into(self, text: str) -> bool:
         """Whether `text` (a directory name...) holds a secret in any of its forms, or any
         MIN_PART characters of one: a path cannot be redacted where it is used."""
-        if self._pattern is not None and self._pattern.search(text.encode()) is not None:
+        if self._pattern is not None and self._search(text.encode(), 0) is not None:
             return True
         for value in self._raw:
             if len(value) < MIN_PART:
@@ -178,7 +199,7 @@ class StreamRedactor:
         pos = 0
         while True:
             hold = self._r._partial_at(buf, pos)
-            m = pattern.search(buf, pos)
+            m = self._r._search(buf, pos)
             if m is not None and m.start() < hold:
                 out += buf[pos : m.start()]
                 out += self._r._replace(m.group(0))
