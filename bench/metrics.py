@@ -50,9 +50,13 @@ METRICS: list[MetricDef] = [
     MetricDef("log", "coordinator peak RSS", "MiB", False),
     MetricDef("idle_workers", "idle RSS (0 workers)", "MiB", False, ref=79),
     MetricDef("idle_workers", "RSS per idle worker", "KiB", False, target=60, ref=43),
+    MetricDef("subscribers", "delivered complete", "%", True, target=100),
+    MetricDef("subscribers", "lag p50", "ms", False),
+    MetricDef("subscribers", "lag p99", "ms", False),
+    MetricDef("subscribers", "RSS per subscriber", "KiB", False),
 ]
 BY_KEY = {m.key: m for m in METRICS}
-SCENARIOS = ["latency", "throughput", "log", "idle_workers"]
+SCENARIOS = ["latency", "throughput", "log", "idle_workers", "subscribers"]
 
 
 @dataclass

@@ -34,6 +34,7 @@ from bench.harness import (
 )
 from bench.light_workers import LightWorkerFleet
 from bench.metrics import ScenarioResult
+from bench.subscribers import subscribers
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,
@@ -500,8 +501,9 @@ SCENARIO_FUNCS = {
     "throughput": throughput,
     "log": log_scenario,
     "idle_workers": idle_workers,
+    "subscribers": subscribers,
 }
-TIME_LIMITS = {"latency": 180, "throughput": 300, "log": 300, "idle_workers": 240}
+TIME_LIMITS = {"latency": 180, "throughput": 300, "log": 300, "idle_workers": 240, "subscribers": 600}
 
 
 async def run_scenario(name: str, opts: Options) -> ScenarioResult:

@@ -39,7 +39,15 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def default_coordinator() -> str:
-    return os.environ.get(ENV_COORDINATOR) or DEFAULT_ADDRESS
+    """$GANTRY_COORDINATOR, else `coordinator` in the client config file, else localhost."""
+    from clients.connection import read_config_file
+    from clients.errors import LocalError
+
+    try:
+        in_file = str(read_config_file().get("coordinator") or "")
+    except LocalError:  # reported when a command connects
+        in_file = ""
+    return os.environ.get(ENV_COORDINATOR) or in_file or DEFAULT_ADDRESS
 
 
 def parse_property(text: str) -> tuple[str, object]:
@@ -103,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"coordinator address (default: ${ENV_COORDINATOR} or {DEFAULT_ADDRESS})",
     )
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    sec = common.add_argument_group("connection security (also $GANTRY_TOKEN, $GANTRY_TLS_CA…, "
+                                    "~/.config/gantry/config.toml)")
+    sec.add_argument("--token", default="", help="API token (`gantry token create`)")
+    sec.add_argument("--tls-ca", default="", metavar="FILE", help="CA that signed the coordinator's certificate")
+    sec.add_argument("--tls", action="store_true", help="use TLS, trusting the system's CAs")
+    sec.add_argument("--tls-cert", default="", metavar="FILE", help="client certificate (mutual TLS)")
+    sec.add_argument("--tls-key", default="", metavar="FILE", help="its private key")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, handler: Handler, help_: str, **kw: Any) -> argparse.ArgumentParser:
@@ -233,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
 
     _hook_parser(sub)
+    from clients import access
+
+    access.add_parser(sub, common)
 
     p = command(
         "watch", commands.cmd_watch,
@@ -272,6 +290,8 @@ def _hook_parser(sub: Any) -> None:
                       help="link to a revision, e.g. 'https://git.example.org/c/{revision}' (or %%s)")
     inst.add_argument("--token-file", default="", metavar="FILE",
                       help="file whose first line is the token sent with each submission")
+    inst.add_argument("--tls-ca", default="", metavar="FILE",
+                      help="CA of the coordinator's certificate, if it serves TLS")
     inst.add_argument("--force", action="store_true",
                       help="keep an existing hook as NAME.orig (run first) instead of refusing")
     inst.set_defaults(handler=hook.cmd_install)

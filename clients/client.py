@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients import convert, errors, models
+from clients.connection import Connection, Tls, open_channel
 from protos.gantry.v1 import (
     changes_pb2,
     changes_pb2_grpc,
@@ -86,13 +87,15 @@ class GantryClient:
         timeout: float = 30.0,
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
         token: str = "",
+        tls: Tls | None = None,
     ) -> None:
         self.address = address
-        # Sent as `authorization: Bearer TOKEN` with submissions (a coordinator may require it).
+        # Sent as `authorization: Bearer TOKEN` with every call (a coordinator may require it).
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.timeout = timeout
         self._backoff = reconnect_backoff
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._tls = tls is not None
+        self._channel = open_channel(Connection(address, token, tls), _CHANNEL_OPTIONS)
         self._changes = changes_pb2_grpc.ChangeServiceStub(self._channel)
         self._control = control_pb2_grpc.ControlServiceStub(self._channel)
         self._status = status_pb2_grpc.StatusServiceStub(self._channel)
@@ -114,7 +117,7 @@ class GantryClient:
         try:
             return await call
         except grpc.RpcError as err:
-            raise errors.from_rpc_error(err, self.address) from None
+            raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
 
     # -- readiness ---------------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class GantryClient:
                 if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
                     return
                 if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    raise errors.from_rpc_error(err, self.address) from None
+                    raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
             await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
         raise errors.CoordinatorUnavailable(
             "UNAVAILABLE",
@@ -158,15 +161,22 @@ class GantryClient:
                 state = self._channel.get_state(try_to_connect=True)
                 while state != ready:
                     if state in failed:
-                        raise errors.CoordinatorUnavailable(
-                            "UNAVAILABLE", errors.unreachable_message(self.address)
-                        )
+                        raise await self._why_unreachable()
                     await self._channel.wait_for_state_change(state)
                     state = self._channel.get_state(try_to_connect=True)
         except TimeoutError:
             raise errors.CoordinatorUnavailable(
                 "UNAVAILABLE", errors.unreachable_message(self.address)
             ) from None
+
+    async def _why_unreachable(self) -> errors.GantryError:
+        """The connectivity state says only "failed": one call learns why (a TLS mismatch...)."""
+        try:
+            await self._health.Check(health_pb2.HealthCheckRequest(), timeout=min(self.timeout, 5.0))
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNAVAILABLE:
+                return errors.from_rpc_error(err, self.address, tls=self._tls)
+        return errors.CoordinatorUnavailable("UNAVAILABLE", errors.unreachable_message(self.address))
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -292,7 +302,7 @@ class GantryClient:
             async for message in call:
                 yield convert.build_update_from_proto(message)
         except grpc.RpcError as err:
-            raise errors.from_rpc_error(err, self.address) from None
+            raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
         finally:
             call.cancel()
 
@@ -363,7 +373,7 @@ class GantryClient:
                 if chunk.data:
                     yield chunk.data
         except grpc.RpcError as err:
-            raise errors.from_rpc_error(err, self.address) from None
+            raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
         finally:
             call.cancel()
 
@@ -432,7 +442,7 @@ class GantryClient:
                 return  # the server ended the stream: the log is complete
             except grpc.RpcError as err:
                 if err.code() not in _RESUMABLE:
-                    raise errors.from_rpc_error(err, self.address) from None
+                    raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
             finally:
                 call.cancel()
             await backoff.wait()
@@ -485,7 +495,7 @@ class GantryClient:
                 # A subscription never ends by itself; a clean end means a server shutdown.
             except grpc.RpcError as err:
                 if err.code() not in _RESUMABLE:
-                    raise errors.from_rpc_error(err, self.address) from None
+                    raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
             finally:
                 call.cancel()
             await backoff.wait()

@@ -29,6 +29,7 @@ from rich.progress import (
 from clients import fmt, render
 from clients.buildset_follow import BuildsetFollower
 from clients.client import GantryClient
+from clients.connection import resolve
 from clients.convert import to_jsonable
 from clients.errors import LocalError
 from clients.live import BuildFollower, EventPump, Target
@@ -45,7 +46,9 @@ def _emit_json(value: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> GantryClient:
-    return GantryClient(args.coordinator)
+    flags = {k: getattr(args, k, "") for k in ("token", "tls_ca", "tls_cert", "tls_key", "tls")}
+    conn = resolve({**flags, "coordinator": args.coordinator}, default_address=args.coordinator)
+    return GantryClient(conn.address, token=conn.token, tls=conn.tls)
 
 
 def _read_comments(args: argparse.Namespace) -> str:

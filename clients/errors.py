@@ -107,13 +107,40 @@ def unreachable_message(address: str) -> str:
     )
 
 
-def from_rpc_error(err: grpc.RpcError, address: str) -> GantryError:
+# Handshake failures grpc reports in its UNAVAILABLE details, and what they mean to a person.
+_TLS_HINTS = (
+    ("WRONG_VERSION_NUMBER", "the coordinator at {a} does not speak TLS (drop --tls-ca, or start it with --tls-cert)"),
+    ("Socket closed", ""),  # also a plain client against a TLS server; decided below
+    ("not in peer certificate", "the certificate of {a} is not valid for that host name (check the address)"),
+    ("Hostname Verification", "the certificate of {a} is not valid for that host name (check the address)"),
+    ("certificate has expired", "the certificate of {a} has expired (renew it on the coordinator)"),
+    ("CERTIFICATE_VERIFY_FAILED", "the certificate of {a} is not trusted or has expired (check --tls-ca)"),
+    ("certificate verify failed", "the certificate of {a} is not trusted or has expired (check --tls-ca)"),
+    ("TSI_", "TLS handshake with {a} failed (check --tls-ca and the certificates)"),
+    ("Handshake failed", "TLS handshake with {a} failed (check --tls-ca and the certificates)"),
+)
+
+
+def tls_problem(details: str, address: str, *, tls: bool) -> str:
+    """A clear sentence for a handshake failure hidden in UNAVAILABLE details ('' if none)."""
+    for needle, message in _TLS_HINTS:
+        if needle in details:
+            if needle == "Socket closed":
+                if tls:
+                    continue
+                return (f"the coordinator at {address} closed the connection: it may require TLS "
+                        "(pass --tls-ca FILE or set GANTRY_TLS_CA)")
+            return message.format(a=address)
+    return ""
+
+
+def from_rpc_error(err: grpc.RpcError, address: str, *, tls: bool = False) -> GantryError:
     """Translate a failed gRPC call into the matching `GantryError`."""
     code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else "") or ""
     cls = _BY_CODE.get(code, GantryError)
     if cls is CoordinatorUnavailable:
-        return CoordinatorUnavailable(code.name, unreachable_message(address))
+        return CoordinatorUnavailable(code.name, tls_problem(details, address, tls=tls) or unreachable_message(address))
     if cls is Timeout:
         return Timeout(code.name, f"the coordinator at {address} did not answer in time")
     if code is grpc.StatusCode.UNIMPLEMENTED:

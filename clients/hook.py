@@ -24,6 +24,7 @@ from typing import Any
 import clients
 from clients import git_push, hg_push
 from clients.client import GantryClient
+from clients.connection import Tls
 from clients.errors import (
     CoordinatorUnavailable,
     GantryError,
@@ -50,6 +51,10 @@ class Settings:
     category: str = ""
     revlink: str = ""
     token_file: str = ""
+    tls_ca: str = ""  # a coordinator serving TLS: the CA that signed its certificate
+
+    def tls(self) -> Tls | None:
+        return Tls(Path(self.tls_ca)) if self.tls_ca else None
 
     def token(self) -> str:
         if not self.token_file:
@@ -229,7 +234,7 @@ async def submit(repo: Repo, settings: Settings, key: str, changes: list[dict[st
     except LocalError as err:  # the changes are kept all the same
         spool(repo, key, changes)
         return f"gantry: {err}: {len(changes)} change(s) spooled in {repo.spool}"
-    client = GantryClient(settings.coordinator, timeout=15.0, token=token)
+    client = GantryClient(settings.coordinator, timeout=15.0, token=token, tls=settings.tls())
     try:
         flushed = await flush(repo, client)
         for i in range(0, len(changes), BATCH):
@@ -255,6 +260,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
     settings = Settings(
         coordinator=args.coordinator, repository=args.repository, project=args.project,
         category=args.category, revlink=args.revlink, token_file=args.token_file,
+        tls_ca=args.tls_ca,
     )
     for line in install(Path(args.repo), settings, force=args.force):
         print(line)
@@ -270,7 +276,7 @@ async def cmd_flush(args: argparse.Namespace) -> int:
     if not waiting:
         print("gantry: nothing spooled")
         return 0
-    async with GantryClient(settings.coordinator, timeout=15.0, token=settings.token()) as client:
+    async with GantryClient(settings.coordinator, timeout=15.0, token=settings.token(), tls=settings.tls()) as client:
         sent = await flush(repo, client)
     print(f"gantry: {sent} spooled change(s) sent to {settings.coordinator}")
     return 0

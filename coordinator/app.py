@@ -8,11 +8,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from coordinator.api.gate import Gate
+from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
+from coordinator.api.tokens import AuditServicer, TokenServicer
 from coordinator.api.try_servicer import TryServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.config.objects import MasterConfig
+from coordinator.config.security import resolve_worker_secrets
+from coordinator.domain.auth.authz import Authz
+from coordinator.domain.auth.tokens import Tokens
 from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
@@ -32,10 +38,13 @@ from coordinator.domain.status.feed import LogReader, StatusFeed
 from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
+from coordinator.exposure import check_exposure
 from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
+from coordinator.tls import CertificateSource, TlsFiles
 from coordinator.vcs.pollers import repository_for
+from coordinator.web.auth import Sessions, WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
@@ -72,6 +81,9 @@ class Coordinator:
         subscriber_buffer: int = 10_000,
         http: str | None = None,
         change_token: str = "",
+        tls: TlsFiles | None = None,
+        insecure: bool = False,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -81,6 +93,11 @@ class Coordinator:
         self.heartbeat_interval = heartbeat_interval
         self.subscriber_buffer = subscriber_buffer
         self.change_token = change_token
+        self.tls_files = tls
+        self.insecure = insecure
+        self.limits = limits or ClientLimits()
+        self.tls: CertificateSource | None = None
+        self.gate: Gate | None = None
         self.clock = AsyncioClock()
         self.bus = EventBus()
         self.watchers = LogWatchers()
@@ -102,6 +119,12 @@ class Coordinator:
         self.pollers: list[PollingLoop] = []
 
     async def start(self) -> None:
+        # Refuse an exposed, unprotected coordinator before touching anything.
+        listening = {"gRPC": self.listen}
+        if self.web_settings.enabled:
+            listening["HTTP"] = f"{self.web_settings.host}:{self.web_settings.port}"
+        self.tls = CertificateSource(self.tls_files) if self.tls_files is not None else None
+        check_exposure(listening, tls=self.tls is not None, auth=self.config.auth is not None, insecure=self.insecure)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         db = self.storage = await open_storage(self.db_url, self.bus.publish)
         self.bus.last_id = await db.events.last_event_id()
@@ -112,7 +135,7 @@ class Coordinator:
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
         workers = WorkerRegistry(self.clock.now, db.workers)
-        workers.configure(list(self.config.workers))
+        workers.configure(resolve_worker_secrets(self.config.workers, self.config.secretsProviders))
         artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
             db.buildsets, db.builds, db.logs, db.book, workers, self.clock, self.watchers, self.coordinator_id,
@@ -163,6 +186,8 @@ class Coordinator:
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
+        tokens = Tokens(db.tokens, self.clock.now)
+        gate = self.gate = self._gate(tokens)
         server = self.server = GrpcServer(
             self.listen,
             changes=ChangeServicer(intake),
@@ -172,18 +197,38 @@ class Coordinator:
             workers=worker_servicer,
             change_token=self.change_token,
             tries=TryServicer(TryJobs(schedulers, submitter)),
+            tokens=TokenServicer(tokens),
+            audit=AuditServicer(db.audit),
+            tls=self.tls,
+            gate=gate,
+            limits=self.limits,
         )
         await server.start()
         self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
         if self.web_settings.enabled:
-            web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
+            web = WebServer(
+                WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
+                ssl_context=self.tls.ssl_context() if self.tls is not None else None,
+                auth=WebAuth(gate, Sessions(self.data_dir / "session.key") if gate is not None else None,
+                             secure_cookie=self.tls is not None),
+            )
             await web.start()
             self.web = web
         for source in self.config.change_source:
             loop = PollingLoop(source, repository_for(source, self.data_dir), intake)
             loop.start()
             self.pollers.append(loop)
+
+    def _gate(self, tokens: Tokens) -> Gate | None:
+        """The authorization check, when the config has auth=Auth(...) (else everyone may do
+        everything, which check_exposure allows only on loopback)."""
+        if self.config.auth is None:
+            return None
+        authz = self.config.authz or Authz.everyone_authenticated()
+        tags = {b.name: list(b.tags) for b in self.config.builders}
+        return Gate(self.config.auth, authz, tokens, tags_of=lambda b: tags.get(b, ()),
+                    change_token=self.change_token)
 
     @property
     def http_address(self) -> str:

@@ -10,11 +10,17 @@ import signal
 import sys
 from pathlib import Path
 
+from coordinator import bootstrap
+from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.buildbot.migration import Migration
 from coordinator.config.buildbot.native import NotWritable
 from coordinator.config.loader import ConfigError, load_config_noted
+from coordinator.config.objects import MasterConfig
+from coordinator.config.security import WorkerSecretError
+from coordinator.exposure import ExposureError
 from coordinator.storage.sql import StorageError
+from coordinator.tls import TlsError, TlsFiles
 from coordinator.web.server import HttpListenError
 
 
@@ -79,6 +85,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gantry coordinator", description="Run the Gantry coordinator.")
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start the coordinator in the foreground")
+    bootstrap.add_parser(sub)
     start.add_argument("--config", required=True, help="configuration file (master.py)")
     start.add_argument("--data-dir", default="gantry-data", help="data directory (default ./gantry-data)")
     start.add_argument(
@@ -103,7 +110,28 @@ def main(argv: list[str]) -> int:
         "--change-token-file", default="", metavar="FILE",
         help="require the token in FILE (first line) to submit changes (`gantry hook install --token-file`)",
     )
+    tls = start.add_argument_group("TLS (also `tls=TLS(...)` in the config; see docs/security.md)")
+    tls.add_argument("--tls-cert", default="", metavar="FILE", help="server certificate (PEM) for gRPC and HTTP")
+    tls.add_argument("--tls-key", default="", metavar="FILE", help="its private key (PEM)")
+    tls.add_argument("--tls-client-ca", default="", metavar="FILE",
+                     help="verify client certificates against this CA (mutual TLS)")
+    tls.add_argument("--tls-require-client-cert", action="store_true",
+                     help="refuse clients without a certificate (needs --tls-client-ca)")
+    start.add_argument("--max-streams-per-client", type=int, default=ClientLimits.max_streams, metavar="N",
+                       help="open streams (Subscribe, FollowLog…) one client address may hold (default %(default)s)")
+    start.add_argument("--control-rate", type=float, default=ClientLimits.control_rate, metavar="PER_SECOND",
+                       help="control calls (force, stop, submit…) per second per client address (default %(default)s)")
+    start.add_argument(
+        "--insecure", action="store_true",
+        help="serve beyond loopback without TLS/auth (only behind a TLS proxy you trust)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return int(args.token_handler(args))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if (args.tls_client_ca or args.tls_require_client_cert) and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -126,16 +154,29 @@ def main(argv: list[str]) -> int:
         coordinator = Coordinator(
             cfg, Path(args.data_dir), args.listen or cfg.listen or f"127.0.0.1:{DEFAULT_PORT}",
             args.db or cfg.db_url or None, args.name, args.heartbeat,
-            args.subscriber_buffer, args.http, change_token,
+            args.subscriber_buffer, args.http, change_token, _tls_files(args, cfg), args.insecure,
+            ClientLimits(control_rate=args.control_rate, control_burst=max(args.control_rate * 5, 1.0),
+                         max_streams=args.max_streams_per_client),
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
     try:
         return _run(coordinator)
-    except (ListenError, StorageError, HttpListenError) as exc:
+    except (ListenError, StorageError, HttpListenError, TlsError, ExposureError, WorkerSecretError) as exc:
         print(f"gantry: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _tls_files(args: argparse.Namespace, cfg: MasterConfig) -> TlsFiles | None:
+    """The flags win over the config's `tls=TLS(...)` (paths relative to the config file)."""
+    if args.tls_cert:
+        ca = Path(args.tls_client_ca) if args.tls_client_ca else None
+        return TlsFiles(Path(args.tls_cert), Path(args.tls_key), ca, args.tls_require_client_cert)
+    if cfg.tls is None:
+        return None
+    cert, key, ca = cfg.tls.resolve(Path(args.config).resolve().parent)
+    return TlsFiles(cert, key, ca, cfg.tls.require_client_cert)
 
 
 def _run(coordinator: Coordinator) -> int:

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--label", action="append", default=[], metavar="L", help="a label (repeatable)"
     )
+    tls = start.add_argument_group("TLS")
+    tls.add_argument("--tls-ca", default=os.environ.get("GANTRY_TLS_CA", ""), metavar="FILE",
+                     help="CA that signed the coordinator's certificate (default: $GANTRY_TLS_CA)")
+    tls.add_argument("--tls", action="store_true", help="use TLS, trusting the system's CAs")
+    tls.add_argument("--tls-cert", default="", metavar="FILE", help="client certificate (mutual TLS)")
+    tls.add_argument("--tls-key", default="", metavar="FILE", help="its private key")
     start.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -73,6 +79,12 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         raise UsageError(f"secret file {path} is empty")
     if args.max_builds < 1:
         raise UsageError("--max-builds must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    for flag in ("tls_ca", "tls_cert", "tls_key"):
+        value = getattr(args, flag)
+        if value and not Path(value).is_file():
+            raise UsageError(f"--{flag.replace('_', '-')}: no such file {value}")
     basedir = Path(args.basedir).absolute()
     try:
         basedir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +97,10 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         basedir=basedir,
         max_builds=args.max_builds,
         labels=tuple(args.label),
+        tls=bool(args.tls or args.tls_ca or args.tls_cert),
+        tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
     )
 
 

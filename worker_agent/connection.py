@@ -17,6 +17,7 @@ import grpc
 from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 from worker_agent import __version__
 from worker_agent.backoff import Backoff
+from worker_agent.channel import TlsSetupError, describe_failure, open_channel
 from worker_agent.files import FileOps
 from worker_agent.options import AgentOptions
 from worker_agent.registry import CommandRegistry
@@ -89,7 +90,10 @@ async def run_agent(opts: AgentOptions) -> None:
 async def _connect_once(opts: AgentOptions, registry: CommandRegistry) -> _SessionEnd:
     """One connection, from dialling to its end; never raises except on cancellation."""
     welcomed = False
-    channel = grpc.aio.insecure_channel(opts.coordinator, options=_CHANNEL_OPTIONS)
+    try:
+        channel = open_channel(opts, _CHANNEL_OPTIONS)
+    except TlsSetupError as exc:
+        return _SessionEnd(False, False, str(exc))
     call = None
     try:
         call = worker_pb2_grpc.WorkerServiceStub(channel).Connect()
@@ -106,7 +110,8 @@ async def _connect_once(opts: AgentOptions, registry: CommandRegistry) -> _Sessi
         return _SessionEnd(True, False, "coordinator closed the stream")
     except grpc.aio.AioRpcError as exc:
         refused = exc.code() == grpc.StatusCode.UNAUTHENTICATED and not welcomed
-        return _SessionEnd(welcomed, refused, f"{exc.code().name}: {exc.details()}")
+        why = describe_failure(opts, exc.details() or "") if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
+        return _SessionEnd(welcomed, refused, why or f"{exc.code().name}: {exc.details()}")
     except TimeoutError:
         return _SessionEnd(welcomed, False, f"no Welcome within {opts.welcome_timeout:g}s")
     except (ConnectionLost, asyncio.InvalidStateError) as exc:

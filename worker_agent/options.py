@@ -23,3 +23,9 @@ class AgentOptions:
     welcome_timeout: float = 30.0
     # Outgoing messages queued per connection before senders wait.
     outbox_size: int = 256
+    # TLS to the coordinator (worker_agent/channel.py): trust tls_ca (the system's CAs when only
+    # `tls` is set); present tls_cert/tls_key for mutual TLS.
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

@@ -100,6 +100,9 @@ class CommandRunner:
         )
         if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
             raise StartError(f"directory {rel!r} is outside the worker's basedir")
+        if self._redactor.leaks_into(rel):  # the name would show in listings, logs, `pwd`
+            raise StartError("the build directory's name contains a secret (or part of one): "
+                             "use a secret in the command, never in workdir")
         return base / rel
 
     def ack(self, seq: int) -> None:

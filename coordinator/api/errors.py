@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,9 +48,23 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     return await inner_uu(request, context)
                 except errors.GantryError as exc:
                     await context.abort(status_for(exc), str(exc))
+                except NotImplementedError:  # a library servicer's unimplemented method (Health/List)
+                    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented")
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None and not inspect.isasyncgenfunction(handler.unary_stream):
+            inner_uw = handler.unary_stream  # writes with context.write (the health service's Watch)
+
+            async def unary_stream_writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner_uw(request, context)
+                except errors.GantryError as exc:
+                    await context.abort(status_for(exc), str(exc))
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream_writer, handler.request_deserializer, handler.response_serializer
             )
         if handler.unary_stream is not None:
             inner_us = handler.unary_stream

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
+from coordinator.api.interceptors.auth import peer_ip
+from coordinator.domain.auth.limits import FailureLimiter
 from coordinator.domain.errors import Unauthenticated
 from coordinator.domain.workers.commands import (
     Ack,
@@ -28,6 +31,7 @@ from coordinator.domain.workers.commands import (
     Output,
 )
 from coordinator.domain.workers.sessions import Outbound, WorkerRegistry, WorkerSession
+from coordinator.logsafe import clip
 from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -91,9 +95,12 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         now: Callable[[], float],
         heartbeat_interval: float = 10.0,
         window: int = 32,  # 32 x 32 KiB in flight per command: ~2x the log rate of 8 (bench), bounded
+        failures: FailureLimiter | None = None,
     ) -> None:
         self.registry = registry
         self.now = now
+        # Wrong secrets: 10 a minute per source address and per worker name, then refused unread.
+        self.failures = failures or FailureLimiter(limit=10, window=60.0, now=time.monotonic)
         self.heartbeat_interval = heartbeat_interval
         self.window = window
         self._outboxes: dict[WorkerSession, asyncio.Queue[Any]] = {}
@@ -108,11 +115,19 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         if not first.HasField("hello"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
         hello = first.hello
+        source, by_name = peer_ip(context.peer() or ""), f"name:{hello.name[:200]}"
+        if self.failures.blocked(source) or self.failures.blocked(by_name):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "too many failed attempts for this worker or from this address; retry in a minute")
         try:
             decl = self.registry.authenticate(hello.name, hello.secret)
         except Unauthenticated as exc:
-            log.warning("refused worker %r from %s: wrong name or secret", hello.name, context.peer())
+            first_of_window = [self.failures.failed(source), self.failures.failed(by_name)]
+            if any(first_of_window):  # once per address and name a minute: guessing cannot flood the log
+                log.warning("refused worker %s from %s: wrong name or secret (further failures within "
+                            "a minute are not logged)", clip(hello.name, 64), clip(context.peer(), 64))
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        self.failures.succeeded(by_name)
         outbox: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the protocol: acks <= window per command
         info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
                 "labels": ",".join(hello.labels)}

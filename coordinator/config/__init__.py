@@ -7,6 +7,9 @@ habits, a ``BuildmasterConfig`` dict with the keys ``workers``, ``builders``, ``
 from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.pipeline import Pipeline
 from coordinator.config.secrets import SecretInAFile
+from coordinator.config.security import TLS, Auth
+from coordinator.domain.auth import actions
+from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups, RolesFromUsers
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
 from coordinator.domain.changes.filters import ChangeFilter
@@ -77,6 +80,13 @@ __all__ = [
     "MattermostNotifier",
     "SlackNotifier",
     "TeamsNotifier",
+    "TLS",
+    "Allow",
+    "Auth",
+    "Authz",
+    "RolesFromGroups",
+    "RolesFromUsers",
+    "actions",
     "BooleanParameter",
     "ChoiceStringParameter",
     "FixedParameter",

@@ -13,11 +13,14 @@ from coordinator.config.buildbot.master import BadKey, from_buildmaster, resolve
 from coordinator.config.buildbot.migration import Migration
 from coordinator.config.objects import MasterConfig
 from coordinator.config.problems import ConfigProblem
+from coordinator.config.security import TLS, Auth
+from coordinator.domain.auth.authz import Authz
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.changes.svnpoller import SVNPoller
+from coordinator.domain.properties.renderables import Secret
 from coordinator.domain.scheduling.cancellers import CancellerRule
 from coordinator.domain.scheduling.matrix import Matrix
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
@@ -133,7 +136,10 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if w.name in worker_names:
             add(w, f"worker {w.name!r} is defined twice")
         worker_names.add(w.name)
-        if not isinstance(w.secret, str) or not w.secret:
+        if isinstance(w.secret, Secret):
+            if not cfg.secretsProviders:
+                add(w, f"worker {w.name!r}: Secret({w.secret.name!r}) needs secretsProviders=[...]")
+        elif not isinstance(w.secret, str) or not w.secret:
             add(w, f"worker {w.name!r} needs a secret (a non-empty string)")
         if not isinstance(w.max_builds, int) or w.max_builds < 1:
             add(w, f"worker {w.name!r}: max_builds must be a whole number >= 1, not {w.max_builds!r}")
@@ -252,6 +258,23 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
         add(cfg, err)
+    if cfg.tls is not None and not isinstance(cfg.tls, TLS):
+        add(cfg, f"tls must be TLS(cert=..., key=...), not {cfg.tls!r}")
+    if cfg.auth is not None:
+        if not isinstance(cfg.auth, Auth):
+            add(cfg, f"auth must be Auth(...), not {cfg.auth!r}")
+        else:
+            for err in cfg.auth.problems():
+                add(cfg.auth, err)
+    if cfg.authz is not None:
+        if not isinstance(cfg.authz, Authz):
+            add(cfg, f"authz must be Authz(roles=[...], rules=[...]), not {cfg.authz!r}")
+        else:
+            for rule in cfg.authz.rules:
+                for err in rule.problems():
+                    add(rule, err)
+            if cfg.auth is None:
+                add(cfg.authz, "authz needs auth=Auth(...): without it nobody can be identified")
     return problems
 
 

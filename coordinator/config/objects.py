@@ -56,6 +56,11 @@ class MasterConfig:
     db_url: str | None = None
     # OldBuildCanceller(...) / FailingBuildsetCanceller(...) (Buildbot's services of those names).
     cancellers: Sequence[Any] = ()
+    # TLS(cert=..., key=..., client_ca=...) for the gRPC and HTTP ports (coordinator/config/security.py).
+    tls: Any = None
+    # Auth(...) (who is asking) and Authz(...) (who may do what): docs/security.md.
+    auth: Any = None
+    authz: Any = None
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)

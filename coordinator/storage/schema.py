@@ -324,6 +324,44 @@ def _v8_test_cases(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[test_cases])
 
 
+# Version 9: API tokens and the audit log.
+# API tokens (coordinator/domain/auth/tokens.py): only the SHA-256 of a token is stored.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("groups_json", sa.Text, nullable=False, default="[]"),
+    sa.Column("description", sa.String(256), nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False, default=""),
+    sa.Column("last4", sa.String(8), nullable=False, default=""),
+)
+
+# The audit log (coordinator/domain/auth/audit.py): control actions, who, when, from where.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("user", sa.String(256), nullable=False, default=""),
+    sa.Column("via", sa.String(32), nullable=False, default=""),
+    sa.Column("source", sa.String(256), nullable=False, default=""),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False, default=""),
+    sa.Column("outcome", sa.String(64), nullable=False),
+    sa.Column("detail", sa.String(512), nullable=False, default=""),
+    sa.Index("ix_audit_log_user", "user"),
+)
+
+
+def _v9_security(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[api_tokens, audit_log])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -334,6 +372,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (6, _v6_artifacts),
     (7, _v7_dependents),
     (8, _v8_test_cases),
+    (9, _v9_security),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coordinator.domain.events import Event
 from coordinator.storage import codec, schema
+from coordinator.storage.audit_store import SqlAudit
 from coordinator.storage.build_store import SqlBuilds
 from coordinator.storage.buildset_store import SqlBuildsets
 from coordinator.storage.changes import SqlChanges
@@ -21,6 +22,7 @@ from coordinator.storage.ledger import SqlBookkeeper
 from coordinator.storage.log_store import SqlLogs
 from coordinator.storage.notification_store import SqlOutbox
 from coordinator.storage.scheduler_store import SqlSchedulers
+from coordinator.storage.token_store import SqlTokens
 from coordinator.storage.worker_store import SqlWorkers
 from coordinator.storage.writer import Writer
 
@@ -95,6 +97,8 @@ class SqlStorage:
         self.workers = SqlWorkers(db)
         self.events = SqlEventLog(db)
         self.outbox = SqlOutbox(db)
+        self.tokens = SqlTokens(db)
+        self.audit = SqlAudit(db)
 
     def start(self) -> None:
         self.writer.start()

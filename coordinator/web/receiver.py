@@ -16,6 +16,7 @@ from typing import Any
 
 from coordinator.domain.errors import GantryError
 from coordinator.domain.scheduling.intake import ChangeIntake
+from coordinator.logsafe import clip
 from coordinator.web.hooks import Dialect, HookError
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,16 @@ class WebhookReceiver:
             dialect.verify(headers, body)
             parsed = dialect.parse(headers, body)
         except HookError as exc:
-            log.warning("%s webhook refused (%d): %s", name, exc.status, exc.reason)
+            log.warning("%s webhook refused (%d): %s", name, exc.status, clip(exc.reason))
             return exc.status, {"error": exc.reason}
         if not parsed.changes:
-            log.info("%s webhook: nothing to build (%s)", name, parsed.ignored)
+            log.info("%s webhook: nothing to build (%s)", name, clip(parsed.ignored))
             return 200, {"change_ids": [], "duplicate": False, "ignored": parsed.ignored}
         key = idempotency_key(name, dialect.delivery_id(headers))
         try:
             ids, duplicate = await self.intake.submit_changes(parsed.changes, key)
         except GantryError as exc:  # e.g. a field longer than a change may hold
-            log.warning("%s webhook refused (400): %s", name, exc)
+            log.warning("%s webhook refused (400): %s", name, clip(exc))
             return 400, {"error": str(exc)}
         log.info("%s webhook: %s change(s) %s", name, "already stored" if duplicate else "stored", ids)
         return 200, {"change_ids": ids, "duplicate": duplicate}

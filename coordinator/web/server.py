@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from aiohttp import web
 
+from coordinator.web.auth import QuietParseErrors, WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.settings import WebSettings
 
@@ -24,18 +26,26 @@ class HttpListenError(Exception):
 
 
 class WebServer:
-    def __init__(self, receiver: WebhookReceiver, settings: WebSettings) -> None:
+    def __init__(
+        self, receiver: WebhookReceiver, settings: WebSettings, ssl_context: ssl.SSLContext | None = None,
+        auth: WebAuth | None = None,
+    ) -> None:
         self.receiver = receiver
         self.settings = settings
+        self.ssl_context = ssl_context
+        self.auth = auth
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        if self.auth is not None:
+            self.auth.install(app)  # the authorization middleware and /auth/login
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                               logger=QuietParseErrors(logging.getLogger("aiohttp.server")))
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port or 0)
+        site = web.TCPSite(runner, self.settings.host, self.settings.port or 0, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:

@@ -79,13 +79,3 @@ def test_two_stamps_differing_only_by_patch_are_not_compatible() -> None:
         return Buildset(1, "r", "s", 0.0, [SourceStamp("repo", "main", "r1", patch=patch)], [], [])
 
     assert compatible(bs("a"), bs("a")) and not compatible(bs("a"), bs("b"))
-
-
-@pytest.mark.parametrize(("peer", "local"), [
-    ("ipv4:127.0.0.1:50000", True), ("ipv6:[::1]:50000", True), ("ipv6:[::ffff:127.0.0.1]:1", True),
-    ("unix:/tmp/sock", True), ("ipv4:10.0.0.5:50000", False), ("ipv6:[2001:db8::1]:443", False), ("", False),
-])
-def test_only_local_clients_may_send_try_jobs(peer: str, local: bool) -> None:
-    from coordinator.api.try_servicer import is_local_peer
-
-    assert is_local_peer(peer) is local

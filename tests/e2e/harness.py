@@ -429,6 +429,8 @@ class Coordinator:
         self.process: Process | None = None
         self.channel: grpc.aio.Channel | None = None
         self.recorders: list[EventRecorder] = []
+        # Set for a coordinator serving TLS (tests/security): the harness's channel uses them.
+        self.credentials: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
@@ -462,7 +464,10 @@ class Coordinator:
         await self.process.start()
         m = await self.process.wait_line(LISTENING, START_TIMEOUT)
         self.host, self.port = m.group(1), int(m.group(2))
-        self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        if self.credentials is not None:
+            self.channel = grpc.aio.secure_channel(self.address, self.credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         await asyncio.wait_for(self.channel.channel_ready(), START_TIMEOUT)
         # Ready means this process answers: a round trip, not only a connected socket.
         health = await health_pb2_grpc.HealthStub(self.channel).Check(
@@ -643,6 +648,7 @@ class Cluster:
         extra_args: Sequence[str] = (),
         name: str = "coordinator",
         data_dir: Path | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> Coordinator:
         """`config` is the body of master.py after `from coordinator.config import *`."""
         data_dir = data_dir or self.tmp / f"{name}-data"
@@ -650,6 +656,7 @@ class Cluster:
         config_path = self.tmp / f"{name}-master.py"
         config_path.write_text(config_source(config))
         coord = Coordinator(self, name, config_path, data_dir, db, heartbeat, extra_args)
+        coord.credentials = credentials
         self.coordinators.append(coord)
         await coord.start()
         return coord
@@ -663,6 +670,7 @@ class Cluster:
         max_builds: int | None = None,
         wait: bool = True,
         labels: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
     ) -> WorkerProcess:
         """Start a worker agent; with `wait`, return once it logged that it connected."""
         secret_file = self.tmp / f"{name}.secret"
@@ -686,6 +694,7 @@ class Cluster:
             argv += ["--max-builds", str(max_builds)]
         for label in labels:
             argv += ["--label", label]
+        argv += extra_args
         process = Process(f"worker-{name}", argv, self.log_dir / f"worker-{name}.log", child_env())
         self.processes.append(process)
         await process.start()

@@ -12,6 +12,7 @@ from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.errors import StepError
 from coordinator.domain.ports import HostCommands
+from coordinator.domain.properties.redaction import Redactor, StreamRedactor
 from coordinator.domain.steps.logs import LineSplitter, OutputCollector, StepLog
 from coordinator.domain.workers.commands import HEADER, CommandSpec, Finished
 from coordinator.domain.workers.sessions import OutputHandler, WorkerSession
@@ -108,15 +109,17 @@ class StepCommands:
         if context.interrupted:
             await stdio.write(HEADER, f"not run: {context.stopped_reason}\n".encode())
             return Finished("master", -1, "interrupted")
+        output = _RedactedOutput(stdio, self._context.secrets.redactor)
         proc = self._host.start(
             command, workdir=workdir, env=dict(env or {}), timeout=timeout, max_time=max_time,
-            on_output=self._redacting(stdio),
+            on_output=output.write,
         )
         self._current_host = proc
         try:
             rc, reason = await proc.wait()
         finally:
             self._current_host = None
+        await output.flush()
         end = {
             "": f"program finished with exit code {rc}\n",
             "interrupted": f"interrupted: {context.stopped_reason}\n",
@@ -126,13 +129,31 @@ class StepCommands:
         await stdio.write(HEADER, end.encode())
         return Finished("master", rc, reason)
 
-    def _redacting(self, stdio: StepLog) -> OutputHandler:
-        """Output of a command on the coordinator host with each secret value hidden. Unlike
-        on the worker, a value split between two reads is not caught here."""
-        secrets = self._context.secrets
-        if not secrets:
-            return stdio.write
-        return lambda channel, data: stdio.write(channel, secrets.redact_bytes(data))
+
+
+class _RedactedOutput:
+    """Output of a command on the coordinator host with every secret hidden, per channel across
+    reads (a value split between two reads is caught, as on the worker)."""
+
+    def __init__(self, stdio: StepLog, redactor: Redactor) -> None:
+        self._stdio = stdio
+        self._redactor = redactor
+        self._streams: dict[int, StreamRedactor] = {}
+
+    async def write(self, channel: int, data: bytes) -> None:
+        if not self._redactor:
+            await self._stdio.write(channel, data)
+            return
+        stream = self._streams.setdefault(channel, self._redactor.stream())
+        out = stream.feed(data)
+        if out:
+            await self._stdio.write(channel, out)
+
+    async def flush(self) -> None:
+        for channel, stream in self._streams.items():
+            held = stream.flush()
+            if held:
+                await self._stdio.write(channel, held)
 
 
 def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: LineSplitter) -> OutputHandler:

@@ -8,13 +8,15 @@ from typing import Any
 
 from coordinator.domain.errors import SecretNotFound
 from coordinator.domain.ports import SecretProvider
+from coordinator.domain.properties.redaction import Redactor
 
 
 class BuildSecrets:
     def __init__(self, providers: Sequence[SecretProvider] = ()) -> None:
         self._providers = list(providers)
         self.values: dict[str, str] = {}  # name -> value of every secret rendered so far
-        self._longest_first: list[tuple[str, str]] = []
+        # Every value and its encodings (the worker's engine: see properties/redaction.py).
+        self.redactor = Redactor(())
 
     def get(self, name: str) -> str:
         """The secret's value from the first provider that has it."""
@@ -24,26 +26,19 @@ class BuildSecrets:
             value = provider.get(name)
             if value is not None:
                 self.values[name] = value
-                # Longest first: a value containing another is hidden whole.
-                self._longest_first = sorted(
-                    ((n, v) for n, v in self.values.items() if v), key=lambda nv: -len(nv[1])
-                )
+                self.redactor = Redactor(self.values.items())
                 return value
         raise SecretNotFound(name)
 
     def __bool__(self) -> bool:
-        return bool(self._longest_first)
+        return bool(self.redactor)
 
     def redact(self, text: str) -> str:
-        """`text` with every secret value replaced by ``<secret NAME>``."""
-        for name, value in self._longest_first:
-            text = text.replace(value, f"<secret {name}>")
-        return text
+        """`text` with every secret value (in any of its forms) replaced by ``<secret NAME>``."""
+        return self.redactor.text(text)
 
     def redact_bytes(self, data: bytes) -> bytes:
-        for name, value in self._longest_first:
-            data = data.replace(value.encode(), f"<secret {name}>".encode())
-        return data
+        return self.redactor.whole(data)
 
     def redact_value(self, value: Any) -> Any:
         """A property value with the secrets hidden in every string inside it."""

@@ -6,8 +6,7 @@ What is checked before anything is stored: the builders are listed by an enabled
 the patch is neither empty nor larger than that scheduler's `max_patch_size`, the author is
 given. The patch travels base64-encoded in the source stamp (stored with the buildset); the
 author and comment become the builds' properties (owner, patch_author, patch_comment).
-Until authorization exists, only clients on the coordinator's host may send one (the TryService
-checks the peer).
+Who may send one is the `try` authorization rule (checked by the API before this runs).
 """
 
 from __future__ import annotations

@@ -50,7 +50,10 @@ class StatusFeed:
             last = self.bus.last_id if since_id < 0 else since_id
             if on_subscribed is not None:
                 await on_subscribed()
-            while True:
+            # Only new events (since < 0): nothing to replay — an event committed but not yet
+            # published is still on its way through the bus, which `sub` already hears. This
+            # spares the database one query per subscriber when thousands connect at once.
+            while since_id >= 0:
                 page = await self.events.events_after(last, REPLAY_PAGE)
                 for event in page:
                     last = event.id

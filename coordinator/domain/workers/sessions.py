@@ -175,13 +175,18 @@ class WorkerRegistry:
         self.decls = {d.name: d for d in decls}
 
     def authenticate(self, name: str, secret: str) -> WorkerDecl:
+        """The worker's declaration if `secret` is its secret. A configured secret may be given
+        as ``sha256:HEX`` (its SHA-256), so master.py need not hold it in clear."""
+        import hashlib
         import hmac
 
         decl = self.decls.get(name)
-        # Compare against a dummy when the name is unknown, so timing and message never reveal
-        # whether the worker exists.
-        expected = decl.secret if decl is not None else "\0invalid"
-        if not hmac.compare_digest(expected.encode(), secret.encode()) or decl is None:
+        # Compare against a dummy when the name is unknown, and always hash, so timing and
+        # message never reveal whether the worker exists or how its secret is stored.
+        expected = decl.secret if decl is not None else "sha256:" + "0" * 64
+        digest = "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
+        presented = digest if expected.startswith("sha256:") else secret
+        if not hmac.compare_digest(expected.encode(), presented.encode()) or decl is None:
             raise Unauthenticated("wrong worker name or secret")
         return decl
 
