@@ -8,6 +8,8 @@ stub handler per method that answers ABORTED "reached": reaching it means the ca
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +30,17 @@ from coordinator.domain.auth import actions
 from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups
 from coordinator.domain.auth.tokens import Tokens
 from coordinator.storage.memory_auth import MemoryTokens
-from protos.gantry.v1 import auth_pb2, changes_pb2, control_pb2, logs_pb2, status_pb2, worker_pb2
+from protos.gantry import v1 as gantry_v1
+from protos.gantry.v1 import control_pb2
 
-FILES = [changes_pb2, control_pb2, logs_pb2, status_pb2, worker_pb2, auth_pb2, health_pb2, reflection_pb2]
+# Every service of the contract (each *_pb2 module of protos/gantry/v1, found, not listed: a new
+# .proto file's RPCs need rules too), plus health and reflection.
+FILES = [
+    *(importlib.import_module(f"protos.gantry.v1.{m.name}")
+      for m in pkgutil.iter_modules(gantry_v1.__path__) if m.name.endswith("_pb2")),
+    health_pb2,
+    reflection_pb2,
+]
 BUILDER = "app"  # the builder every builder-scoped request names; the developer may use only "other"
 
 
