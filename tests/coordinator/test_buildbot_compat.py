@@ -287,7 +287,7 @@ c['services'] = [
         load_config_noted(path)
     assert [str(p) for p in err.value.problems] == [
         f"{path}:6: not supported: reporters.MessageFormatter: give MailNotifier subject=, body= and html= "
-        "templates (docs/notifiers.md)",
+        "templates (docs/notifiers.md), a status push startDescription= and endDescription= (docs/reporters.md)",
         f"{path}:10: not supported: reporters.MailNotifier(generators=...): Gantry takes one "
         "BuildStatusGenerator or BuildSetStatusGenerator a reporter; make one reporter per generator",
     ]

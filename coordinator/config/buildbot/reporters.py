@@ -51,7 +51,8 @@ BuildSetStatusGenerator = _g.generator("BuildSetStatusGenerator")
 BuildStartEndStatusGenerator = _g.generator("BuildStartEndStatusGenerator")
 BuildRequestGenerator = _g.generator("BuildRequestGenerator")
 MessageFormatterRenderable = _g.formatter_renderable
-MessageFormatter = unsupported("reporters.MessageFormatter", _g.TEMPLATES)
+MessageFormatter = unsupported("reporters.MessageFormatter", f"{_g.TEMPLATES}, a status push startDescription= "
+                                                             "and endDescription= (docs/reporters.md)")
 
 
 def _reporter(what: str, cls: Callable[..., Any], spec: Spec, fold: Callable[..., dict[str, Any]]) -> Any:
