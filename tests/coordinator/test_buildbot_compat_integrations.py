@@ -61,7 +61,8 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
     path = master_cfg(tmp_path, CONFIG)
     cfg, migration = load_config_noted(path)
     assert migration.problems() == []
-    hg, svn = cfg.builders[0].steps
+    steps: list[Any] = list(cfg.builders[0].steps)
+    hg, svn = steps
     assert (type(hg).__name__, hg.branchType, hg.mode, hg.method) == ("Mercurial", "inrepo", "full", "clobber")
     assert (type(svn).__name__, svn.username, svn.preferLastChangedRev) == ("SVN", "ci", True)
     hgpoller, svnpoller = cfg.change_source
@@ -69,7 +70,8 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
         "HgPoller", ["default", "stable"], "hgpoller-workdir")
     assert (svnpoller.split_file, svnpoller.svnuser, svnpoller.poll_interval) == (split_file_branches, "ci", 120)
     # Buildbot's branch None (the default branch: an SVNPoller's trunk) is Gantry's "trunk".
-    trunk, stable = cfg.schedulers
+    scheduler_list: list[Any] = list(cfg.schedulers)
+    trunk, stable = scheduler_list
     assert trunk.change_filter is not None and trunk.change_filter.criteria == {"branch": "trunk"}
     assert stable.branch == "stable"
 
@@ -83,8 +85,9 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
     assert (irc.host, irc.nick, irc.channels, irc.notify_events) == ("irc.example.org", "bbtest", [("#ci", "k")],
                                                                      ("failure",))
     assert irc.authz["FORCE"] == ["alice"] and irc.errors == []
-    assert set(cfg.www["change_hook_dialects"]) == {"bitbucketcloud", "bitbucketserver", "github"}
-    assert cfg.www["change_hook_dialects"]["github"] == {"secret": "s", "strict": True}
+    www: Any = cfg.www
+    assert set(www["change_hook_dialects"]) == {"bitbucketcloud", "bitbucketserver", "github"}
+    assert www["change_hook_dialects"]["github"] == {"secret": "s", "strict": True}
 
     notes = [n.removeprefix(f"{path}:") for n in migration.notes()]
     assert notes == [
@@ -126,8 +129,10 @@ def test_the_native_config_of_the_integrations_is_the_same_configuration(tmp_pat
     assert [options(s) for s in compat.change_source] == [options(s) for s in plain.change_source]
     assert [[options(s) for s in b.steps] for b in compat.builders] == [
         [options(s) for s in b.steps] for b in plain.builders]
-    assert [s.change_filter.criteria if s.change_filter else s.branch for s in compat.schedulers] == [
-        s.change_filter.criteria if s.change_filter else s.branch for s in plain.schedulers]
+    def wants(s: Any) -> Any:
+        return s.change_filter.criteria if s.change_filter else s.branch
+
+    assert [wants(s) for s in compat.schedulers] == [wants(s) for s in plain.schedulers]
     assert compat.www == plain.www
 
 
