@@ -81,6 +81,8 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
     assert github.descriptions == {"pending": "Build pending.", "start": "Build started: costs $$0.",
                                    "end": "Build #$number done: $result_lower."}
     assert (gitlab.base_url, gitlab.tags) == ("https://gitlab.example.org", ["x"])
+    # Buildbot's default context for GitLab too (Gantry's own is the bare builder name).
+    assert repr(gitlab.context) == "Interpolate('buildbot/%(prop:buildername)s')"
     assert (gitea.base_url, bitbucket.context, server.status_name) == ("https://gitea.example.org", "ci", "CI")
     assert (irc.host, irc.nick, irc.channels, irc.notify_events) == ("irc.example.org", "bbtest", [("#ci", "k")],
                                                                      ("failure",))

@@ -9,7 +9,9 @@ from typing import Any
 
 from coordinator.config.buildbot import generators as _g
 from coordinator.config.buildbot.adapt import Spec, build, ignored, missing, unsupported
+from coordinator.config.buildbot.log import Call, native
 from coordinator.domain.location import caller_location
+from coordinator.domain.properties.renderables import Interpolate as _Interpolate
 from notifiers import HttpStatusPush as _HttpStatusPush
 from notifiers import MailNotifier as _MailNotifier
 from notifiers import reporters as _reporters
@@ -44,6 +46,7 @@ _IRC_SPEC = Spec(
     },
     harmless={"allowShutdown": (None, False), "useSASL": (False,)},
 )
+BUILDBOT_CONTEXT = "buildbot/%(prop:buildername)s"  # Buildbot's default status context
 _IRC_META = ("", "!", "*")  # Buildbot's authz defaults: every, the dangerous, all commands
 
 BuildStatusGenerator = _g.generator("BuildStatusGenerator")
@@ -67,7 +70,17 @@ def _reporter(what: str, cls: Callable[..., Any], spec: Spec, fold: Callable[...
 MailNotifier = _reporter("reporters.MailNotifier", _MailNotifier, _REPORTER, _g.fold_mail)
 HttpStatusPush = _reporter("reporters.HttpStatusPush", _HttpStatusPush, _REPORTER, _g.fold_mail)
 GitHubStatusPush = _reporter("reporters.GitHubStatusPush", _reporters.GitHubStatusPush, _STATUS, _g.fold_status)
-GitLabStatusPush = _reporter("reporters.GitLabStatusPush", _reporters.GitLabStatusPush, _STATUS, _g.fold_status)
+_GitLabStatusPush = _reporter("reporters.GitLabStatusPush", _reporters.GitLabStatusPush, _STATUS, _g.fold_status)
+
+
+def GitLabStatusPush(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Buildbot's class name
+    """Buildbot's reporters.GitLabStatusPush; without context= Buildbot's "buildbot/BUILDER" (Gantry's
+    own default is the builder's name), so a pipeline's job names stay what they were."""
+    if "context" not in kwargs and len(args) < 2:
+        kwargs["context"] = native(_Interpolate(BUILDBOT_CONTEXT), Call("Interpolate", (BUILDBOT_CONTEXT,)))
+    return _GitLabStatusPush(*args, **kwargs)
+
+
 # Not in Buildbot itself: the buildbot-gitea plugin adds it to this namespace.
 GiteaStatusPush = _reporter("reporters.GiteaStatusPush", _reporters.GiteaStatusPush, _GITEA, _g.fold_status)
 BitbucketStatusPush = _reporter("reporters.BitbucketStatusPush", _reporters.BitbucketStatusPush, _STATUS,
