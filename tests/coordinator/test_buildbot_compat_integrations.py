@@ -42,7 +42,7 @@ c['services'] = [
                                                builders=["app"], start_formatter=started)]),
     reporters.GitLabStatusPush(token="t", baseURL="https://gitlab.example.org",
                                generators=[reporters.BuildStatusGenerator(tags=["x"])]),
-    reporters.GiteaStatusPush("https://gitea.example.org", "t", warningAsSuccess=False),
+    reporters.GiteaStatusPush("https://gitea.example.org", "t", warningAsSuccess=False, endDescription="$5 done"),
     reporters.BitbucketStatusPush(oauth_key="k", oauth_secret="s", status_key="ci"),
     reporters.BitbucketServerStatusPush("https://bitbucket.example.org", "ci", "pw", statusName="CI"),
     reporters.IRC(host="irc.example.org", nick="bbtest", channels=[{"channel": "#ci", "password": "k"}],
@@ -83,6 +83,7 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
     assert (gitlab.base_url, gitlab.tags) == ("https://gitlab.example.org", ["x"])
     # Buildbot's default context for GitLab too (Gantry's own is the bare builder name).
     assert repr(gitlab.context) == "Interpolate('buildbot/%(prop:buildername)s')"
+    assert gitea.descriptions["end"] == "$$5 done"  # the plugin's description is a fixed text
     assert (gitea.base_url, bitbucket.context, server.status_name) == ("https://gitea.example.org", "ci", "CI")
     assert (irc.host, irc.nick, irc.channels, irc.notify_events) == ("irc.example.org", "bbtest", [("#ci", "k")],
                                                                      ("failure",))
@@ -98,6 +99,8 @@ def test_the_integrations_become_gantry_objects(tmp_path: Path) -> None:
         "17: note: util.ChangeFilter(branch=None): the default branch, 'trunk' in Gantry (SVNPoller's trunk)",
         "27: note: reporters.GitLabStatusPush: also reports pending and start (Gantry's status pushes report "
         "the request, the start and the end of each build)",
+        "29: note: reporters.GiteaStatusPush: pull-request builds report under context= too (the plugin's "
+        "context_pr, buildbot/pull_request/BUILDER, has no counterpart)",
         "5: note: steps.Mercurial(logEnviron=...) is ignored: Gantry does not write the environment into the log",
         "11: note: changes.HgPoller(usetimestamps=...) is ignored: changes carry the commit time",
         "13: note: changes.SVNPoller(cachepath=...) is ignored: the last revision seen is kept in Gantry's database",

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from coordinator.config.buildbot import generators as _g
-from coordinator.config.buildbot.adapt import Spec, build, ignored, missing, unsupported
-from coordinator.config.buildbot.log import Call, native
+from coordinator.config.buildbot.adapt import Spec, build, different, ignored, missing, unsupported
+from coordinator.config.buildbot.log import UNSUPPORTED, Call, native, note
 from coordinator.domain.location import caller_location
 from coordinator.domain.properties.renderables import Interpolate as _Interpolate
 from notifiers import HttpStatusPush as _HttpStatusPush
@@ -33,11 +33,10 @@ _STATUS = Spec(
 )
 _GITEA = _STATUS.merged(Spec(
     unsupported={
-        "context_pr": "give context= an Interpolate(...) that differs for pull requests",
+        "context_pr": "drop it: pull-request builds report under context= too",
         "warningAsSuccess": "Gantry reports WARNINGS to Gitea as 'warning'",
-        "onlyEndState": "drop it (Gantry reports the request, the start and the end)",
     },
-    harmless={"warningAsSuccess": (False,), "onlyEndState": (False,)},
+    harmless={"warningAsSuccess": (False,)},
 ))
 _IRC_SPEC = Spec(
     unsupported={
@@ -82,7 +81,24 @@ def GitLabStatusPush(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Buildbot
 
 
 # Not in Buildbot itself: the buildbot-gitea plugin adds it to this namespace.
-GiteaStatusPush = _reporter("reporters.GiteaStatusPush", _reporters.GiteaStatusPush, _GITEA, _g.fold_status)
+_GiteaStatusPush = _reporter("reporters.GiteaStatusPush", _reporters.GiteaStatusPush, _GITEA, _g.fold_status)
+
+
+def GiteaStatusPush(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the plugin's class name
+    """The buildbot-gitea plugin's reporters.GiteaStatusPush, built as Gantry's. Its
+    startDescription/endDescription are fixed texts there (templates here: `$` kept literal)."""
+    for option in ("startDescription", "endDescription"):
+        value = kwargs.get(option)
+        if isinstance(value, str):
+            kwargs[option] = value.replace("$", "$$")
+        elif value is not None:
+            note(UNSUPPORTED, f"reporters.GiteaStatusPush({option}=...): give a text; Gantry's description "
+                              "templates have $number, $result_lower... (docs/reporters.md)")
+            del kwargs[option]
+    if "context_pr" not in kwargs:
+        different("reporters.GiteaStatusPush: pull-request builds report under context= too (the plugin's "
+                  "context_pr, buildbot/pull_request/BUILDER, has no counterpart)")
+    return _GiteaStatusPush(*args, **kwargs)
 BitbucketStatusPush = _reporter("reporters.BitbucketStatusPush", _reporters.BitbucketStatusPush, _STATUS,
                                 _g.fold_status)
 BitbucketServerStatusPush = _reporter("reporters.BitbucketServerStatusPush", _reporters.BitbucketServerStatusPush,
