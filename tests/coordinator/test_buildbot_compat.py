@@ -114,15 +114,13 @@ def test_checkconfig_prints_notes_and_unsupported_options_with_their_lines(tmp_p
     proc = gantry("checkconfig", str(master_cfg(tmp_path, (FIXTURES / "tour.cfg").read_text())))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [
-        f"{path}:79: not supported: reporters.IRC: Gantry reports by mail (MailNotifier) and HTTP "
-        "(HttpStatusPush); see docs/notifiers.md",
         f"{path}:101: not supported: c['www']['authz']: put the web UI behind a reverse proxy that authenticates",
         f"{path}:109: not supported: c['www']['auth']: put the web UI behind a reverse proxy that authenticates",
-        f"3 problem(s) in {path}",
+        f"2 problem(s) in {path}",
     ]
     proc = gantry("checkconfig", "--from-buildbot", str(path), "--write", str(tmp_path / "native.py"))
     assert proc.returncode == 1 and "not written: fix the problems first" in proc.stderr
-    assert "Not supported (3):" in proc.stdout and not (tmp_path / "native.py").exists()
+    assert "Not supported (2):" in proc.stdout and not (tmp_path / "native.py").exists()
 
 
 CONFIG = """\
@@ -138,7 +136,7 @@ f.addStep(steps.PyFlakes(command=["pyflakes", "."]))
 c['builders'] = [util.BuilderConfig(name="b", workername="w", factory=f, env={"A": "1"})]
 c['schedulers'] = [schedulers.AnyBranchScheduler(name="any", builderNames=["b"],
                                                  treeStableTimer=0, reason="push")]
-c['change_source'] = changes.SVNPoller("svn://example.org/trunk")
+c['change_source'] = changes.PBChangeSource(port=9999)
 c['protocols'] = {'pb': {'port': "tcp:9990:interface=127.0.0.1"}}
 c['db'] = {'db_url': "mysql://user:pass@localhost/buildbot"}
 c['www'] = dict(port=8010, change_hook_dialects={'github': {}, 'base': True})
@@ -159,8 +157,9 @@ def test_each_option_that_does_not_carry_over_is_reported_at_its_line(tmp_path: 
         "see docs/custom_step.md)",
         f"{path}:10: not supported: util.BuilderConfig(env=...): give each step env= "
         "(a dict shared by the steps works)",
-        f"{path}:13: not supported: changes.SVNPoller: Gantry polls only Git: use changes.GitPoller, webhooks "
-        "(c['www'] change_hook_dialects) or `gantry hook install`",
+        f"{path}:13: not supported: changes.PBChangeSource: Gantry polls Git, Mercurial and Subversion: use "
+        "changes.GitPoller, HgPoller or SVNPoller, webhooks (c['www'] change_hook_dialects) or `gantry hook "
+        "install`",
         f"{path}:15: not supported: c['db'] db_url mysql: Gantry stores in SQLite or PostgreSQL",
         f"{path}:16: not supported: c['www'] change hook dialect 'base': Gantry has bitbucketcloud, "
         "bitbucketserver, gitea, github, gitlab (or `gantry hook install`)",
@@ -288,7 +287,7 @@ c['services'] = [
         load_config_noted(path)
     assert [str(p) for p in err.value.problems] == [
         f"{path}:6: not supported: reporters.MessageFormatter: give MailNotifier subject=, body= and html= "
-        "templates (docs/notifiers.md)",
+        "templates (docs/notifiers.md), a status push startDescription= and endDescription= (docs/reporters.md)",
         f"{path}:10: not supported: reporters.MailNotifier(generators=...): Gantry takes one "
         "BuildStatusGenerator or BuildSetStatusGenerator a reporter; make one reporter per generator",
     ]

@@ -24,11 +24,14 @@ class Spec:
     rename: Mapping[str, str] = field(default_factory=dict)
     ignored: Mapping[str, str] = field(default_factory=dict)  # keyword -> why it is meaningless
     unsupported: Mapping[str, str] = field(default_factory=dict)  # keyword -> what to use instead
+    # An unsupported keyword given one of these values asks for what Gantry does anyway
+    # (verify=True, useSASL=False): accepted with a note instead.
+    harmless: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def merged(self, other: Spec) -> Spec:
         return Spec(
             {**self.rename, **other.rename}, {**self.ignored, **other.ignored},
-            {**self.unsupported, **other.unsupported},
+            {**self.unsupported, **other.unsupported}, {**self.harmless, **other.harmless},
         )
 
 
@@ -37,7 +40,9 @@ def translate(what: str, kwargs: dict[str, Any], spec: Spec) -> dict[str, Any]:
     unchanged (at the user's line)."""
     out: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in spec.unsupported:
+        if key in spec.unsupported and any(value is v or value == v for v in spec.harmless.get(key, ())):
+            note(IGNORED, f"{what}({key}={value!r}) is ignored: that is what Gantry does")
+        elif key in spec.unsupported:
             note(UNSUPPORTED, f"{what}({key}=...): {spec.unsupported[key]}")
         elif key in spec.ignored:
             note(IGNORED, f"{what}({key}=...) is ignored: {spec.ignored[key]}")

@@ -107,6 +107,11 @@ def note(kind: str, text: str) -> None:
     current().add(kind, text, caller_location(2))
 
 
+def note_at(kind: str, text: str, where: tuple[str, int]) -> None:
+    """Record `text` at `where` (a line the layer remembered, such as a generator's)."""
+    current().add(kind, text, where)
+
+
 def native(obj: Any, call: Call) -> Any:
     """Remember how to write `obj` natively (see native.py); returns `obj`."""
     obj.gantry_native = call

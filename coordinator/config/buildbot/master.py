@@ -62,6 +62,13 @@ WWW_IGNORED = (
     "maxRotatedFiles", "cookie_expiration_time", "graphql", "default_page",
 )
 WWW_AUTH = "put the web UI behind a reverse proxy that authenticates"
+HOOK_IGNORED = {
+    "debug": "Gantry logs what each delivery did",
+    "verify": "Gantry makes no requests to the service",
+    "token": "Gantry reads the payload only (no API calls: a pull request's change lists no files)",
+    "github_api_endpoint": "Gantry reads the payload only (no API calls)",
+}
+HOOK_UNSUPPORTED = {"class": "Gantry's dialects cannot be replaced by a class"}
 DICT_NAMED = "\0dict named "  # key_lines' key for a dict literal with a 'name' (never a config key)
 TCP_PORT = re.compile(r"^tcp:(\d+)(?::interface=(.+))?$")
 
@@ -223,6 +230,22 @@ def resolved_db_url(url: str, path: Path) -> str:
     return url
 
 
+def _dialect_options(name: str, options: Any, notes: _Notes) -> Any:
+    """Buildbot's options of a change hook dialect that Gantry's lacks, noted (and dropped)."""
+    if not isinstance(options, Mapping):
+        return options  # checkconfig reports the shape
+    kept = {}
+    for key, value in options.items():
+        if key in HOOK_IGNORED:
+            notes(IGNORED, name, f"c['www'] change hook {name!r} option {key!r} is ignored: {HOOK_IGNORED[key]}")
+        elif key in HOOK_UNSUPPORTED or key.endswith("_property_whitelist"):
+            instead = HOOK_UNSUPPORTED.get(key, "drop it (changes carry Gantry's own payload properties)")
+            notes(UNSUPPORTED, name, f"c['www'] change hook {name!r} option {key!r}: {instead}")
+        else:
+            kept[key] = value
+    return kept
+
+
 def _www(www: Any, notes: _Notes) -> Any:
     if not isinstance(www, Mapping):
         return www  # checkconfig reports the shape
@@ -241,7 +264,7 @@ def _www(www: Any, notes: _Notes) -> Any:
         kept = {}
         for name, options in hooks.items():
             if name in DIALECTS:
-                kept[name] = options
+                kept[name] = _dialect_options(name, options, notes)
             else:
                 notes(UNSUPPORTED, name, f"c['www'] change hook dialect {name!r}: Gantry has "
                                          f"{', '.join(sorted(DIALECTS))} (or `gantry hook install`)")

@@ -13,8 +13,11 @@ from typing import Any
 
 from coordinator.config.buildbot.log import Call, native_call
 from coordinator.domain.builds.locks import LockAccess
+from coordinator.domain.changes.svnpoller import split_file_alwaystrunk, split_file_branches
 
 INDENT = "    "
+# Functions `from coordinator.config import *` names: written by their name.
+NAMED = {split_file_alwaystrunk: "split_file_alwaystrunk", split_file_branches: "split_file_branches"}
 WIDTH = 79  # calls longer than this are split one argument a line (read at 80 columns)
 
 
@@ -45,6 +48,9 @@ def _value(value: Any, depth: int, problems: list[str]) -> str:
         return _wrap(f"{call.name}(", parts, ")", depth)
     if isinstance(value, LockAccess):
         return f"{_value(value.lock, depth, problems)}.access({value.mode!r})"
+    named = next((name for f, name in NAMED.items() if value is f), None)
+    if named is not None:
+        return named
     if isinstance(value, enum.Enum):
         return value.name
     if value is None or isinstance(value, bool | int | float | str | bytes):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.config.buildbot.adapt import Spec, adapter, missing
+from coordinator.config.buildbot.util import default_branch
 from coordinator.domain.scheduling import force as _force
 from coordinator.domain.scheduling import schedulers as _schedulers
 from coordinator.domain.scheduling import timed as _timed
@@ -26,7 +27,16 @@ _FORCE = _COMMON.merged(Spec(
     },
 ))
 
-SingleBranchScheduler = adapter("schedulers.SingleBranchScheduler", _schedulers.SingleBranchScheduler, _CHANGE)
+_SingleBranchScheduler = adapter("schedulers.SingleBranchScheduler", _schedulers.SingleBranchScheduler, _CHANGE)
+
+
+def SingleBranchScheduler(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Buildbot's class name
+    """Buildbot's SingleBranchScheduler; its branch=None is the default branch (see util)."""
+    if "branch" in kwargs:
+        kwargs["branch"] = default_branch("schedulers.SingleBranchScheduler", kwargs["branch"])
+    return _SingleBranchScheduler(*args, **kwargs)
+
+
 AnyBranchScheduler = adapter("schedulers.AnyBranchScheduler", _schedulers.AnyBranchScheduler, _CHANGE)
 ForceScheduler = adapter("schedulers.ForceScheduler", _force.ForceScheduler, _FORCE)
 Periodic = adapter("schedulers.Periodic", _timed.Periodic, _COMMON)

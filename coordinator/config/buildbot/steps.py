@@ -1,15 +1,19 @@
-"""Buildbot's ``steps`` plugin namespace: the steps Gantry has, with Buildbot's options."""
+"""Buildbot's ``steps`` plugin namespace: the steps Gantry has (with the Git, Mercurial and SVN
+source steps), with Buildbot's options."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from coordinator.config.buildbot.adapt import Spec, adapter, build, missing
+from coordinator.config.buildbot.log import UNSUPPORTED, Unsupported, note
 from coordinator.domain.steps import base as _base
 from coordinator.domain.steps import junit as _junit
 from coordinator.domain.steps import master as _master
+from coordinator.domain.steps import mercurial as _mercurial
 from coordinator.domain.steps import shell as _shell
 from coordinator.domain.steps import source as _source
+from coordinator.domain.steps import svn as _svn
 from coordinator.domain.steps import transfer as _transfer
 from coordinator.domain.steps import trigger as _trigger
 
@@ -47,6 +51,22 @@ _GIT = _STEP.merged(Spec(
     },
 ))
 
+_SOURCE = _STEP.merged(Spec(
+    unsupported={
+        "retry": "drop it (a failed checkout fails the step; force the build again)",
+        "env": "set the variables in the worker's environment",
+    },
+))
+_HG = _SOURCE
+_SVN = _SOURCE.merged(Spec(
+    unsupported={
+        "keep_on_purge": "drop it (method='clean' removes every unversioned file)",
+        "depth": "drop it (the whole tree is checked out)",
+    },
+))
+_SVN_METHODS = {"copy": "use method='clobber' (a new checkout) or 'fresh'",
+                "export": "use method='clobber' (a new checkout) or 'fresh'"}
+
 ShellCommand = adapter("steps.ShellCommand", _base.ShellCommand, _STEP)
 Compile = adapter("steps.Compile", _shell.Compile, _STEP)
 Test = adapter("steps.Test", _junit.Test, _STEP)
@@ -54,6 +74,8 @@ WarningCountingShellCommand = adapter("steps.WarningCountingShellCommand", _shel
 SetPropertyFromCommand = adapter("steps.SetPropertyFromCommand", _shell.SetPropertyFromCommand, _STEP)
 ShellSequence = adapter("steps.ShellSequence", _shell.ShellSequence, _STEP)
 Git = adapter("steps.Git", _source.Git, _GIT)
+Mercurial = adapter("steps.Mercurial", _mercurial.Mercurial, _HG)
+_SVNStep = adapter("steps.SVN", _svn.SVN, _SVN)
 Trigger = adapter("steps.Trigger", _trigger.Trigger, _STEP)
 FileUpload = adapter("steps.FileUpload", _transfer.FileUpload, _STEP)
 DirectoryUpload = adapter("steps.DirectoryUpload", _transfer.DirectoryUpload, _STEP)
@@ -67,8 +89,17 @@ def Configure(command: Any = ("./configure",), **kwargs: Any) -> Any:  # noqa: N
     return build("steps.Configure", _base.ShellCommand, (), kwargs, _STEP)
 
 
+def SVN(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Buildbot's class name
+    """Buildbot's steps.SVN, built as Gantry's SVN (without the copy and export methods)."""
+    method = kwargs.get("method")
+    if isinstance(method, str) and method in _SVN_METHODS:
+        note(UNSUPPORTED, f"steps.SVN(method={method!r}): {_SVN_METHODS[method]}")
+        return Unsupported("steps.SVN")
+    return _SVNStep(*args, **kwargs)
+
+
 _INSTEAD = "run the tool with steps.ShellCommand (or subclass BuildStep, see docs/custom_step.md)"
 
 
-def __getattr__(name: str) -> Any:  # SVN, Mercurial, PyFlakes, Sphinx, RemoveDirectory, ...
+def __getattr__(name: str) -> Any:  # CVS, Bzr, P4, PyFlakes, Sphinx, RemoveDirectory, ...
     return missing("steps", name, _INSTEAD)

@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from coordinator.config.buildbot.adapt import Spec, adapter, build, ignored, missing
+from coordinator.config.buildbot.adapt import Spec, adapter, build, different, ignored, missing
 from coordinator.config.buildbot.log import UNSUPPORTED, Call, Unsupported, native, native_call, note
 from coordinator.config.secrets import SecretInAFile as _SecretInAFile
 from coordinator.domain.builds import locks as _locks
 from coordinator.domain.builds.builders import Builder as _Builder
 from coordinator.domain.changes.filters import ChangeFilter as _ChangeFilter
+from coordinator.domain.changes.svnpoller import TRUNK
 from coordinator.domain.properties import renderables as _r
 from coordinator.domain.results import Result
 from coordinator.domain.scheduling import force as _force
@@ -115,7 +116,28 @@ def _unique_names(steps: list[Any]) -> list[Any]:
     return list(steps)
 
 
-ChangeFilter = adapter("util.ChangeFilter", _ChangeFilter)
+_ChangeFilterAdapter = adapter("util.ChangeFilter", _ChangeFilter)
+
+
+def default_branch(what: str, value: Any) -> Any:
+    """Buildbot's branch None is the default branch (an SVNPoller's trunk); a Gantry change always
+    names its branch, the trunk being "trunk". Without a branch= Buildbot does not filter."""
+    if value is None:
+        different(f"{what}(branch=None): the default branch, 'trunk' in Gantry (SVNPoller's trunk)")
+        return TRUNK
+    if isinstance(value, list | tuple) and None in value:
+        different(f"{what}(branch=[None, ...]): None is the default branch, 'trunk' in Gantry")
+        return [TRUNK if v is None else v for v in value]
+    return value
+
+
+def ChangeFilter(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Buildbot's class name
+    """Buildbot's util.ChangeFilter, built as Gantry's ChangeFilter."""
+    if "branch" in kwargs:
+        kwargs["branch"] = default_branch("util.ChangeFilter", kwargs["branch"])
+    return _ChangeFilterAdapter(*args, **kwargs)
+
+
 Interpolate = adapter("util.Interpolate", _r.Interpolate)
 Property = adapter("util.Property", _r.Property)
 Secret = adapter("util.Secret", _r.Secret)
