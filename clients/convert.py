@@ -187,6 +187,7 @@ def worker_from_proto(msg: control_pb2.Worker) -> models.Worker:
         running_builds=tuple(msg.running_builds),
         max_builds=msg.max_builds,
         info=dict(msg.info),
+        capacity_reason=msg.capacity_reason,
     )
 
 

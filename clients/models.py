@@ -193,6 +193,7 @@ class Worker:
     running_builds: tuple[str, ...] = ()
     max_builds: int = 0
     info: dict[str, str] = field(default_factory=dict)
+    capacity_reason: str = ""  # where max_builds comes from ("config", "agent --max-builds; config 4")
 
 
 @dataclass(frozen=True)

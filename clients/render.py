@@ -163,10 +163,16 @@ def workers_table(workers: Iterable[Worker]) -> Table:
             connected,
             fmt.format_ago(worker.since),
             ", ".join(worker.running_builds) or Text("-", style="dim"),
-            str(worker.max_builds),
+            _capacity(worker),
             _dash(platform),
         )
     return table
+
+
+def _capacity(worker: Worker) -> str:
+    """The effective capacity and why, e.g. "4 (config)", "2 (agent --max-builds; config 4)"."""
+    reason = f" ({worker.capacity_reason})" if worker.capacity_reason else ""
+    return f"{worker.max_builds}{reason}"
 
 
 def schedulers_table(schedulers: Iterable[Scheduler]) -> Table:

@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         "--secret-file", required=True, metavar="FILE", help="file holding the worker's secret"
     )
     start.add_argument("--basedir", required=True, metavar="DIR", help="where builds run")
-    start.add_argument("--max-builds", type=int, default=1, metavar="N", help="concurrent builds")
+    start.add_argument(
+        "--max-builds", type=int, default=None, metavar="N",
+        help="run at most N builds at once (default: as the coordinator's configuration says; "
+        "this can only lower it)",
+    )
     start.add_argument(
         "--label", action="append", default=[], metavar="L", help="a label (repeatable)"
     )
@@ -71,7 +75,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         raise UsageError(f"secret file {path} is not UTF-8 text") from None
     if not secret:
         raise UsageError(f"secret file {path} is empty")
-    if args.max_builds < 1:
+    if args.max_builds is not None and args.max_builds < 1:
         raise UsageError("--max-builds must be at least 1")
     basedir = Path(args.basedir).absolute()
     try:
@@ -83,7 +87,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         name=args.name,
         secret=secret,
         basedir=basedir,
-        max_builds=args.max_builds,
+        max_builds=args.max_builds or 0,
         labels=tuple(args.label),
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.workers.capacity import effective_capacity
 from coordinator.domain.workers.commands import (
     Ack,
     CommandSpec,
@@ -116,7 +117,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         outbox: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the protocol: acks <= window per command
         info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
                 "labels": ",".join(hello.labels)}
-        max_builds = min(decl.max_builds, hello.max_builds) if hello.max_builds > 0 else decl.max_builds
+        max_builds = effective_capacity(decl.max_builds, hello.max_builds)
         session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now, self.window)
         await context.write(
             worker_pb2.CoordinatorMessage(

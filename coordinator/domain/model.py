@@ -161,9 +161,10 @@ class WorkerRecord:
     name: str
     connected: bool
     since: float | None
-    max_builds: int
+    max_builds: int  # effective: the configuration's, lowered by the agent's --max-builds
     info: dict[str, str] = field(default_factory=dict)
     running_builds: list[str] = field(default_factory=list)
+    capacity_reason: str = ""  # where max_builds comes from: "config" or "agent --max-builds; config N"
 
 
 @dataclass

@@ -29,6 +29,7 @@ from coordinator.domain.ports import (
     RequestReads,
     WorkerReads,
 )
+from coordinator.domain.workers.capacity import capacity_reason
 from coordinator.domain.workers.sessions import WorkerRegistry
 
 
@@ -177,7 +178,10 @@ class Queries:
             session = self.workers.sessions.get(name)
             rec.connected = session is not None
             rec.max_builds = decl.max_builds
+            rec.capacity_reason = "config"
             if session is not None:
+                rec.max_builds = session.max_builds
+                rec.capacity_reason = capacity_reason(decl.max_builds, session.max_builds)
                 rec.since = session.connected_at
                 rec.info = dict(session.info)
                 rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:"))
