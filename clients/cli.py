@@ -38,8 +38,21 @@ DELEGATED: dict[str, tuple[str, str, str, str]] = {
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
+UP_ADDRESS_FILE = os.path.join("gantry-data", "coordinator.addr")  # written by `gantry up`'s coordinator
+
+
 def default_coordinator() -> str:
-    return os.environ.get(ENV_COORDINATOR) or DEFAULT_ADDRESS
+    """$GANTRY_COORDINATOR, else the address a `gantry up` started from this directory wrote
+    (its port may not be the default), else the default address."""
+    from_env = os.environ.get(ENV_COORDINATOR)
+    if from_env:
+        return from_env
+    try:
+        with open(UP_ADDRESS_FILE, encoding="utf-8") as f:
+            written = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    return written or DEFAULT_ADDRESS
 
 
 def parse_property(text: str) -> tuple[str, object]:
@@ -100,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--coordinator", metavar="HOST:PORT", default=default_coordinator(),
-        help=f"coordinator address (default: ${ENV_COORDINATOR} or {DEFAULT_ADDRESS})",
+        help=f"coordinator address (default: ${ENV_COORDINATOR}, else the address in ./{UP_ADDRESS_FILE} "
+        f"written by `gantry up`, else {DEFAULT_ADDRESS})",
     )
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

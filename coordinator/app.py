@@ -147,7 +147,7 @@ class Coordinator:
             changes=ChangeServicer(intake),
             control=ControlServicer(builds, schedulers, queries),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
-            logs=LogServicer(LogReader(db.logs, self.watchers)),
+            logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
             workers=worker_servicer,
             change_token=self.change_token,
         )

@@ -97,17 +97,21 @@ def _run(coordinator: Coordinator) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        address_file: Path | None = None
         try:
             await coordinator.start()
             if coordinator.http_address:
                 # Printed before the gRPC line, which tools wait for as "ready".
                 print(f"Gantry coordinator HTTP on http://{coordinator.http_address}/", flush=True)
             print(f"Gantry coordinator listening on {coordinator.address}", flush=True)
-            (coordinator.data_dir / "coordinator.addr").write_text(coordinator.address + "\n")
+            address_file = coordinator.data_dir / "coordinator.addr"  # clients started nearby read it
+            address_file.write_text(coordinator.address + "\n")
             await stop.wait()
             logging.getLogger("coordinator").info("shutting down")
         finally:
             await coordinator.aclose()
+            if address_file is not None:
+                address_file.unlink(missing_ok=True)  # a stale address would mislead clients
 
     try:
         import uvloop
