@@ -104,7 +104,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clients import commands
+    from clients import commands, worker_admin
 
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: a gRPC-native build coordinator in the tradition of Buildbot."
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="address the coordinator listens on (default: 127.0.0.1:9989)")
     up.set_defaults(handler=commands.cmd_up)
     for word, (_, _, _, text) in DELEGATED.items():
+        if word == "worker":
+            worker_admin.add_parser(sub, common, text)
+            continue
         sub.add_parser(word, add_help=False, help=f"{text} (see `gantry {word} --help`)")
 
     p = command("sendchange", commands.cmd_sendchange, "submit a source change (e.g. from a VCS hook)")
@@ -321,10 +324,17 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
+def _worker_admin(argv: list[str]) -> bool:
+    """`gantry worker pause|drain|resume` is a client command; `gantry worker start` the agent."""
+    from clients import worker_admin
+
+    return worker_admin.is_admin_command(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gantry` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in DELEGATED:
+    if args_list and args_list[0] in DELEGATED and not _worker_admin(args_list):
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
     try:

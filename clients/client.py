@@ -23,6 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients import convert, errors, models
 from protos.gantry.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     changes_pb2,
     changes_pb2_grpc,
     control_pb2,
@@ -88,6 +90,7 @@ class GantryClient:
         self._control = control_pb2_grpc.ControlServiceStub(self._channel)
         self._status = status_pb2_grpc.StatusServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> GantryClient:
@@ -322,6 +325,14 @@ class GantryClient:
             raise errors.from_rpc_error(err, self.address) from None
         finally:
             call.cancel()
+
+    async def hold_worker(self, action: str, name: str, reason: str = "") -> models.Worker:
+        """`action` "pause", "drain" or "resume" the worker `name`; returns it as it is now.
+        Pause returns once no build can start on the worker any more."""
+        request = admin_pb2.WorkerHoldRequest(name=name, reason=reason)
+        call = {"pause": self._admin.PauseWorker, "drain": self._admin.DrainWorker,
+                "resume": self._admin.ResumeWorker}[action]
+        return convert.worker_from_proto(await self._call(call(request, timeout=self.timeout)))
 
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()

@@ -171,11 +171,15 @@ def changes_table(changes: Iterable[Change], title: str | None = None) -> Table:
 
 def workers_table(workers: Iterable[Worker]) -> Table:
     table = _table(
-        "worker", "connected", "since", "running", "max builds", "os/arch", wrap=("worker", "running", "max builds")
+        "worker", "connected", "since", "running", "max builds", "os/arch",
+        wrap=("worker", "connected", "running", "max builds"),
     )
     table.columns[4].justify = "right"
     for worker in workers:
         connected = Text("yes", style="green") if worker.connected else Text("no", style="grey58")
+        if worker.state != "active":  # an operator's hold, or an agent draining: say so, and why
+            why = f": {worker.state_reason}" if worker.state_reason else ""
+            connected.append(f", {worker.state}{why}", style="yellow")
         platform = "/".join(x for x in (worker.info.get("os"), worker.info.get("arch")) if x)
         table.add_row(
             worker.name,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from coordinator.api.admin import AdminServicer
 from coordinator.api.server import GrpcServer, ListenError
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
@@ -16,6 +17,7 @@ from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
 from coordinator.domain.builds.submitter import BuildsetSubmitter
+from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.changes.sources import PollingLoop
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
@@ -111,7 +113,15 @@ class Coordinator:
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
         )
-        workers.on_change = dispatcher.kick  # a worker came or went: its free slots may start builds
+        holds = WorkerHolds(db.workers, dispatcher, workers, self.clock)
+        await holds.start()  # before the dispatcher: a paused worker gets no build
+
+        def workers_changed() -> None:
+            dispatcher.kick()  # a worker came or went: its free slots may start builds
+            holds.workers_changed()  # an agent's drain ends with its connection
+
+        workers.on_change = workers_changed
+        dispatcher.on_slot_freed = holds.tell_idle_to_exit  # a draining worker that went idle exits
         estimator = EtaEstimator(db.builds, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
         submitter = BuildsetSubmitter(db.buildsets, db.book, self.clock, dispatcher)
@@ -122,7 +132,9 @@ class Coordinator:
         intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
-        queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
+        queries = Queries(
+            stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts, holds=holds
+        )
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
 
@@ -142,6 +154,8 @@ class Coordinator:
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
+        worker_servicer.on_draining = holds.agent_draining
+        holds.exit = worker_servicer
         server = self.server = GrpcServer(
             self.listen,
             changes=ChangeServicer(intake),
@@ -149,6 +163,7 @@ class Coordinator:
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
             workers=worker_servicer,
+            admin=AdminServicer(holds, queries),
             change_token=self.change_token,
         )
         await server.start()

@@ -173,6 +173,8 @@ def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:
         max_builds=w.max_builds,
         info=w.info,
         capacity_reason=w.capacity_reason,
+        state=w.state,
+        state_reason=w.state_reason,
     )
 
 

@@ -9,11 +9,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from coordinator.api.admin import AdminServicer
 from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.api.workers import WorkerServicer
 from protos.gantry.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     changes_pb2,
     changes_pb2_grpc,
     control_pb2,
@@ -52,6 +55,7 @@ class GrpcServer:
         status: StatusServicer,
         logs: LogServicer,
         workers: WorkerServicer,
+        admin: AdminServicer | None = None,
         change_token: str = "",
     ) -> None:
         self.listen = listen
@@ -66,6 +70,8 @@ class GrpcServer:
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
         logs_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        if admin is not None:
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -75,6 +81,7 @@ class GrpcServer:
             logs_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
             worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            *([admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name] if admin is not None else []),
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(names, server)

@@ -37,7 +37,9 @@ _CLOSE = object()
 HELLO_TIMEOUT = 10.0
 
 
-def to_pb(item: Outbound | worker_pb2.Heartbeat) -> worker_pb2.CoordinatorMessage:
+def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage) -> worker_pb2.CoordinatorMessage:
+    if isinstance(item, worker_pb2.CoordinatorMessage):
+        return item  # built here already (shutdown)
     if isinstance(item, CommandSpec):
         return worker_pb2.CoordinatorMessage(
             start=worker_pb2.StartCommand(
@@ -98,6 +100,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self.heartbeat_interval = heartbeat_interval
         self.window = window
         self._outboxes: dict[WorkerSession, asyncio.Queue[Any]] = {}
+        self.on_draining: Callable[[str, str], None] = lambda _name, _reason: None  # (worker, why)
 
     async def Connect(
         self, request_iterator: AsyncIterator[worker_pb2.WorkerMessage], context: grpc.aio.ServicerContext
@@ -168,6 +171,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                     session.files.on_ack(FileAck(msg.file_ack.request_id, msg.file_ack.seq))
                 elif which == "file_result":
                     session.files.on_result(file_result_in(msg.file_result))
+                elif which == "draining":
+                    self.on_draining(session.name, msg.draining.reason or "the agent is draining")
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
@@ -178,6 +183,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         box = self._outboxes.get(session)
         if box is not None:
             box.put_nowait(_CLOSE)
+
+    def ask_to_exit(self, worker: str, reason: str) -> bool:
+        """Tell a connected agent to exit (it was drained); False if it is not connected."""
+        session = self.registry.sessions.get(worker)
+        box = None if session is None else self._outboxes.get(session)
+        if box is None:
+            return False
+        box.put_nowait(worker_pb2.CoordinatorMessage(shutdown=worker_pb2.Shutdown(reason=reason)))
+        return True
 
     def close_all(self, reason: str) -> None:
         """End every worker stream (at shutdown, so the server need not wait out its grace)."""

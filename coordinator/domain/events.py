@@ -36,6 +36,7 @@ KINDS = (
     "buildset.finished",
     "worker.connected",
     "worker.disconnected",
+    "worker.state",
 )
 
 
@@ -155,6 +156,11 @@ def worker_connected(name: str, info: dict[str, str], at: float) -> Event:
 
 def worker_disconnected(name: str, reason: str, at: float) -> Event:
     return Event(kind="worker.disconnected", at=at, worker=name, details={"reason": reason})
+
+
+def worker_state(name: str, state: str, reason: str, at: float) -> Event:
+    """An operator paused, drained or resumed a worker ("paused", "draining", "active")."""
+    return Event(kind="worker.state", at=at, worker=name, details={"state": state, "reason": reason})
 
 
 @dataclass(frozen=True)

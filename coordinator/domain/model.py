@@ -165,6 +165,18 @@ class WorkerRecord:
     info: dict[str, str] = field(default_factory=dict)
     running_builds: list[str] = field(default_factory=list)
     capacity_reason: str = ""  # where max_builds comes from: "config" or "agent --max-builds; config N"
+    state: str = "active"  # "active", "paused" or "draining" (WorkerHold)
+    state_reason: str = ""
+
+
+@dataclass
+class WorkerHold:
+    """An operator's hold on a worker: "paused" (no new builds) or "draining" (no new builds,
+    then the agent exits when idle). Stored, so it survives a coordinator restart."""
+
+    state: str
+    reason: str
+    at: float
 
 
 @dataclass

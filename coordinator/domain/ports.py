@@ -22,6 +22,7 @@ from coordinator.domain.model import (
     SchedulerRecord,
     Step,
     StepSample,
+    WorkerHold,
     WorkerRecord,
 )
 from coordinator.domain.results import Result
@@ -301,6 +302,23 @@ class WorkerStatusStore(Protocol):
     async def worker_connected(self, name: str, info: dict[str, str], at: float, events: Sequence[Event]) -> None: ...
 
     async def worker_disconnected(self, name: str, at: float, events: Sequence[Event]) -> None: ...
+
+
+class WorkerHoldStore(Protocol):
+    """The operators' holds on workers (pause, drain)."""
+
+    async def load_worker_holds(self) -> dict[str, WorkerHold]: ...
+
+    async def set_worker_hold(self, name: str, hold: WorkerHold | None, events: Sequence[Event]) -> None:
+        """Store the hold (None: the worker is active again) and its events, in one transaction."""
+
+
+class WorkerExit(Protocol):
+    """The worker stream's side of draining (implemented by the gRPC adapter)."""
+
+    def ask_to_exit(self, worker: str, reason: str) -> bool:
+        """Tell the connected agent to exit; False if it is not connected."""
+        ...
 
 
 class WorkerReads(Protocol):

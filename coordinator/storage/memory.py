@@ -47,6 +47,7 @@ from coordinator.domain.model import (
     SchedulerRecord,
     Step,
     StepSample,
+    WorkerHold,
     WorkerRecord,
 )
 from coordinator.domain.ports import Ledger, Notification
@@ -124,6 +125,7 @@ class MemoryData:
         self.logchunks: dict[int, dict[int, LogChunk]] = {}  # log id -> seq -> chunk
         self.artifacts: dict[int, _ArtifactRow] = {}
         self.workers: dict[str, WorkerRecord] = {}
+        self.worker_holds: dict[str, WorkerHold] = {}
         self.notifications: dict[int, Notification] = {}
         self.notifier_state: dict[str, int] = {}
         self.events: list[Event] = []
@@ -848,6 +850,19 @@ class MemoryWorkers:
         def op(tx: _Tx) -> None:
             for row in self.data.workers.values():
                 tx.update(row, connected=False)
+
+        await self.db.write(op)
+
+    async def load_worker_holds(self) -> dict[str, WorkerHold]:
+        return copy.deepcopy(self.data.worker_holds)
+
+    async def set_worker_hold(self, name: str, hold: WorkerHold | None, events: Sequence[Event]) -> None:
+        def op(tx: _Tx) -> None:
+            if hold is not None:
+                tx.put(self.data.worker_holds, name, copy.copy(hold))
+            elif name in self.data.worker_holds:
+                tx.delete(self.data.worker_holds, name)
+            tx.emit_all(events)
 
         await self.db.write(op)
 

@@ -303,6 +303,21 @@ def _v7_dependents(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[dependent_state, dependent_buildsets])
 
 
+# Version 8: operators' holds on workers (`gantry worker pause|drain`), kept across restarts.
+worker_holds = sa.Table(
+    "worker_holds",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # "paused" or "draining"
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
+def _v8_worker_holds(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[worker_holds])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -312,6 +327,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (5, _v5_change_sources),
     (6, _v6_artifacts),
     (7, _v7_dependents),
+    (8, _v8_worker_holds),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -1,0 +1,39 @@
+"""AdminService: operating a running coordinator (pause, drain and resume workers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.api import convert
+from coordinator.api.servicers import Ctx
+from coordinator.domain.builds.worker_holds import WorkerHolds
+from coordinator.domain.errors import InvalidArgument
+from coordinator.domain.status.queries import Queries
+from protos.gantry.v1 import admin_pb2, admin_pb2_grpc, control_pb2
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, holds: WorkerHolds, queries: Queries) -> None:
+        self.holds = holds
+        self.queries = queries
+
+    async def PauseWorker(self, request: admin_pb2.WorkerHoldRequest, context: Ctx) -> Any:
+        await self.holds.pause(_name(request), request.reason)
+        return await self._worker(request.name)
+
+    async def DrainWorker(self, request: admin_pb2.WorkerHoldRequest, context: Ctx) -> Any:
+        await self.holds.drain(_name(request), request.reason)
+        return await self._worker(request.name)
+
+    async def ResumeWorker(self, request: admin_pb2.WorkerHoldRequest, context: Ctx) -> Any:
+        await self.holds.resume(_name(request), request.reason)
+        return await self._worker(request.name)
+
+    async def _worker(self, name: str) -> control_pb2.Worker:
+        return next(convert.worker_pb(w) for w in await self.queries.list_workers() if w.name == name)
+
+
+def _name(request: admin_pb2.WorkerHoldRequest) -> str:
+    if not request.name:
+        raise InvalidArgument("name is required")
+    return request.name
