@@ -334,6 +334,13 @@ class GantryClient:
                 "resume": self._admin.ResumeWorker}[action]
         return convert.worker_from_proto(await self._call(call(request, timeout=self.timeout)))
 
+    async def reconfig(self, dry_run: bool = False) -> admin_pb2.ReconfigResponse:
+        """Reload the coordinator's configuration file (or, with `dry_run`, say what it would
+        change); a file with errors raises FailedPrecondition naming FILE:LINE of each."""
+        request = admin_pb2.ReconfigRequest(dry_run=dry_run)
+        response: admin_pb2.ReconfigResponse = await self._call(self._admin.Reconfig(request, timeout=self.timeout))
+        return response
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

@@ -19,6 +19,7 @@ from coordinator.domain.builds.eta import EtaEstimator
 from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.changes.sources import PollingLoop
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.scheduling.build_control import BuildControl
@@ -30,6 +31,7 @@ from coordinator.domain.status.queries import Queries, QueryStores
 from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.host_commands import HostCommandRunner
+from coordinator.reconfig import Plan, Reconfigurer
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.vcs.git import GitCli
@@ -67,8 +69,11 @@ class Coordinator:
         subscriber_buffer: int = 10_000,
         http: str | None = None,
         change_token: str = "",
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path  # what `gantry reconfig` / SIGHUP load again (None: no reconfig)
+        self.reconfigurer: Reconfigurer | None = None
         self.data_dir = data_dir
         self.listen = listen
         self.db_url = database_url(db_url, data_dir)
@@ -104,7 +109,7 @@ class Coordinator:
             log.info("re-queued %d build request(s) left running by a previous run", requeued)
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
-        workers = WorkerRegistry(self.clock.now, db.workers)
+        workers = self.workers = WorkerRegistry(self.clock.now, db.workers)
         workers.configure(list(self.config.workers))
         artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
@@ -121,6 +126,8 @@ class Coordinator:
             holds.workers_changed()  # an agent's drain ends with its connection
 
         workers.on_change = workers_changed
+        if self.config_path is not None:
+            self.reconfigurer = Reconfigurer(self.config_path, self.config, self._apply_config)
         dispatcher.on_slot_freed = holds.tell_idle_to_exit  # a draining worker that went idle exits
         estimator = EtaEstimator(db.builds, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
@@ -129,7 +136,7 @@ class Coordinator:
         downstream = self.downstream = Downstream(db.buildsets, submitter, schedulers, dispatcher)
         dispatcher.trigger_port = downstream  # Trigger steps submit their buildsets through it
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
-        intake = ChangeIntake(db.changes, self.clock, schedulers)
+        intake = self._intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
         queries = Queries(
@@ -138,15 +145,8 @@ class Coordinator:
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
 
-        if self.config.notifiers:
-            # Started before the dispatcher: no build can finish before it listens.
-            self.notifications = NotificationService(
-                builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
-                notifiers=list(self.config.notifiers), url=self.config.url,
-                builder_tags={b.name: list(b.tags) for b in self.config.builders},
-                clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
-            )
-            await self.notifications.start()
+        # Started before the dispatcher: no build can finish before it listens.
+        await self._start_notifications(self.config)
         await dispatcher.start()
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.
@@ -163,7 +163,7 @@ class Coordinator:
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
             workers=worker_servicer,
-            admin=AdminServicer(holds, queries),
+            admin=AdminServicer(holds, queries, self.reconfigurer),
             change_token=self.change_token,
         )
         await server.start()
@@ -173,10 +173,55 @@ class Coordinator:
             web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
             await web.start()
             self.web = web
-        for source in self.config.change_source:
-            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), intake)
+        self._start_pollers(self.config)
+
+    async def _start_notifications(self, config: MasterConfig) -> None:
+        db = self.storage
+        assert db is not None
+        if config.notifiers:
+            # The cursor is stored by name: a restarted service neither misses nor repeats.
+            self.notifications = NotificationService(
+                builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
+                notifiers=list(config.notifiers), url=config.url,
+                builder_tags={b.name: list(b.tags) for b in config.builders},
+                clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
+            )
+            await self.notifications.start()
+
+    def _start_pollers(self, config: MasterConfig) -> None:
+        for source in config.change_source:
+            loop = PollingLoop(source, GitCli.for_poller(source, self.data_dir), self._intake)
             loop.start()
             self.pollers.append(loop)
+
+    async def _apply_config(self, config: MasterConfig, plan: Plan) -> None:
+        """Swap in a new configuration (see coordinator/reconfig.py): what each part reads is
+        replaced; nothing that runs is stopped but what the plan changes."""
+        assert self.dispatcher is not None and self.schedulers is not None and self.downstream is not None
+        self.workers.configure(list(config.workers))  # connected workers stay connected
+        self.dispatcher.secrets = list(config.secretsProviders)
+        self.dispatcher.configure(config.builders)  # running builds keep their own definition
+        if plan.changed("schedulers"):
+            self.schedulers.configure(config.schedulers)  # their state is stored by name
+            await self.schedulers.start()
+            await self.downstream.catch_up()
+        if plan.changed("notifiers") or plan.changed("builders"):
+            if self.notifications is not None:
+                await asyncio.wait_for(self.notifications.aclose(), 10)
+                self.notifications = None
+            await self._start_notifications(config)
+        if plan.changed("change sources"):
+            for poller in reversed(self.pollers):
+                await poller.aclose()
+            self.pollers.clear()
+            self._start_pollers(config)  # what each has seen is stored by name
+        self.config = config
+
+    async def reconfig(self, dry_run: bool = False) -> Plan:
+        """What SIGHUP does (and `gantry reconfig`, through AdminService)."""
+        if self.reconfigurer is None:
+            raise FailedPrecondition("this coordinator was started without a configuration file to reload")
+        return await self.reconfigurer.reconfig(dry_run)
 
     @property
     def http_address(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from coordinator.app import DEFAULT_PORT, Coordinator, ListenError
 from coordinator.config.loader import ConfigError, load_config
+from coordinator.domain.errors import GantryError
 from coordinator.storage.sql import StorageError
 from coordinator.web.server import HttpListenError
 
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
     try:
         coordinator = Coordinator(
             cfg, Path(args.data_dir), args.listen, args.db or None, args.name, args.heartbeat,
-            args.subscriber_buffer, args.http, change_token,
+            args.subscriber_buffer, args.http, change_token, config_path=Path(args.config),
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)
@@ -91,12 +92,31 @@ def main(argv: list[str]) -> int:
         return 1
 
 
+async def _reconfig(coordinator: Coordinator) -> None:
+    log = logging.getLogger("coordinator")
+    log.info("SIGHUP: reloading the configuration")
+    try:
+        await coordinator.reconfig()  # logs the plan it applied
+    except GantryError as exc:  # a bad file: FILE:LINE problems, nothing changed
+        log.error("reconfig refused: %s", exc)
+    except Exception:
+        log.exception("reconfig failed")
+
+
 def _run(coordinator: Coordinator) -> int:
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reconfigs: set[asyncio.Task[None]] = set()
+
+        def reconfig() -> None:  # SIGHUP, as Buildbot's `buildbot reconfig` sends it
+            task = loop.create_task(_reconfig(coordinator))
+            reconfigs.add(task)
+            task.add_done_callback(reconfigs.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reconfig)
         address_file: Path | None = None
         try:
             await coordinator.start()

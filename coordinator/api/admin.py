@@ -1,4 +1,5 @@
-"""AdminService: operating a running coordinator (pause, drain and resume workers)."""
+"""AdminService: operating a running coordinator (pause, drain and resume workers; reload the
+configuration)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,33 @@ from typing import Any
 from coordinator.api import convert
 from coordinator.api.servicers import Ctx
 from coordinator.domain.builds.worker_holds import WorkerHolds
-from coordinator.domain.errors import InvalidArgument
+from coordinator.domain.errors import FailedPrecondition, InvalidArgument
 from coordinator.domain.status.queries import Queries
+from coordinator.reconfig import Reconfigurer
 from protos.gantry.v1 import admin_pb2, admin_pb2_grpc, control_pb2
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, holds: WorkerHolds, queries: Queries) -> None:
+    def __init__(self, holds: WorkerHolds, queries: Queries, reconfigurer: Reconfigurer | None = None) -> None:
         self.holds = holds
         self.queries = queries
+        self.reconfigurer = reconfigurer
+
+    async def Reconfig(self, request: admin_pb2.ReconfigRequest, context: Ctx) -> Any:
+        if self.reconfigurer is None:
+            raise FailedPrecondition("this coordinator was started without a configuration file to reload")
+        plan = await self.reconfigurer.reconfig(request.dry_run)
+        return admin_pb2.ReconfigResponse(
+            config_file=plan.config_file,
+            changes=[
+                admin_pb2.ConfigChange(kind=kind, change=change, names=names)
+                for kind, d in plan.changes.items()
+                for change, names in (("added", d.added), ("removed", d.removed), ("changed", d.changed))
+                if names
+            ],
+            notes=plan.notes,
+            applied=plan.applied,
+        )
 
     async def PauseWorker(self, request: admin_pb2.WorkerHoldRequest, context: Ctx) -> Any:
         await self.holds.pause(_name(request), request.reason)

@@ -1,9 +1,39 @@
 from protos.gantry.v1 import control_pb2 as _control_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReconfigRequest(_message.Message):
+    __slots__ = ("dry_run",)
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    def __init__(self, dry_run: _Optional[bool] = ...) -> None: ...
+
+class ReconfigResponse(_message.Message):
+    __slots__ = ("config_file", "changes", "notes", "applied")
+    CONFIG_FILE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    config_file: str
+    changes: _containers.RepeatedCompositeFieldContainer[ConfigChange]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    applied: bool
+    def __init__(self, config_file: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[ConfigChange, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class ConfigChange(_message.Message):
+    __slots__ = ("kind", "change", "names")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    change: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[str] = ..., change: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerHoldRequest(_message.Message):
     __slots__ = ("name", "reason")

@@ -50,6 +50,11 @@ class AdminServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.WorkerHoldRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_control__pb2.Worker.FromString,
                 _registered_method=True)
+        self.Reconfig = channel.unary_unary(
+                '/gantry.v1.AdminService/Reconfig',
+                request_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -79,6 +84,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconfig(self, request, context):
+        """Load the configuration file again and apply it (unless dry_run): running builds finish
+        with the definition they started with, connected workers stay connected, schedulers and
+        change sources keep their stored state by name. A file with errors is FAILED_PRECONDITION,
+        its message listing each problem as FILE:LINE; nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +111,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ResumeWorker,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.WorkerHoldRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_control__pb2.Worker.SerializeToString,
+            ),
+            'Reconfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconfig,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +199,33 @@ class AdminService:
             '/gantry.v1.AdminService/ResumeWorker',
             protos_dot_gantry_dot_v1_dot_admin__pb2.WorkerHoldRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_control__pb2.Worker.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.AdminService/Reconfig',
+            protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
