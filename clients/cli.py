@@ -104,7 +104,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clients import commands, reconfig, worker_admin
+    from clients import commands, janitor, reconfig, worker_admin
 
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: a gRPC-native build coordinator in the tradition of Buildbot."
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, default=20)
     command("workers", commands.cmd_workers, "list the workers")
     reconfig.add_parser(command)
+    janitor.add_parser(command)
     p = command("notifications", commands.cmd_notifications,
                 "list notifications (mail, HTTP push) and their delivery state")
     p.add_argument("--state", choices=["pending", "sent", "failed"], default="")

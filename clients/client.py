@@ -341,6 +341,12 @@ class GantryClient:
         response: admin_pb2.ReconfigResponse = await self._call(self._admin.Reconfig(request, timeout=self.timeout))
         return response
 
+    async def run_janitor(self, dry_run: bool = False) -> admin_pb2.JanitorResponse:
+        """Apply the Retention rules now (or, with `dry_run`, count what would be deleted)."""
+        request = admin_pb2.JanitorRequest(dry_run=dry_run)
+        response: admin_pb2.JanitorResponse = await self._call(self._admin.RunJanitor(request, timeout=self.timeout))
+        return response
+
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()
         response = await self._call(self._control.ListWorkers(request, timeout=self.timeout))

@@ -16,6 +16,7 @@ from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
+from coordinator.domain.builds.retention import Janitor
 from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.changes.sources import PollingLoop
@@ -44,6 +45,7 @@ __all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 9989
+JANITOR_INTERVAL = 3600.0  # seconds between retention sweeps (the first at start-up)
 
 
 class AsyncioClock:
@@ -144,6 +146,12 @@ class Coordinator:
         )
         dispatcher.configure(self.config.builders)
         schedulers.configure(self.config.schedulers)
+        janitor = Janitor(
+            db.retention, self.clock,
+            rules=lambda: self.config.retention,  # the current configuration's, after a reconfig too
+            builders=lambda: list(dispatcher.builders),
+            delete_files=artifacts.delete_artifact,
+        )
 
         # Started before the dispatcher: no build can finish before it listens.
         await self._start_notifications(self.config)
@@ -163,12 +171,13 @@ class Coordinator:
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
             workers=worker_servicer,
-            admin=AdminServicer(holds, queries, self.reconfigurer),
+            admin=AdminServicer(holds, queries, self.reconfigurer, janitor),
             change_token=self.change_token,
         )
         await server.start()
         self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
+        self._tasks.append(asyncio.get_running_loop().create_task(janitor.run(JANITOR_INTERVAL), name="janitor"))
         if self.web_settings.enabled:
             web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
             await web.start()

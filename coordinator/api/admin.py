@@ -7,6 +7,7 @@ from typing import Any
 
 from coordinator.api import convert
 from coordinator.api.servicers import Ctx
+from coordinator.domain.builds.retention import Janitor
 from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument
 from coordinator.domain.status.queries import Queries
@@ -15,10 +16,31 @@ from protos.gantry.v1 import admin_pb2, admin_pb2_grpc, control_pb2
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, holds: WorkerHolds, queries: Queries, reconfigurer: Reconfigurer | None = None) -> None:
+    def __init__(
+        self,
+        holds: WorkerHolds,
+        queries: Queries,
+        reconfigurer: Reconfigurer | None = None,
+        janitor: Janitor | None = None,
+    ) -> None:
         self.holds = holds
         self.queries = queries
         self.reconfigurer = reconfigurer
+        self.janitor = janitor
+
+    async def RunJanitor(self, request: admin_pb2.JanitorRequest, context: Ctx) -> Any:
+        if self.janitor is None:
+            raise FailedPrecondition("this coordinator has no janitor")
+        report = await self.janitor.sweep(request.dry_run)
+        return admin_pb2.JanitorResponse(
+            counts=[
+                admin_pb2.JanitorCount(builder=builder, kind=kind, count=n)
+                for (builder, kind), n in sorted(report.deleted.items())
+            ],
+            batches=report.batches,
+            reclaimed=report.reclaimed,
+            dry_run=report.dry_run,
+        )
 
     async def Reconfig(self, request: admin_pb2.ReconfigRequest, context: Ctx) -> Any:
         if self.reconfigurer is None:

@@ -8,6 +8,7 @@ from coordinator.config.objects import MasterConfig, Worker
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
+from coordinator.domain.builds.retention import Retention
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.properties.renderables import (
@@ -77,6 +78,7 @@ __all__ = [
     "MasterLock",
     "Property",
     "Result",
+    "Retention",
     "SetPropertyFromCommand",
     "ShellArg",
     "ShellCommand",

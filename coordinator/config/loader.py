@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
+from coordinator.domain.builds.retention import Retention
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.scheduling.schedulers import ChangeScheduler, Scheduler
@@ -71,6 +72,7 @@ def load_config(path: str | Path) -> MasterConfig:
             secretsProviders=bmc.get("secretsProviders", []),
             allow_master_commands=bmc.get("allow_master_commands", False),
             change_source=bmc.get("change_source", ()),
+            retention=bmc.get("retention", ()),
         )
         cfg.defined_at = (str(path.resolve()), 1)
     if not isinstance(cfg, MasterConfig):
@@ -219,6 +221,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
     if not isinstance(cfg.allow_master_commands, bool):
         add(cfg, f"allow_master_commands must be True or False, not {cfg.allow_master_commands!r}")
     _check_change_sources(cfg.change_source, add, cfg)
+    _check_retention(cfg, add)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
@@ -239,6 +242,19 @@ def _check_scheduling(b: Builder, add: Any) -> None:
     if not isinstance(collapse, bool) and not callable(collapse):
         add(f"builder {b.name!r}: collapseRequests must be True, False or a function "
             f"(builder, req1, req2) -> bool, not {collapse!r}")
+
+
+def _check_retention(cfg: MasterConfig, add: Any) -> None:
+    builders = {b.name for b in cfg.builders if isinstance(b, Builder)}
+    for rule in cfg.retention:
+        if not isinstance(rule, Retention):
+            add(cfg, f"retention must contain Retention(...) objects, not {rule!r}")
+            continue
+        for err in rule.problems():
+            add(rule, f"Retention: {err}")
+        for name in rule.builders:
+            if isinstance(name, str) and name not in builders:
+                add(rule, f"Retention names builder {name!r}, which is not configured")
 
 
 def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:

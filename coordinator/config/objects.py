@@ -49,6 +49,9 @@ class MasterConfig:
     allow_master_commands: bool = False
     # GitPoller(...) objects (Buildbot's c['change_source']); one object or a list.
     change_source: Any = ()
+    # Retention(...) rules: how long builds, logs and artifacts are kept (the janitor deletes
+    # the rest); the first rule naming a builder applies, a rule naming none is the default.
+    retention: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -57,5 +60,6 @@ class MasterConfig:
         self.schedulers = list(self.schedulers)
         self.notifiers = list(self.notifiers)
         self.secretsProviders = list(self.secretsProviders)
+        self.retention = list(self.retention) if isinstance(self.retention, list | tuple) else [self.retention]
         cs = self.change_source
         self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

@@ -321,6 +321,32 @@ class WorkerExit(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """What a retention sweep deletes: `kind` ("logs", "artifacts" or "builds") of the builds of
+    `builder` finished before `before`, failing ones (FAILURE, EXCEPTION) or the others."""
+
+    builder: str
+    kind: str
+    before: float
+    failed: bool
+
+
+class RetentionStore(Protocol):
+    async def count_expired(self, expiry: Expiry) -> int:
+        """How many (logs, artifacts or builds) a sweep would delete."""
+        ...
+
+    async def expire(self, expiry: Expiry, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        """Delete at most `limit` of them in one write: (how many, the (build number, name) of
+        the artifacts whose files are to go). Deleted logs keep their row (type "d")."""
+        ...
+
+    async def reclaim_space(self) -> str:
+        """Give the space of deleted rows back (bounded steps); says what it did."""
+        ...
+
+
 class WorkerReads(Protocol):
     async def list_workers(self) -> list[WorkerRecord]: ...
 

@@ -52,6 +52,7 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.ports import Ledger, Notification
 from coordinator.domain.results import Result
+from coordinator.storage.memory_retention import MemoryRetention
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -233,6 +234,7 @@ class MemoryStorage:
         self.workers = MemoryWorkers(self._db)
         self.events = MemoryEventLog(self._db)
         self.outbox = MemoryOutbox(self._db)
+        self.retention = MemoryRetention(self._db)
 
     async def aclose(self) -> None:
         """Refuse further writes (the data stays, for another MemoryStorage on it)."""

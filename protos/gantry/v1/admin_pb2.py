@@ -25,21 +25,27 @@ _sym_db = _symbol_database.Default()
 from protos.gantry.v1 import control_pb2 as protos_dot_gantry_dot_v1_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/gantry/v1/admin.proto\x12\tgantry.v1\x1a\x1eprotos/gantry/v1/control.proto\"\"\n\x0fReconfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"q\n\x10ReconfigResponse\x12\x13\n\x0b\x63onfig_file\x18\x01 \x01(\t\x12(\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x17.gantry.v1.ConfigChange\x12\r\n\x05notes\x18\x03 \x03(\t\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\";\n\x0c\x43onfigChange\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\"1\n\x11WorkerHoldRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2\x94\x02\n\x0c\x41\x64minService\x12>\n\x0bPauseWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12>\n\x0b\x44rainWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12?\n\x0cResumeWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12\x43\n\x08Reconfig\x12\x1a.gantry.v1.ReconfigRequest\x1a\x1b.gantry.v1.ReconfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/gantry/v1/admin.proto\x12\tgantry.v1\x1a\x1eprotos/gantry/v1/control.proto\"!\n\x0eJanitorRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"o\n\x0fJanitorResponse\x12\'\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x17.gantry.v1.JanitorCount\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x05\x12\x11\n\treclaimed\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\"<\n\x0cJanitorCount\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"\"\n\x0fReconfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"q\n\x10ReconfigResponse\x12\x13\n\x0b\x63onfig_file\x18\x01 \x01(\t\x12(\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x17.gantry.v1.ConfigChange\x12\r\n\x05notes\x18\x03 \x03(\t\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\";\n\x0c\x43onfigChange\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\"1\n\x11WorkerHoldRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2\xd9\x02\n\x0c\x41\x64minService\x12>\n\x0bPauseWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12>\n\x0b\x44rainWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12?\n\x0cResumeWorker\x12\x1c.gantry.v1.WorkerHoldRequest\x1a\x11.gantry.v1.Worker\x12\x43\n\x08Reconfig\x12\x1a.gantry.v1.ReconfigRequest\x1a\x1b.gantry.v1.ReconfigResponse\x12\x43\n\nRunJanitor\x12\x19.gantry.v1.JanitorRequest\x1a\x1a.gantry.v1.JanitorResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.gantry.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECONFIGREQUEST']._serialized_start=75
-  _globals['_RECONFIGREQUEST']._serialized_end=109
-  _globals['_RECONFIGRESPONSE']._serialized_start=111
-  _globals['_RECONFIGRESPONSE']._serialized_end=224
-  _globals['_CONFIGCHANGE']._serialized_start=226
-  _globals['_CONFIGCHANGE']._serialized_end=285
-  _globals['_WORKERHOLDREQUEST']._serialized_start=287
-  _globals['_WORKERHOLDREQUEST']._serialized_end=336
-  _globals['_ADMINSERVICE']._serialized_start=339
-  _globals['_ADMINSERVICE']._serialized_end=615
+  _globals['_JANITORREQUEST']._serialized_start=75
+  _globals['_JANITORREQUEST']._serialized_end=108
+  _globals['_JANITORRESPONSE']._serialized_start=110
+  _globals['_JANITORRESPONSE']._serialized_end=221
+  _globals['_JANITORCOUNT']._serialized_start=223
+  _globals['_JANITORCOUNT']._serialized_end=283
+  _globals['_RECONFIGREQUEST']._serialized_start=285
+  _globals['_RECONFIGREQUEST']._serialized_end=319
+  _globals['_RECONFIGRESPONSE']._serialized_start=321
+  _globals['_RECONFIGRESPONSE']._serialized_end=434
+  _globals['_CONFIGCHANGE']._serialized_start=436
+  _globals['_CONFIGCHANGE']._serialized_end=495
+  _globals['_WORKERHOLDREQUEST']._serialized_start=497
+  _globals['_WORKERHOLDREQUEST']._serialized_end=546
+  _globals['_ADMINSERVICE']._serialized_start=549
+  _globals['_ADMINSERVICE']._serialized_end=894
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JanitorRequest(_message.Message):
+    __slots__ = ("dry_run",)
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    def __init__(self, dry_run: _Optional[bool] = ...) -> None: ...
+
+class JanitorResponse(_message.Message):
+    __slots__ = ("counts", "batches", "reclaimed", "dry_run")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    RECLAIMED_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[JanitorCount]
+    batches: int
+    reclaimed: str
+    dry_run: bool
+    def __init__(self, counts: _Optional[_Iterable[_Union[JanitorCount, _Mapping]]] = ..., batches: _Optional[int] = ..., reclaimed: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class JanitorCount(_message.Message):
+    __slots__ = ("builder", "kind", "count")
+    BUILDER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    builder: str
+    kind: str
+    count: int
+    def __init__(self, builder: _Optional[str] = ..., kind: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
 class ReconfigRequest(_message.Message):
     __slots__ = ("dry_run",)
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class AdminServiceStub:
                 request_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.SerializeToString,
                 response_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.FromString,
                 _registered_method=True)
+        self.RunJanitor = channel.unary_unary(
+                '/gantry.v1.AdminService/RunJanitor',
+                request_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorRequest.SerializeToString,
+                response_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -94,6 +99,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunJanitor(self, request, context):
+        """Delete now what the configuration's Retention rules say is past its horizon (logs,
+        artifacts, whole builds of finished builds), in bounded batches, then give the space back;
+        with dry_run, only count it. (The coordinator also does this hourly.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +130,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Reconfig,
                     request_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.FromString,
                     response_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.SerializeToString,
+            ),
+            'RunJanitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunJanitor,
+                    request_deserializer=protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorRequest.FromString,
+                    response_serializer=protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +245,33 @@ class AdminService:
             '/gantry.v1.AdminService/Reconfig',
             protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigRequest.SerializeToString,
             protos_dot_gantry_dot_v1_dot_admin__pb2.ReconfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunJanitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.v1.AdminService/RunJanitor',
+            protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorRequest.SerializeToString,
+            protos_dot_gantry_dot_v1_dot_admin__pb2.JanitorResponse.FromString,
             options,
             channel_credentials,
             insecure,
