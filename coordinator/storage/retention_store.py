@@ -23,7 +23,7 @@ t_builds, t_steps, t_logs, t_chunks, t_artifacts = (
 )
 FAILING = (int(Result.FAILURE), int(Result.EXCEPTION))
 DELETED_LOG = "d"  # a log whose chunks retention deleted (as Buildbot marks them)
-VACUUM_PAGES = 2000  # SQLite pages freed per step (~8 MiB): each step is a short write
+VACUUM_PAGES = 500  # SQLite pages freed per step (~2 MiB): each step is a short write
 
 
 def _builds_of(expiry: Expiry) -> sa.Select[tuple[int]]:
