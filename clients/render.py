@@ -339,6 +339,9 @@ def event_subject(event: Event) -> Text:
         return text
     if kind == "buildset.finished":
         return Text(f"buildset {event.buildset_id}") + _result_suffix(event.result, event)
+    if kind == "worker.state":  # paused / draining / active, and why
+        state, why = event.details.get("state", ""), event.details.get("reason", "")
+        return Text(f"{event.worker} {state}" + (f": {why}" if why else ""))
     if kind.startswith("worker."):
         return Text(event.worker)
     return Text(" ".join(x for x in (build, event.worker) if x))

@@ -79,3 +79,12 @@ def test_builds_and_builders_and_workers() -> None:
     )
     out = text_at(80, render.workers_table([worker]))
     assert {"worker", "connected", "since", "running", "max", "builds", "linux/x86_64", "--max-builds;"} <= words(out)
+
+
+def test_a_worker_state_event_says_what_and_why() -> None:
+    from clients.models import Event
+
+    line = render.event_line(
+        Event(id=7, kind="worker.state", worker="w1", details={"state": "paused", "reason": "disk full"})
+    )
+    assert "w1 paused: disk full" in line.plain
