@@ -14,12 +14,14 @@ config = MasterConfig(
     # --8<-- [start:retention]
     retention=[
         # The first rule naming a builder applies to it; a rule naming none is the default.
-        Retention(logHorizon=timedelta(days=7), buildHorizon=timedelta(days=90),
-                  builders=["nightly-full"]),
-        Retention(logHorizon=timedelta(weeks=4), buildHorizon=timedelta(days=365),
-                  artifactHorizon=timedelta(days=14),
-                  failedLogHorizon=timedelta(days=90),  # failing builds kept longer
-                  failedArtifactHorizon=timedelta(days=90)),
+        Retention(logHorizon=timedelta(days=7), buildHorizon=timedelta(days=90), builders=["nightly-full"]),
+        Retention(
+            logHorizon=timedelta(weeks=4),
+            buildHorizon=timedelta(days=365),
+            artifactHorizon=timedelta(days=14),
+            failedLogHorizon=timedelta(days=90),  # failing builds kept longer
+            failedArtifactHorizon=timedelta(days=90),
+        ),
     ],
     # --8<-- [end:retention]
 )
