@@ -101,12 +101,15 @@ class Buildset:
     result: Result | None = None
 
 
+DELETED_LOG = "d"  # the type of a log whose contents retention deleted (as Buildbot marks them)
+
+
 @dataclass
 class LogInfo:
     id: int
     step_id: int
     name: str
-    type: str  # "s" stdio, "t" text
+    type: str  # "s" stdio, "t" text, DELETED_LOG
     size: int = 0
     complete: bool = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from coordinator.domain.model import DELETED_LOG
 from coordinator.domain.ports import Expiry
 from coordinator.domain.results import Result
 
@@ -31,7 +32,7 @@ class MemoryRetention:
     def _logs(self, builds: list[int]) -> list[int]:
         ids = set(builds)
         steps = {s.id for s in self.data.steps.values() if s.build_id in ids}
-        return sorted(i for i, log in self.data.logs.items() if log.step_id in steps and log.type != "d")
+        return sorted(i for i, log in self.data.logs.items() if log.step_id in steps and log.type != DELETED_LOG)
 
     def _artifacts(self, builds: list[int]) -> list[int]:
         ids = set(builds)
@@ -51,7 +52,7 @@ class MemoryRetention:
                 for log_id in logs:
                     if log_id in self.data.logchunks:
                         tx.delete(self.data.logchunks, log_id)
-                    tx.update(self.data.logs[log_id], type="d")
+                    tx.update(self.data.logs[log_id], type=DELETED_LOG)
                 return len(logs), []
             if expiry.kind == "artifacts":
                 arts = self._artifacts(builds)[:limit]

@@ -8,6 +8,7 @@ import sqlite3
 
 import sqlalchemy as sa
 
+from coordinator.domain.model import DELETED_LOG
 from coordinator.domain.ports import Expiry
 from coordinator.domain.results import Result
 from coordinator.storage import schema
@@ -22,7 +23,6 @@ t_builds, t_steps, t_logs, t_chunks, t_artifacts = (
     schema.artifacts,
 )
 FAILING = (int(Result.FAILURE), int(Result.EXCEPTION))
-DELETED_LOG = "d"  # a log whose chunks retention deleted (as Buildbot marks them)
 VACUUM_PAGES = 500  # SQLite pages freed per step (~2 MiB): each step is a short write
 
 

@@ -252,3 +252,32 @@ async def test_the_in_memory_store_sweeps_alike() -> None:
     assert report.deleted == dry.deleted == {("b", "logs"): 9, ("b", "builds"): 4}
     assert sorted(data.builds) == list(range(5, 31))  # builds finished before T0 + 5 went
     assert sorted(data.logchunks) == list(range(10, 31))  # logs of builds finished before T0 + 10 went
+
+
+async def test_a_deleted_log_says_so() -> None:
+    from coordinator.domain.errors import NotFound
+    from coordinator.domain.model import Build, LogInfo, Step
+    from coordinator.domain.status.feed import LogReader
+    from coordinator.domain.steps.logs import LogWatchers
+    from coordinator.storage.memory import MemoryStorage
+
+    storage = MemoryStorage()
+    data = storage.data
+    data.builds[1] = Build(
+        id=1,
+        builder="b",
+        number=1,
+        worker="w",
+        build_request_id=1,
+        buildset_id=1,
+        started_at=T0,
+        finished_at=T0 + 1,
+        result=Result.SUCCESS,
+    )
+    data.build_ids[("b", 1)] = 1
+    data.steps[1] = Step(id=1, build_id=1, number=0, name="s")
+    data.logs[1] = LogInfo(id=1, step_id=1, name="stdio", type="s")
+    janitor = Janitor(storage.retention, FakeClock(start=T0 + 100), lambda: [Retention(logHorizon=10)], lambda: ["b"])
+    await janitor.sweep()
+    with pytest.raises(NotFound, match=r"the log 'stdio' of step 's' of build b/1 was deleted \(logHorizon\)"):
+        await LogReader(storage.logs, LogWatchers(), storage.builds).find("b", 1, "s", "stdio")

@@ -9,7 +9,7 @@ from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
 from coordinator.domain.builds.lookup import find_build
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
-from coordinator.domain.model import Build, LogInfo
+from coordinator.domain.model import DELETED_LOG, Build, LogInfo
 from coordinator.domain.ports import BuildReads, EventLog, LogReads
 from coordinator.domain.steps.logs import LogWatchers
 
@@ -135,6 +135,8 @@ class LogReader:
         """The log `log` of `step` (a name or a number) of build builder/number; NotFound
         names what is missing: the build, the step, or the log (with what there is)."""
         result: LogInfo | None = await self.logs.get_log(builder, number, step, log)
+        if result is not None and result.type == DELETED_LOG:
+            raise NotFound(f"the log {log!r} of step {step!r} of build {builder}/{number} was deleted (logHorizon)")
         if result is not None:
             return result
         what = f"build {builder}/{number}"
