@@ -103,3 +103,29 @@ async def test_reconfig_plans_applies_and_refuses_a_bad_file(cluster: Cluster, t
         return await builder_names(coord) == ["b", "d"]
 
     await poll(has_d, what="builder d after SIGHUP")
+
+
+async def test_a_changed_scheduler_keeps_its_pending_changes_and_timer(cluster: Cluster) -> None:
+    body = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[Builder("b", workers=["w1"], steps=[ShellCommand(command=["true"])]),
+              Builder("c", workers=["w1"], steps=[ShellCommand(command=["true"])])],
+    schedulers=[SingleBranchScheduler("main", branch="main", tree_stable_timer=3600, builders={builders!r})],
+)
+"""
+    coord = await cluster.start_coordinator(body.format(builders=["b"]))
+    await coord.submit({"comments": "waits an hour for the tree to be stable"})
+
+    async def next_fire() -> int:
+        reply = await coord.control.ListSchedulers(control_pb2.ListSchedulersRequest())
+        return int(next(s for s in reply.schedulers if s.name == "main").next_fire.seconds)
+
+    before = await poll(next_fire, what="the tree-stable timer runs")
+    coord.config_path.write_text(config_source(body.format(builders=["b", "c"])))
+    code, out, err = await run_cli("reconfig", "--coordinator", coord.address)
+    assert code == 0 and "schedulers changed: main" in out.decode(), err
+    # The new scheduler object took the stored pending change, its timer resumed where it was.
+    assert abs(await next_fire() - before) <= 1  # (whole seconds of the same fire time)
+    reply = await coord.control.ListSchedulers(control_pb2.ListSchedulersRequest())
+    assert list(next(s for s in reply.schedulers if s.name == "main").builders) == ["b", "c"]
