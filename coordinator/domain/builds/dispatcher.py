@@ -98,6 +98,9 @@ class Dispatcher:
         # Workers an operator paused or is draining: worker -> "paused"/"draining". Checked in
         # the same synchronous stretch that reserves a slot, so no new reservation follows hold().
         self.held: dict[str, str] = {}
+        # Starts under way, (worker, "request:ID"), by worker name rather than on the session: a
+        # start on a session that was replaced meanwhile still counts until it settles.
+        self._starting: set[tuple[str, str]] = set()
         self._slots_freed = asyncio.Condition()
         self.on_slot_freed: Callable[[], None] = lambda: None  # e.g. a drained worker may now exit
 
@@ -183,6 +186,7 @@ class Dispatcher:
                     continue  # absorbed by a collapse while the hooks ran
                 slot = f"request:{req.id}"
                 session.builds.add(slot)
+                self._starting.add((session.name, slot))
                 try:
                     claimed = await self.requests.claim_request(req.id, self.coordinator_id, self.clock.now())
                 except Exception:
@@ -365,28 +369,19 @@ class Dispatcher:
         already under way there is settled (its build stored, or its reservation dropped), so
         that no build starts on the worker after this returns."""
         self.held[worker] = state
-        await self._until(worker, lambda builds: not any(b.startswith("request:") for b in builds))
+        async with self._slots_freed:
+            await self._slots_freed.wait_for(lambda: not any(w == worker for w, _ in self._starting))
 
     def release(self, worker: str) -> None:
         """The worker takes builds again."""
         if self.held.pop(worker, None) is not None:
             self.kick()
 
-    async def until_idle(self, worker: str) -> None:
-        """Wait until no build runs (or starts) on the worker's current session."""
-        await self._until(worker, lambda builds: not builds)
-
-    async def _until(self, worker: str, done: Callable[[set[str]], bool]) -> None:
-        def check() -> bool:
-            session = self.workers.sessions.get(worker)
-            return session is None or done(session.builds)
-
-        async with self._slots_freed:
-            await self._slots_freed.wait_for(check)
 
     async def _free(self, session: WorkerSession, label: str) -> None:
         """Give back a build's or a reservation's slot, and wake whoever waits on slots."""
         session.builds.discard(label)
+        self._starting.discard((session.name, label))
         self.on_slot_freed()
         async with self._slots_freed:
             self._slots_freed.notify_all()
