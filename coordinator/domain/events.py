@@ -247,6 +247,11 @@ class EventBus:
         """A synchronous callback for internal consumers that must see every event."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        """Stop calling `listener` (a consumer that stopped, e.g. replaced by a reconfig)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def publish(self, events: Iterable[Event]) -> None:
         for event in events:
             self.last_id = max(self.last_id, event.id)
