@@ -38,16 +38,31 @@ DELEGATED: dict[str, tuple[str, str, str, str]] = {
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
+UP_ADDRESS_FILE = os.path.join("gantry-data", "coordinator.addr")  # written by `gantry up`'s coordinator
+
+
 def default_coordinator() -> str:
-    """$GANTRY_COORDINATOR, else `coordinator` in the client config file, else localhost."""
+    """$GANTRY_COORDINATOR, else `coordinator` in the client config file, else the address a
+    `gantry up` started from this directory wrote (its port may not be the default), else the
+    default address."""
     from clients.connection import read_config_file
     from clients.errors import LocalError
 
+    from_env = os.environ.get(ENV_COORDINATOR)
+    if from_env:
+        return from_env
     try:
         in_file = str(read_config_file().get("coordinator") or "")
     except LocalError:  # reported when a command connects
         in_file = ""
-    return os.environ.get(ENV_COORDINATOR) or in_file or DEFAULT_ADDRESS
+    if in_file:
+        return in_file
+    try:
+        with open(UP_ADDRESS_FILE, encoding="utf-8") as f:
+            written = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    return written or DEFAULT_ADDRESS
 
 
 def parse_property(text: str) -> tuple[str, object]:
@@ -99,7 +114,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clients import commands, try_job
+    from clients import commands, janitor, reconfig, try_job, worker_admin
 
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: a gRPC-native build coordinator in the tradition of Buildbot."
@@ -108,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--coordinator", metavar="HOST:PORT", default=default_coordinator(),
-        help=f"coordinator address (default: ${ENV_COORDINATOR} or {DEFAULT_ADDRESS})",
+        help=f"coordinator address (default: ${ENV_COORDINATOR}, else the address in ./{UP_ADDRESS_FILE} "
+        f"written by `gantry up`, else {DEFAULT_ADDRESS})",
     )
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     sec = common.add_argument_group("connection security (also $GANTRY_TOKEN, $GANTRY_TLS_CA…, "
@@ -134,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="address the coordinator listens on (default: 127.0.0.1:9989)")
     up.set_defaults(handler=commands.cmd_up)
     for word, (_, _, _, text) in DELEGATED.items():
+        if word == "worker":
+            worker_admin.add_parser(sub, common, text)
+            continue
         sub.add_parser(word, add_help=False, help=f"{text} (see `gantry {word} --help`)")
 
     p = command("sendchange", commands.cmd_sendchange, "submit a source change (e.g. from a VCS hook)")
@@ -195,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("changes", commands.cmd_changes, "list recent changes, newest first")
     p.add_argument("--limit", type=_positive, default=20)
     command("workers", commands.cmd_workers, "list the workers")
+    reconfig.add_parser(command)
+    janitor.add_parser(command)
     p = command("notifications", commands.cmd_notifications,
                 "list notifications (mail, HTTP push) and their delivery state")
     p.add_argument("--state", choices=["pending", "sent", "failed"], default="")
@@ -344,10 +365,17 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
+def _worker_admin(argv: list[str]) -> bool:
+    """`gantry worker pause|drain|resume` is a client command; `gantry worker start` the agent."""
+    from clients import worker_admin
+
+    return worker_admin.is_admin_command(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gantry` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in DELEGATED:
+    if args_list and args_list[0] in DELEGATED and not _worker_admin(args_list):
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
     try:

@@ -24,6 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from clients import convert, errors, models
 from clients.connection import Connection, Tls, open_channel
 from protos.gantry.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     changes_pb2,
     changes_pb2_grpc,
     control_pb2,
@@ -100,6 +102,7 @@ class GantryClient:
         self._control = control_pb2_grpc.ControlServiceStub(self._channel)
         self._status = status_pb2_grpc.StatusServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._try = try_pb2_grpc.TryServiceStub(self._channel)
 
@@ -376,6 +379,27 @@ class GantryClient:
             raise errors.from_rpc_error(err, self.address, tls=self._tls) from None
         finally:
             call.cancel()
+
+    async def hold_worker(self, action: str, name: str, reason: str = "") -> models.Worker:
+        """`action` "pause", "drain" or "resume" the worker `name`; returns it as it is now.
+        Pause returns once no build can start on the worker any more."""
+        request = admin_pb2.WorkerHoldRequest(name=name, reason=reason)
+        call = {"pause": self._admin.PauseWorker, "drain": self._admin.DrainWorker,
+                "resume": self._admin.ResumeWorker}[action]
+        return convert.worker_from_proto(await self._call(call(request, timeout=self.timeout)))
+
+    async def reconfig(self, dry_run: bool = False) -> admin_pb2.ReconfigResponse:
+        """Reload the coordinator's configuration file (or, with `dry_run`, say what it would
+        change); a file with errors raises FailedPrecondition naming FILE:LINE of each."""
+        request = admin_pb2.ReconfigRequest(dry_run=dry_run)
+        response: admin_pb2.ReconfigResponse = await self._call(self._admin.Reconfig(request, timeout=self.timeout))
+        return response
+
+    async def run_janitor(self, dry_run: bool = False) -> admin_pb2.JanitorResponse:
+        """Apply the Retention rules now (or, with `dry_run`, count what would be deleted)."""
+        request = admin_pb2.JanitorRequest(dry_run=dry_run)
+        response: admin_pb2.JanitorResponse = await self._call(self._admin.RunJanitor(request, timeout=self.timeout))
+        return response
 
     async def list_workers(self) -> list[models.Worker]:
         request = control_pb2.ListWorkersRequest()

@@ -31,7 +31,7 @@ from clients.buildset_follow import BuildsetFollower
 from clients.client import GantryClient
 from clients.connection import resolve
 from clients.convert import to_jsonable
-from clients.errors import LocalError
+from clients.errors import FailedPrecondition, LocalError
 from clients.live import BuildFollower, EventPump, Target
 from clients.live_view import make_display
 from clients.models import Artifact, Change, Channel, ForceResult
@@ -182,13 +182,20 @@ async def _combinations(client: GantryClient, builder: str) -> list[str]:
 async def cmd_stop(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         stopped = await client.stop_build(args.builder, args.number, args.reason)
+        build = None if stopped else await client.get_build(args.builder, args.number)
     if args.json:
         _emit_json({"stopped": stopped})
-    elif stopped:
-        print(f"stopping {args.builder}/{args.number}")
+    if stopped:
+        if not args.json:
+            print(f"stopping {args.builder}/{args.number}")
+        return 0
+    # Nothing was stopped: a script must not read that as success.
+    what = f"build {args.builder}/{args.number}"
+    if build is not None and build.result is not None:
+        why = f"{what} has already finished ({build.result.name}); nothing to stop"
     else:
-        print(f"{args.builder}/{args.number} had already finished")
-    return 0
+        why = f"{what} is not running on this coordinator; nothing to stop"
+    raise FailedPrecondition("FAILED_PRECONDITION", why)
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:

@@ -210,6 +210,9 @@ def worker_from_proto(msg: control_pb2.Worker) -> models.Worker:
         running_builds=tuple(msg.running_builds),
         max_builds=msg.max_builds,
         info=dict(msg.info),
+        capacity_reason=msg.capacity_reason,
+        state=msg.state or "active",
+        state_reason=msg.state_reason,
     )
 
 

@@ -233,6 +233,9 @@ class Worker:
     running_builds: tuple[str, ...] = ()
     max_builds: int = 0
     info: dict[str, str] = field(default_factory=dict)
+    capacity_reason: str = ""  # where max_builds comes from ("config", "agent --max-builds; config 4")
+    state: str = "active"  # "active", "paused" (no new builds) or "draining" (then the agent exits)
+    state_reason: str = ""
 
 
 @dataclass(frozen=True)

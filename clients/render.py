@@ -4,7 +4,7 @@ one build in detail, and one line per status event."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -32,10 +32,22 @@ _KIND_WIDTH = 20  # len("buildrequest.retried")
 _DURATION_KEYS = ("duration", "duration_s", "duration_seconds", "elapsed")
 
 
-def _table(*columns: str, title: str | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+WRAP_MIN = 10  # the narrowest a wrapping column gets (unless its header is shorter)
+
+
+def _table(*columns: str, wrap: Collection[str], title: str | None = None) -> Table:
+    """A table whose `wrap` columns (free text, names) absorb a narrow terminal, wrapping
+    between words; the others (numbers, times, results) never wrap. Left to itself, rich
+    shrinks every column alike, down to "buildse/t" in a header at 80 columns."""
+    # Two spaces between columns (padding on the right only): 80 columns fit eight of them.
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, padding=(0, 1, 0, 0))
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in wrap:
+            # A floor, or rich shrinks the one wrapping column to nothing; fold splits only a
+            # word wider than the column.
+            table.add_column(column, overflow="fold", min_width=min(WRAP_MIN, len(column)))
+        else:
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
     return table
 
 
@@ -44,7 +56,9 @@ def _dash(text: str) -> Text:
 
 
 def builds_table(builds: Sequence[Build]) -> Table:
-    table = _table("builder", "#", "result", "worker", "started", "duration", "state")
+    table = _table(
+        "builder", "#", "result", "worker", "started", "duration", "state", wrap=("builder", "worker", "state")
+    )
     table.columns[1].justify = "right"
     table.columns[5].justify = "right"
     for build in builds:
@@ -94,7 +108,7 @@ def build_detail(build: Build) -> RenderableType:
 
     estimated = not build.complete and any(s.expected_duration is not None for s in build.steps)
     columns = ("#", "step", "result", "duration") + (("expected",) if estimated else ()) + ("state", "logs")
-    steps = _table(*columns, title="Steps")
+    steps = _table(*columns, wrap=("step", "state", "logs"), title="Steps")
     steps.columns[0].justify = "right"
     steps.columns[3].justify = "right"
     for step in build.steps:
@@ -114,13 +128,13 @@ def build_detail(build: Build) -> RenderableType:
     parts.append(steps)
     links = [(step.name, url) for step in build.steps for url in step.urls]
     if links:
-        link_table = _table("step", "link", "target", title="Links")
+        link_table = _table("step", "link", "target", wrap=("step", "link", "target"), title="Links")
         for step_name, url in links:
             link_table.add_row(step_name, url.name, url.url)
         parts.append(link_table)
 
     if build.properties:
-        props = _table("property", "value", "source", title="Properties")
+        props = _table("property", "value", "source", wrap=("property", "value", "source"), title="Properties")
         for prop in sorted(build.properties, key=lambda p: p.name):
             props.add_row(prop.name, json.dumps(prop.value, ensure_ascii=False), prop.source)
         parts.append(props)
@@ -132,7 +146,7 @@ def build_detail(build: Build) -> RenderableType:
 
 
 def artifacts_table(artifacts: Iterable[Artifact], title: str | None = None) -> Table:
-    table = _table("name", "size", "step", "sha256", "stored", title=title)
+    table = _table("name", "size", "step", "sha256", "stored", wrap=("name", "step", "sha256"), title=title)
     table.columns[1].justify = "right"
     for a in artifacts:
         table.add_row(a.name, fmt.format_size(a.size), a.step, a.sha256, fmt.format_clock(a.created_at))
@@ -157,26 +171,26 @@ def _trend(summary: TestSummary) -> str:
 def tests_table(report: TestReport, view: str) -> Table:
     """`gantry tests`: one row per test (or per run of one test for the history view)."""
     if view == "history":
-        table = _table("build", "outcome", "time", "revision", "message")
+        table = _table("build", "outcome", "time", "revision", "message", wrap={"message"})
         table.columns[0].justify = "right"
         for run in report.runs:
             table.add_row(str(run.build_number), _outcome(run.outcome), fmt.format_duration(run.duration),
                           fmt.short_revision(run.revision) or "-", _dash(fmt.first_line(run.message)))
         return table
     if view == "slowest":
-        table = _table("test", "time", "mean before", "trend", "runs")
+        table = _table("test", "time", "mean before", "trend", "runs", wrap={"test"})
         for t in report.tests:
             table.add_row(t.latest.name, fmt.format_duration(t.latest.duration),
                           fmt.format_duration(t.mean_duration) if t.mean_duration is not None else "-",
                           _trend(t), str(t.runs))
         return table
     if view == "flaky":
-        table = _table("test", "flips", "failed", "last", "message")
+        table = _table("test", "flips", "failed", "last", "message", wrap={"test", "message"})
         for t in report.tests:
             table.add_row(t.latest.name, str(t.flips), f"{t.failures}/{t.runs}", _outcome(t.latest.outcome),
                           _dash(fmt.first_line(t.latest.message)))
         return table
-    table = _table("test", "since", "failed", "message")
+    table = _table("test", "since", "failed", "message", wrap={"test", "message"})
     for t in report.tests:
         since = f"#{t.failing_since}" + (" (new)" if t.newly_failing else "")
         table.add_row(t.latest.name, since, f"{t.failures}/{t.runs}", _dash(fmt.first_line(t.latest.message)))
@@ -184,7 +198,10 @@ def tests_table(report: TestReport, view: str) -> Table:
 
 
 def changes_table(changes: Iterable[Change], title: str | None = None) -> Table:
-    table = _table("id", "when", "author", "branch", "revision", "comments", title=title)
+    table = _table(
+        "id", "when", "author", "branch", "revision", "comments",
+        wrap=("author", "branch", "revision", "comments"), title=title,
+    )
     table.columns[0].justify = "right"
     for change in changes:
         table.add_row(
@@ -199,24 +216,36 @@ def changes_table(changes: Iterable[Change], title: str | None = None) -> Table:
 
 
 def workers_table(workers: Iterable[Worker]) -> Table:
-    table = _table("worker", "connected", "since", "running", "max builds", "os/arch")
+    table = _table(
+        "worker", "connected", "since", "running", "max builds", "os/arch",
+        wrap=("worker", "connected", "running", "max builds"),
+    )
     table.columns[4].justify = "right"
     for worker in workers:
         connected = Text("yes", style="green") if worker.connected else Text("no", style="grey58")
+        if worker.state != "active":  # an operator's hold, or an agent draining: say so, and why
+            why = f": {worker.state_reason}" if worker.state_reason else ""
+            connected.append(f", {worker.state}{why}", style="yellow")
         platform = "/".join(x for x in (worker.info.get("os"), worker.info.get("arch")) if x)
         table.add_row(
             worker.name,
             connected,
             fmt.format_ago(worker.since),
             ", ".join(worker.running_builds) or Text("-", style="dim"),
-            str(worker.max_builds),
+            _capacity(worker),
             _dash(platform),
         )
     return table
 
 
+def _capacity(worker: Worker) -> str:
+    """The effective capacity and why, e.g. "4 (config)", "2 (agent --max-builds; config 4)"."""
+    reason = f" ({worker.capacity_reason})" if worker.capacity_reason else ""
+    return f"{worker.max_builds}{reason}"
+
+
 def schedulers_table(schedulers: Iterable[Scheduler]) -> Table:
-    table = _table("scheduler", "kind", "enabled", "next fire", "builders")
+    table = _table("scheduler", "kind", "enabled", "next fire", "builders", wrap=("scheduler", "kind", "builders"))
     for s in schedulers:
         table.add_row(
             s.name,
@@ -232,7 +261,9 @@ _NOTIFICATION_STYLES = {"sent": "green", "pending": "yellow", "failed": "red"}
 
 
 def notifications_table(notifications: Iterable[Notification]) -> Table:
-    table = _table("id", "notifier", "state", "attempts", "summary", "last error")
+    table = _table(
+        "id", "notifier", "state", "attempts", "summary", "last error", wrap=("notifier", "summary", "last error")
+    )
     table.columns[3].justify = "right"
     for n in notifications:
         table.add_row(
@@ -247,7 +278,10 @@ def notifications_table(notifications: Iterable[Notification]) -> Table:
 
 
 def pending_table(pending: Iterable[PendingRequest]) -> Table:
-    table = _table("request", "builder", "buildset", "priority", "submitted", "why pending", "expected start")
+    table = _table(
+        "request", "builder", "buildset", "priority", "submitted", "why pending", "expected start",
+        wrap=("builder", "why pending"),
+    )
     for column in (0, 2, 3):
         table.columns[column].justify = "right"
     for p in pending:
@@ -260,7 +294,9 @@ def pending_table(pending: Iterable[PendingRequest]) -> Table:
 
 
 def requests_table(requests: Iterable[BuildRequest]) -> Table:
-    table = _table("request", "builder", "buildset", "priority", "submitted", "state", "result", "absorbed by")
+    table = _table(
+        "request", "builder", "buildset", "priority", "submitted", "state", "result", "absorbed by", wrap=("builder",)
+    )
     for column in (0, 2, 3, 7):
         table.columns[column].justify = "right"
     for r in requests:
@@ -274,7 +310,10 @@ def requests_table(requests: Iterable[BuildRequest]) -> Table:
 
 
 def builders_table(builders: Iterable[Builder]) -> Table:
-    table = _table("builder", "workers", "steps", "pending", "next start", "tags", "description")
+    table = _table(
+        "builder", "workers", "steps", "pending", "next start", "tags", "description",
+        wrap=("builder", "workers", "tags", "description"),
+    )
     table.columns[3].justify = "right"
     for builder in builders:
         start = builder.next_expected_start
@@ -346,6 +385,9 @@ def event_subject(event: Event) -> Text:
         return text
     if kind == "buildset.finished":
         return Text(f"buildset {event.buildset_id}") + _result_suffix(event.result, event)
+    if kind == "worker.state":  # paused / draining / active, and why
+        state, why = event.details.get("state", ""), event.details.get("reason", "")
+        return Text(f"{event.worker} {state}" + (f": {why}" if why else ""))
     if kind.startswith("worker."):
         return Text(event.worker)
     return Text(" ".join(x for x in (build, event.worker) if x))
@@ -374,7 +416,10 @@ def force_form(builder: Builder) -> RenderableType:
         return Text(f"builder {builder.name} has no ForceScheduler: it cannot be forced")
     parts: list[RenderableType] = [Text.assemble("forced through ", (builder.force_scheduler, "bold"))]
     if builder.force_parameters:
-        table = _table("parameter (--property)", "type", "default", "required", "allowed", title="Parameters")
+        table = _table(
+            "parameter (--property)", "type", "default", "required", "allowed",
+            wrap=("parameter (--property)", "type", "default", "allowed"), title="Parameters",
+        )
         for p in builder.force_parameters:
             allowed = ", ".join(p.choices) if p.choices else (f"matches {p.regex}" if p.regex else "")
             kind = f"{p.type} (several)" if p.multiple else p.type
@@ -383,7 +428,10 @@ def force_form(builder: Builder) -> RenderableType:
     else:
         parts.append(Text("any --property NAME=VALUE is accepted"))
     if builder.force_codebases:
-        table = _table("codebase (--codebase)", "repository", "branch", "revision", title="Codebases")
+        table = _table(
+            "codebase (--codebase)", "repository", "branch", "revision",
+            wrap=("codebase (--codebase)", "repository", "branch", "revision"), title="Codebases",
+        )
         for s in builder.force_codebases:
             table.add_row(s.codebase or "''", _dash(s.repository), _dash(s.branch), _dash(s.revision))
         parts.append(table)

@@ -23,7 +23,7 @@ from rich.text import Text
 
 import clients
 from clients.client import GantryClient
-from clients.errors import CoordinatorUnavailable, LocalError
+from clients.errors import CoordinatorUnavailable, GantryError, LocalError
 from clients.live import BuildFollower, EventPump, Target
 from clients.live_view import make_display
 
@@ -135,13 +135,17 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 class LocalProcess:
     """A child process with its output in a log file, in its own session so that the
-    terminal's Ctrl-C reaches only `gantry up`, which stops children in order."""
+    terminal's Ctrl-C reaches only `gantry up`, which stops children in order. It gets
+    `stop_signal` when `gantry up` stops it, and also when `gantry up` dies any other way
+    (through `clients.lifeline`), so it never outlives `gantry up`."""
 
-    def __init__(self, name: str, log: Path, proc: asyncio.subprocess.Process) -> None:
-        self.name, self.log, self.proc = name, log, proc
+    def __init__(self, name: str, log: Path, proc: asyncio.subprocess.Process, stop_signal: signal.Signals) -> None:
+        self.name, self.log, self.proc, self.stop_signal = name, log, proc, stop_signal
 
     @classmethod
-    async def start(cls, name: str, argv: list[str], log: Path) -> LocalProcess:
+    async def start(
+        cls, name: str, argv: list[str], log: Path, stop_signal: signal.Signals = signal.SIGTERM
+    ) -> LocalProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # Children must import this same copy of Gantry, wherever they are started from.
         paths = (_PROJECT_ROOT, env.get("PYTHONPATH", ""))
@@ -150,24 +154,25 @@ class LocalProcess:
             with log.open("ab") as out:
                 out.write(f"--- gantry up: starting the {name} at {time.ctime()} ---\n".encode())
                 out.flush()
+                lifeline = [sys.executable, "-m", "clients.lifeline", str(os.getpid()), stop_signal.name]
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                    *lifeline, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                     stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True,
                 )
         except OSError as err:
             raise LocalError(f"cannot start the {name}: {err}") from None
-        return cls(name, log, proc)
+        return cls(name, log, proc, stop_signal)
 
     def failure(self, what: str) -> LocalError:
         tail = log_tail(self.log)
         return LocalError(f"the {self.name} {what}; see {self.log}" + (f":\n{tail}" if tail else ""))
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after STOP_GRACE seconds; idempotent."""
+        """`stop_signal`, then SIGKILL after STOP_GRACE seconds; idempotent."""
         if self.proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(self.stop_signal)
         try:
             await asyncio.wait_for(self.proc.wait(), STOP_GRACE)
         except TimeoutError:
@@ -261,6 +266,28 @@ async def _serve(coordinator: LocalProcess, worker: LocalProcess) -> None:
     raise process.failure(f"exited unexpectedly (code {process.proc.returncode})")
 
 
+async def _stop_reporting(client: GantryClient, worker: LocalProcess, console: Console) -> None:
+    """Stop the worker, and say what became of the builds that were running (their requests
+    go back to the queue: they run again when `gantry up` next runs)."""
+    try:
+        running = [b for b in await asyncio.wait_for(client.list_builds(limit=100), 5) if not b.complete]
+    except (GantryError, TimeoutError):
+        running = []
+    await worker.stop()
+    for build in running:
+        try:
+            now = await asyncio.wait_for(client.get_build(build.builder, build.number), 5)
+        except (GantryError, TimeoutError):
+            now = build
+        result = now.result.name if now.complete and now.result is not None else "interrupted"
+        console.print(
+            f"  {build.builder}/{build.number}: {result} — its request is queued again "
+            "and runs when `gantry up` next starts"
+        )
+    if not running:
+        console.print("  no build was running")
+
+
 async def run_up(data_dir: Path, listen: str, console: Console) -> int:
     """Run `gantry up`; returns 0 after Ctrl-C, raises `GantryError` on failure."""
     address = client_address(listen)
@@ -270,8 +297,10 @@ async def run_up(data_dir: Path, listen: str, console: Console) -> int:
     cli = [sys.executable, "-m", "clients.cli"]
     main_task = asyncio.current_task()
     if main_task is not None:
-        # SIGTERM (e.g. `timeout`, a service manager) stops the children like Ctrl-C does.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+        # SIGTERM (e.g. `timeout`, a service manager) and SIGHUP (the terminal closed) stop
+        # the children like Ctrl-C does.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     try:
         with console.status(f"Starting the coordinator on {listen}…"):
             coordinator = await LocalProcess.start("coordinator", [
@@ -290,21 +319,30 @@ async def run_up(data_dir: Path, listen: str, console: Console) -> int:
                     ) from None
             console.print(f"[green]✔[/] Coordinator running on {listen} (pid {coordinator.proc.pid})")
             with console.status(f"Starting worker {WORKER_NAME}…"):
+                # SIGINT stops the agent now (SIGTERM would drain: wait for running builds).
                 worker = await LocalProcess.start("worker", [
                     *cli, "worker", "start", "--coordinator", address, "--name", WORKER_NAME,
                     "--secret-file", str(data_dir / "worker.secret"),
                     "--basedir", str(data_dir / "worker"),
-                ], data_dir / "worker.log")
+                ], data_dir / "worker.log", signal.SIGINT)
                 processes.append(worker)
                 connecting = asyncio.ensure_future(_wait_worker(client, worker))
                 await _race_exit(connecting, [coordinator], "while the worker was connecting")
             console.print(f"[green]✔[/] Worker {WORKER_NAME} connected (pid {worker.proc.pid})")
-            sample = asyncio.ensure_future(_sample_build(client, console))
-            await _race_exit(sample, processes, "during the sample build")
-            console.print(_welcome(listen, address, data_dir))
-            await _serve(coordinator, worker)
+            try:
+                sample = asyncio.ensure_future(_sample_build(client, console))
+                await _race_exit(sample, processes, "during the sample build")
+                console.print(_welcome(listen, address, data_dir))
+                await _serve(coordinator, worker)
+            except asyncio.CancelledError:  # Ctrl-C, SIGTERM, SIGHUP
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                console.print("\nStopping…")
+                await _stop_reporting(client, worker, console)
+                return 0
             return 1  # not reached: _serve only returns by raising
-    except asyncio.CancelledError:  # Ctrl-C (asyncio.run cancels the main task)
+    except asyncio.CancelledError:  # stopped while starting
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()

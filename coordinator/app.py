@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from coordinator.api.admin import AdminServicer
 from coordinator.api.gate import Gate
 from coordinator.api.interceptors.limits import ClientLimits
 from coordinator.api.server import GrpcServer, ListenError
@@ -22,8 +23,11 @@ from coordinator.domain.auth.tokens import Tokens
 from coordinator.domain.builds import bookkeeping
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import EtaEstimator
+from coordinator.domain.builds.retention import Janitor
 from coordinator.domain.builds.submitter import BuildsetSubmitter
+from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.changes.sources import PollingLoop
+from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.scheduling.build_control import BuildControl
@@ -40,6 +44,7 @@ from coordinator.domain.steps.logs import LogWatchers
 from coordinator.domain.workers.sessions import WorkerRegistry
 from coordinator.exposure import check_exposure
 from coordinator.host_commands import HostCommandRunner
+from coordinator.reconfig import Plan, Reconfigurer
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.tls import CertificateSource, TlsFiles
@@ -56,6 +61,7 @@ __all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 9989
+JANITOR_INTERVAL = 3600.0  # seconds between retention sweeps (the first at start-up)
 
 
 class AsyncioClock:
@@ -84,8 +90,11 @@ class Coordinator:
         tls: TlsFiles | None = None,
         insecure: bool = False,
         limits: ClientLimits | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path  # what `gantry reconfig` / SIGHUP load again (None: no reconfig)
+        self.reconfigurer: Reconfigurer | None = None
         self.data_dir = data_dir
         self.listen = listen
         self.db_url = database_url(db_url, data_dir)
@@ -110,7 +119,10 @@ class Coordinator:
         self.downstream: Downstream | None = None
         self.notifications: NotificationService | None = None
         self.irc_bots: list[IrcBot] = []
+        self._irc_commands: CoordinatorCommands | None = None
         self.cancellers: Cancellers | None = None
+        self.matrices: Matrices | None = None
+        self._builder_tags: dict[str, list[str]] = {}  # for authorization rules scoped by tag
         # HTTP (webhooks): from config.www, its address overridden by `--http HOST:PORT`.
         self.web_settings = web_settings(config.www)
         if http:
@@ -134,7 +146,7 @@ class Coordinator:
             log.info("re-queued %d build request(s) left running by a previous run", requeued)
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
-        workers = WorkerRegistry(self.clock.now, db.workers)
+        workers = self.workers = WorkerRegistry(self.clock.now, db.workers)
         workers.configure(resolve_worker_secrets(self.config.workers, self.config.secretsProviders))
         artifacts = FileArtifactStore(self.data_dir)
         dispatcher = self.dispatcher = Dispatcher(
@@ -143,7 +155,17 @@ class Coordinator:
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
         )
-        workers.on_change = dispatcher.kick  # a worker came or went: its free slots may start builds
+        holds = WorkerHolds(db.workers, dispatcher, workers, self.clock)
+        await holds.start()  # before the dispatcher: a paused worker gets no build
+
+        def workers_changed() -> None:
+            dispatcher.kick()  # a worker came or went: its free slots may start builds
+            holds.workers_changed()  # an agent's drain ends with its connection
+
+        workers.on_change = workers_changed
+        if self.config_path is not None:
+            self.reconfigurer = Reconfigurer(self.config_path, self.config, self._apply_config)
+        dispatcher.on_slot_freed = holds.tell_idle_to_exit  # a draining worker that went idle exits
         estimator = EtaEstimator(db.builds, self.clock.now)
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
         submitter = BuildsetSubmitter(db.buildsets, db.book, self.clock, dispatcher)
@@ -151,33 +173,31 @@ class Coordinator:
         downstream = self.downstream = Downstream(db.buildsets, submitter, schedulers, dispatcher)
         dispatcher.trigger_port = downstream  # Trigger steps submit their buildsets through it
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
-        intake = ChangeIntake(db.changes, self.clock, schedulers)
+        intake = self._intake = ChangeIntake(db.changes, self.clock, schedulers)
         builds = BuildControl(db.builds, db.buildsets, submitter, schedulers, dispatcher)
         cancellers = self.cancellers = Cancellers(builds)
-        matrices = Matrices(self.config.builders)
-        submitter.matrices = matrices.groups
-        cancellers.configure(matrices.rules(self.config.cancellers))
+        self.submitter = submitter
+        matrices = self._configure_matrices(self.config)
         self.bus.add_listener(cancellers.on_event)  # superseded and failing buildsets' work stops
         stores = QueryStores(db.builds, db.buildsets, db.changes, db.workers, db.outbox)
-        queries = Queries(stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts)
+        queries = Queries(
+            stores, self.clock, dispatcher, workers, estimator=estimator, artifacts=artifacts, holds=holds
+        )
         dispatcher.configure(matrices.builders)
         schedulers.configure(self.config.schedulers)
+        janitor = Janitor(
+            db.retention, self.clock,
+            rules=lambda: self.config.retention,  # the current configuration's, after a reconfig too
+            builders=lambda: list(dispatcher.builders),
+            delete_files=artifacts.delete_artifact,
+        )
 
         # IRC bots answer commands through the same domain services as the API, and deliver
         # the IRC announcements of the notification service (so they start before it).
-        self.irc_bots = start_bots(self.config.notifiers, CoordinatorCommands(queries, builds), self.config.url)
-        for bot in self.irc_bots:
-            self.bus.add_listener(bot.on_event)  # `watch BUILDER`
-        if self.config.notifiers:
-            # Started before the dispatcher: no build can finish before it listens.
-            self.notifications = NotificationService(
-                builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
-                notifiers=matrices.filtering(self.config.notifiers), url=self.config.url,
-                builder_tags={b.name: list(b.tags) for b in matrices.builders},
-                clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
-                buildsets=db.buildsets, secrets=list(self.config.secretsProviders),
-            )
-            await self.notifications.start()
+        self._irc_commands = CoordinatorCommands(queries, builds)
+        self._start_irc_bots(self.config)
+        # Started before the dispatcher: no build can finish before it listens.
+        await self._start_notifications(self.config, matrices)
         await cancellers.seed(db.buildsets)  # before dispatch: every unfinished request is unclaimed
         await dispatcher.start()
         # After the dispatcher has loaded the stored requests: a timer that expired while the
@@ -186,6 +206,8 @@ class Coordinator:
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
+        worker_servicer.on_draining = holds.agent_draining
+        holds.exit = worker_servicer
         tokens = Tokens(db.tokens, self.clock.now)
         gate = self.gate = self._gate(tokens)
         server = self.server = GrpcServer(
@@ -193,8 +215,9 @@ class Coordinator:
             changes=ChangeServicer(intake),
             control=ControlServicer(builds, schedulers, queries, CaseHistory(db.builds, queries.builder)),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
-            logs=LogServicer(LogReader(db.logs, self.watchers)),
+            logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
             workers=worker_servicer,
+            admin=AdminServicer(holds, queries, self.reconfigurer, janitor),
             change_token=self.change_token,
             tries=TryServicer(TryJobs(schedulers, submitter)),
             tokens=TokenServicer(tokens),
@@ -206,6 +229,7 @@ class Coordinator:
         await server.start()
         self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
+        self._tasks.append(asyncio.get_running_loop().create_task(janitor.run(JANITOR_INTERVAL), name="janitor"))
         if self.web_settings.enabled:
             web = WebServer(
                 WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
@@ -215,10 +239,7 @@ class Coordinator:
             )
             await web.start()
             self.web = web
-        for source in self.config.change_source:
-            loop = PollingLoop(source, repository_for(source, self.data_dir), intake)
-            loop.start()
-            self.pollers.append(loop)
+        self._start_pollers(self.config)
 
     def _gate(self, tokens: Tokens) -> Gate | None:
         """The authorization check, when the config has auth=Auth(...) (else everyone may do
@@ -226,9 +247,84 @@ class Coordinator:
         if self.config.auth is None:
             return None
         authz = self.config.authz or Authz.everyone_authenticated()
-        tags = {b.name: list(b.tags) for b in self.config.builders}
-        return Gate(self.config.auth, authz, tokens, tags_of=lambda b: tags.get(b, ()),
+        # The current configuration's tags (after a reconfig too).
+        return Gate(self.config.auth, authz, tokens, tags_of=lambda b: self._builder_tags.get(b, ()),
                     change_token=self.change_token)
+
+    def _configure_matrices(self, config: MasterConfig) -> Matrices:
+        """Expand the configuration's matrix builders; what reads builder names (submitter,
+        cancellers, authorization tags) follows."""
+        assert self.cancellers is not None
+        matrices = self.matrices = Matrices(config.builders)
+        self.submitter.matrices = matrices.groups
+        self.cancellers.configure(matrices.rules(config.cancellers))
+        self._builder_tags = {b.name: list(b.tags) for b in matrices.builders}
+        return matrices
+
+    def _start_irc_bots(self, config: MasterConfig) -> None:
+        assert self._irc_commands is not None
+        self.irc_bots = start_bots(config.notifiers, self._irc_commands, config.url)
+        for bot in self.irc_bots:
+            self.bus.add_listener(bot.on_event)  # `watch BUILDER`
+
+    async def _stop_irc_bots(self) -> None:
+        for bot in self.irc_bots:
+            self.bus.remove_listener(bot.on_event)
+            await asyncio.wait_for(bot.aclose(), 10)
+        self.irc_bots.clear()
+
+    async def _start_notifications(self, config: MasterConfig, matrices: Matrices) -> None:
+        db = self.storage
+        assert db is not None
+        if config.notifiers:
+            # The cursor is stored by name: a restarted service neither misses nor repeats.
+            self.notifications = NotificationService(
+                builds=db.builds, logs=db.logs, events=db.events, outbox=db.outbox, bus=self.bus,
+                notifiers=matrices.filtering(config.notifiers), url=config.url,
+                builder_tags={b.name: list(b.tags) for b in matrices.builders},
+                clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
+                buildsets=db.buildsets, secrets=list(config.secretsProviders),
+            )
+            await self.notifications.start()
+
+    def _start_pollers(self, config: MasterConfig) -> None:
+        for source in config.change_source:
+            loop = PollingLoop(source, repository_for(source, self.data_dir), self._intake)
+            loop.start()
+            self.pollers.append(loop)
+
+    async def _apply_config(self, config: MasterConfig, plan: Plan) -> None:
+        """Swap in a new configuration (see coordinator/reconfig.py): what each part reads is
+        replaced; nothing that runs is stopped but what the plan changes."""
+        assert self.dispatcher is not None and self.schedulers is not None and self.downstream is not None
+        # connected workers stay connected
+        self.workers.configure(resolve_worker_secrets(config.workers, config.secretsProviders))
+        self.dispatcher.secrets = list(config.secretsProviders)
+        matrices = self._configure_matrices(config)
+        self.dispatcher.configure(matrices.builders)  # running builds keep their own definition
+        if plan.changed("schedulers"):
+            self.schedulers.configure(config.schedulers)  # their state is stored by name
+            await self.schedulers.start()
+            await self.downstream.catch_up()
+        if plan.changed("notifiers") or plan.changed("builders"):
+            if self.notifications is not None:
+                await asyncio.wait_for(self.notifications.aclose(), 10)
+                self.notifications = None
+            await self._stop_irc_bots()
+            self._start_irc_bots(config)
+            await self._start_notifications(config, matrices)
+        if plan.changed("change sources"):
+            for poller in reversed(self.pollers):
+                await poller.aclose()
+            self.pollers.clear()
+            self._start_pollers(config)  # what each has seen is stored by name
+        self.config = config
+
+    async def reconfig(self, dry_run: bool = False) -> Plan:
+        """What SIGHUP does (and `gantry reconfig`, through AdminService)."""
+        if self.reconfigurer is None:
+            raise FailedPrecondition("this coordinator was started without a configuration file to reload")
+        return await self.reconfigurer.reconfig(dry_run)
 
     @property
     def http_address(self) -> str:
@@ -270,9 +366,7 @@ class Coordinator:
         if self.notifications is not None:
             await asyncio.wait_for(self.notifications.aclose(), 10)
             self.notifications = None
-        for bot in self.irc_bots:
-            await asyncio.wait_for(bot.aclose(), 10)
-        self.irc_bots.clear()
+        await self._stop_irc_bots()
         if self.storage is not None:
             await asyncio.wait_for(self.storage.aclose(), 10)
             self.storage = None

@@ -18,6 +18,7 @@ from coordinator.config.buildbot.native import NotWritable
 from coordinator.config.loader import ConfigError, load_config_noted
 from coordinator.config.objects import MasterConfig
 from coordinator.config.security import WorkerSecretError
+from coordinator.domain.errors import GantryError
 from coordinator.exposure import ExposureError
 from coordinator.storage.sql import StorageError
 from coordinator.tls import TlsError, TlsFiles
@@ -157,6 +158,7 @@ def main(argv: list[str]) -> int:
             args.subscriber_buffer, args.http, change_token, _tls_files(args, cfg), args.insecure,
             ClientLimits(control_rate=args.control_rate, control_burst=max(args.control_rate * 5, 1.0),
                          max_streams=args.max_streams_per_client),
+            config_path=Path(args.config),
         )
     except ValueError as exc:  # a bad --http
         print(f"gantry: error: {exc}", file=sys.stderr)
@@ -177,6 +179,15 @@ def _tls_files(args: argparse.Namespace, cfg: MasterConfig) -> TlsFiles | None:
         return None
     cert, key, ca = cfg.tls.resolve(Path(args.config).resolve().parent)
     return TlsFiles(cert, key, ca, cfg.tls.require_client_cert)
+async def _reconfig(coordinator: Coordinator) -> None:
+    log = logging.getLogger("coordinator")
+    log.info("SIGHUP: reloading the configuration")
+    try:
+        await coordinator.reconfig()  # logs the plan it applied
+    except GantryError as exc:  # a bad file: FILE:LINE problems, nothing changed
+        log.error("reconfig refused: %s", exc)
+    except Exception:
+        log.exception("reconfig failed")
 
 
 def _run(coordinator: Coordinator) -> int:
@@ -185,17 +196,29 @@ def _run(coordinator: Coordinator) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reconfigs: set[asyncio.Task[None]] = set()
+
+        def reconfig() -> None:  # SIGHUP, as Buildbot's `buildbot reconfig` sends it
+            task = loop.create_task(_reconfig(coordinator))
+            reconfigs.add(task)
+            task.add_done_callback(reconfigs.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reconfig)
+        address_file: Path | None = None
         try:
             await coordinator.start()
             if coordinator.http_address:
                 # Printed before the gRPC line, which tools wait for as "ready".
                 print(f"Gantry coordinator HTTP on http://{coordinator.http_address}/", flush=True)
             print(f"Gantry coordinator listening on {coordinator.address}", flush=True)
-            (coordinator.data_dir / "coordinator.addr").write_text(coordinator.address + "\n")
+            address_file = coordinator.data_dir / "coordinator.addr"  # clients started nearby read it
+            address_file.write_text(coordinator.address + "\n")
             await stop.wait()
             logging.getLogger("coordinator").info("shutting down")
         finally:
             await coordinator.aclose()
+            if address_file is not None:
+                address_file.unlink(missing_ok=True)  # a stale address would mislead clients
 
     try:
         import uvloop

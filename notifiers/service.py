@@ -123,6 +123,7 @@ class NotificationService:
         if self._closing:
             return
         self._closing = True
+        self.bus.remove_listener(self._on_event)  # a reconfig may start another service on the bus
         self._events_wake.set()
         self._delivery_wake.set()
         tasks, self._tasks = self._tasks, []

@@ -12,9 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from worker_agent.connection import run_agent
+from worker_agent.control import AgentControl
 from worker_agent.options import DEFAULT_COORDINATOR, AgentOptions
 
 log = logging.getLogger("gantry.worker")
+
+
+DRAIN_TIMEOUT = 600.0  # seconds a SIGTERM'd agent waits for its running builds (a bounded drain)
 
 
 class UsageError(Exception):
@@ -33,13 +37,20 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"gantry worker: {exc}", file=sys.stderr)
         return 2
+    if args.drain_timeout < 0:
+        print("gantry worker: --drain-timeout must not be negative", file=sys.stderr)
+        return 2
     _setup_logging(args.verbose)
-    _run(opts)
+    _run(opts, args.drain_timeout)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gantry worker", description="Gantry worker agent.")
+    parser = argparse.ArgumentParser(
+        prog="gantry worker",
+        description="Gantry worker agent. (`gantry worker pause|drain|resume NAME` act on a worker "
+        "through the coordinator.)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     start = commands.add_parser("start", help="connect to the coordinator and run builds")
     start.add_argument(
@@ -53,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "--secret-file", required=True, metavar="FILE", help="file holding the worker's secret"
     )
     start.add_argument("--basedir", required=True, metavar="DIR", help="where builds run")
-    start.add_argument("--max-builds", type=int, default=1, metavar="N", help="concurrent builds")
+    start.add_argument(
+        "--max-builds", type=int, default=None, metavar="N",
+        help="run at most N builds at once (default: as the coordinator's configuration says; "
+        "this can only lower it)",
+    )
     start.add_argument(
         "--label", action="append", default=[], metavar="L", help="a label (repeatable)"
     )
@@ -63,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls", action="store_true", help="use TLS, trusting the system's CAs")
     tls.add_argument("--tls-cert", default="", metavar="FILE", help="client certificate (mutual TLS)")
     tls.add_argument("--tls-key", default="", metavar="FILE", help="its private key")
+    start.add_argument(
+        "--drain-timeout", type=float, default=DRAIN_TIMEOUT, metavar="SECONDS",
+        help="on SIGTERM, wait at most this long for running builds before stopping them "
+        "(default: %(default)g; 0: SIGTERM stops at once)",
+    )
     start.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -77,7 +97,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         raise UsageError(f"secret file {path} is not UTF-8 text") from None
     if not secret:
         raise UsageError(f"secret file {path} is empty")
-    if args.max_builds < 1:
+    if args.max_builds is not None and args.max_builds < 1:
         raise UsageError("--max-builds must be at least 1")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
@@ -95,7 +115,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         name=args.name,
         secret=secret,
         basedir=basedir,
-        max_builds=args.max_builds,
+        max_builds=args.max_builds or 0,
         labels=tuple(args.label),
         tls=bool(args.tls or args.tls_ca or args.tls_cert),
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
@@ -113,9 +133,9 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("gantry.worker").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _run(opts: AgentOptions) -> None:
+def _run(opts: AgentOptions, drain_timeout: float) -> None:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(opts))
+        runner.run(_serve(opts, drain_timeout))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -126,19 +146,36 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def _serve(opts: AgentOptions) -> None:
-    """Run the agent; SIGINT/SIGTERM cancel it, which kills running commands and closes the
-    stream (bounded), then we return and the process exits 0."""
+async def _serve(opts: AgentOptions, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    """Run the agent. SIGTERM drains it: no new builds, exit once the running ones are done
+    (the coordinator says when), or after `drain_timeout` seconds; a second SIGTERM, or SIGINT,
+    stops it now: running commands are killed (their builds end RETRY) and the stream closes
+    (bounded). Then we return and the process exits 0."""
     loop = asyncio.get_running_loop()
-    agent = asyncio.create_task(run_agent(opts), name="agent")
+    control = AgentControl()
+    agent = asyncio.create_task(run_agent(opts, control), name="agent")
 
     def stop(sig: signal.Signals) -> None:
-        log.info("received %s; stopping", sig.name)
+        log.info("received %s; stopping now (running builds will be retried)", sig.name)
         agent.cancel()
 
+    def drain(sig: signal.Signals) -> None:
+        if control.drain_reason or drain_timeout <= 0:
+            stop(sig)
+            return
+        log.info("received %s; draining: no new builds, exiting when idle (at most %gs; "
+                 "send it again to stop now)", sig.name, drain_timeout)
+        control.drain(f"the agent received {sig.name}")
+        loop.call_later(drain_timeout, stop_if_running, sig)
+
+    def stop_if_running(sig: signal.Signals) -> None:
+        if not agent.done():
+            log.info("drain timeout (%gs) reached", drain_timeout)
+            stop(sig)
+
     signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop, sig)
+    loop.add_signal_handler(signal.SIGINT, stop, signal.SIGINT)
+    loop.add_signal_handler(signal.SIGTERM, drain, signal.SIGTERM)
     log.info("worker %s starting (basedir %s)", opts.name, opts.basedir)
     try:
         await agent

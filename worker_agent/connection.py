@@ -18,6 +18,7 @@ from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 from worker_agent import __version__
 from worker_agent.backoff import Backoff
 from worker_agent.channel import TlsSetupError, describe_failure, open_channel
+from worker_agent.control import AgentControl
 from worker_agent.files import FileOps
 from worker_agent.options import AgentOptions
 from worker_agent.registry import CommandRegistry
@@ -50,14 +51,19 @@ class _SessionEnd:
     detail: str
 
 
-async def run_agent(opts: AgentOptions) -> None:
-    """Connect, serve, reconnect, forever (until cancelled, which kills running commands)."""
+async def run_agent(opts: AgentOptions, control: AgentControl | None = None) -> None:
+    """Connect, serve, reconnect, until the coordinator tells a drained agent to exit (then
+    return) or until cancelled (which kills running commands)."""
     registry = CommandRegistry()
     backoff = Backoff(opts.backoff_min, opts.backoff_max)
+    control = control or AgentControl()
     try:
         while True:
-            end = await _connect_once(opts, registry)
+            end = await _connect_once(opts, registry, control)
             await registry.kill_all()
+            if control.shutdown.is_set():
+                log.info("exiting: %s", control.shutdown_reason)
+                return
             if end.welcomed:
                 backoff.reset()
             delay = backoff.next_delay()
@@ -87,7 +93,7 @@ async def run_agent(opts: AgentOptions) -> None:
         await registry.kill_all()
 
 
-async def _connect_once(opts: AgentOptions, registry: CommandRegistry) -> _SessionEnd:
+async def _connect_once(opts: AgentOptions, registry: CommandRegistry, control: AgentControl) -> _SessionEnd:
     """One connection, from dialling to its end; never raises except on cancellation."""
     welcomed = False
     try:
@@ -104,7 +110,7 @@ async def _connect_once(opts: AgentOptions, registry: CommandRegistry) -> _Sessi
         if reply.WhichOneof("msg") != "welcome":
             return _SessionEnd(False, False, f"expected Welcome, got {reply.WhichOneof('msg')}")
         welcomed = True
-        session = _Session(opts, call, reply.welcome, registry)
+        session = _Session(opts, call, reply.welcome, registry, control)
         log.info("connected to %s as %s", opts.coordinator, opts.name)
         await session.run()
         return _SessionEnd(True, False, "coordinator closed the stream")
@@ -168,8 +174,11 @@ class _Session:
         call: grpc.aio.StreamStreamCall,
         welcome: worker_pb2.Welcome,
         registry: CommandRegistry,
+        control: AgentControl,
     ) -> None:
         self._opts = opts
+        self._control = control
+        self._announcing: asyncio.Future[None] | None = None
         self._call = call
         self._registry = registry
         self._interval = float(welcome.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL)
@@ -185,16 +194,24 @@ class _Session:
             asyncio.create_task(self._write_loop()),
             asyncio.create_task(self._read_loop()),
             asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._control.shutdown.wait()),
         ]
+        self._control.attach(self._announce_drain)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
+            self._control.detach()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._files.aclose()  # transfers do not survive a reconnect: the build retries
+
+    def _announce_drain(self, reason: str) -> None:
+        msg = worker_pb2.WorkerMessage(draining=worker_pb2.Draining(reason=reason))
+        if not self._outbox.offer(msg):  # a full outbox: queue it behind the output, not lose it
+            self._announcing = asyncio.ensure_future(self._outbox.send(msg))
 
     async def _write_loop(self) -> None:
         while True:
@@ -252,6 +269,8 @@ class _Session:
             self._files.ack(msg.file_ack)
         elif kind == "file_cancel":
             self._files.cancel(msg.file_cancel)
+        elif kind == "shutdown":
+            self._control.exit(f"the coordinator says: {msg.shutdown.reason or 'drained'}")
         elif kind in ("heartbeat", "welcome"):
             pass  # liveness was noted by the reader
         else:

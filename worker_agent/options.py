@@ -14,7 +14,7 @@ class AgentOptions:
     name: str
     secret: str = field(repr=False)  # never in logs
     basedir: Path
-    max_builds: int = 1
+    max_builds: int = 0  # 0: as the coordinator's configuration says; a number may only lower it
     labels: tuple[str, ...] = ()
     # Reconnect backoff: starts at backoff_min seconds, doubles up to backoff_max.
     backoff_min: float = 1.0

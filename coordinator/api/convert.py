@@ -210,6 +210,9 @@ def worker_pb(w: model.WorkerRecord) -> control_pb2.Worker:
         running_builds=w.running_builds,
         max_builds=w.max_builds,
         info=w.info,
+        capacity_reason=w.capacity_reason,
+        state=w.state,
+        state_reason=w.state_reason,
     )
 
 

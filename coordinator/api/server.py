@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from coordinator.api.admin import AdminServicer
 from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.gate import Gate
@@ -23,6 +24,8 @@ from coordinator.api.try_servicer import TryServicer
 from coordinator.api.workers import WorkerServicer
 from coordinator.tls import CertificateSource
 from protos.gantry.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     changes_pb2,
@@ -71,6 +74,7 @@ class GrpcServer:
         status: StatusServicer,
         logs: LogServicer,
         workers: WorkerServicer,
+        admin: AdminServicer | None = None,
         change_token: str = "",
         tries: TryServicer | None = None,
         tokens: TokenServicer,
@@ -104,6 +108,8 @@ class GrpcServer:
             try_pb2_grpc.add_TryServiceServicer_to_server(tries, server)
         auth_pb2_grpc.add_TokenServiceServicer_to_server(tokens, server)
         auth_pb2_grpc.add_AuditServiceServicer_to_server(audit, server)
+        if admin is not None:
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -116,6 +122,7 @@ class GrpcServer:
             auth_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
             auth_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            *([admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name] if admin is not None else []),
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(names, server)

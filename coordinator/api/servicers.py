@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from coordinator.api import convert
-from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.events import EventFilter
 from coordinator.domain.scheduling.build_control import BuildControl
 from coordinator.domain.scheduling.control import SchedulerControl
@@ -213,11 +213,6 @@ class LogServicer(logs_pb2_grpc.LogServiceServicer):
         if request.offset < 0 or request.limit < 0:
             raise InvalidArgument("offset and limit must not be negative")
         info = await self.reader.find(request.builder, request.build_number, request.step, request.log or "stdio")
-        if info is None:
-            raise NotFound(
-                f"no log {request.log or 'stdio'!r} for step {request.step!r} of build "
-                f"{request.builder}/{request.build_number}"
-            )
         return info.id
 
 

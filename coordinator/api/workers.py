@@ -18,6 +18,7 @@ import grpc
 from coordinator.api.interceptors.auth import peer_ip
 from coordinator.domain.auth.limits import FailureLimiter
 from coordinator.domain.errors import Unauthenticated
+from coordinator.domain.workers.capacity import effective_capacity
 from coordinator.domain.workers.commands import (
     Ack,
     CommandSpec,
@@ -40,7 +41,9 @@ _CLOSE = object()
 HELLO_TIMEOUT = 10.0
 
 
-def to_pb(item: Outbound | worker_pb2.Heartbeat) -> worker_pb2.CoordinatorMessage:
+def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage) -> worker_pb2.CoordinatorMessage:
+    if isinstance(item, worker_pb2.CoordinatorMessage):
+        return item  # built here already (shutdown)
     if isinstance(item, CommandSpec):
         return worker_pb2.CoordinatorMessage(
             start=worker_pb2.StartCommand(
@@ -104,6 +107,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self.heartbeat_interval = heartbeat_interval
         self.window = window
         self._outboxes: dict[WorkerSession, asyncio.Queue[Any]] = {}
+        self.on_draining: Callable[[str, str], None] = lambda _name, _reason: None  # (worker, why)
 
     async def Connect(
         self, request_iterator: AsyncIterator[worker_pb2.WorkerMessage], context: grpc.aio.ServicerContext
@@ -131,7 +135,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         outbox: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the protocol: acks <= window per command
         info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
                 "labels": ",".join(hello.labels)}
-        max_builds = min(decl.max_builds, hello.max_builds) if hello.max_builds > 0 else decl.max_builds
+        max_builds = effective_capacity(decl.max_builds, hello.max_builds)
         session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now, self.window)
         await context.write(
             worker_pb2.CoordinatorMessage(
@@ -182,6 +186,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                     session.files.on_ack(FileAck(msg.file_ack.request_id, msg.file_ack.seq))
                 elif which == "file_result":
                     session.files.on_result(file_result_in(msg.file_result))
+                elif which == "draining":
+                    self.on_draining(session.name, msg.draining.reason or "the agent is draining")
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
@@ -192,6 +198,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         box = self._outboxes.get(session)
         if box is not None:
             box.put_nowait(_CLOSE)
+
+    def ask_to_exit(self, worker: str, reason: str) -> bool:
+        """Tell a connected agent to exit (it was drained); False if it is not connected."""
+        session = self.registry.sessions.get(worker)
+        box = None if session is None else self._outboxes.get(session)
+        if box is None:
+            return False
+        box.put_nowait(worker_pb2.CoordinatorMessage(shutdown=worker_pb2.Shutdown(reason=reason)))
+        return True
 
     def close_all(self, reason: str) -> None:
         """End every worker stream (at shutdown, so the server need not wait out its grace)."""

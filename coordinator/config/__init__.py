@@ -12,6 +12,7 @@ from coordinator.domain.auth import actions
 from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups, RolesFromUsers
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import MasterLock, WorkerLock
+from coordinator.domain.builds.retention import Retention
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.hgpoller import HgPoller
 from coordinator.domain.changes.sources import GitPoller
@@ -126,6 +127,7 @@ __all__ = [
     "MasterLock",
     "Property",
     "Result",
+    "Retention",
     "SetPropertyFromCommand",
     "ShellArg",
     "ShellCommand",

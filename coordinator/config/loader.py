@@ -17,6 +17,7 @@ from coordinator.config.security import TLS, Auth
 from coordinator.domain.auth.authz import Authz
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import BaseLock, LockAccess, lock_errors
+from coordinator.domain.builds.retention import Retention
 from coordinator.domain.changes.filters import ChangeFilter
 from coordinator.domain.changes.sources import GitPoller
 from coordinator.domain.changes.svnpoller import SVNPoller
@@ -254,6 +255,7 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         if value is not None and (not isinstance(value, str) or not value):
             add(cfg, f"{name} must be None or a non-empty string, not {value!r}")
     _check_cancellers(cfg, builder_names, add)
+    _check_retention(cfg, add)
     if not isinstance(cfg.url, str):
         add(cfg, f"url must be a string such as 'https://ci.example.org/', not {cfg.url!r}")
     for err in web_settings(cfg.www).errors:
@@ -303,6 +305,17 @@ def _check_matrix(b: Builder, add: Any) -> None:
         add(f"builder {b.name!r}: fail_fast must be True or False, not {b.fail_fast!r}")
     elif b.fail_fast and b.matrix is None:
         add(f"builder {b.name!r}: fail_fast needs a matrix (it stops the other combinations)")
+def _check_retention(cfg: MasterConfig, add: Any) -> None:
+    builders = {b.name for b in cfg.builders if isinstance(b, Builder)}
+    for rule in cfg.retention:
+        if not isinstance(rule, Retention):
+            add(cfg, f"retention must contain Retention(...) objects, not {rule!r}")
+            continue
+        for err in rule.problems():
+            add(rule, f"Retention: {err}")
+        for name in rule.builders:
+            if isinstance(name, str) and name not in builders:
+                add(rule, f"Retention names builder {name!r}, which is not configured")
 
 
 def _check_change_sources(sources: list[Any], add: Any, cfg: MasterConfig) -> None:

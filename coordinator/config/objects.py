@@ -61,6 +61,9 @@ class MasterConfig:
     # Auth(...) (who is asking) and Authz(...) (who may do what): docs/security.md.
     auth: Any = None
     authz: Any = None
+    # Retention(...) rules: how long builds, logs and artifacts are kept (the janitor deletes
+    # the rest); the first rule naming a builder applies, a rule naming none is the default.
+    retention: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
@@ -70,5 +73,6 @@ class MasterConfig:
         self.notifiers = list(self.notifiers)
         self.secretsProviders = list(self.secretsProviders)
         self.cancellers = list(self.cancellers)
+        self.retention = list(self.retention) if isinstance(self.retention, list | tuple) else [self.retention]
         cs = self.change_source
         self.change_source = list(cs) if isinstance(cs, list | tuple) else [cs]

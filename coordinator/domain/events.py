@@ -36,6 +36,7 @@ KINDS = (
     "buildset.finished",
     "worker.connected",
     "worker.disconnected",
+    "worker.state",
 )
 
 
@@ -161,6 +162,11 @@ def worker_disconnected(name: str, reason: str, at: float) -> Event:
     return Event(kind="worker.disconnected", at=at, worker=name, details={"reason": reason})
 
 
+def worker_state(name: str, state: str, reason: str, at: float) -> Event:
+    """An operator paused, drained or resumed a worker ("paused", "draining", "active")."""
+    return Event(kind="worker.state", at=at, worker=name, details={"state": state, "reason": reason})
+
+
 @dataclass(frozen=True)
 class EventFilter:
     builders: frozenset[str] = frozenset()
@@ -244,6 +250,11 @@ class EventBus:
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """A synchronous callback for internal consumers that must see every event."""
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        """Stop calling `listener` (a consumer that stopped, e.g. replaced by a reconfig)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def publish(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -106,12 +106,15 @@ class Buildset:
     result: Result | None = None
 
 
+DELETED_LOG = "d"  # the type of a log whose contents retention deleted (as Buildbot marks them)
+
+
 @dataclass
 class LogInfo:
     id: int
     step_id: int
     name: str
-    type: str  # "s" stdio, "t" text
+    type: str  # "s" stdio, "t" text, DELETED_LOG
     size: int = 0
     complete: bool = False
 
@@ -166,9 +169,22 @@ class WorkerRecord:
     name: str
     connected: bool
     since: float | None
-    max_builds: int
+    max_builds: int  # effective: the configuration's, lowered by the agent's --max-builds
     info: dict[str, str] = field(default_factory=dict)
     running_builds: list[str] = field(default_factory=list)
+    capacity_reason: str = ""  # where max_builds comes from: "config" or "agent --max-builds; config N"
+    state: str = "active"  # "active", "paused" or "draining" (WorkerHold)
+    state_reason: str = ""
+
+
+@dataclass
+class WorkerHold:
+    """An operator's hold on a worker: "paused" (no new builds) or "draining" (no new builds,
+    then the agent exits when idle). Stored, so it survives a coordinator restart."""
+
+    state: str
+    reason: str
+    at: float
 
 
 @dataclass

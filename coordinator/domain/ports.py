@@ -24,6 +24,7 @@ from coordinator.domain.model import (
     SchedulerRecord,
     Step,
     StepSample,
+    WorkerHold,
     WorkerRecord,
 )
 from coordinator.domain.results import Result
@@ -316,6 +317,49 @@ class WorkerStatusStore(Protocol):
     async def worker_connected(self, name: str, info: dict[str, str], at: float, events: Sequence[Event]) -> None: ...
 
     async def worker_disconnected(self, name: str, at: float, events: Sequence[Event]) -> None: ...
+
+
+class WorkerHoldStore(Protocol):
+    """The operators' holds on workers (pause, drain)."""
+
+    async def load_worker_holds(self) -> dict[str, WorkerHold]: ...
+
+    async def set_worker_hold(self, name: str, hold: WorkerHold | None, events: Sequence[Event]) -> None:
+        """Store the hold (None: the worker is active again) and its events, in one transaction."""
+
+
+class WorkerExit(Protocol):
+    """The worker stream's side of draining (implemented by the gRPC adapter)."""
+
+    def ask_to_exit(self, worker: str, reason: str) -> bool:
+        """Tell the connected agent to exit; False if it is not connected."""
+        ...
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """What a retention sweep deletes: `kind` ("logs", "artifacts" or "builds") of the builds of
+    `builder` finished before `before`, failing ones (FAILURE, EXCEPTION) or the others."""
+
+    builder: str
+    kind: str
+    before: float
+    failed: bool
+
+
+class RetentionStore(Protocol):
+    async def count_expired(self, expiry: Expiry) -> int:
+        """How many (logs, artifacts or builds) a sweep would delete."""
+        ...
+
+    async def expire(self, expiry: Expiry, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        """Delete at most `limit` of them in one write: (how many, the (build number, name) of
+        the artifacts whose files are to go). Deleted logs keep their row (type "d")."""
+        ...
+
+    async def reclaim_space(self) -> str:
+        """Give the space of deleted rows back (bounded steps); says what it did."""
+        ...
 
 
 class WorkerReads(Protocol):

@@ -9,6 +9,7 @@ complete and verified, so a failed or oversized transfer leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tarfile
@@ -102,6 +103,16 @@ class FileArtifactStore:
 
     def artifact_sink(self, builder: str, number: int, name: str) -> _FileSink:
         return _FileSink(self.artifact_path(builder, number, name))
+
+    def delete_artifact(self, builder: str, number: int, name: str) -> None:
+        """Remove an artifact's file (retention), and its build's directory once empty."""
+        path = self.artifact_path(builder, number, name)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty (other artifacts), or already gone
+            path.parent.rmdir()
 
     async def read_artifact(self, builder: str, number: int, name: str) -> AsyncIterator[bytes]:
         async for chunk in _read(self.artifact_path(builder, number, name)):

@@ -49,10 +49,12 @@ from coordinator.domain.model import (
     SchedulerRecord,
     Step,
     StepSample,
+    WorkerHold,
     WorkerRecord,
 )
 from coordinator.domain.ports import Ledger, Notification
 from coordinator.domain.results import Result
+from coordinator.storage.memory_retention import MemoryRetention
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -127,6 +129,7 @@ class MemoryData:
         self.artifacts: dict[int, _ArtifactRow] = {}
         self.test_cases: dict[int, tuple[int, str, CaseResult]] = {}  # id -> (build id, revision, case)
         self.workers: dict[str, WorkerRecord] = {}
+        self.worker_holds: dict[str, WorkerHold] = {}
         self.notifications: dict[int, Notification] = {}
         self.notifier_state: dict[str, int] = {}
         self.events: list[Event] = []
@@ -234,6 +237,7 @@ class MemoryStorage:
         self.workers = MemoryWorkers(self._db)
         self.events = MemoryEventLog(self._db)
         self.outbox = MemoryOutbox(self._db)
+        self.retention = MemoryRetention(self._db)
 
     async def aclose(self) -> None:
         """Refuse further writes (the data stays, for another MemoryStorage on it)."""
@@ -884,6 +888,19 @@ class MemoryWorkers:
         def op(tx: _Tx) -> None:
             for row in self.data.workers.values():
                 tx.update(row, connected=False)
+
+        await self.db.write(op)
+
+    async def load_worker_holds(self) -> dict[str, WorkerHold]:
+        return copy.deepcopy(self.data.worker_holds)
+
+    async def set_worker_hold(self, name: str, hold: WorkerHold | None, events: Sequence[Event]) -> None:
+        def op(tx: _Tx) -> None:
+            if hold is not None:
+                tx.put(self.data.worker_holds, name, copy.copy(hold))
+            elif name in self.data.worker_holds:
+                tx.delete(self.data.worker_holds, name)
+            tx.emit_all(events)
 
         await self.db.write(op)
 

@@ -362,6 +362,21 @@ def _v9_security(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[api_tokens, audit_log])
 
 
+# Version 10: operators' holds on workers (`gantry worker pause|drain`), kept across restarts.
+worker_holds = sa.Table(
+    "worker_holds",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # "paused" or "draining"
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
+def _v10_worker_holds(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[worker_holds])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -373,6 +388,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (7, _v7_dependents),
     (8, _v8_test_cases),
     (9, _v9_security),
+    (10, _v10_worker_holds),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -21,6 +21,7 @@ from coordinator.storage.db import Database
 from coordinator.storage.ledger import SqlBookkeeper
 from coordinator.storage.log_store import SqlLogs
 from coordinator.storage.notification_store import SqlOutbox
+from coordinator.storage.retention_store import SqlRetention
 from coordinator.storage.scheduler_store import SqlSchedulers
 from coordinator.storage.token_store import SqlTokens
 from coordinator.storage.worker_store import SqlWorkers
@@ -61,6 +62,9 @@ async def open_storage(url: str, publish: Callable[[list[Event]], None]) -> SqlS
             cur = dbapi_conn.cursor()
             # WAL lets status readers run while the writer commits; NORMAL is durable in WAL
             # against process crashes (what "acknowledged" promises), fsync at checkpoints.
+            # Before the first table exists, so new databases can give deleted space back
+            # (the janitor's incremental vacuum); a no-op on an existing database.
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
@@ -99,6 +103,7 @@ class SqlStorage:
         self.outbox = SqlOutbox(db)
         self.tokens = SqlTokens(db)
         self.audit = SqlAudit(db)
+        self.retention = SqlRetention(db)
 
     def start(self) -> None:
         self.writer.start()

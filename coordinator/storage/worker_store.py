@@ -8,12 +8,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from coordinator.domain.events import Event
-from coordinator.domain.model import WorkerRecord
+from coordinator.domain.model import WorkerHold, WorkerRecord
 from coordinator.storage import codec, schema
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
 t_workers = schema.workers
+t_holds = schema.worker_holds
 
 
 class SqlWorkers:
@@ -50,3 +51,19 @@ class SqlWorkers:
     async def reset_connections(self) -> None:
         """At start-up: no worker is connected to a coordinator that was not running."""
         await self.db.write(lambda tx: tx.conn.execute(t_workers.update().values(connected=False)))
+
+    async def load_worker_holds(self) -> dict[str, WorkerHold]:
+        def q(c: sa.Connection) -> dict[str, WorkerHold]:
+            return {r.name: WorkerHold(r.state, r.reason, r.at) for r in c.execute(sa.select(t_holds))}
+
+        return await self.db.read(q)
+
+    async def set_worker_hold(self, name: str, hold: WorkerHold | None, events: Sequence[Event]) -> None:
+        def op(tx: Tx) -> None:
+            c = tx.conn
+            c.execute(t_holds.delete().where(t_holds.c.name == name))
+            if hold is not None:
+                c.execute(t_holds.insert().values(name=name, state=hold.state, reason=hold.reason, at=hold.at))
+            tx.emit_all(events)
+
+        await self.db.write(op)

@@ -908,7 +908,7 @@ async def test_log_chunks_read_back_byte_exact_by_range(store: Store) -> None:
     assert await db.logs.get_log(build.builder, build.number, "compile", "nope") is None
 
     rnd = random.Random(12)
-    reader = LogReader(db.logs, LogWatchers())
+    reader = LogReader(db.logs, LogWatchers(), db.builds)
     cases = [(everything, 0)] + [(per_channel[ch], ch) for ch in per_channel]
     for expected, channel in cases:
         size = len(expected)

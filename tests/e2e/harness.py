@@ -134,6 +134,7 @@ class Process:
         self.lines: list[str] = []
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self.stop_signal = signal.SIGTERM  # what `stop()` sends first
 
     @property
     def pid(self) -> int:
@@ -230,10 +231,11 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(sig)
 
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Stop it (idempotent): `sig`, then SIGKILL after `timeout`."""
+    async def stop(self, sig: int | None = None, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Stop it (idempotent): `sig` (default: its `stop_signal`), then SIGKILL after `timeout`."""
         if self.proc is None:
             return None
+        sig = self.stop_signal if sig is None else sig
         if self.proc.returncode is None:
             self.send(sig)
             try:
@@ -696,6 +698,7 @@ class Cluster:
             argv += ["--label", label]
         argv += extra_args
         process = Process(f"worker-{name}", argv, self.log_dir / f"worker-{name}.log", child_env())
+        process.stop_signal = signal.SIGINT  # stop now (SIGTERM would drain: wait for running builds)
         self.processes.append(process)
         await process.start()
         if wait:

@@ -37,8 +37,10 @@ BUILD_KINDS = [
     "buildrequest.added",
     "build.started",
     "step.started",
+    "build.state",  # the running build reads as its running step
     "step.finished",
     "step.started",
+    "build.state",
     "step.finished",
     "build.finished",
     "buildset.finished",
@@ -71,8 +73,10 @@ async def test_events_of_a_build_arrive_in_order(cluster: Cluster) -> None:
     assert (started.builder, started.build_number, started.worker) == ("b", 1, "w1")
     assert [(s.kind, s.step_number, s.step_name) for s in steps] == [
         ("step.started", 0, "one"),
+        ("build.state", -1, ""),
         ("step.finished", 0, "one"),
         ("step.started", 1, "two"),
+        ("build.state", -1, ""),
         ("step.finished", 1, "two"),
     ]
     assert all((s.builder, s.build_number) == ("b", 1) for s in [*steps, finished])

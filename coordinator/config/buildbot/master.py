@@ -27,7 +27,7 @@ from coordinator.web.hooks import DIALECTS
 # Gantry's own names, accepted as keys too (a dict written for Gantry before this layer).
 NATIVE_KEYS = (
     "workers", "builders", "schedulers", "title", "notifiers", "url", "www", "secretsProviders",
-    "allow_master_commands", "change_source", "listen", "db_url", "cancellers",
+    "allow_master_commands", "change_source", "listen", "db_url", "cancellers", "retention",
 )
 RENAMED = {"services": "notifiers", "buildbotURL": "url"}
 IGNORED_KEYS = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from coordinator.domain import events
@@ -99,6 +99,14 @@ class Dispatcher:
         self._kick = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        # Workers an operator paused or is draining: worker -> "paused"/"draining". Checked in
+        # the same synchronous stretch that reserves a slot, so no new reservation follows hold().
+        self.held: dict[str, str] = {}
+        # Starts under way, (worker, "request:ID"), by worker name rather than on the session: a
+        # start on a session that was replaced meanwhile still counts until it settles.
+        self._reserved: set[tuple[str, str]] = set()
+        self._slots_freed = asyncio.Condition()
+        self.on_slot_freed: Callable[[], None] = lambda: None  # e.g. a drained worker may now exit
 
     def configure(self, builders: Sequence[Builder]) -> None:
         self.builders = {b.name: b for b in builders}
@@ -174,7 +182,7 @@ class Dispatcher:
             if builder is None:
                 continue  # not configured (any more): keep the requests until it is
             while heap:
-                free = [s for s in self.qualified_workers(builder) if s.free_slots > 0]
+                free = [s for s in self.qualified_workers(builder) if s.free_slots > 0 and s.name not in self.held]
                 if not free:
                     break
                 # nextBuild sees the whole queue in start order; without it, the head starts.
@@ -194,17 +202,18 @@ class Dispatcher:
                     continue  # absorbed by a collapse while the hooks ran
                 slot = f"request:{req.id}"
                 session.builds.add(slot)
+                self._reserved.add((session.name, slot))
                 self._starting.add(req.id)  # before the claim commits: a stop may follow it at once
                 try:
                     claimed = await self.requests.claim_request(req.id, self.coordinator_id, self.clock.now())
                 except Exception:
                     self._forget_start(req.id)
-                    session.builds.discard(slot)
+                    await self._free(session, slot)
                     heapq.heappush(heap, (-req.priority, req.submitted_at, req.id, req))
                     raise
                 if not claimed:
                     self._forget_start(req.id)
-                    session.builds.discard(slot)
+                    await self._free(session, slot)
                     continue
                 others = [e[3] for e in heap] if builder.collapseRequests is not False else []
                 task = asyncio.get_running_loop().create_task(
@@ -281,8 +290,11 @@ class Dispatcher:
         connected = [n for n in builder.workers if n in self.workers.sessions]
         if not connected:
             return "no worker connected"
-        if not self.qualified_workers(builder):
+        qualified = self.qualified_workers(builder)
+        if not qualified:
             return f"no connected worker has labels [{', '.join(builder.worker_labels)}]"
+        if all(s.name in self.held for s in qualified):
+            return "; ".join(f"worker {s.name} {self.held[s.name]}" for s in qualified)
         return ""
 
     def _busy_reason(self, builder: Builder, name: str) -> str:
@@ -346,7 +358,7 @@ class Dispatcher:
             )
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
-            session.builds.discard(slot)
+            await self._free(session, slot)
             runner = BuildRunner(
                 build, builder.steps, builder.builddir, session, self._build_services(), stamps, accesses(builder.locks)
             )
@@ -374,9 +386,32 @@ class Dispatcher:
             if key is not None:
                 self.running.pop(key, None)
                 session.builds.discard(f"{key[0]}/{key[1]}")
-            session.builds.discard(slot)
+            await asyncio.shield(self._free(session, slot))
             if not self._closing:
                 self.kick()
+
+    # ------------------------------------------------------------------ pause and drain
+
+    async def hold(self, worker: str, state: str) -> None:
+        """Start no new build on `worker` ("paused" or "draining"). Returns once every start
+        already under way there is settled (its build stored, or its reservation dropped), so
+        that no build starts on the worker after this returns."""
+        self.held[worker] = state
+        async with self._slots_freed:
+            await self._slots_freed.wait_for(lambda: not any(w == worker for w, _ in self._reserved))
+
+    def release(self, worker: str) -> None:
+        """The worker takes builds again."""
+        if self.held.pop(worker, None) is not None:
+            self.kick()
+
+    async def _free(self, session: WorkerSession, label: str) -> None:
+        """Give back a build's or a reservation's slot, and wake whoever waits on slots."""
+        session.builds.discard(label)
+        self._reserved.discard((session.name, label))
+        self.on_slot_freed()
+        async with self._slots_freed:
+            self._slots_freed.notify_all()
 
 
 def compatible(a: Buildset | None, b: Buildset | None) -> bool:

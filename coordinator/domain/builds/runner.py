@@ -316,6 +316,8 @@ class BuildRunner:
             step.started_at = self.clock.now()
             started = events.step_started(build, step, step.started_at)
             await self.builds.start_step(build, step, step.started_at, [started])
+            # As in Buildbot, a running build reads as its running step ("running 'make'").
+            await self._set_build_state(self.redact(self._describe(step_def, None, done=False)))
             self.context.begin_step(step)
             self.logs.begin_step()
             step_result = await self._run_locked_step(step, step_def)
@@ -334,7 +336,7 @@ class BuildRunner:
                 halted = True
                 continue
             new_result, halt = combine(result, step_def, step_result)
-            if new_result != result and not failed_step and new_result != Result.SUCCESS:
+            if new_result != result:  # the summary names the step that made the final result
                 failed_step = step.name
             result = new_result
             halted = halted or halt
@@ -377,18 +379,19 @@ class BuildRunner:
             log.exception("hideStepIf of step %s raised; showing the step", step_def.name)
             return False
 
-    def _describe(self, step_def: BuildStep, result: Result) -> str:
+    def _describe(self, step_def: BuildStep, result: Result | None, done: bool = True) -> str:
+        fallback = step_def.name if result is None else f"{step_def.name} ({result.label})"
         try:
             try:
-                return step_def.describe(True, result, ctx=self)
+                return step_def.describe(done, result, ctx=self)
             except TypeError:
                 # A custom step overriding describe(done, result) from before renderables.
-                return step_def.describe(True, result)
+                return step_def.describe(done, result)
         except StepError:  # e.g. a missing secret in the command: already in the step's log
-            return f"{step_def.name} ({result.label})"
+            return fallback
         except Exception:
             log.exception("describing step %s of %s/%d failed", step_def.name, self.build.builder, self.build.number)
-            return f"{step_def.name} ({result.label})"
+            return fallback
 
     async def _run_step(self, step_def: BuildStep) -> Result:
         try:

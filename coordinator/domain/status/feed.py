@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
+from coordinator.domain.builds.lookup import find_build
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
-from coordinator.domain.model import Build, LogInfo
+from coordinator.domain.model import DELETED_LOG, Build, LogInfo
 from coordinator.domain.ports import BuildReads, EventLog, LogReads
 from coordinator.domain.steps.logs import LogWatchers
 
@@ -128,13 +129,27 @@ class LogPart:
 
 
 class LogReader:
-    def __init__(self, logs: LogReads, watchers: LogWatchers) -> None:
+    def __init__(self, logs: LogReads, watchers: LogWatchers, builds: BuildReads) -> None:
         self.logs = logs
         self.watchers = watchers
+        self.builds = builds  # to say what is missing when a log is not found
 
-    async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo | None:
+    async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo:
+        """The log `log` of `step` (a name or a number) of build builder/number; NotFound
+        names what is missing: the build, the step, or the log (with what there is)."""
         result: LogInfo | None = await self.logs.get_log(builder, number, step, log)
-        return result
+        if result is not None and result.type == DELETED_LOG:
+            raise NotFound(f"the log {log!r} of step {step!r} of build {builder}/{number} was deleted (logHorizon)")
+        if result is not None:
+            return result
+        what = f"build {builder}/{number}"
+        build = await find_build(self.builds, builder, number)
+        match = [s for s in build.steps if (str(s.number) if step.isdigit() else s.name) == step]
+        if not match:
+            steps = ", ".join(f"{s.number} {s.name}" for s in build.steps) or "none"
+            raise NotFound(f"{what} has no step {step} (its steps: {steps})")
+        logs = ", ".join(sorted({i.name for s in match for i in s.logs})) or "none yet"
+        raise NotFound(f"step {step!r} of {what} has no log {log!r} (its logs: {logs})")
 
     async def read(self, log_id: int, offset: int, limit: int, channel: int) -> LogPart:
         limit = min(limit or MAX_READ, MAX_READ)

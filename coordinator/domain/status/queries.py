@@ -10,6 +10,7 @@ from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.builds.lookup import find_build, find_builder
+from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.model import (
     Artifact,
@@ -29,6 +30,7 @@ from coordinator.domain.ports import (
     RequestReads,
     WorkerReads,
 )
+from coordinator.domain.workers.capacity import capacity_reason
 from coordinator.domain.workers.sessions import WorkerRegistry
 
 
@@ -54,8 +56,10 @@ class Queries:
         workers: WorkerRegistry,
         estimator: EtaEstimator | None = None,
         artifacts: ArtifactStore | None = None,
+        holds: WorkerHolds | None = None,
     ) -> None:
         self.stores = stores
+        self.holds = holds  # paused / draining workers
         self.clock = clock
         self.dispatcher = dispatcher
         self.workers = workers
@@ -177,10 +181,15 @@ class Queries:
             session = self.workers.sessions.get(name)
             rec.connected = session is not None
             rec.max_builds = decl.max_builds
+            rec.capacity_reason = "config"
             if session is not None:
+                rec.max_builds = session.max_builds
+                rec.capacity_reason = capacity_reason(decl.max_builds, session.max_builds)
                 rec.since = session.connected_at
                 rec.info = dict(session.info)
                 rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:"))
+            if self.holds is not None:
+                rec.state, rec.state_reason = self.holds.state_of(name)
             out.append(rec)
         return out
 

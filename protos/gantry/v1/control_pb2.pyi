@@ -272,7 +272,7 @@ class ListWorkersResponse(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("name", "connected", "since", "running_builds", "max_builds", "info")
+    __slots__ = ("name", "connected", "since", "running_builds", "max_builds", "info", "capacity_reason", "state", "state_reason")
     class InfoEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -286,13 +286,19 @@ class Worker(_message.Message):
     RUNNING_BUILDS_FIELD_NUMBER: _ClassVar[int]
     MAX_BUILDS_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     connected: bool
     since: _timestamp_pb2.Timestamp
     running_builds: _containers.RepeatedScalarFieldContainer[str]
     max_builds: int
     info: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., connected: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_builds: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    capacity_reason: str
+    state: str
+    state_reason: str
+    def __init__(self, name: _Optional[str] = ..., connected: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_builds: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., info: _Optional[_Mapping[str, str]] = ..., capacity_reason: _Optional[str] = ..., state: _Optional[str] = ..., state_reason: _Optional[str] = ...) -> None: ...
 
 class ListChangesRequest(_message.Message):
     __slots__ = ("limit",)

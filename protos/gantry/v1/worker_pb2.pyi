@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "output", "finished", "file_data", "file_result", "file_ack")
+    __slots__ = ("hello", "heartbeat", "output", "finished", "file_data", "file_result", "file_ack", "draining")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class WorkerMessage(_message.Message):
     FILE_DATA_FIELD_NUMBER: _ClassVar[int]
     FILE_RESULT_FIELD_NUMBER: _ClassVar[int]
     FILE_ACK_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     output: OutputChunk
@@ -23,10 +24,11 @@ class WorkerMessage(_message.Message):
     file_data: FileData
     file_result: FileResult
     file_ack: FileAck
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_result: _Optional[_Union[FileResult, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ...) -> None: ...
+    draining: Draining
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_result: _Optional[_Union[FileResult, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
-    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack", "file_command", "file_data", "file_ack", "file_cancel")
+    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack", "file_command", "file_data", "file_ack", "file_cancel", "shutdown")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +38,7 @@ class CoordinatorMessage(_message.Message):
     FILE_DATA_FIELD_NUMBER: _ClassVar[int]
     FILE_ACK_FIELD_NUMBER: _ClassVar[int]
     FILE_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     heartbeat: Heartbeat
     start: StartCommand
@@ -45,7 +48,8 @@ class CoordinatorMessage(_message.Message):
     file_data: FileData
     file_ack: FileAck
     file_cancel: FileCancel
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., file_command: _Optional[_Union[FileCommand, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., file_cancel: _Optional[_Union[FileCancel, _Mapping]] = ...) -> None: ...
+    shutdown: Shutdown
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., file_command: _Optional[_Union[FileCommand, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., file_cancel: _Optional[_Union[FileCancel, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("name", "secret", "os", "arch", "labels", "max_builds", "version", "running_command_ids")
@@ -247,3 +251,15 @@ class FileResult(_message.Message):
     paths: _containers.RepeatedScalarFieldContainer[str]
     too_large: bool
     def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., is_dir: _Optional[bool] = ..., size: _Optional[int] = ..., mtime: _Optional[float] = ..., sha256: _Optional[str] = ..., last_seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ..., too_large: _Optional[bool] = ...) -> None: ...
+
+class Draining(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class Shutdown(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
