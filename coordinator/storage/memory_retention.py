@@ -76,6 +76,8 @@ class MemoryRetention:
                 tx.delete(self.data.logs, log_id)
             for i in self._artifacts(chosen):
                 tx.delete(self.data.artifacts, i)
+            for i in [i for i, (build_id, _, _) in self.data.test_cases.items() if build_id in ids]:
+                tx.delete(self.data.test_cases, i)
             for i in steps:
                 tx.delete(self.data.steps, i)
             for i in chosen:

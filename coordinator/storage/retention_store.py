@@ -78,7 +78,7 @@ class SqlRetention:
                 if rows:
                     c.execute(t_artifacts.delete().where(t_artifacts.c.id.in_([r.id for r in rows])))
                 return len(rows), [(r.number, r.name) for r in rows]
-            # Whole builds: their log chunks, logs, artifacts and steps, then the build rows.
+            # Whole builds: their log chunks, logs, artifacts, test cases and steps, then the builds.
             picked = c.execute(
                 sa.select(t_builds.c.id, t_builds.c.number).where(t_builds.c.id.in_(builds.limit(limit)))
             ).all()
@@ -97,6 +97,7 @@ class SqlRetention:
             c.execute(t_chunks.delete().where(t_chunks.c.log_id.in_(logs)))
             c.execute(t_logs.delete().where(t_logs.c.step_id.in_(steps)))
             c.execute(t_artifacts.delete().where(t_artifacts.c.build_id.in_(ids)))
+            c.execute(schema.test_cases.delete().where(schema.test_cases.c.build_id.in_(ids)))
             c.execute(t_steps.delete().where(t_steps.c.build_id.in_(ids)))
             c.execute(t_builds.delete().where(t_builds.c.id.in_(ids)))
             return len(ids), files
@@ -108,9 +109,9 @@ class SqlRetention:
             return await self._sqlite_vacuum()
         async with self.db.engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for table in ("logchunks", "logs", "artifacts", "steps", "builds"):
+            for table in ("logchunks", "logs", "artifacts", "test_cases", "steps", "builds"):
                 await autocommit.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
-        return "PostgreSQL: VACUUM of logchunks, logs, artifacts, steps, builds (space reusable)"
+        return "PostgreSQL: VACUUM of logchunks, logs, artifacts, test_cases, steps, builds (space reusable)"
 
     async def _sqlite_vacuum(self) -> str:
         mode = await self.db.read(lambda c: int(c.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0))

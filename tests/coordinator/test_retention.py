@@ -112,6 +112,14 @@ def fill(conn: sa.Connection) -> None:
             for i in range(1, N + 2)
         ],
     )
+    conn.execute(
+        schema.test_cases.insert(),
+        [
+            dict(build_id=i, step_id=i, name="t", classname="c", outcome="passed", duration=0.1, message="",
+                 revision="r")
+            for i in range(1, N + 2)
+        ],
+    )
 
 
 async def count(db: SqlStorage, table: sa.Table) -> int:
@@ -187,6 +195,7 @@ async def test_a_sweep_of_10000_builds(db: SqlStorage) -> None:
     assert N + 1 in numbers and running_log == "s"  # the running build is untouched
     assert chunks.scalar() == sum(1 for i in kept if i == N + 1 or T0 + i >= now - 4000)
     assert await count(db, schema.steps) == len(kept) and await count(db, schema.logs) == len(kept)
+    assert await count(db, schema.test_cases) == len(kept)  # test cases go with their builds
     assert {n for _, n, _ in removed_files} >= set(old_builds)  # their artifact files go too
     assert all(b == "b" and name == "out.tar" for b, _, name in removed_files)
 
@@ -222,7 +231,7 @@ def test_rules_per_builder_and_their_checks() -> None:
 
 
 async def test_the_in_memory_store_sweeps_alike() -> None:
-    from coordinator.domain.model import Build, LogChunk, LogInfo, Step
+    from coordinator.domain.model import Build, CaseResult, LogChunk, LogInfo, Step
     from coordinator.storage.memory import MemoryStorage, _ArtifactRow
 
     storage = MemoryStorage()
@@ -245,12 +254,14 @@ async def test_the_in_memory_store_sweeps_alike() -> None:
         data.logs[i] = LogInfo(id=i, step_id=i, name="stdio", type="s")
         data.logchunks[i] = {1: LogChunk(1, b"x", 0, 0)}
         data.artifacts[i] = _ArtifactRow(i, i, "a", 1, "0" * 64, T0)
+        data.test_cases[i] = (i, "rev", CaseResult("t"))
     rules = [Retention(logHorizon=20, buildHorizon=25, failedBuildHorizon=29)]
     janitor = Janitor(storage.retention, FakeClock(start=T0 + 30), lambda: rules, lambda: ["b"], batch=4)
     dry = await janitor.sweep(dry_run=True)
     report = await janitor.sweep()
     assert report.deleted == dry.deleted == {("b", "logs"): 9, ("b", "builds"): 4}
     assert sorted(data.builds) == list(range(5, 31))  # builds finished before T0 + 5 went
+    assert sorted(data.test_cases) == list(range(5, 31))  # their test cases with them
     assert sorted(data.logchunks) == list(range(10, 31))  # logs of builds finished before T0 + 10 went
 
 
