@@ -1,7 +1,9 @@
 """The agent's link to the coordinator: the only module that uses grpc.
 
 `run_agent` dials out, says Hello, waits for Welcome, then serves one bidirectional stream until
-it breaks, and reconnects with backoff. Cancelling it is the graceful stop.
+it breaks, and reconnects with backoff. Commands keep running through a lost connection (each for
+the missing_timeout its StartCommand gave) and are re-attached when the coordinator answers the
+next Hello with Reattach. Cancelling `run_agent` is the graceful stop.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def run_agent(opts: AgentOptions) -> None:
     try:
         while True:
             end = await _connect_once(opts, registry)
-            await registry.kill_all()
+            registry.detach_all()
             if end.welcomed:
                 backoff.reset()
             delay = backoff.next_delay()
@@ -130,6 +132,7 @@ def _hello(opts: AgentOptions, registry: CommandRegistry) -> worker_pb2.Hello:
         max_builds=opts.max_builds,
         version=__version__,
         running_command_ids=registry.running_ids(),
+        commands=registry.states(),
     )
 
 
@@ -230,8 +233,16 @@ class _Session:
             self._start(msg.start)
         elif kind == "ack":
             runner = self._registry.get(msg.ack.command_id)
-            if runner is not None:  # acks for finished commands are normal
-                runner.ack(msg.ack.seq)
+            if runner is not None:  # acks for forgotten commands are normal
+                runner.ack(msg.ack.seq, msg.ack.finished)
+        elif kind == "reattach":
+            r = msg.reattach
+            if self._registry.reattach(r.command_id, self._outbox, r.stored_seq):
+                log.info("re-attached command %s after output %d", r.command_id, r.stored_seq)
+            else:
+                log.info("re-attach of unknown command %s ignored", r.command_id)
+        elif kind == "abandon":
+            self._registry.abandon(msg.abandon.command_id, msg.abandon.reason)
         elif kind == "interrupt":
             runner = self._registry.get(msg.interrupt.command_id)
             if runner is None:
