@@ -325,7 +325,8 @@ class Dispatcher:
             session.builds.add(f"{builder.name}/{build.number}")
             session.builds.discard(slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self._build_services(), stamps, accesses(builder.locks)
+                build, builder.steps, builder.builddir, session, self._build_services(), stamps,
+                accesses(builder.locks), missing_timeout=builder.missing_timeout,
             )
             self.running[key] = runner
             properties: list[PropertyValue] | None = None

@@ -70,6 +70,8 @@ class BuildRunner:
         services: BuildServices,
         sourcestamps: Sequence[SourceStamp] = (),
         build_locks: Sequence[LockAccess] = (),
+        *,
+        missing_timeout: float | None = None,
     ) -> None:
         self.build = build
         self.step_defs = list(steps)
@@ -82,7 +84,10 @@ class BuildRunner:
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
         self.context = BuildContext(build, session, sourcestamps, services.secrets)
         self.logs = StepLogs(self.context, services.builds, services.logs, services.watchers, services.clock)
-        self.commands = StepCommands(self.context, self.logs, session, builddir, services.host)
+        self.commands = StepCommands(
+            self.context, self.logs, session, builddir, services.host,
+            missing_timeout=missing_timeout, on_worker_wait=self._worker_wait,
+        )
         self.files = WorkerFiles(
             self.context, session, builddir, services.builds, services.clock, services.artifacts
         )
@@ -273,6 +278,12 @@ class BuildRunner:
         self.build.state_string = text
         event = events.build_state(self.build, text, self.clock.now())
         await self.builds.set_build_state(self.build, text, [event])
+
+    async def _worker_wait(self, text: str) -> None:
+        """The worker went away ("worker disconnected, waiting up to N s") or is back ("")."""
+        step = self.context.step
+        if step is not None:
+            await self._set_step_state(step, text or "running")
 
     async def _set_step_state(self, step: Step, text: str) -> None:
         step.state_string = text

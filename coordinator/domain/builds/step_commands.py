@@ -5,7 +5,7 @@ BuildRunner, which interrupts the running one when the build is stopped."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from coordinator.domain.builds.context import BuildContext
@@ -28,6 +28,9 @@ class StepCommands:
         session: WorkerSession,
         builddir: str,
         host: HostCommands | None = None,
+        *,
+        missing_timeout: float | None = None,
+        on_worker_wait: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._context = context  # the build, its running step and secrets, whether it was stopped
         self._logs = logs  # where the output goes
@@ -36,6 +39,10 @@ class StepCommands:
         self._host = host  # None unless the configuration allows commands on the coordinator
         self._current_command: str | None = None
         self._current_host: Any = None  # HostProcess of a running MasterShellCommand
+        # How long a command waits for a lost worker (the builder's, else the worker's setting),
+        # and what shows that it waits.
+        self._missing_timeout = missing_timeout
+        self._on_worker_wait = on_worker_wait
 
     def interrupt(self, reason: str) -> None:
         """The build was stopped: interrupt the running command, if any."""
@@ -70,6 +77,9 @@ class StepCommands:
             timeout=timeout,
             max_time=max_time,
             redactions=tuple(context.secrets.values.items()),
+            missing_timeout=(
+                self._missing_timeout if self._missing_timeout is not None else self.session.missing_timeout
+            ),
         )
         self._current_command = spec.command_id
         try:
@@ -78,7 +88,9 @@ class StepCommands:
                 return Finished(spec.command_id, -1, "interrupted")
             splitter = LineSplitter(self._logs.observers(log_name))
             try:
-                finished = await self.session.run_command(spec, _output_handler(stdio, collect, splitter))
+                finished = await self.session.run_command(
+                    spec, _output_handler(stdio, collect, splitter), self._on_worker_wait
+                )
             finally:
                 splitter.flush()
             if splitter.error is not None:
