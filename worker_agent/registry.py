@@ -51,6 +51,7 @@ class CommandRegistry:
         (or it is killed)."""
         if runner.command_id in self._runners:
             raise ValueError(f"command {runner.command_id} is already running")
+        runner.on_end = lambda finished: _log_end(label, finished)
         task = asyncio.create_task(self._run(runner, label), name=f"command {runner.command_id}")
         self._runners[runner.command_id] = runner
         self._tasks[runner.command_id] = task
@@ -58,9 +59,7 @@ class CommandRegistry:
 
     async def _run(self, runner: CommandRunner, label: str) -> None:
         try:
-            finished = await runner.run()
-            how = f"exit code {finished.rc}" + (f" ({finished.reason})" if finished.reason else "")
-            log.info("finished %s: %s", label, how)
+            await runner.run()  # the end is sent (on_end logged it as it happened)
             await runner.delivery.finish_acknowledged()
         except asyncio.CancelledError:
             if runner.delivery.finished is None:
@@ -86,7 +85,9 @@ class CommandRegistry:
                 self.abandon(cid, "connection lost")
             elif cid not in self._give_up:
                 self._give_up[cid] = loop.call_later(
-                    runner.missing_timeout, self.abandon, cid,
+                    runner.missing_timeout,
+                    self.abandon,
+                    cid,
                     f"coordinator not back within {runner.missing_timeout:g}s",
                 )
 
@@ -119,3 +120,8 @@ class CommandRegistry:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             if pending:
                 log.warning("%d command(s) did not stop within %gs", len(pending), grace)
+
+
+def _log_end(label: str, finished: worker_pb2.CommandFinished) -> None:
+    how = f"exit code {finished.rc}" + (f" ({finished.reason})" if finished.reason else "")
+    log.info("finished %s: %s", label, how)

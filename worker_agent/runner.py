@@ -72,6 +72,8 @@ class CommandRunner:
         spool = Spool(Path(basedir) / SPOOL_DIR / name, spool_limit)
         self.delivery = Delivery(start.command_id, spool, window)
         self._sink = sink  # attached when run() starts (it needs the running loop)
+        # Told as soon as the command's end is known (its delivery may wait for a connection).
+        self.on_end: Callable[[worker_pb2.CommandFinished], None] = lambda _f: None
         self._drain_timeout = drain_timeout
         self._lock = asyncio.Lock()
         self._proc: ChildProcess | None = None
@@ -385,5 +387,6 @@ class CommandRunner:
                 reason=self._redactor.text(reason),
                 last_seq=self.delivery.last_seq,
             )
+        self.on_end(finished)
         await self.delivery.finish(finished)
         return finished
