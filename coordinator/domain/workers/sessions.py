@@ -9,13 +9,14 @@ whatever it puts in its outbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from coordinator.domain import events
 from coordinator.domain.errors import Unauthenticated
-from coordinator.domain.ports import WorkerStatusStore
+from coordinator.domain.ports import TimerHandle, WorkerStatusStore
 from coordinator.domain.workers.commands import (
     Abandon,
     Ack,
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Outbound = CommandSpec | Interrupt | Ack | FileCommand | FileChunk | FileAck | FileCancel | Reattach | Abandon
 OutputHandler = Callable[[int, bytes], Awaitable[None]]
+CallLater = Callable[[float, Callable[[], None]], TimerHandle]
 # Told the state to show while the worker is away, and "" once the command re-attached.
 OnWait = Callable[[str], Awaitable[None]]
 
@@ -66,7 +68,7 @@ class _Running:
     stored_seq: int = 0  # highest seq accepted for storage
     durable_seq: int = 0  # highest seq whose storage completed: what an ack may promise
     pending: set[asyncio.Future[None]] = field(default_factory=set)
-    give_up: asyncio.TimerHandle | None = None  # while the worker is away
+    give_up: TimerHandle | None = None  # while the worker is away
 
 
 class WorkerSession:
@@ -91,8 +93,10 @@ class WorkerSession:
         window: int = 32,
         *,
         missing_timeout: float = 0.0,
+        call_later: CallLater | None = None,
     ) -> None:
         self.name = name
+        self._call_later = call_later or _loop_call_later
         self.max_builds = max_builds
         self.info = info
         self._send = send
@@ -109,7 +113,7 @@ class WorkerSession:
         self.attached = True
         self.generation = 0  # bumped by each resume: a stale stream's end changes nothing
         self._attach_changed = asyncio.Event()
-        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry: TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         # Told when the grace period ends without the worker (the registry forgets the session).
         self.on_expired: Callable[[WorkerSession, str], None] = lambda _s, _r: None
@@ -192,6 +196,9 @@ class WorkerSession:
     def on_finished(self, msg: Finished) -> None:
         run = self._running.get(msg.command_id)
         if run is None:
+            # Its end was stored before (a resend after a reconnect), or nobody waits for it:
+            # either way the worker may forget it.
+            self._send_now(Ack(msg.command_id, msg.last_seq, finished=True))
             return
 
         def settle(_: object = None) -> None:
@@ -222,14 +229,13 @@ class WorkerSession:
         self.attached = False
         self.closed_reason = reason
         self.files.close(f"worker {self.name} lost: {reason}")
-        loop = asyncio.get_running_loop()
-        self._expiry = loop.call_later(grace, self._expire, reason, grace)
+        self._expiry = self._call_later(grace, lambda: self._expire(reason, grace))
         for run in runs:
             wait = run.spec.missing_timeout
             if wait <= 0:
                 run.done.set_exception(WorkerLost(f"worker {self.name} lost: {reason}"))
                 continue
-            run.give_up = loop.call_later(wait, self._give_up, run, reason, wait)
+            run.give_up = self._call_later(wait, functools.partial(self._give_up, run, reason, wait))
             if run.on_wait is not None:
                 self._spawn(run.on_wait(waiting_text(wait)))
         return grace
@@ -309,6 +315,10 @@ class WorkerSession:
             if not run.done.done():
                 run.done.set_exception(WorkerLost(f"worker {self.name} lost: {reason}"))
         self._attach_changed.set()
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 def waiting_text(seconds: float) -> str:
