@@ -233,7 +233,9 @@ def test_silent_since() -> None:
 # ------------------------------------------------------------------------------------ re-attach
 
 
-async def kept_session(wire: Wire, grace: float = 60.0) -> tuple[WorkerSession, asyncio.Task[Finished], FakeClock, list[str]]:
+async def kept_session(
+    wire: Wire, grace: float = 60.0
+) -> tuple[WorkerSession, asyncio.Task[Finished], FakeClock, list[str]]:
     """A session running CID (missing_timeout `grace`) whose waits are recorded."""
     clock = FakeClock()
     session = WorkerSession("w1", 1, {}, wire.send, clock.now, missing_timeout=grace, call_later=clock.call_later)
