@@ -109,6 +109,7 @@ class CommandRegistry:
             return
         if runner.delivery.finished is None:
             log.warning("abandoning %s: %s", runner.describe(), reason)
+            runner.kill_now()
         task.cancel()
 
     async def kill_all(self, grace: float = 3.0) -> None:

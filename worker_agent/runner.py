@@ -127,6 +127,11 @@ class CommandRunner:
     def close(self) -> None:
         self.delivery.close()
 
+    def kill_now(self) -> None:
+        """Kill the process group at once (abandoned: nobody waits for the command), before any
+        later message can start another command in the same directory."""
+        self._killpg()
+
     def interrupt(self, reason: str) -> None:
         self._kill("interrupted", f"interrupted: {reason}\n")
 
