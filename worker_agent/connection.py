@@ -237,8 +237,11 @@ class _Session:
                 runner.ack(msg.ack.seq, msg.ack.finished)
         elif kind == "reattach":
             r = msg.reattach
-            if self._registry.reattach(r.command_id, self._outbox, r.stored_seq):
-                log.info("re-attached command %s after output %d", r.command_id, r.stored_seq)
+            again = self._registry.reattach(r.command_id, self._outbox, r.stored_seq)
+            if again is not None:
+                log.info(
+                    "re-attached command %s after output %d (%d bytes sent again)", r.command_id, r.stored_seq, again
+                )
             else:
                 log.info("re-attach of unknown command %s ignored", r.command_id)
         elif kind == "abandon":

@@ -29,6 +29,7 @@ class Delivery:
         self.spool = spool
         self._window = FlowWindow(window)
         self._sender: asyncio.Task[None] | None = None
+        self._sent_max = 0  # highest seq ever sent, on any connection
         self._finished: worker_pb2.CommandFinished | None = None
         self._finished_sent = asyncio.Event()
         self._finish_acked = asyncio.Event()
@@ -42,15 +43,18 @@ class Delivery:
     def finished(self) -> worker_pb2.CommandFinished | None:
         return self._finished
 
-    def attach(self, sink: MessageSink, stored_seq: int | None = None) -> None:
+    def attach(self, sink: MessageSink, stored_seq: int | None = None) -> int:
         """Send through `sink` from now on, starting after `stored_seq` (default: what was
-        acknowledged); the chunks after it that an earlier sink sent are sent again."""
+        acknowledged); the chunks after it that an earlier sink sent are sent again. Returns how
+        many bytes that is (sent before, not stored: the cost of the reconnect)."""
         self.detach()
         if stored_seq is not None:
             self.spool.ack(stored_seq)
+        again = self.spool.bytes_between(self.spool.acked, self._sent_max)
         self._window.reset(self.spool.acked)
         self._finished_sent.clear()
         self._sender = asyncio.create_task(self._send_loop(sink), name=f"send {self.command_id}")
+        return again
 
     def detach(self) -> None:
         if self._sender is not None:
@@ -91,6 +95,7 @@ class Delivery:
                     continue
                 channel, data = record
                 self._window.note_sent(seq)
+                self._sent_max = max(self._sent_max, seq)
                 chunk = worker_pb2.OutputChunk(command_id=self.command_id, seq=seq, channel=channel, data=data)
                 await sink.send(worker_pb2.WorkerMessage(output=chunk))
             elif self._finished is not None:

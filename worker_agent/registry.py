@@ -91,15 +91,15 @@ class CommandRegistry:
                     f"coordinator not back within {runner.missing_timeout:g}s",
                 )
 
-    def reattach(self, command_id: str, sink: MessageSink, stored_seq: int) -> bool:
+    def reattach(self, command_id: str, sink: MessageSink, stored_seq: int) -> int | None:
+        """Resume sending `command_id` after `stored_seq`; the bytes sent again (None: unknown)."""
         runner = self._runners.get(command_id)
         if runner is None:
-            return False
+            return None
         timer = self._give_up.pop(command_id, None)
         if timer is not None:
             timer.cancel()
-        runner.attach(sink, stored_seq)
-        return True
+        return runner.attach(sink, stored_seq)
 
     def abandon(self, command_id: str, reason: str) -> None:
         """Nobody waits for the command: kill its process group (if it still runs), forget it."""

@@ -118,8 +118,8 @@ class CommandRunner:
     def ack(self, seq: int, finished: bool = False) -> None:
         self.delivery.ack(seq, finished)
 
-    def attach(self, sink: MessageSink, stored_seq: int | None = None) -> None:
-        self.delivery.attach(sink, stored_seq)
+    def attach(self, sink: MessageSink, stored_seq: int | None = None) -> int:
+        return self.delivery.attach(sink, stored_seq)
 
     def detach(self) -> None:
         self.delivery.detach()

@@ -111,6 +111,10 @@ class Spool:
         rec = self._records[seq - self._records[0].seq]
         return rec.channel, os.pread(self._read_fds[rec.segment], rec.length, rec.offset)
 
+    def bytes_between(self, after: int, upto: int) -> int:
+        """Bytes of the records after `after` up to `upto` (those still spooled)."""
+        return sum(r.length for r in self._records if after < r.seq <= upto)
+
     def ack(self, seq: int) -> None:
         """Every record up to `seq` is stored by the coordinator: forget them."""
         seq = min(seq, self._seq)

@@ -59,7 +59,8 @@ async def test_delivery_resends_exactly_what_was_not_stored_after_a_reattach(tmp
     ended = asyncio.ensure_future(delivery.finish(worker_pb2.CommandFinished(command_id="c", rc=0, last_seq=6)))
 
     second = RecordingSink(auto_ack=False)
-    delivery.attach(second, stored_seq=2)  # the coordinator stored 1 and 2, not 3
+    # The coordinator stored 1 and 2, not 3: only chunk 3 (1 byte) is sent a second time.
+    assert delivery.attach(second, stored_seq=2) == 1
     await second.wait_for(lambda: len(second.chunks) == 2)
     delivery.ack(4)
     await second.wait_for(lambda: second.chunks[-1].seq == 6)
