@@ -50,9 +50,13 @@ METRICS: list[MetricDef] = [
     MetricDef("log", "coordinator peak RSS", "MiB", False),
     MetricDef("idle_workers", "idle RSS (0 workers)", "MiB", False, ref=79),
     MetricDef("idle_workers", "RSS per idle worker", "KiB", False, target=60, ref=43),
+    # A lost worker connection: reset → every running build re-attached (agent backoff included).
+    MetricDef("reattach", "re-attach, 1 build", "ms", False),
+    MetricDef("reattach", "re-attach, N builds", "ms", False),
+    MetricDef("reattach", "extra bytes per re-attach", "B", False),
 ]
 BY_KEY = {m.key: m for m in METRICS}
-SCENARIOS = ["latency", "throughput", "log", "idle_workers"]
+SCENARIOS = ["latency", "throughput", "log", "idle_workers", "reattach"]
 
 
 @dataclass
