@@ -97,9 +97,8 @@ class Coordinator:
         db = self.storage = await open_storage(self.db_url, self.bus.publish)
         self.bus.last_id = await db.events.last_event_id()
         await db.workers.reset_connections()
-        requeued = await bookkeeping.release_orphans(db.book, self.coordinator_id, self.clock.now())
-        if requeued:
-            log.info("re-queued %d build request(s) left running by a previous run", requeued)
+        # The builds a previous run left running continue (dispatcher.start) or end RETRY.
+        orphans = await bookkeeping.orphans(db.book, self.coordinator_id)
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
         workers = WorkerRegistry(self.clock.now, db.workers)
@@ -110,6 +109,7 @@ class Coordinator:
             artifacts,
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
+            build_reads=db.builds, log_reads=db.logs,
         )
         workers.on_change = dispatcher.kick  # a worker came or went: its free slots may start builds
         estimator = EtaEstimator(db.builds, self.clock.now)
@@ -135,7 +135,7 @@ class Coordinator:
                 clock=self.clock.now, cursor_name=f"notifications:{self.coordinator_id}",
             )
             await self.notifications.start()
-        await dispatcher.start()
+        await dispatcher.start(orphans)
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.
         await schedulers.start()

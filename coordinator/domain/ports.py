@@ -221,9 +221,11 @@ class BuildRecorder(Protocol):
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int], events: Sequence[Event],
+        logs: Sequence[int], events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
-        """End the step; its open `logs` (ids) are marked complete in the same commit."""
+        """End the step; its open `logs` (ids) are marked complete in the same commit, and the
+        build's `properties` (as they are after the step, when given) stored with it, so that a
+        build resumed after a coordinator restart continues from them."""
         ...
 
     async def set_build_state(self, build: Build, state_string: str, events: Sequence[Event]) -> None: ...

@@ -560,11 +560,13 @@ class MemoryBuilds:
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int], events: Sequence[Event],
+        logs: Sequence[int], events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
         def op(tx: _Tx) -> None:
             for log_id in logs:
                 tx.update(self.data.logs.get(log_id), complete=True)
+            if properties is not None:
+                tx.update(self.data.builds.get(build.id), properties=_props(properties))
             tx.update(self.data.steps.get(step.id), started_at=step.started_at, finished_at=at, result=result,
                       state_string=state_string, hidden=step.hidden, urls=_urls(step.urls))
             tx.emit_all(events)

@@ -95,10 +95,10 @@ async def test_state_string_hides_the_secret() -> None:
 
     async def finish_step(
         build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int],
-        events: Sequence[Event],
+        events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
         states.append(state_string)
-        await original(build, step, result, state_string, at, logs, events)
+        await original(build, step, result, state_string, at, logs, events, properties)
 
     repo.builds.finish_step = finish_step  # type: ignore[method-assign]
     await r.run()

@@ -847,6 +847,20 @@ async def test_steps_lifecycle(store: Store) -> None:
     assert events[2].details["duration"] == 2.0
 
 
+async def test_finish_step_stores_the_properties_so_far(store: Store) -> None:
+    # What a build resumed after a coordinator restart continues from.
+    db = store.db
+    build = await started_build(db, uniq("b"))
+    (step,) = await db.builds.add_steps(build, ["a"])
+    await start_step(db, build, step, T0 + 2)
+    props = [PropertyValue("p", 1, "Test"), PropertyValue("got_revision", "abc", "Step")]
+    await db.builds.finish_step(build, step, Result.SUCCESS, "a", T0 + 3, [], [], properties=props)
+    got = await db.builds.get_build(build.builder, build.number)
+    assert got is not None and got.properties == props
+    (running,) = [b for b in await db.book.record(lambda ledger: ledger.running_builds("c1")) if b.id == build.id]
+    assert running.properties == props
+
+
 async def test_stored_rows_are_not_the_callers_objects(store: Store) -> None:
     """What a write was given, and what a read returned, can change without changing what is
     stored (as with SQL, whatever the backend)."""

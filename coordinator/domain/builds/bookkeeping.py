@@ -5,7 +5,8 @@ The rules live here, the data in storage: each function runs inside one storage 
 - A RETRY build puts its request back in the queue; any other result completes the request.
 - A buildset completes when its last request does, with the worst of their results.
 - Collapsing and cancelling complete only requests nobody claimed (the claim may have won).
-- At start-up, the builds a dead coordinator was running end as RETRY and are requeued.
+- At start-up, the builds a dead coordinator was running continue where they can (see
+  resume.py); the others end as RETRY and are requeued.
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ async def cancel(
 ) -> tuple[list[int], dict[int, BuildRequest]]:
     """Complete the unclaimed ones as CANCELLED: (ids cancelled, existing requests as they are now)."""
     return await book.record(lambda ledger: _cancel(ledger, request_ids, reason, at))
+
+
+async def orphans(book: Bookkeeper, coordinator_id: str) -> list[Build]:
+    """At start-up: the builds `coordinator_id` was running when it stopped."""
+    return await book.record(lambda ledger: ledger.running_builds(coordinator_id))
+
+
+async def release(book: Bookkeeper, build: Build, at: float) -> None:
+    """A build of a dead coordinator that cannot continue ends RETRY (its running step too) and
+    its request goes back to the queue."""
+    await book.record(lambda ledger: _release(ledger, build, at))
 
 
 async def release_orphans(book: Bookkeeper, coordinator_id: str, at: float) -> int:
@@ -102,6 +114,15 @@ def _release_orphans(ledger: Ledger, coordinator_id: str, at: float) -> int:
         ledger.finish_build(build, Result.RETRY, state, at, None)
         ledger.emit(events.build_finished(build, Result.RETRY, state, at))
     return ledger.unclaim_all(coordinator_id)
+
+
+def _release(ledger: Ledger, build: Build, at: float) -> None:
+    state = f"retry: {RESTARTED}"
+    ledger.end_running_steps(build, Result.RETRY, RESTARTED, at)
+    ledger.finish_build(build, Result.RETRY, state, at, None)
+    ledger.emit(events.build_finished(build, Result.RETRY, state, at))
+    ledger.unclaim_request(build.build_request_id)
+    ledger.emit(events.buildrequest_retried(build, at))
 
 
 def _settle(ledger: Ledger, buildset_ids: Iterable[int], at: float) -> None:

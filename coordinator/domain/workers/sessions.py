@@ -115,6 +115,13 @@ class WorkerSession:
         self._attach_changed = asyncio.Event()
         self._expiry: TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        # After a coordinator restart: the builds that wait for a command the worker kept, by
+        # command id prefix ("BUILDID-STEP-"); resolved when the worker reports (or not) one.
+        self._expected: dict[str, asyncio.Future[KeptCommand | None]] = {}
+        # Ended commands whose end the build has not committed yet: last seq by id. The worker
+        # is told to forget one (Ack.finished) only once `release`d, so that a coordinator
+        # killed in between finds it again.
+        self._unreleased: dict[str, int] = {}
         # Told when the grace period ends without the worker (the registry forgets the session).
         self.on_expired: Callable[[WorkerSession, str], None] = lambda _s, _r: None
         # File primitives and transfers (mkdir, stat, upload, download, ...).
@@ -126,7 +133,7 @@ class WorkerSession:
 
     @property
     def has_commands(self) -> bool:
-        return any(not r.done.done() for r in self._running.values())
+        return any(not r.done.done() for r in self._running.values()) or bool(self._expected)
 
     # -- slots
     @property
@@ -138,7 +145,7 @@ class WorkerSession:
         """Run a command on the worker; output goes to `on_output` (which resolves once stored).
         While the worker is away, `on_wait` is told the state to show ("" once it is back).
         Raises WorkerLost if the worker goes away and does not come back in time."""
-        await self._wait_attached(on_wait)
+        await self.wait_attached(on_wait)
         fut: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
         self._running[spec.command_id] = _Running(spec, on_output, fut, on_wait)
         self._send(spec)
@@ -149,7 +156,7 @@ class WorkerSession:
             if run is not None and run.give_up is not None:
                 run.give_up.cancel()
 
-    async def _wait_attached(self, on_wait: OnWait | None) -> None:
+    async def wait_attached(self, on_wait: OnWait | None) -> None:
         """Between commands, a build waits for its worker to come back (or to be given up)."""
         if not self.attached and not self.closed and on_wait is not None:
             await on_wait(waiting_text(self.missing_timeout))
@@ -158,6 +165,46 @@ class WorkerSession:
             await self._attach_changed.wait()
         if self.closed:
             raise WorkerLost(self.closed_reason)
+
+    def release(self, command_ids: Sequence[str]) -> None:
+        """The build committed what these commands did: the worker may forget them."""
+        for cid in command_ids:
+            seq = self._unreleased.pop(cid, None)
+            if seq is not None:
+                self._send_now(Ack(cid, seq, finished=True))
+
+    # -- after a coordinator restart
+    def expect(self, prefix: str) -> asyncio.Future[KeptCommand | None]:
+        """A resumed build waits for the command of its running step (ids start with `prefix`):
+        the future gets what the worker reports when it comes back (None: it has none)."""
+        fut: asyncio.Future[KeptCommand | None] = asyncio.get_running_loop().create_future()
+        self._expected[prefix] = fut
+        return fut
+
+    def await_return(self, grace: float, reason: str) -> None:
+        """Detached from the start (the coordinator restarted): wait `grace` seconds for the
+        worker before giving its builds up."""
+        self.attached = False
+        self.closed_reason = reason
+        self._expiry = self._call_later(grace, lambda: self._expire(reason, grace))
+
+    async def adopt_command(
+        self, kept: KeptCommand, stored_seq: int, on_output: OutputHandler, on_wait: OnWait | None,
+        missing_timeout: float,
+    ) -> Finished:
+        """Continue a command started before a coordinator restart: the worker resends its
+        output after `stored_seq` (what the log holds), then its end."""
+        await self.wait_attached(on_wait)
+        spec = CommandSpec(kept.command_id, missing_timeout=missing_timeout)
+        fut: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
+        self._running[kept.command_id] = _Running(spec, on_output, fut, on_wait, stored_seq, stored_seq)
+        self._send(Reattach(kept.command_id, stored_seq))
+        try:
+            return await fut
+        finally:
+            run = self._running.pop(kept.command_id, None)
+            if run is not None and run.give_up is not None:
+                run.give_up.cancel()
 
     def interrupt(self, command_id: str, reason: str) -> None:
         if command_id in self._running:
@@ -196,16 +243,16 @@ class WorkerSession:
     def on_finished(self, msg: Finished) -> None:
         run = self._running.get(msg.command_id)
         if run is None:
-            # Its end was stored before (a resend after a reconnect), or nobody waits for it:
-            # either way the worker may forget it.
-            self._send_now(Ack(msg.command_id, msg.last_seq, finished=True))
+            # A resend after a reconnect: forgotten when released (if the build still has to
+            # commit it), else now (nobody waits for it).
+            if msg.command_id not in self._unreleased:
+                self._send_now(Ack(msg.command_id, msg.last_seq, finished=True))
             return
 
         def settle(_: object = None) -> None:
             if not run.done.done():
+                self._unreleased[msg.command_id] = run.durable_seq
                 run.done.set_result(msg)
-                # The end is stored with the build's next write; the worker may forget it.
-                self._send_now(Ack(msg.command_id, run.durable_seq, finished=True))
 
         # The command is done only once all its output is stored.
         if run.pending:
@@ -265,10 +312,21 @@ class WorkerSession:
                 self._spawn(self._reattach(run, self.generation))
             else:
                 run.done.set_exception(WorkerLost(f"worker {self.name} came back without command {cid}"))
-        for cid in by_id:
+        for cid, k in by_id.items():
             other = self._running.get(cid)
-            if other is None or other.done.done():
+            if other is not None and not other.done.done():
+                continue
+            waiting = next(
+                (f for prefix, f in self._expected.items() if cid.startswith(prefix) and not f.done()), None
+            )
+            if waiting is not None:
+                waiting.set_result(k)
+            elif cid not in self._unreleased:
                 self._send(Abandon(cid, "no build waits for it any more"))
+        for fut in self._expected.values():
+            if not fut.done():
+                fut.set_result(None)  # the worker came back without it
+        self._expected.clear()
         self._attach_changed.set()
         return self.generation
 
@@ -314,6 +372,9 @@ class WorkerSession:
                 run.give_up.cancel()
             if not run.done.done():
                 run.done.set_exception(WorkerLost(f"worker {self.name} lost: {reason}"))
+        for fut in self._expected.values():
+            if not fut.done():
+                fut.set_result(None)
         self._attach_changed.set()
 
 
@@ -330,8 +391,9 @@ class WorkerRegistry:
     """Configured workers, and the sessions of those connected now (each connect and disconnect
     recorded, with its event)."""
 
-    def __init__(self, now: Callable[[], float], store: WorkerStatusStore) -> None:
+    def __init__(self, now: Callable[[], float], store: WorkerStatusStore, call_later: CallLater | None = None) -> None:
         self._now = now
+        self._call_later = call_later
         self.store = store
         self.decls: dict[str, WorkerDecl] = {}
         self.sessions: dict[str, WorkerSession] = {}
@@ -393,6 +455,20 @@ class WorkerRegistry:
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def adopt(self, decl: WorkerDecl, grace: float) -> WorkerSession:
+        """After a coordinator restart: the session of a worker whose builds resume, waiting
+        `grace` seconds for the worker to reconnect (one per worker)."""
+        session = self.sessions.get(decl.name)
+        if session is None:
+            session = WorkerSession(
+                decl.name, decl.max_builds, {}, lambda _m: None, self._now, missing_timeout=decl.missing_timeout,
+                call_later=self._call_later,
+            )
+            session.on_expired = self._expired
+            session.await_return(grace, "coordinator restarted")
+            self.sessions[decl.name] = session
+        return session
 
     async def connect(self, session: WorkerSession) -> WorkerSession | None:
         """Record the session and attach it; returns the one it replaces (to be closed)."""
