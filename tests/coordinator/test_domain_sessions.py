@@ -279,7 +279,10 @@ async def test_a_lost_stream_keeps_the_command_and_resume_resends_after_what_is_
     wire.stores[2].set_result(None)
     session.on_finished(Finished(CID, 0, last_seq=3))
     assert (await asyncio.wait_for(task, 5)).rc == 0
-    assert Ack(CID, 3, finished=True) in second.sent
+    # The worker forgets the command only once the build committed its end.
+    assert Ack(CID, 3, finished=True) not in second.sent
+    session.release([CID])
+    assert second.sent[-1] == Ack(CID, 3, finished=True)
     clock.advance(100)  # the grace timers were cancelled: nothing happens
     assert not session.closed
 
@@ -334,3 +337,35 @@ async def test_registry_keeps_a_lost_session_and_forgets_it_when_its_grace_ends(
     assert not record.connected
     clock.advance(30)
     assert session.closed and "w1" not in reg.sessions and reg.resumable("w1") is None
+
+
+async def test_after_a_restart_a_build_adopts_the_command_the_worker_kept() -> None:
+    clock = FakeClock()
+    reg = WorkerRegistry(clock.now, MemoryStorage().workers, call_later=clock.call_later)
+    session = reg.adopt(WorkerDecl("w1", "s", 1, missing_timeout=60), 60)
+    session.builds.add("b/1")
+    kept = session.expect("7-1-")
+    missing = session.expect("8-0-")
+    assert reg.resumable("w1") is session and not session.attached
+    wire = Wire()
+    session.resume(wire.send, {}, 1, [KeptCommand("7-1-3", 9, False), KeptCommand("5-0-1", 2, True)])
+    assert await kept == KeptCommand("7-1-3", 9, False)
+    assert await missing is None  # that build's command did not survive: it ends RETRY
+    assert wire.sent == [Abandon("5-0-1", "no build waits for it any more")]
+    task = asyncio.ensure_future(session.adopt_command(KeptCommand("7-1-3", 9, False), 4, wire.on_output, None, 60))
+    await wire.changes.until(lambda: Reattach("7-1-3", 4) in wire.sent)
+    session.on_output(Output("7-1-3", 4, 1, b"dup"))  # stored before the restart
+    session.on_output(Output("7-1-3", 5, 1, b"new"))
+    assert wire.stored == [(1, b"new")]
+    wire.stores[0].set_result(None)
+    session.on_finished(Finished("7-1-3", 0, last_seq=5))
+    assert (await asyncio.wait_for(task, 5)).rc == 0
+
+
+async def test_an_adopted_session_gives_up_after_its_grace() -> None:
+    clock = FakeClock()
+    reg = WorkerRegistry(clock.now, MemoryStorage().workers, call_later=clock.call_later)
+    session = reg.adopt(WorkerDecl("w1", "s", 1, missing_timeout=60), 30)
+    kept = session.expect("7-1-")
+    clock.advance(30)
+    assert session.closed and await kept is None and "w1" not in reg.sessions

@@ -55,8 +55,9 @@ class StepCommands:
 
     def release(self) -> None:
         """The step's end is committed: the worker may forget its commands."""
-        self.session.release(self._ran)
-        self._ran = []
+        if self._ran:
+            self.session.release(self._ran)
+            self._ran = []
 
     def interrupt(self, reason: str) -> None:
         """The build was stopped: interrupt the running command, if any."""
