@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -101,8 +101,8 @@ class Ledger(Protocol):
 
     def unclaim_request(self, request_id: int) -> None: ...
 
-    def unclaim_all(self, coordinator_id: str) -> int:
-        """Release every incomplete request `coordinator_id` claimed; how many."""
+    def unclaim_all(self, coordinator_id: str, keep: Collection[int] = ()) -> int:
+        """Release every incomplete request `coordinator_id` claimed (but those in `keep`); how many."""
         ...
 
     def record_collapse(self, request_id: int, into_id: int, at: float) -> None: ...

@@ -25,7 +25,7 @@ import asyncio
 import copy
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
@@ -484,8 +484,11 @@ class MemoryLedger:
     def unclaim_request(self, request_id: int) -> None:
         self.tx.update(self.data.buildrequests.get(request_id), claimed_by=None, claimed_at=None)
 
-    def unclaim_all(self, coordinator_id: str) -> int:
-        mine = [r for r in self.data.buildrequests.values() if r.claimed_by == coordinator_id and not r.complete]
+    def unclaim_all(self, coordinator_id: str, keep: Collection[int] = ()) -> int:
+        mine = [
+            r for r in self.data.buildrequests.values()
+            if r.claimed_by == coordinator_id and not r.complete and r.id not in keep
+        ]
         for row in mine:
             self.tx.update(row, claimed_by=None, claimed_at=None)
         return len(mine)

@@ -767,6 +767,21 @@ async def test_release_orphaned_claims(store: Store) -> None:
     assert await bookkeeping.release_orphans(db.book, "dead", T0 + 11) == 0
 
 
+async def test_release_orphans_keeps_the_builds_that_continue(store: Store) -> None:
+    db = store.db
+    builder = uniq("b")
+    goes_on = await started_build(db, builder, "dead")
+    retried = await started_build(db, builder, "dead")
+    assert {b.id for b in await bookkeeping.orphans(db.book, "dead")} >= {goes_on.id, retried.id}
+    assert await bookkeeping.release_orphans(db.book, "dead", T0 + 10, keep=[goes_on.build_request_id]) >= 1
+    kept = await db.builds.get_build(builder, goes_on.number)
+    assert kept is not None and kept.finished_at is None
+    assert (await request_row(db, goes_on.build_request_id)).claimed_by == "dead"
+    gone = await db.builds.get_build(builder, retried.number)
+    assert gone is not None and gone.result == Result.RETRY
+    assert retried.build_request_id in {r.id for r in await db.buildsets.unclaimed_requests()}
+
+
 async def test_bookkeeping_is_one_transaction(store: Store) -> None:
     """What `decide` did is stored with its events, or, when it raises, none of it."""
     db = store.db

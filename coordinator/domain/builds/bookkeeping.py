@@ -11,7 +11,7 @@ The rules live here, the data in storage: each function runs inside one storage 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from coordinator.domain import events
 from coordinator.domain.model import Build, BuildRequest, PropertyValue
@@ -58,16 +58,11 @@ async def orphans(book: Bookkeeper, coordinator_id: str) -> list[Build]:
     return await book.record(lambda ledger: ledger.running_builds(coordinator_id))
 
 
-async def release(book: Bookkeeper, build: Build, at: float) -> None:
-    """A build of a dead coordinator that cannot continue ends RETRY (its running step too) and
-    its request goes back to the queue."""
-    await book.record(lambda ledger: _release(ledger, build, at))
-
-
-async def release_orphans(book: Bookkeeper, coordinator_id: str, at: float) -> int:
+async def release_orphans(book: Bookkeeper, coordinator_id: str, at: float, keep: Collection[int] = ()) -> int:
     """At start-up: the builds `coordinator_id` was running when it died end as RETRY and
-    their requests go back to the queue; how many requests were released."""
-    return await book.record(lambda ledger: _release_orphans(ledger, coordinator_id, at))
+    their requests go back to the queue, but for the builds of the requests in `keep` (they
+    continue); how many requests were released."""
+    return await book.record(lambda ledger: _release_orphans(ledger, coordinator_id, at, keep))
 
 
 def _finish_build(
@@ -107,22 +102,15 @@ def _cancel(
     return cancelled, now
 
 
-def _release_orphans(ledger: Ledger, coordinator_id: str, at: float) -> int:
+def _release_orphans(ledger: Ledger, coordinator_id: str, at: float, keep: Collection[int]) -> int:
     state = f"retry: {RESTARTED}"
     for build in ledger.running_builds(coordinator_id):
+        if build.build_request_id in keep:
+            continue
         ledger.end_running_steps(build, Result.RETRY, RESTARTED, at)
         ledger.finish_build(build, Result.RETRY, state, at, None)
         ledger.emit(events.build_finished(build, Result.RETRY, state, at))
-    return ledger.unclaim_all(coordinator_id)
-
-
-def _release(ledger: Ledger, build: Build, at: float) -> None:
-    state = f"retry: {RESTARTED}"
-    ledger.end_running_steps(build, Result.RETRY, RESTARTED, at)
-    ledger.finish_build(build, Result.RETRY, state, at, None)
-    ledger.emit(events.build_finished(build, Result.RETRY, state, at))
-    ledger.unclaim_request(build.build_request_id)
-    ledger.emit(events.buildrequest_retried(build, at))
+    return ledger.unclaim_all(coordinator_id, keep)
 
 
 def _settle(ledger: Ledger, buildset_ids: Iterable[int], at: float) -> None:

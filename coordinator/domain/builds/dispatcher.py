@@ -110,9 +110,15 @@ class Dispatcher:
 
     async def start(self, orphans: Sequence[Build] = ()) -> None:
         """Load the pending requests; `orphans` (the builds this coordinator was running when it
-        stopped) continue where they can, the others end RETRY."""
-        for build in orphans:
-            await self._resume(build)
+        stopped) continue where they can, the others end RETRY and their requests are queued."""
+        kept = [found for build in orphans if (found := await self._resumable(build)) is not None]
+        released = await bookkeeping.release_orphans(
+            self.book, self.coordinator_id, self.clock.now(), keep=[b.build_request_id for b, _ in kept]
+        )
+        if released:
+            log.info("re-queued %d build request(s) left running by a previous run", released)
+        for build, builder in kept:
+            self._resume(build, builder)
         for req in await self.requests.unclaimed_requests():
             self.add_request(req)
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="dispatcher")
@@ -317,23 +323,26 @@ class Dispatcher:
             self.host, self.locks, self.log_reads,
         )
 
-    async def _resume(self, build: Build) -> None:
-        """Continue a build of before the restart on its worker, which is waited for (within the
-        grace period) as though its connection had just dropped; or end it RETRY."""
-        builder = self.builders.get(build.builder)
+    async def _resumable(self, build: Build) -> tuple[Build, Builder] | None:
+        """The build as stored, with its builder, if it can continue after the restart."""
         full = await self.build_reads.get_build(build.builder, build.number) if self.build_reads else None
+        builder = self.builders.get(build.builder)
         why = resume.refusal(full, builder, self.workers.decls) if self.log_reads else "not supported here"
         if why or full is None or builder is None:
             log.info("build %s/%d of before the restart ends RETRY: %s", build.builder, build.number, why)
-            await bookkeeping.release(self.book, build, self.clock.now())
-            return
-        decl = self.workers.decls[full.worker]
+            return None
+        return full, builder
+
+    def _resume(self, build: Build, builder: Builder) -> None:
+        """Continue a build of before the restart on its worker, which is waited for (within the
+        grace period) as though its connection had just dropped."""
+        decl = self.workers.decls[build.worker]
         grace = builder.missing_timeout if builder.missing_timeout is not None else decl.missing_timeout
         session = self.workers.adopt(decl, grace)
-        key = (builder.name, full.number)
-        session.builds.add(f"{builder.name}/{full.number}")
+        key = (builder.name, build.number)
+        session.builds.add(f"{builder.name}/{build.number}")
         runner = BuildRunner(
-            full, builder.steps, builder.builddir, session, self._build_services(), full.sourcestamps,
+            build, builder.steps, builder.builddir, session, self._build_services(), build.sourcestamps,
             accesses(builder.locks), missing_timeout=builder.missing_timeout, resuming=True,
         )
         self.running[key] = runner
