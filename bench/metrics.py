@@ -54,6 +54,9 @@ METRICS: list[MetricDef] = [
     MetricDef("reattach", "re-attach, 1 build", "ms", False),
     MetricDef("reattach", "re-attach, N builds", "ms", False),
     MetricDef("reattach", "extra bytes per re-attach", "B", False),
+    # A coordinator SIGKILLed under running builds: kill → every build re-attached on the new one.
+    MetricDef("reattach", "restart → re-attached, 1 build", "ms", False),
+    MetricDef("reattach", "restart → re-attached, N builds", "ms", False),
 ]
 BY_KEY = {m.key: m for m in METRICS}
 SCENARIOS = ["latency", "throughput", "log", "idle_workers", "reattach"]

@@ -1,4 +1,4 @@
-"""The `reattach` scenario: what a lost worker connection costs.
+"""The `reattach` scenario: what a lost worker connection, and a coordinator restart, cost.
 
 One worker agent (max_builds=N) reaches the coordinator through a TCP proxy owned by the bench.
 N builds run a step printing a numbered line every 0.5 s; mid-step the proxy resets every
@@ -9,6 +9,9 @@ connection (as a NAT or firewall restart does). Measured, for N = 1 and N = `rea
 - extra log bytes: output the agent sent a second time because it was sent before the reset but
   not yet stored (the unacknowledged tail; from the agent's "N bytes sent again" log lines),
   for the slow step and for one step printing about 2 MB/s.
+- restart: the same with the coordinator SIGKILLed mid-step and started again (same port, same
+  database): from the kill until every running build re-attached on the new coordinator
+  (includes its start-up and the agents' reconnect backoff).
 Every build must then finish SUCCESS with its stdout stored exactly (no gap, no duplicate).
 """
 
@@ -18,13 +21,16 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import socket
 import struct
 import time
 
-from bench.harness import BenchError, BuilderSpec, ClusterSpec, start_worker
+import grpc
+
+from bench.harness import BenchError, BuilderSpec, ClusterSpec, Coordinator, start_worker
 from bench.metrics import ScenarioResult
-from bench.scenarios import EventTap, Options, cluster, say, submit_one
+from bench.scenarios import Cluster, EventTap, Options, cluster, say, submit_one
 from protos.gantry.v1 import common_pb2, logs_pb2, logs_pb2_grpc
 
 TICKS = 16
@@ -95,6 +101,13 @@ async def reattach(opts: Options) -> ScenarioResult:
             f"reattach: {n} running build(s) printing a line per 0.5 s, reset → all re-attached in "
             f"{seconds * 1000:.0f} ms; {count} command(s) re-attached, {again} byte(s) sent again in all"
         )
+    for n, metric in ((1, "restart → re-attached, 1 build"), (opts.reattach_builds, "restart → re-attached, N builds")):
+        seconds, _, count = await _one_reset(opts, n, TICK_COMMAND, EXPECTED, restart=True)
+        res.values[metric] = seconds * 1000
+        res.notes.append(
+            f"reattach: {n} running build(s), coordinator SIGKILLed and started again → all re-attached in "
+            f"{seconds * 1000:.0f} ms ({count} command(s) re-attached)"
+        )
     seconds, again, count = await _one_reset(opts, 1, HEAVY_COMMAND, HEAVY_EXPECTED)
     res.values["extra bytes per re-attach"] = again / max(1, count)
     res.notes.append(
@@ -105,61 +118,92 @@ async def reattach(opts: Options) -> ScenarioResult:
     return res
 
 
-async def _one_reset(opts: Options, n: int, command: str, expected: bytes) -> tuple[float, int, int]:
+async def _one_reset(
+    opts: Options, n: int, command: str, expected: bytes, restart: bool = False
+) -> tuple[float, int, int]:
     spec = ClusterSpec(workers=[("w0", "secret-w0", n)], builders=[BuilderSpec("tick", ["w0"], command)])
-    async with cluster(f"reattach-{n}", opts, spec, []) as cl:
-        proxy = ResettingProxy(cl.coord.address)
-        worker = start_worker(cl.ws.path, await proxy.start(), "w0", "secret-w0", n)
-        cl.workers.append(worker)
-        tap = EventTap(cl.channel, ["step.started", "step.state", "build.finished"])
-        tap.keep_all = True
-        tap.start()
-        try:
-            await cl.wait_workers(1, 60)
-            for i in range(n):
-                await submit_one(cl, i)
+    with socket.socket() as held:  # a port of our own, so the restarted coordinator gets it again
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 0))
+        listen = ("--listen", f"127.0.0.1:{held.getsockname()[1]}")
+        async with cluster(f"reattach-{n}", opts, spec, [], coord_args=listen) as cl:
+            return await _run(opts, cl, spec, listen, n, expected, restart)
 
-            def started() -> int:
-                return sum(1 for _, ev in tap.events if ev.kind == "step.started")
 
-            await tap.wait(lambda: started() >= n, 120, f"{n} steps to start")
-            await asyncio.sleep(1.5)  # output flowing, mid-step
-            if tap.builds_finished:
-                raise BenchError("a build finished before the reset: raise TICKS")
-            t0 = time.time()
+async def _run(
+    opts: Options, cl: Cluster, spec: ClusterSpec, listen: tuple[str, ...], n: int, expected: bytes, restart: bool
+) -> tuple[float, int, int]:
+    proxy = ResettingProxy(cl.coord.address)
+    first = cl.coord
+    worker = start_worker(cl.ws.path, await proxy.start(), "w0", "secret-w0", n)
+    cl.workers.append(worker)
+    tap = EventTap(cl.channel, ["step.started", "step.state", "build.finished"])
+    tap.keep_all = True
+    tap.start()
+    try:
+        await cl.wait_workers(1, 60)
+        for i in range(n):
+            await submit_one(cl, i)
+
+        def started() -> int:
+            return sum(1 for _, ev in tap.events if ev.kind == "step.started")
+
+        await tap.wait(lambda: started() >= n, 120, f"{n} steps to start")
+        await asyncio.sleep(1.5)  # output flowing, mid-step
+        if tap.builds_finished:
+            raise BenchError("a build finished before the reset: raise TICKS")
+        t0 = time.time()
+        if restart:
+            cl.coord.proc.signal(signal.SIGKILL)
+            await asyncio.to_thread(cl.coord.proc.popen.wait, 30)
+            await tap.close()
+            cl.coord = Coordinator(cl.ws.path, spec, listen)
+            await asyncio.to_thread(cl.coord.wait_ready, 60)
+            await cl.channel.close(grace=None)
+            cl.channel = grpc.aio.insecure_channel(cl.coord.address)
+            tap = EventTap(cl.channel, ["step.started", "step.state", "build.finished"])
+            tap.keep_all = True
+            tap.start()
+            say(opts, f"coordinator restarted under {n} running build(s)")
+        else:
             proxy.reset()
             say(opts, f"reset {n} running build(s)")
 
-            def back() -> list[float]:
-                return [
-                    at
-                    for at, ev in tap.events
-                    if ev.kind == "step.state" and at >= t0 and json.loads(ev.details_json)["state_string"] == "running"
-                ]
+        def back() -> list[float]:
+            return [
+                at
+                for at, ev in tap.events
+                if ev.kind == "step.state"
+                and ev.at.seconds + ev.at.nanos / 1e9 >= t0
+                and json.loads(ev.details_json)["state_string"] == "running"
+            ]
 
-            await tap.wait(lambda: len(back()) >= n, 120, f"{n} builds to re-attach")
-            seconds = max(back()) - t0
-            await tap.wait(lambda: len(tap.builds_finished) >= n, 120, f"{n} builds to finish")
-            logs = logs_pb2_grpc.LogServiceStub(cl.channel)
-            for _, fin in tap.builds_finished:
-                if fin.result != common_pb2.SUCCESS:
-                    raise BenchError(f"build {fin.build_number} ended {common_pb2.Result.Name(fin.result)}")
-                data = b""
-                while True:
-                    page = await logs.ReadLog(
-                        logs_pb2.ReadLogRequest(
-                            builder="tick", build_number=fin.build_number, step="run", channel=logs_pb2.STDOUT,
-                            offset=len(data),
-                        ),
-                        timeout=30,
-                    )
-                    data += page.data
-                    if page.eof or not page.data:
-                        break
-                if data != expected:
-                    raise BenchError(f"build {fin.build_number}: stored stdout differs from the output")
-        finally:
-            await tap.close()
-            await proxy.close()
-        found = [int(m.group(1)) for m in AGAIN.finditer(worker.stderr_path.read_text(errors="replace"))]
-        return seconds, sum(found), len(found)
+        await tap.wait(lambda: len(back()) >= n, 120, f"{n} builds to re-attach")
+        seconds = max(back()) - t0  # arrival times: what a client sees
+        await tap.wait(lambda: len(tap.builds_finished) >= n, 120, f"{n} builds to finish")
+        logs = logs_pb2_grpc.LogServiceStub(cl.channel)
+        for _, fin in tap.builds_finished:
+            if fin.result != common_pb2.SUCCESS:
+                raise BenchError(f"build {fin.build_number} ended {common_pb2.Result.Name(fin.result)}")
+            data = b""
+            while True:
+                page = await logs.ReadLog(
+                    logs_pb2.ReadLogRequest(
+                        builder="tick", build_number=fin.build_number, step="run", channel=logs_pb2.STDOUT,
+                        offset=len(data),
+                    ),
+                    timeout=30,
+                )
+                data += page.data
+                if page.eof or not page.data:
+                    break
+            if data != expected:
+                raise BenchError(f"build {fin.build_number}: stored stdout differs from the output")
+    finally:
+        await tap.close()
+        await proxy.close()
+        if cl.coord is not first:  # the cluster stops the one it started
+            await asyncio.to_thread(cl.coord.stop)
+            await cl.channel.close(grace=None)
+    found = [int(m.group(1)) for m in AGAIN.finditer(worker.stderr_path.read_text(errors="replace"))]
+    return seconds, sum(found), len(found)

@@ -200,6 +200,8 @@ class WorkerSession:
         self._running[kept.command_id] = _Running(spec, on_output, fut, on_wait, stored_seq, stored_seq)
         self._send(Reattach(kept.command_id, stored_seq))
         try:
+            if on_wait is not None:
+                await on_wait("")  # re-attached
             return await fut
         finally:
             run = self._running.pop(kept.command_id, None)
