@@ -57,9 +57,12 @@ METRICS: list[MetricDef] = [
     # A coordinator SIGKILLed under running builds: kill → every build re-attached on the new one.
     MetricDef("reattach", "restart → re-attached, 1 build", "ms", False),
     MetricDef("reattach", "restart → re-attached, N builds", "ms", False),
+    # Coordinator SIGKILLs during many builds: what had to run again, and what must never happen.
+    MetricDef("faults", "builds re-run after a kill", "builds", False),
+    MetricDef("faults", "side effects twice", "", False, target=0),
 ]
 BY_KEY = {m.key: m for m in METRICS}
-SCENARIOS = ["latency", "throughput", "log", "idle_workers", "reattach"]
+SCENARIOS = ["latency", "throughput", "log", "idle_workers", "reattach", "faults"]
 
 
 @dataclass
