@@ -122,6 +122,7 @@ class CommandRunner:
         return self.delivery.attach(sink, stored_seq)
 
     def detach(self) -> None:
+        self._sink = None  # not started yet: it waits for a Reattach like the others
         self.delivery.detach()
 
     def close(self) -> None:

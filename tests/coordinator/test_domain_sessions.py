@@ -369,3 +369,17 @@ async def test_an_adopted_session_gives_up_after_its_grace() -> None:
     kept = session.expect("7-1-")
     clock.advance(30)
     assert session.closed and await kept is None and "w1" not in reg.sessions
+
+
+async def test_a_build_stopped_while_its_worker_is_away_interrupts_the_command_once_it_is_back() -> None:
+    wire = Wire()
+    session, task, clock, _ = await kept_session(wire)
+    session.lose(session.generation, "connection lost")
+    session.interrupt(CID, "stopped by alice")
+    assert not any(isinstance(m, Interrupt) for m in wire.sent)  # nowhere to send it yet
+    second = Wire()
+    session.resume(second.send, {}, 1, [KeptCommand(CID, 0, False)])
+    await second.changes.until(lambda: len(second.sent) >= 2)
+    assert second.sent == [Reattach(CID, 0), Interrupt(CID, "stopped by alice")]
+    session.on_finished(Finished(CID, -1, "interrupted"))
+    assert (await asyncio.wait_for(task, 5)).reason == "interrupted"

@@ -137,7 +137,8 @@ class StepCommands:
                 collect.feed(chunk.channel, chunk.data)
             lines.feed(chunk.channel, chunk.data)
         return await self.session.adopt_command(
-            kept, len(chunks), handler, self._on_worker_wait, spec.missing_timeout
+            kept, len(chunks), handler, self._on_worker_wait, spec.missing_timeout,
+            interrupted=self._context.stopped_reason or "",
         )
 
     async def run_master_command(

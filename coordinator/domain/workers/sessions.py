@@ -122,6 +122,7 @@ class WorkerSession:
         # is told to forget one (Ack.finished) only once `release`d, so that a coordinator
         # killed in between finds it again.
         self._unreleased: dict[str, int] = {}
+        self._interrupts: dict[str, str] = {}  # asked while detached: sent after the Reattach
         # Told when the grace period ends without the worker (the registry forgets the session).
         self.on_expired: Callable[[WorkerSession, str], None] = lambda _s, _r: None
         # File primitives and transfers (mkdir, stat, upload, download, ...).
@@ -190,15 +191,19 @@ class WorkerSession:
 
     async def adopt_command(
         self, kept: KeptCommand, stored_seq: int, on_output: OutputHandler, on_wait: OnWait | None,
-        missing_timeout: float,
+        missing_timeout: float, interrupted: str = "",
     ) -> Finished:
         """Continue a command started before a coordinator restart: the worker resends its
-        output after `stored_seq` (what the log holds), then its end."""
+        output after `stored_seq` (what the log holds), then its end. `interrupted`: why the
+        build was stopped meanwhile (the command is interrupted at once)."""
         await self.wait_attached(on_wait)
         spec = CommandSpec(kept.command_id, missing_timeout=missing_timeout)
         fut: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
         self._running[kept.command_id] = _Running(spec, on_output, fut, on_wait, stored_seq, stored_seq)
         self._send(Reattach(kept.command_id, stored_seq))
+        if interrupted:
+            self._interrupts[kept.command_id] = interrupted
+        self._send_interrupt(kept.command_id)
         try:
             if on_wait is not None:
                 await on_wait("")  # re-attached
@@ -210,7 +215,10 @@ class WorkerSession:
 
     def interrupt(self, command_id: str, reason: str) -> None:
         if command_id in self._running:
-            self._send_now(Interrupt(command_id, reason))
+            if self.attached:
+                self._send(Interrupt(command_id, reason))
+            else:  # the build was stopped while the worker is away: tell it once re-attached
+                self._interrupts[command_id] = reason
 
     # -- what the worker said
     def heard(self) -> None:
@@ -340,11 +348,18 @@ class WorkerSession:
             return
         run.stored_seq = run.durable_seq  # a failed store is asked for again
         self._send(Reattach(run.spec.command_id, run.durable_seq))
+        self._send_interrupt(run.spec.command_id)
         if run.on_wait is not None:
             await run.on_wait("")
 
+    def _send_interrupt(self, command_id: str) -> None:
+        reason = self._interrupts.pop(command_id, None)
+        if reason is not None:
+            self._send(Interrupt(command_id, reason))
+
     def _give_up(self, run: _Running, reason: str, wait: float) -> None:
         run.give_up = None
+        self._interrupts.pop(run.spec.command_id, None)
         if not run.done.done():
             run.done.set_exception(WorkerLost(f"worker {self.name} lost ({reason}) and not back within {wait:g} s"))
 
@@ -377,6 +392,7 @@ class WorkerSession:
         for fut in self._expected.values():
             if not fut.done():
                 fut.set_result(None)
+        self._interrupts.clear()
         self._attach_changed.set()
 
 
