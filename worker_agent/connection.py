@@ -30,6 +30,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 10
 DEFAULT_WINDOW = 8
 # Missing this many heartbeat intervals means the coordinator is gone.
 SILENT_INTERVALS = 3
+# The longest reconnect delay while commands wait to be re-attached (a restarting coordinator
+# is back within seconds; their grace period is minutes).
+KEPT_RETRY_MAX = 2.0
 
 _CHANNEL_OPTIONS = [
     # Keep NAT/firewall state alive between heartbeats; our heartbeats reset the server's
@@ -61,7 +64,8 @@ async def run_agent(opts: AgentOptions) -> None:
             registry.detach_all()
             if end.welcomed:
                 backoff.reset()
-            delay = backoff.next_delay()
+            # Commands kept for re-attaching wait on us: retry often (still jittered).
+            delay = backoff.next_delay(KEPT_RETRY_MAX if registry.states() else None)
             wait = f"{delay:.3g}s"
             if end.refused:
                 log.error(

@@ -400,6 +400,8 @@ def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
     assert [top.next_delay() for _ in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     top.reset()
     assert top.next_delay() == 1
+    assert [top.next_delay(cap=3) for _ in range(4)] == [2, 3, 3, 3]  # capped while commands wait
+    assert top.next_delay() == 32  # the doubling went on underneath
     low = Backoff(1.0, 60.0, rng=lambda: 0.999)
     delays = [low.next_delay() for _ in range(8)]
     assert all(0.75 * d <= x < d for x, d in zip(delays, [1, 2, 4, 8, 16, 32, 60, 60], strict=True))
