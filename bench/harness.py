@@ -226,10 +226,10 @@ def master_cfg(spec: ClusterSpec) -> str:
 class Coordinator:
     """A coordinator process on 127.0.0.1:<ephemeral> with SQLite in `root/data`."""
 
-    def __init__(self, root: Path, spec: ClusterSpec, args: Sequence[str] = ()) -> None:
+    def __init__(self, root: Path, spec: ClusterSpec | None, args: Sequence[str] = (), config: str = "") -> None:
         self.root = root
         self.config_path = root / "master.py"
-        self.config_path.write_text(master_cfg(spec))
+        self.config_path.write_text(config or master_cfg(spec or ClusterSpec([], [])))
         self.data_dir = root / "data"
         self.proc = Proc(
             "coordinator",

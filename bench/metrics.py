@@ -54,9 +54,19 @@ METRICS: list[MetricDef] = [
     MetricDef("subscribers", "lag p50", "ms", False),
     MetricDef("subscribers", "lag p99", "ms", False),
     MetricDef("subscribers", "RSS per subscriber", "KiB", False),
+    # A lost worker connection: reset → every running build re-attached (agent backoff included).
+    MetricDef("reattach", "re-attach, 1 build", "ms", False),
+    MetricDef("reattach", "re-attach, N builds", "ms", False),
+    MetricDef("reattach", "extra bytes per re-attach", "B", False),
+    # A coordinator SIGKILLed under running builds: kill → every build re-attached on the new one.
+    MetricDef("reattach", "restart → re-attached, 1 build", "ms", False),
+    MetricDef("reattach", "restart → re-attached, N builds", "ms", False),
+    # Coordinator SIGKILLs during many builds: what had to run again, and what must never happen.
+    MetricDef("faults", "builds re-run after a kill", "builds", False),
+    MetricDef("faults", "side effects twice", "", False, target=0),
 ]
 BY_KEY = {m.key: m for m in METRICS}
-SCENARIOS = ["latency", "throughput", "log", "idle_workers", "subscribers"]
+SCENARIOS = ["latency", "throughput", "log", "idle_workers", "subscribers", "reattach", "faults"]
 
 
 @dataclass

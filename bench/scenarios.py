@@ -61,6 +61,9 @@ class Options:
     log_mb: int = 50
     log_runs: int = 3
     idle_workers: int = 500
+    reattach_builds: int = 100  # running builds cut off at once in the reattach scenario
+    fault_builds: int = 200  # builds of the faults scenario
+    fault_kills: int = 20  # coordinator SIGKILLs during them
     profile_dir: Path | None = None  # py-spy profiles of the coordinator go here
 
     @classmethod
@@ -68,7 +71,9 @@ class Options:
              profile_dir: Path | None = None) -> Options:
         if quick:
             return cls(quick=True, keep=keep, verbose=verbose, latency_samples=20,
-                       throughput_builds=100, log_mb=10, idle_workers=100, profile_dir=profile_dir)
+                       throughput_builds=100, log_mb=10, idle_workers=100, reattach_builds=20,
+                       fault_builds=40, fault_kills=5,
+                       profile_dir=profile_dir)
         return cls(keep=keep, verbose=verbose, profile_dir=profile_dir)
 
 
@@ -496,14 +501,31 @@ def _established(coord: Coordinator) -> int:
         return -1
 
 
+async def reattach(opts: Options) -> ScenarioResult:
+    from bench.reattach import reattach as run  # it builds on this module's helpers
+
+    return await run(opts)
+
+
+async def faults(opts: Options) -> ScenarioResult:
+    from bench.faults import faults as run  # it builds on this module's helpers
+
+    return await run(opts)
+
+
 SCENARIO_FUNCS = {
     "latency": latency,
     "throughput": throughput,
     "log": log_scenario,
     "idle_workers": idle_workers,
     "subscribers": subscribers,
+    "reattach": reattach,
+    "faults": faults,
 }
-TIME_LIMITS = {"latency": 180, "throughput": 300, "log": 300, "idle_workers": 240, "subscribers": 600}
+TIME_LIMITS = {
+    "latency": 180, "throughput": 300, "log": 300, "idle_workers": 240, "subscribers": 600, "reattach": 300,
+    "faults": 600,
+}
 
 
 async def run_scenario(name: str, opts: Options) -> ScenarioResult:

@@ -22,6 +22,10 @@ from clients.errors import CoordinatorUnavailable
 from clients.models import Build, Event, Result
 from clients.render import event_duration
 
+# How a running step's state string starts while its worker is disconnected (the coordinator
+# keeps the build for the worker's grace period).
+WORKER_AWAY = "worker disconnected"
+
 
 @dataclass
 class StepState:
@@ -187,6 +191,8 @@ class BuildFollower:
                 if isinstance(urls, list) else step.urls
             if step.urls:
                 self._display.note("step.urls", self.state, step)
+        elif ev.kind == "step.state":
+            self._step_state(ev.step_number, ev.step_name, str(ev.details.get("state_string", "")))
         elif ev.kind == "step.finished":
             step = self._step_started(ev.step_number, ev.step_name, None, quiet=True)
             duration = event_duration(ev)
@@ -219,6 +225,18 @@ class BuildFollower:
         elif step.started_at is None:
             step.started_at = at
         return step
+
+    def _step_state(self, number: int, name: str, text: str) -> None:
+        """A running step's state changed; say so when its worker went away or came back."""
+        step = self._step_started(number, name, None, quiet=True)
+        if step.result is not None:
+            return
+        was_waiting = step.state_string.startswith(WORKER_AWAY)
+        step.state_string = text
+        if text.startswith(WORKER_AWAY):
+            self._display.note("step.waiting", self.state, step)
+        elif was_waiting:
+            self._display.note("step.resumed", self.state, step)
 
     def _step_finished(
         self, step: StepState, result: Result | None, duration: float | None, state_string: str

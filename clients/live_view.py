@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients import fmt
-from clients.live import BuildState, StepState
+from clients.live import WORKER_AWAY, BuildState, StepState
 from clients.models import Result
 
 
@@ -65,6 +65,10 @@ class LineDisplay:
             print_(Text(f"    ↳ {name}: {url}", style="dim"), no_wrap=True, overflow="ellipsis")
         elif kind == "step.finished" and step is not None:
             print_(_step_line(step), no_wrap=True, overflow="ellipsis")
+        elif kind == "step.waiting" and step is not None:
+            print_(Text(f"    ⏸ {step.name}: {step.state_string}", style="yellow"), no_wrap=True, overflow="ellipsis")
+        elif kind == "step.resumed" and step is not None:
+            print_(Text(f"    ▸ {step.name}: worker back, step continues", style="dim"))
         elif kind == "build.retry":
             print_(Text(f"build {state.builder}/{state.number} lost its worker; it will be retried", style="grey58"))
         elif kind in ("build.finished", "buildset.finished"):
@@ -142,8 +146,10 @@ class LiveDisplay:
             step = state.steps[number]
             if step.result is None:
                 key = ("step", state.builder, state.number, number)
+                away = step.state_string.startswith(WORKER_AWAY)
                 table.add_row(
-                    self._spinner(key), step.name, Text("running", style=fmt.RUNNING_STYLE),
+                    self._spinner(key), step.name,
+                    Text(step.state_string, style="yellow") if away else Text("running", style=fmt.RUNNING_STYLE),
                     Text(self._elapsed(key, step.started_at), style="dim"), "",
                 )
             else:
@@ -188,6 +194,8 @@ class JsonDisplay:
                 step_record.update(
                     result=step.result.name, duration=step.duration, state_string=step.state_string
                 )
+            elif kind in ("step.waiting", "step.resumed"):
+                step_record["state_string"] = step.state_string
             if step.urls:
                 step_record["urls"] = [{"name": n, "url": u} for n, u in step.urls]
             record["step"] = step_record

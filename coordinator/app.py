@@ -141,9 +141,8 @@ class Coordinator:
         db = self.storage = await open_storage(self.db_url, self.bus.publish)
         self.bus.last_id = await db.events.last_event_id()
         await db.workers.reset_connections()
-        requeued = await bookkeeping.release_orphans(db.book, self.coordinator_id, self.clock.now())
-        if requeued:
-            log.info("re-queued %d build request(s) left running by a previous run", requeued)
+        # The builds a previous run left running continue (dispatcher.start) or end RETRY.
+        orphans = await bookkeeping.orphans(db.book, self.coordinator_id)
 
         # The domain: who runs builds, how buildsets reach them, and the coordinator's use cases.
         workers = self.workers = WorkerRegistry(self.clock.now, db.workers)
@@ -154,6 +153,7 @@ class Coordinator:
             artifacts,
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
+            build_reads=db.builds, log_reads=db.logs,
         )
         holds = WorkerHolds(db.workers, dispatcher, workers, self.clock)
         await holds.start()  # before the dispatcher: a paused worker gets no build
@@ -199,7 +199,7 @@ class Coordinator:
         # Started before the dispatcher: no build can finish before it listens.
         await self._start_notifications(self.config, matrices)
         await cancellers.seed(db.buildsets)  # before dispatch: every unfinished request is unclaimed
-        await dispatcher.start()
+        await dispatcher.start(orphans)
         # After the dispatcher has loaded the stored requests: a timer that expired while the
         # coordinator was down may submit a buildset right away.
         await schedulers.start()

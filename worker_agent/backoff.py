@@ -21,7 +21,8 @@ class Backoff:
     def reset(self) -> None:
         self._next = self._minimum
 
-    def next_delay(self) -> float:
-        delay = self._next
+    def next_delay(self, cap: float | None = None) -> float:
+        """The next delay, at most `cap` when given (the doubling goes on underneath)."""
+        delay = self._next if cap is None else min(self._next, cap)
         self._next = min(self._next * 2, self._maximum)
         return delay * (1.0 - 0.25 * self._rng())

@@ -1,7 +1,9 @@
 """The agent's link to the coordinator: the only module that uses grpc.
 
 `run_agent` dials out, says Hello, waits for Welcome, then serves one bidirectional stream until
-it breaks, and reconnects with backoff. Cancelling it is the graceful stop.
+it breaks, and reconnects with backoff. Commands keep running through a lost connection (each for
+the missing_timeout its StartCommand gave) and are re-attached when the coordinator answers the
+next Hello with Reattach. Cancelling `run_agent` is the graceful stop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 10
 DEFAULT_WINDOW = 8
 # Missing this many heartbeat intervals means the coordinator is gone.
 SILENT_INTERVALS = 3
+# The longest reconnect delay while commands wait to be re-attached (a restarting coordinator
+# is back within seconds; their grace period is minutes).
+KEPT_RETRY_MAX = 2.0
 
 _CHANNEL_OPTIONS = [
     # Keep NAT/firewall state alive between heartbeats; our heartbeats reset the server's
@@ -60,13 +65,15 @@ async def run_agent(opts: AgentOptions, control: AgentControl | None = None) -> 
     try:
         while True:
             end = await _connect_once(opts, registry, control)
-            await registry.kill_all()
-            if control.shutdown.is_set():
+            if control.shutdown.is_set():  # drained (idle), or told to stop now
+                await registry.kill_all()
                 log.info("exiting: %s", control.shutdown_reason)
                 return
+            registry.detach_all()  # commands keep running, to re-attach on the next connection
             if end.welcomed:
                 backoff.reset()
-            delay = backoff.next_delay()
+            # Commands kept for re-attaching wait on us: retry often (still jittered).
+            delay = backoff.next_delay(KEPT_RETRY_MAX if registry.states() else None)
             wait = f"{delay:.3g}s"
             if end.refused:
                 log.error(
@@ -141,6 +148,7 @@ def _hello(opts: AgentOptions, registry: CommandRegistry) -> worker_pb2.Hello:
         max_builds=opts.max_builds,
         version=__version__,
         running_command_ids=registry.running_ids(),
+        commands=registry.states(),
     )
 
 
@@ -252,8 +260,19 @@ class _Session:
             self._start(msg.start)
         elif kind == "ack":
             runner = self._registry.get(msg.ack.command_id)
-            if runner is not None:  # acks for finished commands are normal
-                runner.ack(msg.ack.seq)
+            if runner is not None:  # acks for forgotten commands are normal
+                runner.ack(msg.ack.seq, msg.ack.finished)
+        elif kind == "reattach":
+            r = msg.reattach
+            again = self._registry.reattach(r.command_id, self._outbox, r.stored_seq)
+            if again is not None:
+                log.info(
+                    "re-attached command %s after output %d (%d bytes sent again)", r.command_id, r.stored_seq, again
+                )
+            else:
+                log.info("re-attach of unknown command %s ignored", r.command_id)
+        elif kind == "abandon":
+            self._registry.abandon(msg.abandon.command_id, msg.abandon.reason)
         elif kind == "interrupt":
             runner = self._registry.get(msg.interrupt.command_id)
             if runner is None:

@@ -44,6 +44,11 @@ class FlowWindow:
             self._acked = seq
             self._changed.set()
 
+    def reset(self, seq: int) -> None:
+        """A new connection resends after `seq`, which is both sent and acknowledged."""
+        self._sent = self._acked = seq
+        self._changed.set()
+
     async def wait_for_room(self) -> None:
         while self.is_full():
             self._changed.clear()

@@ -2,23 +2,27 @@
 
 Output is byte-exact (never decoded). Each channel is coalesced into chunks of up to CHUNK_SIZE
 bytes, sent when full or COALESCE_DELAY after the first unsent byte. Chunks are numbered from 1
-per command over all channels, in send order, and pass through a FlowWindow.
+per command over all channels, in send order, and go to the command's on-disk Spool; a
+Delivery sends them to the coordinator through whichever connection is attached (see
+delivery.py), so the command outlives a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shlex
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 from protos.gantry.v1 import worker_pb2
-from worker_agent.flow import FlowWindow
+from worker_agent.delivery import Delivery, MessageSink
 from worker_agent.process import ChildProcess, spawn
 from worker_agent.redact import Redactor
+from worker_agent.spool import DEFAULT_LIMIT, Spool
 
 CHUNK_SIZE = 32 * 1024
 COALESCE_DELAY = 0.020
@@ -29,12 +33,10 @@ DRAIN_TIMEOUT = 2.0
 REAP_TIMEOUT = 2.0
 
 STDOUT, STDERR, HEADER = 1, 2, 3
+# Under the basedir; one directory per running command, removed when it is over.
+SPOOL_DIR = ".gantry-spool"
 
-
-class MessageSink(Protocol):
-    """Where a runner's messages go (the connection's outbox, or a fake in tests)."""
-
-    async def send(self, msg: worker_pb2.WorkerMessage) -> None: ...
+__all__ = ["CommandRunner", "MessageSink", "StartError"]
 
 
 def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.BaseProtocol]:
@@ -48,26 +50,32 @@ class StartError(Exception):
 class CommandRunner:
     """Runs one command to completion and reports it through a MessageSink.
 
-    `run()` returns the CommandFinished it sent. `ack()` and `interrupt()` are called by the
-    connection as messages arrive. Cancelling `run()` kills the process group and reaps it.
+    `run()` returns the CommandFinished once it was sent (on whichever connection is attached
+    by then). `ack()`, `interrupt()`, `attach()` and `detach()` are called by the connection as
+    messages arrive. Cancelling `run()` kills the process group and reaps it; `close()` removes
+    the spool once the runner is done with.
     """
 
     def __init__(
         self,
         start: worker_pb2.StartCommand,
         basedir: Path,
-        sink: MessageSink,
+        sink: MessageSink | None,
         *,
         window: int = 8,
         drain_timeout: float = DRAIN_TIMEOUT,
+        spool_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self._start = start
         self._basedir = basedir
-        self._sink = sink
-        self._window = FlowWindow(window)
+        name = hashlib.sha256(start.command_id.encode()).hexdigest()[:24]
+        spool = Spool(Path(basedir) / SPOOL_DIR / name, spool_limit)
+        self.delivery = Delivery(start.command_id, spool, window)
+        self._sink = sink  # attached when run() starts (it needs the running loop)
+        # Told as soon as the command's end is known (its delivery may wait for a connection).
+        self.on_end: Callable[[worker_pb2.CommandFinished], None] = lambda _f: None
         self._drain_timeout = drain_timeout
         self._lock = asyncio.Lock()
-        self._seq = 0
         self._proc: ChildProcess | None = None
         self._kill_reason = ""
         self._header_tasks: list[asyncio.Task[None]] = []
@@ -105,8 +113,28 @@ class CommandRunner:
                              "use a secret in the command, never in workdir")
         return base / rel
 
-    def ack(self, seq: int) -> None:
-        self._window.ack(seq)
+    @property
+    def missing_timeout(self) -> float:
+        """How long the command may wait for the coordinator to come back (0: not at all)."""
+        return self._start.missing_timeout
+
+    def ack(self, seq: int, finished: bool = False) -> None:
+        self.delivery.ack(seq, finished)
+
+    def attach(self, sink: MessageSink, stored_seq: int | None = None) -> int:
+        return self.delivery.attach(sink, stored_seq)
+
+    def detach(self) -> None:
+        self._sink = None  # not started yet: it waits for a Reattach like the others
+        self.delivery.detach()
+
+    def close(self) -> None:
+        self.delivery.close()
+
+    def kill_now(self) -> None:
+        """Kill the process group at once (abandoned: nobody waits for the command), before any
+        later message can start another command in the same directory."""
+        self._killpg()
 
     def interrupt(self, reason: str) -> None:
         self._kill("interrupted", f"interrupted: {reason}\n")
@@ -114,6 +142,9 @@ class CommandRunner:
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self) -> worker_pb2.CommandFinished:
+        if self._sink is not None:
+            self.delivery.attach(self._sink)
+            self._sink = None
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._last_output = started
@@ -347,14 +378,8 @@ class CommandRunner:
     async def _send_chunk(self, channel: int, data: bytes) -> None:
         self._sending += 1
         try:
-            async with self._lock:  # one sender at a time: seq order == send order
-                await self._window.wait_for_room()
-                self._seq += 1
-                self._window.note_sent(self._seq)
-                chunk = worker_pb2.OutputChunk(
-                    command_id=self.command_id, seq=self._seq, channel=channel, data=data
-                )
-                await self._sink.send(worker_pb2.WorkerMessage(output=chunk))
+            async with self._lock:  # one writer at a time: seq order == write order
+                await self.delivery.append(channel, data)
         finally:
             self._sending -= 1
 
@@ -366,7 +391,11 @@ class CommandRunner:
     async def _finish(self, rc: int, reason: str) -> worker_pb2.CommandFinished:
         async with self._lock:
             finished = worker_pb2.CommandFinished(
-                command_id=self.command_id, rc=rc, reason=self._redactor.text(reason), last_seq=self._seq
+                command_id=self.command_id,
+                rc=rc,
+                reason=self._redactor.text(reason),
+                last_seq=self.delivery.last_seq,
             )
-            await self._sink.send(worker_pb2.WorkerMessage(finished=finished))
+        self.on_end(finished)
+        await self.delivery.finish(finished)
         return finished

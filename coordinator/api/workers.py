@@ -2,7 +2,9 @@
 
 One stream per worker; per connection there is one handler coroutine, one reader task and one
 outbox. Heartbeats to all workers and the silent-peer check run in a single watchdog loop, not a
-task per worker, so idle workers cost little.
+task per worker, so idle workers cost little. A worker that reconnects while a build still
+holds its session continues that session (the commands it kept re-attach); a stream's end
+leaves the session waiting for it within the grace period (WorkerRegistry.lost).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from coordinator.domain.auth.limits import FailureLimiter
 from coordinator.domain.errors import Unauthenticated
 from coordinator.domain.workers.capacity import effective_capacity
 from coordinator.domain.workers.commands import (
+    Abandon,
     Ack,
     CommandSpec,
     FileAck,
@@ -29,7 +32,9 @@ from coordinator.domain.workers.commands import (
     FileResult,
     Finished,
     Interrupt,
+    KeptCommand,
     Output,
+    Reattach,
 )
 from coordinator.domain.workers.sessions import Outbound, WorkerRegistry, WorkerSession
 from coordinator.logsafe import clip
@@ -37,8 +42,14 @@ from protos.gantry.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_CLOSE = object()
 HELLO_TIMEOUT = 10.0
+
+
+class _Close:
+    """Ends one stream's write loop (put in its outbox)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage) -> worker_pb2.CoordinatorMessage:
@@ -49,12 +60,22 @@ def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage)
             start=worker_pb2.StartCommand(
                 command_id=item.command_id, argv=item.argv, shell_command=item.shell_command,
                 builder_dir=item.builder_dir, workdir=item.workdir, env=item.env,
-                timeout=item.timeout, max_time=item.max_time,
+                timeout=item.timeout, max_time=item.max_time, missing_timeout=item.missing_timeout,
                 redactions=[worker_pb2.Redaction(name=n, value=v) for n, v in item.redactions],
             )
         )
     if isinstance(item, Ack):
-        return worker_pb2.CoordinatorMessage(ack=worker_pb2.Ack(command_id=item.command_id, seq=item.seq))
+        return worker_pb2.CoordinatorMessage(
+            ack=worker_pb2.Ack(command_id=item.command_id, seq=item.seq, finished=item.finished)
+        )
+    if isinstance(item, Reattach):
+        return worker_pb2.CoordinatorMessage(
+            reattach=worker_pb2.Reattach(command_id=item.command_id, stored_seq=item.stored_seq)
+        )
+    if isinstance(item, Abandon):
+        return worker_pb2.CoordinatorMessage(
+            abandon=worker_pb2.AbandonCommand(command_id=item.command_id, reason=item.reason)
+        )
     if isinstance(item, Interrupt):
         return worker_pb2.CoordinatorMessage(
             interrupt=worker_pb2.InterruptCommand(command_id=item.command_id, reason=item.reason)
@@ -136,7 +157,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         info = {"os": hello.os, "arch": hello.arch, "version": hello.version,
                 "labels": ",".join(hello.labels)}
         max_builds = effective_capacity(decl.max_builds, hello.max_builds)
-        session = WorkerSession(decl.name, max_builds, info, outbox.put_nowait, self.now, self.window)
+        kept = [KeptCommand(c.command_id, c.last_seq, c.finished) for c in hello.commands]
         await context.write(
             worker_pb2.CoordinatorMessage(
                 welcome=worker_pb2.Welcome(
@@ -144,33 +165,52 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 )
             )
         )
-        old = await self.registry.connect(session)
-        if old is not None:
-            self._close(old, "replaced by a new connection")
+        session = self.registry.resumable(decl.name)
+        if session is not None:
+            stale = self._outboxes.get(session)
+            generation = await self.registry.resume(session, outbox.put_nowait, info, max_builds, kept)
+            if stale is not None:
+                stale.put_nowait(_Close("replaced by a new connection"))
+            log.info("worker %s reconnected from %s; %d command(s) kept", session.name, context.peer(), len(kept))
+        else:
+            session = WorkerSession(
+                decl.name, max_builds, info, outbox.put_nowait, self.now, self.window,
+                missing_timeout=decl.missing_timeout,
+            )
+            generation = session.generation
+            old = await self.registry.connect(session)
+            if old is not None:
+                self._close(old, "replaced by a new connection")
+            for k in kept:  # commands of a session this coordinator does not have
+                outbox.put_nowait(Abandon(k.command_id, "no build waits for it any more"))
+            log.info("worker %s connected from %s", session.name, context.peer())
         self._outboxes[session] = outbox
-        log.info("worker %s connected from %s", session.name, context.peer())
-        reader = asyncio.ensure_future(self._read(request_iterator, session))
-        reader.add_done_callback(lambda _f: outbox.put_nowait(_CLOSE))
+        reader = asyncio.ensure_future(self._read(request_iterator, session, generation))
+        reader.add_done_callback(lambda _f: outbox.put_nowait(_Close("connection closed")))
         reason = "connection closed"
         try:
             while True:
                 item = await outbox.get()
-                if item is _CLOSE:
-                    reason = session.closed_reason or "connection closed"
+                if isinstance(item, _Close):
+                    reason = item.reason
                     break
                 await context.write(to_pb(item))
         except (asyncio.CancelledError, grpc.aio.AioRpcError, ConnectionError):
             reason = "connection lost"
         finally:
             reader.cancel()
-            self._outboxes.pop(session, None)
-            session.close(reason)
-            if await asyncio.shield(self.registry.disconnect(session, reason)):
+            if self._outboxes.get(session) is outbox:
+                del self._outboxes[session]
+            if await asyncio.shield(self.registry.lost(session, generation, reason)):
                 log.info("worker %s disconnected: %s", session.name, reason)
 
-    async def _read(self, messages: AsyncIterator[worker_pb2.WorkerMessage], session: WorkerSession) -> None:
+    async def _read(
+        self, messages: AsyncIterator[worker_pb2.WorkerMessage], session: WorkerSession, generation: int
+    ) -> None:
         try:
             async for msg in messages:
+                if session.generation != generation:
+                    return  # a newer stream of this worker took over: this one is stale
                 session.heard()
                 which = msg.WhichOneof("msg")
                 if which == "output":
@@ -190,14 +230,14 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                     self.on_draining(session.name, msg.draining.reason or "the agent is draining")
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
-        finally:
-            session.close(session.closed_reason or "connection closed")
 
     def _close(self, session: WorkerSession, reason: str) -> None:
-        session.close(reason)
+        """End the session's stream; the session waits for the worker if a build holds it."""
         box = self._outboxes.get(session)
         if box is not None:
-            box.put_nowait(_CLOSE)
+            box.put_nowait(_Close(reason))
+        else:
+            session.close(reason)
 
     def ask_to_exit(self, worker: str, reason: str) -> bool:
         """Tell a connected agent to exit (it was drained); False if it is not connected."""

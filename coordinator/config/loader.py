@@ -144,6 +144,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
             add(w, f"worker {w.name!r} needs a secret (a non-empty string)")
         if not isinstance(w.max_builds, int) or w.max_builds < 1:
             add(w, f"worker {w.name!r}: max_builds must be a whole number >= 1, not {w.max_builds!r}")
+        if not _seconds(w.missing_timeout):
+            add(w, f"worker {w.name!r}: missing_timeout must be a number of seconds >= 0, not {w.missing_timeout!r}")
 
     locks_seen: dict[str, BaseLock] = {}
 
@@ -179,6 +181,8 @@ def validate(cfg: MasterConfig, path: Path) -> list[ConfigProblem]:
         _check_scheduling(b, lambda msg, b=b: add(b, msg))
         _check_matrix(b, lambda msg, b=b: add(b, msg))
         check_locks(b, f"builder {b.name!r}", b.locks)
+        if b.missing_timeout is not None and not _seconds(b.missing_timeout):
+            add(b, f"builder {b.name!r}: missing_timeout must be a number of seconds >= 0, not {b.missing_timeout!r}")
         step_names: set[str] = set()
         for s in b.steps:
             if not isinstance(s, BuildStep):
@@ -385,3 +389,8 @@ def _check_change_scheduler(sched: ChangeScheduler, add: Any) -> None:
 
 def _good_name(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name) <= 128 and set(name) <= NAME_CHARS
+
+
+def _seconds(value: object) -> bool:
+    """A duration in seconds: a non-negative int or float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0

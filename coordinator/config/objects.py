@@ -9,11 +9,15 @@ from typing import Any
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.location import caller_location
 from coordinator.domain.scheduling.schedulers import Scheduler
-from coordinator.domain.workers.sessions import WorkerDecl
+from coordinator.domain.workers.sessions import DEFAULT_MISSING_TIMEOUT, WorkerDecl
 
 
 class Worker(WorkerDecl):
-    """``Worker("name", "secret", max_builds=2, properties={...})`` — as in Buildbot."""
+    """``Worker("name", "secret", max_builds=2, properties={...})`` — as in Buildbot.
+
+    ``missing_timeout`` (seconds, default 300): how long the worker's running builds wait for it
+    to reconnect after a lost connection before they end RETRY (Buildbot's name for how long a
+    worker may be missing)."""
 
     def __init__(
         self,
@@ -23,9 +27,11 @@ class Worker(WorkerDecl):
         properties: dict[str, object] | None = None,
         *,
         password: str | None = None,
+        missing_timeout: float = DEFAULT_MISSING_TIMEOUT,
     ) -> None:
         super().__init__(name=name, secret=password if password is not None else secret,
-                         max_builds=max_builds, properties=dict(properties or {}))
+                         max_builds=max_builds, properties=dict(properties or {}),
+                         missing_timeout=missing_timeout)
         self.defined_at = caller_location()
 
 

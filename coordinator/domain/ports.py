@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -104,8 +104,8 @@ class Ledger(Protocol):
 
     def unclaim_request(self, request_id: int) -> None: ...
 
-    def unclaim_all(self, coordinator_id: str) -> int:
-        """Release every incomplete request `coordinator_id` claimed; how many."""
+    def unclaim_all(self, coordinator_id: str, keep: Collection[int] = ()) -> int:
+        """Release every incomplete request `coordinator_id` claimed (but those in `keep`); how many."""
         ...
 
     def record_collapse(self, request_id: int, into_id: int, at: float) -> None: ...
@@ -226,9 +226,11 @@ class BuildRecorder(Protocol):
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int], events: Sequence[Event],
+        logs: Sequence[int], events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
-        """End the step; its open `logs` (ids) are marked complete in the same commit."""
+        """End the step; its open `logs` (ids) are marked complete in the same commit, and the
+        build's `properties` (as they are after the step, when given) stored with it, so that a
+        build resumed after a coordinator restart continues from them."""
         ...
 
     async def set_build_state(self, build: Build, state_string: str, events: Sequence[Event]) -> None: ...

@@ -93,11 +93,14 @@ class SqlBuilds:
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int], events: Sequence[Event],
+        logs: Sequence[int], events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
         def op(tx: Tx) -> None:
             for log_id in logs:
                 tx.conn.execute(_COMPLETE_LOG, {"b_id": log_id, "complete": True})
+            if properties is not None:
+                props_json = codec.props_to_json(list(properties))
+                tx.conn.execute(_UPDATE_BUILD, {"b_id": build.id, "properties_json": props_json})
             tx.conn.execute(
                 _UPDATE_STEP,
                 {"b_id": step.id, "started_at": step.started_at, "finished_at": at, "result": int(result),

@@ -3,7 +3,7 @@ bookkeeping rules that drive it are in domain/builds/bookkeeping.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -64,12 +64,11 @@ class SqlLedger:
     def unclaim_request(self, request_id: int) -> None:
         self.c.execute(_UPDATE_REQUEST, {"b_id": request_id, "claimed_by": None, "claimed_at": None})
 
-    def unclaim_all(self, coordinator_id: str) -> int:
-        res = self.c.execute(
-            t_br.update()
-            .where(t_br.c.claimed_by == coordinator_id, t_br.c.complete == sa.false())
-            .values(claimed_by=None, claimed_at=None)
-        )
+    def unclaim_all(self, coordinator_id: str, keep: Collection[int] = ()) -> int:
+        where = [t_br.c.claimed_by == coordinator_id, t_br.c.complete == sa.false()]
+        if keep:
+            where.append(t_br.c.id.not_in(list(keep)))
+        res = self.c.execute(t_br.update().where(*where).values(claimed_by=None, claimed_at=None))
         return int(res.rowcount)
 
     def record_collapse(self, request_id: int, into_id: int, at: float) -> None:

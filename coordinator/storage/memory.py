@@ -25,7 +25,7 @@ import asyncio
 import copy
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
@@ -491,8 +491,11 @@ class MemoryLedger:
     def unclaim_request(self, request_id: int) -> None:
         self.tx.update(self.data.buildrequests.get(request_id), claimed_by=None, claimed_at=None)
 
-    def unclaim_all(self, coordinator_id: str) -> int:
-        mine = [r for r in self.data.buildrequests.values() if r.claimed_by == coordinator_id and not r.complete]
+    def unclaim_all(self, coordinator_id: str, keep: Collection[int] = ()) -> int:
+        mine = [
+            r for r in self.data.buildrequests.values()
+            if r.claimed_by == coordinator_id and not r.complete and r.id not in keep
+        ]
         for row in mine:
             self.tx.update(row, claimed_by=None, claimed_at=None)
         return len(mine)
@@ -567,11 +570,13 @@ class MemoryBuilds:
 
     async def finish_step(
         self, build: Build, step: Step, result: Result, state_string: str, at: float,
-        logs: Sequence[int], events: Sequence[Event],
+        logs: Sequence[int], events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
         def op(tx: _Tx) -> None:
             for log_id in logs:
                 tx.update(self.data.logs.get(log_id), complete=True)
+            if properties is not None:
+                tx.update(self.data.builds.get(build.id), properties=_props(properties))
             tx.update(self.data.steps.get(step.id), started_at=step.started_at, finished_at=at, result=result,
                       state_string=state_string, hidden=step.hidden, urls=_urls(step.urls))
             tx.emit_all(events)

@@ -169,3 +169,43 @@ async def test_a_link_added_by_a_running_step_is_shown_at_once() -> None:
         "step.finished parent/1 trigger SUCCESS 1.0", "build.finished parent/1 WARNINGS",
     ]
     assert state.steps[0].urls == [("child #4", "builders/child/builds/4")]
+
+
+async def test_a_step_waiting_for_its_disconnected_worker_is_shown_and_its_return_too() -> None:
+    b = {"builder": "b", "build_number": 1, "buildset_id": 3}
+    away = {"state_string": "worker disconnected, waiting up to 300 s"}
+    events = [
+        ev(1, "build.started", **b),
+        ev(2, "step.started", step_number=0, step_name="compile", **b),
+        ev(3, "step.state", step_number=0, step_name="compile", details=away, **b),
+        ev(4, "step.state", step_number=0, step_name="compile", details={"state_string": "running"}, **b),
+        ev(5, "step.finished", step_number=0, step_name="compile", result=Result.SUCCESS,
+           details={"duration": 1.0}, **b),
+        ev(6, "build.finished", result=Result.WARNINGS, **b),
+    ]
+    f, rec = follower(events, Target(buildset_id=3))
+    await f.run()
+    assert rec.notes == [
+        "build.started b/1", "step.started b/1 compile", "step.waiting b/1 compile",
+        "step.resumed b/1 compile", "step.finished b/1 compile SUCCESS 1.0", "build.finished b/1 WARNINGS",
+    ]
+
+
+def test_the_line_display_says_what_the_step_waits_for() -> None:
+    import io
+
+    from rich.console import Console
+
+    from clients.live_view import LineDisplay
+
+    out = io.StringIO()
+    display = LineDisplay(Console(file=out, width=80))
+    state = BuildState(builder="b", number=1)
+    step = StepState(0, "compile", state_string="worker disconnected, waiting up to 300 s")
+    display.note("step.waiting", state, step)
+    step.state_string = "running"
+    display.note("step.resumed", state, step)
+    assert out.getvalue() == (
+        "    ⏸ compile: worker disconnected, waiting up to 300 s\n"
+        "    ▸ compile: worker back, step continues\n"
+    )

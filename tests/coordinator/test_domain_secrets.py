@@ -27,14 +27,21 @@ from tests.coordinator.fakes import FakeClock, RecordingStorage, dispatcher_on
 
 
 class Session:
+    missing_timeout = 0.0
+
     def __init__(self, info: dict[str, str] | None = None) -> None:
         self.info = info or {"os": "linux", "arch": "x86_64", "version": "0.1.0", "labels": "gpu,big"}
         self.specs: list[CommandSpec] = []
 
-    async def run_command(self, spec: CommandSpec, on_output: Callable[[int, bytes], Awaitable[None]]) -> Finished:
+    async def run_command(
+        self, spec: CommandSpec, on_output: Callable[[int, bytes], Awaitable[None]], on_wait: object = None
+    ) -> Finished:
         self.specs.append(spec)
         await on_output(STDOUT, b"ran\n")
         return Finished(spec.command_id, 0)
+
+    def release(self, command_ids: Sequence[str]) -> None:
+        pass
 
     def interrupt(self, command_id: str, reason: str) -> None:
         pass
@@ -95,10 +102,10 @@ async def test_state_string_hides_the_secret() -> None:
 
     async def finish_step(
         build: Build, step: Step, result: Result, state_string: str, at: float, logs: Sequence[int],
-        events: Sequence[Event],
+        events: Sequence[Event], properties: Sequence[PropertyValue] | None = None,
     ) -> None:
         states.append(state_string)
-        await original(build, step, result, state_string, at, logs, events)
+        await original(build, step, result, state_string, at, logs, events, properties)
 
     repo.builds.finish_step = finish_step  # type: ignore[method-assign]
     await r.run()

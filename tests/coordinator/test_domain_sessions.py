@@ -8,11 +8,14 @@ import pytest
 
 from coordinator.domain.errors import Unauthenticated
 from coordinator.domain.workers.commands import (
+    Abandon,
     Ack,
     CommandSpec,
     Finished,
     Interrupt,
+    KeptCommand,
     Output,
+    Reattach,
     WorkerLost,
 )
 from coordinator.domain.workers.sessions import Outbound, WorkerDecl, WorkerRegistry, WorkerSession
@@ -225,3 +228,158 @@ def test_silent_since() -> None:
     chatty = WorkerSession("w2", 1, {}, lambda m: None, clock.now)
     reg.attach(chatty)
     assert reg.silent_since(clock.now() - 5) == [quiet]
+
+
+# ------------------------------------------------------------------------------------ re-attach
+
+
+async def kept_session(
+    wire: Wire, grace: float = 60.0
+) -> tuple[WorkerSession, asyncio.Task[Finished], FakeClock, list[str]]:
+    """A session running CID (missing_timeout `grace`) whose waits are recorded."""
+    clock = FakeClock()
+    session = WorkerSession("w1", 1, {}, wire.send, clock.now, missing_timeout=grace, call_later=clock.call_later)
+    shown: list[str] = []
+
+    async def on_wait(text: str) -> None:
+        shown.append(text)
+        wire.changes.bump()
+
+    spec = CommandSpec(CID, argv=["make"], missing_timeout=grace)
+    task = asyncio.ensure_future(session.run_command(spec, wire.on_output, on_wait))
+    await wire.changes.until(lambda: bool(wire.sent))
+    return session, task, clock, shown
+
+
+async def test_a_lost_stream_keeps_the_command_and_resume_resends_after_what_is_stored() -> None:
+    wire = Wire()
+    session, task, clock, shown = await kept_session(wire)
+    session.on_output(Output(CID, 1, 1, b"one\n"))
+    session.on_output(Output(CID, 2, 1, b"two\n"))
+    wire.stores[0].set_result(None)
+    await wire.changes.until(lambda: wire.acks() == [1])
+
+    assert session.lose(session.generation, "connection lost") == 60.0
+    assert not session.attached and session.free_slots == 0 and not task.done()
+    await wire.changes.until(lambda: shown == ["worker disconnected, waiting up to 60 s"])
+    clock.advance(59)
+    assert not task.done()
+
+    second = Wire()
+    generation = session.resume(second.send, {"os": "linux"}, 1, [KeptCommand(CID, 5, False)])
+    assert generation == 1 and session.attached
+    assert second.sent == []  # seq 2 is still being stored: the resend point is not known yet
+    wire.stores[1].set_result(None)
+    await second.changes.until(lambda: Reattach(CID, 2) in second.sent)
+    await wire.changes.until(lambda: shown[-1] == "")
+    # The resend overlaps nothing and misses nothing: seq 2 again is not stored twice.
+    session.on_output(Output(CID, 2, 1, b"two\n"))
+    session.on_output(Output(CID, 3, 1, b"three\n"))
+    assert wire.stored == [(1, b"one\n"), (1, b"two\n"), (1, b"three\n")]
+    wire.stores[2].set_result(None)
+    session.on_finished(Finished(CID, 0, last_seq=3))
+    assert (await asyncio.wait_for(task, 5)).rc == 0
+    # The worker forgets the command only once the build committed its end.
+    assert Ack(CID, 3, finished=True) not in second.sent
+    session.release([CID])
+    assert second.sent[-1] == Ack(CID, 3, finished=True)
+    clock.advance(100)  # the grace timers were cancelled: nothing happens
+    assert not session.closed
+
+
+async def test_past_its_grace_the_command_fails_and_is_abandoned_when_reported() -> None:
+    wire = Wire()
+    session, task, clock, _ = await kept_session(wire, grace=3)
+    session.lose(session.generation, "heartbeat timeout")
+    clock.advance(3)
+    with pytest.raises(WorkerLost, match="not back within 3 s"):
+        await asyncio.wait_for(task, 5)
+    assert session.closed  # nothing else held it
+    # A session that was never kept: a reconnect with the command gets it abandoned.
+    later = Wire()
+    fresh = WorkerSession("w1", 1, {}, later.send, clock.now, missing_timeout=3, call_later=clock.call_later)
+    fresh.builds.add("b/1")
+    fresh.lose(fresh.generation, "x")
+    fresh.resume(later.send, {}, 1, [KeptCommand(CID, 9, True)])
+    assert later.sent == [Abandon(CID, "no build waits for it any more")]
+
+
+async def test_a_worker_back_without_the_command_fails_it_and_a_stale_stream_changes_nothing() -> None:
+    wire = Wire()
+    session, task, clock, _ = await kept_session(wire)
+    old = session.generation
+    session.resume(wire.send, {}, 1, [])  # reconnected before the old stream was noticed dead
+    assert session.lose(old, "connection lost") is None and session.attached  # stale: ignored
+    with pytest.raises(WorkerLost, match="came back without command"):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_no_grace_closes_at_once() -> None:
+    wire = Wire()
+    session, task, clock, _ = await kept_session(wire, grace=0)
+    assert session.lose(session.generation, "connection lost") is None
+    assert session.closed
+    with pytest.raises(WorkerLost):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_registry_keeps_a_lost_session_and_forgets_it_when_its_grace_ends() -> None:
+    clock = FakeClock()
+    storage = MemoryStorage()
+    reg = WorkerRegistry(clock.now, storage.workers)
+    reg.configure([WorkerDecl("w1", "s3cret", 1, missing_timeout=30)])
+    session = WorkerSession("w1", 1, {}, lambda m: None, clock.now, missing_timeout=30, call_later=clock.call_later)
+    await reg.connect(session)
+    session.builds.add("b/1")
+    assert await reg.lost(session, session.generation, "connection lost")
+    assert reg.resumable("w1") is session and reg.silent_since(clock.now() + 1) == []
+    (record,) = await storage.workers.list_workers()
+    assert not record.connected
+    clock.advance(30)
+    assert session.closed and "w1" not in reg.sessions and reg.resumable("w1") is None
+
+
+async def test_after_a_restart_a_build_adopts_the_command_the_worker_kept() -> None:
+    clock = FakeClock()
+    reg = WorkerRegistry(clock.now, MemoryStorage().workers, call_later=clock.call_later)
+    session = reg.adopt(WorkerDecl("w1", "s", 1, missing_timeout=60), 60)
+    session.builds.add("b/1")
+    kept = session.expect("7-1-")
+    missing = session.expect("8-0-")
+    assert reg.resumable("w1") is session and not session.attached
+    wire = Wire()
+    session.resume(wire.send, {}, 1, [KeptCommand("7-1-3", 9, False), KeptCommand("5-0-1", 2, True)])
+    assert await kept == KeptCommand("7-1-3", 9, False)
+    assert await missing is None  # that build's command did not survive: it ends RETRY
+    assert wire.sent == [Abandon("5-0-1", "no build waits for it any more")]
+    task = asyncio.ensure_future(session.adopt_command(KeptCommand("7-1-3", 9, False), 4, wire.on_output, None, 60))
+    await wire.changes.until(lambda: Reattach("7-1-3", 4) in wire.sent)
+    session.on_output(Output("7-1-3", 4, 1, b"dup"))  # stored before the restart
+    session.on_output(Output("7-1-3", 5, 1, b"new"))
+    assert wire.stored == [(1, b"new")]
+    wire.stores[0].set_result(None)
+    session.on_finished(Finished("7-1-3", 0, last_seq=5))
+    assert (await asyncio.wait_for(task, 5)).rc == 0
+
+
+async def test_an_adopted_session_gives_up_after_its_grace() -> None:
+    clock = FakeClock()
+    reg = WorkerRegistry(clock.now, MemoryStorage().workers, call_later=clock.call_later)
+    session = reg.adopt(WorkerDecl("w1", "s", 1, missing_timeout=60), 30)
+    kept = session.expect("7-1-")
+    clock.advance(30)
+    assert session.closed and await kept is None and "w1" not in reg.sessions
+
+
+async def test_a_build_stopped_while_its_worker_is_away_interrupts_the_command_once_it_is_back() -> None:
+    wire = Wire()
+    session, task, clock, _ = await kept_session(wire)
+    session.lose(session.generation, "connection lost")
+    session.interrupt(CID, "stopped by alice")
+    assert not any(isinstance(m, Interrupt) for m in wire.sent)  # nowhere to send it yet
+    second = Wire()
+    session.resume(second.send, {}, 1, [KeptCommand(CID, 0, False)])
+    await second.changes.until(lambda: len(second.sent) >= 2)
+    assert second.sent == [Reattach(CID, 0), Interrupt(CID, "stopped by alice")]
+    session.on_finished(Finished(CID, -1, "interrupted"))
+    assert (await asyncio.wait_for(task, 5)).reason == "interrupted"

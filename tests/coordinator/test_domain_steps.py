@@ -32,13 +32,15 @@ OutputHandler = Callable[[int, bytes], Any]
 class FakeSession:
     """Runs each command by looking its text up in `scripts`: (rc, stdout, stderr)."""
 
+    missing_timeout = 0.0
+
     def __init__(self, scripts: dict[str, tuple[int, bytes, bytes]] | None = None, reason: str = "") -> None:
         self.scripts = scripts or {}
         self.reason = reason
         self.chunk = 3
         self.specs: list[CommandSpec] = []
 
-    async def run_command(self, spec: CommandSpec, on_output: OutputHandler) -> Finished:
+    async def run_command(self, spec: CommandSpec, on_output: OutputHandler, on_wait: object = None) -> Finished:
         self.specs.append(spec)
         key = spec.shell_command or " ".join(spec.argv)
         rc, out, err = self.scripts.get(key, (0, b"", b""))
@@ -51,6 +53,9 @@ class FakeSession:
         return Finished(spec.command_id, rc, self.reason)
 
     def interrupt(self, command_id: str, reason: str) -> None:
+        pass
+
+    def release(self, command_ids: Sequence[str]) -> None:
         pass
 
 

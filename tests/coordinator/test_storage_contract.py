@@ -768,6 +768,21 @@ async def test_release_orphaned_claims(store: Store) -> None:
     assert await bookkeeping.release_orphans(db.book, "dead", T0 + 11) == 0
 
 
+async def test_release_orphans_keeps_the_builds_that_continue(store: Store) -> None:
+    db = store.db
+    builder = uniq("b")
+    goes_on = await started_build(db, builder, "dead")
+    retried = await started_build(db, builder, "dead")
+    assert {b.id for b in await bookkeeping.orphans(db.book, "dead")} >= {goes_on.id, retried.id}
+    assert await bookkeeping.release_orphans(db.book, "dead", T0 + 10, keep=[goes_on.build_request_id]) >= 1
+    kept = await db.builds.get_build(builder, goes_on.number)
+    assert kept is not None and kept.finished_at is None
+    assert (await request_row(db, goes_on.build_request_id)).claimed_by == "dead"
+    gone = await db.builds.get_build(builder, retried.number)
+    assert gone is not None and gone.result == Result.RETRY
+    assert retried.build_request_id in {r.id for r in await db.buildsets.unclaimed_requests()}
+
+
 async def test_bookkeeping_is_one_transaction(store: Store) -> None:
     """What `decide` did is stored with its events, or, when it raises, none of it."""
     db = store.db
@@ -847,6 +862,20 @@ async def test_steps_lifecycle(store: Store) -> None:
     assert events[1].details == {"urls": [{"name": "child #1", "url": "builders/child/builds/1"}]}
     assert (events[1].builder, events[1].build_number, events[1].at) == (build.builder, build.number, T0 + 3)
     assert events[2].details["duration"] == 2.0
+
+
+async def test_finish_step_stores_the_properties_so_far(store: Store) -> None:
+    # What a build resumed after a coordinator restart continues from.
+    db = store.db
+    build = await started_build(db, uniq("b"))
+    (step,) = await db.builds.add_steps(build, ["a"])
+    await start_step(db, build, step, T0 + 2)
+    props = [PropertyValue("p", 1, "Test"), PropertyValue("got_revision", "abc", "Step")]
+    await db.builds.finish_step(build, step, Result.SUCCESS, "a", T0 + 3, [], [], properties=props)
+    got = await db.builds.get_build(build.builder, build.number)
+    assert got is not None and got.properties == props
+    (running,) = [b for b in await db.book.record(lambda ledger: ledger.running_builds("c1")) if b.id == build.id]
+    assert running.properties == props
 
 
 async def test_stored_rows_are_not_the_callers_objects(store: Store) -> None:

@@ -415,8 +415,10 @@ class Coordinator:
         db: str | None,
         heartbeat: float | None,
         extra_args: Sequence[str] = (),
+        listen_host: str = "127.0.0.1",
     ) -> None:
         self.cluster = cluster
+        self.listen_host = listen_host
         self.extra_args = list(extra_args)
         self.name = name
         self.config_path = config_path
@@ -449,7 +451,7 @@ class Coordinator:
             "--data-dir",
             str(self.data_dir),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            f"{self.listen_host}:{self.port}",
         ]
         if self.db:
             argv += ["--db", self.db]
@@ -651,13 +653,14 @@ class Cluster:
         name: str = "coordinator",
         data_dir: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        listen_host: str = "127.0.0.1",
     ) -> Coordinator:
         """`config` is the body of master.py after `from coordinator.config import *`."""
         data_dir = data_dir or self.tmp / f"{name}-data"
         data_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.tmp / f"{name}-master.py"
         config_path.write_text(config_source(config))
-        coord = Coordinator(self, name, config_path, data_dir, db, heartbeat, extra_args)
+        coord = Coordinator(self, name, config_path, data_dir, db, heartbeat, extra_args, listen_host)
         coord.credentials = credentials
         self.coordinators.append(coord)
         await coord.start()
@@ -673,18 +676,23 @@ class Cluster:
         wait: bool = True,
         labels: Sequence[str] = (),
         extra_args: Sequence[str] = (),
+        address: str | None = None,
+        wrap: Sequence[str] = (),
     ) -> WorkerProcess:
-        """Start a worker agent; with `wait`, return once it logged that it connected."""
+        """Start a worker agent; with `wait`, return once it logged that it connected.
+        `address`: dial this instead of the coordinator's (a proxy); `wrap`: a command prefix
+        (e.g. `ip netns exec NS`)."""
         secret_file = self.tmp / f"{name}.secret"
         secret_file.write_text(secret + "\n")
         basedir = self.tmp / f"{name}-basedir"
         argv = [
+            *wrap,
             sys.executable,
             "-m",
             "worker_agent",
             "start",
             "--coordinator",
-            coord.address,
+            address or coord.address,
             "--name",
             name,
             "--secret-file",

@@ -109,9 +109,11 @@ async def test_worker_killed_mid_step_retries_the_build_on_the_other_worker(
         f"if [ -e {marker} ]; then echo second run; "
         f"else echo $$ > {marker}.tmp && mv {marker}.tmp {marker}; echo sleeping; exec sleep 60; fi"
     )
+    # missing_timeout=0: a lost worker is given up at once (by default its build would wait
+    # for it to come back; tests/e2e/test_reattach.py covers that).
     config = f"""
 config = MasterConfig(
-    workers=[Worker("w1", "secret1"), Worker("w2", "secret2")],
+    workers=[Worker("w1", "secret1", missing_timeout=0), Worker("w2", "secret2", missing_timeout=0)],
     builders=[Builder("slow", workers=["w1", "w2"], steps=[
         ShellCommand(name="first", command=["echo", "before"]),
         ShellCommand(name="wait", command={step!r}),

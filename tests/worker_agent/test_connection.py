@@ -296,11 +296,112 @@ async def test_unreachable_coordinator_is_retried(
         reserved.close()
 
 
+async def test_a_kept_command_reattaches_and_resends_only_what_was_not_stored(tmp_path: Path) -> None:
+    """The stream drops mid-command; the agent keeps the command, says so in Hello, and after
+    Reattach(stored_seq) resends exactly the chunks after it, then the end."""
+    go_on = tmp_path / "go-on"
+    cmd = f"echo one; echo two; while [ ! -e {go_on} ]; do sleep 0.05; done; echo three"
+    stored = 0
+
+    async def script(conn: Conn) -> None:
+        nonlocal stored
+        if len(coordinator.connections) == 1:
+            start = worker_pb2.StartCommand(command_id="c", shell_command=cmd, missing_timeout=60)
+            await conn.send(start=start)
+            while b"two\n" not in conn.output(1):
+                msg = await conn.recv()
+                # Store and acknowledge only the header: what follows must come again.
+                if msg is not None and msg.HasField("output") and msg.output.channel == 3 and not stored:
+                    stored = msg.output.seq
+                    await conn.send(ack=worker_pb2.Ack(command_id="c", seq=stored))
+            return  # the stream ends: the coordinator went away
+        go_on.touch()
+        await conn.send(reattach=worker_pb2.Reattach(command_id="c", stored_seq=stored))
+        await run_acking(conn)
+
+    coordinator = FakeCoordinator(script)
+    async with serving(coordinator) as address, agent(address, tmp_path):
+        await coordinator.wait_for(
+            lambda: len(coordinator.connections) >= 2 and coordinator.connections[1].finished() is not None
+        )
+    second = coordinator.connections[1]
+    (kept,) = second.hello.commands
+    assert (kept.command_id, kept.finished) == ("c", False) and kept.last_seq >= 2
+    assert list(second.hello.running_command_ids) == ["c"]
+    resent = [m.output for m in second.received if m.HasField("output")]
+    assert resent[0].seq == stored + 1  # nothing stored is sent again
+    assert [c.seq for c in resent] == list(range(stored + 1, stored + 1 + len(resent)))
+    assert b"".join(c.data for c in resent if c.channel == 1) == b"one\ntwo\nthree\n"
+    finished = second.finished()
+    assert finished is not None and finished.rc == 0 and finished.last_seq == resent[-1].seq
+    assert not (tmp_path / ".gantry-spool").exists() or not any((tmp_path / ".gantry-spool").iterdir())
+
+
+async def test_a_command_not_reattached_within_its_missing_timeout_is_killed(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    async def script(conn: Conn) -> None:
+        if len(coordinator.connections) == 1:
+            start = worker_pb2.StartCommand(
+                command_id="c", shell_command="echo $$; exec sleep 100", missing_timeout=0.5
+            )
+            await conn.send(start=start)
+            while not conn.output(1).endswith(b"\n"):
+                await conn.recv()
+            return
+        await conn.recv()  # later connections: never re-attach
+
+    coordinator = FakeCoordinator(script)
+    async with serving(coordinator) as address, agent(address, tmp_path):
+        await coordinator.wait_for(lambda: conn_pid(coordinator) is not None)
+        await wait_gone(conn_pid(coordinator) or 0)
+    assert "coordinator not back within 0.5s" in logs.text
+
+
+async def test_abandon_kills_a_kept_command(tmp_path: Path) -> None:
+    async def script(conn: Conn) -> None:
+        if len(coordinator.connections) == 1:
+            start = worker_pb2.StartCommand(
+                command_id="c", shell_command="echo $$; exec sleep 100", missing_timeout=60
+            )
+            await conn.send(start=start)
+            while not conn.output(1).endswith(b"\n"):
+                await conn.recv()
+            return
+        await conn.send(abandon=worker_pb2.AbandonCommand(command_id="c", reason="build gave up"))
+        await conn.recv()
+
+    coordinator = FakeCoordinator(script)
+    async with serving(coordinator) as address, agent(address, tmp_path):
+        await coordinator.wait_for(lambda: len(coordinator.connections) >= 2)
+        assert [c.command_id for c in coordinator.connections[1].hello.commands] == ["c"]
+        await wait_gone(conn_pid(coordinator) or 0)
+
+
+def conn_pid(coordinator: FakeCoordinator) -> int | None:
+    out = coordinator.connections[0].output(1) if coordinator.connections else b""
+    return int(out) if out.endswith(b"\n") else None
+
+
+async def run_acking(conn: Conn) -> None:
+    """Ack every chunk and the end, until CommandFinished."""
+    while (msg := await conn.recv()) is not None:
+        if msg.HasField("output"):
+            await conn.send(ack=worker_pb2.Ack(command_id=msg.output.command_id, seq=msg.output.seq))
+        if msg.HasField("finished"):
+            f = msg.finished
+            await conn.send(ack=worker_pb2.Ack(command_id=f.command_id, seq=f.last_seq, finished=True))
+            await conn.recv()
+            return
+
+
 def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
     top = Backoff(1.0, 60.0, rng=lambda: 0.0)
     assert [top.next_delay() for _ in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     top.reset()
     assert top.next_delay() == 1
+    assert [top.next_delay(cap=3) for _ in range(4)] == [2, 3, 3, 3]  # capped while commands wait
+    assert top.next_delay() == 32  # the doubling went on underneath
     low = Backoff(1.0, 60.0, rng=lambda: 0.999)
     delays = [low.next_delay() for _ in range(8)]
     assert all(0.75 * d <= x < d for x, d in zip(delays, [1, 2, 4, 8, 16, 32, 60, 60], strict=True))

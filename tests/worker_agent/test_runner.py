@@ -22,12 +22,22 @@ END_RE = re.compile(r"program finished with exit code (-?\d+)\nelapsedTime=\d+\.
 
 
 def make_runner(
-    basedir: Path, sink: RecordingSink, window: int = 8, drain_timeout: float = 2.0, **start
+    basedir: Path,
+    sink: RecordingSink,
+    window: int = 8,
+    drain_timeout: float = 2.0,
+    spool_limit: int = 64 * 1024 * 1024,
+    **start,
 ) -> CommandRunner:
     start.setdefault("command_id", "c1")
     start.setdefault("builder_dir", "builder")
     runner = CommandRunner(
-        worker_pb2.StartCommand(**start), basedir, sink, window=window, drain_timeout=drain_timeout
+        worker_pb2.StartCommand(**start),
+        basedir,
+        sink,
+        window=window,
+        drain_timeout=drain_timeout,
+        spool_limit=spool_limit,
     )
     sink.runner = runner
     return runner
@@ -209,11 +219,13 @@ async def test_flow_control_window_blocks_the_command(tmp_path: Path) -> None:
         tmp_path,
         sink,
         window=2,
+        spool_limit=4 * CHUNK_SIZE,  # the spool holds what the window does not: bound it too
         argv=[sys.executable, "-c", f"import sys; sys.stdout.buffer.write(b'z' * {size})"],
     )
     task = asyncio.create_task(runner.run())
     await sink.wait_for(lambda: len(sink.chunks) >= 2)
-    # Without an ack nothing more is sent, and the child is stuck writing to its pipe.
+    # Without an ack nothing more is sent; the spool fills and the child is stuck writing
+    # to its pipe.
     with pytest.raises(TimeoutError):
         await sink.wait_for(lambda: len(sink.chunks) > 2, timeout=0.5)
     assert len(sink.chunks) == 2

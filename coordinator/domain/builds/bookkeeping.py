@@ -5,12 +5,13 @@ The rules live here, the data in storage: each function runs inside one storage 
 - A RETRY build puts its request back in the queue; any other result completes the request.
 - A buildset completes when its last request does, with the worst of their results.
 - Collapsing and cancelling complete only requests nobody claimed (the claim may have won).
-- At start-up, the builds a dead coordinator was running end as RETRY and are requeued.
+- At start-up, the builds a dead coordinator was running continue where they can (see
+  resume.py); the others end as RETRY and are requeued.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from coordinator.domain import events
 from coordinator.domain.model import Build, BuildRequest, PropertyValue
@@ -52,10 +53,16 @@ async def cancel(
     return await book.record(lambda ledger: _cancel(ledger, request_ids, reason, at))
 
 
-async def release_orphans(book: Bookkeeper, coordinator_id: str, at: float) -> int:
+async def orphans(book: Bookkeeper, coordinator_id: str) -> list[Build]:
+    """At start-up: the builds `coordinator_id` was running when it stopped."""
+    return await book.record(lambda ledger: ledger.running_builds(coordinator_id))
+
+
+async def release_orphans(book: Bookkeeper, coordinator_id: str, at: float, keep: Collection[int] = ()) -> int:
     """At start-up: the builds `coordinator_id` was running when it died end as RETRY and
-    their requests go back to the queue; how many requests were released."""
-    return await book.record(lambda ledger: _release_orphans(ledger, coordinator_id, at))
+    their requests go back to the queue, but for the builds of the requests in `keep` (they
+    continue); how many requests were released."""
+    return await book.record(lambda ledger: _release_orphans(ledger, coordinator_id, at, keep))
 
 
 def _finish_build(
@@ -95,13 +102,15 @@ def _cancel(
     return cancelled, now
 
 
-def _release_orphans(ledger: Ledger, coordinator_id: str, at: float) -> int:
+def _release_orphans(ledger: Ledger, coordinator_id: str, at: float, keep: Collection[int]) -> int:
     state = f"retry: {RESTARTED}"
     for build in ledger.running_builds(coordinator_id):
+        if build.build_request_id in keep:
+            continue
         ledger.end_running_steps(build, Result.RETRY, RESTARTED, at)
         ledger.finish_build(build, Result.RETRY, state, at, None)
         ledger.emit(events.build_finished(build, Result.RETRY, state, at))
-    return ledger.unclaim_all(coordinator_id)
+    return ledger.unclaim_all(coordinator_id, keep)
 
 
 def _settle(ledger: Ledger, buildset_ids: Iterable[int], at: float) -> None:

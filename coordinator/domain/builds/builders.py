@@ -34,6 +34,9 @@ class Builder:
     # True: absorb compatible pending requests when one starts; False: never; or a function
     # collapseRequests(builder, req1, req2) -> bool.
     collapseRequests: bool | Callable[..., Any] = True
+    # Seconds a build waits for its worker to reconnect after a lost connection before it ends
+    # RETRY; None: the worker's missing_timeout.
+    missing_timeout: float | None = None
     # MasterLock / WorkerLock (or lock.access(mode)) held for the whole build.
     locks: Sequence[Any] = ()
     # Matrix(...) (scheduling/matrix.py): one builder per combination of its axes; fail_fast

@@ -64,6 +64,12 @@ class BuildContext:
         not: as in Buildbot, it runs its commands normally."""
         return self.stopped_reason is not None and self.step is self._stopped_step
 
+    def continue_after(self, command_id: str) -> None:
+        """A command started before a coordinator restart: new ids follow it."""
+        n = command_id.rsplit("-", 1)[-1]
+        if n.isdigit():
+            self._command_seq = max(self._command_seq, int(n))
+
     def command_id(self, step: Step) -> str:
         """A new id for a command or file primitive of `step` (one sequence for the build)."""
         self._command_seq += 1

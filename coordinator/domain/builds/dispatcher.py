@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from coordinator.domain import events
-from coordinator.domain.builds import bookkeeping
+from coordinator.domain.builds import bookkeeping, resume
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.locks import LockRegistry, accesses
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
@@ -30,6 +30,7 @@ from coordinator.domain.builds.selection import (
     qualified_workers,
 )
 from coordinator.domain.model import (
+    Build,
     BuildRequest,
     Buildset,
     PendingRequest,
@@ -39,9 +40,11 @@ from coordinator.domain.model import (
 from coordinator.domain.ports import (
     ArtifactStore,
     Bookkeeper,
+    BuildReads,
     BuildWriter,
     Clock,
     HostCommands,
+    LogReads,
     LogRecorder,
     RequestQueue,
     SecretProvider,
@@ -71,6 +74,8 @@ class Dispatcher:
         *,
         secrets: Sequence[SecretProvider] = (),
         host: HostCommands | None = None,
+        build_reads: BuildReads | None = None,
+        log_reads: LogReads | None = None,
     ) -> None:
         self.requests = requests
         self.builds = builds
@@ -86,6 +91,9 @@ class Dispatcher:
         self.builders: dict[str, Builder] = {}
         self.secrets = list(secrets)  # the configuration's secretsProviders
         self.host = host  # runs MasterShellCommand; None unless the configuration allows it
+        # What builds resumed after a coordinator restart read (None: they end RETRY instead).
+        self.build_reads = build_reads
+        self.log_reads = log_reads
         # What Trigger steps submit through (app.py sets it: it is built on this dispatcher);
         # None: triggering fails.
         self.trigger_port: TriggerPort | None = None
@@ -112,7 +120,17 @@ class Dispatcher:
         self.builders = {b.name: b for b in builders}
         self.kick()
 
-    async def start(self) -> None:
+    async def start(self, orphans: Sequence[Build] = ()) -> None:
+        """Load the pending requests; `orphans` (the builds this coordinator was running when it
+        stopped) continue where they can, the others end RETRY and their requests are queued."""
+        kept = [found for build in orphans if (found := await self._resumable(build)) is not None]
+        released = await bookkeeping.release_orphans(
+            self.book, self.coordinator_id, self.clock.now(), keep=[b.build_request_id for b, _ in kept]
+        )
+        if released:
+            log.info("re-queued %d build request(s) left running by a previous run", released)
+        for build, builder in kept:
+            self._resume(build, builder)
         for req in await self.requests.unclaimed_requests():
             self.add_request(req)
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="dispatcher")
@@ -337,13 +355,40 @@ class Dispatcher:
         """What every build uses; made as each starts, so that it has the current trigger_port."""
         return BuildServices(
             self.builds, self.logs, self.watchers, self.clock, self.artifacts, self.trigger_port, self.secrets,
-            self.host, self.locks,
+            self.host, self.locks, self.log_reads,
         )
+
+    async def _resumable(self, build: Build) -> tuple[Build, Builder] | None:
+        """The build as stored, with its builder, if it can continue after the restart."""
+        full = await self.build_reads.get_build(build.builder, build.number) if self.build_reads else None
+        builder = self.builders.get(build.builder)
+        why = resume.refusal(full, builder, self.workers.decls) if self.log_reads else "not supported here"
+        if why or full is None or builder is None:
+            log.info("build %s/%d of before the restart ends RETRY: %s", build.builder, build.number, why)
+            return None
+        return full, builder
+
+    def _resume(self, build: Build, builder: Builder) -> None:
+        """Continue a build of before the restart on its worker, which is waited for (within the
+        grace period) as though its connection had just dropped."""
+        decl = self.workers.decls[build.worker]
+        grace = builder.missing_timeout if builder.missing_timeout is not None else decl.missing_timeout
+        session = self.workers.adopt(decl, grace)
+        key = (builder.name, build.number)
+        session.builds.add(f"{builder.name}/{build.number}")
+        runner = BuildRunner(
+            build, builder.steps, builder.builddir, session, self._build_services(), build.sourcestamps,
+            accesses(builder.locks), missing_timeout=builder.missing_timeout, resuming=True,
+        )
+        self.running[key] = runner
+        log.info("build %s/%d continues: waiting up to %g s for worker %s", *key, grace, decl.name)
+        task = asyncio.get_running_loop().create_task(self._drive(runner, builder, session, None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run_build(
         self, req: BuildRequest, builder: Builder, session: WorkerSession, slot: str, others: list[BuildRequest]
     ) -> None:
-        build = None
         key = None
         try:
             if others:
@@ -358,15 +403,36 @@ class Dispatcher:
             )
             key = (builder.name, build.number)
             session.builds.add(f"{builder.name}/{build.number}")
-            await self._free(session, slot)
             runner = BuildRunner(
-                build, builder.steps, builder.builddir, session, self._build_services(), stamps, accesses(builder.locks)
+                build, builder.steps, builder.builddir, session, self._build_services(), stamps,
+                accesses(builder.locks), missing_timeout=builder.missing_timeout,
             )
             self.running[key] = runner
             self._starting.discard(req.id)
             doomed = self._doomed.pop(req.id, None)
             if doomed is not None:
                 runner.stop(doomed)  # stopped while it was starting: it runs only alwaysRun steps
+        except Exception:
+            log.exception("could not run request %d", req.id)
+            if key is not None:
+                self.running.pop(key, None)
+                session.builds.discard(f"{key[0]}/{key[1]}")
+            if not self._closing:
+                self.kick()
+            return
+        finally:
+            self._forget_start(req.id)
+            # The reservation settles: the build holds its own slot now (or the start failed).
+            await asyncio.shield(self._free(session, slot))
+        await self._drive(runner, builder, session, req)
+
+    async def _drive(
+        self, runner: BuildRunner, builder: Builder, session: WorkerSession, req: BuildRequest | None
+    ) -> None:
+        """Run the build to its end and record it (a RETRY puts its request back in the queue)."""
+        build = runner.build
+        key = (builder.name, build.number)
+        try:
             properties: list[PropertyValue] | None = None
             try:
                 result, state = await runner.run()
@@ -375,18 +441,20 @@ class Dispatcher:
                 log.exception("build %s/%d crashed", builder.name, build.number)
                 result, state = Result.EXCEPTION, "exception"
             if await bookkeeping.finish_build(self.book, build, result, state, self.clock.now(), properties):
-                self.add_request(req)
+                if req is not None:
+                    self.add_request(req)
+                else:  # a build resumed after a restart: its request is read again
+                    for pending in await self.requests.unclaimed_requests():
+                        if pending.id == build.build_request_id:
+                            self.add_request(pending)
         except asyncio.CancelledError:
-            # Coordinator shutting down: the claim stays; the next start re-queues it as RETRY.
+            # Coordinator shutting down: the claim stays; the next start continues the build.
             raise
         except Exception:
-            log.exception("could not run request %d", req.id)
+            log.exception("could not run build %s/%d", builder.name, build.number)
         finally:
-            self._forget_start(req.id)
-            if key is not None:
-                self.running.pop(key, None)
-                session.builds.discard(f"{key[0]}/{key[1]}")
-            await asyncio.shield(self._free(session, slot))
+            self.running.pop(key, None)
+            await asyncio.shield(self._free(session, f"{key[0]}/{key[1]}"))
             if not self._closing:
                 self.kick()
 

@@ -14,19 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from coordinator.domain import events
+from coordinator.domain.builds import resume
 from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.builds.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.builds.step_commands import StepCommands
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.builds.worker_files import WorkerFiles
 from coordinator.domain.errors import StepError
-from coordinator.domain.model import Artifact, Build, CaseResult, PropertyValue, SourceStamp, Step
+from coordinator.domain.model import Artifact, Build, CaseResult, LogChunk, PropertyValue, SourceStamp, Step
 from coordinator.domain.ports import (
     ArtifactStore,
     BuildRecorder,
     ByteSink,
     Clock,
     HostCommands,
+    LogReads,
     LogRecorder,
     SecretProvider,
 )
@@ -56,6 +58,7 @@ class BuildServices:
     secrets: Sequence[SecretProvider] = ()  # the configuration's secretsProviders
     host: HostCommands | None = None  # runs MasterShellCommand; None unless allowed
     locks: LockRegistry = field(default_factory=LockRegistry)
+    log_reads: LogReads | None = None  # what a build resumed after a restart reads of its logs
 
 
 class BuildRunner:
@@ -70,6 +73,9 @@ class BuildRunner:
         services: BuildServices,
         sourcestamps: Sequence[SourceStamp] = (),
         build_locks: Sequence[LockAccess] = (),
+        *,
+        missing_timeout: float | None = None,
+        resuming: bool = False,
     ) -> None:
         self.build = build
         self.step_defs = list(steps)
@@ -82,10 +88,20 @@ class BuildRunner:
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
         self.context = BuildContext(build, session, sourcestamps, services.secrets)
         self.logs = StepLogs(self.context, services.builds, services.logs, services.watchers, services.clock)
-        self.commands = StepCommands(self.context, self.logs, session, builddir, services.host)
+        self.commands = StepCommands(
+            self.context, self.logs, session, builddir, services.host,
+            missing_timeout=missing_timeout, on_worker_wait=self._worker_wait,
+        )
         self.files = WorkerFiles(
             self.context, session, builddir, services.builds, services.clock, services.artifacts
         )
+        # Resumed after a coordinator restart: finished steps keep their stored results; the
+        # running step's command is adopted from the worker (expected from now on, so that a
+        # worker reconnecting at once finds it awaited).
+        self.resuming = resuming
+        self._log_reads = services.log_reads
+        running = resume.running_step(build) if resuming else None
+        self._kept = session.expect(resume.command_prefix(build, running)) if running and running.logs else None
 
     # -- StepContext: the build (BuildContext)
     @property
@@ -294,6 +310,12 @@ class BuildRunner:
         event = events.build_state(self.build, text, self.clock.now())
         await self.builds.set_build_state(self.build, text, [event])
 
+    async def _worker_wait(self, text: str) -> None:
+        """The worker went away ("worker disconnected, waiting up to N s") or is back ("")."""
+        step = self.context.step
+        if step is not None:
+            await self._set_step_state(step, text or "running")
+
     async def _set_step_state(self, step: Step, text: str) -> None:
         step.state_string = text
         event = events.step_state(self.build, step, text, self.clock.now())
@@ -302,7 +324,24 @@ class BuildRunner:
     async def _finish_step(self, step: Step, result: Result, state: str, logs: list[int]) -> None:
         at = self.clock.now()
         event = events.step_finished(self.build, step, result, state, at)
-        await self.builds.finish_step(self.build, step, result, state, at, logs, [event])
+        # With the properties so far: what a build resumed after a restart continues from.
+        properties = self.context.final_properties()
+        await self.builds.finish_step(self.build, step, result, state, at, logs, [event], properties)
+        self.commands.release()  # committed: the worker may forget the step's commands
+
+    async def _continue_step(self, step: Step) -> None:
+        """The step was running when the coordinator stopped: its logs go on where they end,
+        and its command is the one the worker kept."""
+        if self._kept is None or self._log_reads is None:
+            return  # no command was started: the step runs from its beginning
+        first: list[LogChunk] = []
+        for info in step.logs:
+            chunks = await resume.stored_chunks(self._log_reads, info.id)
+            self.logs.reopen(info, chunks)
+            if not first:
+                first = chunks  # the log the command writes to (it created it)
+        self.commands.adopt(self._kept, first)
+        self._kept = None
 
     async def _run_steps(self, steps: list[Step]) -> tuple[Result, str]:
         build = self.build
@@ -310,16 +349,23 @@ class BuildRunner:
         halted = False
         failed_step = ""
         for step, step_def in zip(steps, self.step_defs, strict=True):
+            if self.resuming and step.finished_at is not None:  # done before the restart
+                result, halted, failed_step = _fold(result, halted, failed_step, step, step_def, step.result)
+                continue
             if (halted or self.stopped_reason is not None) and not step_def.alwaysRun:
                 await self._skip(step, step_def)
                 continue
-            step.started_at = self.clock.now()
-            started = events.step_started(build, step, step.started_at)
-            await self.builds.start_step(build, step, step.started_at, [started])
+            resumed = self.resuming and step.started_at is not None
+            if not resumed:
+                step.started_at = self.clock.now()
+                started = events.step_started(build, step, step.started_at)
+                await self.builds.start_step(build, step, step.started_at, [started])
             # As in Buildbot, a running build reads as its running step ("running 'make'").
             await self._set_build_state(self.redact(self._describe(step_def, None, done=False)))
             self.context.begin_step(step)
             self.logs.begin_step()
+            if resumed:
+                await self._continue_step(step)
             step_result = await self._run_locked_step(step, step_def)
             logs = self.logs.end_step()
             self.context.end_step()
@@ -331,15 +377,7 @@ class BuildRunner:
             await self._finish_step(step, step_result, state, logs)
             for log_id in logs:
                 self.watchers.notify(log_id)  # followers of the log see it complete
-            if step_result == Result.RETRY:
-                result = Result.RETRY
-                halted = True
-                continue
-            new_result, halt = combine(result, step_def, step_result)
-            if new_result != result:  # the summary names the step that made the final result
-                failed_step = step.name
-            result = new_result
-            halted = halted or halt
+            result, halted, failed_step = _fold(result, halted, failed_step, step, step_def, step_result)
         if self.stopped_reason is not None and result != Result.RETRY:
             result = Result.CANCELLED
         # Stored by finish_build, in the build's last commit (no write of its own).
@@ -415,6 +453,20 @@ class BuildRunner:
         except Exception:
             log.exception("step %s of %s/%d raised", step_def.name, self.build.builder, self.build.number)
             return Result.EXCEPTION
+
+
+def _fold(
+    result: Result, halted: bool, failed_step: str, step: Step, step_def: BuildStep, step_result: Result | None
+) -> tuple[Result, bool, str]:
+    """The build's (result, halted, the step that made the result what it is) after `step` ended so."""
+    if step_result is None:
+        step_result = Result.SUCCESS
+    if step_result == Result.RETRY:
+        return Result.RETRY, True, failed_step
+    new_result, halt = combine(result, step_def, step_result)
+    if new_result != result:  # the summary names the step that made the final result
+        failed_step = step.name
+    return new_result, halted or halt, failed_step
 
 
 def _build_state(result: Result, failed_step: str) -> str:

@@ -4,17 +4,19 @@ BuildRunner, which interrupts the running one when the build is stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from coordinator.domain.builds.context import BuildContext
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.errors import StepError
+from coordinator.domain.model import LogChunk
 from coordinator.domain.ports import HostCommands
 from coordinator.domain.properties.redaction import Redactor, StreamRedactor
 from coordinator.domain.steps.logs import LineSplitter, OutputCollector, StepLog
-from coordinator.domain.workers.commands import HEADER, CommandSpec, Finished
+from coordinator.domain.workers.commands import HEADER, CommandSpec, Finished, KeptCommand, WorkerLost
 from coordinator.domain.workers.sessions import OutputHandler, WorkerSession
 
 
@@ -29,6 +31,9 @@ class StepCommands:
         session: WorkerSession,
         builddir: str,
         host: HostCommands | None = None,
+        *,
+        missing_timeout: float | None = None,
+        on_worker_wait: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._context = context  # the build, its running step and secrets, whether it was stopped
         self._logs = logs  # where the output goes
@@ -37,6 +42,23 @@ class StepCommands:
         self._host = host  # None unless the configuration allows commands on the coordinator
         self._current_command: str | None = None
         self._current_host: Any = None  # HostProcess of a running MasterShellCommand
+        # How long a command waits for a lost worker (the builder's, else the worker's setting),
+        # and what shows that it waits.
+        self._missing_timeout = missing_timeout
+        self._on_worker_wait = on_worker_wait
+        # A step resumed after a coordinator restart: its first command is the one the worker
+        # kept (what the worker reports, and the chunks its log already holds).
+        self._adopting: tuple[asyncio.Future[KeptCommand | None], Sequence[LogChunk]] | None = None
+        self._ran: list[str] = []  # the current step's command ids, released once it is committed
+
+    def adopt(self, kept: asyncio.Future[KeptCommand | None], chunks: Sequence[LogChunk]) -> None:
+        self._adopting = (kept, chunks)
+
+    def release(self) -> None:
+        """The step's end is committed: the worker may forget its commands."""
+        if self._ran:
+            self.session.release(self._ran)
+            self._ran = []
 
     def interrupt(self, reason: str) -> None:
         """The build was stopped: interrupt the running command, if any."""
@@ -71,6 +93,9 @@ class StepCommands:
             timeout=timeout,
             max_time=max_time,
             redactions=tuple(context.secrets.values.items()),
+            missing_timeout=(
+                self._missing_timeout if self._missing_timeout is not None else self.session.missing_timeout
+            ),
         )
         self._current_command = spec.command_id
         try:
@@ -78,8 +103,14 @@ class StepCommands:
                 await stdio.write(HEADER, f"not run: {context.stopped_reason}\n".encode())
                 return Finished(spec.command_id, -1, "interrupted")
             splitter = LineSplitter(self._logs.observers(log_name))
+            adopting, self._adopting = self._adopting, None
+            handler = _output_handler(stdio, collect, splitter)
             try:
-                finished = await self.session.run_command(spec, _output_handler(stdio, collect, splitter))
+                if adopting is not None:
+                    finished = await self._adopt(*adopting, spec, handler, collect, splitter)
+                else:
+                    self._ran.append(spec.command_id)
+                    finished = await self.session.run_command(spec, handler, self._on_worker_wait)
             finally:
                 splitter.flush()
             if splitter.error is not None:
@@ -87,6 +118,29 @@ class StepCommands:
             return finished
         finally:
             self._current_command = None
+
+    async def _adopt(
+        self, kept_future: asyncio.Future[KeptCommand | None], chunks: Sequence[LogChunk], spec: CommandSpec,
+        handler: OutputHandler, collect: OutputCollector | None, lines: LineSplitter,
+    ) -> Finished:
+        """Continue the command the worker kept through a coordinator restart: what the log
+        holds is fed to the step's collector and line observers again (not stored), the rest
+        comes from the worker."""
+        await self.session.wait_attached(self._on_worker_wait)
+        kept = await kept_future
+        if kept is None:
+            raise WorkerLost(f"worker {self.session.name} came back without the command of this step")
+        self._context.continue_after(kept.command_id)
+        self._current_command = kept.command_id
+        self._ran.append(kept.command_id)
+        for chunk in chunks:
+            if collect is not None:
+                collect.feed(chunk.channel, chunk.data)
+            lines.feed(chunk.channel, chunk.data)
+        return await self.session.adopt_command(
+            kept, len(chunks), handler, self._on_worker_wait, spec.missing_timeout,
+            interrupted=self._context.stopped_reason or "",
+        )
 
     async def run_master_command(
         self,

@@ -4,8 +4,11 @@ begin_step()/end_step()."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from coordinator.domain import events
 from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.model import LogChunk, LogInfo
 from coordinator.domain.ports import BuildRecorder, Clock, LogRecorder
 from coordinator.domain.steps.logs import LineObserver, LogWatchers, StepLog
 from coordinator.domain.workers.commands import HEADER
@@ -38,6 +41,14 @@ class StepLogs:
         self._logs = {}
         self._observers = {}
         return ids
+
+    def reopen(self, info: LogInfo, chunks: Sequence[LogChunk]) -> StepLog:
+        """The running step's log `info` as stored before a coordinator restart (`chunks`):
+        written on from where it ended."""
+        stdio = StepLog(info.id, info.name, self.store, self.watchers)
+        stdio.resume_after(chunks)
+        self._logs[info.name] = stdio
+        return stdio
 
     # -- what a step reports
     def add_log_observer(self, log_name: str, observer: LineObserver) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from coordinator.domain.model import LogChunk
@@ -44,6 +44,14 @@ class StepLog:
         self._seq = 0
         self.size = 0
         self._channel_size: dict[int, int] = {}
+
+    def resume_after(self, chunks: Sequence[LogChunk]) -> None:
+        """Continue a log that already holds `chunks` (a build resumed after a restart)."""
+        self._seq = len(chunks)
+        self.size = sum(len(c.data) for c in chunks)
+        self._channel_size = {}
+        for c in chunks:
+            self._channel_size[c.channel] = self._channel_size.get(c.channel, 0) + len(c.data)
 
     def write(self, channel: int, data: bytes) -> Awaitable[None]:
         """Queue `data` for storage; the awaitable resolves once it is committed."""

@@ -22,6 +22,8 @@ class CommandSpec:
     # (name, value) of the secrets the command was given: the worker hides each value in what
     # it sends back as "<secret NAME>".
     redactions: tuple[tuple[str, str], ...] = ()
+    # Seconds the command may wait for a lost worker to come back and re-attach (0: none).
+    missing_timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,32 @@ class Interrupt:
 class Ack:
     command_id: str
     seq: int
+    finished: bool = False  # the command's end is stored too: the worker may forget it
+
+
+@dataclass(frozen=True)
+class Reattach:
+    """Resume a command kept through a reconnect: resend the output after `stored_seq`."""
+
+    command_id: str
+    stored_seq: int
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """Nobody waits for this command any more: the worker kills it."""
+
+    command_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class KeptCommand:
+    """A command a reconnecting worker kept running (or finished) while it was away."""
+
+    command_id: str
+    last_seq: int
+    finished: bool
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,8 @@ class Finished:
 
 
 class WorkerLost(Exception):
-    """The worker went away while a command ran; the build must end RETRY."""
+    """The worker went away while a command ran and did not come back in time (or came back
+    without it); the build must end RETRY."""
 
 
 # -- file primitives (see FileCommand in worker.proto)

@@ -28,7 +28,7 @@ class WorkerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[CommandFinished, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_result: _Optional[_Union[FileResult, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
-    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack", "file_command", "file_data", "file_ack", "file_cancel", "shutdown")
+    __slots__ = ("welcome", "heartbeat", "start", "interrupt", "ack", "file_command", "file_data", "file_ack", "file_cancel", "shutdown", "reattach", "abandon")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class CoordinatorMessage(_message.Message):
     FILE_ACK_FIELD_NUMBER: _ClassVar[int]
     FILE_CANCEL_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    REATTACH_FIELD_NUMBER: _ClassVar[int]
+    ABANDON_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     heartbeat: Heartbeat
     start: StartCommand
@@ -49,10 +51,12 @@ class CoordinatorMessage(_message.Message):
     file_ack: FileAck
     file_cancel: FileCancel
     shutdown: Shutdown
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., file_command: _Optional[_Union[FileCommand, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., file_cancel: _Optional[_Union[FileCancel, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
+    reattach: Reattach
+    abandon: AbandonCommand
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., start: _Optional[_Union[StartCommand, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptCommand, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., file_command: _Optional[_Union[FileCommand, _Mapping]] = ..., file_data: _Optional[_Union[FileData, _Mapping]] = ..., file_ack: _Optional[_Union[FileAck, _Mapping]] = ..., file_cancel: _Optional[_Union[FileCancel, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., reattach: _Optional[_Union[Reattach, _Mapping]] = ..., abandon: _Optional[_Union[AbandonCommand, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "secret", "os", "arch", "labels", "max_builds", "version", "running_command_ids")
+    __slots__ = ("name", "secret", "os", "arch", "labels", "max_builds", "version", "running_command_ids", "commands")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +65,7 @@ class Hello(_message.Message):
     MAX_BUILDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNNING_COMMAND_IDS_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     secret: str
     os: str
@@ -69,7 +74,34 @@ class Hello(_message.Message):
     max_builds: int
     version: str
     running_command_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., secret: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., version: _Optional[str] = ..., running_command_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    commands: _containers.RepeatedCompositeFieldContainer[CommandState]
+    def __init__(self, name: _Optional[str] = ..., secret: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., max_builds: _Optional[int] = ..., version: _Optional[str] = ..., running_command_ids: _Optional[_Iterable[str]] = ..., commands: _Optional[_Iterable[_Union[CommandState, _Mapping]]] = ...) -> None: ...
+
+class CommandState(_message.Message):
+    __slots__ = ("command_id", "last_seq", "finished")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    last_seq: int
+    finished: bool
+    def __init__(self, command_id: _Optional[str] = ..., last_seq: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
+
+class Reattach(_message.Message):
+    __slots__ = ("command_id", "stored_seq")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    STORED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    stored_seq: int
+    def __init__(self, command_id: _Optional[str] = ..., stored_seq: _Optional[int] = ...) -> None: ...
+
+class AbandonCommand(_message.Message):
+    __slots__ = ("command_id", "reason")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    reason: str
+    def __init__(self, command_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("heartbeat_interval", "window", "version")
@@ -88,7 +120,7 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[float] = ...) -> None: ...
 
 class StartCommand(_message.Message):
-    __slots__ = ("command_id", "argv", "shell_command", "builder_dir", "workdir", "env", "timeout", "max_time", "redactions")
+    __slots__ = ("command_id", "argv", "shell_command", "builder_dir", "workdir", "env", "timeout", "max_time", "missing_timeout", "redactions")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +136,7 @@ class StartCommand(_message.Message):
     ENV_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_TIME_FIELD_NUMBER: _ClassVar[int]
+    MISSING_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     REDACTIONS_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     argv: _containers.RepeatedScalarFieldContainer[str]
@@ -113,8 +146,9 @@ class StartCommand(_message.Message):
     env: _containers.ScalarMap[str, str]
     timeout: float
     max_time: float
+    missing_timeout: float
     redactions: _containers.RepeatedCompositeFieldContainer[Redaction]
-    def __init__(self, command_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., shell_command: _Optional[str] = ..., builder_dir: _Optional[str] = ..., workdir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., max_time: _Optional[float] = ..., redactions: _Optional[_Iterable[_Union[Redaction, _Mapping]]] = ...) -> None: ...
+    def __init__(self, command_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., shell_command: _Optional[str] = ..., builder_dir: _Optional[str] = ..., workdir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., max_time: _Optional[float] = ..., missing_timeout: _Optional[float] = ..., redactions: _Optional[_Iterable[_Union[Redaction, _Mapping]]] = ...) -> None: ...
 
 class Redaction(_message.Message):
     __slots__ = ("name", "value")
@@ -157,12 +191,14 @@ class CommandFinished(_message.Message):
     def __init__(self, command_id: _Optional[str] = ..., rc: _Optional[int] = ..., reason: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("command_id", "seq")
+    __slots__ = ("command_id", "seq", "finished")
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     seq: int
-    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    finished: bool
+    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
 
 class FileCommand(_message.Message):
     __slots__ = ("request_id", "op", "builder_dir", "path", "max_size", "mode")
