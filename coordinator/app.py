@@ -31,8 +31,11 @@ from coordinator.host_commands import HostCommandRunner
 from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.vcs.git import GitCli
+from coordinator.web.api.backend import Backend
+from coordinator.web.api.http import mount_api
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
+from coordinator.web.ui.pages import mount_ui
 from coordinator.web.settings import override_address, web_settings
 from notifiers.service import NotificationService
 
@@ -142,12 +145,18 @@ class Coordinator:
         await downstream.catch_up()  # after the schedulers: a Dependent's stored state is loaded
 
         worker_servicer = WorkerServicer(workers, self.clock.now, self.heartbeat_interval)
-        server = self.server = GrpcServer(
-            self.listen,
-            changes=ChangeServicer(intake),
+        # The HTTP API calls the same servicers as gRPC: same validation, same errors.
+        api = Backend(
             control=ControlServicer(builds, schedulers, queries),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers)),
+        )
+        server = self.server = GrpcServer(
+            self.listen,
+            changes=ChangeServicer(intake),
+            control=api.control,
+            status=api.status,
+            logs=api.logs,
             workers=worker_servicer,
             change_token=self.change_token,
         )
@@ -155,7 +164,10 @@ class Coordinator:
         self.port = server.port
         self._tasks.append(asyncio.get_running_loop().create_task(worker_servicer.watchdog(), name="watchdog"))
         if self.web_settings.enabled:
-            web = WebServer(WebhookReceiver(intake, self.web_settings.dialects), self.web_settings)
+            web = WebServer(
+                WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
+                mounts=[mount_api(api), mount_ui(api)],
+            )
             await web.start()
             self.web = web
         for source in self.config.change_source:

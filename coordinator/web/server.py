@@ -1,4 +1,5 @@
-"""The coordinator's HTTP server (aiohttp): ``POST /change_hook/DIALECT`` for webhooks.
+"""The coordinator's HTTP server (aiohttp): ``POST /change_hook/DIALECT`` for webhooks, and what
+the `mounts` add (the HTTP API under /api/v1/, the web UI).
 
 A thin adapter: it reads the request and hands (dialect, headers, body) to the
 WebhookReceiver, which does everything else; other methods on that path are 405.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -24,8 +26,14 @@ class HttpListenError(Exception):
 
 
 class WebServer:
-    def __init__(self, receiver: WebhookReceiver, settings: WebSettings) -> None:
+    def __init__(
+        self,
+        receiver: WebhookReceiver,
+        settings: WebSettings,
+        mounts: Sequence[Callable[[web.Application], None]] = (),
+    ) -> None:
         self.receiver = receiver
+        self.mounts = mounts  # each adds its routes (and middlewares): the API, the UI
         self.settings = settings
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -33,6 +41,8 @@ class WebServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
+        for mount in self.mounts:
+            mount(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port or 0)
