@@ -3,6 +3,7 @@ and the OpenAPI description. Thin: parse, call the servicer, write JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import logging
@@ -62,13 +63,43 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 class ApiHandlers:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.streams: set[asyncio.Task[Any]] = set()  # open event streams, ended on shutdown
+        self.closing = False
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Streams never end by themselves: end them, so the server stops at once (the browser
+        reconnects with Last-Event-ID to whichever coordinator answers next)."""
+        self.closing = True
+        for task in list(self.streams):
+            task.cancel()
+
+    def _streaming(self, handler: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            task = asyncio.current_task()
+            assert task is not None
+            self.streams.add(task)
+            try:
+                return await handler(request)
+            except asyncio.CancelledError:
+                resp = request.get(sse.RESPONSE)
+                if not self.closing or resp is None:
+                    raise
+                # Our own shutdown: end the stream cleanly, as a finished response.
+                task.uncancel()
+                await resp.write_eof()
+                return resp
+            finally:
+                self.streams.discard(task)
+
+        return handle
 
     def add_routes(self, app: web.Application) -> None:
+        app.on_shutdown.append(self.on_shutdown)
         r = app.router
         r.add_get("/api/v1/openapi.json", self.openapi)
-        r.add_get("/api/v1/events", self.events)
+        r.add_get("/api/v1/events", self._streaming(self.events))
         r.add_get(LOG + "/raw", self.raw_log)
-        r.add_get(LOG + "/follow", self.follow_log)
+        r.add_get(LOG + "/follow", self._streaming(self.follow_log))
         r.add_get("/api/v1/builders/{builder}/builds/{number}/artifacts/{name}", self.artifact)
         for route in ROUTES:
             r.add_route(route.method, route.path, self._transcoded(route))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 HEARTBEAT = 15.0
+RESPONSE = "sse_response"  # the request's open stream, for a clean end on shutdown
 T = TypeVar("T")
 
 
@@ -22,6 +23,7 @@ async def open_stream(request: web.Request) -> web.StreamResponse:
         "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
     })
     await resp.prepare(request)
+    request[RESPONSE] = resp
     await resp.write(b"retry: 1000\n\n")  # reconnect after 1 s (the browser's default is 3)
     return resp
 

@@ -43,7 +43,7 @@ class Pages:
         r.add_get("/builders/{builder}/builds/{number}/steps/{step}/logs/{log}", self._page(self.log))
         r.add_get("/workers", self._page(self.workers))
         r.add_get("/changes", self._page(self.changes))
-        r.add_static("/static", STATIC, append_version=True)
+        r.add_static("/static", STATIC, name="static", append_version=True)
 
     def _page(self, view: View) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -65,7 +65,7 @@ class Pages:
     ) -> web.Response:
         fragment = request.query.get("fragment") == "1"
         html = self.env.get_template(template).render(
-            **data, data=data, since=since, fragment=fragment, path=request.path, query=request.query,
+            **data, data=data, since=since, fragment=fragment, path=request.path, query_string=request.query_string,
             static=lambda name: str(request.app.router["static"].url_for(filename=name)),
         )
         return web.Response(text=html, status=status, content_type="text/html",
