@@ -35,8 +35,8 @@ from coordinator.web.api.backend import Backend
 from coordinator.web.api.http import mount_api
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
-from coordinator.web.ui.pages import mount_ui
 from coordinator.web.settings import override_address, web_settings
+from coordinator.web.ui.pages import mount_ui
 from notifiers.service import NotificationService
 
 __all__ = ["DEFAULT_PORT", "AsyncioClock", "Coordinator", "ListenError"]

@@ -20,7 +20,8 @@ config = MasterConfig(
     workers=[Worker("w1", "secret1", max_builds=4)],
     builders=[
         Builder("ok", workers=["w1"], tags=["team-a"], description="passes", steps=[
-            ShellCommand(name="compile", command=["printf", "\\\\033[32mgreen\\\\033[0m compiled\\\\nwarning: none\\\\n"]),
+            ShellCommand(name="compile",
+                         command=["printf", "\\\\033[32mgreen\\\\033[0m compiled\\\\nwarning: none\\\\n"]),
             ShellCommand(name="test", command=["echo", "all tests passed"]),
         ]),
         Builder("bad", workers=["w1"], tags=["team-b"], steps=[

@@ -11,7 +11,6 @@ from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator, expected_starts
 from coordinator.domain.builds.lookup import find_build, find_builder
 from coordinator.domain.errors import InvalidArgument, NotFound
-from coordinator.domain.results import Result
 from coordinator.domain.model import (
     Artifact,
     Build,
@@ -30,6 +29,7 @@ from coordinator.domain.ports import (
     RequestReads,
     WorkerReads,
 )
+from coordinator.domain.results import Result
 from coordinator.domain.workers.sessions import WorkerRegistry
 
 
