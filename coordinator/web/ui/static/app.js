@@ -109,7 +109,7 @@
 
   function relativeTimes(root) {
     const now = Date.now() / 1000;
-    for (const t of $$("time", root)) {
+    for (const t of $$("time:not([data-abs])", root)) {
       const at = t.dataset.unix ? Number(t.dataset.unix) : Date.parse(t.getAttribute("datetime")) / 1000;
       if (!isNaN(at) && at > 0) t.textContent = ago(now - at);
     }
@@ -261,7 +261,7 @@
       append(lines);
       older.hidden = start === 0;
       newer.hidden = end >= size;
-      $("#log-size").textContent = `${(size / 1048576).toFixed(1)} MB`;
+      $("#log-size").textContent = size < 1048576 ? `${(size / 1024).toFixed(1)} KiB` : `${(size / 1048576).toFixed(1)} MiB`;
     }
 
     function followFrom(offset) {
