@@ -12,7 +12,7 @@ from typing import Any
 from coordinator.web.api.backend import Backend
 
 Doc = dict[str, Any]
-RECENT = 1000  # builds read at once for home, console and grid
+RECENT = 250  # builds read at once for home, console and grid (a quiet builder's latest: one more read)
 PAGE = 25  # a builder's history page
 RUNNING_DETAILS = 50  # running builds shown with progress (one GetBuild each, bounded)
 BAD = ("FAILURE", "EXCEPTION")
