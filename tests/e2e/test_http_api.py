@@ -103,6 +103,11 @@ async def test_errors_are_the_grpc_apis_with_http_codes(cluster: Cluster) -> Non
         assert status == 404
         status, doc = await call(s, web, "GET", "/api/v1/events?kinds=build.exploded")
         assert status == 400 and "build.exploded" in doc["error"]
+        # The pages answer as the API does: a 404 page for a missing build, 400 for a bad number.
+        async with s.get(f"{web.base}/builders/ok/builds/7") as resp:
+            assert resp.status == 404 and "no build number 7" in await resp.text()
+        status, doc = await call(s, web, "GET", "/builders/ok/builds/99999999999999999999?format=json")
+        assert status == 400 and "out of range" in doc["error"]
 
 
 async def test_stop_a_running_build_and_resume_the_stream_by_id(cluster: Cluster) -> None:

@@ -21,7 +21,7 @@ from coordinator.web.api.backend import Backend
 from coordinator.web.api.errors import HttpError, invalid, not_found
 from coordinator.web.api.openapi import openapi
 from coordinator.web.api.routes import ROUTES, Route
-from coordinator.web.api.transcode import from_json, from_params, to_json
+from coordinator.web.api.transcode import from_json, from_params, parse_int, to_json
 from protos.gantry.v1 import control_pb2, status_pb2
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class ApiHandlers:
 
     async def _log_info(self, request: web.Request) -> tuple[int, int, bool]:
         m = request.match_info
-        number = _int(m["number"], "number")
+        number = parse_int(m["number"], "number")
         info = await self.backend.logs.reader.find(m["builder"], number, m["step"], m["log"])
         if info is None:
             raise not_found(f"no log {m['log']!r} for step {m['step']!r} of build {m['builder']}/{number}")
@@ -213,7 +213,7 @@ class ApiHandlers:
         """FollowLog as Server-Sent Events: each event's id is the byte offset after its text, so a
         reconnect (Last-Event-ID) continues where it stopped; an `eof` event ends it."""
         log_id, _, _ = await self._log_info(request)
-        offset = _int(request.headers.get("Last-Event-ID") or request.query.get("offset", "0"), "offset")
+        offset = parse_int(request.headers.get("Last-Event-ID") or request.query.get("offset", "0"), "offset")
         if offset < 0:
             raise invalid("offset must not be negative")
         resp = await sse.open_stream(request)
@@ -234,7 +234,7 @@ class ApiHandlers:
     async def artifact(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         req = control_pb2.DownloadArtifactRequest(
-            builder=m["builder"], number=_int(m["number"], "number"), name=m["name"])
+            builder=m["builder"], number=parse_int(m["number"], "number"), name=m["name"])
         chunks = self.backend.control.DownloadArtifact(req, None)
         try:
             first = await anext(chunks)
@@ -277,13 +277,6 @@ class _SseContext:
 
     async def abort(self, code: Any, details: str) -> None:
         raise _Overflow(details)
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise invalid(f"{name} must be an integer, not {value!r}") from None
 
 
 def _filename(request: web.Request) -> str:

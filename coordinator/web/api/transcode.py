@@ -130,3 +130,14 @@ def _scalar(f: FieldDescriptor, value: str) -> Any:
         except ValueError:
             raise invalid(f"{f.name} must be an integer, not {value!r}") from None
     return value
+
+
+def parse_int(value: str, name: str) -> int:
+    """A 64-bit integer, as the gRPC fields it stands for."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise invalid(f"{name} must be an integer, not {value!r}") from None
+    if not -(2**63) <= number < 2**63:
+        raise invalid(f"{name} is out of range: {value}")
+    return number

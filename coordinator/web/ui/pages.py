@@ -13,6 +13,7 @@ from aiohttp import web
 
 from coordinator.web.api.backend import Backend
 from coordinator.web.api.errors import HttpError, invalid, not_found
+from coordinator.web.api.transcode import parse_int
 from coordinator.web.ui import views
 from coordinator.web.ui.present import FILTERS, GLOBALS
 from protos.gantry.v1 import common_pb2
@@ -75,7 +76,7 @@ class Pages:
         return "home.html", await views.home(self.api, _filters(request))
 
     async def waterfall(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        limit = min(max(_int(request.query.get("limit", "100"), "limit"), 1), 1000)
+        limit = min(max(parse_int(request.query.get("limit", "100"), "limit"), 1), 1000)
         return "waterfall.html", await views.waterfall(self.api, _filters(request), limit)
 
     async def console(self, request: web.Request) -> tuple[str, dict[str, Any]]:
@@ -90,18 +91,18 @@ class Pages:
             if name.upper() not in common_pb2.Result.keys():
                 raise invalid(f"unknown result {name!r}; known: {', '.join(common_pb2.Result.keys())}")
             results.append(common_pb2.Result.Value(name.upper()))
-        before = _int(request.query.get("before", "0"), "before")
+        before = parse_int(request.query.get("before", "0"), "before")
         data = await views.builder(self.api, request.match_info["builder"], before, results)
         data["results"] = [common_pb2.Result.Name(r) for r in results]
         return "builder.html", data
 
     async def build(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         m = request.match_info
-        return "build.html", await views.build(self.api, m["builder"], _int(m["number"], "number"))
+        return "build.html", await views.build(self.api, m["builder"], parse_int(m["number"], "number"))
 
     async def log(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         m = request.match_info
-        data = await views.build(self.api, m["builder"], _int(m["number"], "number"))
+        data = await views.build(self.api, m["builder"], parse_int(m["number"], "number"))
         step = next((s for s in data["build"]["steps"] if m["step"] in (s["name"], str(s["number"]))), None)
         log = None if step is None else next((lg for lg in step["logs"] if lg["name"] == m["log"]), None)
         if step is None or log is None:
@@ -113,20 +114,13 @@ class Pages:
         return "workers.html", await views.workers(self.api)
 
     async def changes(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        limit = min(max(_int(request.query.get("limit", "50"), "limit"), 1), 1000)
+        limit = min(max(parse_int(request.query.get("limit", "50"), "limit"), 1), 1000)
         return "changes.html", await views.changes(self.api, limit)
 
 
 def _filters(request: web.Request) -> views.Filters:
     tags = [t for v in request.query.getall("tag", []) for t in v.split(",") if t]
     return views.Filters(tags=tags, name=request.query.get("name", ""))
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise invalid(f"{name} must be an integer, not {value!r}") from None
 
 
 def mount_ui(api: Backend) -> Callable[[web.Application], None]:
