@@ -144,6 +144,7 @@ async def run(root: Path, builds: int, log_lines: int) -> None:
             ("build", "/builders/builder-07/builds/100", "#live"),
             ("log (200k lines)", "/builders/biglog/builds/1/steps/0/logs/stdio", "#log[data-ready]"),
         ]:
+            print(f"  measuring {name}", file=sys.stderr)
             rows.append((name, await measure(base, path, sel)))
         print(f"\n{builds} builds over {BUILDERS} builders; log of {log_lines} lines\n")
         print(f"{'page':<18}{'FCP ms':>8}{'KB':>9}{'HTML ms':>9}{'ready ms':>10}")

@@ -3,6 +3,7 @@ favicon. Colour is never the only signal (colour-blind users read the icon and t
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -82,6 +83,16 @@ def link(url: str) -> str:
     return url if url.startswith("/") else "/" + url
 
 
-FILTERS = {"link": link, "icon": icon, "label": label, "css": css, "duration": duration, "took": took, "when": when,
+PARENT = re.compile(r"triggered this build \(from (.+)/(\d+)\)$")
+
+
+def parent(reason: str) -> dict[str, str] | None:
+    """The build whose Trigger step started this one, read from the buildset's reason (what the
+    Triggerable scheduler writes there)."""
+    m = PARENT.search(reason)
+    return None if m is None else {"builder": m.group(1), "number": m.group(2)}
+
+
+FILTERS = {"link": link, "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration, "took": took, "when": when,
            "unix": unix}
 GLOBALS = {"favicon": favicon, "RESULTS": list(ICONS)[:6]}
