@@ -93,6 +93,6 @@ def parent(reason: str) -> dict[str, str] | None:
     return None if m is None else {"builder": m.group(1), "number": m.group(2)}
 
 
-FILTERS = {"link": link, "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration, "took": took, "when": when,
-           "unix": unix}
+FILTERS = {"link": link, "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration,
+           "took": took, "when": when, "unix": unix}
 GLOBALS = {"favicon": favicon, "RESULTS": list(ICONS)[:6]}
