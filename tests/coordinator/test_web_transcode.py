@@ -16,6 +16,7 @@ def test_defaults_are_present_and_int64_are_numbers() -> None:
     doc = to_json(control_pb2.Build(id=2**40, builder="b", complete=True))
     assert doc["result"] == "SUCCESS" and doc["steps"] == [] and doc["worker"] == ""
     assert doc["id"] == 2**40 and isinstance(doc["number"], int)
+    assert doc["finished_at"] is None and doc["eta"] is None  # unset messages are null, not absent
 
 
 def test_json_fields_become_their_values() -> None:

@@ -71,6 +71,10 @@ def _message(desc: Descriptor, schemas: dict[str, Any]) -> None:
             props[f.name[: -len(JSON_SUFFIX)]] = {"description": "any JSON value", "nullable": True}
         else:
             props[f.name] = _field_schema(f, schemas)
+            if f.type == F.TYPE_MESSAGE and not f.is_repeated and "$ref" not in props[f.name]:
+                props[f.name]["nullable"] = True  # unset: null
+            elif f.type == F.TYPE_MESSAGE and not f.is_repeated:
+                props[f.name] = {"allOf": [props[f.name]], "nullable": True}
 
 
 def _query_params(desc: Descriptor, skip: set[str]) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 Proto3 JSON as protobuf's `json_format` writes it, made pleasant to script against: field names
 as in the .proto (snake_case), fields with default values present (a SUCCESS result is not
-omitted), 64-bit integers as numbers, and a `*_json` string field (an event's `details_json`, a
+omitted, an unset timestamp is null), 64-bit integers as numbers, and a `*_json` string field (an event's `details_json`, a
 property's `value_json`, a parameter's `default_json`) as the JSON value itself under the name
 without the suffix (`details`, `value`, `default`). Requests accept the same shape.
 """
@@ -44,6 +44,8 @@ def _is_map(f: FieldDescriptor) -> bool:
 def _unwrap(doc: dict[str, Any], desc: Descriptor) -> dict[str, Any]:
     for f in desc.fields:
         if f.name not in doc:
+            if f.type == FieldDescriptor.TYPE_MESSAGE and not _repeated(f):
+                doc[f.name] = None  # an unset message (a step not started yet): present, as null
             continue
         value = doc[f.name]
         if f.name.endswith(JSON_SUFFIX) and f.type == FieldDescriptor.TYPE_STRING and not _repeated(f):
