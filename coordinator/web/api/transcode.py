@@ -3,8 +3,9 @@
 Proto3 JSON as protobuf's `json_format` writes it, made pleasant to script against: field names
 as in the .proto (snake_case), fields with default values present (a SUCCESS result is not
 omitted, an unset timestamp is null), 64-bit integers as numbers, and a `*_json` string field
-(an event's `details_json`, a property's `value_json`, a parameter's `default_json`) as the JSON value itself under the name
-without the suffix (`details`, `value`, `default`). Requests accept the same shape.
+(an event's `details_json`, a property's `value_json`, a parameter's `default_json`) as the JSON
+value itself under the name without the suffix (`details`, `value`, `default`). Requests accept
+the same shape.
 """
 
 from __future__ import annotations
