@@ -19,9 +19,8 @@ import random
 import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
-
-import aiohttp
 
 from bench.harness import BuilderSpec, ClusterSpec, Coordinator, Workspace, start_worker, stop_all
 from coordinator.domain.builds import bookkeeping
@@ -95,6 +94,19 @@ async def measure(base: str, path: str, wait_for: str = "#live") -> dict[str, fl
             await browser.close()
 
 
+def run_biglog(base: str) -> None:
+    """Force the build with the big log and wait until it finished (stdlib HTTP: only the web
+    packages import aiohttp, tests/test_architecture.py)."""
+    req = urllib.request.Request(f"{base}/api/v1/builders/biglog/force", data=b"{}", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+    events = f"{base}/api/v1/events?since=0&builders=biglog&kinds=build.finished"
+    with urllib.request.urlopen(events, timeout=600) as r:
+        for line in r:
+            if line.startswith(b"data:"):
+                return
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,13 +145,7 @@ async def run(root: Path, builds: int, log_lines: int, db: Path | None = None) -
         address = coord.wait_ready()
         procs.append(start_worker(root, address, "w1", "s1", 2))
         base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{base}/api/v1/builders/biglog/force", json={}) as r:
-                assert r.status == 200, await r.text()
-            async with s.get(f"{base}/api/v1/events?since=0&builders=biglog&kinds=build.finished") as r:
-                async for line in r.content:
-                    if line.startswith(b"data:"):
-                        break
+        await asyncio.to_thread(run_biglog, base)
         rows = []
         for name, path, sel in [
             ("home", "/", "#live"), ("waterfall", "/waterfall", "#live"),
