@@ -53,7 +53,9 @@ config = MasterConfig(
         ]),
     ],
     schedulers=[ForceScheduler("force", ["linux-gcc", "linux-clang", "docs", "macos", "integration"],
-        properties=[StringParameter("ticket", default="GAN-1")])],
+        properties=[StringParameter("ticket", default="GAN-1", regex=r"^[A-Z]+-[0-9]+$"),
+                    IntParameter("jobs", default=4), BooleanParameter("clean"),
+                    ChoiceStringParameter("flavour", choices=["debug", "release"], default="release")])],
 )
 """
 
@@ -100,6 +102,13 @@ async def shoot(base: str) -> None:
                 if name == "log":
                     await page.wait_for_selector("#log[data-ready]")
                 await page.screenshot(path=str(OUT / f"{name}-{scheme}.png"))
+            if scheme == "light":  # the force dialog, with a refused value
+                await page.goto(base + "/builders/linux-gcc")
+                await page.get_by_role("button", name="Force a build…").click()
+                await page.locator("#force-dialog").get_by_label("ticket").fill("not a ticket")
+                await page.locator("#force-dialog").get_by_role("button", name="Start build").click()
+                await page.locator("#force-dialog .error").wait_for(state="visible")
+                await page.screenshot(path=str(OUT / "force-light.png"))
             await ctx.close()
         await browser.close()
 
