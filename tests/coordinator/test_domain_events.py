@@ -192,11 +192,17 @@ async def test_negative_since_means_live_only() -> None:
     store = FakeEventStore(bus)
     for _ in range(3):
         store.commit()
-    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=-1)
+    subscribed = asyncio.Event()
+
+    async def on_subscribed() -> None:
+        subscribed.set()
+
+    gen = StatusFeed(store, NO_BUILDS, bus).follow(since_id=-1, on_subscribed=on_subscribed)
     nxt = asyncio.ensure_future(anext(gen))
-    await store.changes.until(lambda: store.reads == 1)
+    await subscribed.wait()
     store.commit()
     assert (await asyncio.wait_for(nxt, 5)).id == 4  # type: ignore[union-attr]
+    assert store.reads == 0  # live only: no history read (thousands may subscribe at once)
     await gen.aclose()  # type: ignore[attr-defined]  # it is an async generator
 
 
