@@ -49,10 +49,13 @@ from coordinator.storage.files import FileArtifactStore
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
 from coordinator.tls import CertificateSource, TlsFiles
 from coordinator.vcs.pollers import repository_for
+from coordinator.web.api.backend import Backend
+from coordinator.web.api.http import mount_api
 from coordinator.web.auth import Sessions, WebAuth
 from coordinator.web.receiver import WebhookReceiver
 from coordinator.web.server import WebServer
 from coordinator.web.settings import override_address, web_settings
+from coordinator.web.ui.pages import mount_ui
 from notifiers.irc.bot import IrcBot, start_bots
 from notifiers.irc.services import CoordinatorCommands
 from notifiers.service import NotificationService
@@ -210,12 +213,18 @@ class Coordinator:
         holds.exit = worker_servicer
         tokens = Tokens(db.tokens, self.clock.now)
         gate = self.gate = self._gate(tokens)
-        server = self.server = GrpcServer(
-            self.listen,
-            changes=ChangeServicer(intake),
+        # The HTTP API calls the same servicers as gRPC: same validation, same errors.
+        api = Backend(
             control=ControlServicer(builds, schedulers, queries, CaseHistory(db.builds, queries.builder)),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
+        )
+        server = self.server = GrpcServer(
+            self.listen,
+            changes=ChangeServicer(intake),
+            control=api.control,
+            status=api.status,
+            logs=api.logs,
             workers=worker_servicer,
             admin=AdminServicer(holds, queries, self.reconfigurer, janitor),
             change_token=self.change_token,
@@ -235,7 +244,8 @@ class Coordinator:
                 WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
                 ssl_context=self.tls.ssl_context() if self.tls is not None else None,
                 auth=WebAuth(gate, Sessions(self.data_dir / "session.key") if gate is not None else None,
-                             secure_cookie=self.tls is not None),
+                             secure_cookie=self.tls is not None, audit=db.audit, now=self.clock.now),
+                mounts=[mount_api(api), mount_ui(api)],
             )
             await web.start()
             self.web = web

@@ -125,7 +125,16 @@ def step_pb(s: model.Step) -> control_pb2.Step:
     )
 
 
-def build_pb(b: model.Build, full: bool, estimate: BuildEstimate | None = None) -> control_pb2.Build:
+def result_in(value: int) -> model.Result:
+    try:
+        return model.Result(value)
+    except ValueError:
+        raise InvalidArgument(f"unknown result {value}; known: {', '.join(r.name for r in model.Result)}") from None
+
+
+def build_pb(
+    b: model.Build, full: bool, estimate: BuildEstimate | None = None, steps: bool = False
+) -> control_pb2.Build:
     msg = control_pb2.Build(
         id=b.id,
         builder=b.builder,
@@ -141,8 +150,9 @@ def build_pb(b: model.Build, full: bool, estimate: BuildEstimate | None = None) 
         reason=b.reason,
         sourcestamps=[sourcestamp_pb(s) for s in b.sourcestamps],
     )
-    if full:
+    if full or steps:
         msg.steps.extend(step_pb(s) for s in b.steps)
+    if full:
         msg.properties.extend(property_pb(p) for p in b.properties)
         msg.changes.extend(change_pb(c) for c in b.changes)
         msg.artifacts.extend(artifact_pb(a) for a in b.artifacts)

@@ -98,8 +98,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         )
 
     async def ListBuilds(self, request: control_pb2.ListBuildsRequest, context: Ctx) -> Any:
-        builds = await self.queries.list_builds(request.builder, request.limit)
-        return control_pb2.ListBuildsResponse(builds=[convert.build_pb(b, full=False) for b in builds])
+        builds = await self.queries.list_builds(
+            request.builder, request.limit, before_id=request.before_id,
+            results=[convert.result_in(r) for r in request.results], with_steps=request.with_steps,
+        )
+        return control_pb2.ListBuildsResponse(
+            builds=[convert.build_pb(b, full=False, steps=request.with_steps) for b in builds]
+        )
 
     async def GetBuild(self, request: control_pb2.GetBuildRequest, context: Ctx) -> Any:
         _require(request.builder, "builder")

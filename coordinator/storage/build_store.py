@@ -178,12 +178,28 @@ class SqlBuilds:
 
         return await self.db.read(q)
 
-    async def list_builds(self, builder: str, limit: int) -> list[Build]:
+    async def list_builds(
+        self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
+        with_steps: bool = False,
+    ) -> list[Build]:
         def q(c: sa.Connection) -> list[Build]:
             stmt = sa.select(t_builds).order_by(t_builds.c.id.desc()).limit(limit)
             if builder:
                 stmt = stmt.where(t_builds.c.builder == builder)
-            return [codec.build_from_row(r) for r in c.execute(stmt)]
+            if before_id:
+                stmt = stmt.where(t_builds.c.id < before_id)
+            if results:
+                stmt = stmt.where(t_builds.c.result.in_([int(r) for r in results]))
+            builds = [codec.build_from_row(r) for r in c.execute(stmt)]
+            if with_steps and builds:
+                by_id = {b.id: b for b in builds}
+                rows = c.execute(
+                    sa.select(t_steps).where(t_steps.c.build_id.in_(list(by_id)))
+                    .order_by(t_steps.c.build_id, t_steps.c.number)
+                )
+                for r in rows:
+                    by_id[r.build_id].steps.append(codec.step_from_row(r))
+            return builds
 
         return await self.db.read(q)
 

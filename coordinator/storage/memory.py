@@ -668,9 +668,19 @@ class MemoryBuilds:
         build.artifacts = _artifacts(data, build_id)
         return build
 
-    async def list_builds(self, builder: str, limit: int) -> list[Build]:
+    async def list_builds(
+        self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
+        with_steps: bool = False,
+    ) -> list[Build]:
         newest_first = (b for _, b in sorted(self.data.builds.items(), reverse=True))
-        return [copy.deepcopy(b) for b in newest_first if not builder or b.builder == builder][:limit]
+        out = [
+            copy.deepcopy(b) for b in newest_first
+            if (not builder or b.builder == builder) and (not before_id or b.id < before_id)
+            and (not results or (b.result in results and b.complete))
+        ][:limit]
+        for b in out:
+            b.steps = [copy.deepcopy(s) for s in _steps_of(self.data, b.id)] if with_steps else []
+        return out
 
     async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
         recent = sorted(

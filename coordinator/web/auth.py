@@ -5,9 +5,12 @@ JSON fields ``user``, ``password``, ``next`` sets an HttpOnly, SameSite=Lax sess
 ``POST /auth/logout`` ends it, ``GET /auth/whoami`` says who the browser is ({"user": "",
 "groups": [], "via": ""} when anonymous). Handlers may read ``request[IDENTITY]``.
 
-Every route maps to an action in ROUTES; a route not listed is READ for GET/HEAD and refused for
-other methods until it is given a rule (tests/security/test_web_auth.py lists the app's routes).
-The builder a route is about comes from its ``{builder}`` path part, if any.
+Every route maps to an action: the HTTP API's transcoded routes (coordinator/web/api/routes.py)
+take the rule of the gRPC method they call (coordinator/api/interceptors/methods.py), so both
+transports answer alike; the others are in ROUTES. A route in neither is READ for GET/HEAD and
+refused for other methods until it is given a rule (tests/security/test_web_auth.py lists the
+app's routes). The builder a route is about comes from its ``{builder}`` path part, if any.
+Control actions are recorded in the audit log, as the gRPC interceptor records them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
+from coordinator.api.interceptors.methods import METHODS
 from coordinator.domain.auth import actions
+from coordinator.domain.auth.audit import AUDITED, AuditEntry, AuditStore
 from coordinator.domain.auth.identity import ANONYMOUS, Identity
 from coordinator.domain.auth.limits import FailureLimiter, RateLimiter
 from coordinator.domain.errors import PermissionDenied, Unauthenticated
@@ -51,11 +56,25 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 
 
+def _api_actions() -> dict[tuple[str, str], str]:
+    from coordinator.web.api.routes import ROUTES as API_ROUTES  # the transcoding table
+
+    found = {}
+    for route in API_ROUTES:
+        rule = METHODS.get(f"/{route.descriptor.containing_service.full_name}/{route.rpc}")
+        if rule is not None:
+            found[(route.method, route.path)] = rule.action
+    return found
+
+
 def route_action(method: str, canonical: str) -> str | None:
-    action = ROUTES.get((method, canonical))
+    action = ROUTES.get((method, canonical)) or _API_ACTIONS.get((method, canonical))
     if action is None and method in ("GET", "HEAD"):
         action = ROUTES.get(("GET", canonical), actions.READ)
     return action
+
+
+_API_ACTIONS = _api_actions()
 
 
 class Sessions:
@@ -99,10 +118,15 @@ class WebAuth:
     """The middleware and the /auth routes. `gate` None: no auth configured (loopback only),
     everyone may do everything and the login form says so."""
 
-    def __init__(self, gate: Gate | None, sessions: Sessions | None, *, secure_cookie: bool = False) -> None:
+    def __init__(
+        self, gate: Gate | None, sessions: Sessions | None, *, secure_cookie: bool = False,
+        audit: AuditStore | None = None, now: Callable[[], float] = time.time,
+    ) -> None:
         self.gate = gate
         self.sessions = sessions
         self.secure_cookie = secure_cookie
+        self.audit = audit
+        self.now = now
         self.failures = FailureLimiter(limit=10, window=60.0, now=time.monotonic)
         # Webhooks and other writes, per client address (reads are not limited).
         self.writes = RateLimiter(rate=10.0, burst=50.0, now=time.monotonic)
@@ -147,11 +171,27 @@ class WebAuth:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not self.writes.allow(request.remote or ""):
             return web.json_response({"error": f"too many requests from {request.remote}: slow down"},
                                      status=429, headers={"Retry-After": "1"})
-        if self.gate is None:
-            return await handler(request)
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else request.path
         action = route_action(request.method, canonical)
+        if action is None or action not in AUDITED or request.method in ("GET", "HEAD"):
+            return await self._checked(request, handler, action, canonical)
+        status, detail = 500, ""
+        try:
+            response = await self._checked(request, handler, action, canonical)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status, detail = exc.status, exc.text or ""
+            raise
+        finally:
+            await self._record(request, action, status, detail)
+
+    async def _checked(
+        self, request: web.Request, handler: Handler, action: str | None, canonical: str
+    ) -> web.StreamResponse:
+        if self.gate is None:
+            return await handler(request)
         if action == actions.PUBLIC:
             return await handler(request)
         if action is None:
@@ -169,6 +209,22 @@ class WebAuth:
         request[IDENTITY] = who
         current_identity.set(who)
         return await handler(request)
+
+    async def _record(self, request: web.Request, action: str, status: int, detail: str) -> None:
+        """A control call over HTTP in the audit log, as the gRPC interceptor records one."""
+        if self.audit is None:
+            return
+        who = request.get(IDENTITY)
+        target = " ".join(f"{k}={clip(v, 100)}" for k, v in sorted(request.match_info.items()))
+        entry = AuditEntry(
+            at=self.now(), user=who.user if who else "", via=who.via if who else "",
+            source=request.remote or "", action=action, target=target,
+            outcome="ok" if status < 400 else f"HTTP {status}", detail=clip(detail, 200),
+        )
+        try:
+            await self.audit.add_audit(entry)
+        except Exception:  # the action happened; a lost audit line is logged, not raised
+            log.exception("could not record %s in the audit log", action)
 
     # -- login ---------------------------------------------------------------------------------
 

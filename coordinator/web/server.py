@@ -1,4 +1,5 @@
-"""The coordinator's HTTP server (aiohttp): ``POST /change_hook/DIALECT`` for webhooks.
+"""The coordinator's HTTP server (aiohttp): ``POST /change_hook/DIALECT`` for webhooks, and what
+the `mounts` add (the HTTP API under /api/v1/, the web UI).
 
 A thin adapter: it reads the request and hands (dialect, headers, body) to the
 WebhookReceiver, which does everything else; other methods on that path are 405.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -27,10 +29,15 @@ class HttpListenError(Exception):
 
 class WebServer:
     def __init__(
-        self, receiver: WebhookReceiver, settings: WebSettings, ssl_context: ssl.SSLContext | None = None,
+        self,
+        receiver: WebhookReceiver,
+        settings: WebSettings,
+        ssl_context: ssl.SSLContext | None = None,
         auth: WebAuth | None = None,
+        mounts: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         self.receiver = receiver
+        self.mounts = mounts  # each adds its routes (and middlewares): the API, the UI
         self.settings = settings
         self.ssl_context = ssl_context
         self.auth = auth
@@ -42,6 +49,8 @@ class WebServer:
         app.router.add_post("/change_hook/{dialect}", self._change_hook)
         if self.auth is not None:
             self.auth.install(app)  # the authorization middleware and /auth/login
+        for mount in self.mounts:
+            mount(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
                                logger=QuietParseErrors(logging.getLogger("aiohttp.server")))
         await runner.setup()

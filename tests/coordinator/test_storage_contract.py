@@ -650,6 +650,31 @@ async def test_start_build_numbers_builds_per_builder(store: Store) -> None:
     assert [(e.builder, e.build_number) for e in started] == [(a, 1), (a, 2), (a, 3), (b, 1)]
 
 
+async def test_list_builds_pages_filters_by_result_and_fills_steps_in_one_read(store: Store) -> None:
+    """What the web UI's history and waterfall read: pages by id, a result filter that leaves out
+    running builds, and the steps of a whole page (without their logs)."""
+    db = store.db
+    builder = uniq("b")
+    builds = []
+    for result in (Result.SUCCESS, Result.FAILURE, None):
+        req = await request_for(db, builder)
+        assert await db.buildsets.claim_request(req.id, "c1", T0)
+        build = await start_build(db, req, "w1", [], T0 + 1, ["compile", "test"])
+        if result is not None:
+            await bookkeeping.finish_build(db.book, build, result, "done", T0 + 2)
+        builds.append(build)
+    listed = await db.builds.list_builds(builder, 10)
+    assert [b.number for b in listed] == [3, 2, 1] and all(b.steps == [] for b in listed)
+    page = await db.builds.list_builds(builder, 10, before_id=builds[2].id)
+    assert [b.number for b in page] == [2, 1]
+    failed = await db.builds.list_builds(builder, 10, results=[Result.FAILURE, Result.EXCEPTION])
+    assert [b.number for b in failed] == [2]
+    assert [b.number for b in await db.builds.list_builds(builder, 10, results=[Result.SUCCESS])] == [1]
+    with_steps = await db.builds.list_builds(builder, 2, with_steps=True)
+    assert [[s.name for s in b.steps] for b in with_steps] == [["compile", "test"], ["compile", "test"]]
+    assert all(s.logs == [] for b in with_steps for s in b.steps)
+
+
 async def test_start_build_stores_its_steps_and_finish_stores_properties_and_closes_logs(store: Store) -> None:
     """The build path's folded writes: steps with the build, logs closed with their step, final
     properties with the build's end."""

@@ -3,7 +3,7 @@ build requests, artifacts, changes, notifications and workers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from coordinator.domain.builds.builders import Builder
@@ -30,6 +30,7 @@ from coordinator.domain.ports import (
     RequestReads,
     WorkerReads,
 )
+from coordinator.domain.results import Result
 from coordinator.domain.workers.capacity import capacity_reason
 from coordinator.domain.workers.sessions import WorkerRegistry
 
@@ -154,10 +155,17 @@ class Queries:
             raise NotFound(f"the file of artifact {name!r} of build {builder}/{number} is missing on the coordinator")
         return artifact, self.artifacts.read_artifact(builder, number, name)
 
-    async def list_builds(self, builder: str, limit: int) -> list[Build]:
+    async def list_builds(
+        self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
+        with_steps: bool = False,
+    ) -> list[Build]:
         if builder:
             self.builder(builder)
-        return await self.stores.builds.list_builds(builder, _limit(limit))
+        if before_id < 0:
+            raise InvalidArgument("before_id must not be negative")
+        return await self.stores.builds.list_builds(
+            builder, _limit(limit), before_id=before_id, results=results, with_steps=with_steps
+        )
 
     async def list_changes(self, limit: int) -> list[Change]:
         return await self.stores.changes.list_changes(_limit(limit))

@@ -1,0 +1,170 @@
+"""The web UI at scale: a database of 10 000 builds over 50 builders (filled through the storage
+layer, as the coordinator writes them), a real build whose log has 200 000 lines, then Debian's
+chromium (Playwright) loads the pages.
+
+    python -m bench.web                 # 10 000 builds, 200 000 log lines
+    python -m bench.web --builds 2000   # smaller
+
+Prints, per page: first contentful paint (ms, from the browser's Paint Timing; also of the
+coordinator's first rendering of the page, before its cache of finished builds is warm), bytes transferred
+(document + script + stylesheet, from Resource Timing), and server time of the HTML; for the log
+viewer, the time until the first screen of the log is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.harness import BuilderSpec, ClusterSpec, Coordinator, Workspace, start_worker, stop_all
+from coordinator.domain.builds import bookkeeping
+from coordinator.domain.events import build_started, buildrequest_added, buildset_added, step_finished, step_started
+from coordinator.domain.model import BuildRequest, NewBuildset, PropertyValue, SourceStamp
+from coordinator.domain.results import Result
+from coordinator.storage.sql import open_storage
+
+BUILDERS = 50
+STEPS = ("checkout", "compile", "test")
+CHROMIUM = "/usr/bin/chromium"
+
+
+async def fill(db_url: str, builds: int) -> None:
+    """`builds` finished builds round-robin over the builders, one in twenty failing."""
+    db = await open_storage(db_url, lambda events: None)
+    rnd = random.Random(11)
+    t = time.time() - builds * 30
+    try:
+        for i in range(builds):
+            builder = f"builder-{i % BUILDERS:02d}"
+            bs = NewBuildset(reason="bench", scheduler="bench", builders=[builder],
+                             sourcestamps=[SourceStamp(repository="r", branch="main", revision=f"{i:040x}")],
+                             properties=[PropertyValue("scheduler", "bench", "Scheduler")])
+
+            def added(bs_id: int, reqs: list[BuildRequest], bs: NewBuildset = bs, at: float = t) -> list:
+                return [buildset_added(bs_id, bs, at), *(buildrequest_added(r, at) for r in reqs)]
+
+            bs_id, reqs = await db.buildsets.add_buildset(bs, t, None, events=added)
+            req = BuildRequest(id=reqs[builder], buildset_id=bs_id, builder=builder, priority=0, submitted_at=t)
+            await db.buildsets.claim_request(req.id, "bench", t)
+            build = await db.builds.start_build(req, "w1", [], t, STEPS, events=lambda b: [build_started(b)])
+            at = t
+            result = Result.FAILURE if rnd.random() < 0.05 else Result.SUCCESS
+            for step in build.steps:
+                await db.builds.start_step(build, step, at, [step_started(build, step, at)])
+                at += rnd.uniform(1, 60) if step.name != "test" else rnd.uniform(5, 3000)
+                r = result if step.name == "test" else Result.SUCCESS
+                await db.builds.finish_step(build, step, r, step.name, at, [], [step_finished(build, step, r, "", at)])
+            await bookkeeping.finish_build(db.book, build, result, "bench", at)
+            t += 30
+            if i % 1000 == 999:
+                print(f"  {i + 1} builds stored", file=sys.stderr)
+    finally:
+        await db.aclose()
+
+
+async def measure(base: str, path: str, wait_for: str = "#live") -> dict[str, float]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            started = time.monotonic()
+            await page.goto(base + path, wait_until="commit")
+            await page.wait_for_selector(wait_for, timeout=120_000)
+            shown = (time.monotonic() - started) * 1000
+            timing = json.loads(await page.evaluate("""() => JSON.stringify({
+                fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0,
+                nav: performance.getEntriesByType('navigation')[0].transferSize,
+                server: performance.getEntriesByType('navigation')[0].responseEnd
+                        - performance.getEntriesByType('navigation')[0].requestStart,
+                res: performance.getEntriesByType('resource')
+                        .filter(r => !r.name.includes('/api/v1/events'))
+                        .reduce((a, r) => a + r.transferSize, 0),
+            })"""))
+            return {"fcp_ms": timing["fcp"], "kb": (timing["nav"] + timing["res"]) / 1024,
+                    "html_ms": timing["server"], "shown_ms": shown}
+        finally:
+            await browser.close()
+
+
+def run_biglog(base: str) -> None:
+    """Force the build with the big log and wait until it finished (stdlib HTTP: only the web
+    packages import aiohttp, tests/test_architecture.py)."""
+    req = urllib.request.Request(f"{base}/api/v1/builders/biglog/force", data=b"{}", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+    events = f"{base}/api/v1/events?since=0&builders=biglog&kinds=build.finished"
+    with urllib.request.urlopen(events, timeout=600) as r:
+        for line in r:
+            if line.startswith(b"data:"):
+                return
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--builds", type=int, default=10_000)
+    ap.add_argument("--log-lines", type=int, default=200_000)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--db", type=Path, help="an SQLite file: filled if missing, reused if present "
+                    "(filling 10 000 builds takes minutes)")
+    args = ap.parse_args()
+    with Workspace("web", keep=args.keep) as ws:
+        await run(ws.path, args.builds, args.log_lines, args.db)
+
+
+async def run(root: Path, builds: int, log_lines: int, db: Path | None = None) -> None:
+    spec = ClusterSpec(
+        workers=[("w1", "s1", 2)],
+        builders=[BuilderSpec(f"builder-{i:02d}", ["w1"], ["true"]) for i in range(BUILDERS)]
+        + [BuilderSpec("biglog", ["w1"], ["python3", "-c",
+                                          f"for i in range({log_lines}): print(f'line {{i:6d}} ' + 'x' * 80)"])],
+    )
+    db_path = (db or root / "gantry.sqlite").resolve()
+    if not db_path.exists():
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        await fill(f"sqlite+aiosqlite:///{db_path}", builds)
+        print(f"stored {builds} builds in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    port = free_port()
+    coord = Coordinator(root, spec, ["--db", f"sqlite+aiosqlite:///{db_path}", "--http", f"127.0.0.1:{port}"])
+    procs = [coord.proc]
+    try:
+        address = coord.wait_ready()
+        procs.append(start_worker(root, address, "w1", "s1", 2))
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(run_biglog, base)
+        rows = []
+        for name, path, sel in [
+            ("home", "/", "#live"), ("waterfall", "/waterfall", "#live"),
+            ("builder", "/builders/builder-07", "#live"), ("console", "/console", "#live"),
+            ("build", "/builders/builder-07/builds/100", "#live"),
+            ("log viewer", "/builders/biglog/builds/1/steps/0/logs/stdio", "#log[data-ready]"),
+        ]:
+            print(f"  measuring {name}", file=sys.stderr)
+            cold = await measure(base, path, sel)  # the coordinator's first rendering of it
+            rows.append((name, {**await measure(base, path, sel), "cold_fcp_ms": cold["fcp_ms"]}))
+        print(f"\n{builds} builds over {BUILDERS} builders; log of {log_lines} lines\n")
+        print(f"{'page':<14}{'FCP ms':>8}{'(first)':>9}{'KB':>8}{'HTML ms':>9}{'ready ms':>10}")
+        for name, m in rows:
+            print(f"{name:<14}{m['fcp_ms']:>8.0f}{m['cold_fcp_ms']:>9.0f}{m['kb']:>8.1f}"
+                  f"{m['html_ms']:>9.0f}{m['shown_ms']:>10.0f}")
+    finally:
+        stop_all(procs)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,168 @@
+"""The OpenAPI 3 description of the API, generated from the proto descriptors and the route table
+(so it cannot drift from what is served). Schemas describe the JSON of `transcode`: snake_case
+names, defaults present, `*_json` fields as their JSON value without the suffix."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from coordinator.web.api.routes import ROUTES
+from coordinator.web.api.transcode import JSON_SUFFIX, WELL_KNOWN
+from protos.gantry.v1 import status_pb2
+
+F = FieldDescriptor
+INTEGER = {F.CPPTYPE_INT32: "int32", F.CPPTYPE_INT64: "int64", F.CPPTYPE_UINT32: "int32", F.CPPTYPE_UINT64: "int64"}
+ERROR = {"$ref": "#/components/schemas/Error"}
+STATUS_TEXT = {400: "Invalid argument", 401: "Unauthenticated", 403: "Permission denied", 404: "Not found",
+               500: "Internal error"}
+
+
+def _field_schema(f: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, Any]:
+    if f.message_type is not None and f.message_type.GetOptions().map_entry:
+        value = f.message_type.fields_by_name["value"]
+        return {"type": "object", "additionalProperties": _single(value, schemas)}
+    one = _single(f, schemas)
+    if f.is_repeated:
+        return {"type": "array", "items": one}
+    return one
+
+
+def _single(f: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, Any]:
+    if f.type == F.TYPE_MESSAGE:
+        name = f.message_type.full_name
+        if name == "google.protobuf.Timestamp":
+            return {"type": "string", "format": "date-time"}
+        if name == "google.protobuf.Duration":
+            return {"type": "string", "description": "seconds with an 's' suffix, e.g. \"1.5s\""}
+        _message(f.message_type, schemas)
+        return {"$ref": f"#/components/schemas/{f.message_type.name}"}
+    if f.type == F.TYPE_ENUM:
+        return _enum(f.enum_type)
+    if f.cpp_type in INTEGER:
+        return {"type": "integer", "format": INTEGER[f.cpp_type]}
+    if f.type == F.TYPE_BOOL:
+        return {"type": "boolean"}
+    if f.cpp_type in (F.CPPTYPE_DOUBLE, F.CPPTYPE_FLOAT):
+        return {"type": "number"}
+    if f.type == F.TYPE_BYTES:
+        return {"type": "string", "format": "byte"}
+    return {"type": "string"}
+
+
+def _enum(e: EnumDescriptor) -> dict[str, Any]:
+    return {"type": "string", "enum": [v.name for v in e.values]}
+
+
+def _json_field(f: FieldDescriptor) -> bool:
+    return f.name.endswith(JSON_SUFFIX) and f.type == F.TYPE_STRING and not f.is_repeated
+
+
+def _message(desc: Descriptor, schemas: dict[str, Any]) -> None:
+    if desc.name in schemas or desc.full_name in WELL_KNOWN:
+        return
+    props: dict[str, Any] = {}
+    schemas[desc.name] = {"type": "object", "properties": props}
+    for f in desc.fields:
+        if _json_field(f):
+            props[f.name[: -len(JSON_SUFFIX)]] = {"description": "any JSON value", "nullable": True}
+        else:
+            props[f.name] = _field_schema(f, schemas)
+            if f.type == F.TYPE_MESSAGE and not f.is_repeated and "$ref" not in props[f.name]:
+                props[f.name]["nullable"] = True  # unset: null
+            elif f.type == F.TYPE_MESSAGE and not f.is_repeated:
+                props[f.name] = {"allOf": [props[f.name]], "nullable": True}
+
+
+def _query_params(desc: Descriptor, skip: set[str]) -> list[dict[str, Any]]:
+    out = []
+    for f in desc.fields:
+        if f.name in skip or (f.type == F.TYPE_MESSAGE and f.message_type.full_name not in WELL_KNOWN):
+            continue
+        schema = _field_schema(f, {})
+        param: dict[str, Any] = {"name": f.name, "in": "query", "required": False, "schema": schema}
+        if f.is_repeated:
+            param["explode"] = True
+        out.append(param)
+    return out
+
+
+def _responses(ok: dict[str, Any], content_type: str = "application/json") -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {content_type: {"schema": ok}}}}
+    for code, text in STATUS_TEXT.items():
+        responses[str(code)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    return responses
+
+
+@functools.cache
+def openapi() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error", "code"],
+            "properties": {
+                "error": {"type": "string", "description": "what went wrong, for a person"},
+                "code": {"type": "string", "description": "the gRPC status code name"},
+            },
+        }
+    }
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        method = route.descriptor
+        in_desc, out_desc = method.input_type, method.output_type
+        _message(in_desc, schemas)
+        _message(out_desc, schemas)
+        path_names = re.findall(r"{(\w+)}", route.path)
+        params = [
+            {"name": n, "in": "path", "required": True,
+             "schema": _field_schema(in_desc.fields_by_name[n], {})}
+            for n in path_names
+        ]
+        op: dict[str, Any] = {
+            "operationId": f"{route.rpc}_{route.method.lower()}_{len(paths)}",
+            "summary": route.summary,
+            "description": f"Transcodes gantry.v1.{route.service}/{route.rpc}.",
+            "tags": [route.service],
+            "responses": _responses({"$ref": f"#/components/schemas/{out_desc.name}"}),
+        }
+        if route.method == "GET":
+            params += _query_params(in_desc, set(path_names))
+        else:
+            op["requestBody"] = {"required": False, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{in_desc.name}"}}}}
+        op["parameters"] = params
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    _message(status_pb2.Event.DESCRIPTOR, schemas)
+    paths["/api/v1/events"] = {"get": {
+        "operationId": "Subscribe_events",
+        "summary": "Status events as Server-Sent Events (each `data:` is an Event); resume with "
+                   "Last-Event-ID or `since`",
+        "tags": ["StatusService"],
+        "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "format": "int64"}}]
+        + _query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
+        "responses": _responses({"type": "string"}, "text/event-stream"),
+    }}
+    log = "/api/v1/builders/{builder}/builds/{number}/steps/{step}/logs/{log}"
+    log_params = [{"name": n, "in": "path", "required": True,
+                   "schema": {"type": "integer", "format": "int64"} if n == "number" else {"type": "string"}}
+                  for n in ("builder", "number", "step", "log")]
+    paths[log + "/raw"] = {"get": {
+        "operationId": "ReadLog_raw",
+        "summary": "A log's bytes as text; supports Range: bytes=A-B",
+        "tags": ["LogService"],
+        "parameters": log_params,
+        "responses": _responses({"type": "string"}, "text/plain"),
+    }}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Gantry HTTP API",
+            "version": "v1",
+            "description": "The gRPC API (protos/gantry/v1) transcoded to JSON over HTTP.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
