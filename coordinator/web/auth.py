@@ -68,13 +68,13 @@ def _api_actions() -> dict[tuple[str, str], str]:
 
 
 def route_action(method: str, canonical: str) -> str | None:
-    action = ROUTES.get((method, canonical)) or _API_ACTIONS.get((method, canonical))
+    action = ROUTES.get((method, canonical)) or API_ACTIONS.get((method, canonical))
     if action is None and method in ("GET", "HEAD"):
         action = ROUTES.get(("GET", canonical), actions.READ)
     return action
 
 
-_API_ACTIONS = _api_actions()
+API_ACTIONS = _api_actions()
 
 
 class Sessions:

@@ -20,7 +20,7 @@ from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups
 from coordinator.domain.auth.tokens import Tokens
 from coordinator.passwords import hash_password
 from coordinator.storage.memory_auth import MemoryTokens
-from coordinator.web.auth import COOKIE, IDENTITY, ROUTES, Sessions, WebAuth, route_action
+from coordinator.web.auth import API_ACTIONS, COOKIE, IDENTITY, ROUTES, Sessions, WebAuth, route_action
 
 PASSWORD = "correct horse battery staple"
 
@@ -136,7 +136,11 @@ async def test_every_route_of_the_coordinator_http_app_has_a_rule(tmp_path: Path
             if method == "HEAD":
                 continue
             assert route_action(method, canonical) is not None, f"{method} {canonical} has no rule in ROUTES"
-            assert (method, canonical) in ROUTES or method == "GET"
+            # A write has an explicit rule: its own, or its gRPC method's (the transcoded API).
+            assert (method, canonical) in ROUTES or (method, canonical) in API_ACTIONS or method == "GET"
+        # The HTTP API's force/stop take the rules of ForceBuild/StopBuild.
+        assert route_action("POST", "/api/v1/builders/{builder}/force") == actions.FORCE
+        assert route_action("POST", "/api/v1/builders/{builder}/builds/{number}/stop") == actions.STOP
     finally:
         await coord.aclose()
 

@@ -48,6 +48,12 @@ METHODS: dict[str, MethodRule] = {
     C + "DownloadArtifact": _rule(a.READ, "builder"),
     C + "ListTests": _rule(a.READ, "builder"),
     "/gantry.v1.TryService/SubmitTry": _rule(a.TRY, "builders"),
+    "/gantry.v1.AdminService/PauseWorker": _rule(a.WORKER_ADMIN),
+    "/gantry.v1.AdminService/DrainWorker": _rule(a.WORKER_ADMIN),
+    "/gantry.v1.AdminService/ResumeWorker": _rule(a.WORKER_ADMIN),
+    "/gantry.v1.AdminService/Reconfig": _rule(a.RECONFIG),
+    # Deleting what retention says has expired is an administrator's act, like a reconfig.
+    "/gantry.v1.AdminService/RunJanitor": _rule(a.RECONFIG),
     "/gantry.v1.LogService/ReadLog": _rule(a.READ, "builder"),
     "/gantry.v1.LogService/FollowLog": _rule(a.READ, "builder"),
     "/gantry.v1.StatusService/Subscribe": _rule(a.READ, "builders"),

@@ -9,7 +9,7 @@ from typing import Protocol
 from coordinator.domain.auth import actions
 
 AUDITED = frozenset({
-    actions.FORCE, actions.STOP, actions.REBUILD, actions.CANCEL, actions.SCHEDULER, actions.RECONFIG,
+    actions.FORCE, actions.TRY, actions.STOP, actions.REBUILD, actions.CANCEL, actions.SCHEDULER, actions.RECONFIG,
     actions.WORKER_ADMIN, actions.TOKEN_ADMIN,
 })
 MAX_TEXT = 500
