@@ -133,10 +133,15 @@ class GitHubChecksPush(_GitHub):
 
 
 def summary(ctx: MessageContext, description: str) -> str:
-    """Markdown: the description, and for a failed build its failing step's last log lines."""
+    """Markdown: the description, and for a failed build its failing step, its failing tests
+    with their messages, and its last log lines."""
     text = description
     if ctx.failing_step:
         text += f"\n\nFailing step: **{ctx.failing_step}**"
+        if ctx.failing_tests:
+            text += "\n\nFailing tests:\n" + "\n".join(
+                f"- `{c.full_name}`" + (f": {c.message}" if c.message else "") for c in ctx.failing_tests
+            )
         if ctx.log_tail:
             tail = "\n".join(ctx.log_tail).replace("```", "'''")
             text += f"\n\n```\n{tail}\n```"

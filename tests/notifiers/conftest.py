@@ -11,7 +11,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,7 +25,7 @@ from aiosmtpd.smtp import AuthResult
 from coordinator.domain import events
 from coordinator.domain.builds import bookkeeping
 from coordinator.domain.events import EventBus
-from coordinator.domain.model import Change, LogChunk, NewBuildset, SourceStamp
+from coordinator.domain.model import CaseResult, Change, LogChunk, NewBuildset, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.storage.memory import MemoryStorage
 from coordinator.storage.sql import SqlStorage, database_url, open_storage
@@ -267,6 +267,7 @@ async def run_build(
     step_name: str = "test",
     buildset_id: int | None = None,
     sourcestamps: list[SourceStamp] | None = None,
+    cases: Sequence[CaseResult] = (),
 ) -> tuple[int, int]:
     """A whole build through storage, as the coordinator does it: change, buildset, request,
     claim, start, one step with a stdio log, finish. Returns (buildset id, number)."""
@@ -295,6 +296,8 @@ async def run_build(
     if log_text:
         await db.logs.append_log(info.id, 0, LogChunk(1, log_text.encode(), 0, 0))
     await db.logs.finish_log(info.id)
+    if cases:
+        await db.builds.add_test_results(build, step, "", cases)
     state, at = result.name.lower(), tick()
     await db.builds.finish_step(build, step, result, state, at, [],
                                 [events.step_finished(build, step, result, state, at)])

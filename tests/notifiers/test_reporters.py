@@ -7,7 +7,7 @@ secrets providers, a 5xx or a down service (retried, delaying only its own notif
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from coordinator.config.secrets import SecretInAFile
 from coordinator.domain import events
 from coordinator.domain.builds import bookkeeping
-from coordinator.domain.model import NewBuildset, SourceStamp
+from coordinator.domain.model import CaseResult, NewBuildset, SourceStamp
 from coordinator.domain.properties.renderables import Interpolate, Secret
 from coordinator.domain.results import Result
 from notifiers.base import DeliveryError, DeliveryRejected, Notifier
@@ -44,9 +44,9 @@ URL = "https://ci.example.org"
 
 
 async def build(store: Store, builder: str, result: Result, repository: str = GITHUB_REPO,
-                log_text: str = "") -> int:
+                log_text: str = "", cases: Sequence[CaseResult] = ()) -> int:
     _, number = await run_build(store.db, builder, result, log_text=log_text, sourcestamps=[
-        SourceStamp(repository=repository, branch="main", revision=SHA)])
+        SourceStamp(repository=repository, branch="main", revision=SHA)], cases=cases)
     return number
 
 
@@ -91,7 +91,9 @@ async def test_github_check_runs_carry_the_failing_steps_log(
 ) -> None:
     checks = GitHubChecksPush(token=TOKEN, baseURL=services_fake.url + "/gh", context="ci/unit")
     await mem_services([checks]).start()
-    await build(mem, "unit", Result.FAILURE, log_text="collected 3 items\nFAILED test_frob - assert 1 == 2\n")
+    await build(mem, "unit", Result.FAILURE, log_text="collected 3 items\nFAILED test_frob - assert 1 == 2\n",
+                cases=[CaseResult("test_frob", "tests.test_x", "failed", 0.1, "assert 1 == 2"),
+                       CaseResult("test_ok", "tests.test_x", "passed", 0.1)])
     await settled(mem, 3)
     assert services_fake.violations == []
     by_status = {c.body["status"]: c.body for c in services_fake.of("github-checks")}
@@ -101,6 +103,7 @@ async def test_github_check_runs_carry_the_failing_steps_log(
     assert done["details_url"] == f"{URL}/builders/unit/builds/1"
     summary = done["output"]["summary"]
     assert "Failing step: **test**" in summary and "FAILED test_frob - assert 1 == 2" in summary
+    assert "Failing tests:\n- `tests.test_x.test_frob`: assert 1 == 2" in summary and "test_ok" not in summary
 
 
 @pytest.mark.parametrize(("make", "service", "path", "states"), [
