@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from worker_agent.options import DEFAULT_COORDINATOR, AgentOptions
 log = logging.getLogger("gantry.worker")
 
 
+LEAVE_TIMEOUT = 2.0  # seconds a stopping agent waits to tell the coordinator it is going
 DRAIN_TIMEOUT = 600.0  # seconds a SIGTERM'd agent waits for its running builds (a bounded drain)
 
 
@@ -154,9 +156,18 @@ async def _serve(opts: AgentOptions, drain_timeout: float = DRAIN_TIMEOUT) -> No
     loop = asyncio.get_running_loop()
     control = AgentControl()
     agent = asyncio.create_task(run_agent(opts, control), name="agent")
+    leaving: list[asyncio.Task[None]] = []
 
     def stop(sig: signal.Signals) -> None:
         log.info("received %s; stopping now (running builds will be retried)", sig.name)
+        if not leaving:
+            leaving.append(loop.create_task(leave_then_stop(sig)))
+
+    async def leave_then_stop(sig: signal.Signals) -> None:
+        # The coordinator is told first (bounded): it then retries our builds at once instead
+        # of waiting for commands that are about to be killed.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(control.leave(f"the agent received {sig.name} and stops now"), LEAVE_TIMEOUT)
         agent.cancel()
 
     def drain(sig: signal.Signals) -> None:

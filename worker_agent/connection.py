@@ -172,6 +172,14 @@ class _Outbox:
     async def get(self) -> worker_pb2.WorkerMessage:
         return await self._queue.get()
 
+    def written(self) -> None:
+        """The message last got is on the stream."""
+        self._queue.task_done()
+
+    async def flushed(self) -> None:
+        """Every message queued so far is on the stream."""
+        await self._queue.join()
+
 
 class _Session:
     """Serves one welcomed stream: a writer, a reader and a heartbeat/liveness loop."""
@@ -204,7 +212,7 @@ class _Session:
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._control.shutdown.wait()),
         ]
-        self._control.attach(self._announce_drain)
+        self._control.attach(self._announce_drain, self._announce_leave)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -221,10 +229,15 @@ class _Session:
         if not self._outbox.offer(msg):  # a full outbox: queue it behind the output, not lose it
             self._announcing = asyncio.ensure_future(self._outbox.send(msg))
 
+    async def _announce_leave(self, reason: str) -> None:
+        await self._outbox.send(worker_pb2.WorkerMessage(draining=worker_pb2.Draining(reason=reason, stopping=True)))
+        await self._outbox.flushed()
+
     async def _write_loop(self) -> None:
         while True:
             msg = await self._outbox.get()
             await self._call.write(msg)
+            self._outbox.written()
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()

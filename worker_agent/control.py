@@ -9,7 +9,7 @@ nothing the coordinator could finish: it exits at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class AgentControl:
@@ -18,6 +18,7 @@ class AgentControl:
         self.shutdown = asyncio.Event()  # the agent should exit (drained, or nothing to drain)
         self.shutdown_reason = ""
         self._announce: Callable[[str], None] | None = None  # the connected session's
+        self._leave: Callable[[str], Awaitable[None]] | None = None
 
     def drain(self, reason: str) -> None:
         self.drain_reason = reason
@@ -30,11 +31,20 @@ class AgentControl:
         self.shutdown_reason = reason
         self.shutdown.set()
 
-    def attach(self, announce: Callable[[str], None]) -> None:
+    async def leave(self, reason: str) -> None:
+        """Stopping now: tell the connected coordinator (if any) not to wait for our commands —
+        they are killed — so their builds are retried at once rather than after the grace
+        period. Returns once the message is written; the caller bounds the wait."""
+        if self._leave is not None:
+            await self._leave(reason)
+
+    def attach(self, announce: Callable[[str], None], leave: Callable[[str], Awaitable[None]]) -> None:
         """A session is connected: it tells the coordinator that we drain (now, and later)."""
         self._announce = announce
+        self._leave = leave
         if self.drain_reason:
             announce(self.drain_reason)
 
     def detach(self) -> None:
         self._announce = None
+        self._leave = None

@@ -227,6 +227,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 elif which == "file_result":
                     session.files.on_result(file_result_in(msg.file_result))
                 elif which == "draining":
+                    if msg.draining.stopping:
+                        session.leaving = True  # its commands die with it: nothing will re-attach
                     self.on_draining(session.name, msg.draining.reason or "the agent is draining")
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass

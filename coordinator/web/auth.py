@@ -169,8 +169,9 @@ class WebAuth:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not self.writes.allow(request.remote or ""):
-            return web.json_response({"error": f"too many requests from {request.remote}: slow down"},
-                                     status=429, headers={"Retry-After": "1"})
+            return web.json_response(
+                {"error": f"too many requests from {request.remote}: slow down", "code": "RESOURCE_EXHAUSTED"},
+                status=429, headers={"Retry-After": "1"})
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else request.path
         action = route_action(request.method, canonical)
@@ -195,7 +196,9 @@ class WebAuth:
         if action == actions.PUBLIC:
             return await handler(request)
         if action is None:
-            return web.json_response({"error": f"{request.method} {canonical} has no authorization rule"}, status=403)
+            return web.json_response(
+                {"error": f"{request.method} {canonical} has no authorization rule", "code": "PERMISSION_DENIED"},
+                status=403)
         try:
             who = await self._identify(request)
             builder = request.match_info.get("builder")
@@ -203,9 +206,10 @@ class WebAuth:
         except Unauthenticated as exc:
             if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
                 raise web.HTTPSeeOther(f"/auth/login?next={request.path}") from None
-            return web.json_response({"error": str(exc)}, status=401, headers={"WWW-Authenticate": "Bearer"})
+            return web.json_response({"error": str(exc), "code": "UNAUTHENTICATED"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
         except PermissionDenied as exc:
-            return web.json_response({"error": str(exc)}, status=403)
+            return web.json_response({"error": str(exc), "code": "PERMISSION_DENIED"}, status=403)
         request[IDENTITY] = who
         current_identity.set(who)
         return await handler(request)

@@ -103,6 +103,9 @@ class WorkerSession:
         self._now = now
         self._window = window
         self.missing_timeout = missing_timeout
+        # The agent said it stops now (its commands are killed): when its stream ends, nothing
+        # waits for it to come back.
+        self.leaving = False
         self.connected_at = now()
         self.last_heard = self.connected_at
         self.builds: set[str] = set()  # "builder/number" of builds holding a slot
@@ -280,7 +283,7 @@ class WorkerSession:
             return None
         runs = [r for r in self._running.values() if not r.done.done()]
         grace = max([self.missing_timeout, *(r.spec.missing_timeout for r in runs)])
-        if grace <= 0 or not (runs or self.builds):
+        if grace <= 0 or self.leaving or not (runs or self.builds):
             self.close(reason)
             return None
         self.attached = False

@@ -289,10 +289,12 @@ class FileResult(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., is_dir: _Optional[bool] = ..., size: _Optional[int] = ..., mtime: _Optional[float] = ..., sha256: _Optional[str] = ..., last_seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ..., too_large: _Optional[bool] = ...) -> None: ...
 
 class Draining(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "stopping")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    stopping: bool
+    def __init__(self, reason: _Optional[str] = ..., stopping: _Optional[bool] = ...) -> None: ...
 
 class Shutdown(_message.Message):
     __slots__ = ("reason",)
