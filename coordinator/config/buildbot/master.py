@@ -20,6 +20,7 @@ from coordinator.config.buildbot.log import (
     recording,
 )
 from coordinator.config.buildbot.util import BuilderConfig
+from coordinator.config.buildbot.webauth import web_security
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.scheduling.cancellers import CancellerRule
 from coordinator.web.hooks import DIALECTS
@@ -61,7 +62,10 @@ WWW_IGNORED = (
     "json_cache_seconds", "rest_minimum_version", "logfileName", "logRotateLength",
     "maxRotatedFiles", "cookie_expiration_time", "graphql", "default_page",
 )
-WWW_AUTH = "put the web UI behind a reverse proxy that authenticates"
+WWW_AUTH = {
+    "avatar_methods": "drop it (Gantry's web UI shows no avatars)",
+    "change_hook_auth": "protect the hooks with a change token (--change-token-file, docs/security.md)",
+}
 HOOK_IGNORED = {
     "debug": "Gantry logs what each delivery did",
     "verify": "Gantry makes no requests to the service",
@@ -140,7 +144,7 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
         else:
             notes(UNSUPPORTED, key, f"c[{key!r}]: Gantry knows no such configuration key")
     if "www" in kw:
-        kw["www"] = _www(kw["www"], notes)
+        kw["www"] = _www(kw["www"], notes, kw)
     if isinstance(kw.get("builders"), list | tuple):
         kw["builders"] = [_builder(b, notes) if isinstance(b, Mapping) else b for b in kw["builders"]]
     for key in ("workers", "builders", "schedulers", "notifiers", "change_source", "secretsProviders"):
@@ -246,7 +250,8 @@ def _dialect_options(name: str, options: Any, notes: _Notes) -> Any:
     return kept
 
 
-def _www(www: Any, notes: _Notes) -> Any:
+def _www(www: Any, notes: _Notes, kw: dict[str, Any]) -> Any:
+    """Gantry's www; c['www']['auth'/'authz'] become the top-level auth/authz in `kw`."""
     if not isinstance(www, Mapping):
         return www  # checkconfig reports the shape
     out: dict[str, Any] = {}
@@ -255,8 +260,10 @@ def _www(www: Any, notes: _Notes) -> Any:
             out[key] = value
         elif key in WWW_IGNORED:
             notes(IGNORED, key, f"c['www'][{key!r}] is ignored: Gantry's web UI is built in")
-        elif key in ("auth", "authz", "avatar_methods", "change_hook_auth"):
-            notes(UNSUPPORTED, key, f"c['www'][{key!r}]: {WWW_AUTH}")
+        elif key in ("auth", "authz"):
+            pass  # below, together
+        elif key in ("avatar_methods", "change_hook_auth"):
+            notes(UNSUPPORTED, key, f"c['www'][{key!r}]: {WWW_AUTH[key]}")
         else:
             notes(UNSUPPORTED, key, f"c['www'][{key!r}]: Gantry's www takes only port and change_hook_dialects")
     hooks = out.get("change_hook_dialects")
@@ -269,6 +276,11 @@ def _www(www: Any, notes: _Notes) -> Any:
                 notes(UNSUPPORTED, name, f"c['www'] change hook dialect {name!r}: Gantry has "
                                          f"{', '.join(sorted(DIALECTS))} (or `gantry hook install`)")
         out["change_hook_dialects"] = kept
+    if ("auth" in www or "authz" in www) and "auth" not in kw and "authz" not in kw:
+        where = {k: (notes.file, notes.lines.get(k, 1)) for k in ("auth", "authz")}
+        with recording(notes.log):
+            auth, authz = web_security(www.get("auth"), www.get("authz"), where)
+        kw.update({k: v for k, v in (("auth", auth), ("authz", authz)) if v is not None})
     if "port" in out:
         notes(SAME, "www", "c['www'] port -> www port (--http overrides it)")
     return out
