@@ -157,6 +157,8 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
             kw[key] = []
     # Buildbot's build cancellers are services too; Gantry keeps them apart from the notifiers.
     services = kw.get("notifiers", [])
+    if any(isinstance(s, list) for s in services):  # an OldBuildCanceller with several filters
+        services = kw["notifiers"] = [x for s in services for x in (s if isinstance(s, list) else [s])]
     if any(isinstance(s, CancellerRule) for s in services):
         kw["notifiers"] = [s for s in services if not isinstance(s, CancellerRule)]
         kw["cancellers"] = [*kw.get("cancellers", ()), *(s for s in services if isinstance(s, CancellerRule))]

@@ -154,6 +154,11 @@ BooleanParameter = adapter("util.BooleanParameter", _force.BooleanParameter)
 ChoiceStringParameter = adapter("util.ChoiceStringParameter", _force.ChoiceStringParameter)
 FixedParameter = adapter("util.FixedParameter", _force.FixedParameter)
 
+# After default_branch, which they use.
+from coordinator.config.buildbot.cancellers import FailingBuildsetCanceller as FailingBuildsetCanceller  # noqa: E402
+from coordinator.config.buildbot.cancellers import OldBuildCanceller as OldBuildCanceller  # noqa: E402
+from coordinator.config.buildbot.cancellers import SourceStampFilter as SourceStampFilter  # noqa: E402
+
 _INSTEAD = "Gantry has no counterpart; see docs/buildbot-migration.md"
 # c['www']['auth'] / ['authz'] values: recorded, translated (or reported) by the master.
 _WEB_AUTH = re.compile(r"^(Authz|\w*Auth|\w*EndpointMatcher|RolesFrom\w+)$")

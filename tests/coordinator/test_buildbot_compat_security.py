@@ -1,0 +1,147 @@
+"""The Buildbot layer's web auth, authz and build cancellers: Buildbot's spellings build Gantry's
+Auth, Authz and cancellers, never allowing or cancelling more than Buildbot would, and what does
+not carry over is reported at its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coordinator.config.loader import ConfigError, load_config_noted
+from coordinator.domain.auth import actions as a
+from coordinator.domain.auth.identity import ANONYMOUS, Identity
+from coordinator.domain.scheduling.cancellers import FailingBuildsetCanceller, OldBuildCanceller
+from coordinator.passwords import verify_password
+from tests.coordinator.test_buildbot_compat import FIXTURES, master_cfg
+
+HEAD = """\
+from buildbot.plugins import *
+c = BuildmasterConfig = {}
+c['workers'] = [worker.Worker("w", "pass")]
+c['builders'] = [util.BuilderConfig(name=n, workernames=["w"],
+                                    factory=util.BuildFactory([steps.ShellCommand(command="true")]))
+                 for n in ("lint", "test", "docs")]
+"""
+RULES = HEAD + """\
+c['www'] = dict(port=8010, auth=util.RemoteUserAuth(header="X-Remote-User"))
+c['www']['authz'] = util.Authz(
+    allowRules=[
+        util.AnyEndpointMatcher(role="admins", defaultDeny=False),
+        util.ForceBuildEndpointMatcher(builder="test", role="dev"),
+        util.StopBuildEndpointMatcher(role="releasers"),
+        util.AnyControlEndpointMatcher(role="admins"),
+    ],
+    roleMatchers=[util.RolesFromGroups(groupPrefix="ci-"),
+                  util.RolesFromUsername(roles=["releasers"], usernames=["rel"])])
+"""
+
+
+def who(user: str, *groups: str) -> Identity:
+    return Identity(user, frozenset(groups), "proxy")
+
+
+def test_buildbots_ordered_rules_become_allows_with_the_same_decisions(tmp_path: Path) -> None:
+    cfg, migration = load_config_noted(master_cfg(tmp_path, RULES))
+    assert cfg.auth.proxy_header == "X-Remote-User"
+    authz = cfg.authz
+    admin, dev, rel, nobody = who("ann", "ci-admins"), who("dan", "ci-dev"), who("rel"), who("joe")
+    # (identity, action, builder) -> what Buildbot's Authz.assertUserAllowed answers
+    cases = [
+        (admin, a.FORCE, "lint", True), (admin, a.RECONFIG, "", True),
+        (dev, a.FORCE, "test", True), (dev, a.FORCE, "lint", False),  # AnyControl denies first
+        (rel, a.STOP, "lint", True), (dev, a.STOP, "lint", False),
+        (nobody, a.READ, "", True), (nobody, a.REBUILD, "docs", False),
+        (ANONYMOUS, a.READ, "", True), (ANONYMOUS, a.FORCE, "test", False),
+    ]
+    got = [(w.user, act, b, authz.decide(w, act, [b] if b else []).allowed) for w, act, b, _ in cases]
+    assert got == [(w.user, act, b, allowed) for w, act, b, allowed in cases]
+    assert not migration.log.of_kind("not supported")
+    # A proxy's user@REALM is not cut down to the user: a different meaning, at its line.
+    assert any(e.line == 7 and "headerRegex" in e.text for e in migration.log.of_kind("different meaning"))
+
+
+def test_a_rule_buildbot_shadows_on_some_builders_is_narrowed_and_reported(tmp_path: Path) -> None:
+    text = HEAD + """\
+c['www'] = dict(auth=util.UserPasswordAuth({"ann": "pw", "dan": "pw2"}))
+c['www']['authz'] = util.Authz(
+    allowRules=[util.ForceBuildEndpointMatcher(builder="l*", role="dev"),
+                util.AnyControlEndpointMatcher(role="admins")],
+    roleMatchers=[util.RolesFromUsername(roles=["admins"], usernames=["ann"]),
+                  util.RolesFromUsername(roles=["dev"], usernames=["dan"])])
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_config_noted(master_cfg(tmp_path, text))
+    # Buildbot lets admins force 'docs' but not 'lint'; Gantry cannot say "not l*": neither.
+    notes = [(e.line, e.text) for e in exc.value.migration.log.of_kind("not supported")]
+    assert notes == [(10, "util.AnyControlEndpointMatcher(role='admins'): 'admins' may not force: "
+                          "util.ForceBuildEndpointMatcher at line 9 denies first on some builders and "
+                          "Gantry cannot name the others; list them in builder= rules")]
+
+
+def test_the_tours_login_checks_the_tutorials_password(tmp_path: Path) -> None:
+    cfg, _ = load_config_noted(master_cfg(tmp_path, (FIXTURES / "tour.cfg").read_text()))
+    stored = cfg.auth.users["Alice"]
+    assert "Password1" not in stored and verify_password(stored, "Password1")
+    assert not verify_password(stored, "password1")
+    assert cfg.authz.decide(who("Alice"), a.FORCE, ["runtests"]).allowed
+    assert not cfg.authz.decide(who("bob"), a.READ).allowed  # AnyEndpointMatcher denies the rest
+    assert not cfg.authz.anonymous_read
+
+
+@pytest.mark.parametrize(("statement", "line_text"), [
+    ("c['www'] = dict(auth=util.GitHubAuth('id', 'secret'))", "util.GitHubAuth: run an OAuth2 proxy"),
+    ("c['www'] = dict(auth=util.HTPasswdAuth('.htpasswd'))", "util.HTPasswdAuth: Gantry checks argon2"),
+    ("c['www'] = dict(auth=util.UserPasswordAuth([('a', 'b')]), authz=util.Authz(\n"
+     "    allowRules=[util.AnyEndpointMatcher(role='x')], roleMatchers=[util.RolesFromEmails(x=['a@b'])]))",
+     "util.RolesFromEmails: Gantry identities carry no e-mail"),
+])
+def test_what_has_no_counterpart_is_reported_at_its_line(tmp_path: Path, statement: str, line_text: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config_noted(master_cfg(tmp_path, HEAD + statement + "\n"))
+    notes = exc.value.migration.log.of_kind("not supported")
+    assert [(e.line, e.text.startswith(line_text)) for e in notes] == [(notes[0].line, True)]
+    assert notes[0].line == (7 if "Emails" not in statement else 8)
+
+
+def test_an_authz_without_a_login_still_applies(tmp_path: Path) -> None:
+    text = HEAD + "c['www'] = dict(authz=util.Authz(allowRules=[util.AnyControlEndpointMatcher(role='x')]))\n"
+    cfg, _ = load_config_noted(master_cfg(tmp_path, text))
+    assert cfg.auth is not None and cfg.auth.tokens  # else Gantry would apply no authz at all
+    assert cfg.authz.anonymous_read and not cfg.authz.decide(who("joe"), a.FORCE, ["lint"]).allowed
+
+
+def test_buildbots_cancellers_become_gantrys_one_per_filter(tmp_path: Path) -> None:
+    text = HEAD + """\
+c['services'] = [
+    util.OldBuildCanceller("superseded", filters=[
+        (["test", "lint"], util.SourceStampFilter(branch_eq=["main", None])),
+        (["docs"], util.SourceStampFilter()),
+    ]),
+    util.FailingBuildsetCanceller("fail-fast", filters=[
+        (["lint"], ["test"], util.SourceStampFilter(branch_eq="main"))]),
+]
+"""
+    cfg, migration = load_config_noted(master_cfg(tmp_path, text))
+    assert cfg.notifiers == []
+    got = [(type(c), c.name, c.builders, c.branches) for c in cfg.cancellers]
+    assert got == [
+        (OldBuildCanceller, "superseded", ["test", "lint"], ["main", "trunk"]),
+        (OldBuildCanceller, "superseded-2", ["docs"], None),
+        (FailingBuildsetCanceller, "fail-fast", ["lint"], ["main"]),
+    ]
+    assert cfg.cancellers[2].cancel == ["test"]
+    assert [e.line for e in migration.log.of_kind("different meaning") if "2 filters" in e.text] == [8]
+
+
+def test_a_canceller_filter_gantry_lacks_is_dropped_not_widened(tmp_path: Path) -> None:
+    text = HEAD + """\
+c['services'] = [util.OldBuildCanceller("superseded", filters=[
+    (["test"], util.SourceStampFilter(branch_eq="main")),
+    (["lint"], util.SourceStampFilter(repository_re="app")),
+])]
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_config_noted(master_cfg(tmp_path, text))
+    notes = exc.value.migration.log.of_kind("not supported")
+    assert [(e.line, e.text.split(":")[0]) for e in notes] == [(9, "util.SourceStampFilter(repository_re=...)")]
