@@ -5,6 +5,7 @@ not carry over is reported at its line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,11 @@ c['www']['authz'] = util.Authz(
     roleMatchers=[util.RolesFromGroups(groupPrefix="ci-"),
                   util.RolesFromUsername(roles=["releasers"], usernames=["rel"])])
 """
+
+
+def notes_of(exc: ConfigError, kind: str) -> list[Any]:
+    assert exc.migration is not None
+    return exc.migration.log.of_kind(kind)
 
 
 def who(user: str, *groups: str) -> Identity:
@@ -73,7 +79,7 @@ c['www']['authz'] = util.Authz(
     with pytest.raises(ConfigError) as exc:
         load_config_noted(master_cfg(tmp_path, text))
     # Buildbot lets admins force 'docs' but not 'lint'; Gantry cannot say "not l*": neither.
-    notes = [(e.line, e.text) for e in exc.value.migration.log.of_kind("not supported")]
+    notes = [(e.line, e.text) for e in notes_of(exc.value, "not supported")]
     assert notes == [(10, "util.AnyControlEndpointMatcher(role='admins'): 'admins' may not force: "
                           "util.ForceBuildEndpointMatcher at line 9 denies first on some builders and "
                           "Gantry cannot name the others; list them in builder= rules")]
@@ -99,7 +105,7 @@ def test_the_tours_login_checks_the_tutorials_password(tmp_path: Path) -> None:
 def test_what_has_no_counterpart_is_reported_at_its_line(tmp_path: Path, statement: str, line_text: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config_noted(master_cfg(tmp_path, HEAD + statement + "\n"))
-    notes = exc.value.migration.log.of_kind("not supported")
+    notes = notes_of(exc.value, "not supported")
     assert [(e.line, e.text.startswith(line_text)) for e in notes] == [(notes[0].line, True)]
     assert notes[0].line == (7 if "Emails" not in statement else 8)
 
@@ -143,5 +149,5 @@ c['services'] = [util.OldBuildCanceller("superseded", filters=[
 """
     with pytest.raises(ConfigError) as exc:
         load_config_noted(master_cfg(tmp_path, text))
-    notes = exc.value.migration.log.of_kind("not supported")
+    notes = notes_of(exc.value, "not supported")
     assert [(e.line, e.text.split(":")[0]) for e in notes] == [(9, "util.SourceStampFilter(repository_re=...)")]

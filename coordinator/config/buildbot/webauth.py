@@ -120,8 +120,10 @@ def _auth(auth: Any, where: tuple[str, int]) -> Auth | None:
         return None
     if auth.kind == "UserPasswordAuth":
         users = auth.arg(0, "users")
-        pairs = users.items() if isinstance(users, Mapping) else users if isinstance(users, list | tuple) else None
+        pairs = users.items() if isinstance(users, Mapping) else users if isinstance(users, list | tuple) else ()
         try:
+            if not pairs:
+                raise ValueError(users)
             kw["users"] = {str(u): hash_password(p.decode() if isinstance(p, bytes) else str(p)) for u, p in pairs}
         except (TypeError, ValueError):
             note_at(UNSUPPORTED, f"util.UserPasswordAuth({users!r}): give {{user: password}} or "
