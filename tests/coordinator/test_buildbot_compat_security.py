@@ -4,11 +4,16 @@ not carry over is reported at its line."""
 
 from __future__ import annotations
 
+import fnmatch
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from coordinator.config.buildbot import util
+from coordinator.config.buildbot.log import recording
+from coordinator.config.buildbot.webauth import web_security
 from coordinator.config.loader import ConfigError, load_config_noted
 from coordinator.domain.auth import actions as a
 from coordinator.domain.auth.identity import ANONYMOUS, Identity
@@ -151,3 +156,62 @@ c['services'] = [util.OldBuildCanceller("superseded", filters=[
         load_config_noted(master_cfg(tmp_path, text))
     notes = notes_of(exc.value, "not supported")
     assert [(e.line, e.text.split(":")[0]) for e in notes] == [(9, "util.SourceStampFilter(repository_re=...)")]
+
+
+# --- Never wider than Buildbot: the mapping against Buildbot's own walk of allowRules ----------
+
+KINDS = {  # matcher -> (Gantry actions it governs, takes builder=)
+    "AnyEndpointMatcher": (a.ALL, False),
+    "AnyControlEndpointMatcher": (tuple(x for x in a.ALL if x != a.READ), False),
+    "ForceBuildEndpointMatcher": ((a.FORCE,), True),
+    "StopBuildEndpointMatcher": ((a.STOP,), True),
+    "RebuildBuildEndpointMatcher": ((a.REBUILD,), True),
+}
+ROLES = ("admins", "dev", "ops")
+USERS = {"u-admins": {"admins"}, "u-dev": {"dev"}, "u-ops": {"ops"}, "u-dev-ops": {"dev", "ops"}, "u-none": set()}
+BUILDERS = ("lint", "linux", "docs")
+
+
+def buildbot_allows(rules: list[tuple[str, str, str | None, bool]], roles: set[str], action: str, builder: str) -> bool:
+    """Buildbot's Authz.assertUserAllowed (master/buildbot/www/authz/authz.py): the first
+    matching rule allows a matching role, else denies if defaultDeny, else the walk goes on."""
+    for kind, pattern, scope, deny in rules:
+        acts, _ = KINDS[kind]
+        if action not in acts or (scope is not None and not fnmatch.fnmatch(builder, scope)):
+            continue
+        if any(fnmatch.fnmatch(r, pattern) for r in roles):
+            return True
+        if deny:
+            return False
+    return True
+
+
+def test_a_mapped_authz_never_allows_what_buildbot_denies() -> None:
+    rng = random.Random(15)
+    narrowed = exact = 0
+    for _ in range(300):
+        rules = []
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.choice(list(KINDS))
+            scope = rng.choice([None, "lint", "li*", "docs"]) if KINDS[kind][1] else None
+            rules.append((kind, rng.choice([*ROLES, "*", "d*"]), scope, rng.random() < 0.7))
+        written = [getattr(util, kind)(**({"builder": scope} if scope else {}), role=role, defaultDeny=deny)
+                   for kind, role, scope, deny in rules]
+        matchers = [util.RolesFromUsername(roles=sorted(r), usernames=[u]) for u, r in USERS.items() if r]
+        with recording() as log:
+            _, authz = web_security(None, util.Authz(allowRules=written, roleMatchers=matchers),
+                                    {"auth": ("master.cfg", 1), "authz": ("master.cfg", 1)})
+        assert authz is not None
+        reported = any(e.kind == "not supported" or "no rule names" in e.text for e in log.entries)
+        same = True
+        for user, roles in USERS.items():
+            for action in (a.READ, a.FORCE, a.STOP, a.REBUILD, a.CANCEL, a.SCHEDULER):
+                for builder in BUILDERS:
+                    gantry = authz.decide(Identity(user, via="token"), action, [builder]).allowed
+                    buildbot = buildbot_allows(rules, roles, action, builder)
+                    assert not gantry or buildbot, (rules, user, action, builder)
+                    same = same and gantry == buildbot
+        # Narrower only where a note says so.
+        assert same or reported, rules
+        narrowed, exact = narrowed + (not same), exact + same
+    assert narrowed and exact  # both kinds of configuration were drawn
