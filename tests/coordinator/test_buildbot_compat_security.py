@@ -215,3 +215,20 @@ def test_a_mapped_authz_never_allows_what_buildbot_denies() -> None:
         assert same or reported, rules
         narrowed, exact = narrowed + (not same), exact + same
     assert narrowed and exact  # both kinds of configuration were drawn
+
+
+def test_positional_arguments_and_a_bad_builder_are_read_as_buildbot_reads_them() -> None:
+    with recording() as log:
+        _, authz = web_security(None, util.Authz(
+            [util.AnyEndpointMatcher("admins", False),  # role, defaultDeny
+             util.ForceBuildEndpointMatcher("lint", role="dev"),  # builder first
+             util.StopBuildEndpointMatcher(builder=["lint", "docs"], role="dev")],
+            [util.RolesFromUsername(["admins"], ["ann"]), util.RolesFromUsername(["dev"], ["dan"])],
+        ), {"auth": ("master.cfg", 1), "authz": ("master.cfg", 1)})
+    assert authz is not None
+    dan, ann = Identity("dan", via="token"), Identity("ann", via="token")
+    assert authz.decide(dan, a.FORCE, ["lint"]).allowed and not authz.decide(dan, a.FORCE, ["docs"]).allowed
+    assert not authz.decide(dan, a.STOP, ["lint"]).allowed  # its rule allows nobody, and says so
+    assert authz.decide(ann, a.RECONFIG).allowed  # an "any endpoint" rule governs reconfig too
+    assert [e.text.split(":")[0] for e in log.entries if e.kind == "not supported"] == [
+        "util.StopBuildEndpointMatcher(builder=['lint', 'docs'])"]

@@ -191,7 +191,7 @@ class _Rule:
     def __init__(self, w: Written, roles: list[str]) -> None:
         self.kind = w.kind
         self.pattern = _role_of(w)
-        self.deny = bool(w.kwargs.get("defaultDeny", True))
+        self.deny = bool(w.kwargs.get("defaultDeny", True) if w.kind in SCOPED else w.arg(1, "defaultDeny", True))
         self.builder = w.arg(0, "builder") if w.kind in SCOPED else None
         self.roles = roles  # Gantry role names the pattern stands for
         self.at = w.defined_at
@@ -229,7 +229,12 @@ def _authz(authz: Written) -> Authz:
         if not MATCHED[w.kind]:
             note_at(IGNORED, f"util.{w.kind} is ignored: it matches no request in Buildbot either", w.defined_at)
             continue
-        rules.append(_Rule(w, _roles(w, known, open_ended)))
+        rule = _Rule(w, _roles(w, known, open_ended))
+        if rule.builder is not None and not isinstance(rule.builder, str):
+            note_at(UNSUPPORTED, f"util.{w.kind}(builder={rule.builder!r}): give one builder name or "
+                                 "pattern (the rule allows nobody)", w.defined_at)
+            rule.roles, rule.builder = [], "*"  # still denies first, on any builder
+        rules.append(rule)
     allows: dict[tuple[str | None, str], list[str]] = {}  # (builder pattern, role) -> actions
     for action in a.ALL:
         _grant(action, [r for r in rules if action in MATCHED[r.kind]], allows, where)
