@@ -23,6 +23,7 @@ from coordinator.config.buildbot.util import BuilderConfig
 from coordinator.config.buildbot.webauth import web_security
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.scheduling.cancellers import CancellerRule
+from coordinator.exposure import is_loopback
 from coordinator.web.hooks import DIALECTS
 
 # Gantry's own names, accepted as keys too (a dict written for Gantry before this layer).
@@ -202,8 +203,9 @@ def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
                                         f"'tcp:PORT[:interface=HOST]', not {port!r}")
         return
     kw["listen"] = f"{host}:{port}"
+    beyond = "" if is_loopback(host) else "; beyond loopback only with TLS and auth, or --insecure"
     notes(DIFFERENT, "protocols", f"c['protocols'] {name} port -> listen={kw['listen']!r} (gRPC: Gantry "
-                                  "workers connect, buildbot-worker cannot; --listen overrides it)")
+                                  f"workers connect, buildbot-worker cannot; --listen overrides it{beyond})")
     for other in sorted(set(value) - {name}):
         notes(IGNORED, "protocols", f"c['protocols'][{other!r}] is ignored: Gantry serves one worker protocol")
 
