@@ -145,7 +145,7 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
         else:
             notes(UNSUPPORTED, key, f"c[{key!r}]: Gantry knows no such configuration key")
     if "www" in kw:
-        kw["www"] = _www(kw["www"], notes, kw)
+        kw["www"] = _www(kw["www"], notes)
     if isinstance(kw.get("builders"), list | tuple):
         kw["builders"] = [_builder(b, notes) if isinstance(b, Mapping) else b for b in kw["builders"]]
     for key in ("workers", "builders", "schedulers", "notifiers", "change_source", "secretsProviders"):
@@ -156,6 +156,9 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
             kw[key] = [v for v in value if not isinstance(v, Unsupported)]
         elif isinstance(value, Unsupported):
             kw[key] = []
+    www = bmc.get("www")
+    if isinstance(www, Mapping) and ("auth" in www or "authz" in www):
+        _web_security(www, kw, notes)
     # Buildbot's build cancellers are services too; Gantry keeps them apart from the notifiers.
     services = kw.get("notifiers", [])
     if any(isinstance(s, list) for s in services):  # an OldBuildCanceller with several filters
@@ -182,6 +185,15 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     builder.defined_at = where
     notes.log.relocate(since, where)
     return builder
+
+
+def _web_security(www: Mapping[str, Any], kw: dict[str, Any], notes: _Notes) -> None:
+    """c['www']['auth'/'authz'] as the top-level auth/authz (scoped rules need the builders)."""
+    where = {k: (notes.file, notes.lines.get(k, 1)) for k in ("auth", "authz")}
+    names = [b.name for b in kw.get("builders", ()) if isinstance(getattr(b, "name", None), str)]
+    with recording(notes.log):
+        auth, authz = web_security(www.get("auth"), www.get("authz"), where, names)
+    kw.update({k: v for k, v in (("auth", auth), ("authz", authz)) if v is not None})
 
 
 def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
@@ -254,8 +266,8 @@ def _dialect_options(name: str, options: Any, notes: _Notes) -> Any:
     return kept
 
 
-def _www(www: Any, notes: _Notes, kw: dict[str, Any]) -> Any:
-    """Gantry's www; c['www']['auth'/'authz'] become the top-level auth/authz in `kw`."""
+def _www(www: Any, notes: _Notes) -> Any:
+    """Gantry's www (c['www']['auth'/'authz'] are for _web_security)."""
     if not isinstance(www, Mapping):
         return www  # checkconfig reports the shape
     out: dict[str, Any] = {}
@@ -265,7 +277,7 @@ def _www(www: Any, notes: _Notes, kw: dict[str, Any]) -> Any:
         elif key in WWW_IGNORED:
             notes(IGNORED, key, f"c['www'][{key!r}] is ignored: Gantry's web UI is built in")
         elif key in ("auth", "authz"):
-            pass  # below, together
+            pass  # _web_security, once the builders are known
         elif key in ("avatar_methods", "change_hook_auth"):
             notes(UNSUPPORTED, key, f"c['www'][{key!r}]: {WWW_AUTH[key]}")
         else:
@@ -280,11 +292,6 @@ def _www(www: Any, notes: _Notes, kw: dict[str, Any]) -> Any:
                 notes(UNSUPPORTED, name, f"c['www'] change hook dialect {name!r}: Gantry has "
                                          f"{', '.join(sorted(DIALECTS))} (or `gantry hook install`)")
         out["change_hook_dialects"] = kept
-    if ("auth" in www or "authz" in www) and "auth" not in kw and "authz" not in kw:
-        where = {k: (notes.file, notes.lines.get(k, 1)) for k in ("auth", "authz")}
-        with recording(notes.log):
-            auth, authz = web_security(www.get("auth"), www.get("authz"), where)
-        kw.update({k: v for k, v in (("auth", auth), ("authz", authz)) if v is not None})
     if "port" in out:
         notes(SAME, "www", "c['www'] port -> www port (--http overrides it)")
     return out

@@ -7,9 +7,10 @@ other (an authz without a login still needs Gantry's auth switched on to apply a
 The rule is: a mapped authz is never wider than Buildbot's. Buildbot walks ``allowRules`` in
 order; the first rule matching the request allows when a role of the user matches its role
 pattern, else denies when ``defaultDeny`` (the default), else goes on; no rule: allowed.
-Gantry denies unless some ``Allow`` allows, so a Buildbot rule becomes an Allow for the roles
-that reach it, and what Gantry cannot express (the builders a scoped rule does *not* name, owner
-roles, e-mail roles) is left out and reported: narrower, never wider.
+Gantry denies unless some ``Allow`` allows, so each request is walked as Buildbot would (for
+each configured builder where a rule names builders) and the roles it allows become Allows.
+What Gantry cannot express (owner roles, e-mail roles, role patterns over group roles) is left
+out and reported: narrower, never wider.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def written(kind: str) -> type:
     return type(kind, (), {"__new__": __new__, "__doc__": f"Buildbot's util.{kind} (docs/buildbot-migration.md)."})
 
 
-def web_security(auth: Any, authz: Any, lines: Mapping[str, tuple[str, int]]) -> tuple[Auth | None, Authz | None]:
+def web_security(
+    auth: Any, authz: Any, lines: Mapping[str, tuple[str, int]], builders: Sequence[str] = (),
+) -> tuple[Auth | None, Authz | None]:
     """Gantry's auth and authz for Buildbot's (either may be None: not configured); `lines`
-    gives where the 'auth' and 'authz' keys are set."""
+    gives where the 'auth' and 'authz' keys are set, `builders` the configured builder names."""
     gantry_auth = _auth(auth, lines["auth"]) if auth is not None else None
     if authz is None:
         if gantry_auth is None:
@@ -95,7 +98,7 @@ def web_security(auth: Any, authz: Any, lines: Mapping[str, tuple[str, int]]) ->
     if gantry_auth is None:
         # Without Gantry's auth the authz would not apply at all: switch on API tokens.
         gantry_auth = _tokens_only(lines["authz"])
-    return gantry_auth, _authz(authz)
+    return gantry_auth, _authz(authz, builders)
 
 
 def _tokens_only(where: tuple[str, int]) -> Auth:
@@ -196,24 +199,15 @@ class _Rule:
         self.roles = roles  # Gantry role names the pattern stands for
         self.at = w.defined_at
 
-    def overlaps(self, other: _Rule) -> bool:
-        """May a builder be named by both rules' builder patterns?"""
-        if self.builder is None or other.builder is None:
-            return True
-        literal = [p for p in (self.builder, other.builder) if not _is_pattern(p)]
-        if len(literal) == 2:
-            return bool(self.builder == other.builder)
-        if literal:
-            pattern = other.builder if literal[0] == self.builder else self.builder
-            return fnmatch.fnmatchcase(literal[0], pattern)
-        return True
-
 
 def _is_pattern(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def _authz(authz: Written) -> Authz:
+Grants = dict[tuple[tuple[str, ...] | None, str], list[str]]  # (builders or all, role) -> actions
+
+
+def _authz(authz: Written, builders: Sequence[str]) -> Authz:
     where = authz.defined_at
     if authz.kwargs.get("stringsMatcher") not in (None, "fnmatch"):
         note_at(UNSUPPORTED, "util.Authz(stringsMatcher=...): Gantry matches builder names with "
@@ -235,19 +229,19 @@ def _authz(authz: Written) -> Authz:
                                  "pattern (the rule allows nobody)", w.defined_at)
             rule.roles, rule.builder = [], "*"  # still denies first, on any builder
         rules.append(rule)
-    allows: dict[tuple[str | None, str], list[str]] = {}  # (builder pattern, role) -> actions
+        note_at(SAME, f"util.{rule.kind}(role={rule.pattern!r}) -> Allow(...)", rule.at)
+    grants: Grants = {}
     for action in a.ALL:
-        _grant(action, [r for r in rules if action in MATCHED[r.kind]], allows, where)
-    anonymous_read = not any(r.deny for r in rules if a.READ in MATCHED[r.kind])
-    for r in rules:
-        note_at(SAME, f"util.{r.kind}(role={r.pattern!r}) -> Allow(...)", r.at)
-    by_grant: dict[tuple[str | None, tuple[str, ...]], list[str]] = {}
-    for (builder, role), acts in allows.items():
-        by_grant.setdefault((builder, tuple(acts)), []).append(role)
-    out = [_allow(list(acts), roles, builder, where) for (builder, acts), roles in by_grant.items()]
-    note_at(DIFFERENT, "util.Authz -> Authz: deny unless a rule allows; a rule's roles are allowed "
-                       "what it matches unless an earlier rule denied first (Buildbot's order); "
-                       "anonymous visitors " + ("may read" if anonymous_read else "see nothing"), where)
+        _grant(action, [r for r in rules if action in MATCHED[r.kind]], list(builders), grants)
+    anonymous_read = _walk([r for r in rules if a.READ in MATCHED[r.kind]], None)[1]
+    by_grant: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[str]] = {}
+    for (names, role), acts in grants.items():
+        by_grant.setdefault((names, tuple(acts)), []).append(role)
+    out = [_allow(list(acts), roles, names, where) for (names, acts), roles in by_grant.items()]
+    note_at(DIFFERENT, "util.Authz -> Authz: each role is allowed what Buildbot's rules, walked in "
+                       "order, allow it (scoped rules: on the configured builders, by name); what "
+                       "no rule decides goes to every signed-in user; anonymous visitors "
+                       + ("may read" if anonymous_read else "see nothing"), where)
     return _make_authz(out, matchers, anonymous_read)
 
 
@@ -273,47 +267,58 @@ def _roles(w: Written, known: set[str], open_ended: bool) -> list[str]:
     return roles
 
 
-def _grant(action: str, rules: list[_Rule], allows: dict[tuple[str | None, str], list[str]],
-           where: tuple[str, int]) -> None:
-    """The (builder pattern, role) pairs Buildbot's ordered `rules` (those matching `action`)
-    let do `action`, added to `allows`; what cannot be said without widening is reported."""
-    for i, rule in enumerate(rules):
-        for role in rule.roles:
-            blocker = next((d for d in rules[:i] if d.deny and d.overlaps(rule) and not _reached(role, d, rules)), None)
-            if blocker is None:
-                acts = allows.setdefault((rule.builder, role), [])
-                if action not in acts:
-                    acts.append(action)
-            else:
-                note_at(UNSUPPORTED, f"util.{rule.kind}(role={rule.pattern!r}): {role!r} may not "
-                                     f"{action}: util.{blocker.kind} at line {blocker.at[1]} denies first on "
-                                     "some builders and Gantry cannot name the others; list them in "
-                                     "builder= rules", rule.at)
-        if rule.deny and rule.builder is None:
-            return  # nobody gets past an unscoped denying rule
-    if action not in REST:
+def _walk(rules: list[_Rule], builder: str | None) -> tuple[set[str], bool]:
+    """Buildbot's Authz.assertUserAllowed for one request: the roles the rules that match it
+    allow, in order until one denies; and whether no rule denied (then everyone is allowed)."""
+    roles: set[str] = set()
+    for r in rules:
+        if r.builder is not None and (builder is None or not fnmatch.fnmatchcase(builder, r.builder)):
+            continue
+        roles |= set(r.roles)
+        if r.deny:
+            return roles, False
+    return roles, True
+
+
+def _grant(action: str, rules: list[_Rule], builders: list[str], grants: Grants) -> None:
+    """Who may do `action`, as Buildbot's `rules` (those matching it, in order) decide, into
+    `grants`. Rules naming builders are walked for each configured builder, so Gantry's Allow
+    lists them by name: Buildbot's "every builder but these" needs no negation."""
+
+    def add(names: tuple[str, ...] | None, role: str) -> None:
+        acts = grants.setdefault((names, role), [])
+        if action not in acts:
+            acts.append(action)
+
+    # Buildbot's web authz never sees the others (changes, try jobs, reconfig, tokens, audit):
+    # only the roles an "any endpoint" rule names get them.
+    everyone_if_undecided = action in REST
+    if not any(r.builder is not None for r in rules):
+        roles, undecided = _walk(rules, None)
+        for role in [ANY_ROLE] if undecided and everyone_if_undecided else sorted(roles):
+            add(None, role)
         return
-    if not any(r.deny for r in rules):
-        acts = allows.setdefault((None, ANY_ROLE), [])
-        acts.append(action)
-    else:
-        note_at(DIFFERENT, f"util.Authz: on builders no rule names, Buildbot lets everyone {action}; "
-                           "Gantry only the roles its rules name", where)
+    walks = {b: _walk(rules, b) for b in builders}
+    everyone = [b for b, (_, undecided) in walks.items() if undecided and everyone_if_undecided]
+    by_role: dict[str, list[str]] = {ANY_ROLE: everyone} if everyone else {}
+    for b, (roles, _) in walks.items():
+        for role in sorted(roles):
+            if b not in everyone:
+                by_role.setdefault(role, []).append(b)
+    for role, names in by_role.items():
+        add(None if len(names) == len(builders) else tuple(_literal(n) for n in names), role)
 
 
-def _reached(role: str, denier: _Rule, rules: list[_Rule]) -> bool:
-    """Is `role` allowed by `denier` itself or by a rule before it that covers the same builders?"""
-    if role in denier.roles:
-        return True
-    before = rules[: rules.index(denier)]
-    return any(role in r.roles and (r.builder is None or r.builder == denier.builder) for r in before)
+def _literal(name: str) -> str:
+    """A builder name as a pattern matching only itself."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
 
 
-def _allow(acts: Sequence[str], roles: Sequence[str], builder: str | None, where: tuple[str, int]) -> Allow:
+def _allow(acts: Sequence[str], roles: Sequence[str], names: Sequence[str] | None, where: tuple[str, int]) -> Allow:
     acts = a.ALL if set(acts) == set(a.ALL) else list(acts)  # written as actions.ALL
     kw: dict[str, Any] = {"roles": list(roles)}
-    if builder is not None:
-        kw["builders"] = [builder]
+    if names is not None:
+        kw["builders"] = list(names)
     rule = Allow(acts, **kw)
     rule.defined_at = where
     return native(rule, Call("Allow", (acts,), kw))
