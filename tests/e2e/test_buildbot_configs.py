@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any, cast
 
+import aiohttp
+import grpc
 import pytest
 
 from protos.gantry.v1 import control_pb2
@@ -19,6 +22,8 @@ from tests.coordinator.vcs_repos import SvnRepo
 from tests.e2e.harness import SUCCESS, Cluster, Coordinator, describe_events, run_cli
 from tests.net import port_of, reserve_port, reserved_port
 from tests.notifiers.conftest import SmtpServer, authenticator, eventually, start_smtp
+
+HTTP_LINE = r"Gantry coordinator HTTP on http://127\.0\.0\.1:(\d+)/"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -185,12 +190,49 @@ async def test_the_sample_with_the_manuals_mail_notifier_mails_the_build(cluster
     assert f"http://localhost:8010/builders/runtests/builds/{number}" in body.get_content()
 
 
-# The tour's web users: c['www']['auth'/'authz'] are still "not supported" (checked in
-# tests/coordinator/test_buildbot_compat.py), so the e2e run leaves that part out.
-TOUR_WEB_AUTH = (
-    "c['www']['authz'] = util.Authz(",
-    "c['www']['auth'] = util.UserPasswordAuth([('Alice','Password1')])\n",
-)
+async def sign_in_as_alice(coord: Coordinator, master: Path) -> None:
+    """The tour's web login (Alice, Password1) works on the login form, anonymous calls are
+    refused, and the harness then speaks gRPC as Alice with a token made on the host."""
+    assert coord.process is not None
+    m = await coord.process.wait_line(HTTP_LINE)
+    async with aiohttp.ClientSession() as http:
+        for password, status in (("password1", 401), ("Password1", 200)):
+            async with http.post(f"http://127.0.0.1:{m.group(1)}/auth/login",
+                                 json={"user": "Alice", "password": password}) as r:
+                assert r.status == status, await r.text()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await coord.control.ListBuilders(control_pb2.ListBuildersRequest())
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    code, out, err = await run_cli("coordinator", "token", "create", "Alice", "--data-dir", str(coord.data_dir),
+                                   "--db", f"sqlite:///{master.parent / 'state.sqlite'}")
+    assert code == 0, err.decode()
+    assert coord.channel is not None
+    coord.channel = cast(grpc.aio.Channel, AsUser(coord.channel, out.decode().strip()))
+
+
+class AsUser:
+    """A channel whose calls (the status stream too) carry `authorization: Bearer TOKEN`."""
+
+    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+        self._channel = channel
+        self._pair = ("authorization", f"Bearer {token}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    def _signed(self, kind: str, *args: Any, **kwargs: Any) -> Any:
+        call = getattr(self._channel, kind)(*args, **kwargs)
+
+        def with_token(request: Any, *, metadata: Any = None, **kw: Any) -> Any:
+            return call(request, metadata=(*(metadata or ()), self._pair), **kw)
+
+        return with_token
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self._signed("unary_unary", *args, **kwargs)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._signed("unary_stream", *args, **kwargs)
 
 
 async def test_the_tutorial_tours_irc_bot_never_holds_a_build_back(cluster: Cluster, tmp_path: Path) -> None:
@@ -204,10 +246,8 @@ async def test_the_tutorial_tours_irc_bot_never_holds_a_build_back(cluster: Clus
             'channels=["#buildbot-test"]': 'channels=["#buildbot-test"], '
                                            'notify_events=["started", "finished", "failure"]',
         })
-        text = path.read_text()
-        start_at, end = text.index(TOUR_WEB_AUTH[0]), text.index(TOUR_WEB_AUTH[1]) + len(TOUR_WEB_AUTH[1])
-        path.write_text(text[:start_at] + text[end:])
         coord = await start(cluster, path)
+        await sign_in_as_alice(coord, path)
         await cluster.start_worker(coord, "example-worker", "pass")
 
         steps, number = await force(coord, "runtests")

@@ -20,8 +20,10 @@ from coordinator.config.buildbot.log import (
     recording,
 )
 from coordinator.config.buildbot.util import BuilderConfig
+from coordinator.config.buildbot.webauth import web_security
 from coordinator.config.objects import MasterConfig
 from coordinator.domain.scheduling.cancellers import CancellerRule
+from coordinator.exposure import is_loopback
 from coordinator.web.hooks import DIALECTS
 
 # Gantry's own names, accepted as keys too (a dict written for Gantry before this layer).
@@ -61,7 +63,10 @@ WWW_IGNORED = (
     "json_cache_seconds", "rest_minimum_version", "logfileName", "logRotateLength",
     "maxRotatedFiles", "cookie_expiration_time", "graphql", "default_page",
 )
-WWW_AUTH = "put the web UI behind a reverse proxy that authenticates"
+WWW_AUTH = {
+    "avatar_methods": "drop it (Gantry's web UI shows no avatars)",
+    "change_hook_auth": "protect the hooks with a change token (--change-token-file, docs/security.md)",
+}
 HOOK_IGNORED = {
     "debug": "Gantry logs what each delivery did",
     "verify": "Gantry makes no requests to the service",
@@ -151,8 +156,13 @@ def from_buildmaster(bmc: Mapping[str, Any], path: Path, log: MigrationLog) -> t
             kw[key] = [v for v in value if not isinstance(v, Unsupported)]
         elif isinstance(value, Unsupported):
             kw[key] = []
+    www = bmc.get("www")
+    if isinstance(www, Mapping) and ("auth" in www or "authz" in www):
+        _web_security(www, kw, notes)
     # Buildbot's build cancellers are services too; Gantry keeps them apart from the notifiers.
     services = kw.get("notifiers", [])
+    if any(isinstance(s, list) for s in services):  # an OldBuildCanceller with several filters
+        services = kw["notifiers"] = [x for s in services for x in (s if isinstance(s, list) else [s])]
     if any(isinstance(s, CancellerRule) for s in services):
         kw["notifiers"] = [s for s in services if not isinstance(s, CancellerRule)]
         kw["cancellers"] = [*kw.get("cancellers", ()), *(s for s in services if isinstance(s, CancellerRule))]
@@ -177,6 +187,15 @@ def _builder(spec: Mapping[str, Any], notes: _Notes) -> Any:
     return builder
 
 
+def _web_security(www: Mapping[str, Any], kw: dict[str, Any], notes: _Notes) -> None:
+    """c['www']['auth'/'authz'] as the top-level auth/authz (scoped rules need the builders)."""
+    where = {k: (notes.file, notes.lines.get(k, 1)) for k in ("auth", "authz")}
+    names = [b.name for b in kw.get("builders", ()) if isinstance(getattr(b, "name", None), str)]
+    with recording(notes.log):
+        auth, authz = web_security(www.get("auth"), www.get("authz"), where, names)
+    kw.update({k: v for k, v in (("auth", auth), ("authz", authz)) if v is not None})
+
+
 def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
     if not isinstance(value, Mapping) or not value:
         notes(UNSUPPORTED, "protocols",
@@ -196,8 +215,9 @@ def _protocols(value: Any, kw: dict[str, Any], notes: _Notes) -> None:
                                         f"'tcp:PORT[:interface=HOST]', not {port!r}")
         return
     kw["listen"] = f"{host}:{port}"
+    beyond = "" if is_loopback(host) else "; beyond loopback only with TLS and auth, or --insecure"
     notes(DIFFERENT, "protocols", f"c['protocols'] {name} port -> listen={kw['listen']!r} (gRPC: Gantry "
-                                  "workers connect, buildbot-worker cannot; --listen overrides it)")
+                                  f"workers connect, buildbot-worker cannot; --listen overrides it{beyond})")
     for other in sorted(set(value) - {name}):
         notes(IGNORED, "protocols", f"c['protocols'][{other!r}] is ignored: Gantry serves one worker protocol")
 
@@ -247,6 +267,7 @@ def _dialect_options(name: str, options: Any, notes: _Notes) -> Any:
 
 
 def _www(www: Any, notes: _Notes) -> Any:
+    """Gantry's www (c['www']['auth'/'authz'] are for _web_security)."""
     if not isinstance(www, Mapping):
         return www  # checkconfig reports the shape
     out: dict[str, Any] = {}
@@ -255,8 +276,10 @@ def _www(www: Any, notes: _Notes) -> Any:
             out[key] = value
         elif key in WWW_IGNORED:
             notes(IGNORED, key, f"c['www'][{key!r}] is ignored: Gantry's web UI is built in")
-        elif key in ("auth", "authz", "avatar_methods", "change_hook_auth"):
-            notes(UNSUPPORTED, key, f"c['www'][{key!r}]: {WWW_AUTH}")
+        elif key in ("auth", "authz"):
+            pass  # _web_security, once the builders are known
+        elif key in ("avatar_methods", "change_hook_auth"):
+            notes(UNSUPPORTED, key, f"c['www'][{key!r}]: {WWW_AUTH[key]}")
         else:
             notes(UNSUPPORTED, key, f"c['www'][{key!r}]: Gantry's www takes only port and change_hook_dialects")
     hooks = out.get("change_hook_dialects")

@@ -12,12 +12,16 @@ import enum
 from typing import Any
 
 from coordinator.config.buildbot.log import Call, native_call
+from coordinator.domain.auth import actions
 from coordinator.domain.builds.locks import LockAccess
 from coordinator.domain.changes.svnpoller import split_file_alwaystrunk, split_file_branches
 
 INDENT = "    "
 # Functions `from coordinator.config import *` names: written by their name.
-NAMED = {split_file_alwaystrunk: "split_file_alwaystrunk", split_file_branches: "split_file_branches"}
+NAMED: dict[Any, str] = {
+    split_file_alwaystrunk: "split_file_alwaystrunk", split_file_branches: "split_file_branches",
+    actions.ALL: "actions.ALL",
+}
 WIDTH = 79  # calls longer than this are split one argument a line (read at 80 columns)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from coordinator.config.buildbot.adapt import Spec, adapter, build, different, ignored, missing
 from coordinator.config.buildbot.log import UNSUPPORTED, Call, Unsupported, native, native_call, note
+from coordinator.config.buildbot.webauth import written
 from coordinator.config.secrets import SecretInAFile as _SecretInAFile
 from coordinator.domain.builds import locks as _locks
 from coordinator.domain.builds.builders import Builder as _Builder
@@ -153,12 +154,17 @@ BooleanParameter = adapter("util.BooleanParameter", _force.BooleanParameter)
 ChoiceStringParameter = adapter("util.ChoiceStringParameter", _force.ChoiceStringParameter)
 FixedParameter = adapter("util.FixedParameter", _force.FixedParameter)
 
+# After default_branch, which they use.
+from coordinator.config.buildbot.cancellers import FailingBuildsetCanceller as FailingBuildsetCanceller  # noqa: E402
+from coordinator.config.buildbot.cancellers import OldBuildCanceller as OldBuildCanceller  # noqa: E402
+from coordinator.config.buildbot.cancellers import SourceStampFilter as SourceStampFilter  # noqa: E402
+
 _INSTEAD = "Gantry has no counterpart; see docs/buildbot-migration.md"
-# Only meaningful as c['www']['auth'] / ['authz'] values, which are reported: no second message.
+# c['www']['auth'] / ['authz'] values: recorded, translated (or reported) by the master.
 _WEB_AUTH = re.compile(r"^(Authz|\w*Auth|\w*EndpointMatcher|RolesFrom\w+)$")
 
 
 def __getattr__(name: str) -> Any:  # Authz, UserPasswordAuth, BuildStatusGenerator, ...
     if _WEB_AUTH.match(name):
-        return Unsupported(f"util.{name}")
+        return written(name)
     return missing("util", name, _INSTEAD)
