@@ -107,6 +107,7 @@ async def home(api: Backend, flt: Filters) -> Doc:
         "queue": sum(int(b["pending_requests"]) for b in builders),
         "workers": workers,
         "workers_online": sum(1 for w in workers if w["connected"]),
+        "workers_held": sum(1 for w in workers if w["connected"] and w.get("state", "active") != "active"),
     }
 
 
