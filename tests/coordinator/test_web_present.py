@@ -84,3 +84,70 @@ async def test_a_held_worker_shows_its_hold_and_reason_and_the_capacity_and_why(
     assert doc["workers_held"] == 2
     page = render("home.html", doc)
     assert "(2 paused or draining)" in page and "paused: kernel upgrade" in page
+
+
+def builder(name: str) -> dict[str, Any]:
+    return {"name": name, "tags": [], "workers": ["w1"], "pending_requests": 0}
+
+
+def a_build(builder: str, number: int, build_id: int, result: str = "SUCCESS", buildset: int = 7,
+            request: int = 0) -> dict[str, Any]:
+    return {"id": build_id, "builder": builder, "number": number, "buildset_id": buildset,
+            "build_request_id": request or build_id, "complete": True, "result": result,
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:00Z",
+            "sourcestamps": [], "steps": [], "state_string": "", "worker": "w1", "reason": "", "properties": []}
+
+
+MATRIX = [builder("lint"), builder("test@3.11,linux"), builder("docs"), builder("test@3.12,linux")]
+
+
+async def test_a_matrix_builders_combinations_are_grouped_under_its_name() -> None:
+    assert views.matrix_of("test@3.12,linux") == ("test", "3.12,linux") and views.matrix_of("lint") == ("lint", "")
+    builds = [a_build("test@3.12,linux", 1, 3, "FAILURE"), a_build("test@3.11,linux", 1, 2), a_build("lint", 1, 1)]
+    replies = {"ListBuilders": {"builders": MATRIX}, "ListBuilds": {"builds": builds},
+               "ListWorkers": {"workers": []}, "ListPendingRequests": {"requests": []}}
+
+    home = await views.home(cast(Backend, FakeApi(**replies)), Filters())
+    assert [(g["name"], [c["name"] for c in g["items"]]) for g in home["groups"]] == [
+        ("lint", ["lint"]), ("test", ["test@3.11,linux", "test@3.12,linux"]), ("docs", ["docs"])]
+    assert home["groups"][1]["status"] == "FAILURE"  # the worst of its combinations
+    page = render("home.html", home)
+    assert page.count('data-matrix="test"') == 1 and ">3.12,linux<" in page
+
+    fall = await views.waterfall(cast(Backend, FakeApi(**replies)), Filters(), 100)
+    assert [b["name"] for b in fall["builders"]] == ["lint", "test@3.11,linux", "test@3.12,linux", "docs"]
+    assert fall["matrices"] == [{"name": "test", "col": 3, "span": 2}] and fall["head_row"] == 2
+    assert {b["builder"]: b["col"] for b in fall["builds"]} == {"lint": 2, "test@3.11,linux": 3, "test@3.12,linux": 4}
+    assert min(r["row"] for r in fall["rows"]) == 3  # below the matrix band and the heads
+    page = render("waterfall.html", fall)
+    assert "grid-column:3 / span 2" in page and ">3.11,linux</a>" in page
+
+    grid = await views.grid(cast(Backend, FakeApi(**replies)), Filters())
+    assert [(b["name"], b["matrix"]) for b in grid["builders"]] == [
+        ("lint", ""), ("test@3.11,linux", "test"), ("test@3.12,linux", "test"), ("docs", "")]
+    assert render("grid.html", grid).count('class="matrix-row"') == 1
+
+
+async def test_the_build_page_of_a_combination_links_its_siblings_of_the_same_buildset() -> None:
+    this = a_build("test@3.11,linux", 4, 20, "FAILURE", request=5)
+    near = [a_build("test@3.12,linux", 9, 21, "SUCCESS", request=6), this,
+            a_build("test@3.12,linux", 8, 19, "SUCCESS", buildset=6, request=3)]  # an older buildset's
+    requests = [{"id": r, "builder": b, "complete": False, "result": "SUCCESS", "buildset_id": 7}
+                for r, b in ((5, "test@3.11,linux"), (6, "test@3.12,linux"), (7, "test@3.13,linux"), (8, "lint"))]
+    api = FakeApi(GetBuild={**this, "steps": []}, ListBuildRequests={"requests": requests},
+                  ListBuilds={"builds": near})
+    doc = await views.build(cast(Backend, api), "test@3.11,linux", 4)
+    assert doc["siblings"] == [
+        {"builder": "test@3.11,linux", "combination": "3.11,linux", "number": 4, "status": "FAILURE", "current": True},
+        {"builder": "test@3.12,linux", "combination": "3.12,linux", "number": 9, "status": "SUCCESS",
+         "current": False},
+        {"builder": "test@3.13,linux", "combination": "3.13,linux", "number": None, "status": "PENDING",
+         "current": False},
+    ]
+    assert ("ListBuildRequests", {"buildset_id": 7, "limit": 1000}) in api.calls
+    page = render("build.html", doc)
+    assert 'href="/builders/test%403.12%2Clinux/builds/9"' in page and "3.13,linux (pending)" in page
+
+    plain = FakeApi(GetBuild={**a_build("lint", 1, 1), "steps": []})
+    assert (await views.build(cast(Backend, plain), "lint", 1))["siblings"] == []
+    assert [c[0] for c in plain.calls] == ["GetBuild"]  # no extra read for a plain builder

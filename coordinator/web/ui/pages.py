@@ -102,7 +102,7 @@ class Pages:
 
     async def log(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         m = request.match_info
-        data = await views.build(self.api, m["builder"], parse_int(m["number"], "number"))
+        data = await views.build(self.api, m["builder"], parse_int(m["number"], "number"), siblings=False)
         step = next((s for s in data["build"]["steps"] if m["step"] in (s["name"], str(s["number"]))), None)
         log = None if step is None else next((lg for lg in step["logs"] if lg["name"] == m["log"]), None)
         if step is None or log is None:
