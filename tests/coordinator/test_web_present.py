@@ -151,3 +151,21 @@ async def test_the_build_page_of_a_combination_links_its_siblings_of_the_same_bu
     plain = FakeApi(GetBuild={**a_build("lint", 1, 1), "steps": []})
     assert (await views.build(cast(Backend, plain), "lint", 1))["siblings"] == []
     assert [c[0] for c in plain.calls] == ["GetBuild"]  # no extra read for a plain builder
+
+
+async def test_the_builder_history_filters_by_branch_and_its_links_keep_the_filter() -> None:
+    builds = [a_build("lint", n, n) for n in range(25, 0, -1)]
+    for b in builds:
+        b["sourcestamps"] = [{"codebase": "", "repository": "r", "branch": "release/1.x", "revision": "abc"}]
+    api = FakeApi(GetBuilder={"name": "lint", "tags": [], "workers": [], "steps": [], "force_scheduler": ""},
+                  ListBuilds={"builds": builds}, ListPendingRequests={"requests": []})
+    doc = await views.builder(cast(Backend, api), "lint", 0, [2], "release/1.x")
+    assert ("ListBuilds", {"builder": "lint", "limit": views.PAGE, "before_id": 0, "results": [2],
+                           "branch": "release/1.x"}) in api.calls
+    assert doc["branch"] == "release/1.x" and doc["branches"] == ["release/1.x"]
+    assert doc["status"] == "NONE"  # a filtered page does not speak for the builder
+    doc["results"] = ["FAILURE"]
+    page = render("builder.html", doc)
+    assert 'name="branch" value="release/1.x"' in page and '<input type="hidden" name="result" value="FAILURE">' in page
+    assert "?branch=release/1.x&amp;result=SUCCESS" in page  # a result link keeps the branch
+    assert "before=1&amp;result=FAILURE&amp;branch=release/1.x" in page  # and so does the next page

@@ -41,7 +41,8 @@ async def test_force_read_and_stream_a_build_over_http(cluster: Cluster) -> None
         assert params["clean"]["required"] is False  # defaults are present
 
         status, forced = await call(s, web, "POST", "/api/v1/builders/ok/force", {
-            "reason": "from curl", "properties": [{"name": "ticket", "value": "GAN-11"}, {"name": "jobs", "value": 3}],
+            "reason": "from curl", "branch": "gan-11",
+            "properties": [{"name": "ticket", "value": "GAN-11"}, {"name": "jobs", "value": 3}],
         })
         assert status == 200, forced
         assert isinstance(forced["build_request_id"], int)  # int64 as a number
@@ -60,6 +61,10 @@ async def test_force_read_and_stream_a_build_over_http(cluster: Cluster) -> None
         status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?limit=5&with_steps=true")
         assert status == 200 and [st["name"] for st in page["builds"][0]["steps"]] == ["compile", "test"]
         status, page = await call(s, web, "GET", "/api/v1/builds?results=FAILURE")
+        assert status == 200 and page["builds"] == []
+        status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?branch=gan-11")
+        assert status == 200 and [b["number"] for b in page["builds"]] == [build["number"]]
+        status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?branch=gan-1")
         assert status == 200 and page["builds"] == []
 
         # The log, whole and by byte range.

@@ -92,7 +92,8 @@ class Pages:
                 raise invalid(f"unknown result {name!r}; known: {', '.join(common_pb2.Result.keys())}")
             results.append(common_pb2.Result.Value(name.upper()))
         before = parse_int(request.query.get("before", "0"), "before")
-        data = await views.builder(self.api, request.match_info["builder"], before, results)
+        branch = request.query.get("branch", "")
+        data = await views.builder(self.api, request.match_info["builder"], before, results, branch)
         data["results"] = [common_pb2.Result.Name(r) for r in results]
         return "builder.html", data
 

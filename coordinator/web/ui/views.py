@@ -228,16 +228,18 @@ async def grid(api: Backend, flt: Filters) -> Doc:
             "status": worst(status_of(next(iter(c.values()), None)) for c in cells.values())}
 
 
-async def builder(api: Backend, name: str, before_id: int, results: list[str]) -> Doc:
+async def builder(api: Backend, name: str, before_id: int, results: list[str], branch: str = "") -> Doc:
     info = await api.get("GetBuilder", name=name)
-    builds = (await api.get("ListBuilds", builder=name, limit=PAGE, before_id=before_id, results=results))["builds"]
+    builds = (await api.get("ListBuilds", builder=name, limit=PAGE, before_id=before_id, results=results,
+                            branch=branch))["builds"]
     pending = (await api.get("ListPendingRequests", builder=name))["requests"]
     for b in builds:
         b["status"] = status_of(b)
     return {
-        "builder": info, "builds": builds, "pending": pending, "results": results,
+        "builder": info, "builds": builds, "pending": pending, "results": results, "branch": branch,
+        "branches": sorted({ss["branch"] for b in builds for ss in b["sourcestamps"] if ss["branch"]}),
         "next_before_id": int(builds[-1]["id"]) if len(builds) == PAGE else 0,
-        "status": status_of(builds[0]) if builds and not before_id and not results else "NONE",
+        "status": status_of(builds[0]) if builds and not before_id and not results and not branch else "NONE",
     }
 
 
