@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, cast
 
 from coordinator.web.api.backend import Backend
 from coordinator.web.ui import views
 from coordinator.web.ui.pages import Pages
-from coordinator.web.ui.present import capacity, duration, favicon, hold, icon, label, link, parent
+from coordinator.web.ui.present import capacity, duration, favicon, hold, icon, label, link, parent, span
 from coordinator.web.ui.views import Filters, status_of, worst
 
 
@@ -45,13 +46,14 @@ def test_statuses_and_filters() -> None:
 class FakeApi:
     """Canned ControlService replies in the API's JSON shape: what the views read."""
 
-    def __init__(self, **replies: dict[str, Any]) -> None:
+    def __init__(self, **replies: dict[str, Any] | Callable[..., dict[str, Any]]) -> None:
         self.replies = replies
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     async def get(self, rpc: str, **fields: Any) -> dict[str, Any]:
         self.calls.append((rpc, fields))
-        return copy.deepcopy(self.replies[rpc])
+        reply = self.replies[rpc]
+        return copy.deepcopy(reply(**fields) if callable(reply) else reply)
 
 
 def render(template: str, data: dict[str, Any]) -> str:
@@ -104,7 +106,7 @@ MATRIX = [builder("lint"), builder("test@3.11,linux"), builder("docs"), builder(
 async def test_a_matrix_builders_combinations_are_grouped_under_its_name() -> None:
     assert views.matrix_of("test@3.12,linux") == ("test", "3.12,linux") and views.matrix_of("lint") == ("lint", "")
     builds = [a_build("test@3.12,linux", 1, 3, "FAILURE"), a_build("test@3.11,linux", 1, 2), a_build("lint", 1, 1)]
-    replies = {"ListBuilders": {"builders": MATRIX}, "ListBuilds": {"builds": builds},
+    replies: dict[str, Any] = {"ListBuilders": {"builders": MATRIX}, "ListBuilds": {"builds": builds},
                "ListWorkers": {"workers": []}, "ListPendingRequests": {"requests": []}}
 
     home = await views.home(cast(Backend, FakeApi(**replies)), Filters())
@@ -158,7 +160,8 @@ async def test_the_builder_history_filters_by_branch_and_its_links_keep_the_filt
     for b in builds:
         b["sourcestamps"] = [{"codebase": "", "repository": "r", "branch": "release/1.x", "revision": "abc"}]
     api = FakeApi(GetBuilder={"name": "lint", "tags": [], "workers": [], "steps": [], "force_scheduler": ""},
-                  ListBuilds={"builds": builds}, ListPendingRequests={"requests": []})
+                  ListBuilds={"builds": builds}, ListPendingRequests={"requests": []},
+                  ListTests={"builds": 0, "tests": [], "runs": []})
     doc = await views.builder(cast(Backend, api), "lint", 0, [2], "release/1.x")
     assert ("ListBuilds", {"builder": "lint", "limit": views.PAGE, "before_id": 0, "results": [2],
                            "branch": "release/1.x"}) in api.calls
@@ -169,3 +172,43 @@ async def test_the_builder_history_filters_by_branch_and_its_links_keep_the_filt
     assert 'name="branch" value="release/1.x"' in page and '<input type="hidden" name="result" value="FAILURE">' in page
     assert "?branch=release/1.x&amp;result=SUCCESS" in page  # a result link keeps the branch
     assert "before=1&amp;result=FAILURE&amp;branch=release/1.x" in page  # and so does the next page
+
+
+def a_test(name: str, outcome: str = "failed", **summary: Any) -> dict[str, Any]:
+    latest = {"name": name, "outcome": outcome, "duration": "2.500s", "message": "assert 1 == 2\nmore",
+              "build_number": 12, "revision": "abcdef1234567890"}
+    return {"latest": latest, "runs": 5, "failures": 2, "flips": 0, "failing_since": 11, "newly_failing": False,
+            "mean_duration": None, **summary}
+
+
+async def test_the_builder_page_shows_failing_flaky_and_slowest_tests_and_one_tests_runs() -> None:
+    assert span("2.500s") == "2.5 s" and span(None) == "" and span("soon") == ""
+    by_view = {
+        "TEST_VIEW_FAILING": {"builds": 20, "tests": [a_test("t.Api.test_new", newly_failing=True)], "runs": []},
+        "TEST_VIEW_FLAKY": {"builds": 20, "tests": [a_test("t.Db.test_race", "passed", flips=3)], "runs": []},
+        "TEST_VIEW_SLOWEST": {"builds": 20, "tests": [a_test("t.Big.test_all", "passed", mean_duration="1s")],
+                              "runs": []},
+        "TEST_VIEW_HISTORY": {"builds": 20, "tests": [], "runs": [a_test("t.Db.test_race")["latest"]]},
+    }
+    api = FakeApi(GetBuilder={"name": "lint", "tags": [], "workers": [], "steps": [], "force_scheduler": ""},
+                  ListBuilds={"builds": []}, ListPendingRequests={"requests": []},
+                  ListTests=lambda **f: by_view[f["view"]])
+    doc = await views.builder(cast(Backend, api), "lint", 0, [], "", "t.Db.test_race")
+    tests = doc["tests"]
+    assert [t["latest"]["name"] for t in tests["failing"] + tests["flaky"] + tests["slowest"]] == [
+        "t.Api.test_new", "t.Db.test_race", "t.Big.test_all"]
+    assert tests["history"][0]["build_number"] == 12
+    assert ("ListTests", {"builder": "lint", "view": "TEST_VIEW_HISTORY", "name": "t.Db.test_race",
+                          "limit": views.PAGE}) in api.calls
+    page = render("builder.html", doc)
+    assert "t.Api.test_new" in page and ">new</span>" in page and "assert 1 == 2" in page and "more" not in page
+    assert "<td>3</td>" in page  # the flaky test's flips
+    assert "<td>2.5 s</td><td>1.0 s</td>" in page  # the slowest test's time and its mean before
+    assert 'href="/x?test=t.Db.test_race#tests"' in page and "Runs of t.Db.test_race" in page
+
+    quiet = FakeApi(GetBuilder={"name": "lint", "tags": [], "workers": [], "steps": [], "force_scheduler": ""},
+                    ListBuilds={"builds": []}, ListPendingRequests={"requests": []},
+                    ListTests={"builds": 0, "tests": [], "runs": []})
+    doc = await views.builder(cast(Backend, quiet), "lint", 0, [], "", "")
+    assert [c[0] for c in quiet.calls].count("ListTests") == 1  # no tests recorded: one read
+    assert "No test results recorded" in render("builder.html", doc)

@@ -93,7 +93,8 @@ class Pages:
             results.append(common_pb2.Result.Value(name.upper()))
         before = parse_int(request.query.get("before", "0"), "before")
         branch = request.query.get("branch", "")
-        data = await views.builder(self.api, request.match_info["builder"], before, results, branch)
+        test = request.query.get("test", "")
+        data = await views.builder(self.api, request.match_info["builder"], before, results, branch, test)
         data["results"] = [common_pb2.Result.Name(r) for r in results]
         return "builder.html", data
 

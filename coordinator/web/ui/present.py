@@ -45,6 +45,16 @@ def duration(value: float | None) -> str:
     return f"{h} h {m:02d} min"
 
 
+def span(value: str | None) -> str:
+    """A protobuf Duration as the API's JSON writes it ("1.500s") as a page shows it ("1.5 s")."""
+    if not value or not value.endswith("s"):
+        return ""
+    try:
+        return duration(float(value[:-1]))
+    except ValueError:
+        return ""
+
+
 def took(item: dict[str, Any]) -> str:
     """How long a build or step ran (so far, while it runs)."""
     start = seconds(item.get("started_at"))
@@ -111,5 +121,5 @@ def capacity(worker: dict[str, Any]) -> str:
 
 FILTERS = {"link": link, "hold": hold, "capacity": capacity,
            "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration,
-           "took": took, "when": when, "unix": unix}
+           "took": took, "span": span, "when": when, "unix": unix}
 GLOBALS = {"favicon": favicon, "RESULTS": list(ICONS)[:6]}

@@ -228,7 +228,9 @@ async def grid(api: Backend, flt: Filters) -> Doc:
             "status": worst(status_of(next(iter(c.values()), None)) for c in cells.values())}
 
 
-async def builder(api: Backend, name: str, before_id: int, results: list[str], branch: str = "") -> Doc:
+async def builder(
+    api: Backend, name: str, before_id: int, results: list[int], branch: str = "", test: str = ""
+) -> Doc:
     info = await api.get("GetBuilder", name=name)
     builds = (await api.get("ListBuilds", builder=name, limit=PAGE, before_id=before_id, results=results,
                             branch=branch))["builds"]
@@ -237,10 +239,32 @@ async def builder(api: Backend, name: str, before_id: int, results: list[str], b
         b["status"] = status_of(b)
     return {
         "builder": info, "builds": builds, "pending": pending, "results": results, "branch": branch,
+        "tests": await _tests(api, name, test),
         "branches": sorted({ss["branch"] for b in builds for ss in b["sourcestamps"] if ss["branch"]}),
         "next_before_id": int(builds[-1]["id"]) if len(builds) == PAGE else 0,
         "status": status_of(builds[0]) if builds and not before_id and not results and not branch else "NONE",
     }
+
+
+TESTS_SHOWN = 10  # tests per table of a builder's Tests section
+
+
+async def _tests(api: Backend, builder: str, test: str) -> Doc:
+    """What the builder's recorded test cases say (`gantry tests`): failing, flaky and slowest in
+    its last 20 builds with tests, and the runs of `test` when one is picked. A builder that
+    records no tests costs one read."""
+    failing = await api.get("ListTests", builder=builder, view="TEST_VIEW_FAILING", limit=TESTS_SHOWN)
+    doc: Doc = {"builds": failing["builds"], "failing": failing["tests"], "flaky": [], "slowest": [],
+                "name": test, "history": []}
+    if not failing["builds"]:
+        return doc
+    for view in ("flaky", "slowest"):
+        got = await api.get("ListTests", builder=builder, view=f"TEST_VIEW_{view.upper()}", limit=TESTS_SHOWN)
+        doc[view] = got["tests"]
+    if test:
+        doc["history"] = (await api.get("ListTests", builder=builder, view="TEST_VIEW_HISTORY", name=test,
+                                        limit=PAGE))["runs"]
+    return doc
 
 
 async def build(api: Backend, name: str, number: int, siblings: bool = True) -> Doc:
