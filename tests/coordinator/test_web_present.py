@@ -205,6 +205,8 @@ async def test_the_builder_page_shows_failing_flaky_and_slowest_tests_and_one_te
     assert "<td>3</td>" in page  # the flaky test's flips
     assert "<td>2.5 s</td><td>1.0 s</td>" in page  # the slowest test's time and its mean before
     assert 'href="/x?test=t.Db.test_race#tests"' in page and "Runs of t.Db.test_race" in page
+    page = render("builder.html", {**doc, "branch": "main", "results": ["FAILURE"]})
+    assert 'href="/x?result=FAILURE&amp;branch=main&amp;test=t.Db.test_race#tests"' in page  # filters kept
 
     quiet = FakeApi(GetBuilder={"name": "lint", "tags": [], "workers": [], "steps": [], "force_scheduler": ""},
                     ListBuilds={"builds": []}, ListPendingRequests={"requests": []},
