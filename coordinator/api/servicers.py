@@ -101,6 +101,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         builds = await self.queries.list_builds(
             request.builder, request.limit, before_id=request.before_id,
             results=[convert.result_in(r) for r in request.results], with_steps=request.with_steps,
+            branch=request.branch,
         )
         return control_pb2.ListBuildsResponse(
             builds=[convert.build_pb(b, full=False, steps=request.with_steps) for b in builds]

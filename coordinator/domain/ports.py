@@ -275,10 +275,11 @@ class BuildReads(Protocol):
 class BuildListing(BuildReads, Protocol):
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False,
+        with_steps: bool = False, branch: str = "",
     ) -> list[Build]:
         """Newest first (by id); `before_id` pages, `results` keeps finished builds with one of
-        them, `with_steps` fills the steps (not their logs) in one query for the page."""
+        them, `with_steps` fills the steps (not their logs) in one query for the page, `branch`
+        keeps builds whose buildset has a source stamp on that branch."""
         ...
 
     async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None: ...

@@ -180,7 +180,7 @@ class SqlBuilds:
 
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False,
+        with_steps: bool = False, branch: str = "",
     ) -> list[Build]:
         def q(c: sa.Connection) -> list[Build]:
             stmt = sa.select(t_builds).order_by(t_builds.c.id.desc()).limit(limit)
@@ -190,6 +190,12 @@ class SqlBuilds:
                 stmt = stmt.where(t_builds.c.id < before_id)
             if results:
                 stmt = stmt.where(t_builds.c.result.in_([int(r) for r in results]))
+            if branch:  # the stamps' JSON holds `"branch":"<json string>"` exactly (codec.dumps)
+                on_branch = sa.select(t_bs.c.id).where(
+                    t_bs.c.id == t_builds.c.buildset_id,
+                    t_bs.c.sourcestamps_json.contains(f'"branch":{json.dumps(branch)}', autoescape=True),
+                )
+                stmt = stmt.where(on_branch.exists())
             builds = [codec.build_from_row(r) for r in c.execute(stmt)]
             if with_steps and builds:
                 by_id = {b.id: b for b in builds}

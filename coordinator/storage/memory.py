@@ -47,6 +47,7 @@ from coordinator.domain.model import (
     PropertyValue,
     SchedulerCommit,
     SchedulerRecord,
+    SourceStamp,
     Step,
     StepSample,
     WorkerHold,
@@ -670,13 +671,14 @@ class MemoryBuilds:
 
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False,
+        with_steps: bool = False, branch: str = "",
     ) -> list[Build]:
         newest_first = (b for _, b in sorted(self.data.builds.items(), reverse=True))
         out = [
             copy.deepcopy(b) for b in newest_first
             if (not builder or b.builder == builder) and (not before_id or b.id < before_id)
             and (not results or (b.result in results and b.complete))
+            and (not branch or any(ss.branch == branch for ss in _stamps_of(self.data, b.buildset_id)))
         ][:limit]
         for b in out:
             b.steps = [copy.deepcopy(s) for s in _steps_of(self.data, b.id)] if with_steps else []
@@ -727,6 +729,11 @@ def _insert_steps(tx: _Tx, build: Build, names: Sequence[str], first: int = 0) -
     for step in steps:
         tx.put(tx.data.steps, step.id, copy.deepcopy(step))
     return steps
+
+
+def _stamps_of(data: MemoryData, buildset_id: int) -> list[SourceStamp]:
+    bs = data.buildsets.get(buildset_id)
+    return [] if bs is None else bs.sourcestamps
 
 
 def _steps_of(data: MemoryData, build_id: int) -> list[Step]:

@@ -675,6 +675,33 @@ async def test_list_builds_pages_filters_by_result_and_fills_steps_in_one_read(s
     assert all(s.logs == [] for b in with_steps for s in b.steps)
 
 
+async def test_list_builds_filters_by_the_branch_of_any_source_stamp(store: Store) -> None:
+    """The web UI's builder history `?branch=`: a build whose buildset has a stamp (any codebase)
+    on exactly that branch; LIKE's wildcards and JSON escapes in a name are taken literally."""
+    db = store.db
+    builder = uniq("b")
+    branches = [["main"], ["main2"], ["release/1.x", "main"], ["feat_%"], ['we"ird\\x']]
+    for stamps in branches:
+        nb = new_buildset([builder])
+        nb.sourcestamps = [SourceStamp(repository="r", branch=b, codebase=f"c{i}") for i, b in enumerate(stamps)]
+        bs_id, reqs = await add_buildset(db, nb, T0)
+        req = BuildRequest(id=reqs[builder], buildset_id=bs_id, builder=builder, priority=0, submitted_at=T0)
+        assert await db.buildsets.claim_request(req.id, "c1", T0)
+        await start_build(db, req, "w1", [], T0 + 1)
+
+    async def numbers(branch: str, **kw: Any) -> list[int]:
+        return [b.number for b in await db.builds.list_builds(builder, 10, branch=branch, **kw)]
+
+    assert await numbers("main") == [3, 1]
+    assert await numbers("release/1.x") == [3] and await numbers("mai") == []
+    assert await numbers("feat_%") == [4] and await numbers("feat__") == [] and await numbers("%") == []
+    assert await numbers('we"ird\\x') == [5]
+    third = next(b for b in await db.builds.list_builds(builder, 10) if b.number == 3)
+    assert await numbers("main", before_id=third.id) == [1]
+    assert await numbers("main", results=[Result.SUCCESS]) == []  # both filters: none finished
+    assert len(await numbers("")) == 5
+
+
 async def test_start_build_stores_its_steps_and_finish_stores_properties_and_closes_logs(store: Store) -> None:
     """The build path's folded writes: steps with the build, logs closed with their step, final
     properties with the build's end."""

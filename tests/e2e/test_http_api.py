@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from protos.gantry.v1 import common_pb2, control_pb2
-from tests.e2e.harness import Cluster
+from tests.e2e.harness import Cluster, run_cli
 from tests.e2e.web import Web, sse_events, started
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -41,7 +41,8 @@ async def test_force_read_and_stream_a_build_over_http(cluster: Cluster) -> None
         assert params["clean"]["required"] is False  # defaults are present
 
         status, forced = await call(s, web, "POST", "/api/v1/builders/ok/force", {
-            "reason": "from curl", "properties": [{"name": "ticket", "value": "GAN-11"}, {"name": "jobs", "value": 3}],
+            "reason": "from curl", "branch": "gan-11",
+            "properties": [{"name": "ticket", "value": "GAN-11"}, {"name": "jobs", "value": 3}],
         })
         assert status == 200, forced
         assert isinstance(forced["build_request_id"], int)  # int64 as a number
@@ -60,6 +61,10 @@ async def test_force_read_and_stream_a_build_over_http(cluster: Cluster) -> None
         status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?limit=5&with_steps=true")
         assert status == 200 and [st["name"] for st in page["builds"][0]["steps"]] == ["compile", "test"]
         status, page = await call(s, web, "GET", "/api/v1/builds?results=FAILURE")
+        assert status == 200 and page["builds"] == []
+        status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?branch=gan-11")
+        assert status == 200 and [b["number"] for b in page["builds"]] == [build["number"]]
+        status, page = await call(s, web, "GET", "/api/v1/builders/ok/builds?branch=gan-1")
         assert status == 200 and page["builds"] == []
 
         # The log, whole and by byte range.
@@ -150,3 +155,24 @@ async def test_openapi_describes_what_is_served(cluster: Cluster) -> None:
             status, doc = await call(s, web, "GET", path)
             assert status == 200, (path, doc)
             assert set(doc) == fields, path
+
+
+async def test_a_paused_worker_shows_live_on_the_workers_page_with_its_reason(cluster: Cluster) -> None:
+    """The hold goes through the event stream (what repaints an open page) and the workers page's
+    JSON twin and HTML say paused, why, and the effective capacity and where it comes from."""
+    async with started(cluster) as web, aiohttp.ClientSession() as s:
+        status, page = await call(s, web, "GET", "/workers?format=json")
+        assert status == 200 and [(w["name"], w["state"]) for w in page["workers"]] == [("w1", "active")]
+        code, _, err = await run_cli("worker", "pause", "w1", "--reason", "disk full",
+                                     "--coordinator", web.coord.address)
+        assert code == 0, err
+        async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0"):
+            if event["kind"] == "worker.state":
+                assert event["worker"] == "w1"
+                break
+        status, page = await call(s, web, "GET", "/workers?format=json")
+        assert [(w["state"], w["state_reason"], w["capacity_reason"]) for w in page["workers"]] == [
+            ("paused", "disk full", "config")]
+        async with s.get(web.base + "/workers") as resp:
+            html = await resp.text()
+        assert "paused: disk full" in html and "4 (config)" in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 
 from tests.e2e.harness import FAILURE, SUCCESS, Cluster, describe_events, run_cli
@@ -40,7 +41,9 @@ config = MasterConfig(
 
 
 async def test_gantry_tests_reports_failing_flaky_and_slowest(cluster: Cluster) -> None:
-    coord = await cluster.start_coordinator(CONFIG)
+    coord = await cluster.start_coordinator(CONFIG, extra_args=["--http", "127.0.0.1:0"])
+    assert coord.process is not None
+    http = await coord.process.wait_line(r"Gantry coordinator HTTP on (http://\S+:\d+)/")
     await cluster.start_worker(coord, "w1", "secret1")
     rec = await coord.record()
     for expected in (SUCCESS, FAILURE, FAILURE):
@@ -82,3 +85,20 @@ async def test_gantry_tests_reports_failing_flaky_and_slowest(cluster: Cluster) 
     assert code == 0 and b"#3 (new)" in out and b"broke in build 3" in out, err
     code, out, err = await run_cli("tests", "nope", *at)
     assert code != 0 and b"no builder named 'nope'" in err, (out, err)
+
+    # The same data over the HTTP API, and as the builder page's Tests section (its JSON twin).
+    async with aiohttp.ClientSession(base_url=http.group(1)) as s:
+        async with s.get("/api/v1/builders/suite/tests", params={"view": "TEST_VIEW_FLAKY"}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert [t["latest"]["name"] for t in (await resp.json())["tests"]] == ["s.flaky"]
+        async with s.get("/api/v1/builders/suite/tests", params={"view": "TEST_VIEW_HISTORY"}) as resp:
+            assert resp.status == 400 and "name" in (await resp.json())["error"]
+        async with s.get("/builders/suite", params={"format": "json", "test": "s.flaky"}) as resp:
+            assert resp.status == 200, await resp.text()
+            tests = (await resp.json())["tests"]
+        assert [t["latest"]["name"] for t in tests["failing"]] == ["s.broken"]
+        assert tests["slowest"][0]["latest"]["name"] == "s.slow"
+        assert [r["build_number"] for r in tests["history"]] == [3, 2, 1]
+        async with s.get("/builders/suite") as resp:
+            page = await resp.text()
+        assert resp.status == 200 and "broke in build 3" in page and 'href="/builders/suite?test=s.flaky#tests"' in page

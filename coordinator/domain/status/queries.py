@@ -157,14 +157,14 @@ class Queries:
 
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False,
+        with_steps: bool = False, branch: str = "",
     ) -> list[Build]:
         if builder:
             self.builder(builder)
         if before_id < 0:
             raise InvalidArgument("before_id must not be negative")
         return await self.stores.builds.list_builds(
-            builder, _limit(limit), before_id=before_id, results=results, with_steps=with_steps
+            builder, _limit(limit), before_id=before_id, results=results, with_steps=with_steps, branch=branch
         )
 
     async def list_changes(self, limit: int) -> list[Change]:

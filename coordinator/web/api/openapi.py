@@ -133,6 +133,9 @@ def openapi() -> dict[str, Any]:
         else:
             op["requestBody"] = {"required": False, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{in_desc.name}"}}}}
+            # coordinator/web/auth.py limits the writes of one address (a real answer, documented)
+            op["responses"]["429"] = {"description": "Too many writes from this address: retry after Retry-After",
+                                      "content": {"application/json": {"schema": ERROR}}}
         op["parameters"] = params
         paths.setdefault(route.path, {})[route.method.lower()] = op
     _message(status_pb2.Event.DESCRIPTOR, schemas)

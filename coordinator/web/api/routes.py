@@ -47,6 +47,8 @@ ROUTES: list[Route] = [
     Route("GET", BUILD + "/artifacts", "ControlService", "ListArtifacts", "A build's artifacts"),
     Route("GET", "/api/v1/pending", "ControlService", "ListPendingRequests",
           "Unstarted build requests with why they wait"),
+    Route("GET", B + "/tests", "ControlService", "ListTests",
+          "A builder's test results: failing, flaky or slowest tests, or one test's runs (view, name)"),
     Route("GET", B + "/pending", "ControlService", "ListPendingRequests",
           "A builder's unstarted build requests with why they wait"),
     Route("GET", "/api/v1/buildrequests", "ControlService", "ListBuildRequests", "Build requests"),

@@ -92,7 +92,9 @@ class Pages:
                 raise invalid(f"unknown result {name!r}; known: {', '.join(common_pb2.Result.keys())}")
             results.append(common_pb2.Result.Value(name.upper()))
         before = parse_int(request.query.get("before", "0"), "before")
-        data = await views.builder(self.api, request.match_info["builder"], before, results)
+        branch = request.query.get("branch", "")
+        test = request.query.get("test", "")
+        data = await views.builder(self.api, request.match_info["builder"], before, results, branch, test)
         data["results"] = [common_pb2.Result.Name(r) for r in results]
         return "builder.html", data
 
@@ -102,7 +104,7 @@ class Pages:
 
     async def log(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         m = request.match_info
-        data = await views.build(self.api, m["builder"], parse_int(m["number"], "number"))
+        data = await views.build(self.api, m["builder"], parse_int(m["number"], "number"), siblings=False)
         step = next((s for s in data["build"]["steps"] if m["step"] in (s["name"], str(s["number"]))), None)
         log = None if step is None else next((lg for lg in step["logs"] if lg["name"] == m["log"]), None)
         if step is None or log is None:

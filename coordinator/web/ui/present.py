@@ -45,6 +45,16 @@ def duration(value: float | None) -> str:
     return f"{h} h {m:02d} min"
 
 
+def span(value: str | None) -> str:
+    """A protobuf Duration as the API's JSON writes it ("1.500s") as a page shows it ("1.5 s")."""
+    if not value or not value.endswith("s"):
+        return ""
+    try:
+        return duration(float(value[:-1]))
+    except ValueError:
+        return ""
+
+
 def took(item: dict[str, Any]) -> str:
     """How long a build or step ran (so far, while it runs)."""
     start = seconds(item.get("started_at"))
@@ -93,6 +103,23 @@ def parent(reason: str) -> dict[str, str] | None:
     return None if m is None else {"builder": m.group(1), "number": m.group(2)}
 
 
-FILTERS = {"link": link, "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration,
-           "took": took, "when": when, "unix": unix}
+def hold(worker: dict[str, Any]) -> str:
+    """A worker's hold as words, e.g. "paused: kernel upgrade" or "draining" ("" when active):
+    what `gantry workers` appends to "connected"."""
+    state = worker.get("state") or "active"
+    if state == "active":
+        return ""
+    reason = worker.get("state_reason") or ""
+    return f"{state}: {reason}" if reason else state
+
+
+def capacity(worker: dict[str, Any]) -> str:
+    """The effective capacity and why, e.g. "4 (config)", "2 (agent --max-builds; config 4)"."""
+    reason = worker.get("capacity_reason") or ""
+    return f"{worker.get('max_builds', 0)} ({reason})" if reason else str(worker.get("max_builds", 0))
+
+
+FILTERS = {"link": link, "hold": hold, "capacity": capacity,
+           "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration,
+           "took": took, "span": span, "when": when, "unix": unix}
 GLOBALS = {"favicon": favicon, "RESULTS": list(ICONS)[:6]}

@@ -58,6 +58,30 @@ def worst(statuses: Iterable[str]) -> str:
     return min(found, key=order.index) if found else "NONE"
 
 
+def matrix_of(builder: str) -> tuple[str, str]:
+    """("test", "3.12,linux") for a matrix combination's builder `test@3.12,linux`; (name, "")
+    for any other builder."""
+    base, at, combo = builder.partition("@")
+    return (base, combo) if at and base and combo else (builder, "")
+
+
+def grouped(items: list[Doc]) -> list[Doc]:
+    """Items with a builder `name`, each matrix's combinations gathered where its first one is:
+    {"name", "matrix": bool, "items": [...]}, a plain builder being a group of one."""
+    out: list[Doc] = []
+    groups: dict[str, Doc] = {}
+    for item in items:
+        base, combo = matrix_of(item["name"])
+        if not combo:
+            out.append({"name": item["name"], "matrix": False, "items": [item]})
+        elif base in groups:
+            groups[base]["items"].append({**item, "combination": combo})
+        else:
+            groups[base] = {"name": base, "matrix": True, "items": [{**item, "combination": combo}]}
+            out.append(groups[base])
+    return out
+
+
 async def _builders(api: Backend, flt: Filters) -> list[Doc]:
     return [b for b in (await api.get("ListBuilders"))["builders"] if flt.keep(b)]
 
@@ -98,23 +122,35 @@ async def home(api: Backend, flt: Filters) -> Doc:
     names = {b["name"] for b in builders}
     workers = (await api.get("ListWorkers"))["workers"]
     cells = [{**b, "latest": latest.get(b["name"]), "status": status_of(latest.get(b["name"]))} for b in builders]
+    groups = grouped(cells)
+    for g in groups:
+        g["status"] = worst(c["status"] for c in g["items"])
     return {
         "filters": flt.doc(),
         "builders": cells,
+        "groups": groups,
         "status": worst(c["status"] for c in cells),
         "failing": [c["name"] for c in cells if c["status"] in BAD],
         "running": [r for r in await _running(api, recent) if r["builder"] in names],
         "queue": sum(int(b["pending_requests"]) for b in builders),
         "workers": workers,
         "workers_online": sum(1 for w in workers if w["connected"]),
+        "workers_held": sum(1 for w in workers if w["connected"] and w.get("state", "active") != "active"),
     }
 
 
 async def waterfall(api: Backend, flt: Filters, limit: int) -> Doc:
     """Builders as columns, time downward on a rank scale: each distinct start or end time is one
     row, so a 10-second build and a 3-hour one are both readable."""
-    builders = await _builders(api, flt)
+    groups = grouped(await _builders(api, flt))
+    builders = [b for g in groups for b in g["items"]]  # a matrix's combinations side by side
     names = [b["name"] for b in builders]
+    top = 1 if any(g["matrix"] for g in groups) else 0  # a row of matrix names above the heads
+    bands, col = [], 2
+    for g in groups:
+        if g["matrix"]:
+            bands.append({"name": g["name"], "col": col, "span": len(g["items"])})
+        col += len(g["items"])
     if flt.active and len(names) <= 20:  # a team's view: its own builders' recent builds
         builds = []
         for n in names:
@@ -132,17 +168,19 @@ async def waterfall(api: Backend, flt: Filters, limit: int) -> Doc:
     for b in builds:
         start, end = _span(b, now)
         blocks.append({**b, "status": status_of(b), "col": column[b["builder"]] + 2,
-                       "row_start": row[end] + 2, "row_end": row[start] + 3})
+                       "row_start": row[end] + 2 + top, "row_end": row[start] + 3 + top})
     pending = (await api.get("ListPendingRequests"))["requests"]
     workers = {w["name"]: w for w in (await api.get("ListWorkers"))["workers"]}
     heads = [{
-        "name": b["name"], "tags": b["tags"], "pending": [p for p in pending if p["builder"] == b["name"]],
+        "name": b["name"], "combination": b.get("combination", ""), "tags": b["tags"],
+        "pending": [p for p in pending if p["builder"] == b["name"]],
         "online": any(workers.get(w, {}).get("connected") for w in b["workers"]),
         "workers": [{"name": w, "connected": bool(workers.get(w, {}).get("connected"))} for w in b["workers"]],
     } for b in builders]
     return {
-        "filters": flt.doc(), "limit": limit, "builders": heads, "builds": blocks,
-        "rows": [{"at": datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds"), "row": i + 2}
+        "filters": flt.doc(), "limit": limit, "builders": heads, "builds": blocks, "matrices": bands,
+        "head_row": 1 + top,
+        "rows": [{"at": datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds"), "row": i + 2 + top}
                  for i, t in enumerate(times)],
         "status": worst(status_of(b) for b in builds[:len(names)]),
     }
@@ -183,30 +221,83 @@ async def grid(api: Backend, flt: Filters) -> Doc:
                 continue
             buildsets.append(bs)
         cells.setdefault(b["builder"], {}).setdefault(str(bs), {**b, "status": status_of(b)})
-    return {"filters": flt.doc(), "buildsets": buildsets,
-            "builders": [{"name": b["name"], "cells": cells.get(b["name"], {})} for b in builders],
+    rows = [{**b, "matrix": g["name"] if g["matrix"] else ""}
+            for g in grouped([{"name": b["name"], "cells": cells.get(b["name"], {})} for b in builders])
+            for b in g["items"]]
+    return {"filters": flt.doc(), "buildsets": buildsets, "builders": rows,
             "status": worst(status_of(next(iter(c.values()), None)) for c in cells.values())}
 
 
-async def builder(api: Backend, name: str, before_id: int, results: list[str]) -> Doc:
+async def builder(
+    api: Backend, name: str, before_id: int, results: list[int], branch: str = "", test: str = ""
+) -> Doc:
     info = await api.get("GetBuilder", name=name)
-    builds = (await api.get("ListBuilds", builder=name, limit=PAGE, before_id=before_id, results=results))["builds"]
+    builds = (await api.get("ListBuilds", builder=name, limit=PAGE, before_id=before_id, results=results,
+                            branch=branch))["builds"]
     pending = (await api.get("ListPendingRequests", builder=name))["requests"]
     for b in builds:
         b["status"] = status_of(b)
     return {
-        "builder": info, "builds": builds, "pending": pending, "results": results,
+        "builder": info, "builds": builds, "pending": pending, "results": results, "branch": branch,
+        "tests": await _tests(api, name, test),
+        "branches": sorted({ss["branch"] for b in builds for ss in b["sourcestamps"] if ss["branch"]}),
         "next_before_id": int(builds[-1]["id"]) if len(builds) == PAGE else 0,
-        "status": status_of(builds[0]) if builds and not before_id and not results else "NONE",
+        "status": status_of(builds[0]) if builds and not before_id and not results and not branch else "NONE",
     }
 
 
-async def build(api: Backend, name: str, number: int) -> Doc:
+TESTS_SHOWN = 10  # tests per table of a builder's Tests section
+
+
+async def _tests(api: Backend, builder: str, test: str) -> Doc:
+    """What the builder's recorded test cases say (`gantry tests`): failing, flaky and slowest in
+    its last 20 builds with tests, and the runs of `test` when one is picked. A builder that
+    records no tests costs one read."""
+    failing = await api.get("ListTests", builder=builder, view="TEST_VIEW_FAILING", limit=TESTS_SHOWN)
+    doc: Doc = {"builds": failing["builds"], "failing": failing["tests"], "flaky": [], "slowest": [],
+                "name": test, "history": []}
+    if not failing["builds"]:
+        return doc
+    for view in ("flaky", "slowest"):
+        got = await api.get("ListTests", builder=builder, view=f"TEST_VIEW_{view.upper()}", limit=TESTS_SHOWN)
+        doc[view] = got["tests"]
+    if test:
+        doc["history"] = (await api.get("ListTests", builder=builder, view="TEST_VIEW_HISTORY", name=test,
+                                        limit=PAGE))["runs"]
+    return doc
+
+
+async def build(api: Backend, name: str, number: int, siblings: bool = True) -> Doc:
     b = await api.get("GetBuild", builder=name, number=number)
     b["status"] = status_of(b)
     for s in b["steps"]:
         s["status"] = status_of(s) if s["started_at"] else "PENDING"
-    return {"build": b, "status": b["status"]}
+    return {"build": b, "status": b["status"], "siblings": await _siblings(api, b) if siblings else []}
+
+
+SIBLINGS_WINDOW = 200  # builds around this one searched for its siblings' builds (one read)
+
+
+async def _siblings(api: Backend, b: Doc) -> list[Doc]:
+    """The other combinations of a matrix build's buildset: each request's state, and its build
+    when that started among the SIBLINGS_WINDOW builds around this one (they start together)."""
+    base, combo = matrix_of(b["builder"])
+    if not combo:
+        return []
+    requests = (await api.get("ListBuildRequests", buildset_id=int(b["buildset_id"]), limit=1000))["requests"]
+    near = (await api.get("ListBuilds", before_id=int(b["id"]) + SIBLINGS_WINDOW // 2,
+                          limit=SIBLINGS_WINDOW))["builds"]
+    builds = {x["build_request_id"]: x for x in near if x["buildset_id"] == b["buildset_id"]}
+    out = []
+    for r in sorted(requests, key=lambda r: r["builder"]):
+        name, one = matrix_of(r["builder"])
+        if name != base:
+            continue
+        got = builds.get(r["id"])
+        status = status_of(got) if got else (str(r["result"]) if r["complete"] else "PENDING")
+        out.append({"builder": r["builder"], "combination": one, "number": got["number"] if got else None,
+                    "status": status, "current": r["builder"] == b["builder"]})
+    return out
 
 
 async def workers(api: Backend) -> Doc:

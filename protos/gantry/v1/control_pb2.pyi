@@ -150,18 +150,20 @@ class ForceParameter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[str] = ..., default_json: _Optional[str] = ..., required: _Optional[bool] = ..., regex: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., multiple: _Optional[bool] = ...) -> None: ...
 
 class ListBuildsRequest(_message.Message):
-    __slots__ = ("builder", "limit", "before_id", "results", "with_steps")
+    __slots__ = ("builder", "limit", "before_id", "results", "with_steps", "branch")
     BUILDER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     WITH_STEPS_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
     builder: str
     limit: int
     before_id: int
     results: _containers.RepeatedScalarFieldContainer[_common_pb2.Result]
     with_steps: bool
-    def __init__(self, builder: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_common_pb2.Result, str]]] = ..., with_steps: _Optional[bool] = ...) -> None: ...
+    branch: str
+    def __init__(self, builder: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_common_pb2.Result, str]]] = ..., with_steps: _Optional[bool] = ..., branch: _Optional[str] = ...) -> None: ...
 
 class ListBuildsResponse(_message.Message):
     __slots__ = ("builds",)
