@@ -18,7 +18,7 @@ F = FieldDescriptor
 INTEGER = {F.CPPTYPE_INT32: "int32", F.CPPTYPE_INT64: "int64", F.CPPTYPE_UINT32: "int32", F.CPPTYPE_UINT64: "int64"}
 ERROR = {"$ref": "#/components/schemas/Error"}
 STATUS_TEXT = {400: "Invalid argument", 401: "Unauthenticated", 403: "Permission denied", 404: "Not found",
-               429: "Too many requests (per-client limits: retry after Retry-After seconds)", 500: "Internal error"}
+               500: "Internal error"}
 
 
 def _field_schema(f: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, Any]:
