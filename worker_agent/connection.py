@@ -42,6 +42,10 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 0),
+    # Each connection attempt dials a new TCP connection. grpc would otherwise share one across
+    # channels, and a reconnect after a network cut would ride the dead connection (its
+    # retransmissions backed off for seconds) instead of starting afresh.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
