@@ -138,6 +138,12 @@ class NetnsLink:
             self._iptables("-A", rule)
             self._loss_rules.append(rule)
 
+    def dropped(self) -> int:
+        """Packets the loss rules of lose() have dropped so far (both ways)."""
+        listing = self._in_ns("iptables", "-w", "-L", "-v", "-x", "-n").stdout
+        rows = [line.split() for line in listing.splitlines() if "statistic mode random" in line]
+        return sum(int(row[0]) for row in rows)
+
     async def unimpair(self) -> None:
         """Remove delay and loss (whichever of impair()/lose() was used)."""
         self._in_ns("tc", "qdisc", "del", "dev", self.ns_dev, "root", check=False)
