@@ -6,6 +6,10 @@ peers notice only by their heartbeats). Needs root and `ip`.
 `ProxyLink`: the worker dials a TCP proxy owned by the test; `cut()` resets every connection
 through it and refuses new ones until `restore()` (what a NAT or firewall restart does).
 `link_for_test()` gives a NetnsLink where namespaces can be created, else a ProxyLink.
+A NetnsLink made with `cut_with="iptables"` cuts with iptables DROP both ways instead, and
+`impair()` adds delay and loss with `tc netem` on both veth ends (or loss alone with iptables
+where the kernel has no netem). Rules and qdiscs live in the namespace or on its veth, so the
+host's own rules are never touched, and deleting the namespace removes them all.
 """
 
 from __future__ import annotations
@@ -40,10 +44,24 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
 
 
+def _tc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["tc", *args], capture_output=True, text=True, timeout=30, check=check)
+
+
+class FaultUnavailable(Exception):
+    """This machine cannot make the fault (the message says why)."""
+
+
 class NetnsLink:
     kind = "netns"
 
-    def __init__(self) -> None:
+    def __init__(self, cut_with: str = "link") -> None:
+        assert cut_with in ("link", "iptables"), cut_with
+        self.cut_with = cut_with
+        self.kind = "netns" if cut_with == "link" else "netns+iptables"
+        # iptables rules added in the namespace, deleted again by restore()/unimpair().
+        self._cut_rules: list[list[str]] = []
+        self._loss_rules: list[list[str]] = []
         tag = f"{os.getpid() % 100000}{os.urandom(2).hex()}"
         self.netns = f"gantry-{tag}"
         self.host_dev, self.ns_dev = f"gh{tag}"[:15], f"gn{tag}"[:15]
@@ -75,11 +93,63 @@ class NetnsLink:
     async def worker_address(self, coordinator_address: str) -> str:
         return coordinator_address  # it listens on the veth's host address
 
+    def _in_ns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _ip("netns", "exec", self.netns, *cmd, check=check)
+
+    def _iptables(self, flag: str, rule: list[str]) -> None:
+        # -w: wait for the xtables lock rather than fail (other namespaces' tests may hold it).
+        self._in_ns("iptables", "-w", flag, *rule)
+
     async def cut(self) -> None:
-        _ip("link", "set", self.host_dev, "down")
+        if self.cut_with == "link":
+            _ip("link", "set", self.host_dev, "down")
+            return
+        for chain in ("INPUT", "OUTPUT"):  # both ways, as seen from inside the worker's netns
+            rule = [chain, "-j", "DROP"]
+            self._iptables("-A", rule)
+            self._cut_rules.append(rule)
 
     async def restore(self) -> None:
-        _ip("link", "set", self.host_dev, "up")
+        if self.cut_with == "link":
+            _ip("link", "set", self.host_dev, "up")
+            return
+        while self._cut_rules:
+            self._iptables("-D", self._cut_rules.pop())
+
+    def netem_available(self) -> bool:
+        """Whether this kernel has the netem qdisc (tried on the namespace's loopback)."""
+        tried = self._in_ns("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+        if tried.returncode != 0:
+            return False
+        self._in_ns("tc", "qdisc", "del", "dev", "lo", "root", check=False)
+        return True
+
+    async def impair(self, *, delay_ms: int, jitter_ms: int, loss_percent: float) -> None:
+        """Delay (± jitter) and random loss on both ends of the veth: both directions."""
+        netem = ["netem", "delay", f"{delay_ms}ms", f"{jitter_ms}ms", "loss", f"{loss_percent}%"]
+        _ip("netns", "exec", self.netns, "tc", "qdisc", "add", "dev", self.ns_dev, "root", *netem)
+        _tc("qdisc", "add", "dev", self.host_dev, "root", *netem)
+
+    async def lose(self, *, loss_percent: float) -> None:
+        """Random loss both ways with iptables' statistic match (no netem needed)."""
+        probability = f"{loss_percent / 100:.4f}"
+        for chain in ("INPUT", "OUTPUT"):
+            rule = [chain, "-m", "statistic", "--mode", "random", "--probability", probability, "-j", "DROP"]
+            self._iptables("-A", rule)
+            self._loss_rules.append(rule)
+
+    def dropped(self) -> int:
+        """Packets the loss rules of lose() have dropped so far (both ways)."""
+        listing = self._in_ns("iptables", "-w", "-L", "-v", "-x", "-n").stdout
+        rows = [line.split() for line in listing.splitlines() if "statistic mode random" in line]
+        return sum(int(row[0]) for row in rows)
+
+    async def unimpair(self) -> None:
+        """Remove delay and loss (whichever of impair()/lose() was used)."""
+        self._in_ns("tc", "qdisc", "del", "dev", self.ns_dev, "root", check=False)
+        _tc("qdisc", "del", "dev", self.host_dev, "root", check=False)
+        while self._loss_rules:
+            self._iptables("-D", self._loss_rules.pop())
 
 
 class ProxyLink:
@@ -153,6 +223,27 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 def netns_available() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@asynccontextmanager
+async def netns_link(cut_with: str = "link") -> AsyncIterator[NetnsLink]:
+    """A NetnsLink, or FaultUnavailable saying why this machine cannot make one."""
+    if not netns_available():
+        raise FaultUnavailable("network namespaces need root and `ip` (iproute2)")
+    if cut_with == "iptables" and shutil.which("iptables") is None:
+        raise FaultUnavailable("`iptables` is not installed (Debian package iptables; .ci/run installs it)")
+    link = NetnsLink(cut_with)
+    try:
+        link.create()
+    except (subprocess.CalledProcessError, OSError) as e:
+        raise FaultUnavailable(f"cannot create a network namespace here: {e}") from e
+    try:
+        yield link
+    finally:
+        # Deleting the namespace drops its iptables rules and its end of the veth with it.
+        with contextlib.suppress(Exception):
+            await link.unimpair()
+        link.destroy()
 
 
 @asynccontextmanager
