@@ -255,8 +255,8 @@ async def run(root: Path, builds: int, log_lines: int, db: Path | None = None,
               f"{'forced/s':>9}{'done/s':>7}")
         for name, m in live:
             print(f"{name:<11}{m['longest_ms']:>8.0f}{m['over_50']:>6.0f}{m['busy_pct']:>7.1f}"
-                  f"{m['script_pct']:>8.1f}{m['layout_pct']:>8.1f}{m['fetches']:>6.0f}{m['forced'] / m['seconds']:>9.1f}"
-                  f"{m['finished'] / m['seconds']:>7.1f}")
+                  f"{m['script_pct']:>8.1f}{m['layout_pct']:>8.1f}{m['fetches']:>6.0f}"
+                  f"{m['forced'] / m['seconds']:>9.1f}{m['finished'] / m['seconds']:>7.1f}")
             if m["refused"]:
                 print(f"  ({m['refused']:.0f} ForceBuild calls refused)")
     finally:
