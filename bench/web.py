@@ -111,6 +111,40 @@ WATCH_LONG_TASKS = """() => { window.__long = [];
         .observe({type: 'longtask'}); }"""
 
 
+TRACE = ["devtools.timeline", "disabled-by-default-devtools.timeline", "blink", "v8"]
+
+
+def main_thread_tasks(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The renderer main thread's tasks from a Chrome trace: wall ms, CPU (thread) ms, and where
+    the time of each went (its direct work: parse, style, layout, script...). Under load a task's
+    wall time includes waiting for a core; its CPU time is what the page itself costs."""
+    events = trace["traceEvents"]
+    mains = {(e["pid"], e["tid"]) for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+    tasks = []
+    for e in events:
+        if (e["pid"], e["tid"]) in mains and e.get("ph") == "X" and e.get("name") == "RunTask" and "dur" in e:
+            tasks.append({"wall": e["dur"] / 1000, "cpu": e.get("tdur", e["dur"]) / 1000, "ts": e["ts"],
+                          "end": e["ts"] + e["dur"], "thread": (e["pid"], e["tid"])})
+    return tasks
+
+
+# DevTools' names for the work a task does (they nest in the trace under longer names).
+WORK = {"ParseHTML": "parse", "UpdateLayoutTree": "style", "Layout": "layout", "PrePaint": "prepaint",
+        "Paint": "paint", "Layerize": "layerize", "FunctionCall": "script", "EvaluateScript": "script",
+        "v8.compile": "compile", "HitTest": "hit test"}
+
+
+def breakdown(trace: dict[str, Any], task: dict[str, Any]) -> dict[str, float]:
+    """Wall ms per kind of work inside one task: why it was long."""
+    out: dict[str, float] = {}
+    for e in trace["traceEvents"]:
+        if ((e["pid"], e["tid"]) == task["thread"] and e.get("ph") == "X" and e.get("name") in WORK
+                and task["ts"] <= e["ts"] < task["end"] and "dur" in e):
+            out[WORK[e["name"]]] = out.get(WORK[e["name"]], 0.0) + e["dur"] / 1000
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:6])
+
+
 async def force_at(address: str, builders: list[str], rate: float, seconds: float) -> tuple[int, int]:
     """ForceBuild round robin over `builders`, `rate` a second for `seconds`, paced on a clock
     (not on the replies), as fast changes would arrive. Returns (acknowledged, refused)."""
@@ -134,7 +168,7 @@ async def finished_between(address: str, since: float, until: float) -> int:
     return sum(1 for b in builds if b.complete and since <= b.finished_at.ToSeconds() <= until)
 
 
-async def measure_live(base: str, address: str, path: str, rate: float, seconds: float) -> dict[str, float]:
+async def measure_live(base: str, address: str, path: str, rate: float, seconds: float) -> dict[str, Any]:
     """The page's main-thread cost while ~`rate` builds a second are forced for `seconds`."""
     from playwright.async_api import async_playwright
 
@@ -153,6 +187,7 @@ async def measure_live(base: str, address: str, path: str, rate: float, seconds:
             await page.goto(base + path)
             await page.wait_for_selector("#live")
             await page.evaluate(WATCH_LONG_TASKS)
+            await browser.start_tracing(page=page, categories=TRACE)
             cdp = await ctx.new_cdp_session(page)
             await cdp.send("Performance.enable")
             before = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
@@ -162,6 +197,9 @@ async def measure_live(base: str, address: str, path: str, rate: float, seconds:
             done = await finished_between(address, began_wall, began_wall + wall)
             after = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
             long = [float(d) for d in await page.evaluate("() => window.__long")]
+            trace = json.loads(await browser.stop_tracing())
+            tasks = main_thread_tasks(trace)
+            why = breakdown(trace, max(tasks, key=lambda t: t["cpu"])) if tasks else {}
         finally:
             await browser.close()
     return {
@@ -170,8 +208,10 @@ async def measure_live(base: str, address: str, path: str, rate: float, seconds:
         "script_pct": 100 * (after["ScriptDuration"] - before["ScriptDuration"]) / wall,
         "layout_pct": 100 * (after["LayoutDuration"] + after["RecalcStyleDuration"]
                              - before["LayoutDuration"] - before["RecalcStyleDuration"]) / wall,
+        "cpu_longest_ms": max((t["cpu"] for t in tasks), default=0.0),
+        "cpu_over_50": float(sum(t["cpu"] > 50 for t in tasks)),
         "fetches": float(fetches), "seconds": wall, "forced": float(acked), "refused": float(refused),
-        "finished": float(done),
+        "finished": float(done), "why": why,
     }
 
 
@@ -249,16 +289,21 @@ async def run(root: Path, builds: int, log_lines: int, db: Path | None = None,
         for name, path in [("waterfall", "/waterfall"), ("home", "/")]:
             print(f"  {name} open while builds are forced", file=sys.stderr)
             live.append((name, await measure_live(base, address, path, rate, live_seconds)))
-        print(f"\nwhile ~{rate:.0f} builds/s are forced for {live_seconds:.0f} s (main thread; tasks from "
-              "the Long Tasks API)\n")
-        print(f"{'page':<11}{'longest':>8}{'>50ms':>6}{'busy%':>7}{'script%':>8}{'layout%':>8}{'fetch':>6}"
+        print(f"\nThe main thread while ~{rate:.0f} builds/s are forced for {live_seconds:.0f} s: longest task "
+              "and tasks over 50 ms\nin wall time (Long Tasks API), then in CPU time (trace), busy share "
+              "(wall), re-fetches\n")
+        print(f"{'page':<11}{'longest':>8}{'>50ms':>6}{'cpu':>5}{'>50':>4}{'busy%':>7}{'script%':>8}"
+              f"{'layout%':>8}{'fetch':>6}"
               f"{'forced/s':>9}{'done/s':>7}")
-        for name, m in live:
-            print(f"{name:<11}{m['longest_ms']:>8.0f}{m['over_50']:>6.0f}{m['busy_pct']:>7.1f}"
-                  f"{m['script_pct']:>8.1f}{m['layout_pct']:>8.1f}{m['fetches']:>6.0f}"
-                  f"{m['forced'] / m['seconds']:>9.1f}{m['finished'] / m['seconds']:>7.1f}")
-            if m["refused"]:
-                print(f"  ({m['refused']:.0f} ForceBuild calls refused)")
+        for name, lm in live:
+            print(f"{name:<11}{lm['longest_ms']:>8.0f}{lm['over_50']:>6.0f}{lm['cpu_longest_ms']:>5.0f}"
+                  f"{lm['cpu_over_50']:>4.0f}{lm['busy_pct']:>7.1f}"
+                  f"{lm['script_pct']:>8.1f}{lm['layout_pct']:>8.1f}{lm['fetches']:>6.0f}"
+                  f"{lm['forced'] / lm['seconds']:>9.1f}{lm['finished'] / lm['seconds']:>7.1f}")
+            print(f"  its longest task ({lm['cpu_longest_ms']:.0f} ms CPU), wall ms: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in lm["why"].items()))
+            if lm["refused"]:
+                print(f"  ({lm['refused']:.0f} ForceBuild calls refused)")
     finally:
         stop_all(procs)
 
