@@ -3,8 +3,10 @@
     python docs/screenshots.py
 
 Starts a real coordinator and worker in a temporary directory, runs a few builds (passing,
-failing, one still running), and photographs home, waterfall, a build page and the log viewer
-with Debian's chromium (/usr/bin/chromium) through Playwright, in light and dark themes.
+failing, a matrix, one still running; a worker paused), and photographs home, waterfall, a
+build page, the log viewer, a builder page with its Tests, workers and grid with Debian's chromium
+(/usr/bin/chromium) through Playwright, in light and dark themes, and the first three 640 pixels
+wide (about 80 columns).
 """
 
 from __future__ import annotations
@@ -102,8 +104,7 @@ async def main() -> None:
 async def shoot(base: str) -> None:
     pages = [("home", "/"), ("waterfall", "/waterfall"), ("build", "/builders/linux-clang/builds/3"),
              ("log", "/builders/integration/builds/1/steps/suite/logs/stdio"),
-             ("builder", "/builders/linux-clang"), ("workers", "/workers"), ("console", "/console"),
-             ("grid", "/grid")]
+             ("builder", "/builders/linux-clang"), ("workers", "/workers"), ("grid", "/grid")]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium")
         for scheme in ("light", "dark"):
