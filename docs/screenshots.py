@@ -112,8 +112,10 @@ async def shoot(base: str) -> None:
             page = await ctx.new_page()
             for name, path in pages:
                 await page.goto(base + path)
-                if name == "log":
+                if name == "log":  # the top of the page: following, the window scrolls on
                     await page.wait_for_selector("#log[data-ready]")
+                    await page.get_by_label("Follow").uncheck()
+                    await page.evaluate("window.scrollTo(0, 0)")
                 await page.screenshot(path=str(OUT / f"{name}-{scheme}.png"))
             if scheme == "light":  # the force dialog, with a refused value
                 await page.goto(base + "/builders/linux-gcc")
