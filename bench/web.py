@@ -9,6 +9,12 @@ Prints, per page: first contentful paint (ms, from the browser's Paint Timing; a
 coordinator's first rendering of the page, before its cache of finished builds is warm), bytes transferred
 (document + script + stylesheet, from Resource Timing), and server time of the HTML; for the log
 viewer, the time until the first screen of the log is shown.
+
+Then, with waterfall and home open in turn, forces about `--rate` builds a second (gRPC
+ForceBuild, round robin over the builders) for `--live-seconds` and prints the browser's
+main-thread cost while those events arrive: the longest task and the tasks over 50 ms (Long
+Tasks API), the main thread's busy share (CDP Performance.getMetrics TaskDuration, of which
+script), the fragment re-fetches, and the builds forced and finished in the window.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 from bench.harness import BuilderSpec, ClusterSpec, Coordinator, Workspace, start_worker, stop_all
 from coordinator.domain.builds import bookkeeping
@@ -29,6 +38,7 @@ from coordinator.domain.events import build_started, buildrequest_added, buildse
 from coordinator.domain.model import BuildRequest, NewBuildset, PropertyValue, SourceStamp
 from coordinator.domain.results import Result
 from coordinator.storage.sql import open_storage
+from protos.gantry.v1 import control_pb2, control_pb2_grpc
 
 BUILDERS = 50
 STEPS = ("checkout", "compile", "test")
@@ -95,6 +105,116 @@ async def measure(base: str, path: str, wait_for: str = "#live") -> dict[str, fl
             await browser.close()
 
 
+# Long tasks from before the events start; the page's own scripts are already running.
+WATCH_LONG_TASKS = """() => { window.__long = [];
+    new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration); })
+        .observe({type: 'longtask'}); }"""
+
+
+TRACE = ["devtools.timeline", "disabled-by-default-devtools.timeline", "blink", "v8"]
+
+
+def main_thread_tasks(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The renderer main thread's tasks from a Chrome trace: wall ms, CPU (thread) ms, and where
+    the time of each went (its direct work: parse, style, layout, script...). Under load a task's
+    wall time includes waiting for a core; its CPU time is what the page itself costs."""
+    events = trace["traceEvents"]
+    mains = {(e["pid"], e["tid"]) for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+    tasks = []
+    for e in events:
+        if (e["pid"], e["tid"]) in mains and e.get("ph") == "X" and e.get("name") == "RunTask" and "dur" in e:
+            tasks.append({"wall": e["dur"] / 1000, "cpu": e.get("tdur", e["dur"]) / 1000, "ts": e["ts"],
+                          "end": e["ts"] + e["dur"], "thread": (e["pid"], e["tid"])})
+    return tasks
+
+
+# DevTools' names for the work a task does (they nest in the trace under longer names).
+WORK = {"ParseHTML": "parse", "UpdateLayoutTree": "style", "Layout": "layout", "PrePaint": "prepaint",
+        "Paint": "paint", "Layerize": "layerize", "FunctionCall": "script", "EvaluateScript": "script",
+        "v8.compile": "compile", "HitTest": "hit test"}
+
+
+def breakdown(trace: dict[str, Any], task: dict[str, Any]) -> dict[str, float]:
+    """Wall ms per kind of work inside one task: why it was long."""
+    out: dict[str, float] = {}
+    for e in trace["traceEvents"]:
+        if ((e["pid"], e["tid"]) == task["thread"] and e.get("ph") == "X" and e.get("name") in WORK
+                and task["ts"] <= e["ts"] < task["end"] and "dur" in e):
+            out[WORK[e["name"]]] = out.get(WORK[e["name"]], 0.0) + e["dur"] / 1000
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:6])
+
+
+async def force_at(address: str, builders: list[str], rate: float, seconds: float) -> tuple[int, int]:
+    """ForceBuild round robin over `builders`, `rate` a second for `seconds`, paced on a clock
+    (not on the replies), as fast changes would arrive. Returns (acknowledged, refused)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        control = control_pb2_grpc.ControlServiceStub(channel)
+        began = time.monotonic()
+        calls = []
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
+            req = control_pb2.ForceBuildRequest(builder=builders[i % len(builders)], reason="bench live")
+            calls.append(asyncio.ensure_future(control.ForceBuild(req, timeout=60)))
+        done = await asyncio.gather(*calls, return_exceptions=True)
+    refused = sum(isinstance(d, BaseException) for d in done)
+    return len(done) - refused, refused
+
+
+async def finished_between(address: str, since: float, until: float) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        control = control_pb2_grpc.ControlServiceStub(channel)
+        builds = (await control.ListBuilds(control_pb2.ListBuildsRequest(limit=1000))).builds
+    return sum(1 for b in builds if b.complete and since <= b.finished_at.ToSeconds() <= until)
+
+
+async def measure_live(base: str, address: str, path: str, rate: float, seconds: float) -> dict[str, Any]:
+    """The page's main-thread cost while ~`rate` builds a second are forced for `seconds`."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM)
+        try:
+            ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+            page = await ctx.new_page()
+            fetches = 0
+
+            def count(request: Any) -> None:
+                nonlocal fetches
+                fetches += "fragment=1" in request.url
+
+            page.on("request", count)
+            await page.goto(base + path)
+            await page.wait_for_selector("#live")
+            await page.evaluate(WATCH_LONG_TASKS)
+            await browser.start_tracing(page=page, categories=TRACE)
+            cdp = await ctx.new_cdp_session(page)
+            await cdp.send("Performance.enable")
+            before = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
+            began_wall, began = time.time(), time.monotonic()
+            acked, refused = await force_at(address, [f"builder-{i:02d}" for i in range(BUILDERS)], rate, seconds)
+            wall = time.monotonic() - began
+            done = await finished_between(address, began_wall, began_wall + wall)
+            after = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
+            long = [float(d) for d in await page.evaluate("() => window.__long")]
+            trace = json.loads(await browser.stop_tracing())
+            tasks = main_thread_tasks(trace)
+            why = breakdown(trace, max(tasks, key=lambda t: t["cpu"])) if tasks else {}
+        finally:
+            await browser.close()
+    return {
+        "longest_ms": max(long, default=0.0), "over_50": float(len(long)),
+        "busy_pct": 100 * (after["TaskDuration"] - before["TaskDuration"]) / wall,
+        "script_pct": 100 * (after["ScriptDuration"] - before["ScriptDuration"]) / wall,
+        "layout_pct": 100 * (after["LayoutDuration"] + after["RecalcStyleDuration"]
+                             - before["LayoutDuration"] - before["RecalcStyleDuration"]) / wall,
+        "cpu_longest_ms": max((t["cpu"] for t in tasks), default=0.0),
+        "cpu_over_50": float(sum(t["cpu"] > 50 for t in tasks)),
+        "fetches": float(fetches), "seconds": wall, "forced": float(acked), "refused": float(refused),
+        "finished": float(done), "why": why,
+    }
+
+
 def run_biglog(base: str) -> None:
     """Force the build with the big log and wait until it finished (stdlib HTTP: only the web
     packages import aiohttp, tests/test_architecture.py)."""
@@ -118,17 +238,20 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--builds", type=int, default=10_000)
     ap.add_argument("--log-lines", type=int, default=200_000)
+    ap.add_argument("--rate", type=float, default=20.0, help="builds forced a second while a page is open")
+    ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--db", type=Path, help="an SQLite file: filled if missing, reused if present "
                     "(filling 10 000 builds takes minutes)")
     args = ap.parse_args()
     with Workspace("web", keep=args.keep) as ws:
-        await run(ws.path, args.builds, args.log_lines, args.db)
+        await run(ws.path, args.builds, args.log_lines, args.db, args.rate, args.live_seconds)
 
 
-async def run(root: Path, builds: int, log_lines: int, db: Path | None = None) -> None:
+async def run(root: Path, builds: int, log_lines: int, db: Path | None = None,
+              rate: float = 20.0, live_seconds: float = 10.0) -> None:
     spec = ClusterSpec(
-        workers=[("w1", "s1", 2)],
+        workers=[("w1", "s1", 8)],
         builders=[BuilderSpec(f"builder-{i:02d}", ["w1"], ["true"]) for i in range(BUILDERS)]
         + [BuilderSpec("biglog", ["w1"], ["python3", "-c",
                                           f"for i in range({log_lines}): print(f'line {{i:6d}} ' + 'x' * 80)"])],
@@ -144,7 +267,7 @@ async def run(root: Path, builds: int, log_lines: int, db: Path | None = None) -
     procs = [coord.proc]
     try:
         address = coord.wait_ready()
-        procs.append(start_worker(root, address, "w1", "s1", 2))
+        procs.append(start_worker(root, address, "w1", "s1", 8))
         base = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(run_biglog, base)
         rows = []
@@ -162,6 +285,25 @@ async def run(root: Path, builds: int, log_lines: int, db: Path | None = None) -
         for name, m in rows:
             print(f"{name:<14}{m['fcp_ms']:>8.0f}{m['cold_fcp_ms']:>9.0f}{m['kb']:>8.1f}"
                   f"{m['html_ms']:>9.0f}{m['shown_ms']:>10.0f}")
+        live = []
+        for name, path in [("waterfall", "/waterfall"), ("home", "/")]:
+            print(f"  {name} open while builds are forced", file=sys.stderr)
+            live.append((name, await measure_live(base, address, path, rate, live_seconds)))
+        print(f"\nThe main thread while ~{rate:.0f} builds/s are forced for {live_seconds:.0f} s: longest task "
+              "and tasks over 50 ms\nin wall time (Long Tasks API), then in CPU time (trace), busy share "
+              "(wall), re-fetches\n")
+        print(f"{'page':<11}{'longest':>8}{'>50ms':>6}{'cpu':>5}{'>50':>4}{'busy%':>7}{'script%':>8}"
+              f"{'layout%':>8}{'fetch':>6}"
+              f"{'forced/s':>9}{'done/s':>7}")
+        for name, lm in live:
+            print(f"{name:<11}{lm['longest_ms']:>8.0f}{lm['over_50']:>6.0f}{lm['cpu_longest_ms']:>5.0f}"
+                  f"{lm['cpu_over_50']:>4.0f}{lm['busy_pct']:>7.1f}"
+                  f"{lm['script_pct']:>8.1f}{lm['layout_pct']:>8.1f}{lm['fetches']:>6.0f}"
+                  f"{lm['forced'] / lm['seconds']:>9.1f}{lm['finished'] / lm['seconds']:>7.1f}")
+            print(f"  its longest task ({lm['cpu_longest_ms']:.0f} ms CPU), wall ms: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in lm["why"].items()))
+            if lm["refused"]:
+                print(f"  ({lm['refused']:.0f} ForceBuild calls refused)")
     finally:
         stop_all(procs)
 

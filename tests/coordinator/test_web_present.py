@@ -130,6 +130,31 @@ async def test_a_matrix_builders_combinations_are_grouped_under_its_name() -> No
     assert render("grid.html", grid).count('class="matrix-row"') == 1
 
 
+async def test_the_console_puts_a_matrixs_combinations_side_by_side_under_its_name() -> None:
+    stamp = [{"codebase": "", "repository": "", "branch": "main", "revision": "abc123", "project": ""}]
+    builds = [{**a_build("test@3.12,linux", 1, 3, "FAILURE"), "sourcestamps": stamp},
+              {**a_build("lint", 1, 1), "sourcestamps": stamp}]
+    change = {"revision": "abc123", "author": "ada", "comments": "fix the parser"}
+    api = FakeApi(ListBuilders={"builders": MATRIX}, ListBuilds={"builds": builds},
+                  ListChanges={"changes": [change]})
+    console = await views.console(cast(Backend, api), Filters())
+    assert console["builders"] == ["lint", "test@3.11,linux", "test@3.12,linux", "docs"]
+    assert [(g["name"], g["matrix"], [c["combination"] for c in g["columns"]]) for g in console["groups"]] == [
+        ("lint", False, [""]), ("test", True, ["3.11,linux", "3.12,linux"]), ("docs", False, [""])]
+    assert console["status"] == "FAILURE"
+    page = render("console.html", console)
+    assert 'colspan="2" class="matrix-head-col" data-matrix="test"' in page
+    assert page.count('rowspan="2"') == 3  # "Change" and the two plain builders span both head rows
+    assert '<th scope="col" title="test@3.12,linux">3.12,linux</th>' in page
+    # The cells follow the heads' order: the failing combination is the third builder column.
+    row = page.split("<tbody>")[1]
+    assert row.index("/builders/lint/builds/1") < row.index("/builders/test%403.12%2Clinux/builds/1")
+
+    plain = FakeApi(ListBuilders={"builders": [builder("lint")]}, ListBuilds={"builds": []},
+                    ListChanges={"changes": []})
+    assert "rowspan" not in render("console.html", await views.console(cast(Backend, plain), Filters()))
+
+
 async def test_the_build_page_of_a_combination_links_its_siblings_of_the_same_buildset() -> None:
     this = a_build("test@3.11,linux", 4, 20, "FAILURE", request=5)
     near = [a_build("test@3.12,linux", 9, 21, "SUCCESS", request=6), this,

@@ -203,7 +203,12 @@ async def console(api: Backend, flt: Filters) -> Doc:
                 by_rev.setdefault((ss["revision"], b["builder"]), []).append({**b, "status": status_of(b)})
     rows = [{**c, "cells": {n["name"]: by_rev.get((c["revision"], n["name"]), []) for n in builders}}
             for c in changes]
-    return {"filters": flt.doc(), "builders": [b["name"] for b in builders], "changes": rows,
+    # A matrix's combinations are adjacent columns under one head naming the matrix.
+    groups = [{"name": g["name"], "matrix": g["matrix"],
+               "columns": [{"name": b["name"], "combination": b.get("combination", "")} for b in g["items"]]}
+              for g in grouped([{"name": b["name"]} for b in builders])]
+    return {"filters": flt.doc(), "builders": [c["name"] for g in groups for c in g["columns"]],
+            "groups": groups, "changes": rows,
             "status": worst(b["status"] for r in rows for cell in r["cells"].values() for b in cell[:1])}
 
 
