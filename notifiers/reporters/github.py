@@ -41,6 +41,24 @@ CONCLUSIONS = {Result.SUCCESS: "success", Result.WARNINGS: "neutral", Result.SKI
 class _GitHub(StatusReporter):
     service = "GitHub"
     default_base_url = API
+    missing_token = ""  # the checkconfig problem when no token is given
+
+    def __init__(
+        self,
+        token: Token,
+        context: str | Renderable | None = None,
+        baseURL: str | None = None,  # noqa: N803 - Buildbot's option name
+        builders: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        verbose: bool = False,
+        timeout: float = 10.0,
+        name: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(name or type(self).__name__, token, context, baseURL, builders, tags, verbose, timeout,
+                         options)
+        if not token:
+            self.errors.append(self.missing_token)
 
     async def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token_value()}", "Accept": "application/vnd.github+json",
@@ -55,21 +73,7 @@ class GitHubStatusPush(_GitHub):
     """``GitHubStatusPush(token, context=Interpolate("buildbot/%(prop:buildername)s"),
     baseURL="https://api.github.com", builders=None, tags=None, ...)``."""
 
-    def __init__(
-        self,
-        token: Token,
-        context: str | Renderable | None = None,
-        baseURL: str | None = None,  # noqa: N803 - Buildbot's option name
-        builders: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-        verbose: bool = False,
-        timeout: float = 10.0,
-        name: str = "GitHubStatusPush",
-        **options: Any,
-    ) -> None:
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
-        if not token:
-            self.errors.append("GitHubStatusPush needs a token (Secret('...') or a string)")
+    missing_token = "GitHubStatusPush needs a token (Secret('...') or a string)"
 
     def request(
         self, phase: str, result: Result, ss: SourceStamp, context: str, description: str,
@@ -91,21 +95,7 @@ class GitHubChecksPush(_GitHub):
     """``GitHubChecksPush(token, context=..., baseURL=..., builders=None, tags=None, ...)``:
     a check run per state, named by `context`."""
 
-    def __init__(
-        self,
-        token: Token,
-        context: str | Renderable | None = None,
-        baseURL: str | None = None,  # noqa: N803 - Buildbot's option name
-        builders: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-        verbose: bool = False,
-        timeout: float = 10.0,
-        name: str = "GitHubChecksPush",
-        **options: Any,
-    ) -> None:
-        super().__init__(name, token, context, baseURL, builders, tags, verbose, timeout, options)
-        if not token:
-            self.errors.append("GitHubChecksPush needs a GitHub App installation token")
+    missing_token = "GitHubChecksPush needs a GitHub App installation token"
 
     def request(
         self, phase: str, result: Result, ss: SourceStamp, context: str, description: str,
