@@ -226,7 +226,7 @@ class Coordinator:
             status=api.status,
             logs=api.logs,
             workers=worker_servicer,
-            admin=AdminServicer(holds, queries, self.reconfigurer, janitor),
+            admin=AdminServicer(holds, queries, self.reconfig, janitor),
             change_token=self.change_token,
             tries=TryServicer(TryJobs(schedulers, submitter)),
             tokens=TokenServicer(tokens),

@@ -3,6 +3,7 @@ configuration)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coordinator.api import convert
@@ -11,7 +12,7 @@ from coordinator.domain.builds.retention import Janitor
 from coordinator.domain.builds.worker_holds import WorkerHolds
 from coordinator.domain.errors import FailedPrecondition, InvalidArgument
 from coordinator.domain.status.queries import Queries
-from coordinator.reconfig import Reconfigurer
+from coordinator.reconfig import Plan
 from protos.gantry.v1 import admin_pb2, admin_pb2_grpc, control_pb2
 
 
@@ -20,12 +21,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self,
         holds: WorkerHolds,
         queries: Queries,
-        reconfigurer: Reconfigurer | None = None,
+        reconfig: Callable[[bool], Awaitable[Plan]],
         janitor: Janitor | None = None,
     ) -> None:
         self.holds = holds
         self.queries = queries
-        self.reconfigurer = reconfigurer
+        self.reconfig = reconfig  # the coordinator's (FailedPrecondition without a file to reload)
         self.janitor = janitor
 
     async def RunJanitor(self, request: admin_pb2.JanitorRequest, context: Ctx) -> Any:
@@ -43,9 +44,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
     async def Reconfig(self, request: admin_pb2.ReconfigRequest, context: Ctx) -> Any:
-        if self.reconfigurer is None:
-            raise FailedPrecondition("this coordinator was started without a configuration file to reload")
-        plan = await self.reconfigurer.reconfig(request.dry_run)
+        plan = await self.reconfig(request.dry_run)
         return admin_pb2.ReconfigResponse(
             config_file=plan.config_file,
             changes=[
