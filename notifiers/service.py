@@ -20,6 +20,7 @@ its Message-ID, so mail clients can still show it once).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -225,6 +226,11 @@ class NotificationService:
                 ctx = await ctx_of(event.builder, event.build_number)
                 if ctx is None:
                     continue
+                if event.kind == "build.started":
+                    # Read after the fact, the build may have finished meanwhile: a started
+                    # message describes it as it started.
+                    ctx = MessageContext(build=dataclasses.replace(ctx.build, result=None, finished_at=None),
+                                         previous=ctx.previous, url=ctx.url)
                 if event.kind == "build.finished" and not n.wants_result(
                     event.result if event.result is not None else Result.SUCCESS, ctx.previous
                 ):

@@ -129,3 +129,17 @@ async def test_errors_and_timeouts_are_delivery_errors(http_server: HttpServer) 
 def test_configuration_errors() -> None:
     assert HttpStatusPush("ftp://x/").errors == ["url must be an http:// or https:// URL, not 'ftp://x/'"]
     assert "timeout" in HttpStatusPush("http://x/", timeout=0).errors[0]
+
+
+async def test_a_started_document_read_after_the_build_finished_describes_it_as_started(store: Store) -> None:
+    """A busy service may handle build.started after the build has finished: the document still
+    describes the build as it started, not its end."""
+    push = HttpStatusPush("http://127.0.0.1:9/hook", builders=["b"])
+    svc = NotificationService(builds=store.db.builds, logs=store.db.logs, events=store.db.events,
+                              outbox=store.db.outbox, bus=store.bus, notifiers=[push])
+    await run_build(store.db, "b", Result.FAILURE, log_text="boom\n")
+    [started] = [e for e in await store.db.events.events_after(0, 100) if e.kind == "build.started"]
+    await svc.handle(started)
+    [queued] = await store.db.outbox.list_notifications(10)
+    doc = json.loads(queued.payload["body"])
+    assert (doc["event"], doc["result"], doc["finished_at"], doc["failing_step"]) == ("build.started", None, None, None)
