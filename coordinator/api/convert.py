@@ -9,6 +9,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coordinator.domain import model
+from coordinator.domain.auth import visibility
 from coordinator.domain.builds.eta import BuildEstimate
 from coordinator.domain.changes.validation import check_property_name, parse_property_value
 from coordinator.domain.errors import InvalidArgument
@@ -264,7 +265,8 @@ def notification_pb(n: Notification) -> control_pb2.Notification:
 
 def scheduler_pb(s: Scheduler) -> control_pb2.Scheduler:
     return control_pb2.Scheduler(
-        name=s.name, kind=s.kind, enabled=s.enabled, builders=list(s.builders), next_fire=ts(s.next_fire_time())
+        name=s.name, kind=s.kind, enabled=s.enabled, next_fire=ts(s.next_fire_time()),
+        builders=[b for b in s.builders if visibility.sees(b)],  # a scoped reader's builders only
     )
 
 

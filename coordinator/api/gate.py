@@ -16,6 +16,7 @@ from coordinator.domain.auth import actions
 from coordinator.domain.auth.authz import Authz
 from coordinator.domain.auth.identity import ANONYMOUS, Identity
 from coordinator.domain.auth.tokens import InvalidToken, Tokens
+from coordinator.domain.auth.visibility import set_current as set_visibility
 from coordinator.domain.errors import PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,10 @@ class Gate:
         return ANONYMOUS
 
     def authorize(self, who: Identity, action: str, builders: Sequence[str] = ()) -> None:
-        """Raises Unauthenticated (anonymous) or PermissionDenied (authenticated) when not allowed."""
+        """Raises Unauthenticated (anonymous) or PermissionDenied (authenticated) when not allowed.
+        An allowed read by a reader scoped to some builders sets the call's visibility, so the
+        read side lists only those (decided here once, not per row)."""
+        set_visibility(None)
         if action == actions.PUBLIC or action == actions.WORKER:
             return
         if who is CHANGE_HOOK:
@@ -91,6 +95,8 @@ class Gate:
             raise PermissionDenied(f"the change token only allows submitting changes, not {action}")
         decision = self.authz.decide(who, action, builders, self.tags_of)
         if decision.allowed:
+            if action == actions.READ:
+                set_visibility(self.authz.read_scope(who, self.tags_of))
             return
         if who.anonymous:
             raise Unauthenticated(

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from coordinator.domain.model import Build, BuildRequest, Change, NewBuildset, Step
 from coordinator.domain.results import Result
@@ -167,15 +167,26 @@ def worker_state(name: str, state: str, reason: str, at: float) -> Event:
     return Event(kind="worker.state", at=at, worker=name, details={"state": state, "reason": reason})
 
 
+class _Sees(Protocol):
+    def sees(self, builder: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class EventFilter:
     builders: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
     buildset_id: int = 0
     worker: str = ""
+    # The builders the subscriber may see (None: all); see coordinator/domain/auth/visibility.py.
+    visible: Callable[[str], bool] | None = None
+
+    def narrowed(self, visibility: _Sees | None) -> EventFilter:
+        return self if visibility is None else replace(self, visible=visibility.sees)
 
     def matches(self, event: Event) -> bool:
         if self.kinds and event.kind not in self.kinds:
+            return False
+        if self.visible is not None and not self._visible(event):
             return False
         if self.buildset_id and event.buildset_id != self.buildset_id:
             return False
@@ -185,6 +196,21 @@ class EventFilter:
         if self.builders and event.builder and event.builder not in self.builders:
             return False
         return True
+
+    def _visible(self, event: Event) -> bool:
+        assert self.visible is not None
+        if event.builder:
+            return self.visible(event.builder)
+        named = event.details.get("builders")
+        return named is None or any(self.visible(b) for b in named)
+
+    def shown(self, event: Event) -> Event:
+        """The event as this subscriber may see it: a buildset's list of builders without the
+        hidden ones (a buildset of hidden builders only does not match at all)."""
+        named = event.details.get("builders")
+        if self.visible is None or named is None:
+            return event
+        return replace(event, details={**event.details, "builders": [b for b in named if self.visible(b)]})
 
 
 class SubscriberOverflow(Exception):

@@ -171,7 +171,11 @@ class BuildsetReads(Protocol):
 
 
 class RequestReads(BuildsetReads, Protocol):
-    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]: ...
+    async def list_build_requests(
+        self, builder: str, buildset_id: int, limit: int, *, among: Collection[str] | None = None
+    ) -> list[BuildRequest]:
+        """Newest first; `among` (when not None) keeps only requests of those builders."""
+        ...
 
 
 class DownstreamStore(BuildsetReads, Protocol):
@@ -275,11 +279,12 @@ class BuildReads(Protocol):
 class BuildListing(BuildReads, Protocol):
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False, branch: str = "",
+        with_steps: bool = False, branch: str = "", among: Collection[str] | None = None,
     ) -> list[Build]:
         """Newest first (by id); `before_id` pages, `results` keeps finished builds with one of
         them, `with_steps` fills the steps (not their logs) in one query for the page, `branch`
-        keeps builds whose buildset has a source stamp on that branch."""
+        keeps builds whose buildset has a source stamp on that branch, `among` (when not None)
+        keeps builds of those builders only (a reader scoped to some builders)."""
         ...
 
     async def get_artifact(self, builder: str, number: int, name: str) -> Artifact | None: ...

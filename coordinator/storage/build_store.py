@@ -4,7 +4,7 @@ client shows (its logs are log_store's)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,12 +180,17 @@ class SqlBuilds:
 
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False, branch: str = "",
+        with_steps: bool = False, branch: str = "", among: Collection[str] | None = None,
     ) -> list[Build]:
+        if among is not None and not among:
+            return []
+
         def q(c: sa.Connection) -> list[Build]:
             stmt = sa.select(t_builds).order_by(t_builds.c.id.desc()).limit(limit)
             if builder:
                 stmt = stmt.where(t_builds.c.builder == builder)
+            if among is not None:
+                stmt = stmt.where(t_builds.c.builder.in_(sorted(among)))
             if before_id:
                 stmt = stmt.where(t_builds.c.id < before_id)
             if results:

@@ -3,7 +3,7 @@ made them), claiming requests, reading them back, and the Dependent schedulers' 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -140,12 +140,19 @@ class SqlBuildsets:
 
         return await self.db.read(q)
 
-    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]:
+    async def list_build_requests(
+        self, builder: str, buildset_id: int, limit: int, *, among: Collection[str] | None = None
+    ) -> list[BuildRequest]:
+        if among is not None and not among:
+            return []
+
         def q(c: sa.Connection) -> list[BuildRequest]:
             stmt = sa.select(*REQUEST_COLUMNS).outerjoin(t_collapses, t_collapses.c.request_id == t_br.c.id)
             stmt = stmt.order_by(t_br.c.id.desc()).limit(limit)
             if builder:
                 stmt = stmt.where(t_br.c.builder == builder)
+            if among is not None:
+                stmt = stmt.where(t_br.c.builder.in_(sorted(among)))
             if buildset_id:
                 stmt = stmt.where(t_br.c.buildset_id == buildset_id)
             return [request_from_row(r) for r in c.execute(stmt)]

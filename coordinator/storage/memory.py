@@ -389,10 +389,13 @@ class MemoryBuildsets:
 
         return await self.db.write(op)
 
-    async def list_build_requests(self, builder: str, buildset_id: int, limit: int) -> list[BuildRequest]:
+    async def list_build_requests(
+        self, builder: str, buildset_id: int, limit: int, *, among: Collection[str] | None = None
+    ) -> list[BuildRequest]:
         rows = [
             r for _, r in sorted(self.data.buildrequests.items(), reverse=True)
             if (not builder or r.builder == builder) and (not buildset_id or r.buildset_id == buildset_id)
+            and (among is None or r.builder in among)
         ]
         return [_request(self.data, r) for r in rows[:limit]]
 
@@ -671,12 +674,13 @@ class MemoryBuilds:
 
     async def list_builds(
         self, builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (),
-        with_steps: bool = False, branch: str = "",
+        with_steps: bool = False, branch: str = "", among: Collection[str] | None = None,
     ) -> list[Build]:
         newest_first = (b for _, b in sorted(self.data.builds.items(), reverse=True))
         out = [
             copy.deepcopy(b) for b in newest_first
             if (not builder or b.builder == builder) and (not before_id or b.id < before_id)
+            and (among is None or b.builder in among)
             and (not results or (b.result in results and b.complete))
             and (not branch or any(ss.branch == branch for ss in _stamps_of(self.data, b.buildset_id)))
         ][:limit]

@@ -1194,3 +1194,21 @@ async def test_artifacts_recorded_listed_and_replaced(store: Store) -> None:
     assert got is not None and (got.step, got.size, got.sha256, got.created_at) == ("upload2", 5, "c" * 64, T0 + 7)
     full = await db.builds.get_build(build.builder, build.number)
     assert full is not None and sorted(x.name for x in full.artifacts) == ["dist.tar", "out.bin"]
+
+
+async def test_listings_keep_only_the_builders_among(store: Store) -> None:
+    """What a reader scoped to some builders lists: builds and requests of those builders only,
+    the limit counting only them (the narrowing is in the query, not after it)."""
+    db = store.db
+    seen, hidden = uniq("seen"), uniq("hidden")
+    before = await db.builds.list_builds("", 1000)
+    for builder in (seen, hidden, hidden):
+        await started_build(db, builder)
+    newer = [b for b in await db.builds.list_builds("", 1000) if b.id not in {x.id for x in before}]
+    assert {b.builder for b in newer} == {seen, hidden}
+    assert [b.builder for b in await db.builds.list_builds("", 1, among={seen})] == [seen]
+    assert await db.builds.list_builds("", 10, among=set()) == []
+    assert await db.builds.list_builds(hidden, 10, among={seen}) == []
+    requests = await db.buildsets.list_build_requests("", 0, 1, among={seen})
+    assert [r.builder for r in requests] == [seen]
+    assert await db.buildsets.list_build_requests("", 0, 10, among=()) == []

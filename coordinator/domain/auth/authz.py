@@ -9,9 +9,11 @@ action to roles, optionally only on some builders (by name pattern or tag).
         anonymous_read=False,
     )
 
-Deny unless a rule allows. A scoped rule (builders=/tags=) can only allow a request that names
-its builder(s): listing every builder needs an unscoped rule. A refusal reads the same whether
-the builder exists or not.
+Deny unless a rule allows. A scoped rule (builders=/tags=) allows a request that names its
+builder(s); for `read` it also allows the listings (builders, builds, events...), which then show
+only the builders its rules cover (`read_scope`, coordinator/domain/auth/visibility.py). Other
+actions need an unscoped rule when they name no builder. A refusal reads the same whether the
+builder exists or not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 from coordinator.domain.auth import actions
 from coordinator.domain.auth.identity import Identity
+from coordinator.domain.auth.visibility import Visibility
 from coordinator.domain.location import caller_location
 
 ANY_ROLE = "*"  # any authenticated identity
@@ -133,6 +136,8 @@ class Authz:
         if not builders:
             if any(not r.scoped for r in rules):
                 return Decision(True)
+            if rules and action == actions.READ:
+                return Decision(True)  # a listing, narrowed to its builders by read_scope
             if rules:
                 return Decision(False, f"{who.user} may {action} only on some builders: name the builder")
             return Decision(False, f"{who.user} may not {action}")
@@ -141,3 +146,14 @@ class Authz:
             if not any(r.covers(b, tags) for r in rules):
                 return Decision(False, f"{who.user} may not {action} on builder {b!r}")
         return Decision(True)
+
+    def read_scope(self, who: Identity, tags_of: Callable[[str], Iterable[str]]) -> Visibility | None:
+        """The builders `who` may read when its read rules are all scoped; None when it may read
+        every builder (an unscoped rule, or anonymous read) or none (decide refuses it)."""
+        if who.anonymous:
+            return None
+        roles = self.roles_of(who)
+        rules = [r for r in self.rules if actions.READ in r.actions and set(r.roles) & roles]
+        if not rules or any(not r.scoped for r in rules):
+            return None
+        return Visibility(rules, tags_of)

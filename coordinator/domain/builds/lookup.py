@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from coordinator.domain.auth import visibility
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.errors import NotFound
 from coordinator.domain.model import Build
@@ -12,15 +13,22 @@ from coordinator.domain.ports import BuildReads
 
 
 def find_builder(builders: Mapping[str, Builder], name: str) -> Builder:
-    b = builders.get(name)
+    """A builder hidden from the caller (coordinator/domain/auth/visibility.py) is missing, and
+    the list of what exists names only what the caller may see."""
+    b = builders.get(name) if visibility.sees(name) else None
     if b is None:
-        known = ", ".join(sorted(builders)) or "none"
+        known = ", ".join(sorted(n for n in builders if visibility.sees(n))) or "none"
         raise NotFound(f"no builder named {name!r} (configured builders: {known})")
     return b
 
 
 async def find_build(builds: BuildReads, builder: str, number: int) -> Build:
-    build = await builds.get_build(builder, number)
+    build = await builds.get_build(builder, number) if visibility.sees(builder) else None
     if build is None:
-        raise NotFound(f"builder {builder!r} has no build number {number}")
+        raise missing_build(builder, number)
     return build
+
+
+def missing_build(builder: str, number: int) -> NotFound:
+    """The one answer for a build that does not exist or that the caller may not see."""
+    return NotFound(f"builder {builder!r} has no build number {number}")

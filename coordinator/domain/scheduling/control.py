@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from coordinator.domain.auth import visibility
 from coordinator.domain.builds.submitter import BuildsetSubmitter
 from coordinator.domain.errors import NotFound
 from coordinator.domain.model import NewBuildset, SchedulerCommit
@@ -64,7 +65,9 @@ class SchedulerControl:
         return sched
 
     def list_schedulers(self) -> list[Scheduler]:
-        return sorted(self.schedulers, key=lambda s: s.name)
+        """A reader scoped to some builders sees the schedulers that trigger one of them."""
+        return sorted((s for s in self.schedulers if visibility.current() is None
+                       or any(visibility.sees(b) for b in s.builders)), key=lambda s: s.name)
 
     async def set_scheduler_enabled(self, name: str, enabled: bool) -> Scheduler:
         """Enable or disable a scheduler at run time; stored, so it survives a restart. A

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from coordinator.domain.auth import visibility
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
-from coordinator.domain.builds.lookup import find_build
+from coordinator.domain.builds.lookup import find_build, missing_build
 from coordinator.domain.errors import InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.model import DELETED_LOG, Build, LogInfo
@@ -39,6 +40,8 @@ class StatusFeed:
         """Yields events in id order; yields None once if the consumer fell too far behind.
         `on_subscribed` runs once live events are being captured (so a client can act then)."""
         flt = flt or EventFilter()
+        # The caller's visibility, fixed now: the stream outlives the call's first step.
+        flt = flt.narrowed(visibility.current())
         unknown = sorted(flt.kinds - set(KINDS))
         if unknown:
             raise InvalidArgument(
@@ -59,7 +62,7 @@ class StatusFeed:
                 for event in page:
                     last = event.id
                     if flt.matches(event):
-                        yield event
+                        yield flt.shown(event)
                 if len(page) < REPLAY_PAGE:
                     break
             while True:
@@ -71,7 +74,7 @@ class StatusFeed:
                 if event.id <= last:
                     continue  # already replayed from the database
                 last = event.id
-                yield event
+                yield flt.shown(event)
 
 
     async def watch_build(self, builder: str, number: int) -> AsyncIterator[BuildUpdate]:
@@ -97,10 +100,7 @@ class StatusFeed:
             sub.close()  # the current subscription: after an overflow, not the first one
 
     async def _build(self, builder: str, number: int) -> Build:
-        build = await self.builds.get_build(builder, number)
-        if build is None:
-            raise NotFound(f"builder {builder!r} has no build number {number}")
-        return build
+        return await find_build(self.builds, builder, number)
 
     async def _eta(self, build: Build) -> BuildEstimate | None:
         """The per-step estimate while the build runs (cached history: no query per event)."""
@@ -137,6 +137,8 @@ class LogReader:
     async def find(self, builder: str, number: int, step: str, log: str) -> LogInfo:
         """The log `log` of `step` (a name or a number) of build builder/number; NotFound
         names what is missing: the build, the step, or the log (with what there is)."""
+        if not visibility.sees(builder):
+            raise missing_build(builder, number)
         result: LogInfo | None = await self.logs.get_log(builder, number, step, log)
         if result is not None and result.type == DELETED_LOG:
             raise NotFound(f"the log {log!r} of step {step!r} of build {builder}/{number} was deleted (logHorizon)")

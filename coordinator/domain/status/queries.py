@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from coordinator.domain.auth import visibility
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator, expected_starts
@@ -109,7 +110,7 @@ class Queries:
         history allows an estimate, when it is expected to start (one builder, or all)."""
         if builder:
             self.builder(builder)
-        pending = self.dispatcher.pending_requests(builder)
+        pending = [p for p in self.dispatcher.pending_requests(builder) if visibility.sees(p.builder)]
         by_builder: dict[str, list[PendingRequest]] = {}
         for p in pending:
             by_builder.setdefault(p.builder, []).append(p)
@@ -124,10 +125,17 @@ class Queries:
             self.builder(builder)
         if buildset_id < 0:
             raise InvalidArgument("buildset_id must not be negative")
-        return await self.stores.requests.list_build_requests(builder, buildset_id, _limit(limit))
+        return await self.stores.requests.list_build_requests(
+            builder, buildset_id, _limit(limit), among=self._visible_builders())
 
     def list_builders(self) -> list[Builder]:
-        return list(self.dispatcher.builders.values())
+        return [b for b in self.dispatcher.builders.values() if visibility.sees(b.name)]
+
+    def _visible_builders(self) -> frozenset[str] | None:
+        """The configured builders a scoped reader may see, for the stores to narrow a listing
+        with (None: no narrowing). Builds of builders no longer configured are hidden from it."""
+        v = visibility.current()
+        return None if v is None else v.among(self.dispatcher.builders)
 
     async def get_build(self, builder: str, number: int) -> Build:
         return await find_build(self.stores.builds, builder, number)
@@ -164,7 +172,8 @@ class Queries:
         if before_id < 0:
             raise InvalidArgument("before_id must not be negative")
         return await self.stores.builds.list_builds(
-            builder, _limit(limit), before_id=before_id, results=results, with_steps=with_steps, branch=branch
+            builder, _limit(limit), before_id=before_id, results=results, with_steps=with_steps, branch=branch,
+            among=self._visible_builders(),
         )
 
     async def list_changes(self, limit: int) -> list[Change]:
@@ -179,7 +188,11 @@ class Queries:
     async def list_notifications(self, limit: int, state: str) -> list[Notification]:
         if state not in NOTIFICATION_STATES:
             raise InvalidArgument(f"state must be one of pending, sent, failed (or empty), not {state!r}")
-        return await self.stores.notifications.list_notifications(_limit(limit), state)
+        items = await self.stores.notifications.list_notifications(_limit(limit), state)
+        if visibility.current() is None:
+            return items
+        # A scoped reader sees the notifications of its builders' builds only.
+        return [n for n in items if (b := _builder_of(n.key)) and visibility.sees(b)]
 
     async def list_workers(self) -> list[WorkerRecord]:
         stored = {w.name: w for w in await self.stores.workers.list_workers()}
@@ -195,7 +208,8 @@ class Queries:
                 rec.capacity_reason = capacity_reason(decl.max_builds, session.max_builds)
                 rec.since = session.connected_at
                 rec.info = dict(session.info)
-                rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:"))
+                rec.running_builds = sorted(b for b in session.builds if not b.startswith("request:")
+                                            and visibility.sees(b.rpartition("/")[0]))
             if self.holds is not None:
                 rec.state, rec.state_reason = self.holds.state_of(name)
             out.append(rec)
@@ -203,6 +217,12 @@ class Queries:
 
 
 NOTIFICATION_STATES = ("", "pending", "sent", "failed")
+
+
+def _builder_of(key: str) -> str:
+    """The builder of a notification key "{notifier}:{builder}:{number}:{event}" ("" for others)."""
+    parts = key.partition(":")[2].rsplit(":", 2)
+    return parts[0] if len(parts) == 3 else ""
 
 
 def _limit(limit: int) -> int:
