@@ -9,13 +9,14 @@ called with an empty request, so a new listing that leaks fails here."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
 from coordinator.api.interceptors.methods import METHODS
 from coordinator.domain.auth import actions
@@ -142,9 +143,12 @@ async def grpc_listings(channel: grpc.aio.Channel, admin: str, tina: str, app_nu
     assert [(s.name, list(s.builders)) for s in parsed("ListSchedulers", raw).schedulers] == [("force", ["app"])]
 
     # Named: the hidden builder reads as one that does not exist (same code, same words).
-    for rpc, req in [("GetBuild", lambda b: control_pb2.GetBuildRequest(builder=b, number=1)),
-                     ("GetBuilder", lambda b: control_pb2.GetBuilderRequest(name=b)),
-                     ("ListBuilds", lambda b: control_pb2.ListBuildsRequest(builder=b))]:
+    named: list[tuple[str, Callable[[str], Message]]] = [
+        ("GetBuild", lambda b: control_pb2.GetBuildRequest(builder=b, number=1)),
+        ("GetBuilder", lambda b: control_pb2.GetBuilderRequest(name=b)),
+        ("ListBuilds", lambda b: control_pb2.ListBuildsRequest(builder=b)),
+    ]
+    for rpc, req in named:
         answers = []
         for who in (SECRET, "no-such-builder"):
             code, details = await call_raw(channel, f"/gantry.v1.ControlService/{rpc}",
