@@ -9,8 +9,10 @@ import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 
 from clients.client import GantryClient
@@ -226,5 +228,75 @@ async def test_a_client_certificate_is_an_identity_with_its_groups(tmp_path: Pat
                 await client.force_build("any")
         async with GantryClient(address, tls=Tls(ca.cert, admin.cert, admin.key), timeout=10) as client:
             assert await client.list_builders() == []
+    finally:
+        await coord.aclose()
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+              grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer …` to every call, reflection's included (grpcurl's -H)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def _details(self, details: Any) -> Any:
+        md = [*(details.metadata or ()), ("authorization", f"Bearer {self.token}")]
+        return details._replace(metadata=md)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def _third_party(address: str, ca: Path | None, token: str = "") -> tuple[list[str], Any]:
+    """What grpcurl does, with grpc_requests (a generic reflection client, not ours): list the
+    services through reflection, then call ListBuilders knowing nothing but what reflection said."""
+    from google.protobuf import descriptor_pool
+    from grpc_requests import Client
+
+    client = Client(address, ssl=ca is not None, lazy=True,
+                    credentials={"root_certificates": ca.read_bytes()} if ca else None,
+                    descriptor_pool=descriptor_pool.DescriptorPool(),  # nothing of ours preloaded
+                    interceptors=[_Bearer(token)] if token else None,
+                    channel_options=[("grpc.max_reconnect_backoff_ms", 200)])
+    try:
+        services = list(client.service_names)
+        return services, client.request("gantry.v1.ControlService", "ListBuilders", {}, timeout=10)
+    finally:
+        client.channel.close()
+
+
+async def test_a_third_party_reflection_client_works_over_tls_under_the_read_rule(
+    tmp_path: Path, ca: TestCA
+) -> None:
+    from coordinator.config.security import Auth
+    from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups
+
+    server = ca.issue("server")
+    cfg = MasterConfig(auth=Auth(), authz=Authz(roles=[RolesFromGroups()], rules=[Allow("read", roles=["viewer"])]))
+    coord = Coordinator(cfg, tmp_path / "data", "127.0.0.1:0", tls=TlsFiles(server.cert, server.key))
+    await coord.start()
+    address = f"localhost:{coord.port}"
+    try:
+        assert coord.gate is not None and coord.gate.tokens is not None
+        token, _ = await coord.gate.tokens.create("vera", ["viewer"])
+        services, reply = await asyncio.to_thread(_third_party, address, ca.cert, token)
+        assert "gantry.v1.ControlService" in services and "gantry.v1.StatusService" in services
+        assert reply == {}  # no builders configured: an empty ListBuildersResponse, as JSON
+        # Reflection is a read: without a token, refused.
+        with pytest.raises(grpc.RpcError) as anonymous:
+            await asyncio.to_thread(_third_party, address, ca.cert)
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        # Plaintext to a TLS port, and a server certificate from a CA the client does not trust.
+        other = TestCA(tmp_path / "other", "Other CA")
+        for refused_ca in (None, other.cert):
+            with pytest.raises(grpc.RpcError) as refused:
+                await asyncio.to_thread(_third_party, address, refused_ca, token)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
     finally:
         await coord.aclose()
