@@ -82,6 +82,17 @@ class Gate:
             return Identity(creds.proxy_user, frozenset(creds.proxy_groups), "proxy")
         return ANONYMOUS
 
+    def max_message(self, who: Identity | None) -> int:
+        """The largest request `who` may send (None: a caller not identified, as for a health
+        check): Auth's max_message_anonymous / max_message / max_message_roles."""
+        auth = self.auth
+        if who is None or who.anonymous:
+            return auth.max_message_anonymous
+        if who is CHANGE_HOOK:
+            return auth.max_message
+        by_role = [auth.max_message_roles[r] for r in self.authz.roles_of(who) if r in auth.max_message_roles]
+        return max(by_role) if by_role else auth.max_message
+
     def authorize(self, who: Identity, action: str, builders: Sequence[str] = ()) -> None:
         """Raises Unauthenticated (anonymous) or PermissionDenied (authenticated) when not allowed.
         An allowed read by a reader scoped to some builders sets the call's visibility, so the

@@ -15,7 +15,7 @@ from coordinator.api.auth import ChangeTokenInterceptor
 from coordinator.api.errors import ErrorInterceptor
 from coordinator.api.gate import Gate
 from coordinator.api.interceptors.audit import AuditInterceptor
-from coordinator.api.interceptors.auth import AuthInterceptor
+from coordinator.api.interceptors.auth import WORKER_MAX_MESSAGE, AuthInterceptor
 from coordinator.api.interceptors.input import InputInterceptor
 from coordinator.api.interceptors.limits import ClientLimits, LimitsInterceptor
 from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
@@ -42,8 +42,12 @@ from protos.gantry.v1 import (
     worker_pb2_grpc,
 )
 
+# The largest message a worker stream may carry; also what any caller may send when no auth is
+# configured. With auth, each caller's own limit (Auth.max_message*) is checked by AuthInterceptor
+# and the server accepts the largest of them.
+MAX_MESSAGE = WORKER_MAX_MESSAGE
 OPTIONS = [
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
@@ -98,7 +102,10 @@ class GrpcServer:
         elif change_token:
             chain.append(ChangeTokenInterceptor(change_token))
         chain.append(ErrorInterceptor())
-        server = self._server = grpc.aio.server(interceptors=chain, options=OPTIONS)
+        options = list(OPTIONS)
+        if gate is not None and gate.auth.largest_message() > MAX_MESSAGE:
+            options[0] = ("grpc.max_receive_message_length", gate.auth.largest_message())
+        server = self._server = grpc.aio.server(interceptors=chain, options=options)
         changes_pb2_grpc.add_ChangeServiceServicer_to_server(changes, server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(control, server)
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)

@@ -38,6 +38,9 @@ class TLS:
         return at(self.cert), at(self.key), at(self.client_ca) if self.client_ca else None
 
 
+MAX_MESSAGE_LIMIT = 1 << 30  # what a gRPC server may be told to accept at all (1 GiB)
+
+
 @dataclass
 class Auth:
     """Where identities come from (Buildbot's ``auth``); any of them, one pluggable object.
@@ -50,6 +53,15 @@ class Auth:
       from ``proxy_addresses``. Off unless set.
     - ``users``: local users for the web UI's login form: name -> password hash
       (``python -m coordinator.passwords`` prints one).
+
+    How large a request each caller may send (gRPC message or HTTP body, in bytes); larger is
+    refused with RESOURCE_EXHAUSTED / 413 naming the limit. Worker streams keep their own 16 MiB,
+    webhooks theirs (25 MB, what GitHub may send):
+
+    - ``max_message_anonymous``: callers without credentials (anonymous read, health checks).
+    - ``max_message``: authenticated callers.
+    - ``max_message_roles``: role -> limit, for identities holding that role (the largest of its
+      roles' limits wins over ``max_message``), e.g. ``{"viewer": 65536, "uploader": 64 << 20}``.
     """
 
     tokens: bool = True
@@ -58,13 +70,28 @@ class Auth:
     proxy_groups_header: str | None = None
     proxy_addresses: Sequence[str] = ("127.0.0.1", "::1")
     users: dict[str, str] = field(default_factory=dict)
+    max_message_anonymous: int = 64 * 1024
+    max_message: int = 16 * 1024 * 1024
+    max_message_roles: dict[str, int] = field(default_factory=dict)
     defined_at: tuple[str, int] = field(default=("<unknown>", 0), compare=False)
 
     def __post_init__(self) -> None:
         self.defined_at = caller_location(3)
 
+    def largest_message(self) -> int:
+        """What the gRPC server must accept at all (each caller's own limit is checked after)."""
+        return max([self.max_message_anonymous, self.max_message, *self.max_message_roles.values()])
+
     def problems(self) -> list[str]:
         out = []
+        limits = {"max_message_anonymous": self.max_message_anonymous, "max_message": self.max_message}
+        if not isinstance(self.max_message_roles, dict):
+            out.append("Auth: max_message_roles must be a dict of role -> bytes, e.g. {'viewer': 65536}")
+        else:
+            limits.update({f"max_message_roles[{r!r}]": v for r, v in self.max_message_roles.items()})
+        for name, value in limits.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_MESSAGE_LIMIT:
+                out.append(f"Auth: {name} must be a number of bytes between 1 and {MAX_MESSAGE_LIMIT}, not {value!r}")
         for attr in ("proxy_header", "proxy_groups_header"):
             value = getattr(self, attr)
             if value is not None and (not isinstance(value, str) or not value.strip()):

@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
+from coordinator.api.interceptors.auth import too_large
 from coordinator.api.interceptors.methods import METHODS
 from coordinator.domain.auth import actions
 from coordinator.domain.auth.audit import AUDITED, AuditEntry, AuditStore
@@ -212,6 +213,14 @@ class WebAuth:
             return web.json_response({"error": str(exc), "code": "PERMISSION_DENIED"}, status=403)
         request[IDENTITY] = who
         current_identity.set(who)
+        if request.body_exists:  # the caller's own size limit, as over gRPC
+            limit = self.gate.max_message(who)
+            size = request.content_length
+            if size is None:  # chunked: read it (the app's client_max_size bounds that)
+                size = len(await request.read())
+            if size > limit:
+                return web.json_response({"error": too_large(size, limit, who), "code": "RESOURCE_EXHAUSTED"},
+                                         status=413)
         return await handler(request)
 
     async def _record(self, request: web.Request, action: str, status: int, detail: str) -> None:

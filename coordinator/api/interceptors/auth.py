@@ -14,10 +14,12 @@ from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
 from coordinator.api.interceptors.methods import METHODS, MethodRule
 from coordinator.api.interceptors.wrapping import wrap
 from coordinator.domain.auth import actions
+from coordinator.domain.auth.identity import Identity
 from coordinator.domain.errors import PermissionDenied, Unauthenticated
 from coordinator.logsafe import clip
 
 log = logging.getLogger(__name__)
+WORKER_MAX_MESSAGE = 16 * 1024 * 1024  # also the server's receive limit unless a caller's is larger
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
@@ -88,14 +90,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         rule = METHODS.get(method)
         gate = self.gate
+        raised = gate.auth.largest_message() > WORKER_MAX_MESSAGE
 
         async def guard(request: Any, context: grpc.aio.ServicerContext) -> None:
             if rule is None:  # a method nobody classified: refuse rather than guess
                 log.error("no authorization rule for %s: refused", method)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} has no authorization rule")
                 return
-            if rule.action in (actions.PUBLIC, actions.WORKER):
-                return  # no identity needed: a stale token must not break a health probe
+            if rule.action == actions.WORKER:
+                return  # the worker proves itself in its Hello; its stream keeps the server's limit
+            if rule.action == actions.PUBLIC:
+                # No identity needed (a stale token must not break a health probe): the
+                # anonymous size limit.
+                await sized(request, context, None)
+                return
             try:
                 who = await gate.identify(credentials_of(context, gate))
             except Unauthenticated as exc:
@@ -109,5 +117,35 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             except PermissionDenied as exc:
                 log.info("refused %s to %s: %s", method, clip(who.describe()), exc)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            await sized(request, context, who)
 
-        return wrap(handler, guard)
+        async def sized(request: Any, context: grpc.aio.ServicerContext, who: Identity | None) -> None:
+            """Each caller's own message-size limit (the server's receive limit is the largest of
+            them); a client stream's messages are checked one by one as they come."""
+            if request is None:
+                return
+            limit = gate.max_message(who)
+            size = request.ByteSize()
+            if size > limit:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large(size, limit, who))
+
+        async def each_sized(request: Any, context: grpc.aio.ServicerContext) -> None:
+            if rule is None:
+                return
+            if rule.action == actions.WORKER:
+                # Worker streams keep WORKER_MAX_MESSAGE even when a role's limit raised the
+                # server's (measured only then: a log chunk is not sized twice for nothing).
+                if raised and (size := request.ByteSize()) > WORKER_MAX_MESSAGE:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"the message is {size} bytes; a worker may send at most {WORKER_MAX_MESSAGE}")
+                return
+            await sized(request, context, current_identity.get() if rule.action != actions.PUBLIC else None)
+
+        return wrap(handler, guard, stream_guard=each_sized)
+
+
+def too_large(size: int, limit: int, who: Identity | None) -> str:
+    whom = "an anonymous caller" if who is None or who.anonymous else who.user
+    setting = "max_message_anonymous" if who is None or who.anonymous else "max_message"
+    return (f"the request is {size} bytes; {whom} may send at most {limit} bytes "
+            f"(Auth({setting}=..., max_message_roles=...) in the configuration)")
