@@ -35,10 +35,11 @@ def test_only_readers_with_scoped_rules_alone_get_a_visibility() -> None:
     assert both is not None and both.among(TAGS) == {"app", "api", "linux-1"}
 
 
-def test_a_listing_is_allowed_to_a_scoped_reader_but_not_a_scoped_control_action() -> None:
+def test_every_read_passes_for_a_scoped_reader_but_not_a_scoped_control_action() -> None:
     who = Identity("u", frozenset({"linux"}), "token")
     assert AUTHZ.decide(who, actions.READ).allowed
-    assert not AUTHZ.decide(who, actions.READ, ["app"]).allowed
+    assert AUTHZ.decide(who, actions.READ, ["app"]).allowed  # hidden by its visibility, not refused
+    assert not AUTHZ.decide(Identity("u", frozenset(), "token"), actions.READ, ["app"]).allowed  # no read rule
     stop = Authz(rules=[Allow(actions.STOP, builders=["linux-*"])])
     assert "name the builder" in stop.decide(who, actions.STOP).reason
 

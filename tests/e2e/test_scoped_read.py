@@ -9,14 +9,13 @@ called with an empty request, so a new listing that leaks fails here."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 from google.protobuf import message_factory
-from google.protobuf.message import Message
 
 from coordinator.api.interceptors.methods import METHODS
 from coordinator.domain.auth import actions
@@ -99,6 +98,37 @@ async def call_raw(channel: grpc.aio.Channel, name: str, data: bytes, tok: str) 
     return "OK", reply
 
 
+def naming(method: Any, builder_fields: tuple[str, ...], builder: str) -> bytes:
+    """A request of `method` about build 1's step "s" log "stdio" of `builder`."""
+    msg = message_factory.GetMessageClass(method.input_type)()
+    fields = method.input_type.fields_by_name
+    for field in builder_fields:
+        if fields[field].is_repeated:
+            getattr(msg, field).append(builder)
+        else:
+            setattr(msg, field, builder)
+    for field, value in (("number", 1), ("build_number", 1), ("step", "s"), ("log", "stdio")):
+        if field in fields:
+            setattr(msg, field, value)
+    return bytes(msg.SerializeToString())
+
+
+async def call_any(channel: grpc.aio.Channel, name: str, method: Any, data: bytes, tok: str) -> tuple[str, bytes]:
+    """A unary call, or a server stream's first reply."""
+    if not method.server_streaming:
+        return await call_raw(channel, name, data, tok)
+    ident = bytes
+    stream = channel.unary_stream(name, request_serializer=ident, response_deserializer=ident)(
+        data, metadata=md(tok), timeout=TIMEOUT)
+    try:
+        async for reply in stream:
+            stream.cancel()
+            return "OK", reply
+    except grpc.aio.AioRpcError as err:
+        return err.code().name, (err.details() or "").encode()
+    return "OK", b""
+
+
 async def test_a_reader_scoped_by_tag_lists_only_its_builders(cluster: Cluster) -> None:
     async with started(cluster, CONFIG) as web, aiohttp.ClientSession() as http:
         admin, tina = await token(web, "root", "admin"), await token(web, "tina", "team")
@@ -142,19 +172,20 @@ async def grpc_listings(channel: grpc.aio.Channel, admin: str, tina: str, app_nu
     _, raw = await call_raw(channel, "/gantry.v1.ControlService/ListSchedulers", b"", tina)
     assert [(s.name, list(s.builders)) for s in parsed("ListSchedulers", raw).schedulers] == [("force", ["app"])]
 
-    # Named: the hidden builder reads as one that does not exist (same code, same words).
-    named: list[tuple[str, Callable[[str], Message]]] = [
-        ("GetBuild", lambda b: control_pb2.GetBuildRequest(builder=b, number=1)),
-        ("GetBuilder", lambda b: control_pb2.GetBuilderRequest(name=b)),
-        ("ListBuilds", lambda b: control_pb2.ListBuildsRequest(builder=b)),
-    ]
-    for rpc, req in named:
+    # Named: every read of the hidden builder (build 1 exists) answers as for a builder that does
+    # not exist: same code, same words.
+    differ = []
+    for name, method in all_methods():
+        rule = METHODS[name]
+        if rule.action != actions.READ or not rule.builder_fields or method.name == "Subscribe":
+            continue  # Subscribe(builders=[hidden]) is a stream that stays silent: see events below
         answers = []
         for who in (SECRET, "no-such-builder"):
-            code, details = await call_raw(channel, f"/gantry.v1.ControlService/{rpc}",
-                                           req(who).SerializeToString(), tina)
-            answers.append((code, details.decode().replace(who, "X")))
-        assert answers[0] == answers[1], (rpc, answers)
+            code, details = await call_any(channel, name, method, naming(method, rule.builder_fields, who), tina)
+            answers.append((code, details.decode(errors="replace").replace(who, "X")))
+        if answers[0] != answers[1] or answers[0][0] == "OK":
+            differ.append(f"{method.name}: {answers}")
+    assert not differ, "\n".join(differ)
 
     seen = [e async for e in events_until(channel, tina, "app", app_number)]
     assert {e.builder for e in seen if e.builder} == {"app"}
@@ -178,11 +209,18 @@ async def http_listings(web: Web, http: aiohttp.ClientSession, admin: str, tina:
             assert SECRET not in text, path
     async with http.get(f"{web.base}/api/v1/builds", headers=hdr) as r:
         assert {b["builder"] for b in (await r.json())["builds"]} == {"app"}
-    answers = []
-    for who in (SECRET, "no-such-builder"):
-        async with http.get(f"{web.base}/api/v1/builders/{who}", headers=hdr) as r:
-            answers.append((r.status, (await r.text()).replace(who, "X")))
-    assert answers[0] == answers[1] and answers[0][0] == 404, answers
+    for path in ("/api/v1/builders/{}", "/api/v1/builders/{}/builds", "/api/v1/builders/{}/builds/1",
+                 "/api/v1/builders/{}/builds/1/artifacts", "/api/v1/builders/{}/tests",
+                 "/api/v1/builders/{}/pending", "/api/v1/builders/{}/builds/1/steps/s/logs/stdio",
+                 "/api/v1/builders/{}/builds/1/steps/s/logs/stdio/raw",
+                 "/api/v1/builders/{}/builds/1/artifacts/a.txt",
+                 "/builders/{}", "/builders/{}/builds/1", "/builders/{}/builds/1/steps/s/logs/stdio",
+                 "/builders/{}?format=json", "/api/v1/builds?builder={}", "/api/v1/pending?builder={}"):
+        answers = []
+        for who in (SECRET, "no-such-builder"):
+            async with http.get(web.base + path.format(who), headers=hdr) as r:
+                answers.append((r.status, (await r.text()).replace(who, "X")))
+        assert answers[0] == answers[1] and answers[0][0] == 404, (path, answers)
 
     kinds = set()
     async for _, _, event in sse_events(http, f"{web.base}/api/v1/events?since=0", hdr):

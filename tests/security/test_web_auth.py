@@ -15,7 +15,7 @@ from coordinator.api.gate import Gate
 from coordinator.app import Coordinator
 from coordinator.config.objects import MasterConfig
 from coordinator.config.security import Auth
-from coordinator.domain.auth import actions
+from coordinator.domain.auth import actions, visibility
 from coordinator.domain.auth.authz import Allow, Authz, RolesFromGroups
 from coordinator.domain.auth.tokens import Tokens
 from coordinator.passwords import hash_password
@@ -38,7 +38,11 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str], WebAu
     app = web.Application()
 
     async def page(request: web.Request) -> web.Response:
-        return web.json_response({"builder": request.match_info["builder"], "user": request[IDENTITY].user})
+        # What the real pages do with a builder the reader may not see: answer as for a missing one.
+        builder = request.match_info["builder"]
+        if not visibility.sees(builder):
+            return web.json_response({"error": f"no builder named {builder!r}"}, status=404)
+        return web.json_response({"builder": builder, "user": request[IDENTITY].user})
 
     async def mutate(request: web.Request) -> web.Response:
         return web.json_response({})
@@ -68,12 +72,13 @@ async def test_tokens_and_scopes_over_http(site: tuple[str, dict[str, str], WebA
         hdr = {"Authorization": f"Bearer {tokens['dev']}"}
         async with http.get(f"{base}/builders/app", headers=hdr) as r:
             assert r.status == 200 and (await r.json()) == {"builder": "app", "user": "dana"}
-        refusals = []
+        # A builder outside a scoped reader's rules is hidden: the gate lets the read through with
+        # the call's visibility, and the page answers as for a builder that does not exist.
+        answers = []
         for hidden in ("secret-builder", "no-such-builder"):
             async with http.get(f"{base}/builders/{hidden}", headers=hdr) as r:
-                assert r.status == 403
-                refusals.append((await r.json())["error"].replace(hidden, "X"))
-        assert refusals[0] == refusals[1] == "permission denied: dana may not read on builder 'X'"
+                answers.append((r.status, (await r.json())["error"].replace(hidden, "X")))
+        assert answers[0] == answers[1] == (404, "no builder named 'X'")
         async with http.get(f"{base}/builders/app", headers={"Authorization": "Bearer gty_nope"}) as r:
             assert r.status == 401 and "not valid" in (await r.json())["error"]
         async with http.post(f"{base}/unruled", headers={"Authorization": f"Bearer {tokens['admin']}"}) as r:
@@ -100,7 +105,7 @@ async def test_login_sets_a_session_the_middleware_accepts(site: tuple[str, dict
         async with http.get(f"{base}/builders/app") as r:
             assert r.status == 200 and (await r.json())["user"] == "alice"
         async with http.get(f"{base}/builders/other") as r:
-            assert r.status == 403
+            assert r.status == 404  # hidden from alice: as if it did not exist
         async with http.post(f"{base}/auth/logout") as r:
             assert r.status == 200
         async with http.get(f"{base}/builders/app") as r:

@@ -10,10 +10,10 @@ action to roles, optionally only on some builders (by name pattern or tag).
     )
 
 Deny unless a rule allows. A scoped rule (builders=/tags=) allows a request that names its
-builder(s); for `read` it also allows the listings (builders, builds, events...), which then show
-only the builders its rules cover (`read_scope`, coordinator/domain/auth/visibility.py). Other
-actions need an unscoped rule when they name no builder. A refusal reads the same whether the
-builder exists or not.
+builder(s). For `read` it allows every read, listings included: the read side then shows only
+the builders its rules cover and answers for any other as for a builder that does not exist
+(`read_scope`, coordinator/domain/auth/visibility.py). Other actions need an unscoped rule when
+they name no builder. A refusal reads the same whether the builder exists or not.
 """
 
 from __future__ import annotations
@@ -133,11 +133,13 @@ class Authz:
             return Decision(False, f"authentication required to {action}")
         roles = self.roles_of(who)
         rules = [r for r in self.rules if action in r.actions and set(r.roles) & roles]
+        if rules and action == actions.READ:
+            # Narrowed to its builders by read_scope: a hidden one reads as missing (NOT_FOUND,
+            # the same words), which says less than a refusal would.
+            return Decision(True)
         if not builders:
             if any(not r.scoped for r in rules):
                 return Decision(True)
-            if rules and action == actions.READ:
-                return Decision(True)  # a listing, narrowed to its builders by read_scope
             if rules:
                 return Decision(False, f"{who.user} may {action} only on some builders: name the builder")
             return Decision(False, f"{who.user} may not {action}")
