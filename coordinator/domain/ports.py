@@ -16,6 +16,7 @@ from coordinator.domain.model import (
     CaseRun,
     Change,
     Classified,
+    JournalEntry,
     LogChunk,
     LogInfo,
     NewBuildset,
@@ -295,6 +296,18 @@ class CaseHistorySource(Protocol):
 class HistorySource(Protocol):
     async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
         """Steps that ran in the builder's last `builds` successful builds (one query)."""
+        ...
+
+
+class JournalStore(Protocol):
+    """The running steps' command journals (a build resumed after a restart replays its step)."""
+
+    async def record_journal(self, entries: Sequence[JournalEntry]) -> None:
+        """Store these entries (one write); an entry stored already is replaced."""
+        ...
+
+    async def step_journal(self, build_id: int, step_number: int) -> list[JournalEntry]:
+        """The step's entries, by index."""
         ...
 
 

@@ -29,11 +29,15 @@ class StepLogs:
         self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
         self._observers: dict[str, list[LineObserver]] = {}
         self.state: str | None = None  # the current step's own state string, when it set one
+        # The step was resumed after a restart: what its replay adds again (a text log, a link)
+        # and the step already has is not added twice.
+        self._resumed = False
 
     # -- the runner's brackets around a step
-    def begin_step(self) -> None:
+    def begin_step(self, resumed: bool = False) -> None:
         self._observers = {}
         self.state = None
+        self._resumed = resumed
 
     def end_step(self) -> list[int]:
         """The step's open logs (ids), closed by finish_step's commit (one write for all)."""
@@ -79,6 +83,8 @@ class StepLogs:
     async def add_log(self, name: str, text: str) -> None:
         """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
         step = self._context.running_step("add_log is")
+        if self._resumed and any(i.name == name for i in step.logs):
+            return  # added before the restart
         info = await self.store.add_log(step, name, "t")
         step.logs.append(info)
         try:
@@ -89,6 +95,8 @@ class StepLogs:
 
     async def add_url(self, name: str, url: str) -> None:
         step = self._context.running_step("add_url is")
+        if self._resumed and (name, url) in step.urls:
+            return  # linked before the restart
         step.urls.append((name, url))
         await self.builds.set_step_urls(step, [events.step_urls(self.build, step, self.clock.now())])
 
