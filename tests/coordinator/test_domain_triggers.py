@@ -78,6 +78,7 @@ class FakePort:
         t = Triggered(scheduler, buildset_id, dict(requests))
         if wait:
             self.follower.follow(t)
+        self.triggered.bump()
         return t
 
     def finish(self, bs_id: int, result: Result, *builds: int) -> None:
