@@ -7,13 +7,14 @@ runs; a replay that asks for something else ends RETRY with the reason."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
 from coordinator.domain.model import Build, BuildRequest
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
+from coordinator.domain.steps.junit import MemorySink
 from coordinator.domain.steps.logs import LogWatchers, OutputCollector
 from coordinator.domain.steps.master import MasterShellCommand
 from coordinator.domain.steps.shell import SetPropertyFromCommand, ShellArg, ShellSequence
@@ -42,6 +43,17 @@ class Files:
     async def request(self, cmd: FileCommand) -> FileResult:
         self.requests.append(cmd)
         return FileResult(cmd.request_id, exists=True, size=42, paths=("a", "b"))
+
+    async def receive(self, cmd: FileCommand, write: Callable[[bytes], Awaitable[None]]) -> FileResult:
+        """An upload of `cmd.path`: its name as its contents."""
+        self.requests.append(cmd)
+        await write(cmd.path.encode())
+        return FileResult(cmd.request_id, size=len(cmd.path), sha256=f"sha-{cmd.path}")
+
+    async def send(self, cmd: FileCommand, chunks: AsyncIterator[bytes]) -> FileResult:
+        self.requests.append(cmd)
+        size = sum([len(c) async for c in chunks])
+        return FileResult(cmd.request_id, size=size)
 
     def abandon(self, request_id: str, reason: str) -> None:
         pass
@@ -234,6 +246,44 @@ async def test_a_step_asking_for_another_command_after_the_restart_ends_retry_sa
     assert result == Result.RETRY
     assert second.ran == []
     assert b"asked for something else than before the restart" in storage.log_text("seq", "err")
+
+
+class Transfers(BuildStep):
+    """A custom step: an upload, a download, then a command (the coordinator dies during it)."""
+
+    name = "transfers"
+
+    def __init__(self, sinks: list[MemorySink], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sinks = sinks
+
+    async def run(self, ctx: StepContext) -> Result:
+        sink = MemorySink()
+        self.sinks.append(sink)
+        up = await ctx.upload("dist/app.tar", sink)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"config"
+
+        down = await ctx.download(body(), "etc/app.conf")
+        finished = await ctx.run_command(["install", up.sha256, str(down.size)])
+        return Result.SUCCESS if finished.rc == 0 else Result.FAILURE
+
+
+async def test_journaled_transfers_are_not_done_again_and_give_the_step_their_results() -> None:
+    sinks: list[MemorySink] = []
+    first = Worker(hang=["install sha-dist/app.tar 6"])
+    storage = RecordingStorage()
+    build = await start(storage, ["transfers"])
+    stored = await kill(storage, build, [Transfers(sinks)], lambda: bool(first.ran), first.changes, first)
+    assert [c.op for c in first.files.requests] == ["upload", "download"]
+    second = Worker(kept=[KeptCommand(first.specs["install sha-dist/app.tar 6"].command_id, 2, False)])
+    second.adopt_text = "install sha-dist/app.tar 6"
+    result = await resume(storage, stored, [Transfers(sinks)], second)
+
+    assert result == Result.SUCCESS
+    assert second.files.requests == [] and second.ran == []  # replayed: the same command asked
+    assert [bytes(s.data) for s in sinks] == [b"dist/app.tar", b""]  # the replay's sink untouched
 
 
 def trigger() -> list[BuildStep]:
