@@ -43,16 +43,14 @@ class SqlJournal:
 
 
 def record(conn: sa.Connection, entries: Sequence[JournalEntry]) -> None:
-    """In the caller's transaction (a trigger's rides its buildset's): replace-or-insert."""
-    for e in entries:
-        conn.execute(t_journal.delete().where(
-            t_journal.c.build_id == e.build_id, t_journal.c.step_number == e.step_number, t_journal.c.idx == e.index,
-        ))
-        conn.execute(t_journal.insert().values(
-            build_id=e.build_id, step_number=e.step_number, idx=e.index, kind=e.kind, fingerprint=e.fingerprint,
-            command_id=e.command_id, rc=e.rc, reason=e.reason, log_name=e.log_name, first_chunk=e.first_chunk,
-            end_chunk=e.end_chunk, data_json=e.data,
-        ))
+    """In the caller's transaction (a trigger's rides its buildset's, a command's a new log's)."""
+    if entries:
+        conn.execute(t_journal.insert(), [
+            {"build_id": e.build_id, "step_number": e.step_number, "idx": e.index, "kind": e.kind,
+             "fingerprint": e.fingerprint, "command_id": e.command_id, "rc": e.rc, "reason": e.reason,
+             "log_name": e.log_name, "first_chunk": e.first_chunk, "end_chunk": e.end_chunk, "data_json": e.data}
+            for e in entries
+        ])
 
 
 def delete_for_builds(conn: sa.Connection, build_ids: Sequence[object]) -> None:

@@ -763,10 +763,12 @@ class MemoryLogs:
         self.db = db
         self.data = db.data
 
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
+    async def add_log(self, step: Step, name: str, type_: str, journal: Sequence[JournalEntry] = ()) -> LogInfo:
         def op(tx: _Tx) -> LogInfo:
             info = LogInfo(id=self.data.new_id("logs"), step_id=step.id, name=name, type=type_)
             tx.put(self.data.logs, info.id, copy.deepcopy(info))
+            for e in journal:
+                tx.put(self.data.step_journal, (e.build_id, e.step_number, e.index), e)
             return info
 
         return await self.db.write(op)

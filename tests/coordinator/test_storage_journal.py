@@ -1,8 +1,8 @@
 """The step command journal on each storage (memory, SQLite, PostgreSQL): entries stored in one
-write, read back per step in order by a reopened database (a restarted coordinator), replaced
-when stored again; a Trigger step's entry stored in its buildset's transaction (with the
-buildset's id and requests), or not at all when that transaction is refused; deleted with its
-build by retention."""
+write, read back per step in order by a reopened database (a restarted coordinator), added to
+after a replay; an entry riding a new log's commit; a Trigger step's entry stored in its
+buildset's transaction (with the buildset's id and requests), or not at all when that
+transaction is refused; deleted with its build by retention."""
 
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ async def test_entries_are_stored_reloaded_by_step_in_order_and_replaced(backend
         assert await store.db.journal.step_journal(build.id, 2) == [cmd, stat]
         assert await store.db.journal.step_journal(build.id, 3) == [other_step]
         assert await store.db.journal.step_journal(build.id, 4) == []
-        again = JournalEntry(build.id, 2, 1, "file", "f1", f"{build.id}-2-6", data='{"exists": false}')
-        await store.db.journal.record_journal([again])
-        assert await store.db.journal.step_journal(build.id, 2) == [cmd, again]
+        later = JournalEntry(build.id, 2, 2, "trigger", "f3", data='{"buildset": 4, "requests": {}}')
+        await store.db.journal.record_journal([later])  # after a replay: the next index
+        assert await store.db.journal.step_journal(build.id, 2) == [cmd, stat, later]
     finally:
         await store.db.aclose()
 
@@ -72,6 +72,20 @@ async def test_a_trigger_entry_rides_its_buildset_commit(backend: Backend) -> No
         with pytest.raises(AlreadyScheduled):
             await add_buildset(db, new_buildset([child]), T0, commit)
         assert [e.index for e in await db.journal.step_journal(build.id, 1)] == [0]
+    finally:
+        await db.aclose()
+
+
+async def test_an_entry_rides_a_new_logs_commit(backend: Backend) -> None:
+    store = await _open(await backend.fresh_url())
+    db = store.db
+    try:
+        build = await started_build(db, uniq("seq"))
+        step = (await db.builds.add_steps(build, ["seq"]))[0]
+        entry = JournalEntry(build.id, step.number, 0, "command", "fp", f"{build.id}-0-1", 0, "", "stdio", 0, 3)
+        info = await db.logs.add_log(step, "stdio2", "s", [entry])
+        assert info.name == "stdio2"
+        assert await db.journal.step_journal(build.id, step.number) == [entry]
     finally:
         await db.aclose()
 

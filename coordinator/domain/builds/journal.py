@@ -13,8 +13,9 @@ normally. A replay that asks something else than the journal holds (a step that 
 deterministic, or a changed configuration) cannot continue: the build ends RETRY.
 
 Writes: an entry is stored lazily, just before the step's next action starts (one write, and
-the worker may then forget the command), never per output message. The step's last action needs
-none: the step's end commit makes it moot. A trigger's entry is stored in the transaction that
+the worker may then forget the command), never per output message — riding the commit of the
+next command's new log when it has one (a ShellSequence's commands each have their own). The
+step's last action needs none: the step's end commit makes it moot. A trigger's entry is stored in the transaction that
 stores its buildset, so that a resumed Trigger never triggers twice.
 """
 
@@ -118,6 +119,14 @@ class StepJournal:
         """The action ended: its entry is stored before the step's next action starts."""
         if self.store is not None and self._step is not None:
             self._pending.append(entry)
+
+    def take_pending(self) -> list[JournalEntry]:
+        """The entries to store now, with another write of the step (which then calls
+        on_stored)."""
+        if self.store is None:
+            return []
+        pending, self._pending = self._pending, []
+        return pending
 
     async def flush(self) -> None:
         if self._pending and self.store is not None:

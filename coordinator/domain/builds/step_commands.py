@@ -96,7 +96,7 @@ class StepCommands:
         """Run a command on the worker, its output stored in a new log of the current step
         (and fed to `collect`, when given, for the step to read)."""
         context = self._context
-        stdio = await self._logs.open_log(log_name)
+        stdio = await self._logs.open_log(log_name, self.journal)
         step = context.running_step("commands are")
         argv = [] if isinstance(command, str) else list(command)
         shell = command if isinstance(command, str) else ""

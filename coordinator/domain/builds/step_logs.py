@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from coordinator.domain import events
 from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.builds.journal import StepJournal
 from coordinator.domain.model import LogChunk, LogInfo
 from coordinator.domain.ports import BuildRecorder, Clock, LogRecorder
 from coordinator.domain.steps.logs import LineObserver, LogWatchers, StepLog
@@ -69,13 +70,16 @@ class StepLogs:
         line = text if text.endswith("\n") else text + "\n"
         await stdio.write(HEADER, self._context.redact(line).encode())
 
-    async def open_log(self, name: str) -> StepLog:
+    async def open_log(self, name: str, journal: StepJournal | None = None) -> StepLog:
         """The current step's log `name`, created on first use (a step's commands may share one
-        log, as a Git step's do)."""
+        log, as a Git step's do). A new log carries `journal`'s pending entries in its commit."""
         step = self._context.running_step("logs are")
         stdio = self._logs.get(name)
         if stdio is None:
-            info = await self.store.add_log(step, name, "s")
+            riding = journal.take_pending() if journal is not None else []
+            info = await self.store.add_log(step, name, "s", riding)
+            if riding and journal is not None:
+                journal.on_stored()
             step.logs.append(info)
             stdio = self._logs[name] = StepLog(info.id, name, self.store, self.watchers)
         return stdio
