@@ -184,7 +184,8 @@ async def test_a_shell_sequence_killed_in_its_second_command_continues_without_r
     assert storage.log_text("seq", "stdio") == b"$ one\none 1\none 2\none 3\n"  # not written twice
     assert storage.log_text("seq", "stdio2") == b"$ two\ntwo 1\ntwo 2\ntwo 3\n"
     assert storage.log_text("seq", "stdio3") == b"$ three\nthree 1\nthree 2\nthree 3\n"
-    # One write per command, as the next one starts; the last one's is the step's end commit.
+    # Each command's entry is stored as the next one starts (with its new log); the last one's
+    # is the step's end commit.
     assert [(e.index, e.command_id, e.rc, e.log_name, e.first_chunk, e.end_chunk)
             for e in await storage.journal.step_journal(build.id, 0)] == [
         (0, one, 0, "stdio", 0, 4), (1, two, 0, "stdio2", 0, 4),
