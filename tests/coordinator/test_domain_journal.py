@@ -406,3 +406,18 @@ async def test_set_property_from_command_continues_as_before() -> None:
 
     assert result == Result.SUCCESS and second.ran == ["use"]
     assert resumed.get_property("got") == "echo abc 1\necho abc 2\necho abc 3"
+
+
+async def test_a_command_in_flight_the_worker_no_longer_has_ends_retry_without_running_it_again() -> None:
+    # Its output is stored, so it started; the agent restarted too and lost it: running it again
+    # could repeat it, so the build ends RETRY (as before the journal).
+    first = Worker(hang=["two"])
+    storage = RecordingStorage()
+    build = await start(storage, ["seq"])
+    stored = await kill(storage, build, sequence(), lambda: "two" in first.ran, first.changes, first)
+    second = Worker(kept=[])
+    result = await resume(storage, stored, sequence(), second)
+
+    assert result == Result.RETRY
+    assert second.ran == [] and second.adopted == []
+    assert storage.log_text("seq", "stdio") == b"$ one\none 1\none 2\none 3\n"
