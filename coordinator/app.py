@@ -156,7 +156,7 @@ class Coordinator:
             artifacts,
             secrets=list(self.config.secretsProviders),
             host=HostCommandRunner(self.data_dir) if self.config.allow_master_commands else None,
-            build_reads=db.builds, log_reads=db.logs,
+            build_reads=db.builds, log_reads=db.logs, journal=db.journal,
         )
         holds = WorkerHolds(db.workers, dispatcher, workers, self.clock)
         await holds.start()  # before the dispatcher: a paused worker gets no build
@@ -173,7 +173,7 @@ class Coordinator:
         self.bus.add_listener(estimator.on_event)  # a finished build refreshes its builder's history
         submitter = BuildsetSubmitter(db.buildsets, db.book, self.clock, dispatcher)
         schedulers = self.schedulers = SchedulerControl(db.schedulers, self.clock, submitter)
-        downstream = self.downstream = Downstream(db.buildsets, submitter, schedulers, dispatcher)
+        downstream = self.downstream = Downstream(db.buildsets, submitter, schedulers, dispatcher, db.builds)
         dispatcher.trigger_port = downstream  # Trigger steps submit their buildsets through it
         self.bus.add_listener(downstream.on_event)  # Trigger steps' waits, Dependent schedulers
         intake = self._intake = ChangeIntake(db.changes, self.clock, schedulers)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from coordinator.domain.results import Result
@@ -278,6 +279,38 @@ class SchedulerCommit:
     change_ids: list[int] = field(default_factory=list)
     last_run: float | None = None
     upstream_buildset_id: int = 0
+    # A Trigger step's journal entry, stored with the buildset it triggered (its id and request
+    # ids filled in by JournalEntry.with_buildset): a resumed Trigger never triggers twice.
+    journal: JournalEntry | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """What one action of a running step did (a command, a file primitive, a trigger), stored
+    when it ended so that a build resumed after a coordinator restart replays the step's run()
+    up to where it was without doing any of it again (coordinator/domain/builds/journal.py).
+
+    `index` counts the step's actions from 0; `fingerprint` identifies what was asked (a replay
+    asking something else cannot continue). A command's output is not copied here: it is the
+    chunks [first_chunk, end_chunk) of the step's log `log_name`, already stored. `data` is JSON:
+    a file primitive's result, a trigger's buildset and requests."""
+
+    build_id: int
+    step_number: int
+    index: int
+    kind: str  # "command", "master", "file", "trigger"
+    fingerprint: str
+    command_id: str = ""
+    rc: int = 0
+    reason: str = ""
+    log_name: str = ""
+    first_chunk: int = 0
+    end_chunk: int = 0
+    data: str = ""
+
+    def with_buildset(self, buildset_id: int, requests: dict[str, int]) -> JournalEntry:
+        """The entry of a trigger whose buildset was just stored (in the same transaction)."""
+        return replace(self, data=json.dumps({"buildset": buildset_id, "requests": requests}, sort_keys=True))
 
 
 @dataclass

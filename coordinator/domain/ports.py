@@ -16,6 +16,7 @@ from coordinator.domain.model import (
     CaseRun,
     Change,
     Classified,
+    JournalEntry,
     LogChunk,
     LogInfo,
     NewBuildset,
@@ -265,7 +266,10 @@ class ChunkStore(Protocol):
 
 
 class LogRecorder(ChunkStore, Protocol):
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo: ...
+    async def add_log(self, step: Step, name: str, type_: str, journal: Sequence[JournalEntry] = ()) -> LogInfo:
+        """A new log of the step; `journal` (entries of the step's command journal) is stored in
+        the same transaction (a ShellSequence's next command's log carries the last's entry)."""
+        ...
 
     async def finish_log(self, log_id: int) -> None: ...
 
@@ -300,6 +304,19 @@ class CaseHistorySource(Protocol):
 class HistorySource(Protocol):
     async def recent_step_durations(self, builder: str, builds: int) -> list[StepSample]:
         """Steps that ran in the builder's last `builds` successful builds (one query)."""
+        ...
+
+
+class JournalStore(Protocol):
+    """The running steps' command journals (a build resumed after a restart replays its step)."""
+
+    async def record_journal(self, entries: Sequence[JournalEntry]) -> None:
+        """Store these entries (one write). Each (build, step, index) is stored once: a resumed
+        step only journals the actions after the ones it replayed."""
+        ...
+
+    async def step_journal(self, build_id: int, step_number: int) -> list[JournalEntry]:
+        """The step's entries, by index."""
         ...
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event
 from coordinator.domain.model import BuildRequest, Buildset, NewBuildset, SchedulerCommit
-from coordinator.storage import codec, dependent_store, scheduler_store, schema
+from coordinator.storage import codec, dependent_store, journal_store, scheduler_store, schema
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
@@ -80,7 +80,10 @@ class SqlBuildsets:
                                              priority=bs.priority, submitted_at=at))
             for event in events(bs_id, requests):
                 tx.emit(event)
-            return bs_id, {r.builder: r.id for r in requests}
+            req_ids = {r.builder: r.id for r in requests}
+            if commit is not None and commit.journal is not None:  # a Trigger step's
+                journal_store.record(c, [commit.journal.with_buildset(bs_id, req_ids)])
+            return bs_id, req_ids
 
         try:
             return await self.db.write(op)

@@ -3,12 +3,12 @@ commit of their own), and reading them back by range and channel."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import sqlalchemy as sa
 
-from coordinator.domain.model import LogChunk, LogInfo, Step
-from coordinator.storage import codec, schema
+from coordinator.domain.model import JournalEntry, LogChunk, LogInfo, Step
+from coordinator.storage import codec, journal_store, schema
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
@@ -24,11 +24,12 @@ class SqlLogs:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
+    async def add_log(self, step: Step, name: str, type_: str, journal: Sequence[JournalEntry] = ()) -> LogInfo:
         def op(tx: Tx) -> LogInfo:
             log_id = tx.conn.execute(
                 _INSERT_LOG, {"step_id": step.id, "name": name, "type": type_, "size": 0, "complete": False}
             ).inserted_primary_key[0]  # type: ignore[index]
+            journal_store.record(tx.conn, journal)
             return LogInfo(id=int(log_id), step_id=step.id, name=name, type=type_)
 
         return await self.db.write(op)

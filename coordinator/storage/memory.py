@@ -40,6 +40,7 @@ from coordinator.domain.model import (
     CaseRun,
     Change,
     Classified,
+    JournalEntry,
     LogChunk,
     LogInfo,
     NewBuildset,
@@ -131,6 +132,7 @@ class MemoryData:
         self.test_cases: dict[int, tuple[int, str, CaseResult]] = {}  # id -> (build id, revision, case)
         self.workers: dict[str, WorkerRecord] = {}
         self.worker_holds: dict[str, WorkerHold] = {}
+        self.step_journal: dict[tuple[int, int, int], JournalEntry] = {}  # (build, step, index)
         self.notifications: dict[int, Notification] = {}
         self.notifier_state: dict[str, int] = {}
         self.events: list[Event] = []
@@ -234,6 +236,7 @@ class MemoryStorage:
         self.book = MemoryBookkeeper(self._db)
         self.builds = MemoryBuilds(self._db)
         self.logs = MemoryLogs(self._db)
+        self.journal = MemoryJournal(self._db)
         self.schedulers = MemorySchedulers(self._db)
         self.workers = MemoryWorkers(self._db)
         self.events = MemoryEventLog(self._db)
@@ -360,7 +363,11 @@ class MemoryBuildsets:
                 requests.append(BuildRequest(id=row.id, buildset_id=bs_id, builder=builder,
                                              priority=bs.priority, submitted_at=at))
             tx.emit_all(events(bs_id, requests))
-            return bs_id, {r.builder: r.id for r in requests}
+            req_ids = {r.builder: r.id for r in requests}
+            if commit is not None and commit.journal is not None:  # a Trigger step's
+                e = commit.journal.with_buildset(bs_id, req_ids)
+                tx.put(data.step_journal, (e.build_id, e.step_number, e.index), e)
+            return bs_id, req_ids
 
         return await self.db.write(op)
 
@@ -760,10 +767,12 @@ class MemoryLogs:
         self.db = db
         self.data = db.data
 
-    async def add_log(self, step: Step, name: str, type_: str) -> LogInfo:
+    async def add_log(self, step: Step, name: str, type_: str, journal: Sequence[JournalEntry] = ()) -> LogInfo:
         def op(tx: _Tx) -> LogInfo:
             info = LogInfo(id=self.data.new_id("logs"), step_id=step.id, name=name, type=type_)
             tx.put(self.data.logs, info.id, copy.deepcopy(info))
+            for e in journal:
+                tx.put(self.data.step_journal, (e.build_id, e.step_number, e.index), e)
             return info
 
         return await self.db.write(op)
@@ -929,6 +938,25 @@ class MemoryWorkers:
             tx.emit_all(events)
 
         await self.db.write(op)
+
+
+class MemoryJournal:
+    """The running steps' command journals."""
+
+    def __init__(self, db: _Db) -> None:
+        self.db = db
+        self.data = db.data
+
+    async def record_journal(self, entries: Sequence[JournalEntry]) -> None:
+        def op(tx: _Tx) -> None:
+            for e in entries:
+                tx.put(self.data.step_journal, (e.build_id, e.step_number, e.index), e)
+
+        await self.db.write(op)
+
+    async def step_journal(self, build_id: int, step_number: int) -> list[JournalEntry]:
+        table = self.data.step_journal
+        return [e for key, e in sorted(table.items()) if key[:2] == (build_id, step_number)]
 
 
 # ---------------------------------------------------------------- events

@@ -78,6 +78,8 @@ class MemoryRetention:
                 tx.delete(self.data.artifacts, i)
             for i in [i for i, (build_id, _, _) in self.data.test_cases.items() if build_id in ids]:
                 tx.delete(self.data.test_cases, i)
+            for key in [k for k in self.data.step_journal if k[0] in ids]:
+                tx.delete(self.data.step_journal, key)
             for i in steps:
                 tx.delete(self.data.steps, i)
             for i in chosen:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from coordinator.domain.model import DELETED_LOG
 from coordinator.domain.ports import Expiry
 from coordinator.domain.results import Result
-from coordinator.storage import schema
+from coordinator.storage import journal_store, schema
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
@@ -98,6 +98,7 @@ class SqlRetention:
             c.execute(t_logs.delete().where(t_logs.c.step_id.in_(steps)))
             c.execute(t_artifacts.delete().where(t_artifacts.c.build_id.in_(ids)))
             c.execute(schema.test_cases.delete().where(schema.test_cases.c.build_id.in_(ids)))
+            journal_store.delete_for_builds(c, ids)
             c.execute(t_steps.delete().where(t_steps.c.build_id.in_(ids)))
             c.execute(t_builds.delete().where(t_builds.c.id.in_(ids)))
             return len(ids), files

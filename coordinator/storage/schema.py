@@ -377,6 +377,31 @@ def _v10_worker_holds(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[worker_holds])
 
 
+# Version 11: the running steps' command journals (coordinator/domain/builds/journal.py): one
+# row per action a step finished (command, file primitive, trigger), what a build resumed after
+# a coordinator restart replays. Deleted with its build.
+step_journal = sa.Table(
+    "step_journal",
+    metadata,
+    sa.Column("build_id", sa.Integer, sa.ForeignKey("builds.id"), primary_key=True),
+    sa.Column("step_number", sa.Integer, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("command_id", sa.String(128), nullable=False),
+    sa.Column("rc", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("log_name", sa.String(256), nullable=False),
+    sa.Column("first_chunk", sa.Integer, nullable=False),
+    sa.Column("end_chunk", sa.Integer, nullable=False),
+    sa.Column("data_json", sa.Text, nullable=False),
+)
+
+
+def _v11_step_journal(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[step_journal])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -389,6 +414,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (8, _v8_test_cases),
     (9, _v9_security),
     (10, _v10_worker_holds),
+    (11, _v11_step_journal),
 ]
 LATEST = MIGRATIONS[-1][0]
 

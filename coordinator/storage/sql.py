@@ -18,6 +18,7 @@ from coordinator.storage.build_store import SqlBuilds
 from coordinator.storage.buildset_store import SqlBuildsets
 from coordinator.storage.changes import SqlChanges
 from coordinator.storage.db import Database
+from coordinator.storage.journal_store import SqlJournal
 from coordinator.storage.ledger import SqlBookkeeper
 from coordinator.storage.log_store import SqlLogs
 from coordinator.storage.notification_store import SqlOutbox
@@ -97,6 +98,7 @@ class SqlStorage:
         self.book = SqlBookkeeper(db)
         self.builds = SqlBuilds(db)
         self.logs = SqlLogs(db)
+        self.journal = SqlJournal(db)
         self.schedulers = SqlSchedulers(db)
         self.workers = SqlWorkers(db)
         self.events = SqlEventLog(db)

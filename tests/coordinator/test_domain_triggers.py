@@ -22,6 +22,7 @@ from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFo
 from coordinator.domain.events import Event, EventBus
 from coordinator.domain.model import (
     Build,
+    JournalEntry,
     NewBuildset,
     PropertyValue,
     SourceStamp,
@@ -49,10 +50,12 @@ class FakePort:
         self.ids = itertools.count(10)
         self.triggered = Changes()
         self.stopped: list[tuple[int, str]] = []
+        self.journal: JournalEntry | None = None
+        self.followed: list[int] = []
 
     async def trigger(
         self, scheduler: str, sourcestamps: Sequence[SourceStamp], properties: Sequence[PropertyValue],
-        *, wait: bool, parent: tuple[str, int],
+        *, wait: bool, parent: tuple[str, int], journal: JournalEntry | None = None,
     ) -> Triggered:
         if scheduler == "nope":
             raise LookupError("no scheduler named 'nope'")
@@ -63,6 +66,16 @@ class FakePort:
             self.stopped.append((bs_id, reason))
 
         t.stop = stop
+        if wait:
+            self.follower.follow(t)
+        if journal is not None:  # stored with the buildset, as the real port does
+            self.journal = journal.with_buildset(bs_id, t.requests)
+        self.triggered.bump()
+        return t
+
+    async def follow(self, scheduler: str, buildset_id: int, requests: dict[str, int], *, wait: bool) -> Triggered:
+        self.followed.append(buildset_id)
+        t = Triggered(scheduler, buildset_id, dict(requests))
         if wait:
             self.follower.follow(t)
         self.triggered.bump()

@@ -678,10 +678,11 @@ class Cluster:
         extra_args: Sequence[str] = (),
         address: str | None = None,
         wrap: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
         """Start a worker agent; with `wait`, return once it logged that it connected.
         `address`: dial this instead of the coordinator's (a proxy); `wrap`: a command prefix
-        (e.g. `ip netns exec NS`)."""
+        (e.g. `ip netns exec NS`); `env`: added to its environment (its commands inherit it)."""
         secret_file = self.tmp / f"{name}.secret"
         secret_file.write_text(secret + "\n")
         basedir = self.tmp / f"{name}-basedir"
@@ -705,7 +706,7 @@ class Cluster:
         for label in labels:
             argv += ["--label", label]
         argv += extra_args
-        process = Process(f"worker-{name}", argv, self.log_dir / f"worker-{name}.log", child_env())
+        process = Process(f"worker-{name}", argv, self.log_dir / f"worker-{name}.log", child_env(env))
         process.stop_signal = signal.SIGINT  # stop now (SIGTERM would drain: wait for running builds)
         self.processes.append(process)
         await process.start()

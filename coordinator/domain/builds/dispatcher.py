@@ -44,6 +44,7 @@ from coordinator.domain.ports import (
     BuildWriter,
     Clock,
     HostCommands,
+    JournalStore,
     LogReads,
     LogRecorder,
     RequestQueue,
@@ -76,6 +77,7 @@ class Dispatcher:
         host: HostCommands | None = None,
         build_reads: BuildReads | None = None,
         log_reads: LogReads | None = None,
+        journal: JournalStore | None = None,
     ) -> None:
         self.requests = requests
         self.builds = builds
@@ -94,6 +96,7 @@ class Dispatcher:
         # What builds resumed after a coordinator restart read (None: they end RETRY instead).
         self.build_reads = build_reads
         self.log_reads = log_reads
+        self.journal = journal  # the running steps' command journals (what a resumed step replays)
         # What Trigger steps submit through (app.py sets it: it is built on this dispatcher);
         # None: triggering fails.
         self.trigger_port: TriggerPort | None = None
@@ -355,14 +358,16 @@ class Dispatcher:
         """What every build uses; made as each starts, so that it has the current trigger_port."""
         return BuildServices(
             self.builds, self.logs, self.watchers, self.clock, self.artifacts, self.trigger_port, self.secrets,
-            self.host, self.locks, self.log_reads,
+            self.host, self.locks, self.log_reads, self.journal,
         )
 
     async def _resumable(self, build: Build) -> tuple[Build, Builder] | None:
         """The build as stored, with its builder, if it can continue after the restart."""
         full = await self.build_reads.get_build(build.builder, build.number) if self.build_reads else None
         builder = self.builders.get(build.builder)
-        why = resume.refusal(full, builder, self.workers.decls) if self.log_reads else "not supported here"
+        why = resume.refusal(full, builder, self.workers.decls) if self.log_reads and self.journal else (
+            "not supported here"
+        )
         if why or full is None or builder is None:
             log.info("build %s/%d of before the restart ends RETRY: %s", build.builder, build.number, why)
             return None

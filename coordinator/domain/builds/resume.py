@@ -4,13 +4,22 @@ continue, and what of them was stored.
 A restarted coordinator finds the builds it was running in the database. What is stored is
 enough to continue one: the steps that finished (their results; the build's properties as they
 were after the last of them, stored with each step's end), the step that was running (its logs:
-the chunks of its command's output stored so far) and the command itself, which the worker
-kept running and reports when it reconnects (its id starts with "BUILDID-STEP-"). A running
-step continues only if it is one whose run is exactly one command (ShellCommand and the steps
-built on it without a run of their own): its run() is executed again, and its command is
-adopted instead of started, so nothing happens twice on the worker. Anything else — an
-unconfigured builder or worker, changed steps, a step that runs several commands, transfers or
-triggers — ends RETRY as before.
+the chunks stored so far; its command journal: what each action it finished did, see
+journal.py) and its command in flight, which the worker kept running and reports when it
+reconnects (its id starts with "BUILDID-STEP-").
+
+The running step continues by replay: its run() is executed again from the beginning; the
+actions it journaled return what they returned before without running again (nor writing to its
+logs again), the command that was in flight is adopted from the worker instead of started, and
+the rest runs normally. So any step continues — ShellCommand, ShellSequence, the source steps,
+file transfers, Trigger, custom steps — as long as its run() is deterministic (it asks for the
+same actions in the same order given the same results) and does its side effects through the
+step context. What cannot continue ends RETRY (re-queued), as before a restart was survivable:
+an unconfigured builder or worker, changed steps (refused here, before the build is loaded), a
+replay that asks for something else than its journal holds, a MasterShellCommand that was
+running on the coordinator host (its process went with the coordinator), or a command in flight
+whose output was stored but which the worker no longer has (those are decided as the step
+replays, journal.CannotContinue / WorkerLost).
 """
 
 from __future__ import annotations
@@ -20,12 +29,7 @@ from collections.abc import Mapping
 from coordinator.domain.builds.builders import Builder
 from coordinator.domain.model import Build, LogChunk, Step
 from coordinator.domain.ports import LogReads
-from coordinator.domain.steps.base import BuildStep, ShellCommand
-from coordinator.domain.steps.shell import SetPropertyFromCommand, WarningCountingShellCommand
 
-# The run() methods that run exactly one command, into the log they create (nothing written
-# to it before): a step with one of them can adopt its command after a restart.
-_ONE_COMMAND_RUNS = {ShellCommand.run, SetPropertyFromCommand.run, WarningCountingShellCommand.run}
 PAGE = 1024 * 1024
 
 
@@ -44,14 +48,7 @@ def refusal(build: Build | None, builder: Builder | None, workers: Mapping[str, 
         return f"worker {build.worker} is not configured any more"
     if [s.name for s in build.steps] != [s.name for s in builder.steps]:
         return "the builder's steps changed"
-    step = running_step(build)
-    if step is not None and step.logs and not one_command(builder.steps[step.number]):
-        return f"step {step.name} cannot be continued (it does more than run one command)"
     return ""
-
-
-def one_command(step_def: BuildStep) -> bool:
-    return getattr(type(step_def), "run", None) in _ONE_COMMAND_RUNS
 
 
 def command_prefix(build: Build, step: Step) -> str:

@@ -8,6 +8,7 @@ artifacts (WorkerFiles, worker_files.py); the StepContext methods here delegate 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,18 +17,20 @@ from typing import Any, TypeVar
 from coordinator.domain import events
 from coordinator.domain.builds import resume
 from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.builds.journal import TRIGGER, CannotContinue, StepJournal, fingerprint
 from coordinator.domain.builds.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.builds.step_commands import StepCommands
 from coordinator.domain.builds.step_logs import StepLogs
 from coordinator.domain.builds.worker_files import WorkerFiles
 from coordinator.domain.errors import StepError
-from coordinator.domain.model import Artifact, Build, CaseResult, LogChunk, PropertyValue, SourceStamp, Step
+from coordinator.domain.model import Artifact, Build, CaseResult, JournalEntry, PropertyValue, SourceStamp, Step
 from coordinator.domain.ports import (
     ArtifactStore,
     BuildRecorder,
     ByteSink,
     Clock,
     HostCommands,
+    JournalStore,
     LogReads,
     LogRecorder,
     SecretProvider,
@@ -59,6 +62,7 @@ class BuildServices:
     host: HostCommands | None = None  # runs MasterShellCommand; None unless allowed
     locks: LockRegistry = field(default_factory=LockRegistry)
     log_reads: LogReads | None = None  # what a build resumed after a restart reads of its logs
+    journal: JournalStore | None = None  # the running steps' command journals (None: not kept)
 
 
 class BuildRunner:
@@ -88,16 +92,19 @@ class BuildRunner:
         self.waiting_for_lock = ""  # name of the lock the build or its step waits for now
         self.context = BuildContext(build, session, sourcestamps, services.secrets)
         self.logs = StepLogs(self.context, services.builds, services.logs, services.watchers, services.clock)
+        self.journal = StepJournal(build, services.journal)
+        self._journal_store = services.journal
         self.commands = StepCommands(
             self.context, self.logs, session, builddir, services.host,
-            missing_timeout=missing_timeout, on_worker_wait=self._worker_wait,
+            missing_timeout=missing_timeout, on_worker_wait=self._worker_wait, journal=self.journal,
         )
         self.files = WorkerFiles(
-            self.context, session, builddir, services.builds, services.clock, services.artifacts
+            self.context, session, builddir, services.builds, services.clock, services.artifacts,
+            journal=self.journal,
         )
         # Resumed after a coordinator restart: finished steps keep their stored results; the
-        # running step's command is adopted from the worker (expected from now on, so that a
-        # worker reconnecting at once finds it awaited).
+        # running step is replayed from its journal and its command in flight adopted from the
+        # worker (expected from now on, so that a worker reconnecting at once finds it awaited).
         self.resuming = resuming
         self._log_reads = services.log_reads
         running = resume.running_step(build) if resuming else None
@@ -247,8 +254,15 @@ class BuildRunner:
     ) -> Triggered:
         if self.trigger_port is None:
             raise LookupError("this coordinator cannot trigger schedulers")
+        parent = (self.build.builder, self.build.number)
+        fp = fingerprint(TRIGGER, scheduler, sourcestamps, sorted((p.name, p.value) for p in properties), wait)
+        replayed = await self.journal.next(TRIGGER, fp)
+        if replayed is not None:  # triggered before the restart: follow the same buildset
+            data = json.loads(replayed.data)
+            return await self.trigger_port.follow(scheduler, data["buildset"], data["requests"], wait=wait)
+        entry = self.journal.entry(TRIGGER, fp) if self.journal.durable else None
         return await self.trigger_port.trigger(
-            scheduler, sourcestamps, properties, wait=wait, parent=(self.build.builder, self.build.number)
+            scheduler, sourcestamps, properties, wait=wait, parent=parent, journal=entry
         )
 
     async def unless_stopped(self, aw: Awaitable[T]) -> T | None:
@@ -329,19 +343,20 @@ class BuildRunner:
         await self.builds.finish_step(self.build, step, result, state, at, logs, [event], properties)
         self.commands.release()  # committed: the worker may forget the step's commands
 
-    async def _continue_step(self, step: Step) -> None:
-        """The step was running when the coordinator stopped: its logs go on where they end,
-        and its command is the one the worker kept."""
-        if self._kept is None or self._log_reads is None:
-            return  # no command was started: the step runs from its beginning
-        first: list[LogChunk] = []
-        for info in step.logs:
-            chunks = await resume.stored_chunks(self._log_reads, info.id)
-            self.logs.reopen(info, chunks)
-            if not first:
-                first = chunks  # the log the command writes to (it created it)
-        self.commands.adopt(self._kept, first)
-        self._kept = None
+    async def _begin_step(self, step: Step, resumed: bool) -> None:
+        """Bracket the step's run; a step resumed after a restart replays its journal, its logs
+        go on where they end and its command in flight is the one the worker kept."""
+        self.context.begin_step(step)
+        self.logs.begin_step(resumed)
+        replay: list[JournalEntry] = []
+        if resumed and self._journal_store is not None and self._log_reads is not None:
+            replay = await self._journal_store.step_journal(self.build.id, step.number)
+            for info in step.logs:
+                self.logs.reopen(info, await resume.stored_chunks(self._log_reads, info.id))
+            if self._kept is not None:
+                self.commands.adopt(self._kept)
+                self._kept = None
+        self.journal.begin_step(step, replay)
 
     async def _run_steps(self, steps: list[Step]) -> tuple[Result, str]:
         build = self.build
@@ -362,11 +377,13 @@ class BuildRunner:
                 await self.builds.start_step(build, step, step.started_at, [started])
             # As in Buildbot, a running build reads as its running step ("running 'make'").
             await self._set_build_state(self.redact(self._describe(step_def, None, done=False)))
-            self.context.begin_step(step)
-            self.logs.begin_step()
-            if resumed:
-                await self._continue_step(step)
-            step_result = await self._run_locked_step(step, step_def)
+            try:
+                await self._begin_step(step, resumed)
+                step_result = await self._run_locked_step(step, step_def)
+            except CannotContinue as exc:
+                step_result = await self._cannot_continue(step, str(exc))
+            self.commands.end_step()
+            self.journal.end_step()
             logs = self.logs.end_step()
             self.context.end_step()
             step.hidden = self._hidden(step_def, step_result)
@@ -383,6 +400,13 @@ class BuildRunner:
         # Stored by finish_build, in the build's last commit (no write of its own).
         build.properties = self.context.final_properties()
         return result, _build_state(result, failed_step)
+
+    async def _cannot_continue(self, step: Step, reason: str) -> Result:
+        """The step resumed after a restart cannot go on: RETRY, saying why (its "err" log)."""
+        log.warning("%s/%d: %s", self.build.builder, self.build.number, reason)
+        self.logs.set_state(f"{step.name}: cannot continue after the coordinator restart")
+        await self.logs.add_log("err", f"cannot continue after the coordinator restart: {reason}\n")
+        return Result.RETRY
 
     async def _run_locked_step(self, step: Step, step_def: BuildStep) -> Result:
         """Run the step holding its own locks (taken after it started; state "waiting for lock
@@ -437,6 +461,8 @@ class BuildRunner:
             if not await step_def.should_run(self):
                 return Result.SKIPPED
             return await step_def.run(self)
+        except CannotContinue:
+            raise
         except WorkerLost as exc:
             log.warning("%s/%d: %s", self.build.builder, self.build.number, exc)
             return Result.RETRY

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from coordinator.domain import events
 from coordinator.domain.builds.context import BuildContext
+from coordinator.domain.builds.journal import StepJournal
 from coordinator.domain.model import LogChunk, LogInfo
 from coordinator.domain.ports import BuildRecorder, Clock, LogRecorder
 from coordinator.domain.steps.logs import LineObserver, LogWatchers, StepLog
@@ -29,11 +30,15 @@ class StepLogs:
         self._logs: dict[str, StepLog] = {}  # the current step's logs, by name
         self._observers: dict[str, list[LineObserver]] = {}
         self.state: str | None = None  # the current step's own state string, when it set one
+        # The step was resumed after a restart: what its replay adds again (a text log, a link)
+        # and the step already has is not added twice.
+        self._resumed = False
 
     # -- the runner's brackets around a step
-    def begin_step(self) -> None:
+    def begin_step(self, resumed: bool = False) -> None:
         self._observers = {}
         self.state = None
+        self._resumed = resumed
 
     def end_step(self) -> list[int]:
         """The step's open logs (ids), closed by finish_step's commit (one write for all)."""
@@ -65,13 +70,16 @@ class StepLogs:
         line = text if text.endswith("\n") else text + "\n"
         await stdio.write(HEADER, self._context.redact(line).encode())
 
-    async def open_log(self, name: str) -> StepLog:
+    async def open_log(self, name: str, journal: StepJournal | None = None) -> StepLog:
         """The current step's log `name`, created on first use (a step's commands may share one
-        log, as a Git step's do)."""
+        log, as a Git step's do). A new log carries `journal`'s pending entries in its commit."""
         step = self._context.running_step("logs are")
         stdio = self._logs.get(name)
         if stdio is None:
-            info = await self.store.add_log(step, name, "s")
+            riding = journal.take_pending() if journal is not None else []
+            info = await self.store.add_log(step, name, "s", riding)
+            if riding and journal is not None:
+                journal.on_stored()
             step.logs.append(info)
             stdio = self._logs[name] = StepLog(info.id, name, self.store, self.watchers)
         return stdio
@@ -79,6 +87,8 @@ class StepLogs:
     async def add_log(self, name: str, text: str) -> None:
         """Add a complete text log to the current step (Buildbot's addCompleteLog)."""
         step = self._context.running_step("add_log is")
+        if self._resumed and any(i.name == name for i in step.logs):
+            return  # added before the restart
         info = await self.store.add_log(step, name, "t")
         step.logs.append(info)
         try:
@@ -89,6 +99,8 @@ class StepLogs:
 
     async def add_url(self, name: str, url: str) -> None:
         step = self._context.running_step("add_url is")
+        if self._resumed and (name, url) in step.urls:
+            return  # linked before the restart
         step.urls.append((name, url))
         await self.builds.set_step_urls(step, [events.step_urls(self.build, step, self.clock.now())])
 

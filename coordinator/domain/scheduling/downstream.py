@@ -14,11 +14,13 @@ from coordinator.domain.errors import AlreadyScheduled
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
     Buildset,
+    JournalEntry,
     PropertyValue,
     SchedulerCommit,
     SourceStamp,
 )
-from coordinator.domain.ports import DownstreamStore
+from coordinator.domain.ports import BuildHistory, DownstreamStore
+from coordinator.domain.results import Result
 from coordinator.domain.scheduling.background import Background
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.triggerable import (
@@ -41,8 +43,10 @@ class Downstream:
         submitter: BuildsetSubmitter,
         schedulers: SchedulerControl,
         dispatcher: Dispatcher,
+        builds: BuildHistory | None = None,
     ) -> None:
         self.buildsets = buildsets
+        self.builds = builds  # which builds a buildset followed again after a restart started
         self.submitter = submitter
         self.schedulers = schedulers
         self.dispatcher = dispatcher  # finds the running builds of a stopped trigger
@@ -57,8 +61,10 @@ class Downstream:
         *,
         wait: bool,
         parent: tuple[str, int],
+        journal: JournalEntry | None = None,
     ) -> Triggered:
-        """A Trigger step's buildset (the TriggerPort the dispatcher hands to builds)."""
+        """A Trigger step's buildset (the TriggerPort the dispatcher hands to builds), stored
+        with the step's journal `entry` when given."""
         configured = self.schedulers.schedulers
         sched = next((s for s in configured if s.name == scheduler), None)
         if isinstance(sched, Triggerable) and not sched.enabled:
@@ -69,7 +75,28 @@ class Downstream:
             known = ", ".join(s.name for s in configured if isinstance(s, Triggerable)) or "none"
             what = "no scheduler" if sched is None else f"scheduler {scheduler!r} is not a Triggerable; no Triggerable"
             raise LookupError(f"{what} named {scheduler!r} (Triggerable schedulers: {known})")
-        bs_id, req_ids = await self.submitter.submit(sched.buildset_for(sourcestamps, properties, parent))
+        commit = SchedulerCommit(scheduler, journal=journal) if journal is not None else None
+        bs_id, req_ids = await self.submitter.submit(sched.buildset_for(sourcestamps, properties, parent), commit)
+        return self._triggered(scheduler, bs_id, req_ids, wait)
+
+    async def follow(self, scheduler: str, buildset_id: int, requests: dict[str, int], *, wait: bool) -> Triggered:
+        """A Trigger step's buildset of before a coordinator restart, followed again."""
+        triggered = self._triggered(scheduler, buildset_id, dict(requests), wait)
+        if not wait:
+            return triggered
+        # Followed first, then read: a build starting or the buildset finishing in between is
+        # seen by one or the other (builds are not listed twice).
+        started = await self.builds.builds_of_buildset(buildset_id) if self.builds is not None else []
+        seen = set(triggered.builds)
+        triggered.builds[:0] = [b for b in started if b not in seen]
+        stored = await self.buildsets.get_buildset(buildset_id)
+        finished = triggered.finished
+        if stored is not None and stored.complete and finished is not None and not finished.done():
+            finished.set_result(stored.result if stored.result is not None else Result.SUCCESS)
+        triggered.progress.set()
+        return triggered
+
+    def _triggered(self, scheduler: str, bs_id: int, req_ids: dict[str, int], wait: bool) -> Triggered:
         triggered = Triggered(scheduler, bs_id, req_ids)
 
         async def stop(reason: str) -> None:

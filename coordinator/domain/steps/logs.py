@@ -44,22 +44,51 @@ class StepLog:
         self._seq = 0
         self.size = 0
         self._channel_size: dict[int, int] = {}
+        self._stored: list[LogChunk] = []  # a resumed log's chunks of before the restart
 
     def resume_after(self, chunks: Sequence[LogChunk]) -> None:
-        """Continue a log that already holds `chunks` (a build resumed after a restart)."""
-        self._seq = len(chunks)
-        self.size = sum(len(c.data) for c in chunks)
+        """Continue a log that already holds `chunks` (a build resumed after a restart). Its
+        step is replayed from the start: what it writes again up to the stored end (and the
+        output of its journaled commands, `replay`) is not stored twice, only passed over."""
+        self._stored = list(chunks)
+        self._seq = 0
+        self.size = 0
         self._channel_size = {}
+
+    @property
+    def position(self) -> int:
+        """How many chunks the log holds so far (the next one's seq is this + 1)."""
+        return self._seq
+
+    def replay(self, end: int) -> list[LogChunk]:
+        """The stored chunks from here to `end` (a journaled command's output), passed over."""
+        chunks = self._stored[self._seq:end]
         for c in chunks:
-            self._channel_size[c.channel] = self._channel_size.get(c.channel, 0) + len(c.data)
+            self._advance(c.channel, len(c.data))
+        return chunks
+
+    def rest(self) -> list[LogChunk]:
+        """The stored chunks not replayed yet (the output of the command in flight at the
+        restart), passed over: what is written from now on is new."""
+        return self.replay(len(self._stored))
+
+    def _advance(self, channel: int, n: int) -> tuple[int, int]:
+        self._seq += 1
+        offset, coff = self.size, self._channel_size.get(channel, 0)
+        self.size += n
+        self._channel_size[channel] = coff + n
+        return offset, coff
 
     def write(self, channel: int, data: bytes) -> Awaitable[None]:
         """Queue `data` for storage; the awaitable resolves once it is committed."""
-        self._seq += 1
-        coff = self._channel_size.get(channel, 0)
-        chunk = LogChunk(channel=channel, data=data, offset=self.size, channel_offset=coff)
-        self.size += len(data)
-        self._channel_size[channel] = coff + len(data)
+        if self._seq < len(self._stored):  # replayed: stored before the restart
+            stored = self._stored[self._seq]
+            self._advance(stored.channel, len(stored.data))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        offset, coff = self._advance(channel, len(data))
+        chunk = LogChunk(channel=channel, data=data, offset=offset, channel_offset=coff)
         fut = self._store.append_log(self.log_id, self._seq, chunk)
         fut_ = asyncio.ensure_future(fut)
         fut_.add_done_callback(lambda _f: self._watchers.notify(self.log_id))

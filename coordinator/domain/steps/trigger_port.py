@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from coordinator.domain.model import PropertyValue, SourceStamp
+from coordinator.domain.model import JournalEntry, PropertyValue, SourceStamp
 from coordinator.domain.results import Result
 
 
@@ -45,7 +45,14 @@ class TriggerPort(Protocol):
         *,
         wait: bool,
         parent: tuple[str, int],
+        journal: JournalEntry | None = None,
     ) -> Triggered:
         """Submit a buildset through the Triggerable scheduler named `scheduler` (LookupError
-        when there is none); with `wait`, follow it to completion."""
+        when there is none); with `wait`, follow it to completion. `journal`: the step's journal
+        entry, stored with the buildset (in its transaction)."""
+        ...
+
+    async def follow(self, scheduler: str, buildset_id: int, requests: dict[str, int], *, wait: bool) -> Triggered:
+        """The buildset a Trigger step submitted before a coordinator restart (its journal says
+        which), followed again: the builds it started so far, its result once it is done."""
         ...

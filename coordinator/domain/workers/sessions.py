@@ -120,7 +120,7 @@ class WorkerSession:
         self._tasks: set[asyncio.Future[None]] = set()
         # After a coordinator restart: the builds that wait for a command the worker kept, by
         # command id prefix ("BUILDID-STEP-"); resolved when the worker reports (or not) one.
-        self._expected: dict[str, asyncio.Future[KeptCommand | None]] = {}
+        self._expected: dict[str, asyncio.Future[list[KeptCommand]]] = {}
         # Ended commands whose end the build has not committed yet: last seq by id. The worker
         # is told to forget one (Ack.finished) only once `release`d, so that a coordinator
         # killed in between finds it again.
@@ -178,10 +178,10 @@ class WorkerSession:
                 self._send_now(Ack(cid, seq, finished=True))
 
     # -- after a coordinator restart
-    def expect(self, prefix: str) -> asyncio.Future[KeptCommand | None]:
-        """A resumed build waits for the command of its running step (ids start with `prefix`):
-        the future gets what the worker reports when it comes back (None: it has none)."""
-        fut: asyncio.Future[KeptCommand | None] = asyncio.get_running_loop().create_future()
+    def expect(self, prefix: str) -> asyncio.Future[list[KeptCommand]]:
+        """A resumed build waits for the commands of its running step (ids start with `prefix`):
+        the future gets those the worker reports when it comes back (none: it has none)."""
+        fut: asyncio.Future[list[KeptCommand]] = asyncio.get_running_loop().create_future()
         self._expected[prefix] = fut
         return fut
 
@@ -215,6 +215,11 @@ class WorkerSession:
             run = self._running.pop(kept.command_id, None)
             if run is not None and run.give_up is not None:
                 run.give_up.cancel()
+
+    def forget(self, command_id: str, reason: str) -> None:
+        """A kept command the resumed build does not adopt (done and journaled before the
+        restart, or not asked for again): the worker forgets it (and kills it if it runs)."""
+        self._send_now(Abandon(command_id, reason))
 
     def interrupt(self, command_id: str, reason: str) -> None:
         if command_id in self._running:
@@ -315,6 +320,7 @@ class WorkerSession:
         self.connected_at = self.last_heard = self._now()
         self.files = Transfers(self._send_now, self._window)
         by_id = {k.command_id: k for k in kept}
+        found: dict[str, list[KeptCommand]] = {}
         for cid, run in list(self._running.items()):
             if run.done.done():
                 continue
@@ -330,15 +336,15 @@ class WorkerSession:
             if other is not None and not other.done.done():
                 continue
             waiting = next(
-                (f for prefix, f in self._expected.items() if cid.startswith(prefix) and not f.done()), None
+                (p for p, f in self._expected.items() if cid.startswith(p) and not f.done()), None
             )
             if waiting is not None:
-                waiting.set_result(k)
+                found.setdefault(waiting, []).append(k)
             elif cid not in self._unreleased:
                 self._send(Abandon(cid, "no build waits for it any more"))
-        for fut in self._expected.values():
+        for prefix, fut in self._expected.items():
             if not fut.done():
-                fut.set_result(None)  # the worker came back without it
+                fut.set_result(found.get(prefix, []))  # none: the worker came back without them
         self._expected.clear()
         self._attach_changed.set()
         return self.generation
@@ -394,7 +400,7 @@ class WorkerSession:
                 run.done.set_exception(WorkerLost(f"worker {self.name} lost: {reason}"))
         for fut in self._expected.values():
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result([])
         self._interrupts.clear()
         self._attach_changed.set()
 
