@@ -250,8 +250,11 @@ class BuildRecorder(Protocol):
         """Record an artifact of the build (replacing one of the same name)."""
         ...
 
-    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
-        """Store the test cases a step ran (one batched write however many)."""
+    async def add_test_results(
+        self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult], journal: Sequence[JournalEntry] = ()
+    ) -> None:
+        """Store the test cases a step ran (one batched write however many), with the step's
+        journal entries in the same transaction."""
         ...
 
 

@@ -16,12 +16,13 @@ from coordinator.domain.model import (
     BuildRequest,
     CaseResult,
     CaseRun,
+    JournalEntry,
     PropertyValue,
     Step,
     StepSample,
 )
 from coordinator.domain.results import Result
-from coordinator.storage import artifacts, codec, history, schema, test_cases
+from coordinator.storage import artifacts, codec, history, journal_store, schema, test_cases
 from coordinator.storage.db import Database
 from coordinator.storage.writer import Tx
 
@@ -132,8 +133,16 @@ class SqlBuilds:
         return await self.db.write(artifacts.add(build, step, name, size, sha256, at))
 
     # ---------------------------------------------------------------- test cases
-    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
-        await self.db.write(test_cases.add(build, step, revision, cases))
+    async def add_test_results(
+        self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult], journal: Sequence[JournalEntry] = ()
+    ) -> None:
+        add = test_cases.add(build, step, revision, cases)
+
+        def op(tx: Tx) -> None:
+            add(tx)
+            journal_store.record(tx.conn, journal)
+
+        await self.db.write(op)
 
     async def case_runs(self, builder: str, builds: int, names: Sequence[str] | None = None) -> list[CaseRun]:
         return await self.db.read(lambda c: test_cases.runs(c, builder, builds, names))

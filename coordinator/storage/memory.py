@@ -624,10 +624,14 @@ class MemoryBuilds:
 
     # ---------------------------------------------------------------- test cases
 
-    async def add_test_results(self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult]) -> None:
+    async def add_test_results(
+        self, build: Build, step: Step, revision: str, cases: Sequence[CaseResult], journal: Sequence[JournalEntry] = ()
+    ) -> None:
         def op(tx: _Tx) -> None:
             for case in cases:
                 tx.put(self.data.test_cases, self.data.new_id("test_cases"), (build.id, revision, case))
+            for e in journal:
+                tx.put(self.data.step_journal, (e.build_id, e.step_number, e.index), e)
 
         await self.db.write(op)
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from coordinator.domain.builds.runner import BuildRunner, BuildServices
-from coordinator.domain.model import Build, BuildRequest
+from coordinator.domain.model import Build, BuildRequest, CaseResult
 from coordinator.domain.results import Result
 from coordinator.domain.steps.base import BuildStep, ShellCommand, StepContext
 from coordinator.domain.steps.junit import MemorySink
@@ -421,3 +421,29 @@ async def test_a_command_in_flight_the_worker_no_longer_has_ends_retry_without_r
     assert result == Result.RETRY
     assert second.ran == [] and second.adopted == []
     assert storage.log_text("seq", "stdio") == b"$ one\none 1\none 2\none 3\n"
+
+
+class Tested(BuildStep):
+    """A custom step: records test cases, then runs a command (the coordinator dies during it)."""
+
+    name = "tested"
+
+    async def run(self, ctx: StepContext) -> Result:
+        await ctx.record_tests([CaseResult("test_a", "pkg", "failed", 1.0, "boom"), CaseResult("test_b")])
+        finished = await ctx.run_command(["after"])
+        return Result.SUCCESS if finished.rc == 0 else Result.FAILURE
+
+
+async def test_test_cases_recorded_before_the_restart_are_not_recorded_again() -> None:
+    first = Worker(hang=["after"])
+    storage = RecordingStorage()
+    build = await start(storage, ["tested"])
+    stored = await kill(storage, build, [Tested()], lambda: "after" in first.ran, first.changes, first)
+    second = Worker(kept=[KeptCommand(first.specs["after"].command_id, 2, False)])
+    second.adopt_text = "after"
+    result = await resume(storage, stored, [Tested()], second)
+
+    assert result == Result.SUCCESS
+    failing = await storage.builds.failing_cases("b", build.number, 10)
+    assert failing == [CaseResult("test_a", "pkg", "failed", 1.0, "boom")]  # stored once
+    assert [(e.kind, e.index) for e in await storage.journal.step_journal(build.id, 0)] == [("tests", 0)]

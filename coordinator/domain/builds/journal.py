@@ -16,7 +16,8 @@ Writes: an entry is stored lazily, just before the step's next action starts (on
 the worker may then forget the command), never per output message — riding the commit of the
 next command's new log when it has one (a ShellSequence's commands each have their own). The
 step's last action needs none: the step's end commit makes it moot. A trigger's entry is stored in the transaction that
-stores its buildset, so that a resumed Trigger never triggers twice.
+stores its buildset, so that a resumed Trigger never triggers twice; recorded test cases'
+entry likewise rides their insert, so that a resumed step never records them twice.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from coordinator.domain.model import Build, JournalEntry, Step
 from coordinator.domain.ports import JournalStore
 
-COMMAND, MASTER, FILE, TRIGGER = "command", "master", "file", "trigger"
+COMMAND, MASTER, FILE, TRIGGER, TESTS = "command", "master", "file", "trigger", "tests"
 
 
 class CannotContinue(Exception):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from coordinator.domain import events
 from coordinator.domain.builds import resume
 from coordinator.domain.builds.context import BuildContext
-from coordinator.domain.builds.journal import TRIGGER, CannotContinue, StepJournal, fingerprint
+from coordinator.domain.builds.journal import TESTS, TRIGGER, CannotContinue, StepJournal, fingerprint
 from coordinator.domain.builds.locks import LockAccess, LockRegistry, LockSet, accesses
 from coordinator.domain.builds.step_commands import StepCommands
 from coordinator.domain.builds.step_logs import StepLogs
@@ -179,7 +179,15 @@ class BuildRunner:
         revision = self.context.get_property("got_revision") or next(
             (ss.revision for ss in self.context.sourcestamps if ss.revision), ""
         )
-        await self.builds.add_test_results(self.build, step, str(revision), cases)
+        # Journaled with the cases (one transaction): a step replayed after a restart does not
+        # record them twice.
+        fp = fingerprint(TESTS, len(cases), [c.full_name for c in cases[:1]], str(revision))
+        if await self.journal.next(TESTS, fp) is not None:
+            return
+        journal = [*self.journal.take_pending(), self.journal.entry(TESTS, fp)] if self.journal.durable else []
+        await self.builds.add_test_results(self.build, step, str(revision), cases, journal=journal)
+        if journal:
+            self.journal.on_stored()
 
     async def add_url(self, name: str, url: str) -> None:
         await self.logs.add_url(name, url)
