@@ -342,8 +342,8 @@ async def test_a_kept_command_reattaches_and_resends_only_what_was_not_stored(tm
     assert all(c.time_marks and c.time_marks[0] == 0 for c in resent)
     again = [c for c in resent if c.seq in before]
     assert again and all(list(c.time_marks) == before[c.seq] for c in again)
-    two = next(c for c in resent if b"two" in c.data)
-    three = next(c for c in resent if b"three" in c.data)
+    two = next(c for c in resent if c.channel == 1 and b"two" in c.data)
+    three = next(c for c in resent if c.channel == 1 and b"three" in c.data)
     assert three.time_marks[1] > two.time_marks[-1]  # flattened (offset, ms) pairs
 
 

@@ -323,8 +323,8 @@ async def test_output_carries_the_times_it_was_read_at(tmp_path: Path) -> None:
     async with asyncio.timeout(30):
         await task
     assert all(len(c.time_marks) >= 2 and c.time_marks[0] == 0 for c in sink.chunks)
-    one = next(c for c in sink.chunks if b"one" in c.data)
-    two = next(c for c in sink.chunks if b"two" in c.data)
+    one = next(c for c in sink.chunks if c.channel == STDOUT and b"one" in c.data)
+    two = next(c for c in sink.chunks if c.channel == STDOUT and b"two" in c.data)
     assert two.time_marks[1] > one.time_marks[-1]  # flattened (offset, ms) pairs
     times = [c.time_marks[-1] for c in sink.chunks]
     assert times == sorted(times)
