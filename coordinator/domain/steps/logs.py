@@ -34,10 +34,16 @@ class LogWatchers:
 
 
 class StepLog:
-    """An open log of a running step. Tracks offsets; every write is one stored chunk."""
+    """An open log of a running step. Tracks offsets; every write is one stored chunk, with
+    the time its bytes were produced: the worker's when it says, else `now()` (output of
+    commands on the coordinator, header lines, agents that do not send times)."""
 
-    def __init__(self, log_id: int, name: str, store: ChunkStore, watchers: LogWatchers) -> None:
+    def __init__(
+        self, log_id: int, name: str, store: ChunkStore, watchers: LogWatchers,
+        now: Callable[[], float] | None = None,
+    ) -> None:
         self.log_id = log_id
+        self._now = now
         self.name = name
         self._store = store
         self._watchers = watchers
@@ -53,11 +59,14 @@ class StepLog:
         for c in chunks:
             self._channel_size[c.channel] = self._channel_size.get(c.channel, 0) + len(c.data)
 
-    def write(self, channel: int, data: bytes) -> Awaitable[None]:
-        """Queue `data` for storage; the awaitable resolves once it is committed."""
+    def write(self, channel: int, data: bytes, marks: tuple[int, ...] = ()) -> Awaitable[None]:
+        """Queue `data` for storage; the awaitable resolves once it is committed. `marks`: when
+        its bytes were produced (flattened (offset in data, unix ms) pairs); () means now."""
         self._seq += 1
         coff = self._channel_size.get(channel, 0)
-        chunk = LogChunk(channel=channel, data=data, offset=self.size, channel_offset=coff)
+        if not marks and self._now is not None:
+            marks = (0, round(self._now() * 1000))
+        chunk = LogChunk(channel=channel, data=data, offset=self.size, channel_offset=coff, marks=marks)
         self.size += len(data)
         self._channel_size[channel] = coff + len(data)
         fut = self._store.append_log(self.log_id, self._seq, chunk)
