@@ -217,24 +217,66 @@
     return out + esc(text.slice(last)) + close();
   }
 
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  function clockTime(ms) {
+    const d = new Date(ms);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+  function elapsedTime(ms) { // +M:SS.mmm, +H:MM:SS.mmm past an hour
+    const sign = ms < 0 ? "-" : "+";
+    ms = Math.abs(ms);
+    const h = Math.floor(ms / 3600000), m = Math.floor(ms / 60000) % 60, s = Math.floor(ms / 1000) % 60;
+    return `${sign}${h ? `${h}:${pad(m)}` : m}:${pad(s)}.${pad(ms % 1000, 3)}`;
+  }
+
+  // When each byte of the log was produced: (offset, unix ms) marks in offset order, each the
+  // time of the bytes up to the next; a line has the time of the last mark at or before it.
+  function timeline() {
+    const offs = [], times = [];
+    return {
+      reset() { offs.length = 0; times.length = 0; },
+      add(marks) {
+        for (const [o, ms] of marks || []) {
+          if (offs.length && o <= offs[offs.length - 1]) continue; // seen already (a reload)
+          offs.push(o); times.push(ms);
+        }
+      },
+      at(offset) {
+        let lo = 0, hi = offs.length - 1, found = -1;
+        while (lo <= hi) { const mid = (lo + hi) >> 1; if (offs[mid] <= offset) { found = mid; lo = mid + 1; } else hi = mid - 1; }
+        return found < 0 ? null : times[found];
+      },
+    };
+  }
+
   function logViewer(pre) {
     const size = Number(pre.dataset.size);
     const complete = pre.dataset.complete === "true";
+    const stepStart = Date.parse(pre.dataset.started || "");
     const state = { cls: [] };
-    let start = 0, end = 0, partial = "", matches = [], current = -1;
-    const decoder = new TextDecoder();
+    let start = 0, end = 0, partial = "", partialAt = 0, matches = [], current = -1;
     const follow = $("#log-follow"), older = $("#log-older"), newer = $("#log-newer");
+    const times = timeline(), encoder = new TextEncoder();
     let queue = [], painting = false;
 
-    function lineEl(text) {
+    function lineEl([text, offset]) {
       const cut = text.lastIndexOf("\r", text.length - 2); // a progress bar: keep what was shown last
       const el = document.createElement("span");
       el.className = "l";
       el.innerHTML = ansiToHtml(cut >= 0 ? text.slice(cut + 1) : text, state) + "\n";
+      const ms = times.at(offset);
+      if (ms !== null) { // an empty span: the times are CSS content, out of copy and search
+        const ts = document.createElement("span");
+        ts.className = "ts";
+        ts.dataset.c = clockTime(ms);
+        if (!Number.isNaN(stepStart)) ts.dataset.e = elapsedTime(ms - stepStart);
+        ts.title = new Date(ms).toISOString();
+        el.prepend(ts);
+      }
       return el;
     }
 
-    function append(lines) { // batched: one DOM update per animation frame
+    function append(lines) { // [text, byte offset] pairs; batched: one DOM update per animation frame
       queue.push(...lines);
       if (painting) return;
       painting = true;
@@ -248,21 +290,29 @@
       });
     }
 
-    async function load(from, to) {
-      const resp = await fetch(pre.dataset.raw, { headers: { Range: `bytes=${from}-${to - 1}` } });
+    async function load(from, to) { // the bytes and their times, fetched side by side
+      const [resp, marks] = await Promise.all([
+        fetch(pre.dataset.raw, { headers: { Range: `bytes=${from}-${to - 1}` } }),
+        fetch(`${pre.dataset.times}?offset=${from}&limit=${to - from}`)
+          .then((r) => (r.ok ? r.json() : { times: [] })).catch(() => ({ times: [] })),
+      ]);
       const bytes = new Uint8Array(await resp.arrayBuffer());
       let a = 0, b = bytes.length;
       if (from > 0) { a = bytes.indexOf(10) + 1; } // start at a whole line
       if (to < size) { const nl = bytes.lastIndexOf(10); if (nl >= a) b = nl + 1; }
       start = from + a; end = from + b;
-      return new TextDecoder().decode(bytes.subarray(a, b));
+      times.reset();
+      times.add(marks.times);
+      const starts = [start]; // byte offset of each line (UTF-8 decoding keeps every newline)
+      for (let i = bytes.indexOf(10, a); i >= 0 && i < b; i = bytes.indexOf(10, i + 1)) starts.push(from + i + 1);
+      return [new TextDecoder().decode(bytes.subarray(a, b)), starts];
     }
 
-    function show(text) {
+    function show([text, starts]) {
       pre.textContent = "";
       pre.classList.toggle("nonum", start > 0);
-      const lines = text.split("\n");
-      partial = lines.pop();
+      const lines = text.split("\n").map((l, i) => [l, starts[i]]);
+      [partial, partialAt] = lines.pop();
       append(lines);
       older.hidden = start === 0;
       newer.hidden = end >= size;
@@ -273,9 +323,16 @@
       const es = new EventSource(`${pre.dataset.follow}?offset=${offset}`);
       es.onmessage = (e) => {
         const doc = JSON.parse(e.data);
-        const lines = (partial + doc.text).split("\n");
-        partial = lines.pop();
-        if (doc.eof && partial) { lines.push(partial); partial = ""; }
+        times.add(doc.times);
+        const pieces = doc.text.split("\n");
+        const lines = [[partial + pieces[0], partial ? partialAt : doc.offset]];
+        let at = doc.offset;
+        for (let i = 1; i < pieces.length; i++) {
+          at += encoder.encode(pieces[i - 1]).length + 1;
+          lines.push([pieces[i], at]);
+        }
+        [partial, partialAt] = lines.pop();
+        if (doc.eof && partial) { lines.push([partial, partialAt]); partial = ""; }
         if (lines.length) append(lines);
       };
       es.addEventListener("eof", () => es.close());
@@ -319,6 +376,14 @@
     $("#log-next").addEventListener("click", next);
     $("#log-error").addEventListener("click", firstError);
     $("#log-wrap").addEventListener("change", (e) => pre.classList.toggle("wrap", e.target.checked));
+    const timesMode = $("#log-times");
+    const showTimes = () => {
+      pre.classList.toggle("t-clock", timesMode.value === "clock");
+      pre.classList.toggle("t-elapsed", timesMode.value === "elapsed");
+    };
+    timesMode.value = localStorage.getItem("gantry.logTimes") || "clock";
+    showTimes();
+    timesMode.addEventListener("change", () => { localStorage.setItem("gantry.logTimes", timesMode.value); showTimes(); });
     older.addEventListener("click", async () => show(await load(Math.max(0, start - WINDOW), start)));
     newer.addEventListener("click", async () => show(await load(end, Math.min(size, end + WINDOW))));
     document.addEventListener("keydown", (e) => {
@@ -330,9 +395,9 @@
 
     (async () => {
       if (complete || size <= WINDOW) {
-        show(size ? await load(0, Math.min(size, WINDOW)) : "");
+        show(size ? await load(0, Math.min(size, WINDOW)) : ["", [0]]);
         if (!complete) followFrom(end);
-        else if (partial) { append([partial]); partial = ""; }
+        else if (partial) { append([[partial, partialAt]]); partial = ""; }
       } else { // running and long: its tail, then follow
         show(await load(Math.max(0, size - WINDOW), size));
         followFrom(end);
