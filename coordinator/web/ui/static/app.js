@@ -232,14 +232,19 @@
   // When each byte of the log was produced: (offset, unix ms) marks in offset order, each the
   // time of the bytes up to the next; a line has the time of the last mark at or before it.
   function timeline() {
-    const offs = [], times = [];
+    let offs = [], times = [];
     return {
-      reset() { offs.length = 0; times.length = 0; },
-      add(marks) {
+      reset() { offs = []; times = []; },
+      add(marks) { // a page's marks may arrive after the live tail's later ones
+        let sorted = true;
         for (const [o, ms] of marks || []) {
-          if (offs.length && o <= offs[offs.length - 1]) continue; // seen already (a reload)
+          if (offs.length && o <= offs[offs.length - 1]) sorted = false;
           offs.push(o); times.push(ms);
         }
+        if (sorted) return;
+        const byOffset = new Map(offs.map((o, i) => [o, times[i]]));
+        offs = [...byOffset.keys()].sort((x, y) => x - y);
+        times = offs.map((o) => byOffset.get(o));
       },
       at(offset) {
         let lo = 0, hi = offs.length - 1, found = -1;
@@ -257,22 +262,30 @@
     let start = 0, end = 0, partial = "", partialAt = 0, matches = [], current = -1;
     const follow = $("#log-follow"), older = $("#log-older"), newer = $("#log-newer");
     const times = timeline(), encoder = new TextEncoder();
-    let queue = [], painting = false;
+    let queue = [], painting = false, offsets = [], page = 0; // offsets: of pre's lines, in order
+    let last = { ms: null }; // lines of one read share a time: format it once
+
+    function stamp(el, offset) { // an empty span: the times are CSS content, out of copy and search
+      const ms = times.at(offset);
+      if (ms === null || (el.firstChild && el.firstChild.className === "ts")) return;
+      if (ms !== last.ms) {
+        last = { ms, c: clockTime(ms), e: Number.isNaN(stepStart) ? "" : elapsedTime(ms - stepStart),
+                 title: new Date(ms).toISOString() };
+      }
+      const ts = document.createElement("span");
+      ts.className = "ts";
+      ts.dataset.c = last.c;
+      ts.dataset.e = last.e;
+      ts.title = last.title;
+      el.prepend(ts);
+    }
 
     function lineEl([text, offset]) {
       const cut = text.lastIndexOf("\r", text.length - 2); // a progress bar: keep what was shown last
       const el = document.createElement("span");
       el.className = "l";
       el.innerHTML = ansiToHtml(cut >= 0 ? text.slice(cut + 1) : text, state) + "\n";
-      const ms = times.at(offset);
-      if (ms !== null) { // an empty span: the times are CSS content, out of copy and search
-        const ts = document.createElement("span");
-        ts.className = "ts";
-        ts.dataset.c = clockTime(ms);
-        if (!Number.isNaN(stepStart)) ts.dataset.e = elapsedTime(ms - stepStart);
-        ts.title = new Date(ms).toISOString();
-        el.prepend(ts);
-      }
+      stamp(el, offset);
       return el;
     }
 
@@ -282,7 +295,7 @@
       painting = true;
       requestAnimationFrame(() => {
         const frag = document.createDocumentFragment();
-        for (const l of queue) frag.appendChild(lineEl(l));
+        for (const l of queue) { frag.appendChild(lineEl(l)); offsets.push(l[1]); }
         queue = []; painting = false;
         pre.appendChild(frag);
         if (follow && follow.checked) pre.lastElementChild && pre.lastElementChild.scrollIntoView({ block: "end" });
@@ -290,19 +303,25 @@
       });
     }
 
-    async function load(from, to) { // the bytes and their times, fetched side by side
-      const [resp, marks] = await Promise.all([
-        fetch(pre.dataset.raw, { headers: { Range: `bytes=${from}-${to - 1}` } }),
-        fetch(`${pre.dataset.times}?offset=${from}&limit=${to - from}`)
-          .then((r) => (r.ok ? r.json() : { times: [] })).catch(() => ({ times: [] })),
-      ]);
+    async function load(from, to) {
+      // The times are fetched beside the bytes but never waited for: the text shows first, the
+      // time column fills in when they arrive.
+      const marks = fetch(`${pre.dataset.times}?offset=${from}&limit=${to - from}`)
+        .then((r) => (r.ok ? r.json() : { times: [] })).catch(() => ({ times: [] }));
+      const resp = await fetch(pre.dataset.raw, { headers: { Range: `bytes=${from}-${to - 1}` } });
       const bytes = new Uint8Array(await resp.arrayBuffer());
       let a = 0, b = bytes.length;
       if (from > 0) { a = bytes.indexOf(10) + 1; } // start at a whole line
       if (to < size) { const nl = bytes.lastIndexOf(10); if (nl >= a) b = nl + 1; }
       start = from + a; end = from + b;
       times.reset();
-      times.add(marks.times);
+      const mine = ++page;
+      marks.then((m) => {
+        if (mine !== page || !m.times.length) return; // another part is shown by now
+        times.add(m.times);
+        const kids = pre.children;
+        for (let i = 0; i < kids.length; i++) stamp(kids[i], offsets[i]);
+      });
       const starts = [start]; // byte offset of each line (UTF-8 decoding keeps every newline)
       for (let i = bytes.indexOf(10, a); i >= 0 && i < b; i = bytes.indexOf(10, i + 1)) starts.push(from + i + 1);
       return [new TextDecoder().decode(bytes.subarray(a, b)), starts];
@@ -310,6 +329,7 @@
 
     function show([text, starts]) {
       pre.textContent = "";
+      offsets = [];
       pre.classList.toggle("nonum", start > 0);
       const lines = text.split("\n").map((l, i) => [l, starts[i]]);
       [partial, partialAt] = lines.pop();
