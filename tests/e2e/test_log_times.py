@@ -137,7 +137,8 @@ async def browser_times(page: Any) -> dict[str, str]:
     """Each line's full time (the title of its time cell), by the line's text, once the three
     lines have theirs (the column fills in after the text)."""
     await page.wait_for_function("""() => ['first', 'second', 'third'].every((t) =>
-        Array.from(document.querySelectorAll('#log .l')).some((l) => l.textContent.trim() === t && l.querySelector('.ts')))""")
+        Array.from(document.querySelectorAll('#log .l'))
+            .some((l) => l.textContent.trim() === t && l.querySelector('.ts')))""")
     return dict(await page.evaluate(
         """() => Array.from(document.querySelectorAll('#log .l')).filter((l) => l.querySelector('.ts'))
               .map((l) => [l.textContent.trim(), l.querySelector('.ts').title])"""))
