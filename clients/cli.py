@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", default="stdio", metavar="NAME")
     p.add_argument("--follow", "-f", action="store_true", help="stream until the log is complete")
     p.add_argument("--channel", choices=LOG_CHANNELS, default="all")
+    p.add_argument("--timestamps", "-t", action="store_true",
+                   help="prefix each line with when it was printed (RFC 3339, UTC; "
+                        "logs stored before Gantry kept times have none)")
 
     _hook_parser(sub)
     from clients import access

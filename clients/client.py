@@ -14,6 +14,7 @@ resume by themselves after a broken connection, without missing or repeating any
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -447,6 +448,19 @@ class GantryClient:
 
         Resumes from the last byte received if the connection breaks.
         """
+        async for chunk in self.follow_log_chunks(builder, number, step, log, offset, channel):
+            yield chunk.data
+
+    async def follow_log_chunks(
+        self,
+        builder: str,
+        number: int,
+        step: str | int,
+        log: str = "stdio",
+        offset: int = 0,
+        channel: models.Channel = models.Channel.ALL,
+    ) -> AsyncGenerator[models.LogChunk, None]:
+        """As follow_log, each piece with its offset and times (`LogChunk.times`)."""
         backoff = Backoff(*self._backoff)
         await self._connect()
         while True:
@@ -459,8 +473,9 @@ class GantryClient:
                     skip = max(0, offset - chunk.offset)
                     data = chunk.data[skip:]
                     if data:
+                        piece = convert.log_chunk_from_proto(chunk)
                         offset = chunk.offset + len(chunk.data)
-                        yield data
+                        yield dataclasses.replace(piece, data=data, offset=chunk.offset + skip)
                     if chunk.eof:
                         return
                 return  # the server ended the stream: the log is complete

@@ -34,7 +34,8 @@ from clients.convert import to_jsonable
 from clients.errors import FailedPrecondition, LocalError
 from clients.live import BuildFollower, EventPump, Target
 from clients.live_view import make_display
-from clients.models import Artifact, Change, Channel, ForceResult
+from clients.log_times import LineStamper
+from clients.models import Artifact, Change, Channel, ForceResult, LogChunk
 
 
 def _console() -> Console:
@@ -296,22 +297,26 @@ async def cmd_log(args: argparse.Namespace) -> int:
     channel = Channel[args.channel.upper()]
     out = sys.stdout.buffer
     where = (args.builder, args.number, args.step)
+    stamper = LineStamper() if args.timestamps else None
+
+    def write(chunk: LogChunk) -> None:
+        if args.json:  # the chunk with its times; --follow alone keeps printing {"data": ...}
+            _emit_json({"data": chunk.data} if args.follow and stamper is None else chunk)
+        elif stamper is not None:
+            out.write(stamper.feed(chunk.data, chunk.offset, chunk.times))
+        else:
+            out.write(chunk.data)
+
     async with _client(args) as client:
         if args.follow:
-            async for data in client.follow_log(*where, log=args.log, channel=channel):
-                if args.json:
-                    _emit_json({"data": data})
-                else:
-                    out.write(data)
-                    out.flush()
+            async for piece in client.follow_log_chunks(*where, log=args.log, channel=channel):
+                write(piece)
+                out.flush()
             return 0
         offset = 0
         while True:
             chunk = await client.read_log(*where, log=args.log, offset=offset, channel=channel)
-            if args.json:
-                _emit_json(chunk)
-            else:
-                out.write(chunk.data)
+            write(chunk)
             offset = chunk.offset + len(chunk.data)
             if chunk.eof or not chunk.data:
                 break

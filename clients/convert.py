@@ -300,6 +300,7 @@ def log_chunk_from_proto(msg: logs_pb2.LogData) -> models.LogChunk:
         offset=msg.offset,
         eof=msg.eof,
         segments=tuple((models.Channel(s.channel), s.data) for s in msg.segments),
+        times=tuple((t.offset, t.unix_ms) for t in msg.times),
     )
 
 

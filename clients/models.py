@@ -318,6 +318,9 @@ class LogChunk:
     offset: int
     eof: bool
     segments: tuple[tuple[Channel, bytes], ...] = ()
+    # (offset, unix ms): when the bytes from each offset on were produced, in offset order
+    # (offsets as `offset`'s); () for logs stored before Gantry kept times.
+    times: tuple[tuple[int, int], ...] = ()
 
 
 class TryResult(NamedTuple):

@@ -75,8 +75,8 @@ class Delivery:
     def last_seq(self) -> int:
         return self.spool.last_seq
 
-    async def append(self, channel: int, data: bytes) -> None:
-        await self.spool.append(channel, data)
+    async def append(self, channel: int, data: bytes, marks: tuple[int, ...] = ()) -> None:
+        await self.spool.append(channel, data, marks)
 
     async def finish(self, finished: worker_pb2.CommandFinished) -> None:
         """Record the end; return once it was sent (on whichever connection)."""
@@ -90,13 +90,15 @@ class Delivery:
             if seq < self.spool.last_seq:
                 await self._window.wait_for_room()
                 seq += 1
-                record = self.spool.read(seq)
+                record = self.spool.read_record(seq)
                 if record is None:  # acknowledged meanwhile (a resend overtaken by its ack)
                     continue
-                channel, data = record
+                channel, data, marks = record
                 self._window.note_sent(seq)
                 self._sent_max = max(self._sent_max, seq)
-                chunk = worker_pb2.OutputChunk(command_id=self.command_id, seq=seq, channel=channel, data=data)
+                chunk = worker_pb2.OutputChunk(
+                    command_id=self.command_id, seq=seq, channel=channel, data=data, time_marks=marks
+                )
                 await sink.send(worker_pb2.WorkerMessage(output=chunk))
             elif self._finished is not None:
                 await sink.send(worker_pb2.WorkerMessage(finished=self._finished))

@@ -2,7 +2,9 @@
 
 Output is byte-exact (never decoded). Each channel is coalesced into chunks of up to CHUNK_SIZE
 bytes, sent when full or COALESCE_DELAY after the first unsent byte. Chunks are numbered from 1
-per command over all channels, in send order, and go to the command's on-disk Spool; a
+per command over all channels, in send order, and go to the command's on-disk Spool with
+the wall-clock times their bytes were read (a mark per chunk, and one more per read within it
+only where the time moved by MARK_RESOLUTION_MS: per-line times for the log viewer); a
 Delivery sends them to the coordinator through whichever connection is attached (see
 delivery.py), so the command outlives a lost connection.
 """
@@ -14,6 +16,7 @@ import hashlib
 import os
 import shlex
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -26,6 +29,9 @@ from worker_agent.spool import DEFAULT_LIMIT, Spool
 
 CHUNK_SIZE = 32 * 1024
 COALESCE_DELAY = 0.020
+# A read within a coalesced chunk gets its own time mark only if its time differs from the
+# chunk's last mark by at least this much (reads within one chunk are usually < 20 ms apart).
+MARK_RESOLUTION_MS = 10
 # After the process exited (or was killed), how long pipes may stay silent before we stop
 # waiting for EOF: grandchildren that escaped the kill may hold them open forever.
 DRAIN_TIMEOUT = 2.0
@@ -262,6 +268,7 @@ class CommandRunner:
         """Read one pipe and send it in coalesced chunks of at most CHUNK_SIZE bytes."""
         loop = asyncio.get_running_loop()
         buf = bytearray()
+        marks: list[int] = []  # flattened (offset in buf, unix ms) of the reads in buf
         redact = self._redactor.stream()
         flush_at = 0.0
         pending: asyncio.Future[bytes] | None = None
@@ -275,23 +282,30 @@ class CommandRunner:
                         {pending}, timeout=max(0.0, flush_at - loop.time())
                     )
                     if not done:
-                        await self._send_chunk(channel, bytes(buf))
+                        await self._send_chunk(channel, bytes(buf), tuple(marks))
                         buf.clear()
+                        marks.clear()
                         continue
                 data = await pending
                 pending = None
                 if not data:
                     break
                 self._last_output = loop.time()
+                now_ms = time.time_ns() // 1_000_000
                 if not buf:
                     flush_at = self._last_output + COALESCE_DELAY
+                    marks[:] = (0, now_ms)
+                elif now_ms - marks[-1] >= MARK_RESOLUTION_MS:
+                    marks += (len(buf), now_ms)
                 buf += redact.feed(data)  # may be longer than data: "<secret NAME>"
                 while len(buf) >= CHUNK_SIZE:
-                    await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]))
+                    head, marks[:] = split_marks(marks, CHUNK_SIZE)
+                    await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]), head)
                     del buf[:CHUNK_SIZE]
             buf += redact.flush()
             while buf:
-                await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]))
+                head, marks[:] = split_marks(marks, CHUNK_SIZE)
+                await self._send_chunk(channel, bytes(buf[:CHUNK_SIZE]), head)
                 del buf[:CHUNK_SIZE]
         finally:
             if pending is not None:
@@ -373,13 +387,14 @@ class CommandRunner:
     # -- sending -------------------------------------------------------------------------------------
 
     async def _send_header(self, text: str) -> None:
-        await self._send_chunk(HEADER, self._redactor.text(text).encode())
+        marks = (0, time.time_ns() // 1_000_000)
+        await self._send_chunk(HEADER, self._redactor.text(text).encode(), marks)
 
-    async def _send_chunk(self, channel: int, data: bytes) -> None:
+    async def _send_chunk(self, channel: int, data: bytes, marks: tuple[int, ...]) -> None:
         self._sending += 1
         try:
             async with self._lock:  # one writer at a time: seq order == write order
-                await self.delivery.append(channel, data)
+                await self.delivery.append(channel, data, marks)
         finally:
             self._sending -= 1
 
@@ -399,3 +414,19 @@ class CommandRunner:
         self.on_end(finished)
         await self.delivery.finish(finished)
         return finished
+
+
+def split_marks(marks: list[int], n: int) -> tuple[tuple[int, ...], list[int]]:
+    """Time marks (flattened offset, ms pairs) of the first `n` bytes, and of the rest with
+    offsets from `n` on; the rest starts with the time in effect at byte `n`."""
+    head: list[int] = []
+    tail: list[int] = []
+    for i in range(0, len(marks), 2):
+        offset, ms = marks[i], marks[i + 1]
+        if offset < n:
+            head += (offset, ms)
+        else:
+            tail += (offset - n, ms)
+    if head and (not tail or tail[0] != 0):
+        tail[:0] = (0, head[-1])
+    return tuple(head), tail

@@ -9,7 +9,9 @@ command's pipes and the command blocks on write — output is slowed down, never
 
 Records live in segment files of about `segment_size` bytes; a segment is deleted once every
 record in it is acknowledged, so a long command's spool does not grow with its total output.
-Only a small index (seq -> segment, offset, length, channel) stays in memory.
+Only a small index (seq -> segment, offset, length, channel, time marks) stays in memory. The
+time marks say when each chunk's bytes were read from the pipe: a chunk resent after a
+reconnect keeps the times it was read at, not the time of the resend.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Record:
     segment: int
     offset: int
     length: int
+    marks: tuple[int, ...] = ()  # flattened (offset in the chunk, unix ms) pairs
 
 
 class Spool:
@@ -78,8 +81,9 @@ class Spool:
         return self._bytes >= self._limit or len(self._records) >= self._max_records
 
     # -- writing
-    async def append(self, channel: int, data: bytes) -> int:
-        """Number and store one chunk, waiting while the spool is full; its seq."""
+    async def append(self, channel: int, data: bytes, marks: tuple[int, ...] = ()) -> int:
+        """Number and store one chunk (and its time marks), waiting while the spool is full;
+        its seq."""
         while self.is_full():
             await self._wait_change()
         if self._closed:
@@ -90,7 +94,7 @@ class Spool:
         _write_all(self._segment_fd, data, offset)
         self._segment_len += len(data)
         self._seq += 1
-        self._records.append(Record(self._seq, channel, self._segment, offset, len(data)))
+        self._records.append(Record(self._seq, channel, self._segment, offset, len(data), marks))
         self._bytes += len(data)
         self._notify()
         return self._seq
@@ -106,10 +110,16 @@ class Spool:
     # -- reading and trimming
     def read(self, seq: int) -> tuple[int, bytes] | None:
         """(channel, data) of record `seq`, or None if it is acknowledged or not written yet."""
+        record = self.read_record(seq)
+        return None if record is None else record[:2]
+
+    def read_record(self, seq: int) -> tuple[int, bytes, tuple[int, ...]] | None:
+        """(channel, data, time marks) of record `seq`, or None if it is acknowledged or not
+        written yet."""
         if not self._records or seq <= self._acked or seq > self._seq:
             return None
         rec = self._records[seq - self._records[0].seq]
-        return rec.channel, os.pread(self._read_fds[rec.segment], rec.length, rec.offset)
+        return rec.channel, os.pread(self._read_fds[rec.segment], rec.length, rec.offset), rec.marks
 
     def bytes_between(self, after: int, upto: int) -> int:
         """Bytes of the records after `after` up to `upto` (those still spooled)."""

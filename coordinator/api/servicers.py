@@ -228,6 +228,7 @@ def _log_data(part: Any) -> logs_pb2.LogData:
         offset=part.offset,
         eof=part.eof,
         segments=[logs_pb2.LogSegment(channel=ch, data=d) for ch, d in part.segments],
+        times=[logs_pb2.LogTimeMark(offset=o, unix_ms=ms) for o, ms in part.times],
     )
 
 

@@ -215,7 +215,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 which = msg.WhichOneof("msg")
                 if which == "output":
                     o = msg.output
-                    session.on_output(Output(o.command_id, o.seq, o.channel, o.data))
+                    session.on_output(Output(o.command_id, o.seq, o.channel, o.data, tuple(o.time_marks)))
                 elif which == "finished":
                     f = msg.finished
                     session.on_finished(Finished(f.command_id, f.rc, f.reason, f.last_seq))

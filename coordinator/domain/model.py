@@ -196,6 +196,9 @@ class LogChunk:
     data: bytes
     offset: int  # offset in the whole log (all channels, arrival order)
     channel_offset: int  # offset within its own channel
+    # When its bytes were produced: flattened (offset in `data`, unix ms) pairs, the first at 0;
+    # () for chunks stored before Gantry recorded times.
+    marks: tuple[int, ...] = ()
 
 
 @dataclass

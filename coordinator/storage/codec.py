@@ -43,6 +43,15 @@ def decompress(flag: int, data: bytes) -> bytes:
     return zlib.decompress(data) if flag == 1 else bytes(data)
 
 
+def marks_to_text(marks: tuple[int, ...]) -> str | None:
+    """A chunk's time marks as stored: "off,ms,off,ms" (NULL when it has none)."""
+    return ",".join(map(str, marks)) if marks else None
+
+
+def marks_from_text(text: str | None) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",")) if text else ()
+
+
 def props_to_json(props: list[PropertyValue]) -> str:
     return dumps([[p.name, p.value, p.source] for p in props])
 

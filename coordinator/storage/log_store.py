@@ -46,6 +46,7 @@ class SqlLogs:
                 "length": len(chunk.data),
                 "compressed": flag,
                 "data": data,
+                "marks": codec.marks_to_text(chunk.marks),
             }
         )
 
@@ -76,6 +77,7 @@ class SqlLogs:
                     data=codec.decompress(r.compressed, r.data),
                     offset=r.offset,
                     channel_offset=r.channel_offset,
+                    marks=codec.marks_from_text(r.marks),
                 )
                 for r in rows
             ]

@@ -793,7 +793,8 @@ class MemoryLogs:
             if info is None:
                 raise LookupError(f"no log {log_id}")
             chunks = self.data.logchunks.setdefault(log_id, {})
-            tx.put(chunks, seq, LogChunk(chunk.channel, bytes(chunk.data), chunk.offset, chunk.channel_offset))
+            tx.put(chunks, seq, LogChunk(chunk.channel, bytes(chunk.data), chunk.offset, chunk.channel_offset,
+                                         tuple(chunk.marks)))
             tx.update(info, size=info.size + len(chunk.data))
 
         def apply() -> None:
@@ -821,7 +822,7 @@ class MemoryLogs:
                 continue
             pos = c.channel_offset if channel else c.offset
             if pos + len(c.data) > offset and pos < offset + limit:
-                out.append(LogChunk(c.channel, c.data, c.offset, c.channel_offset))
+                out.append(LogChunk(c.channel, c.data, c.offset, c.channel_offset, c.marks))
         return out
 
     async def get_log(self, builder: str, number: int, step: str, log_name: str) -> LogInfo | None:

@@ -134,6 +134,8 @@ logchunks = sa.Table(
     # 0 = raw, 1 = zlib
     sa.Column("compressed", sa.SmallInteger, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
+    # Version 12: when the chunk's bytes were produced (see _v12_log_times); NULL before it.
+    sa.Column("marks", sa.Text, nullable=True),
     sa.Index("logchunks_channel", "log_id", "channel", "channel_offset"),
 )
 
@@ -402,6 +404,17 @@ def _v11_step_journal(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[step_journal])
 
 
+# Version 12: per-line log times. Each log chunk row holds when its bytes were read from the
+# command's pipe: "off,ms,off,ms..." (offsets within the chunk, unix ms; one pair per chunk
+# mostly). A column on the chunk rows, not a side table: it rides the batched chunk inserts and
+# the range reads that already fetch the rows. Older rows keep NULL (shown without times).
+def _v12_log_times(conn: sa.Connection) -> None:
+    # A database created at this version got the column from version 1's create_all (the
+    # table's definition carries it); only older ones need it added.
+    if "marks" not in {c["name"] for c in sa.inspect(conn).get_columns("logchunks")}:
+        conn.execute(sa.text("ALTER TABLE logchunks ADD COLUMN marks TEXT"))
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -415,6 +428,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (9, _v9_security),
     (10, _v10_worker_holds),
     (11, _v11_step_journal),
+    (12, _v12_log_times),
 ]
 LATEST = MIGRATIONS[-1][0]
 

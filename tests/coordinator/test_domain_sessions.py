@@ -38,7 +38,7 @@ class Wire:
         self.sent.append(item)
         self.changes.bump()
 
-    def on_output(self, channel: int, data: bytes) -> asyncio.Future[None]:
+    def on_output(self, channel: int, data: bytes, marks: tuple[int, ...] = ()) -> asyncio.Future[None]:
         self.stored.append((channel, data))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(lambda _f: self.changes.bump())

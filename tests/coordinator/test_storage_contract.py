@@ -1015,6 +1015,70 @@ async def test_log_chunks_read_back_byte_exact_by_range(store: Store) -> None:
     assert await db.logs.read_log(info.id, len(everything), 100, 0) == []
 
 
+async def test_log_times_are_stored_with_their_chunks_and_read_back_per_range(store: Store) -> None:
+    """Each chunk keeps when its bytes were produced; a range read says the time of each byte
+    from where the range starts (also mid-chunk), in the log's or the channel's offsets."""
+    db = store.db
+    build = await started_build(db, uniq("b"))
+    (step,) = await db.builds.add_steps(build, ["compile"])
+    info = await db.logs.add_log(step, "stdio", "s")
+    writer = StepLog(info.id, "stdio", db.logs, LogWatchers(), now=lambda: 1_700_000_009.0)
+    await writer.write(HEADER, b"cmd\n")  # no marks given: stamped with now()
+    await writer.write(STDOUT, b"one\ntwo\n", (0, 1_700_000_001_000, 4, 1_700_000_002_000))
+    await writer.write(STDERR, b"oops\n", (0, 1_700_000_003_000))
+    await writer.write(STDOUT, b"three\n", (0, 1_700_000_003_000))
+    chunks = await db.logs.read_log(info.id, 0, 100, 0)
+    assert [c.marks for c in chunks] == [
+        (0, 1_700_000_009_000), (0, 1_700_000_001_000, 4, 1_700_000_002_000),
+        (0, 1_700_000_003_000), (0, 1_700_000_003_000)]
+    reader = LogReader(db.logs, LogWatchers(), db.builds)
+    part = await reader.read(info.id, 0, 100, 0)
+    # One mark per change of time: "three" has the time of "oops" before it.
+    assert part.times == [(0, 1_700_000_009_000), (4, 1_700_000_001_000), (8, 1_700_000_002_000),
+                          (12, 1_700_000_003_000)]
+    assert (await reader.read(info.id, 9, 3, 0)).times == [(9, 1_700_000_002_000)]  # mid-chunk
+    assert (await reader.read(info.id, 5, 2, 0)).times == [(5, 1_700_000_001_000)]  # ends before a mark
+    assert (await reader.read(info.id, 0, 100, STDOUT)).times == [
+        (0, 1_700_000_001_000), (4, 1_700_000_002_000), (8, 1_700_000_003_000)]
+    assert (await reader.read(info.id, 100, 10, 0)).times == []
+    # A log written without times (as before Gantry kept them) reads without any.
+    plain = await db.logs.add_log(step, "plain", "s")
+    await StepLog(plain.id, "plain", db.logs, LogWatchers()).write(STDOUT, b"old\n")
+    assert [c.marks for c in await db.logs.read_log(plain.id, 0, 10, 0)] == [()]
+    assert (await reader.read(plain.id, 0, 10, 0)).times == []
+
+
+@sql_only
+async def test_log_chunks_of_a_database_from_before_times_read_without_them(backend: Backend) -> None:
+    """Migration 12 adds the times to a database that predates them; its chunks stay readable."""
+    url = await backend.fresh_url()
+    s = await _open(url)
+    build = await started_build(s.db, uniq("b"))
+    (step,) = await s.db.builds.add_steps(build, ["compile"])
+    info = await s.db.logs.add_log(step, "stdio", "s")
+    async with s.sql.engine.begin() as conn:  # back to version 10's table and rows
+        await conn.execute(sa.text("ALTER TABLE logchunks DROP COLUMN marks"))
+        await conn.execute(sa.text(
+            "INSERT INTO logchunks (log_id, seq, channel, \"offset\", channel_offset, length, compressed, data) "
+            "VALUES (:log_id, 1, 1, 0, 0, 4, 0, :data)"), {"log_id": info.id, "data": b"old\n"})
+        await conn.execute(schema.schema_version.update().values(version=10))
+    await s.db.aclose()
+    again = await _open(url)
+    try:
+        assert await _versions(again.sql) == [schema.LATEST]
+        reader = LogReader(again.db.logs, LogWatchers(), again.db.builds)
+        part = await reader.read(info.id, 0, 10, 0)
+        assert (part.data, part.times) == (b"old\n", [])
+        # Written on after the upgrade, the log has times from there on.
+        writer = StepLog(info.id, "stdio", again.db.logs, LogWatchers(), now=lambda: 2.0)
+        writer.resume_after(await again.db.logs.read_log(info.id, 0, 10, 0))
+        writer.rest()  # what was stored is passed over: the write below is new
+        await writer.write(STDOUT, b"new\n")
+        assert (await reader.read(info.id, 0, 10, 0)).times == [(4, 2_000)]
+    finally:
+        await again.db.aclose()
+
+
 @sql_only
 async def test_log_chunks_are_compressed_where_it_pays(store: Store) -> None:
     db = store.sql

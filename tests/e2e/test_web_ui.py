@@ -144,6 +144,9 @@ async def test_the_log_viewer_follows_a_running_step(cluster: Cluster) -> None:
             target = first + 3
             await page.locator("#log .l", has_text=re.compile(rf"^line {target}\s*$")).wait_for()
             assert await page.locator("#log .l").count() > first
+            # Each line shows when it was printed (the worker's time, a clock column by default).
+            stamp = page.locator("#log .l", has_text=re.compile(r"^line 40\s*$")).locator(".ts")
+            assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", await stamp.get_attribute("data-c") or "")
             async with aiohttp.ClientSession() as s, s.post(f"{web.base}/api/v1/builders/slow/builds/1/stop") as r:
                 assert r.status == 200
         assert errors == []

@@ -335,6 +335,16 @@ async def test_a_kept_command_reattaches_and_resends_only_what_was_not_stored(tm
     finished = second.finished()
     assert finished is not None and finished.rc == 0 and finished.last_seq == resent[-1].seq
     assert not (tmp_path / ".gantry-spool").exists() or not any((tmp_path / ".gantry-spool").iterdir())
+    # Times survive the spool: a chunk sent again carries the times it was read at, not the
+    # resend's; "three" was printed after the first connection had ended, so it is later.
+    before = {m.output.seq: list(m.output.time_marks)
+              for m in coordinator.connections[0].received if m.HasField("output")}
+    assert all(c.time_marks and c.time_marks[0] == 0 for c in resent)
+    again = [c for c in resent if c.seq in before]
+    assert again and all(list(c.time_marks) == before[c.seq] for c in again)
+    two = next(c for c in resent if c.channel == 1 and b"two" in c.data)
+    three = next(c for c in resent if c.channel == 1 and b"three" in c.data)
+    assert three.time_marks[1] > two.time_marks[-1]  # flattened (offset, ms) pairs
 
 
 async def test_a_command_not_reattached_within_its_missing_timeout_is_killed(

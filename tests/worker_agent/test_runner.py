@@ -307,3 +307,24 @@ async def test_flow_window_clamps_acks() -> None:
     window.ack(3)
     async with asyncio.timeout(1):
         await window.wait_for_room()
+
+
+async def test_output_carries_the_times_it_was_read_at(tmp_path: Path) -> None:
+    """Every chunk has time marks from offset 0; a line printed after a pause (which ends only
+    once the first line reached the coordinator) has a later time than the first."""
+    go_on = tmp_path / "go-on"
+    sink = RecordingSink()
+    runner = make_runner(
+        tmp_path, sink, shell_command=f"echo one; while [ ! -e {go_on} ]; do sleep 0.01; done; echo two"
+    )
+    task = asyncio.ensure_future(runner.run())
+    await sink.wait_for(lambda: b"one" in sink.data(STDOUT))
+    go_on.touch()
+    async with asyncio.timeout(30):
+        await task
+    assert all(len(c.time_marks) >= 2 and c.time_marks[0] == 0 for c in sink.chunks)
+    one = next(c for c in sink.chunks if c.channel == STDOUT and b"one" in c.data)
+    two = next(c for c in sink.chunks if c.channel == STDOUT and b"two" in c.data)
+    assert two.time_marks[1] > one.time_marks[-1]  # flattened (offset, ms) pairs
+    times = [c.time_marks[-1] for c in sink.chunks]
+    assert times == sorted(times)

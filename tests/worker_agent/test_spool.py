@@ -10,6 +10,7 @@ import pytest
 from protos.gantry.v1 import worker_pb2
 from tests.worker_agent.fakes import RecordingSink
 from worker_agent.delivery import Delivery
+from worker_agent.runner import split_marks
 from worker_agent.spool import Spool
 
 
@@ -74,3 +75,25 @@ async def test_delivery_resends_exactly_what_was_not_stored_after_a_reattach(tmp
     delivery.ack(6, finished=True)
     await asyncio.wait_for(forgotten, 5)
     delivery.close()
+
+
+async def test_time_marks_are_kept_with_their_record_and_resent_unchanged(tmp_path: Path) -> None:
+    delivery = Delivery("c", Spool(tmp_path / "s"), window=4)
+    first = RecordingSink(auto_ack=False)
+    delivery.attach(first)
+    await delivery.append(1, b"one\n", (0, 1_000))
+    await delivery.append(1, b"two\nthree\n", (0, 2_000, 4, 2_500))
+    await first.wait_for(lambda: len(first.chunks) == 2)
+    delivery.detach()
+    second = RecordingSink(auto_ack=False)
+    delivery.attach(second, stored_seq=0)  # nothing was stored: both again, times unchanged
+    await second.wait_for(lambda: len(second.chunks) == 2)
+    assert [list(c.time_marks) for c in second.chunks] == [[0, 1_000], [0, 2_000, 4, 2_500]]
+    assert [list(c.time_marks) for c in first.chunks] == [[0, 1_000], [0, 2_000, 4, 2_500]]
+    delivery.close()
+
+
+def test_split_marks_gives_the_rest_the_time_in_effect_where_it_starts() -> None:
+    assert split_marks([0, 5, 10, 7], 4) == ((0, 5), [0, 5, 6, 7])
+    assert split_marks([0, 5, 4, 7], 4) == ((0, 5), [0, 7])
+    assert split_marks([0, 5], 4) == ((0, 5), [0, 5])

@@ -296,10 +296,10 @@ def _output_handler(stdio: StepLog, collect: OutputCollector | None, lines: Line
     if collect is None and not lines.observers:
         return stdio.write
 
-    def write(channel: int, data: bytes) -> Awaitable[None]:
+    def write(channel: int, data: bytes, marks: tuple[int, ...] = ()) -> Awaitable[None]:
         if collect is not None:
             collect.feed(channel, data)
         lines.feed(channel, data)
-        return stdio.write(channel, data)
+        return stdio.write(channel, data, marks)
 
     return write

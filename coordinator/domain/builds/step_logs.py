@@ -50,7 +50,7 @@ class StepLogs:
     def reopen(self, info: LogInfo, chunks: Sequence[LogChunk]) -> StepLog:
         """The running step's log `info` as stored before a coordinator restart (`chunks`):
         written on from where it ended."""
-        stdio = StepLog(info.id, info.name, self.store, self.watchers)
+        stdio = StepLog(info.id, info.name, self.store, self.watchers, self.clock.now)
         stdio.resume_after(chunks)
         self._logs[info.name] = stdio
         return stdio
@@ -81,7 +81,7 @@ class StepLogs:
             if riding and journal is not None:
                 journal.on_stored()
             step.logs.append(info)
-            stdio = self._logs[name] = StepLog(info.id, name, self.store, self.watchers)
+            stdio = self._logs[name] = StepLog(info.id, name, self.store, self.watchers, self.clock.now)
         return stdio
 
     async def add_log(self, name: str, text: str) -> None:
@@ -92,7 +92,7 @@ class StepLogs:
         info = await self.store.add_log(step, name, "t")
         step.logs.append(info)
         try:
-            await StepLog(info.id, name, self.store, self.watchers).write(1, text.encode())
+            await StepLog(info.id, name, self.store, self.watchers, self.clock.now).write(1, text.encode())
         finally:
             await self.store.finish_log(info.id)
             self.watchers.notify(info.id)

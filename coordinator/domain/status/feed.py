@@ -126,6 +126,9 @@ class LogPart:
     offset: int
     eof: bool
     segments: list[tuple[int, bytes]] = field(default_factory=list)
+    # (offset, unix ms): the time of the bytes from each offset on, in the coordinates of
+    # `offset`; the first at `offset` when `data` is not empty; [] for logs without times.
+    times: list[tuple[int, int]] = field(default_factory=list)
 
 
 class LogReader:
@@ -159,6 +162,7 @@ class LogReader:
         complete = bool(info and info.complete)  # read before the chunks: then they are all there
         chunks = await self.logs.read_log(log_id, offset, limit, channel)
         segments: list[tuple[int, bytes]] = []
+        times: list[tuple[int, int]] = []
         total = 0
         for c in chunks:
             start = c.channel_offset if channel else c.offset
@@ -168,11 +172,12 @@ class LogReader:
                 piece = c.data[lo:hi]
                 segments.append((c.channel, piece))
                 total += len(piece)
+                _add_times(times, c.marks, start, lo, hi)
         data = b"".join(p for _, p in segments)
         # Segments only for ALL (as the API documents): for one channel they would repeat `data`
         # and double the message.
         return LogPart(data=data, offset=offset, eof=complete and total < limit,
-                       segments=segments if channel == 0 else [])
+                       segments=segments if channel == 0 else [], times=times)
 
     async def follow(self, log_id: int, offset: int, channel: int) -> AsyncIterator[LogPart]:
         while True:
@@ -184,3 +189,22 @@ class LogReader:
                 return
             if not part.data:
                 await self.watchers.wait(log_id, timeout=0.5)
+
+
+def _add_times(times: list[tuple[int, int]], marks: tuple[int, ...], start: int, lo: int, hi: int) -> None:
+    """Append the time marks of chunk bytes [lo, hi) (the chunk starts at `start`) as absolute
+    (offset, ms), the first at start+lo; a mark repeating the time in effect is left out, so
+    a steady log has one mark per change of time, not per chunk."""
+    if not marks:
+        return
+    at = marks[1]  # the time in effect at lo: that of the last mark at or before it
+    i = 2
+    while i < len(marks) and marks[i] <= lo:
+        at = marks[i + 1]
+        i += 2
+    if not times or times[-1][1] != at:
+        times.append((start + lo, at))
+    while i < len(marks) and marks[i] < hi:
+        if times[-1][1] != marks[i + 1]:
+            times.append((start + marks[i], marks[i + 1]))
+        i += 2

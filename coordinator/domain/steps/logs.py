@@ -34,10 +34,16 @@ class LogWatchers:
 
 
 class StepLog:
-    """An open log of a running step. Tracks offsets; every write is one stored chunk."""
+    """An open log of a running step. Tracks offsets; every write is one stored chunk, with
+    the time its bytes were produced: the worker's when it says, else `now()` (output of
+    commands on the coordinator, header lines, agents that do not send times)."""
 
-    def __init__(self, log_id: int, name: str, store: ChunkStore, watchers: LogWatchers) -> None:
+    def __init__(
+        self, log_id: int, name: str, store: ChunkStore, watchers: LogWatchers,
+        now: Callable[[], float] | None = None,
+    ) -> None:
         self.log_id = log_id
+        self._now = now
         self.name = name
         self._store = store
         self._watchers = watchers
@@ -79,16 +85,19 @@ class StepLog:
         self._channel_size[channel] = coff + n
         return offset, coff
 
-    def write(self, channel: int, data: bytes) -> Awaitable[None]:
-        """Queue `data` for storage; the awaitable resolves once it is committed."""
+    def write(self, channel: int, data: bytes, marks: tuple[int, ...] = ()) -> Awaitable[None]:
+        """Queue `data` for storage; the awaitable resolves once it is committed. `marks`: when
+        its bytes were produced (flattened (offset in data, unix ms) pairs); () means now."""
         if self._seq < len(self._stored):  # replayed: stored before the restart
             stored = self._stored[self._seq]
             self._advance(stored.channel, len(stored.data))
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
+        if not marks and self._now is not None:
+            marks = (0, round(self._now() * 1000))
         offset, coff = self._advance(channel, len(data))
-        chunk = LogChunk(channel=channel, data=data, offset=offset, channel_offset=coff)
+        chunk = LogChunk(channel=channel, data=data, offset=offset, channel_offset=coff, marks=marks)
         fut = self._store.append_log(self.log_id, self._seq, chunk)
         fut_ = asyncio.ensure_future(fut)
         fut_.add_done_callback(lambda _f: self._watchers.notify(self.log_id))

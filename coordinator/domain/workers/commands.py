@@ -70,6 +70,9 @@ class Output:
     seq: int
     channel: int
     data: bytes
+    # When the worker read the bytes: flattened (offset in data, unix ms) pairs; () from an
+    # agent that does not say (the log then records when the coordinator received them).
+    marks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

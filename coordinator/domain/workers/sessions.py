@@ -37,7 +37,8 @@ from coordinator.domain.workers.transfers import Transfers
 log = logging.getLogger(__name__)
 
 Outbound = CommandSpec | Interrupt | Ack | FileCommand | FileChunk | FileAck | FileCancel | Reattach | Abandon
-OutputHandler = Callable[[int, bytes], Awaitable[None]]
+# (channel, data, time marks): see Output.marks.
+OutputHandler = Callable[[int, bytes, tuple[int, ...]], Awaitable[None]]
 CallLater = Callable[[float, Callable[[], None]], TimerHandle]
 # Told the state to show while the worker is away, and "" once the command re-attached.
 OnWait = Callable[[str], Awaitable[None]]
@@ -243,7 +244,7 @@ class WorkerSession:
                 self._send_now(Ack(msg.command_id, run.durable_seq))
             return
         run.stored_seq = msg.seq
-        stored = asyncio.ensure_future(run.on_output(msg.channel, msg.data))
+        stored = asyncio.ensure_future(run.on_output(msg.channel, msg.data, msg.marks))
         run.pending.add(stored)
 
         def acked(f: asyncio.Future[None], cid: str = msg.command_id, seq: int = msg.seq) -> None:

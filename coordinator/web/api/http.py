@@ -99,6 +99,7 @@ class ApiHandlers:
         r.add_get("/api/v1/openapi.json", self.openapi)
         r.add_get("/api/v1/events", self._streaming(self.events))
         r.add_get(LOG + "/raw", self.raw_log)
+        r.add_get(LOG + "/times", self.log_times)
         r.add_get(LOG + "/follow", self._streaming(self.follow_log))
         r.add_get("/api/v1/builders/{builder}/builds/{number}/artifacts/{name}", self.artifact)
         for route in ROUTES:
@@ -209,6 +210,18 @@ class ApiHandlers:
         await resp.write_eof()
         return resp
 
+    async def log_times(self, request: web.Request) -> web.Response:
+        """When the bytes [offset, offset+limit) of the log were produced, as plain JSON numbers
+        ({"offset", "size", "times": [[offset, unix_ms], ...]}): the viewer fetches it beside
+        the raw range it shows (ReadLog has the same marks, next to base64 data)."""
+        log_id, size, _ = await self._log_info(request)
+        offset = parse_int(request.query.get("offset", "0"), "offset")
+        limit = parse_int(request.query.get("limit", str(MAX_READ)), "limit")
+        if offset < 0 or limit < 0:
+            raise invalid("offset and limit must not be negative")
+        part = await self.backend.logs.reader.read(log_id, offset, limit, 0)
+        return json_response({"offset": offset, "size": size, "times": part.times})
+
     async def follow_log(self, request: web.Request) -> web.StreamResponse:
         """FollowLog as Server-Sent Events: each event's id is the byte offset after its text, so a
         reconnect (Last-Event-ID) continues where it stopped; an `eof` event ends it."""
@@ -223,7 +236,8 @@ class ApiHandlers:
             async for part in sse.with_heartbeat(sse.heartbeat(resp), parts):
                 offset = part.offset + len(part.data)
                 text = decoder.decode(part.data, final=part.eof)
-                await sse.send(resp, {"offset": part.offset, "text": text, "eof": part.eof}, offset)
+                doc = {"offset": part.offset, "text": text, "eof": part.eof, "times": part.times}
+                await sse.send(resp, doc, offset)
                 if part.eof:
                     await sse.send(resp, {"offset": offset}, event="eof")
                     break

@@ -159,6 +159,20 @@ def openapi() -> dict[str, Any]:
         "parameters": log_params,
         "responses": _responses({"type": "string"}, "text/plain"),
     }}
+    mark = {"type": "array", "items": {"type": "integer", "format": "int64"}, "minItems": 2, "maxItems": 2}
+    paths[log + "/times"] = {"get": {
+        "operationId": "ReadLog_times",
+        "summary": "When the bytes of a log range were produced: times = [[offset, unix_ms], ...], "
+                   "each the time of the bytes from its offset to the next (empty for old logs)",
+        "tags": ["LogService"],
+        "parameters": log_params + [
+            {"name": n, "in": "query", "schema": {"type": "integer", "format": "int64"}}
+            for n in ("offset", "limit")],
+        "responses": _responses({"type": "object", "properties": {
+            "offset": {"type": "integer", "format": "int64"},
+            "size": {"type": "integer", "format": "int64"},
+            "times": {"type": "array", "items": mark}}}, "application/json"),
+    }}
     return {
         "openapi": "3.0.3",
         "info": {

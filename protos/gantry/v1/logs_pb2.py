@@ -24,21 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/gantry/v1/logs.proto\x12\tgantry.v1\"\x96\x01\n\x0eReadLogRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x14\n\x0c\x62uild_number\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\t\x12\x0b\n\x03log\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\r\n\x05limit\x18\x06 \x01(\x03\x12#\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x12.gantry.v1.Channel\"]\n\x07LogData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\'\n\x08segments\x18\x04 \x03(\x0b\x32\x15.gantry.v1.LogSegment\"?\n\nLogSegment\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.gantry.v1.Channel\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*6\n\x07\x43hannel\x12\x07\n\x03\x41LL\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06HEADER\x10\x03\x32\x84\x01\n\nLogService\x12\x38\n\x07ReadLog\x12\x19.gantry.v1.ReadLogRequest\x1a\x12.gantry.v1.LogData\x12<\n\tFollowLog\x12\x19.gantry.v1.ReadLogRequest\x1a\x12.gantry.v1.LogData0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/gantry/v1/logs.proto\x12\tgantry.v1\"\x96\x01\n\x0eReadLogRequest\x12\x0f\n\x07\x62uilder\x18\x01 \x01(\t\x12\x14\n\x0c\x62uild_number\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\t\x12\x0b\n\x03log\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\r\n\x05limit\x18\x06 \x01(\x03\x12#\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x12.gantry.v1.Channel\"\x84\x01\n\x07LogData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\'\n\x08segments\x18\x04 \x03(\x0b\x32\x15.gantry.v1.LogSegment\x12%\n\x05times\x18\x05 \x03(\x0b\x32\x16.gantry.v1.LogTimeMark\".\n\x0bLogTimeMark\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0f\n\x07unix_ms\x18\x02 \x01(\x03\"?\n\nLogSegment\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.gantry.v1.Channel\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*6\n\x07\x43hannel\x12\x07\n\x03\x41LL\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06HEADER\x10\x03\x32\x84\x01\n\nLogService\x12\x38\n\x07ReadLog\x12\x19.gantry.v1.ReadLogRequest\x1a\x12.gantry.v1.LogData\x12<\n\tFollowLog\x12\x19.gantry.v1.ReadLogRequest\x1a\x12.gantry.v1.LogData0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.gantry.v1.logs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANNEL']._serialized_start=355
-  _globals['_CHANNEL']._serialized_end=409
+  _globals['_CHANNEL']._serialized_start=443
+  _globals['_CHANNEL']._serialized_end=497
   _globals['_READLOGREQUEST']._serialized_start=43
   _globals['_READLOGREQUEST']._serialized_end=193
-  _globals['_LOGDATA']._serialized_start=195
-  _globals['_LOGDATA']._serialized_end=288
-  _globals['_LOGSEGMENT']._serialized_start=290
-  _globals['_LOGSEGMENT']._serialized_end=353
-  _globals['_LOGSERVICE']._serialized_start=412
-  _globals['_LOGSERVICE']._serialized_end=544
+  _globals['_LOGDATA']._serialized_start=196
+  _globals['_LOGDATA']._serialized_end=328
+  _globals['_LOGTIMEMARK']._serialized_start=330
+  _globals['_LOGTIMEMARK']._serialized_end=376
+  _globals['_LOGSEGMENT']._serialized_start=378
+  _globals['_LOGSEGMENT']._serialized_end=441
+  _globals['_LOGSERVICE']._serialized_start=500
+  _globals['_LOGSERVICE']._serialized_end=632
 # @@protoc_insertion_point(module_scope)

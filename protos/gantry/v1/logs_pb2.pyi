@@ -37,16 +37,26 @@ class ReadLogRequest(_message.Message):
     def __init__(self, builder: _Optional[str] = ..., build_number: _Optional[int] = ..., step: _Optional[str] = ..., log: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., channel: _Optional[_Union[Channel, str]] = ...) -> None: ...
 
 class LogData(_message.Message):
-    __slots__ = ("data", "offset", "eof", "segments")
+    __slots__ = ("data", "offset", "eof", "segments", "times")
     DATA_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     EOF_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     offset: int
     eof: bool
     segments: _containers.RepeatedCompositeFieldContainer[LogSegment]
-    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., eof: _Optional[bool] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ...) -> None: ...
+    times: _containers.RepeatedCompositeFieldContainer[LogTimeMark]
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., eof: _Optional[bool] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ..., times: _Optional[_Iterable[_Union[LogTimeMark, _Mapping]]] = ...) -> None: ...
+
+class LogTimeMark(_message.Message):
+    __slots__ = ("offset", "unix_ms")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    unix_ms: int
+    def __init__(self, offset: _Optional[int] = ..., unix_ms: _Optional[int] = ...) -> None: ...
 
 class LogSegment(_message.Message):
     __slots__ = ("channel", "data")

@@ -167,16 +167,18 @@ class InterruptCommand(_message.Message):
     def __init__(self, command_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
-    __slots__ = ("command_id", "seq", "channel", "data")
+    __slots__ = ("command_id", "seq", "channel", "data", "time_marks")
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    TIME_MARKS_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     seq: int
     channel: int
     data: bytes
-    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ..., channel: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    time_marks: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ..., channel: _Optional[int] = ..., data: _Optional[bytes] = ..., time_marks: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CommandFinished(_message.Message):
     __slots__ = ("command_id", "rc", "reason", "last_seq")

@@ -217,30 +217,85 @@
     return out + esc(text.slice(last)) + close();
   }
 
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  function clockTime(ms) {
+    const d = new Date(ms);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+  function elapsedTime(ms) { // +M:SS.mmm, +H:MM:SS.mmm past an hour
+    const sign = ms < 0 ? "-" : "+";
+    ms = Math.abs(ms);
+    const h = Math.floor(ms / 3600000), m = Math.floor(ms / 60000) % 60, s = Math.floor(ms / 1000) % 60;
+    return `${sign}${h ? `${h}:${pad(m)}` : m}:${pad(s)}.${pad(ms % 1000, 3)}`;
+  }
+
+  // When each byte of the log was produced: (offset, unix ms) marks in offset order, each the
+  // time of the bytes up to the next; a line has the time of the last mark at or before it.
+  function timeline() {
+    let offs = [], times = [];
+    return {
+      reset() { offs = []; times = []; },
+      add(marks) { // a page's marks may arrive after the live tail's later ones
+        let sorted = true;
+        for (const [o, ms] of marks || []) {
+          if (offs.length && o <= offs[offs.length - 1]) sorted = false;
+          offs.push(o); times.push(ms);
+        }
+        if (sorted) return;
+        const byOffset = new Map(offs.map((o, i) => [o, times[i]]));
+        offs = [...byOffset.keys()].sort((x, y) => x - y);
+        times = offs.map((o) => byOffset.get(o));
+      },
+      at(offset) {
+        let lo = 0, hi = offs.length - 1, found = -1;
+        while (lo <= hi) { const mid = (lo + hi) >> 1; if (offs[mid] <= offset) { found = mid; lo = mid + 1; } else hi = mid - 1; }
+        return found < 0 ? null : times[found];
+      },
+    };
+  }
+
   function logViewer(pre) {
     const size = Number(pre.dataset.size);
     const complete = pre.dataset.complete === "true";
+    const stepStart = Date.parse(pre.dataset.started || "");
     const state = { cls: [] };
-    let start = 0, end = 0, partial = "", matches = [], current = -1;
-    const decoder = new TextDecoder();
+    let start = 0, end = 0, partial = "", partialAt = 0, matches = [], current = -1;
     const follow = $("#log-follow"), older = $("#log-older"), newer = $("#log-newer");
-    let queue = [], painting = false;
+    const times = timeline(), encoder = new TextEncoder();
+    let queue = [], painting = false, offsets = [], page = 0; // offsets: of pre's lines, in order
+    let last = { ms: null }; // lines of one read share a time: format it once
 
-    function lineEl(text) {
+    function stamp(el, offset) { // an empty span: the times are CSS content, out of copy and search
+      const ms = times.at(offset);
+      if (ms === null || (el.firstChild && el.firstChild.className === "ts")) return;
+      if (ms !== last.ms) {
+        last = { ms, c: clockTime(ms), e: Number.isNaN(stepStart) ? "" : elapsedTime(ms - stepStart),
+                 title: new Date(ms).toISOString() };
+      }
+      const ts = document.createElement("span");
+      ts.className = "ts";
+      ts.dataset.c = last.c;
+      ts.dataset.e = last.e;
+      ts.title = last.title;
+      el.prepend(ts);
+    }
+
+    function lineEl([text, offset]) {
       const cut = text.lastIndexOf("\r", text.length - 2); // a progress bar: keep what was shown last
       const el = document.createElement("span");
       el.className = "l";
       el.innerHTML = ansiToHtml(cut >= 0 ? text.slice(cut + 1) : text, state) + "\n";
+      stamp(el, offset);
       return el;
     }
 
-    function append(lines) { // batched: one DOM update per animation frame
+    function append(lines) { // [text, byte offset] pairs; batched: one DOM update per animation frame
       queue.push(...lines);
       if (painting) return;
       painting = true;
       requestAnimationFrame(() => {
         const frag = document.createDocumentFragment();
-        for (const l of queue) frag.appendChild(lineEl(l));
+        for (const l of queue) { frag.appendChild(lineEl(l)); offsets.push(l[1]); }
         queue = []; painting = false;
         pre.appendChild(frag);
         if (follow && follow.checked) pre.lastElementChild && pre.lastElementChild.scrollIntoView({ block: "end" });
@@ -249,20 +304,35 @@
     }
 
     async function load(from, to) {
+      // The times are fetched beside the bytes but never waited for: the text shows first, the
+      // time column fills in when they arrive.
+      const marks = fetch(`${pre.dataset.times}?offset=${from}&limit=${to - from}`)
+        .then((r) => (r.ok ? r.json() : { times: [] })).catch(() => ({ times: [] }));
       const resp = await fetch(pre.dataset.raw, { headers: { Range: `bytes=${from}-${to - 1}` } });
       const bytes = new Uint8Array(await resp.arrayBuffer());
       let a = 0, b = bytes.length;
       if (from > 0) { a = bytes.indexOf(10) + 1; } // start at a whole line
       if (to < size) { const nl = bytes.lastIndexOf(10); if (nl >= a) b = nl + 1; }
       start = from + a; end = from + b;
-      return new TextDecoder().decode(bytes.subarray(a, b));
+      times.reset();
+      const mine = ++page;
+      marks.then((m) => {
+        if (mine !== page || !m.times.length) return; // another part is shown by now
+        times.add(m.times);
+        const kids = pre.children;
+        for (let i = 0; i < kids.length; i++) stamp(kids[i], offsets[i]);
+      });
+      const starts = [start]; // byte offset of each line (UTF-8 decoding keeps every newline)
+      for (let i = bytes.indexOf(10, a); i >= 0 && i < b; i = bytes.indexOf(10, i + 1)) starts.push(from + i + 1);
+      return [new TextDecoder().decode(bytes.subarray(a, b)), starts];
     }
 
-    function show(text) {
+    function show([text, starts]) {
       pre.textContent = "";
+      offsets = [];
       pre.classList.toggle("nonum", start > 0);
-      const lines = text.split("\n");
-      partial = lines.pop();
+      const lines = text.split("\n").map((l, i) => [l, starts[i]]);
+      [partial, partialAt] = lines.pop();
       append(lines);
       older.hidden = start === 0;
       newer.hidden = end >= size;
@@ -273,9 +343,16 @@
       const es = new EventSource(`${pre.dataset.follow}?offset=${offset}`);
       es.onmessage = (e) => {
         const doc = JSON.parse(e.data);
-        const lines = (partial + doc.text).split("\n");
-        partial = lines.pop();
-        if (doc.eof && partial) { lines.push(partial); partial = ""; }
+        times.add(doc.times);
+        const pieces = doc.text.split("\n");
+        const lines = [[partial + pieces[0], partial ? partialAt : doc.offset]];
+        let at = doc.offset;
+        for (let i = 1; i < pieces.length; i++) {
+          at += encoder.encode(pieces[i - 1]).length + 1;
+          lines.push([pieces[i], at]);
+        }
+        [partial, partialAt] = lines.pop();
+        if (doc.eof && partial) { lines.push([partial, partialAt]); partial = ""; }
         if (lines.length) append(lines);
       };
       es.addEventListener("eof", () => es.close());
@@ -319,6 +396,14 @@
     $("#log-next").addEventListener("click", next);
     $("#log-error").addEventListener("click", firstError);
     $("#log-wrap").addEventListener("change", (e) => pre.classList.toggle("wrap", e.target.checked));
+    const timesMode = $("#log-times");
+    const showTimes = () => {
+      pre.classList.toggle("t-clock", timesMode.value === "clock");
+      pre.classList.toggle("t-elapsed", timesMode.value === "elapsed");
+    };
+    timesMode.value = localStorage.getItem("gantry.logTimes") || "clock";
+    showTimes();
+    timesMode.addEventListener("change", () => { localStorage.setItem("gantry.logTimes", timesMode.value); showTimes(); });
     older.addEventListener("click", async () => show(await load(Math.max(0, start - WINDOW), start)));
     newer.addEventListener("click", async () => show(await load(end, Math.min(size, end + WINDOW))));
     document.addEventListener("keydown", (e) => {
@@ -330,9 +415,9 @@
 
     (async () => {
       if (complete || size <= WINDOW) {
-        show(size ? await load(0, Math.min(size, WINDOW)) : "");
+        show(size ? await load(0, Math.min(size, WINDOW)) : ["", [0]]);
         if (!complete) followFrom(end);
-        else if (partial) { append([partial]); partial = ""; }
+        else if (partial) { append([[partial, partialAt]]); partial = ""; }
       } else { // running and long: its tail, then follow
         show(await load(Math.max(0, size - WINDOW), size));
         followFrom(end);
