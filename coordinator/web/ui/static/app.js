@@ -66,6 +66,11 @@
     }
     const fresh = tpl.content.querySelector("#live");
     if (!fresh) return false;
+    if (fresh.querySelector("[data-keyed]")) { // patch what changed: the rest keeps its layout
+      morph(live, fresh);
+      setFavicon(live.dataset.favicon);
+      return true;
+    }
     const focusedHref = active && live.contains(active) ? active.getAttribute("href") : null;
     live.replaceWith(fresh);
     setFavicon(fresh.dataset.favicon);
@@ -75,6 +80,67 @@
       if (again) again.focus();
     }
     return true;
+  }
+
+  // Make `live` show what `fresh` shows, touching only what differs: a repaint then lays out
+  // and paints the blocks that changed, not the whole page (a 100-build waterfall's grid takes
+  // tens of ms to lay out from scratch). The children of a [data-keyed] element are matched by
+  // their data-k; an element whose only change is its position (style) keeps its node.
+  function morph(live, fresh) {
+    syncAttributes(live, fresh);
+    const olds = Array.from(live.children), news = Array.from(fresh.children);
+    if (olds.length !== news.length) { // another shape (e.g. "No builds yet"): start over
+      live.replaceChildren(...news);
+      relativeTimes(live);
+      return;
+    }
+    news.forEach((el, i) => {
+      const old = olds[i];
+      if (old.tagName === el.tagName && old.hasAttribute("data-keyed") && el.hasAttribute("data-keyed")) {
+        syncAttributes(old, el);
+        keyed(old, el);
+      } else if (!old.isEqualNode(el)) {
+        old.replaceWith(el);
+        relativeTimes(el);
+      }
+    });
+  }
+
+  function syncAttributes(old, el) {
+    for (const a of Array.from(old.attributes)) if (!el.hasAttribute(a.name)) old.removeAttribute(a.name);
+    for (const a of Array.from(el.attributes)) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  }
+
+  function keyed(box, fresh) {
+    const news = Array.from(fresh.children);
+    const wanted = new Set(news.map((el) => el.dataset.k));
+    const byKey = new Map();
+    for (const el of Array.from(box.children)) { // what has no place in `fresh` goes first, so
+      const k = el.dataset.k;                    // that the nodes kept never move
+      if (k && wanted.has(k) && !byKey.has(k)) byKey.set(k, el);
+      else el.remove();
+    }
+    let at = box.firstElementChild;
+    for (const el of news) {
+      const old = el.dataset.k ? byKey.get(el.dataset.k) : undefined;
+      let node = el;
+      if (old) {
+        byKey.delete(el.dataset.k);
+        const style = el.getAttribute("style");
+        if (style === null) old.removeAttribute("style");
+        else if (old.getAttribute("style") !== style) old.setAttribute("style", style);
+        if (old.isEqualNode(el)) node = old;
+        else {
+          if (old === at) at = at.nextElementSibling;
+          old.remove();
+        }
+      }
+      if (node === at) at = at.nextElementSibling;
+      else {
+        box.insertBefore(node, at);
+        if (node === el) relativeTimes(el);
+      }
+    }
   }
 
   function setFavicon(href) {
@@ -342,6 +408,8 @@
   }
 
   // --- start ---------------------------------------------------------------------------------
+  // A page streamed in two parts sent its head before its result was known.
+  if ($("#live")) setFavicon($("#live").dataset.favicon);
   relativeTimes(document);
   setInterval(() => relativeTimes(document), 30000);
   connect();
