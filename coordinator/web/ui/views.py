@@ -180,8 +180,7 @@ async def waterfall(api: Backend, flt: Filters, limit: int) -> Doc:
     return {
         "filters": flt.doc(), "limit": limit, "builders": heads, "builds": blocks, "matrices": bands,
         "head_row": 1 + top,
-        "rows": [{"at": datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds"), "unix": f"{t:.3f}",
-                  "row": i + 2 + top}
+        "rows": [{"at": datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds"), "row": i + 2 + top}
                  for i, t in enumerate(times)],
         "status": worst(status_of(b) for b in builds[:len(names)]),
     }

@@ -126,14 +126,8 @@
       let node = el;
       if (old) {
         byKey.delete(el.dataset.k);
-        const style = el.getAttribute("style");
-        if (style === null) old.removeAttribute("style");
-        else if (old.getAttribute("style") !== style) old.setAttribute("style", style);
-        if (old.isEqualNode(el)) node = old;
-        else {
-          if (old === at) at = at.nextElementSibling;
-          old.remove();
-        }
+        if (!old.isEqualNode(el)) update(old, el);
+        node = old;
       }
       if (node === at) at = at.nextElementSibling;
       else {
@@ -141,6 +135,20 @@
         if (node === el) relativeTimes(el);
       }
     }
+  }
+
+  // Make element `old` equal to `el` (same tag) in place: attributes, text and child elements
+  // that differ, so that the style engine recomputes only the elements whose attributes changed.
+  function update(old, el) {
+    syncAttributes(old, el);
+    const a = Array.from(old.childNodes), b = Array.from(el.childNodes);
+    if (a.length !== b.length) { old.replaceChildren(...b); return; }
+    b.forEach((n, i) => {
+      const o = a[i];
+      if (o.nodeType !== n.nodeType || o.nodeName !== n.nodeName) o.replaceWith(n);
+      else if (o.nodeType === Node.TEXT_NODE) { if (o.data !== n.data) o.data = n.data; }
+      else if (o.nodeType === Node.ELEMENT_NODE && !o.isEqualNode(n)) update(o, n);
+    });
   }
 
   function setFavicon(href) {
