@@ -43,9 +43,12 @@
         if (html !== lastHtml) { // an event that changed nothing shown costs no repaint
           // Parse here and swap in the next frame: two shorter tasks rather than one long one
           // (a 100-build waterfall's HTML takes tens of ms to parse, and as long to lay out).
+          // A keyed page is patched in a task of its own, outside the frame that renders it:
+          // parse, patch and render are three tasks.
           const tpl = document.createElement("template");
           tpl.innerHTML = html.trim();
-          await new Promise((done) => requestAnimationFrame(() => { if (swap(tpl)) lastHtml = html; done(); }));
+          const later = tpl.content.querySelector("[data-keyed]") ? setTimeout : requestAnimationFrame;
+          await new Promise((done) => later(() => { if (swap(tpl)) lastHtml = html; done(); }));
         }
       }
     } catch (e) {
