@@ -121,6 +121,9 @@ WATCH_LONG_TASKS = """() => { window.__long = [];
         .observe({type: 'longtask'}); }"""
 
 
+# Resolves once a frame has been rendered after the call (the second animation frame).
+RENDERED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
 TRACE = ["devtools.timeline", "disabled-by-default-devtools.timeline", "blink", "v8"]
 
 
@@ -196,6 +199,7 @@ async def measure_live(base: str, address: str, path: str, rate: float, seconds:
             page.on("request", count)
             await page.goto(base + path)
             await page.wait_for_selector("#live")
+            await page.evaluate(RENDERED)  # the page's own first layout is not "while events arrive"
             await page.evaluate(WATCH_LONG_TASKS)
             await browser.start_tracing(page=page, categories=TRACE)
             cdp = await ctx.new_cdp_session(page)
