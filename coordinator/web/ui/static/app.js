@@ -88,7 +88,8 @@
   // Make `live` show what `fresh` shows, touching only what differs: a repaint then lays out
   // and paints the blocks that changed, not the whole page (a 100-build waterfall's grid takes
   // tens of ms to lay out from scratch). The children of a [data-keyed] element are matched by
-  // their data-k; an element whose only change is its position (style) keeps its node.
+  // their data-k and keep their node: an unchanged one only gets its new position (style), a
+  // changed one is updated in place.
   function morph(live, fresh) {
     syncAttributes(live, fresh);
     const olds = Array.from(live.children), news = Array.from(fresh.children);
@@ -127,7 +128,10 @@
     for (const el of news) {
       const old = el.dataset.k ? byKey.get(el.dataset.k) : undefined;
       let node = el;
-      if (old) {
+      if (old && old.tagName !== el.tagName) {
+        if (old === at) at = at.nextElementSibling;
+        old.remove();
+      } else if (old) {
         byKey.delete(el.dataset.k);
         if (!old.isEqualNode(el)) update(old, el);
         node = old;
