@@ -114,6 +114,29 @@ async def test_a_build_forced_from_the_dialog_appears_on_the_waterfall_and_turns
         assert errors == ["console: Failed to load resource: the server responded with a status of 400 (Bad Request)"]
 
 
+async def test_a_live_waterfall_keeps_the_blocks_of_builds_that_did_not_change(cluster: Cluster) -> None:
+    """A live update patches the waterfall: the block of a build no event was about is the same
+    DOM node afterwards (only laid out again where it moved), the new build's block is added."""
+    async with started(cluster) as web:
+        await force(web, "ok")
+        await wait_event(web, "build.finished", "ok")
+        errors: list[str] = []
+        async with browser_page(web, errors) as page:
+            await page.goto(web.base + "/waterfall")
+            await page.locator('.wf-build.r-success[data-build="ok/1"]').wait_for()
+            await page.evaluate("""() => { document.querySelector('[data-build="ok/1"]').kept = true;
+                                           document.querySelector('.wf-head').kept = true; }""")
+            await force(web, "ok")
+            await page.locator('.wf-build.r-success[data-build="ok/2"]').wait_for()
+            assert await page.evaluate("document.querySelector('[data-build=\"ok/1\"]').kept") is True
+            assert await page.evaluate("document.querySelector('.wf-head').kept") is True
+            assert await page.locator(".wf-build").count() == 2
+        async with aiohttp.ClientSession() as s, s.get(f"{web.base}/waterfall?limit=many") as resp:
+            assert resp.status == 400  # a page streamed in two parts still refuses a bad query
+            assert "limit" in await resp.text()
+        assert errors == []
+
+
 async def test_a_failing_build_turns_its_builder_red_on_home(cluster: Cluster) -> None:
     async with started(cluster) as web:
         errors: list[str] = []

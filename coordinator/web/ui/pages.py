@@ -21,6 +21,9 @@ from protos.gantry.v1 import common_pb2
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 View = Callable[[web.Request], Awaitable[tuple[str, dict[str, Any]]]]
+# A page whose head needs no data: its template, after checking the request's query (raises
+# HttpError, so a bad query is refused before any byte is sent).
+Early = Callable[[web.Request], str]
 
 
 class Pages:
@@ -32,13 +35,15 @@ class Pages:
         )
         self.env.filters.update(FILTERS)
         self.env.globals.update(GLOBALS)
+        for name in self.env.list_templates():  # compiled now, not in a page's first request
+            self.env.get_template(name)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
-        r.add_get("/", self._page(self.home))
-        r.add_get("/waterfall", self._page(self.waterfall))
-        r.add_get("/console", self._page(self.console))
-        r.add_get("/grid", self._page(self.grid))
+        r.add_get("/", self._page(self.home, lambda r: "home.html"))
+        r.add_get("/waterfall", self._page(self.waterfall, lambda r: (_limit(r, "100"), "waterfall.html")[1]))
+        r.add_get("/console", self._page(self.console, lambda r: "console.html"))
+        r.add_get("/grid", self._page(self.grid, lambda r: "grid.html"))
         r.add_get("/builders/{builder}", self._page(self.builder))
         r.add_get("/builders/{builder}/builds/{number}", self._page(self.build))
         r.add_get("/builders/{builder}/builds/{number}/steps/{step}/logs/{log}", self._page(self.log))
@@ -46,9 +51,15 @@ class Pages:
         r.add_get("/changes", self._page(self.changes))
         r.add_static("/static", STATIC, name="static", append_version=True)
 
-    def _page(self, view: View) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _page(self, view: View, early: Early | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
             since = self.api.last_event_id  # before reading: the stream from here misses nothing
+            if early is not None and request.query.get("format") != "json" and request.query.get("fragment") != "1":
+                try:
+                    template = early(request)
+                except HttpError as exc:
+                    return self._render("error.html", {"error": exc, "status": "NONE"}, request, since, exc.status)
+                return await self._stream(template, view, request, since)
             try:
                 template, data = await view(request)
             except HttpError as exc:
@@ -64,20 +75,43 @@ class Pages:
     def _render(
         self, template: str, data: dict[str, Any], request: web.Request, since: int, status: int = 200
     ) -> web.Response:
-        fragment = request.query.get("fragment") == "1"
-        html = self.env.get_template(template).render(
-            **data, data=data, since=since, fragment=fragment, path=request.path, query_string=request.query_string,
-            static=lambda name: str(request.app.router["static"].url_for(filename=name)),
-        )
+        html = self._html(template, data, request, since, fragment=request.query.get("fragment") == "1")
         return web.Response(text=html, status=status, content_type="text/html",
                             headers={"Cache-Control": "no-store"})
+
+    async def _stream(self, template: str, view: View, request: web.Request, since: int) -> web.StreamResponse:
+        """The page's head and header first, then its content once read: the browser fetches the
+        stylesheet and paints the frame while the coordinator reads the builds (a first page
+        after a start converts them all to JSON)."""
+        resp = web.StreamResponse(headers={"Cache-Control": "no-store"})
+        resp.content_type = "text/html"
+        resp.charset = "utf-8"
+        await resp.prepare(request)
+        await resp.write(self._html(template, {"status": "NONE"}, request, since, "head").encode())
+        try:
+            _, data = await view(request)
+        except HttpError as exc:  # after the head: the error shows where the content would be
+            template, data = "error.html", {"error": exc, "status": "NONE"}
+        await resp.write(self._html(template, data, request, since, "tail").encode())
+        await resp.write_eof()
+        return resp
+
+    def _html(
+        self, template: str, data: dict[str, Any], request: web.Request, since: int, part: str = "",
+        fragment: bool = False,
+    ) -> str:
+        """`part`: "head" (up to the content), "tail" (the rest) or "" (all)."""
+        return self.env.get_template(template).render(
+            **data, data=data, since=since, fragment=fragment, part=part, path=request.path,
+            query_string=request.query_string,
+            static=lambda name: str(request.app.router["static"].url_for(filename=name)),
+        )
 
     async def home(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         return "home.html", await views.home(self.api, _filters(request))
 
     async def waterfall(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        limit = min(max(parse_int(request.query.get("limit", "100"), "limit"), 1), 1000)
-        return "waterfall.html", await views.waterfall(self.api, _filters(request), limit)
+        return "waterfall.html", await views.waterfall(self.api, _filters(request), _limit(request, "100"))
 
     async def console(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         return "console.html", await views.console(self.api, _filters(request))
@@ -116,8 +150,11 @@ class Pages:
         return "workers.html", await views.workers(self.api)
 
     async def changes(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        limit = min(max(parse_int(request.query.get("limit", "50"), "limit"), 1), 1000)
-        return "changes.html", await views.changes(self.api, limit)
+        return "changes.html", await views.changes(self.api, _limit(request, "50"))
+
+
+def _limit(request: web.Request, default: str) -> int:
+    return min(max(parse_int(request.query.get("limit", default), "limit"), 1), 1000)
 
 
 def _filters(request: web.Request) -> views.Filters:

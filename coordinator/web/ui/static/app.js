@@ -43,9 +43,12 @@
         if (html !== lastHtml) { // an event that changed nothing shown costs no repaint
           // Parse here and swap in the next frame: two shorter tasks rather than one long one
           // (a 100-build waterfall's HTML takes tens of ms to parse, and as long to lay out).
+          // A keyed page is patched in a task of its own, outside the frame that renders it:
+          // parse, patch and render are three tasks.
           const tpl = document.createElement("template");
           tpl.innerHTML = html.trim();
-          await new Promise((done) => requestAnimationFrame(() => { if (swap(tpl)) lastHtml = html; done(); }));
+          const later = tpl.content.querySelector("[data-keyed]") ? setTimeout : requestAnimationFrame;
+          await new Promise((done) => later(() => { if (swap(tpl)) lastHtml = html; done(); }));
         }
       }
     } catch (e) {
@@ -66,6 +69,11 @@
     }
     const fresh = tpl.content.querySelector("#live");
     if (!fresh) return false;
+    if (fresh.querySelector("[data-keyed]")) { // patch what changed: the rest keeps its layout
+      morph(live, fresh);
+      setFavicon(live.dataset.favicon);
+      return true;
+    }
     const focusedHref = active && live.contains(active) ? active.getAttribute("href") : null;
     live.replaceWith(fresh);
     setFavicon(fresh.dataset.favicon);
@@ -75,6 +83,79 @@
       if (again) again.focus();
     }
     return true;
+  }
+
+  // Make `live` show what `fresh` shows, touching only what differs: a repaint then lays out
+  // and paints the blocks that changed, not the whole page (a 100-build waterfall's grid takes
+  // tens of ms to lay out from scratch). The children of a [data-keyed] element are matched by
+  // their data-k and keep their node: an unchanged one only gets its new position (style), a
+  // changed one is updated in place.
+  function morph(live, fresh) {
+    syncAttributes(live, fresh);
+    const olds = Array.from(live.children), news = Array.from(fresh.children);
+    if (olds.length !== news.length) { // another shape (e.g. "No builds yet"): start over
+      live.replaceChildren(...news);
+      relativeTimes(live);
+      return;
+    }
+    news.forEach((el, i) => {
+      const old = olds[i];
+      if (old.tagName === el.tagName && old.hasAttribute("data-keyed") && el.hasAttribute("data-keyed")) {
+        syncAttributes(old, el);
+        keyed(old, el);
+      } else if (!old.isEqualNode(el)) {
+        old.replaceWith(el);
+        relativeTimes(el);
+      }
+    });
+  }
+
+  function syncAttributes(old, el) {
+    for (const a of Array.from(old.attributes)) if (!el.hasAttribute(a.name)) old.removeAttribute(a.name);
+    for (const a of Array.from(el.attributes)) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  }
+
+  function keyed(box, fresh) {
+    const news = Array.from(fresh.children);
+    const wanted = new Set(news.map((el) => el.dataset.k));
+    const byKey = new Map();
+    for (const el of Array.from(box.children)) { // what has no place in `fresh` goes first, so
+      const k = el.dataset.k;                    // that the nodes kept never move
+      if (k && wanted.has(k) && !byKey.has(k)) byKey.set(k, el);
+      else el.remove();
+    }
+    let at = box.firstElementChild;
+    for (const el of news) {
+      const old = el.dataset.k ? byKey.get(el.dataset.k) : undefined;
+      let node = el;
+      if (old && old.tagName !== el.tagName) {
+        if (old === at) at = at.nextElementSibling;
+        old.remove();
+      } else if (old) {
+        byKey.delete(el.dataset.k);
+        if (!old.isEqualNode(el)) update(old, el);
+        node = old;
+      }
+      if (node === at) at = at.nextElementSibling;
+      else {
+        box.insertBefore(node, at);
+        if (node === el) relativeTimes(el);
+      }
+    }
+  }
+
+  // Make element `old` equal to `el` (same tag) in place: attributes, text and child elements
+  // that differ, so that the style engine recomputes only the elements whose attributes changed.
+  function update(old, el) {
+    syncAttributes(old, el);
+    const a = Array.from(old.childNodes), b = Array.from(el.childNodes);
+    if (a.length !== b.length) { old.replaceChildren(...b); return; }
+    b.forEach((n, i) => {
+      const o = a[i];
+      if (o.nodeType !== n.nodeType || o.nodeName !== n.nodeName) o.replaceWith(n);
+      else if (o.nodeType === Node.TEXT_NODE) { if (o.data !== n.data) o.data = n.data; }
+      else if (o.nodeType === Node.ELEMENT_NODE && !o.isEqualNode(n)) update(o, n);
+    });
   }
 
   function setFavicon(href) {
@@ -427,6 +508,8 @@
   }
 
   // --- start ---------------------------------------------------------------------------------
+  // A page streamed in two parts sent its head before its result was known.
+  if ($("#live")) setFavicon($("#live").dataset.favicon);
   relativeTimes(document);
   setInterval(() => relativeTimes(document), 30000);
   connect();
