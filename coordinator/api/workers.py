@@ -92,7 +92,7 @@ def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage)
         return worker_pb2.CoordinatorMessage(
             file_command=worker_pb2.FileCommand(
                 request_id=item.request_id, op=_FILE_OPS[item.op], builder_dir=item.builder_dir,
-                path=item.path, max_size=item.max_size, mode=item.mode,
+                path=item.path, max_size=item.max_size, mode=item.mode, offset=item.offset,
             )
         )
     if isinstance(item, FileCancel):

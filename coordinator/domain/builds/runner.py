@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from coordinator.domain.steps.logs import LineObserver, LogWatchers, OutputColle
 from coordinator.domain.steps.trigger_port import Triggered, TriggerPort
 from coordinator.domain.workers.commands import FileResult, Finished, TransferError, WorkerLost
 from coordinator.domain.workers.sessions import WorkerSession
+from coordinator.domain.workers.transfers import Chunks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +94,8 @@ class BuildRunner:
             missing_timeout=missing_timeout, on_worker_wait=self._worker_wait,
         )
         self.files = WorkerFiles(
-            self.context, session, builddir, services.builds, services.clock, services.artifacts
+            self.context, session, builddir, services.builds, services.clock, services.artifacts,
+            on_worker_wait=self._worker_wait,
         )
         # Resumed after a coordinator restart: finished steps keep their stored results; the
         # running step's command is adopted from the worker (expected from now on, so that a
@@ -229,9 +231,7 @@ class BuildRunner:
     ) -> FileResult:
         return await self.files.upload(workersrc, sink, max_size=max_size, directory=directory)
 
-    async def download(
-        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
-    ) -> FileResult:
+    async def download(self, chunks: Chunks, workerdest: str, *, max_size: int = 0, mode: int = 0) -> FileResult:
         return await self.files.download(chunks, workerdest, max_size=max_size, mode=mode)
 
     @property
