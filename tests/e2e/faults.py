@@ -138,6 +138,15 @@ class NetnsLink:
         self._in_ns("tc", "qdisc", "add", "dev", self.ns_dev, "root", *tbf)
         _tc("qdisc", "add", "dev", self.host_dev, "root", *tbf)
 
+    def overlimits(self) -> int:
+        """Packets shape()'s qdiscs held back (queued or dropped) for exceeding the rate."""
+        listings = [
+            self._in_ns("tc", "-s", "qdisc", "show", "dev", self.ns_dev).stdout,
+            _tc("-s", "qdisc", "show", "dev", self.host_dev).stdout,
+        ]
+        words = " ".join(listings).replace(",", " ").replace(")", " ").split()
+        return sum(int(words[i + 1]) for i, w in enumerate(words) if w == "overlimits")
+
     async def lose(self, *, loss_percent: float) -> None:
         """Random loss both ways with iptables' statistic match (no netem needed)."""
         probability = f"{loss_percent / 100:.4f}"
