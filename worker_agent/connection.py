@@ -325,7 +325,9 @@ class _Session:
         if start.command_id in self._registry:
             log.warning("command %s is already running; duplicate start ignored", start.command_id)
             return
-        runner = CommandRunner(start, self._opts.basedir, self._outbox, window=self._window)
+        runner = CommandRunner(
+            start, self._opts.basedir, self._outbox, window=self._window, spool_limit=self._opts.spool_limit
+        )
         label = start.builder_dir or start.command_id
         log.info("running %s: %s", label, runner.describe())
         self._registry.start(runner, label)
