@@ -377,6 +377,20 @@ def _v10_worker_holds(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[worker_holds])
 
 
+# Version 14: how far retention pruned the events table (`Retention(eventHorizon=...)`): a status
+# stream resuming from an id at or below `pruned_through` is told its events are gone.
+event_retention = sa.Table(
+    "event_retention",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    sa.Column("pruned_through", sa.Integer, nullable=False),
+)
+
+
+def _v14_event_retention(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[event_retention])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -389,6 +403,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (8, _v8_test_cases),
     (9, _v9_security),
     (10, _v10_worker_holds),
+    (14, _v14_event_retention),
 ]
 LATEST = MIGRATIONS[-1][0]
 
