@@ -4,7 +4,8 @@ artifacts: the part of the StepContext that moves files. One per build, owned by
 A transfer survives a lost worker stream: while the worker's session waits for it to come back
 (its grace period), the step waits too, then goes on with a new request on the new stream: an
 upload from the bytes already stored (FileCommand.offset), a download from its start (when its
-source can be read again). Only a worker that does not come back in time ends the build RETRY.
+source can be read again), mkdir/rmdir/stat/glob asked again (they are idempotent). Only a
+worker that does not come back in time ends the build RETRY.
 """
 
 from __future__ import annotations
@@ -99,8 +100,12 @@ class WorkerFiles:
             self._current_transfer = None
 
     async def _request(self, op: str, path: str) -> FileResult:
-        cmd = self._file_command(op, path)
-        return await self._transfer(cmd, self.session.files.request(cmd))
+        while True:  # mkdir, rmdir, stat and glob are idempotent: asked again after a lost stream
+            cmd = self._file_command(op, path)
+            try:
+                return await self._transfer(cmd, self.session.files.request(cmd))
+            except WorkerLost as lost:
+                await self._worker_back(lost)
 
     async def mkdir(self, path: str) -> None:
         """Create the directory `path` (and its parents) on the worker."""
