@@ -5,6 +5,7 @@ id, and `event_retention.pruned_through` records how far (what a resuming stream
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 
 import sqlalchemy as sa
@@ -131,8 +132,15 @@ class SqlRetention:
     async def expire_events(self, before: float, keep_from: int, limit: int) -> int:
         def op(tx: Tx) -> int:
             c = tx.conn
-            oldest = self._expired_events(before, keep_from).order_by(t_events.c.id).limit(limit)
-            ids = list(c.execute(oldest).scalars())
+            # The oldest `limit` by id (the primary key: no scan of the table), cut at the first
+            # one at or after the horizon.
+            rows = c.execute(
+                sa.select(t_events.c.id, t_events.c.at)
+                .where(t_events.c.id < keep_from)
+                .order_by(t_events.c.id)
+                .limit(limit)
+            ).all()
+            ids = [r.id for r in itertools.takewhile(lambda r: r.at < before, rows)]
             if not ids:
                 return 0
             c.execute(t_events.delete().where(t_events.c.id <= ids[-1]))
