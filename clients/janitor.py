@@ -1,5 +1,6 @@
 """`gantry janitor [--dry-run]`: apply the configuration's Retention rules now (or count what a
-sweep would delete): logs, artifacts and whole builds past their horizons."""
+sweep would delete): logs, artifacts and whole builds past their horizons, and status events past
+the eventHorizon."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def describe(response: admin_pb2.JanitorResponse) -> str:
     counts = [c for c in response.counts if c.count]
     if not counts:
         return "nothing is past its horizon" if response.dry_run else "nothing was past its horizon"
-    lines = [f"  {c.builder}: {verb} {c.count} {c.kind}" for c in counts]
+    lines = [f"  {c.builder or 'all builders'}: {verb} {c.count} {c.kind}" for c in counts]
     if not response.dry_run:
         lines.append(f"  in {response.batches} batches; {response.reclaimed}")
     return "\n".join(lines)

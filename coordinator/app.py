@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from coordinator.api.admin import AdminServicer
@@ -31,7 +31,7 @@ from coordinator.domain.errors import FailedPrecondition
 from coordinator.domain.events import EventBus
 from coordinator.domain.ports import TimerHandle
 from coordinator.domain.scheduling.build_control import BuildControl
-from coordinator.domain.scheduling.cancellers import Cancellers
+from coordinator.domain.scheduling.cancellers import Canceller, Cancellers
 from coordinator.domain.scheduling.control import SchedulerControl
 from coordinator.domain.scheduling.downstream import Downstream
 from coordinator.domain.scheduling.intake import ChangeIntake
@@ -264,12 +264,16 @@ class Coordinator:
     def _configure_matrices(self, config: MasterConfig) -> Matrices:
         """Expand the configuration's matrix builders; what reads builder names (submitter,
         cancellers, authorization tags) follows."""
-        assert self.cancellers is not None
-        matrices = self.matrices = Matrices(config.builders)
-        self.submitter.matrices = matrices.groups
-        self.cancellers.configure(matrices.rules(config.cancellers))
-        self._builder_tags = {b.name: list(b.tags) for b in matrices.builders}
+        matrices = Matrices(config.builders)
+        self._use_matrices(matrices, matrices.rules(config.cancellers))
         return matrices
+
+    def _use_matrices(self, matrices: Matrices, canceller_rules: Sequence[Canceller]) -> None:
+        assert self.cancellers is not None
+        self.matrices = matrices
+        self.submitter.matrices = matrices.groups
+        self.cancellers.configure(canceller_rules)
+        self._builder_tags = {b.name: list(b.tags) for b in matrices.builders}
 
     def _start_irc_bots(self, config: MasterConfig) -> None:
         assert self._irc_commands is not None
@@ -305,30 +309,82 @@ class Coordinator:
 
     async def _apply_config(self, config: MasterConfig, plan: Plan) -> None:
         """Swap in a new configuration (see coordinator/reconfig.py): what each part reads is
-        replaced; nothing that runs is stopped but what the plan changes."""
+        replaced; nothing that runs is stopped but what the plan changes. All or nothing: every
+        new object is built first (a failure there changes nothing), then the parts are swapped
+        one by one, each with its way back; if one fails, those already swapped get the previous
+        configuration again, and the reconfig fails saying so."""
         assert self.dispatcher is not None and self.schedulers is not None and self.downstream is not None
-        # connected workers stay connected
-        self.workers.configure(resolve_worker_secrets(config.workers, config.secretsProviders))
-        self.dispatcher.secrets = list(config.secretsProviders)
-        matrices = self._configure_matrices(config)
-        self.dispatcher.configure(matrices.builders)  # running builds keep their own definition
-        if plan.changed("schedulers"):
-            self.schedulers.configure(config.schedulers)  # their state is stored by name
-            await self.schedulers.start()
-            await self.downstream.catch_up()
-        if plan.changed("notifiers") or plan.changed("builders"):
-            if self.notifications is not None:
-                await asyncio.wait_for(self.notifications.aclose(), 10)
-                self.notifications = None
-            await self._stop_irc_bots()
-            self._start_irc_bots(config)
-            await self._start_notifications(config, matrices)
-        if plan.changed("change sources"):
-            for poller in reversed(self.pollers):
-                await poller.aclose()
-            self.pollers.clear()
-            self._start_pollers(config)  # what each has seen is stored by name
+        dispatcher, schedulers, downstream = self.dispatcher, self.schedulers, self.downstream
+        old, old_matrices = self.config, self.matrices
+        assert old_matrices is not None
+        try:
+            decls = resolve_worker_secrets(config.workers, config.secretsProviders)
+            matrices = Matrices(config.builders)
+            canceller_rules = matrices.rules(config.cancellers)
+        except Exception as exc:
+            raise FailedPrecondition(f"nothing changed: the configuration cannot be applied: {exc}") from None
+        undo: list[Callable[[], Awaitable[None]]] = []
+        try:
+            # connected workers stay connected
+            old_decls, old_secrets = list(self.workers.decls.values()), dispatcher.secrets
+            old_rules = old_matrices.rules(old.cancellers)
+
+            async def old_workers_and_builders() -> None:
+                self.workers.configure(old_decls)
+                dispatcher.secrets = old_secrets
+                self._use_matrices(old_matrices, old_rules)
+                dispatcher.configure(old_matrices.builders)
+
+            undo.append(old_workers_and_builders)
+            self.workers.configure(decls)
+            dispatcher.secrets = list(config.secretsProviders)
+            self._use_matrices(matrices, canceller_rules)
+            dispatcher.configure(matrices.builders)  # running builds keep their own definition
+            if plan.changed("schedulers"):
+                await schedulers.swap(config.schedulers)  # their state is stored by name
+                undo.append(lambda: schedulers.swap(old.schedulers))
+                await downstream.catch_up()
+            if plan.changed("notifiers") or plan.changed("builders"):
+                await self._stop_reporters()
+                undo.append(lambda: self._restart_reporters(old, old_matrices))
+                self._start_irc_bots(config)
+                await self._start_notifications(config, matrices)
+            if plan.changed("change sources"):
+                await self._stop_pollers()
+                undo.append(lambda: self._restart_pollers(old))
+                self._start_pollers(config)  # what each has seen is stored by name
+        except Exception as exc:
+            log.exception("reconfig failed while applying %s; restoring the previous configuration", plan.config_file)
+            for back in reversed(undo):
+                try:
+                    await back()
+                except Exception:  # keep restoring the other parts
+                    log.exception("reconfig: could not restore part of the previous configuration")
+            raise FailedPrecondition(
+                f"nothing changed: applying the configuration failed ({type(exc).__name__}: {exc}); "
+                "the previous configuration is back in effect"
+            ) from None
         self.config = config
+
+    async def _stop_reporters(self) -> None:
+        if self.notifications is not None:
+            await asyncio.wait_for(self.notifications.aclose(), 10)
+            self.notifications = None
+        await self._stop_irc_bots()
+
+    async def _restart_reporters(self, config: MasterConfig, matrices: Matrices) -> None:
+        await self._stop_reporters()
+        self._start_irc_bots(config)
+        await self._start_notifications(config, matrices)
+
+    async def _stop_pollers(self) -> None:
+        for poller in reversed(self.pollers):
+            await poller.aclose()
+        self.pollers.clear()
+
+    async def _restart_pollers(self, config: MasterConfig) -> None:
+        await self._stop_pollers()
+        self._start_pollers(config)
 
     async def reconfig(self, dry_run: bool = False) -> Plan:
         """What SIGHUP does (and `gantry reconfig`, through AdminService)."""

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         "this can only lower it)",
     )
     start.add_argument(
+        "--spool-max", default="64M", metavar="SIZE",
+        help="output of one command kept on disk while the coordinator has not stored it (a lost "
+        "connection); past it the command is slowed down, its output never dropped. Bytes, or "
+        "with K, M or G (default: %(default)s)",
+    )
+    start.add_argument(
         "--label", action="append", default=[], metavar="L", help="a label (repeatable)"
     )
     tls = start.add_argument_group("TLS")
@@ -101,6 +107,7 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         raise UsageError(f"secret file {path} is empty")
     if args.max_builds is not None and args.max_builds < 1:
         raise UsageError("--max-builds must be at least 1")
+    spool_limit = parse_size(args.spool_max, "--spool-max")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     for flag in ("tls_ca", "tls_cert", "tls_key"):
@@ -119,11 +126,29 @@ def _options(args: argparse.Namespace) -> AgentOptions:
         basedir=basedir,
         max_builds=args.max_builds or 0,
         labels=tuple(args.label),
+        spool_limit=spool_limit,
         tls=bool(args.tls or args.tls_ca or args.tls_cert),
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
     )
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str, flag: str) -> int:
+    """A size such as 65536, 512K, 64M or 1G (binary units), at least 64 KiB."""
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)]
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is not a size (say 65536, 512K, 64M or 1G)") from None
+    if size < 64 * 1024:
+        raise UsageError(f"{flag}: {text!r} is too small (at least 64K: one chunk of output must fit)")
+    return size
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -58,6 +58,8 @@ class _SessionEnd:
     welcomed: bool
     refused: bool
     detail: str
+    # A file transfer was cut off: the coordinator waits to ask for the rest, reconnect soon.
+    transferring: bool = False
 
 
 async def run_agent(opts: AgentOptions, control: AgentControl | None = None) -> None:
@@ -77,7 +79,7 @@ async def run_agent(opts: AgentOptions, control: AgentControl | None = None) -> 
             if end.welcomed:
                 backoff.reset()
             # Commands kept for re-attaching wait on us: retry often (still jittered).
-            delay = backoff.next_delay(KEPT_RETRY_MAX if registry.states() else None)
+            delay = backoff.next_delay(KEPT_RETRY_MAX if registry.states() or end.transferring else None)
             wait = f"{delay:.3g}s"
             if end.refused:
                 log.error(
@@ -107,6 +109,7 @@ async def run_agent(opts: AgentOptions, control: AgentControl | None = None) -> 
 async def _connect_once(opts: AgentOptions, registry: CommandRegistry, control: AgentControl) -> _SessionEnd:
     """One connection, from dialling to its end; never raises except on cancellation."""
     welcomed = False
+    session: _Session | None = None
     try:
         channel = open_channel(opts, _CHANNEL_OPTIONS)
     except TlsSetupError as exc:
@@ -128,11 +131,11 @@ async def _connect_once(opts: AgentOptions, registry: CommandRegistry, control: 
     except grpc.aio.AioRpcError as exc:
         refused = exc.code() == grpc.StatusCode.UNAUTHENTICATED and not welcomed
         why = describe_failure(opts, exc.details() or "") if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
-        return _SessionEnd(welcomed, refused, why or f"{exc.code().name}: {exc.details()}")
+        return _SessionEnd(welcomed, refused, why or f"{exc.code().name}: {exc.details()}", _transferring(session))
     except TimeoutError:
         return _SessionEnd(welcomed, False, f"no Welcome within {opts.welcome_timeout:g}s")
     except (ConnectionLost, asyncio.InvalidStateError) as exc:
-        return _SessionEnd(welcomed, False, str(exc) or type(exc).__name__)
+        return _SessionEnd(welcomed, False, str(exc) or type(exc).__name__, _transferring(session))
     except Exception as exc:  # a bug: log it with its traceback, keep the agent alive
         log.exception("unexpected error on the connection to %s", opts.coordinator)
         return _SessionEnd(welcomed, False, repr(exc))
@@ -140,6 +143,10 @@ async def _connect_once(opts: AgentOptions, registry: CommandRegistry, control: 
         if call is not None:
             call.cancel()
         await channel.close(grace=None)
+
+
+def _transferring(session: _Session | None) -> bool:
+    return session is not None and session.transferring
 
 
 def _hello(opts: AgentOptions, registry: CommandRegistry) -> worker_pb2.Hello:
@@ -206,6 +213,7 @@ class _Session:
         self._outbox = _Outbox(opts.outbox_size)
         self._last_received = 0.0
         self._files = FileOps(opts.basedir, self._outbox.send, self._window)
+        self.transferring = False  # whether the stream ended with a file transfer in flight
 
     async def run(self) -> None:
         """Return when the coordinator closes the stream; raise when it breaks."""
@@ -226,7 +234,8 @@ class _Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._files.aclose()  # transfers do not survive a reconnect: the build retries
+            self.transferring = self._files.transferring
+            await self._files.aclose()  # the coordinator asks again on the next stream (uploads resume)
 
     def _announce_drain(self, reason: str) -> None:
         msg = worker_pb2.WorkerMessage(draining=worker_pb2.Draining(reason=reason))
@@ -316,7 +325,9 @@ class _Session:
         if start.command_id in self._registry:
             log.warning("command %s is already running; duplicate start ignored", start.command_id)
             return
-        runner = CommandRunner(start, self._opts.basedir, self._outbox, window=self._window)
+        runner = CommandRunner(
+            start, self._opts.basedir, self._outbox, window=self._window, spool_limit=self._opts.spool_limit
+        )
         label = start.builder_dir or start.command_id
         log.info("running %s: %s", label, runner.describe())
         self._registry.start(runner, label)

@@ -18,6 +18,7 @@ import tarfile
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from protos.gantry.v1 import worker_pb2
 from worker_agent.flow import FlowWindow
@@ -99,6 +100,11 @@ class FileOps:
         self._downloads: dict[str, _Download] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def transferring(self) -> bool:
+        """Whether an upload or download is in flight."""
+        return bool(self._uploads or self._downloads)
+
     # -- from the coordinator
     def command(self, cmd: worker_pb2.FileCommand) -> None:
         if cmd.op == Op.DOWNLOAD:
@@ -155,7 +161,8 @@ class FileOps:
     # -- the primitives
     async def _run(self, cmd: worker_pb2.FileCommand) -> None:
         if cmd.op in (Op.UPLOAD, Op.UPLOAD_DIR):
-            log.info("%s: %s %s", cmd.builder_dir, Op.Op.Name(cmd.op).lower(), cmd.path)
+            resumed = f" from byte {cmd.offset}" if cmd.offset else ""
+            log.info("%s: %s %s%s", cmd.builder_dir, Op.Op.Name(cmd.op).lower(), cmd.path, resumed)
         try:
             result = await self._execute(cmd)
         except FileOpError as exc:
@@ -231,6 +238,12 @@ class FileOps:
         f = await asyncio.to_thread(path.open, "rb")
         try:
             with f:
+                if cmd.offset:
+                    # A resumed upload: the coordinator has the first `offset` bytes; the
+                    # sha256 still covers the whole file, so they are read (not sent) again.
+                    size = await asyncio.to_thread(_hash_prefix, f, cmd.offset, digest)
+                    if size != cmd.offset:
+                        raise FileOpError(f"{cmd.path} shrank to {size} bytes while being uploaded")
                 while not cancelled.is_set():
                     data = await asyncio.to_thread(f.read, CHUNK_SIZE)
                     if not data:
@@ -262,6 +275,18 @@ class FileOps:
         task = asyncio.ensure_future(self._send(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _hash_prefix(f: BinaryIO, length: int, digest: Any) -> int:
+    """Feed the first `length` bytes of `f` to `digest`; how many there were."""
+    done = 0
+    while done < length:
+        data = f.read(min(CHUNK_SIZE, length - done))
+        if not data:
+            break
+        digest.update(data)
+        done += len(data)
+    return done
 
 
 def _make_tar(source: Path, dest: Path, max_size: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker_agent.spool import DEFAULT_LIMIT
+
 DEFAULT_COORDINATOR = "localhost:9989"
 
 
@@ -23,6 +25,9 @@ class AgentOptions:
     welcome_timeout: float = 30.0
     # Outgoing messages queued per connection before senders wait.
     outbox_size: int = 256
+    # Unacknowledged output kept on disk per command (worker_agent/spool.py) before the command
+    # is slowed down: what a command may print while the coordinator is unreachable.
+    spool_limit: int = DEFAULT_LIMIT
     # TLS to the coordinator (worker_agent/channel.py): trust tls_ca (the system's CAs when only
     # `tls` is set); present tls_cert/tls_key for mutual TLS.
     tls: bool = False

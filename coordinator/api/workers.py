@@ -92,7 +92,7 @@ def to_pb(item: Outbound | worker_pb2.Heartbeat | worker_pb2.CoordinatorMessage)
         return worker_pb2.CoordinatorMessage(
             file_command=worker_pb2.FileCommand(
                 request_id=item.request_id, op=_FILE_OPS[item.op], builder_dir=item.builder_dir,
-                path=item.path, max_size=item.max_size, mode=item.mode,
+                path=item.path, max_size=item.max_size, mode=item.mode, offset=item.offset,
             )
         )
     if isinstance(item, FileCancel):
@@ -168,14 +168,16 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         session = self.registry.resumable(decl.name)
         if session is not None:
             stale = self._outboxes.get(session)
-            generation = await self.registry.resume(session, outbox.put_nowait, info, max_builds, kept)
+            generation = await self.registry.resume(
+                session, outbox.put_nowait, info, max_builds, kept, agent_limit=hello.max_builds
+            )
             if stale is not None:
                 stale.put_nowait(_Close("replaced by a new connection"))
             log.info("worker %s reconnected from %s; %d command(s) kept", session.name, context.peer(), len(kept))
         else:
             session = WorkerSession(
                 decl.name, max_builds, info, outbox.put_nowait, self.now, self.window,
-                missing_timeout=decl.missing_timeout,
+                missing_timeout=decl.missing_timeout, agent_limit=hello.max_builds,
             )
             generation = session.generation
             old = await self.registry.connect(session)

@@ -41,3 +41,17 @@ class SecretNotFound(StepError):
 class AlreadyScheduled(FailedPrecondition):
     """The changes were already built, or this scheduled time already ran (another coordinator
     or an earlier run got there first)."""
+
+
+class EventsPruned(FailedPrecondition):
+    """A status stream asked to resume after an event that retention (eventHorizon) deleted,
+    with others after it: it could not be given what it missed, so it is told instead."""
+
+    def __init__(self, since_id: int, pruned_through: int) -> None:
+        super().__init__(
+            f"events after #{since_id} are no longer stored: retention (eventHorizon) deleted every "
+            f"event up to #{pruned_through}; re-read the state you need, then resume from "
+            f"#{pruned_through} (or -1 for new events only)"
+        )
+        self.since_id = since_id
+        self.pruned_through = pruned_through

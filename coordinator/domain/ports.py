@@ -336,6 +336,10 @@ class LogReads(Protocol):
 class EventLog(Protocol):
     async def events_after(self, since_id: int, limit: int) -> list[Event]: ...
 
+    async def pruned_through(self) -> int:
+        """Retention deleted every event up to this id (0: none)."""
+        ...
+
 
 class EventCursor(EventLog, Protocol):
     async def last_event_id(self) -> int: ...
@@ -389,6 +393,19 @@ class RetentionStore(Protocol):
     async def expire(self, expiry: Expiry, limit: int) -> tuple[int, list[tuple[int, str]]]:
         """Delete at most `limit` of them in one write: (how many, the (build number, name) of
         the artifacts whose files are to go). Deleted logs keep their row (type "d")."""
+        ...
+
+    async def event_bounds(self) -> tuple[int, int | None]:
+        """The last event id, and the lowest notifier cursor (None without notifiers)."""
+        ...
+
+    async def count_expired_events(self, before: float, keep_from: int) -> int:
+        """How many events expire_events would delete."""
+        ...
+
+    async def expire_events(self, before: float, keep_from: int, limit: int) -> int:
+        """Delete at most `limit` of the oldest events, in one write: the prefix by id of those
+        older than `before` and below id `keep_from`; records how far (`pruned_through`)."""
         ...
 
     async def reclaim_space(self) -> str:

@@ -135,7 +135,8 @@ class MemoryData:
         self.step_journal: dict[tuple[int, int, int], JournalEntry] = {}  # (build, step, index)
         self.notifications: dict[int, Notification] = {}
         self.notifier_state: dict[str, int] = {}
-        self.events: list[Event] = []
+        self.events: list[Event] = []  # ids events_pruned + 1, + 2, ...
+        self.events_pruned = 0  # retention deleted the events up to this id
         self._ids: dict[str, itertools.count[int]] = {}
 
     def new_id(self, table: str) -> int:
@@ -213,7 +214,7 @@ class _Db:
         except BaseException:
             tx.rollback()
             raise
-        first = len(self.data.events) + 1
+        first = self.data.events_pruned + len(self.data.events) + 1
         self.data.events.extend(e.with_id(i) for i, e in enumerate(logged, start=first))
         if tx.events:
             self.publish([e.with_id(i) for i, e in enumerate(tx.events, start=first)])
@@ -972,11 +973,14 @@ class MemoryEventLog:
         self.data = db.data
 
     async def events_after(self, since_id: int, limit: int) -> list[Event]:
-        start = max(since_id, 0)  # event i is at index i - 1
+        start = max(since_id - self.data.events_pruned, 0)  # event i is at index i - 1 - pruned
         return copy.deepcopy(self.data.events[start : start + max(limit, 0)])
 
     async def last_event_id(self) -> int:
-        return len(self.data.events)
+        return self.data.events_pruned + len(self.data.events)
+
+    async def pruned_through(self) -> int:
+        return self.data.events_pruned
 
 
 # ---------------------------------------------------------------- notifications

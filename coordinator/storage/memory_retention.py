@@ -90,5 +90,31 @@ class MemoryRetention:
 
         return await self.db.write(op)
 
+    # -- events (a prefix by id, as on SQL)
+    def _expired_events(self, before: float, keep_from: int) -> int:
+        """How many of the oldest events may go: older than `before`, below `keep_from`."""
+        count = 0
+        for event in self.data.events:
+            if event.id >= keep_from or event.at >= before:
+                break
+            count += 1
+        return count
+
+    async def event_bounds(self) -> tuple[int, int | None]:
+        cursors = self.data.notifier_state.values()
+        return self.data.events_pruned + len(self.data.events), min(cursors) if cursors else None
+
+    async def count_expired_events(self, before: float, keep_from: int) -> int:
+        return self._expired_events(before, keep_from)
+
+    async def expire_events(self, before: float, keep_from: int, limit: int) -> int:
+        def op(_tx: _Tx) -> int:
+            count = min(self._expired_events(before, keep_from), limit)
+            del self.data.events[:count]  # nothing after this can fail: no undo needed
+            self.data.events_pruned += count
+            return count
+
+        return await self.db.write(op)
+
     async def reclaim_space(self) -> str:
         return "memory: nothing to reclaim"

@@ -1,9 +1,11 @@
 """Deleting what retention says is past its horizon, in bounded batches, and giving the space back
-(SQLite: incremental vacuum; PostgreSQL: VACUUM of the tables touched)."""
+(SQLite: incremental vacuum; PostgreSQL: VACUUM of the tables touched). Events go as a prefix by
+id, and `event_retention.pruned_through` records how far (what a resuming stream checks)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 
 import sqlalchemy as sa
@@ -22,7 +24,9 @@ t_builds, t_steps, t_logs, t_chunks, t_artifacts = (
     schema.logchunks,
     schema.artifacts,
 )
+t_events = schema.events
 FAILING = (int(Result.FAILURE), int(Result.EXCEPTION))
+TABLES = ("logchunks", "logs", "artifacts", "test_cases", "steps", "builds", "events")  # what the janitor deletes from
 VACUUM_PAGES = 500  # SQLite pages freed per step (~2 MiB): each step is a short write
 
 
@@ -105,14 +109,58 @@ class SqlRetention:
 
         return await self.db.write(op)
 
+    # -- events
+    async def event_bounds(self) -> tuple[int, int | None]:
+        def q(c: sa.Connection) -> tuple[int, int | None]:
+            last = int(c.execute(sa.select(sa.func.max(t_events.c.id))).scalar() or 0)
+            cursor = c.execute(sa.select(sa.func.min(schema.notifier_state.c.last_event_id))).scalar()
+            return last, None if cursor is None else int(cursor)
+
+        return await self.db.read(q)
+
+    @staticmethod
+    def _expired_events(before: float, keep_from: int) -> sa.Select[tuple[int]]:
+        # The prefix older than `before`: below the first event at or after it, and below keep_from.
+        newer = sa.select(sa.func.min(t_events.c.id)).where(t_events.c.at >= before).scalar_subquery()
+        return sa.select(t_events.c.id).where(
+            t_events.c.id < keep_from, t_events.c.id < sa.func.coalesce(newer, keep_from)
+        )
+
+    async def count_expired_events(self, before: float, keep_from: int) -> int:
+        query = sa.select(sa.func.count()).select_from(self._expired_events(before, keep_from).subquery())
+        return await self.db.read(lambda c: int(c.execute(query).scalar() or 0))
+
+    async def expire_events(self, before: float, keep_from: int, limit: int) -> int:
+        def op(tx: Tx) -> int:
+            c = tx.conn
+            # The oldest `limit` by id (the primary key: no scan of the table), cut at the first
+            # one at or after the horizon.
+            rows = c.execute(
+                sa.select(t_events.c.id, t_events.c.at)
+                .where(t_events.c.id < keep_from)
+                .order_by(t_events.c.id)
+                .limit(limit)
+            ).all()
+            ids = [r.id for r in itertools.takewhile(lambda r: r.at < before, rows)]
+            if not ids:
+                return 0
+            c.execute(t_events.delete().where(t_events.c.id <= ids[-1]))
+            t = schema.event_retention
+            if c.execute(t.update().where(t.c.pruned_through < ids[-1]).values(pruned_through=ids[-1])).rowcount == 0:
+                if c.execute(sa.select(t.c.id)).first() is None:
+                    c.execute(t.insert().values(id=1, pruned_through=ids[-1]))
+            return len(ids)
+
+        return await self.db.write(op)
+
     async def reclaim_space(self) -> str:
         if self.sqlite:
             return await self._sqlite_vacuum()
         async with self.db.engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for table in ("logchunks", "logs", "artifacts", "test_cases", "steps", "builds"):
+            for table in TABLES:
                 await autocommit.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
-        return "PostgreSQL: VACUUM of logchunks, logs, artifacts, test_cases, steps, builds (space reusable)"
+        return f"PostgreSQL: VACUUM of {', '.join(TABLES)} (space reusable)"
 
     async def _sqlite_vacuum(self) -> str:
         mode = await self.db.read(lambda c: int(c.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0))

@@ -415,6 +415,20 @@ def _v12_log_times(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE logchunks ADD COLUMN marks TEXT"))
 
 
+# Version 14: how far retention pruned the events table (`Retention(eventHorizon=...)`): a status
+# stream resuming from an id at or below `pruned_through` is told its events are gone.
+event_retention = sa.Table(
+    "event_retention",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    sa.Column("pruned_through", sa.Integer, nullable=False),
+)
+
+
+def _v14_event_retention(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[event_retention])
+
+
 # Versioned migrations, applied in order. Never edit a released one: append a new function.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
@@ -429,6 +443,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (10, _v10_worker_holds),
     (11, _v11_step_journal),
     (12, _v12_log_times),
+    (14, _v14_event_retention),
 ]
 LATEST = MIGRATIONS[-1][0]
 

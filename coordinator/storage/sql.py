@@ -130,3 +130,8 @@ class SqlEventLog:
 
     async def last_event_id(self) -> int:
         return await self.db.read(lambda c: int(c.execute(sa.select(sa.func.max(t_events.c.id))).scalar() or 0))
+
+    async def pruned_through(self) -> int:
+        """Every event up to this id was deleted by retention (0: none was)."""
+        t = schema.event_retention
+        return await self.db.read(lambda c: int(c.execute(sa.select(t.c.pruned_through)).scalar() or 0))

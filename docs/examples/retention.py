@@ -21,6 +21,7 @@ config = MasterConfig(
             artifactHorizon=timedelta(days=14),
             failedLogHorizon=timedelta(days=90),  # failing builds kept longer
             failedArtifactHorizon=timedelta(days=90),
+            eventHorizon=timedelta(days=30),  # status events, all builders' (default 7 days)
         ),
     ],
     # --8<-- [end:retention]

@@ -102,6 +102,9 @@ class FakeEventStore:
             self.bus.publish([event])
         return event
 
+    async def pruned_through(self) -> int:
+        return 0
+
     async def events_after(self, since_id: int, limit: int) -> list[Event]:
         self.reads += 1
         self.before_read(self.reads)

@@ -44,7 +44,9 @@ class Files:
         self.requests.append(cmd)
         return FileResult(cmd.request_id, exists=True, size=42, paths=("a", "b"))
 
-    async def receive(self, cmd: FileCommand, write: Callable[[bytes], Awaitable[None]]) -> FileResult:
+    async def receive(
+        self, cmd: FileCommand, write: Callable[[bytes], Awaitable[None]], progress: object = None
+    ) -> FileResult:
         """An upload of `cmd.path`: its name as its contents."""
         self.requests.append(cmd)
         await write(cmd.path.encode())

@@ -208,3 +208,29 @@ async def test_a_failing_store_stops_the_worker() -> None:
         await task
     assert wire.of(FileCancel) == [FileCancel(RID, "cannot write /data/out.bin: No space left on device")]
     assert wire.of(FileAck) == []
+
+
+async def test_an_upload_resumes_after_the_bytes_stored_before_a_lost_stream() -> None:
+    from coordinator.domain.workers.transfers import Transfers, UploadProgress
+
+    wire = Wire()
+    s = session(wire)
+    progress = UploadProgress()
+    first = asyncio.ensure_future(s.files.receive(FileCommand(RID, UPLOAD, "b", "out.bin"), wire.write, progress))
+    await wire.until(lambda: bool(wire.sent))
+    s.files.on_chunk(FileChunk(RID, 1, b"hello "))
+    await wire.until(lambda: len(wire.of(FileAck)) == 1)
+    s.files.close("stream lost")
+    with pytest.raises(WorkerLost):
+        await first
+    assert progress.size == 6
+    # The next stream (its own Transfers): the same progress, a new request asking for the rest.
+    s.files = Transfers(wire.send, 2)
+    again = FileCommand("7-1-2", UPLOAD, "b", "out.bin", offset=progress.size)
+    second = asyncio.ensure_future(s.files.receive(again, wire.write, progress))
+    await wire.until(lambda: wire.sent[-1] == again)
+    s.files.on_chunk(FileChunk("7-1-2", 1, b"world"))
+    digest = hashlib.sha256(b"hello world").hexdigest()
+    s.files.on_result(FileResult("7-1-2", size=11, sha256=digest, last_seq=1))
+    assert (await second).sha256 == digest
+    assert wire.written == [b"hello ", b"world"]

@@ -5,10 +5,12 @@ SQLite gives the space back to the file system."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -292,3 +294,102 @@ async def test_a_deleted_log_says_so() -> None:
     await janitor.sweep()
     with pytest.raises(NotFound, match=r"the log 'stdio' of step 's' of build b/1 was deleted \(logHorizon\)"):
         await LogReader(storage.logs, LogWatchers(), storage.builds).find("b", 1, "s", "stdio")
+
+
+# ---------------------------------------------------------------- events (eventHorizon)
+EVENTS = 20_000
+DAY = 24 * 3600.0
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def events_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """A storage holding EVENTS events, event i at T0 + i."""
+    from coordinator.storage.memory import MemoryStorage
+
+    if request.param == "memory":
+        memory = MemoryStorage()
+        memory.data.events = [Event("build.started", T0 + i, builder="b").with_id(i) for i in range(1, EVENTS + 1)]
+        yield memory
+        return
+    rows = [dict(id=i, kind="build.started", at=T0 + i, builder="b") for i in range(1, EVENTS + 1)]
+    async with contextlib.AsyncExitStack() as stack:
+        url = None
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(pg.database("gantry_event_retention"))
+        storage = await open_storage(database_url(url, tmp_path), published)
+        stack.push_async_callback(storage.aclose)
+        async with storage.engine.begin() as conn:
+            await conn.execute(schema.events.insert(), rows)
+        yield storage
+
+
+async def _replay(storage: Any, since: int) -> list[int]:
+    from coordinator.domain.events import EventBus
+    from coordinator.domain.status.feed import StatusFeed
+
+    bus = EventBus()
+    bus.last_id = EVENTS
+    feed = StatusFeed(storage.events, storage.builds, bus)
+    seen: list[int] = []
+    async for event in feed.follow(since):
+        assert event is not None
+        seen.append(event.id)
+        if event.id == EVENTS:
+            break
+    return seen
+
+
+async def test_events_past_the_horizon_go_in_batches_and_a_stream_from_before_is_told(events_db: Any) -> None:
+    from coordinator.domain.errors import EventsPruned
+
+    storage = events_db
+    now = T0 + 10_000.5 + 7 * DAY  # the default eventHorizon (7 days) reaches event 10 000
+    sizes: list[int] = []
+    expire = storage.retention.expire_events
+
+    async def counting(before: float, keep_from: int, limit: int) -> int:
+        sizes.append(await expire(before, keep_from, limit))
+        return sizes[-1]
+
+    storage.retention.expire_events = counting
+    # A notifier that has handled up to event 6000 keeps the rest for it.
+    await storage.outbox.set_notifier_cursor("notifications", 6000)
+    janitor = Janitor(storage.retention, FakeClock(start=now), lambda: [], lambda: [], event_batch=2500)
+    assert (await janitor.sweep(dry_run=True)).deleted == {("", "events"): 6000}
+    report = await janitor.sweep()
+    assert report.deleted == {("", "events"): 6000} and sizes == [2500, 2500, 1000, 0]  # bounded batches
+    assert await storage.events.pruned_through() == 6000
+    assert [e.id for e in await storage.events.events_after(0, 2)] == [6001, 6002]
+    assert await storage.events.last_event_id() == EVENTS
+
+    # Resuming from a deleted id is refused, saying how far events were deleted; from the
+    # last deleted one (or later) goes on exactly; from 0 starts at the oldest kept.
+    with pytest.raises(EventsPruned, match=r"events after #100 are no longer stored.*up to #6000"):
+        await _replay(storage, 100)
+    assert await _replay(storage, 6000) == list(range(6001, EVENTS + 1))
+    assert (await _replay(storage, 0))[0] == 6001
+
+    # The notifier caught up: the rest past the horizon goes, never the newest event.
+    await storage.outbox.set_notifier_cursor("notifications", EVENTS)
+    assert (await janitor.sweep()).deleted == {("", "events"): 4000}
+    far = Janitor(storage.retention, FakeClock(start=now + 365 * DAY), lambda: [], lambda: [], event_batch=2500)
+    assert (await far.sweep()).deleted == {("", "events"): EVENTS - 10_000 - 1}
+    assert [e.id for e in await storage.events.events_after(0, 10)] == [EVENTS]  # ids are never reused
+    assert await storage.events.last_event_id() == EVENTS
+    # eventHorizon=None on the default rule keeps events forever.
+    keep = Janitor(storage.retention, FakeClock(start=now + 999 * DAY), lambda: [Retention(eventHorizon=None)],
+                   lambda: [])
+    assert (await keep.sweep()).deleted == {}
+
+
+def test_the_event_horizon_is_one_for_all_events() -> None:
+    from coordinator.domain.builds.retention import DEFAULT_EVENT_HORIZON, event_horizon
+
+    assert event_horizon([]) == DEFAULT_EVENT_HORIZON == 7 * DAY
+    assert event_horizon([Retention(logHorizon=5, builders=["x"]), Retention(eventHorizon=3600)]) == 3600
+    assert Retention(eventHorizon=60, builders=["x"]).problems() == [
+        "eventHorizon is one for all events: give it on the Retention without builders"
+    ]
+    assert Retention(eventHorizon=0).problems() == [
+        "the eventHorizon must be positive (or None to keep events), not 0s"
+    ]

@@ -8,8 +8,9 @@ through it and refuses new ones until `restore()` (what a NAT or firewall restar
 `link_for_test()` gives a NetnsLink where namespaces can be created, else a ProxyLink.
 A NetnsLink made with `cut_with="iptables"` cuts with iptables DROP both ways instead, and
 `impair()` adds delay and loss with `tc netem` on both veth ends (or loss alone with iptables
-where the kernel has no netem). Rules and qdiscs live in the namespace or on its veth, so the
-host's own rules are never touched, and deleting the namespace removes them all.
+where the kernel has no netem), and `shape()` makes a slow link with a real queue (tbf). Rules
+and qdiscs live in the namespace or on its veth, so the host's own rules are never touched, and
+deleting the namespace removes them all.
 """
 
 from __future__ import annotations
@@ -130,6 +131,22 @@ class NetnsLink:
         _ip("netns", "exec", self.netns, "tc", "qdisc", "add", "dev", self.ns_dev, "root", *netem)
         _tc("qdisc", "add", "dev", self.host_dev, "root", *netem)
 
+    async def shape(self, *, rate: str, burst: str, latency: str) -> None:
+        """A slow link both ways with the tbf qdisc (in kernels without netem too): past `rate`,
+        packets wait in the kernel's queue for up to `latency` (real queueing delay), then drop."""
+        tbf = ["tbf", "rate", rate, "burst", burst, "latency", latency]
+        self._in_ns("tc", "qdisc", "add", "dev", self.ns_dev, "root", *tbf)
+        _tc("qdisc", "add", "dev", self.host_dev, "root", *tbf)
+
+    def overlimits(self) -> int:
+        """Packets shape()'s qdiscs held back (queued or dropped) for exceeding the rate."""
+        listings = [
+            self._in_ns("tc", "-s", "qdisc", "show", "dev", self.ns_dev).stdout,
+            _tc("-s", "qdisc", "show", "dev", self.host_dev).stdout,
+        ]
+        words = " ".join(listings).replace(",", " ").replace(")", " ").split()
+        return sum(int(words[i + 1]) for i, w in enumerate(words) if w == "overlimits")
+
     async def lose(self, *, loss_percent: float) -> None:
         """Random loss both ways with iptables' statistic match (no netem needed)."""
         probability = f"{loss_percent / 100:.4f}"
@@ -145,7 +162,7 @@ class NetnsLink:
         return sum(int(row[0]) for row in rows)
 
     async def unimpair(self) -> None:
-        """Remove delay and loss (whichever of impair()/lose() was used)."""
+        """Remove delay, loss and shaping (whichever of impair()/lose()/shape() was used)."""
         self._in_ns("tc", "qdisc", "del", "dev", self.ns_dev, "root", check=False)
         _tc("qdisc", "del", "dev", self.host_dev, "root", check=False)
         while self._loss_rules:

@@ -57,3 +57,30 @@ async def test_an_agent_without_max_builds_runs_as_many_builds_as_configured(clu
     for f in forced:
         done = await rec.wait_kind("buildset.finished", buildset_id=f.buildset_id)
         assert done.result == SUCCESS
+
+
+async def test_a_reconfigured_max_builds_applies_to_a_connected_worker_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    one = config(gate).replace('Worker("w1", "secret1", max_builds=4)', 'Worker("w1", "secret1", max_builds=1)')
+    assert one != config(gate)
+    coord = await cluster.start_coordinator(one)
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=0)
+    forced = [await coord.force("wait") for _ in range(3)]
+    await rec.wait_kind("build.started", builder="wait")
+    assert (await coord.workers())["w1"].max_builds == 1
+
+    coord.config_path.write_text(coord.config_path.read_text().replace("max_builds=1", "max_builds=3"))
+    code, out, err = await run_cli("reconfig", "--coordinator", coord.address)
+    assert code == 0, err
+
+    async def three_running() -> bool:  # on the same connection: nothing waits for a reconnect
+        return len((await coord.workers())["w1"].running_builds) == 3
+
+    await poll(three_running, what="three builds running on w1 after the reconfig")
+    assert ((await coord.workers())["w1"].max_builds, rec.of_kind("worker.disconnected")) == (3, [])
+    gate.touch()
+    for f in forced:
+        assert (await rec.wait_kind("buildset.finished", buildset_id=f.buildset_id)).result == SUCCESS

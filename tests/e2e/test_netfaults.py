@@ -5,7 +5,10 @@ faults of issue 9, with the same step (a line per 100 ms) and the same checks (t
 succeeds, runs once, and the stored log is the command's output byte for byte):
 - delay and loss on the worker's veth, both ways, while the step prints;
 - the cut made with iptables DROP both ways inside the worker's namespace;
-- a 60 s cut in the middle of a step (the grace period is the default 300 s).
+- a 60 s cut in the middle of a step (the grace period is the default 300 s);
+- a slow link with a real kernel queue (tbf: 64 kbit/s, up to 3 s of queueing delay), where
+  kernels have no netem: output faster than the link is delayed and slowed, never lost, and the
+  worker is never taken for gone.
 Delay, loss and iptables need the worker's own network namespace: without one those tests skip
 and say why. The 60 s cut falls back to the test's TCP proxy, as test_reattach's do.
 """
@@ -37,11 +40,12 @@ async def own_netns(cut_with: str = "link") -> AsyncIterator[NetnsLink]:
 
 
 async def run_and_check(
-    cluster: Cluster, link: Link, step: str, expected: bytes, fault: Callable[[], Awaitable[None]]
+    cluster: Cluster, link: Link, step: str, expected: bytes, fault: Callable[[], Awaitable[None]],
+    heartbeat: float = 1,
 ) -> tuple[list[str], str]:
     """Force the build, make `fault` once line 5 is stored, and check the build and its log.
     Returns the lines step's state strings and what the worker's agent logged."""
-    coord, worker = await start(cluster, link, config(step))
+    coord, worker = await start(cluster, link, config(step), heartbeat)
     rec = await coord.record(since=0)
     forced = await coord.force("b")
     started = await rec.wait_kind("step.started", builder="b", step_name="lines")
@@ -112,3 +116,23 @@ async def test_a_60s_cut_mid_step_reattaches_and_the_log_is_exact(cluster: Clust
         texts, output = await run_and_check(cluster, link, step, expected, fault)
     assert "worker disconnected, waiting up to 300 s" in texts, texts
     assert "re-attached command" in output
+
+
+async def test_a_slow_delaying_link_keeps_the_log_exact_without_a_disconnect(cluster: Cluster) -> None:
+    # 100 lines of 1000 bytes in 10 s (80 kbit/s) through a 64 kbit/s link: the queue fills
+    # (up to 3 s of delay), the agent's flow control slows the command down.
+    pad = "x" * 990
+    lines = PRINT_LINES.replace("'line %d\\n'", f"'{pad} line %d\\n'")  # a line still ends "line N\\n"
+    assert lines != PRINT_LINES
+    expected = b"".join(b"%s line %d\n" % (pad.encode(), i) for i in range(1, 101))
+    async with own_netns() as link:
+
+        async def fault() -> None:  # stays on until the build has finished
+            await link.shape(rate="64kbit", burst="4kb", latency="3s")
+
+        # Heartbeats every 5 s: a peer is taken for gone after 15 s of silence, more than the
+        # queue's delay; a disconnect would show in the states and the agent's log.
+        texts, output = await run_and_check(cluster, link, lines, expected, fault, heartbeat=5)
+        assert link.overlimits() > 0  # the delay was real: packets waited in the queue
+    assert not any(t.startswith("worker disconnected") for t in texts), texts
+    assert "lost connection" not in output, output

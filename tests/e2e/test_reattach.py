@@ -64,13 +64,13 @@ async def link() -> AsyncIterator[Link]:
         yield made
 
 
-async def start(cluster: Cluster, link: Link, body: str) -> tuple[Coordinator, WorkerProcess]:
-    # Heartbeats every second: a blackholed peer is noticed within about 3 s.
+async def start(cluster: Cluster, link: Link, body: str, heartbeat: float = 1) -> tuple[Coordinator, WorkerProcess]:
+    # Heartbeats every second by default: a blackholed peer is noticed within about 3 s.
     # On a namespace's veth address the coordinator listens beyond loopback: plaintext and no
     # auth need saying so (--insecure), as they would on any private network.
     insecure = [] if link.coordinator_host.startswith("127.") else ["--insecure"]
     coord = await cluster.start_coordinator(
-        body, heartbeat=1, listen_host=link.coordinator_host, extra_args=insecure
+        body, heartbeat=heartbeat, listen_host=link.coordinator_host, extra_args=insecure
     )
     address = await link.worker_address(coord.address)
     worker = await cluster.start_worker(coord, "w1", "secret1", address=address, wrap=link.wrap)

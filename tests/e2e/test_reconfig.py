@@ -129,3 +129,40 @@ config = MasterConfig(
     assert abs(await next_fire() - before) <= 1  # (whole seconds of the same fire time)
     reply = await coord.control.ListSchedulers(control_pb2.ListSchedulersRequest())
     assert list(next(s for s in reply.schedulers if s.name == "main").builders) == ["b", "c"]
+
+
+async def test_a_reconfig_that_fails_while_applying_changes_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()
+    coord = await cluster.start_coordinator(config(gate, new=False))
+    await cluster.start_worker(coord, "w1", "secret1")
+    rec = await coord.record(since=0)
+    # Valid (checkconfig passes), but its scheduler cannot start: the failure comes after the
+    # workers and builders were swapped, and must take them back.
+    broken = config(gate, new=True).replace("max_builds=2", "max_builds=3").replace(
+        "schedulers=[ForceScheduler(", "schedulers=[Broken("
+    )
+    assert "Broken(" in broken
+    coord.config_path.write_text(config_source(
+        "class Broken(ForceScheduler):\n"
+        "    def start(self, rt, record):\n"
+        "        raise RuntimeError('the license server is down')\n\n" + broken
+    ))
+    code, _, _ = await run_cli("checkconfig", str(coord.config_path))
+    assert code == 0
+    code, out, err = await run_cli("reconfig", "--coordinator", coord.address)
+    assert code == 1
+    message = err.decode()
+    assert "nothing changed: applying the configuration failed (RuntimeError: the license server is down)" in message
+    assert "the previous configuration is back in effect" in message
+    # Everything is as before: builders, the worker's capacity, the scheduler (it still forces a).
+    assert await builder_names(coord) == ["a", "b"]
+    assert (await coord.workers())["w1"].max_builds == 2
+    forced = await coord.force("a")
+    assert (await rec.wait_kind("buildset.finished", buildset_id=forced.buildset_id)).result == SUCCESS
+    assert rec.of_kind("worker.disconnected") == []
+    # Fixed, the same change applies.
+    coord.config_path.write_text(config_source(config(gate, new=True)))
+    code, out, err = await run_cli("reconfig", "--coordinator", coord.address)
+    assert code == 0, err
+    assert await builder_names(coord) == ["b", "c"]

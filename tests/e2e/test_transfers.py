@@ -202,7 +202,9 @@ async def test_junit_test_step(cluster: Cluster) -> None:
 
 BLOCKED = """
 config = MasterConfig(
-    workers=[Worker("w1", "secret1")],
+    # A worker lost mid-transfer is waited for 2 s (then the build ends RETRY); one back within
+    # that time goes on with the transfer (test_transfer_faults.py).
+    workers=[Worker("w1", "secret1", missing_timeout=2)],
     builders=[
         # Opening a FIFO blocks until a writer comes: the upload is reliably in progress.
         Builder("blocked", workers=["w1"], steps=[
@@ -224,7 +226,7 @@ async def _blocked_upload(cluster: Cluster):  # type: ignore[no-untyped-def]
     return coord, worker, rec, forced
 
 
-async def test_worker_lost_mid_transfer_ends_the_build_retry(cluster: Cluster) -> None:
+async def test_worker_lost_mid_transfer_and_not_back_ends_the_build_retry(cluster: Cluster) -> None:
     coord, worker, rec, forced = await _blocked_upload(cluster)
     worker.process.send(signal.SIGKILL)
     finished = await rec.wait_kind("build.finished", builder="blocked")

@@ -119,3 +119,18 @@ async def test_a_drained_agent_exits_when_the_coordinator_says_so(tmp_path: Path
     assert agent.returncode == 0, log
     assert "exiting: the coordinator says: drained" in log
     assert len(coordinator.connections) == 1  # it did not reconnect
+
+
+def test_spool_max_sets_each_commands_spool_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from worker_agent.cli import _options, _parser
+
+    secret = tmp_path / "w1.secret"
+    secret.write_text("s3cret\n")
+    base = ["start", "--name", "w1", "--secret-file", str(secret), "--basedir", str(tmp_path)]
+    assert _options(_parser().parse_args(base)).spool_limit == 64 * 1024 * 1024  # the default
+    assert _options(_parser().parse_args([*base, "--spool-max", "1G"])).spool_limit == 1024**3
+    assert _options(_parser().parse_args([*base, "--spool-max", "512K"])).spool_limit == 512 * 1024
+    assert main([*base, "--spool-max", "lots"]) == 2
+    assert "--spool-max: 'lots' is not a size (say 65536, 512K, 64M or 1G)" in capsys.readouterr().err
+    assert main([*base, "--spool-max", "100"]) == 2
+    assert "too small" in capsys.readouterr().err

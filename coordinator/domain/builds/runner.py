@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from coordinator.domain.steps.logs import LineObserver, LogWatchers, OutputColle
 from coordinator.domain.steps.trigger_port import Triggered, TriggerPort
 from coordinator.domain.workers.commands import FileResult, Finished, TransferError, WorkerLost
 from coordinator.domain.workers.sessions import WorkerSession
+from coordinator.domain.workers.transfers import Chunks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,7 +101,7 @@ class BuildRunner:
         )
         self.files = WorkerFiles(
             self.context, session, builddir, services.builds, services.clock, services.artifacts,
-            journal=self.journal,
+            journal=self.journal, on_worker_wait=self._worker_wait,
         )
         # Resumed after a coordinator restart: finished steps keep their stored results; the
         # running step is replayed from its journal and its command in flight adopted from the
@@ -244,9 +245,7 @@ class BuildRunner:
     ) -> FileResult:
         return await self.files.upload(workersrc, sink, max_size=max_size, directory=directory)
 
-    async def download(
-        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
-    ) -> FileResult:
+    async def download(self, chunks: Chunks, workerdest: str, *, max_size: int = 0, mode: int = 0) -> FileResult:
         return await self.files.download(chunks, workerdest, max_size=max_size, mode=mode)
 
     @property

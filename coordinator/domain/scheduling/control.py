@@ -36,15 +36,45 @@ class SchedulerControl:
     async def start(self) -> None:
         """Start every scheduler from its stored state: enabled or not, pending changes (their
         tree-stable timers resume with the time left), last run of the timed ones."""
+        await self._forget_unconfigured()
+        await self._start_all(self.schedulers)
+
+    async def swap(self, schedulers: Sequence[Scheduler]) -> None:
+        """Replace the running schedulers by `schedulers` (a reconfig), each started from its
+        stored state. If one fails to start, the previous ones run again and the error is
+        raised: nothing changed. The stored state of schedulers no longer configured is dropped
+        only once the new ones run."""
+        previous = self.schedulers
+        for old in previous:
+            old.stop()
+        try:
+            await self._start_all(schedulers)
+        except BaseException:
+            await self._start_all(previous)
+            raise
+        self.schedulers = list(schedulers)
+        await self._forget_unconfigured()
+
+    async def _forget_unconfigured(self) -> None:
         names = [s.name for s in self.schedulers]
         dropped = await self.store.forget_schedulers(
             names, [s.name for s in self.schedulers if isinstance(s, Dependent)]
         )
         for name, count in sorted(dropped.items()):
             log.info("scheduler %r is no longer configured: dropped its %d pending change(s)", name, count)
-        records = await self.store.load_scheduler_state(names)
-        for s in self.schedulers:
-            s.start(self._runtime, records[s.name])
+
+    async def _start_all(self, schedulers: Sequence[Scheduler]) -> None:
+        """Start each from its stored state; if one raises, stop those started and re-raise."""
+        records = await self.store.load_scheduler_state([s.name for s in schedulers])
+        started: list[Scheduler] = []
+        try:
+            for s in schedulers:
+                s.start(self._runtime, records[s.name])
+                started.append(s)
+        except BaseException:
+            for s in started:
+                s.stop()
+            raise
 
     @property
     def _runtime(self) -> Runtime:

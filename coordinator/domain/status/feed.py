@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from coordinator.domain.auth import visibility
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
 from coordinator.domain.builds.lookup import find_build, missing_build
-from coordinator.domain.errors import InvalidArgument, NotFound
+from coordinator.domain.errors import EventsPruned, InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.model import DELETED_LOG, Build, LogInfo
 from coordinator.domain.ports import BuildReads, EventLog, LogReads
@@ -19,7 +19,12 @@ MAX_READ = 1024 * 1024  # ALL reads carry the bytes twice (data + segments): sta
 
 
 class StatusFeed:
-    """Replays stored events after an id, then follows live ones: nothing missed or repeated."""
+    """Replays stored events after an id, then follows live ones: nothing missed or repeated.
+
+    Retention may have deleted the oldest events (eventHorizon): a stream resuming from an id
+    below what was deleted fails with EventsPruned (FAILED_PRECONDITION) rather than silently
+    skip what it missed; one from id 0 ("from the start") starts at the oldest event kept.
+    """
 
     def __init__(
         self, events: EventLog, builds: BuildReads, bus: EventBus, buffer: int = 10_000,
@@ -57,8 +62,20 @@ class StatusFeed:
             # Only new events (since < 0): nothing to replay — an event committed but not yet
             # published is still on its way through the bus, which `sub` already hears. This
             # spares the database one query per subscriber when thousands connect at once.
+            if since_id >= 0:
+                pruned = await self.events.pruned_through()
+                if since_id == 0:
+                    last = pruned  # from the start: the start is the oldest event kept
+                elif since_id < pruned:
+                    raise EventsPruned(since_id, pruned)
             while since_id >= 0:
+                before = last
                 page = await self.events.events_after(last, REPLAY_PAGE)
+                if page and page[0].id != before + 1:
+                    # A gap (ids may skip), or the janitor deleted events while this replays.
+                    pruned = await self.events.pruned_through()
+                    if pruned > before:
+                        raise EventsPruned(before, pruned)
                 for event in page:
                     last = event.id
                     if flt.matches(event):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from coordinator.domain.location import caller_location
@@ -20,6 +20,7 @@ from coordinator.domain.results import Result
 from coordinator.domain.steps.logs import LineObserver, OutputCollector
 from coordinator.domain.steps.trigger_port import Triggered
 from coordinator.domain.workers.commands import FileResult, Finished
+from coordinator.domain.workers.transfers import Chunks
 
 T = TypeVar("T")
 
@@ -94,9 +95,10 @@ class StepContext(Protocol):
         self, workersrc: str, sink: ByteSink, *, max_size: int = 0, directory: bool = False
     ) -> FileResult: ...
 
-    async def download(
-        self, chunks: AsyncIterator[bytes], workerdest: str, *, max_size: int = 0, mode: int = 0
-    ) -> FileResult: ...
+    async def download(self, chunks: Chunks, workerdest: str, *, max_size: int = 0, mode: int = 0) -> FileResult:
+        """Send `chunks` (or, given a function, what it gives: read again to start over after a
+        lost worker stream) to the worker's file `workerdest`."""
+        ...
 
     # -- the coordinator's files and what the step records
     @property

@@ -257,7 +257,7 @@ class _GitRun:
             yield body
 
         try:
-            await self.ctx.download(chunks(), dest)
+            await self.ctx.download(chunks, dest)
         except TransferError as exc:
             raise GitFailed(f"could not send the patch to the worker: {exc}") from None
         by = f" by {stamp.patch_author}" if stamp.patch_author else ""

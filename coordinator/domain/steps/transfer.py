@@ -146,7 +146,9 @@ class FileDownload(_Transfer):
         if self.maxsize and size > self.maxsize:
             raise TransferError(f"{source} is {size} bytes, more than maxsize ({self.maxsize} bytes)")
         dest = self.worker_path(ctx, self.workerdest)
-        await ctx.download(ctx.artifacts.read_file(source), dest, max_size=self.maxsize or 0, mode=self.mode or 0)
+        await ctx.download(
+            lambda: ctx.artifacts.read_file(source), dest, max_size=self.maxsize or 0, mode=self.mode or 0
+        )
         return Result.SUCCESS
 
 

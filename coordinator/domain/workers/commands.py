@@ -104,6 +104,7 @@ class FileCommand:
     path: str
     max_size: int = 0
     mode: int = 0
+    offset: int = 0  # UPLOAD/UPLOAD_DIR: resume after the bytes the coordinator already stored
 
 
 @dataclass(frozen=True)

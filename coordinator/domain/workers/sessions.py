@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from coordinator.domain import events
 from coordinator.domain.errors import Unauthenticated
 from coordinator.domain.ports import TimerHandle, WorkerStatusStore
+from coordinator.domain.workers.capacity import effective_capacity
 from coordinator.domain.workers.commands import (
     Abandon,
     Ack,
@@ -95,10 +96,13 @@ class WorkerSession:
         *,
         missing_timeout: float = 0.0,
         call_later: CallLater | None = None,
+        agent_limit: int = 0,
     ) -> None:
         self.name = name
         self._call_later = call_later or _loop_call_later
         self.max_builds = max_builds
+        # The agent's --max-builds (0: none): a reconfigured max_builds is lowered by it again.
+        self.agent_limit = agent_limit
         self.info = info
         self._send = send
         self._now = now
@@ -307,14 +311,14 @@ class WorkerSession:
         return grace
 
     def resume(self, send: Callable[[Outbound], None], info: dict[str, str], max_builds: int,
-               kept: Sequence[KeptCommand]) -> int:
+               kept: Sequence[KeptCommand], agent_limit: int = 0) -> int:
         """A new stream of the same worker: re-attach what it kept; the new generation."""
         if self.attached:  # the old stream is not known dead yet (a blackhole): it is now
             self.files.close(f"worker {self.name} reconnected")
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        self._send, self.info, self.max_builds = send, info, max_builds
+        self._send, self.info, self.max_builds, self.agent_limit = send, info, max_builds, agent_limit
         self.attached = True
         self.closed_reason = ""
         self.generation += 1
@@ -429,7 +433,21 @@ class WorkerRegistry:
         self._tasks: set[asyncio.Future[None]] = set()
 
     def configure(self, decls: list[WorkerDecl]) -> None:
+        """The configured workers (at start and at each reconfig). A connected worker keeps its
+        connection and its running builds, and takes its new max_builds (lowered by its agent's
+        --max-builds, as at connect) and missing_timeout at once: more slots are used right away;
+        fewer start nothing new until enough builds have finished."""
         self.decls = {d.name: d for d in decls}
+        changed = False
+        for session in self.sessions.values():
+            decl = self.decls.get(session.name)
+            if decl is None:
+                continue  # removed from the configuration: its running builds finish
+            capacity = effective_capacity(decl.max_builds, session.agent_limit)
+            changed |= capacity != session.max_builds
+            session.max_builds, session.missing_timeout = capacity, decl.missing_timeout
+        if changed:
+            self.on_change()  # the dispatcher looks at the new free slots
 
     def authenticate(self, name: str, secret: str) -> WorkerDecl:
         """The worker's declaration if `secret` is its secret. A configured secret may be given
@@ -456,10 +474,10 @@ class WorkerRegistry:
 
     async def resume(
         self, session: WorkerSession, send: Callable[[Outbound], None], info: dict[str, str], max_builds: int,
-        kept: Sequence[KeptCommand],
+        kept: Sequence[KeptCommand], agent_limit: int = 0,
     ) -> int:
         """The worker is back on a new stream: re-attach its session; the stream's generation."""
-        generation = session.resume(send, info, max_builds, kept)
+        generation = session.resume(send, info, max_builds, kept, agent_limit)
         at = self._now()
         await self.store.worker_connected(session.name, info, at, [events.worker_connected(session.name, info, at)])
         self.on_change()

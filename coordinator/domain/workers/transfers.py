@@ -4,7 +4,9 @@ Uploads (worker -> coordinator) arrive as numbered chunks; each is written to it
 and then acknowledged, so at most the worker's window of chunks is ever held in memory. Downloads
 (coordinator -> worker) send at most `window` chunks ahead of the worker's acks. The receiver
 checks the sha256; a size limit stops the transfer. A worker that goes away fails every pending
-transfer with WorkerLost, like a running command (the build ends RETRY).
+transfer of this stream with WorkerLost; the build side (WorkerFiles) waits for the worker to come
+back within its grace period and goes on: an upload from the bytes already stored (its
+UploadProgress), a download from the start (the worker discards a partial file).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from coordinator.domain.workers.commands import (
     FileAck,
@@ -26,6 +29,18 @@ from coordinator.domain.workers.commands import (
 
 Send = Callable[[FileCommand | FileChunk | FileAck | FileCancel], None]
 Write = Callable[[bytes], Awaitable[None]]
+# What a download sends: the chunks, or a function giving them afresh (then the download can
+# start over after a lost stream).
+Chunks = AsyncIterator[bytes] | Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass
+class UploadProgress:
+    """What an upload has stored so far; kept by the caller across attempts, so an upload
+    cut off by a lost stream resumes at `size` bytes instead of starting over."""
+
+    digest: Any = field(default_factory=hashlib.sha256)
+    size: int = 0
 
 
 @dataclass
@@ -56,13 +71,17 @@ class Transfers:
         finally:
             self._pending.pop(cmd.request_id, None)
 
-    async def receive(self, cmd: FileCommand, write: Write) -> FileResult:
+    async def receive(self, cmd: FileCommand, write: Write, progress: UploadProgress | None = None) -> FileResult:
         """Upload: the worker sends the file in chunks; each is passed to `write` before it is
         acknowledged. Raises TransferError (size limit, checksum, worker error, a failing
-        `write`) or WorkerLost; a worker still sending is told to stop."""
+        `write`) or WorkerLost; a worker still sending is told to stop. With `progress` (whose
+        size `cmd.offset` must be), the bytes stored so far are counted in, and it is updated
+        as chunks are stored."""
         pending = self._register(cmd)
         pending.inbox = asyncio.Queue()
-        digest, size, seq = hashlib.sha256(), 0, 0
+        progress = progress or UploadProgress()
+        assert cmd.offset == progress.size, "the FileCommand's offset is what was stored"
+        digest, seq = progress.digest, 0
         worker_done = False  # the worker sent its FileResult (or is gone): nothing to cancel
         try:
             self._send(cmd)
@@ -74,19 +93,22 @@ class Transfers:
                 if isinstance(item, FileResult):
                     worker_done = True
                     result = _checked(item)
-                    if result.last_seq != seq or result.size != size:
-                        raise TransferError(f"{cmd.path}: incomplete transfer ({size} of {result.size} bytes)")
+                    if result.last_seq != seq or result.size != progress.size:
+                        raise TransferError(
+                            f"{cmd.path}: incomplete transfer ({progress.size} of {result.size} bytes)"
+                        )
                     if result.sha256 != digest.hexdigest():
                         raise TransferError(f"{cmd.path}: checksum mismatch: the file arrived damaged")
                     return result
                 if item.seq != seq + 1:
                     raise TransferError(f"{cmd.path}: chunk {item.seq} out of order (expected {seq + 1})")
                 seq = item.seq
-                size += len(item.data)
-                if cmd.max_size and size > cmd.max_size:
+                if cmd.max_size and progress.size + len(item.data) > cmd.max_size:
                     raise TransferError(f"{cmd.path} is larger than maxsize ({cmd.max_size} bytes)")
-                digest.update(item.data)
                 await write(item.data)
+                # Counted once written: a resumed upload asks for exactly what is not stored.
+                digest.update(item.data)
+                progress.size += len(item.data)
                 self._send(FileAck(cmd.request_id, seq))
         except BaseException as exc:
             if not worker_done and self._lost is None:

@@ -203,7 +203,7 @@ class Ack(_message.Message):
     def __init__(self, command_id: _Optional[str] = ..., seq: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
 
 class FileCommand(_message.Message):
-    __slots__ = ("request_id", "op", "builder_dir", "path", "max_size", "mode")
+    __slots__ = ("request_id", "op", "builder_dir", "path", "max_size", "mode", "offset")
     class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OP_UNSPECIFIED: _ClassVar[FileCommand.Op]
@@ -228,13 +228,15 @@ class FileCommand(_message.Message):
     PATH_FIELD_NUMBER: _ClassVar[int]
     MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     op: FileCommand.Op
     builder_dir: str
     path: str
     max_size: int
     mode: int
-    def __init__(self, request_id: _Optional[str] = ..., op: _Optional[_Union[FileCommand.Op, str]] = ..., builder_dir: _Optional[str] = ..., path: _Optional[str] = ..., max_size: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, request_id: _Optional[str] = ..., op: _Optional[_Union[FileCommand.Op, str]] = ..., builder_dir: _Optional[str] = ..., path: _Optional[str] = ..., max_size: _Optional[int] = ..., mode: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class FileData(_message.Message):
     __slots__ = ("request_id", "seq", "data", "eof", "sha256")
