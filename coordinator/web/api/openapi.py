@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from coordinator.web.api.routes import ROUTES
+from coordinator.web.api.routes import OTHER, ROUTES, Route
 from coordinator.web.api.transcode import JSON_SUFFIX, WELL_KNOWN
 from protos.gantry.v1 import status_pb2
 
@@ -97,6 +97,44 @@ def _responses(ok: dict[str, Any], content_type: str = "application/json") -> di
     return responses
 
 
+INT64 = {"type": "integer", "format": "int64"}
+# The routes of OTHER: what their response is, and the query parameters they take beyond the path.
+SSE = "text/event-stream"
+OTHER_SHAPE: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
+    "Subscribe": (SSE, "Each `data:` is an Event (its `id:` the event id).", [
+        {"name": "since", "in": "query", "schema": INT64,
+         "description": "deliver events after this id (0: all history, -1: only new); Last-Event-ID wins"},
+        *_query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
+    ]),
+    "WatchBuild": (SSE, "Each `data:` is a BuildUpdate: the build's full state first, then after each of "
+                        "its events (`id:` the event id); an `end` event follows the finished state.", []),
+    "FollowLog": (SSE, "Each `data:` is {offset, text, eof} (`id:` the byte offset after it); an `eof` event "
+                       "ends it.", [{"name": "offset", "in": "query", "schema": INT64,
+                                     "description": "start at this byte; Last-Event-ID wins"}]),
+    "ReadLog": ("text/plain", "The log's bytes, all channels in arrival order.", [
+        {"name": "download", "in": "query", "schema": {"type": "string"},
+         "description": "any value: served as an attachment"}]),
+    "DownloadArtifact": ("application/octet-stream", "The artifact's bytes.", []),
+}
+
+
+def _other(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A route served as a stream or as bytes: its parameters, and its message's schema listed so
+    the description can name it."""
+    content_type, what, query = OTHER_SHAPE[route.rpc]
+    _message(route.descriptor.output_type, schemas)
+    path = [{"name": n, "in": "path", "required": True, "schema": INT64 if n == "number" else {"type": "string"}}
+            for n in re.findall(r"{(\w+)}", route.path)]
+    return {
+        "operationId": f"{route.rpc}_{route.method.lower()}_{content_type.split('/')[1].replace('-', '_')}",
+        "summary": route.summary,
+        "description": f"Serves gantry.v1.{route.service}/{route.rpc}. {what}",
+        "tags": [route.service],
+        "parameters": path + query,
+        "responses": _responses({"type": "string"}, content_type),
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {
@@ -138,27 +176,8 @@ def openapi() -> dict[str, Any]:
                                       "content": {"application/json": {"schema": ERROR}}}
         op["parameters"] = params
         paths.setdefault(route.path, {})[route.method.lower()] = op
-    _message(status_pb2.Event.DESCRIPTOR, schemas)
-    paths["/api/v1/events"] = {"get": {
-        "operationId": "Subscribe_events",
-        "summary": "Status events as Server-Sent Events (each `data:` is an Event); resume with "
-                   "Last-Event-ID or `since`",
-        "tags": ["StatusService"],
-        "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "format": "int64"}}]
-        + _query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
-        "responses": _responses({"type": "string"}, "text/event-stream"),
-    }}
-    log = "/api/v1/builders/{builder}/builds/{number}/steps/{step}/logs/{log}"
-    log_params = [{"name": n, "in": "path", "required": True,
-                   "schema": {"type": "integer", "format": "int64"} if n == "number" else {"type": "string"}}
-                  for n in ("builder", "number", "step", "log")]
-    paths[log + "/raw"] = {"get": {
-        "operationId": "ReadLog_raw",
-        "summary": "A log's bytes as text; supports Range: bytes=A-B",
-        "tags": ["LogService"],
-        "parameters": log_params,
-        "responses": _responses({"type": "string"}, "text/plain"),
-    }}
+    for route in OTHER:
+        paths.setdefault(route.path, {})[route.method.lower()] = _other(route, schemas)
     return {
         "openapi": "3.0.3",
         "info": {
