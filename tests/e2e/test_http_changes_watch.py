@@ -101,7 +101,8 @@ async def test_a_build_is_watched_live_to_its_end_and_again_after(cluster: Clust
         events = [d["event"] for _, n, d in updates[1:-1]]
         assert [int(i) for i, _, _ in updates[1:-1]] == [e["id"] for e in events]  # resumable ids
         assert "build.finished" in [e["kind"] for e in events]
-        assert updates[-2][2]["build"]["complete"] is True and updates[-1] == ("", "end", {"builder": "slow", "number": 1})
+        assert updates[-2][2]["build"]["complete"] is True
+        assert updates[-1] == ("", "end", {"builder": "slow", "number": 1})
 
         # A finished build: its final state at once, then `end`.
         again = await watch(s, web, "slow", 1)
