@@ -88,3 +88,31 @@ async def sse_events(
                 name = line[7:]
             elif line.startswith("data: "):
                 data += line[6:]
+
+
+# A ForceScheduler with two codebases whose fields are typed parameters (Buildbot's CodebaseParameter).
+CODEBASES_CONFIG = """
+HEX = r"^[0-9a-f]*$"
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[
+        Builder("multi", workers=["w1"], steps=[
+            ShellCommand(name="show", command=["echo", Interpolate(
+                "app=%(src:app:branch)s@%(src:app:revision)s lib=%(src:lib:branch)s@%(src:lib:revision)s")]),
+        ]),
+    ],
+    schedulers=[
+        ForceScheduler("force", ["multi"], codebases=[
+            CodebaseParameter("app", label="Application",
+                              branch=ChoiceStringParameter("branch", choices=["main", "dev"]),
+                              revision=StringParameter("revision", regex=HEX),
+                              repository=FixedParameter("repository", default="https://example.org/app.git"),
+                              project=None),
+            CodebaseParameter("lib", branch=StringParameter("branch", default="stable"),
+                              revision=StringParameter("revision", regex=HEX, required=True),
+                              repository=FixedParameter("repository", default="https://example.org/lib.git"),
+                              project=None),
+        ]),
+    ],
+)
+"""
