@@ -12,7 +12,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from coordinator.web.api.routes import OTHER, ROUTES, Route
 from coordinator.web.api.transcode import JSON_SUFFIX, WELL_KNOWN
-from protos.gantry.v1 import status_pb2
+from protos.gantry.v1 import common_pb2, status_pb2
 
 F = FieldDescriptor
 INTEGER = {F.CPPTYPE_INT32: "int32", F.CPPTYPE_INT64: "int64", F.CPPTYPE_UINT32: "int32", F.CPPTYPE_UINT64: "int64"}
@@ -135,6 +135,55 @@ def _other(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The web UI's pages: each has a JSON twin (`?format=json`) holding the data the page renders,
+# read through the same servicers as the routes above (coordinator/web/ui/pages.py).
+_FILTERS: list[dict[str, Any]] = [
+    {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
+     "description": "only builders with this tag (repeat, or comma-separated)"},
+    {"name": "name", "in": "query", "schema": {"type": "string"},
+     "description": "only builders whose name contains this"},
+]
+_LIMIT: dict[str, Any] = {"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int32"},
+          "description": "at most this many (1..1000)"}
+VIEWS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    ("/", "Home: each builder's latest result, running builds with ETA, queue, workers", _FILTERS),
+    ("/waterfall", "Waterfall: recent builds per builder, with steps, pending requests, offline workers",
+     [*_FILTERS, _LIMIT]),
+    ("/console", "Console: changes × builders", _FILTERS),
+    ("/grid", "Grid: builders × recent changes", _FILTERS),
+    ("/builders/{builder}", "A builder: pending requests (why they wait, expected start), history, tests", [
+        {"name": "result", "in": "query", "explode": True, "description": "only builds with this result (repeat)",
+         "schema": {"type": "array", "items": _enum(common_pb2.Result.DESCRIPTOR)}},
+        {"name": "branch", "in": "query", "schema": {"type": "string"}, "description": "only builds of this branch"},
+        {"name": "before", "in": "query", "schema": INT64, "description": "the page of builds with smaller ids"},
+        {"name": "test", "in": "query", "schema": {"type": "string"}, "description": "also this test's runs"},
+    ]),
+    ("/builders/{builder}/builds/{number}", "A build: steps, properties, changes, triggered builds, artifacts", []),
+    ("/builders/{builder}/builds/{number}/steps/{step}/logs/{log}", "A log's page (its build and step)", []),
+    ("/workers", "Workers: connected, running, paused or draining, last seen", []),
+    ("/changes", "Recent changes", [_LIMIT]),
+]
+
+
+def _view(path: str, summary: str, query: list[dict[str, Any]]) -> dict[str, Any]:
+    both = {"text/html": {"schema": {"type": "string"}}}
+    responses = _responses({"type": "object", "description": "the data the page renders"})
+    for answer in responses.values():  # without format=json the page (or an error page) is HTML
+        answer["content"].update(both)
+    path_params = [{"name": n, "in": "path", "required": True, "schema": INT64 if n == "number" else {"type": "string"}}
+                   for n in re.findall(r"{(\w+)}", path)]
+    return {
+        "operationId": "view_" + (re.sub(r"\W+", "_", path).strip("_") or "home"),
+        "summary": summary,
+        "description": "A web UI page; with format=json its JSON twin, the data the page shows.",
+        "tags": ["Views"],
+        "parameters": [*path_params,
+                       {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json"]},
+                        "description": "json: the page's data as JSON instead of HTML"}, *query],
+        "responses": responses,
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {
@@ -178,6 +227,8 @@ def openapi() -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = op
     for route in OTHER:
         paths.setdefault(route.path, {})[route.method.lower()] = _other(route, schemas)
+    for path, summary, query in VIEWS:
+        paths[path] = {"get": _view(path, summary, query)}
     return {
         "openapi": "3.0.3",
         "info": {
