@@ -4,6 +4,8 @@ with HTTP codes, the event stream resumes by id, logs read by byte range."""
 
 from __future__ import annotations
 
+import re
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,46 @@ async def test_every_api_route_and_page_is_in_the_openapi_description(tmp_path: 
                if not p.startswith(machinery) and (m, p) not in described]
     assert missing == []
     assert ("GET", "/builders/{builder}") in described and ("POST", "/api/v1/changes") in described
+
+
+GATED = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1", max_builds=1)],
+    builders=[Builder("gated", workers=["w1"], steps=[ShellCommand(name="wait", command=["sh", "-c", Interpolate(
+        "while [ ! -e GATE/go-%(prop:buildnumber)s ]; do sleep 0.05; done")])])],
+    schedulers=[ForceScheduler("force", ["gated"])],
+)
+"""
+
+
+async def test_the_builder_page_says_why_each_request_waits_and_when_it_should_start(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each build waits for its own gate file: one finished build gives the estimate, a running
+    one holds the only slot, and the request behind it is pending with its reason and expected
+    start, on the page and in its JSON twin."""
+    async with started(cluster, GATED.replace("GATE", str(tmp_path))) as web, aiohttp.ClientSession() as s:
+        async def finished(number: int) -> None:
+            async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&builders=gated"):
+                if event["kind"] == "build.finished" and event["build_number"] == number:
+                    return
+
+        assert (await call(s, web, "POST", "/api/v1/builders/gated/force", {}))[0] == 200
+        (tmp_path / "go-1").touch()
+        await finished(1)  # the history the estimate comes from
+        for _ in range(2):
+            assert (await call(s, web, "POST", "/api/v1/builders/gated/force", {}))[0] == 200
+        async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&builders=gated"):
+            if event["kind"] == "build.started" and event["build_number"] == 2:
+                break
+        status, page = await call(s, web, "GET", "/builders/gated?format=json")
+        assert status == 200 and len(page["pending"]) == 1
+        [waiting] = page["pending"]
+        assert waiting["reason"] and waiting["expected_start"] > 0, waiting
+        async with s.get(f"{web.base}/builders/gated") as resp:
+            html = await resp.text()
+        assert waiting["reason"] in html or html_escape(waiting["reason"]) in html
+        assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" data-unix=', html), html
+        for n in (2, 3):
+            (tmp_path / f"go-{n}").touch()
+        await finished(3)
