@@ -183,12 +183,13 @@ class CodebaseParameter:
     def __init__(
         self,
         codebase: str,
+        name: str | None = None,  # Buildbot's form field name: not needed here
         label: str | None = None,
         branch: Any = _DEFAULT_FIELD,
         revision: Any = _DEFAULT_FIELD,
         repository: Any = _DEFAULT_FIELD,
         project: Any = _DEFAULT_FIELD,
-        **_ignored: Any,  # name, patch, layout options
+        **_ignored: Any,  # patch, layout options
     ) -> None:
         self.defined_at = caller_location()
         self.errors: list[str] = []
