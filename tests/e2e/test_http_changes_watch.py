@@ -69,7 +69,10 @@ async def test_changes_posted_with_the_change_token_are_stored_and_built(cluster
         status, doc = await call(s, web, "POST", "/api/v1/changes", {"changes": [{"colour": "red"}]}, headers=auth)
         assert status == 400 and "colour" in doc["error"]
 
-        # The change was built: watched to its end.
+        # The change was built: watched (once started) to its end.
+        async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&kinds=build.started"):
+            assert (event["builder"], event["build_number"]) == ("ok", 1)
+            break
         updates = await watch(s, web, "ok", 1)
         assert updates[-1][1] == "end" and all(name == "message" for _, name, _ in updates[:-1])
         final = updates[-2][2]["build"]
