@@ -90,6 +90,9 @@ async def test_a_build_is_watched_live_to_its_end_and_again_after(cluster: Clust
         status, doc = await call(s, web, "GET", "/api/v1/builders/slow/builds/x/watch")
         assert status == 400 and "number" in doc["error"]
 
+        async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&kinds=build.started"):
+            assert (event["builder"], event["build_number"]) == ("slow", 1)
+            break  # build 1 exists from now on
         updates = []
         url = f"{web.base}/api/v1/builders/slow/builds/1/watch"
         async for event_id, name, data in sse_events(s, url):
