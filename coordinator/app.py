@@ -218,10 +218,11 @@ class Coordinator:
             control=ControlServicer(builds, schedulers, queries, CaseHistory(db.builds, queries.builder)),
             status=StatusServicer(StatusFeed(db.events, db.builds, self.bus, self.subscriber_buffer, estimator)),
             logs=LogServicer(LogReader(db.logs, self.watchers, db.builds)),
+            changes=ChangeServicer(intake),
         )
         server = self.server = GrpcServer(
             self.listen,
-            changes=ChangeServicer(intake),
+            changes=api.changes,
             control=api.control,
             status=api.status,
             logs=api.logs,
@@ -244,7 +245,8 @@ class Coordinator:
                 WebhookReceiver(intake, self.web_settings.dialects), self.web_settings,
                 ssl_context=self.tls.ssl_context() if self.tls is not None else None,
                 auth=WebAuth(gate, Sessions(self.data_dir / "session.key") if gate is not None else None,
-                             secure_cookie=self.tls is not None, audit=db.audit, now=self.clock.now),
+                             secure_cookie=self.tls is not None, audit=db.audit, now=self.clock.now,
+                             change_token=self.change_token),
                 mounts=[mount_api(api), mount_ui(api)],
             )
             await web.start()

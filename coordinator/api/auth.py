@@ -12,6 +12,17 @@ import grpc
 SUBMIT_CHANGES = "/gantry.v1.ChangeService/SubmitChanges"
 
 
+def change_token_refusal(sent: str | bytes | None, expected: bytes, where: str) -> str | None:
+    """Why a submission that sent `sent` (its `authorization` value, None: absent) is refused,
+    or None when it carries the token; the gRPC interceptor and the HTTP middleware share it."""
+    if sent is None:
+        return (f"this coordinator requires a token to submit changes: send {where} "
+                "`authorization: Bearer TOKEN` (gantry hook install --token-file FILE)")
+    if hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, expected):
+        return None
+    return "the token sent to submit changes is not valid (check the token file)"
+
+
 class ChangeTokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses SubmitChanges with UNAUTHENTICATED unless it carries `authorization: Bearer TOKEN`."""
 
@@ -30,13 +41,9 @@ class ChangeTokenInterceptor(grpc.aio.ServerInterceptor):
         sent = next(
             (v for k, v in handler_call_details.invocation_metadata or () if k == "authorization"), None
         )
-        if sent is None:
-            message = ("this coordinator requires a token to submit changes: send the metadata "
-                       "`authorization: Bearer TOKEN` (gantry hook install --token-file FILE)")
-        elif hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, self._expected):
+        message = change_token_refusal(sent, self._expected, "the metadata")
+        if message is None:
             return handler
-        else:
-            message = "the token sent to submit changes is not valid (check the token file)"
 
         async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)

@@ -15,7 +15,7 @@ from coordinator.domain.changes.validation import check_property_name, parse_pro
 from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.events import Event
 from coordinator.domain.ports import Notification
-from coordinator.domain.scheduling.force import ParameterInfo
+from coordinator.domain.scheduling.force import CodebaseForm, ParameterInfo
 from coordinator.domain.scheduling.schedulers import Scheduler
 from coordinator.domain.status import case_history
 from protos.gantry.v1 import common_pb2, control_pb2, status_pb2
@@ -105,6 +105,11 @@ def force_parameter_pb(p: ParameterInfo) -> control_pb2.ForceParameter:
         name=p.name, label=p.label, type=p.type, default_json=json.dumps(p.default), required=p.required,
         regex=p.regex, choices=list(p.choices), multiple=p.multiple,
     )
+
+
+def force_codebase_pb(c: CodebaseForm) -> control_pb2.ForceCodebase:
+    return control_pb2.ForceCodebase(
+        codebase=c.codebase, label=c.label, fields=[force_parameter_pb(p) for p in c.fields])
 
 
 def step_pb(s: model.Step) -> control_pb2.Step:

@@ -83,11 +83,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     async def _builder(self, name: str) -> control_pb2.Builder:
         b = self.queries.builder(name)
-        force, parameters, codebases = self.builds.force_form(b.name)
+        form = self.builds.force_form(b.name)
         return control_pb2.Builder(
-            force_scheduler=force,
-            force_parameters=[convert.force_parameter_pb(p) for p in parameters],
-            force_codebases=[convert.sourcestamp_pb(s) for s in codebases],
+            force_scheduler=form.scheduler,
+            force_parameters=[convert.force_parameter_pb(p) for p in form.parameters],
+            force_codebases=[convert.sourcestamp_pb(s) for s in form.codebases],
+            force_codebase_forms=[convert.force_codebase_pb(c) for c in form.codebase_forms],
             name=b.name,
             workers=list(b.workers),
             steps=[s.name for s in b.steps],

@@ -30,6 +30,7 @@ from coordinator.domain.scheduling.cancellers import FailingBuildsetCanceller, O
 from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
+    CodebaseParameter,
     FixedParameter,
     ForceScheduler,
     IntParameter,
@@ -92,6 +93,7 @@ __all__ = [
     "ChoiceStringParameter",
     "FixedParameter",
     "IntParameter",
+    "CodebaseParameter",
     "StringParameter",
     "TextParameter",
     "Builder",

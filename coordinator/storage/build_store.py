@@ -29,6 +29,7 @@ from coordinator.storage.writer import Tx
 t_changes = schema.changes
 t_bs = schema.buildsets
 t_builds = schema.builds
+t_branches = schema.build_branches
 t_steps = schema.steps
 t_logs = schema.logs
 
@@ -38,10 +39,42 @@ t_logs = schema.logs
 # parameters; "b_id" is the row's id.
 _INSERT_BUILD = t_builds.insert()
 _INSERT_STEP = t_steps.insert()
+_INSERT_BRANCH = t_branches.insert()
+_STAMPS_OF = sa.select(t_bs.c.sourcestamps_json).where(t_bs.c.id == sa.bindparam("b_id"))
 _UPDATE_BUILD = t_builds.update().where(t_builds.c.id == sa.bindparam("b_id"))
 _UPDATE_STEP = t_steps.update().where(t_steps.c.id == sa.bindparam("b_id"))
 _COMPLETE_LOG = t_logs.update().where(t_logs.c.id == sa.bindparam("b_id"))
 _LAST_NUMBER = sa.select(sa.func.max(t_builds.c.number)).where(t_builds.c.builder == sa.bindparam("b_builder"))
+
+
+def list_builds_query(
+    builder: str, limit: int, *, before_id: int = 0, results: Sequence[Result] = (), branch: str = "",
+    among: Collection[str] | None = None,
+) -> sa.Select[Any]:
+    """The statement of `list_builds` (without steps), apart so a test can EXPLAIN it."""
+    stmt = sa.select(t_builds).order_by(t_builds.c.id.desc()).limit(limit)
+    if builder:
+        stmt = stmt.where(t_builds.c.builder == builder)
+    if among is not None:  # a reader scoped to some builders
+        stmt = stmt.where(t_builds.c.builder.in_(sorted(among)))
+    if before_id:
+        stmt = stmt.where(t_builds.c.id < before_id)
+    if results:
+        stmt = stmt.where(t_builds.c.result.in_([int(r) for r in results]))
+    if branch and len(branch) <= schema.BRANCH_INDEXED:
+        # A seek on (builder, branch), newest first: no scan of the builder's history.
+        bb = t_branches
+        stmt = stmt.join(bb, bb.c.build_id == t_builds.c.id).where(bb.c.branch == branch)
+        if builder:
+            stmt = stmt.where(bb.c.builder == builder)
+        stmt = stmt.order_by(None).order_by(bb.c.build_id.desc())
+    elif branch:  # the stamps' JSON holds `"branch":"<json string>"` exactly (codec.dumps)
+        in_json = sa.select(t_bs.c.id).where(
+            t_bs.c.id == t_builds.c.buildset_id,
+            t_bs.c.sourcestamps_json.contains(f'"branch":{json.dumps(branch)}', autoescape=True),
+        )
+        stmt = stmt.where(in_json.exists())
+    return stmt
 
 
 class SqlBuilds:
@@ -73,6 +106,11 @@ class SqlBuilds:
                     },
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
+            stamps = c.execute(_STAMPS_OF, {"b_id": request.buildset_id}).scalar()
+            branches = schema.branches_of(stamps) if stamps else []
+            if branches:
+                c.execute(_INSERT_BRANCH, [{"builder": request.builder, "branch": b, "build_id": build_id}
+                                           for b in branches])
             build = Build(
                 id=build_id, builder=request.builder, number=number, worker=worker,
                 build_request_id=request.id, buildset_id=request.buildset_id, started_at=at,
@@ -195,21 +233,7 @@ class SqlBuilds:
             return []
 
         def q(c: sa.Connection) -> list[Build]:
-            stmt = sa.select(t_builds).order_by(t_builds.c.id.desc()).limit(limit)
-            if builder:
-                stmt = stmt.where(t_builds.c.builder == builder)
-            if among is not None:
-                stmt = stmt.where(t_builds.c.builder.in_(sorted(among)))
-            if before_id:
-                stmt = stmt.where(t_builds.c.id < before_id)
-            if results:
-                stmt = stmt.where(t_builds.c.result.in_([int(r) for r in results]))
-            if branch:  # the stamps' JSON holds `"branch":"<json string>"` exactly (codec.dumps)
-                on_branch = sa.select(t_bs.c.id).where(
-                    t_bs.c.id == t_builds.c.buildset_id,
-                    t_bs.c.sourcestamps_json.contains(f'"branch":{json.dumps(branch)}', autoescape=True),
-                )
-                stmt = stmt.where(on_branch.exists())
+            stmt = list_builds_query(builder, limit, before_id=before_id, results=results, branch=branch, among=among)
             builds = [codec.build_from_row(r) for r in c.execute(stmt)]
             if with_steps and builds:
                 by_id = {b.id: b for b in builds}

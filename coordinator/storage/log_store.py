@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Sequence
 
 import sqlalchemy as sa
 
+from coordinator.domain.builds.lookup import step_number
 from coordinator.domain.model import JournalEntry, LogChunk, LogInfo, Step
 from coordinator.storage import codec, journal_store, schema
 from coordinator.storage.db import Database
@@ -86,9 +87,8 @@ class SqlLogs:
 
     async def get_log(self, builder: str, number: int, step: str, log_name: str) -> LogInfo | None:
         def q(c: sa.Connection) -> LogInfo | None:
-            step_match = (
-                t_steps.c.number == int(step) if step.isdigit() else t_steps.c.name == step
-            )
+            number_ = step_number(step)
+            step_match = t_steps.c.name == step if number_ is None else t_steps.c.number == number_
             r = c.execute(
                 sa.select(t_logs)
                 .join(t_steps, t_steps.c.id == t_logs.c.step_id)

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
+from coordinator.domain.builds.lookup import step_number
 from coordinator.domain.errors import AlreadyScheduled, FailedPrecondition
 from coordinator.domain.events import Event
 from coordinator.domain.model import (
@@ -832,7 +833,8 @@ class MemoryLogs:
             return None
 
         def named(s: Step) -> bool:
-            return s.number == int(step) if step.isdigit() else s.name == step
+            n = step_number(step)
+            return s.name == step if n is None else s.number == n
 
         steps = {s.id for s in _steps_of(self.data, build_id) if named(s)}
         found = (lg for _, lg in sorted(self.data.logs.items()) if lg.step_id in steps and lg.name == log_name)

@@ -104,6 +104,7 @@ class SqlRetention:
             c.execute(schema.test_cases.delete().where(schema.test_cases.c.build_id.in_(ids)))
             journal_store.delete_for_builds(c, ids)
             c.execute(t_steps.delete().where(t_steps.c.build_id.in_(ids)))
+            c.execute(schema.build_branches.delete().where(schema.build_branches.c.build_id.in_(ids)))
             c.execute(t_builds.delete().where(t_builds.c.id.in_(ids)))
             return len(ids), files
 

@@ -7,6 +7,7 @@ that takes a connection; `schema_version` records which have run. Add new ones a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -415,6 +416,46 @@ def _v12_log_times(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE logchunks ADD COLUMN marks TEXT"))
 
 
+# Version 13: the branches each build built (those of its buildset's source stamps), so a builder
+# page's branch filter is an index seek on (builder, branch) read newest first, instead of a scan
+# of the builder's history matching the stamps' JSON (the whole history when the branch has no
+# builds). Branches longer than BRANCH_INDEXED are not listed: a filter on one reads the JSON.
+BRANCH_INDEXED = 256
+build_branches = sa.Table(
+    "build_branches",
+    metadata,
+    sa.Column("builder", sa.String(256), primary_key=True),
+    sa.Column("branch", sa.String(BRANCH_INDEXED), primary_key=True),
+    sa.Column("build_id", sa.Integer, sa.ForeignKey("builds.id"), primary_key=True),
+    sa.Index("build_branches_branch", "branch", "build_id"),  # `list_builds` of every builder
+)
+
+
+def branches_of(stamps_json: str) -> list[str]:
+    """The distinct branches of a buildset's stamps (as stored) that get a build_branches row."""
+    found = {str(s.get("branch") or "") for s in json.loads(stamps_json)}
+    return sorted(b for b in found if b and len(b) <= BRANCH_INDEXED)
+
+
+def _v13_build_branches(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[build_branches])
+    conn.execute(build_branches.delete())  # filled afresh: the migration may run again safely
+    last = 0
+    while True:  # the existing builds, a batch at a time (memory stays bounded on a long history)
+        rows = conn.execute(
+            sa.select(builds.c.id, builds.c.builder, buildsets.c.sourcestamps_json)
+            .join(buildsets, buildsets.c.id == builds.c.buildset_id)
+            .where(builds.c.id > last).order_by(builds.c.id).limit(2000)
+        ).all()
+        if not rows:
+            return
+        values = [{"builder": r.builder, "branch": b, "build_id": r.id}
+                  for r in rows for b in branches_of(r.sourcestamps_json)]
+        if values:
+            conn.execute(build_branches.insert(), values)
+        last = rows[-1].id
+
+
 # Version 14: how far retention pruned the events table (`Retention(eventHorizon=...)`): a status
 # stream resuming from an id at or below `pruned_through` is told its events are gone.
 event_retention = sa.Table(
@@ -443,6 +484,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (10, _v10_worker_holds),
     (11, _v11_step_journal),
     (12, _v12_log_times),
+    (13, _v13_build_branches),
     (14, _v14_event_retention),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from coordinator.api.auth import change_token_refusal
 from coordinator.api.gate import Credentials, Gate, bearer_of, current_identity
 from coordinator.api.interceptors.auth import too_large
 from coordinator.api.interceptors.methods import METHODS
@@ -58,11 +59,11 @@ ROUTES: dict[tuple[str, str], str] = {
 
 
 def _api_actions() -> dict[tuple[str, str], str]:
-    from coordinator.web.api.routes import ROUTES as API_ROUTES  # the transcoding table
+    from coordinator.web.api import routes  # the transcoding table (imports this module: late)
 
     found = {}
-    for route in API_ROUTES:
-        rule = METHODS.get(f"/{route.descriptor.containing_service.full_name}/{route.rpc}")
+    for route in [*routes.ROUTES, *routes.OTHER]:
+        rule = METHODS.get(route.grpc_name)
         if rule is not None:
             found[(route.method, route.path)] = rule.action
     return found
@@ -121,9 +122,11 @@ class WebAuth:
 
     def __init__(
         self, gate: Gate | None, sessions: Sessions | None, *, secure_cookie: bool = False,
-        audit: AuditStore | None = None, now: Callable[[], float] = time.time,
+        audit: AuditStore | None = None, now: Callable[[], float] = time.time, change_token: str = "",
     ) -> None:
         self.gate = gate
+        # Without `auth`, as over gRPC: submitting changes alone needs the change token, if set.
+        self.change_token = f"Bearer {change_token}".encode() if change_token else b""
         self.sessions = sessions
         self.secure_cookie = secure_cookie
         self.audit = audit
@@ -193,6 +196,11 @@ class WebAuth:
         self, request: web.Request, handler: Handler, action: str | None, canonical: str
     ) -> web.StreamResponse:
         if self.gate is None:
+            if self.change_token and action == actions.SUBMIT:
+                refusal = change_token_refusal(request.headers.get("Authorization"), self.change_token, "the header")
+                if refusal is not None:
+                    return web.json_response({"error": refusal, "code": "UNAUTHENTICATED"}, status=401,
+                                             headers={"WWW-Authenticate": "Bearer"})
             return await handler(request)
         if action == actions.PUBLIC:
             return await handler(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from coordinator.domain.model import Change, PropertyValue, SourceStamp
 from coordinator.domain.scheduling.force import (
     BooleanParameter,
     ChoiceStringParameter,
+    CodebaseParameter,
     FixedParameter,
     ForceScheduler,
     IntParameter,
@@ -138,6 +140,39 @@ def test_codebases_forms_and_errors() -> None:
         errors = []
         parse_codebases(bad, errors)
         assert any(message in e for e in errors), (bad, errors)
+
+
+def test_codebase_parameters_declare_each_codebases_fields() -> None:
+    sched = ForceScheduler("f", ["b"], codebases=[
+        CodebaseParameter("lib", branch=ChoiceStringParameter("branch", choices=["stable", "dev"]), project=None,
+                          repository=FixedParameter("repository", default="L")),
+        "app",  # a name alone: string fields, no defaults
+    ])
+    assert sched.errors == []
+    assert [(f.codebase, [p.name for p in f.fields]) for f in sched.codebase_infos()] == [
+        ("lib", ["branch", "revision", "repository"]), ("app", ["branch", "revision", "repository", "project"])]
+    stamps = sched.sourcestamps(SourceStamp(), [SourceStamp(codebase="lib", branch="dev", revision="r1")])
+    assert [(s.codebase, s.repository, s.branch, s.revision) for s in stamps] == [
+        ("app", "", "", ""), ("lib", "L", "dev", "r1")]
+    for stamp, message in [
+        (SourceStamp(codebase="lib", branch="main"), 'codebase "lib" branch: "main" is not one of'),
+        (SourceStamp(codebase="lib", repository="X"), 'codebase "lib" repository: is fixed to "L"'),
+        (SourceStamp(codebase="lib", project="p"), 'codebase "lib" project: is not on the force form'),
+    ]:
+        with pytest.raises(InvalidArgument, match=re.escape(message)):
+            sched.sourcestamps(SourceStamp(), [stamp])
+    # A dict of defaults: every field a string field with the codebase's default.
+    plain = ForceScheduler("f", ["b"], codebases=CODEBASES)
+    assert [(p.name, p.type, p.default) for p in plain.codebase_infos()[1].fields] == [
+        ("branch", "string", "stable"), ("revision", "string", "v1"), ("repository", "string", "L"),
+        ("project", "string", "")]
+    bad = ForceScheduler("f", ["b"], codebases=[
+        CodebaseParameter("a", branch=IntParameter("branch")), CodebaseParameter("a"),
+        CodebaseParameter("c", revision=ChoiceStringParameter("revision", choices=["x"], multiple=True))])
+    text = "\n".join(bad.errors)
+    for part in ("codebase 'a': branch must be a string parameter", "a codebase is declared twice",
+                 "codebase 'c': revision takes one value"):
+        assert part in text, text
 
 
 def test_with_defaults_keeps_undeclared_codebases() -> None:

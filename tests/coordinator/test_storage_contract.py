@@ -987,6 +987,8 @@ async def test_log_chunks_read_back_byte_exact_by_range(store: Store) -> None:
     assert found is not None and found.id == info.id
     assert (await db.logs.get_log(build.builder, build.number, "0", "stdio")) == found
     assert await db.logs.get_log(build.builder, build.number, "compile", "nope") is None
+    for odd in ("\u00b9", "\u0663", "9" * 30):  # names that look like digits, a number past any step's
+        assert await db.logs.get_log(build.builder, build.number, odd, "stdio") is None
 
     rnd = random.Random(12)
     reader = LogReader(db.logs, LogWatchers(), db.builds)

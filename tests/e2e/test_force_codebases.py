@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
+import grpc
 import pytest
 
-from protos.gantry.v1 import control_pb2, logs_pb2
+from protos.gantry.v1 import common_pb2, control_pb2, logs_pb2
 from tests.e2e.harness import SUCCESS, Cluster, run_cli
+from tests.e2e.web import CODEBASES_CONFIG, started
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -123,3 +126,48 @@ async def test_force_parameters_are_checked_converted_and_listed(cluster: Cluste
     text = out.decode()
     for word in ("jobs", "ticket", "release", "lib", "stable"):
         assert word in text, text
+
+
+async def test_codebase_fields_are_typed_parameters_checked_alike_over_grpc_and_http(cluster: Cluster) -> None:
+    """Buildbot's CodebaseParameter: each codebase's branch/revision/repository/project field is a
+    typed parameter (or absent); a bad value is refused naming the codebase and field, with the
+    same words over gRPC and HTTP, and clients are told each codebase's fields."""
+    async with started(cluster, CODEBASES_CONFIG) as web, aiohttp.ClientSession() as s:
+        async with s.get(f"{web.base}/api/v1/builders/multi") as resp:
+            builder = await resp.json()
+        forms = builder["force_codebase_forms"]
+        assert [(f["codebase"], f["label"]) for f in forms] == [("app", "Application"), ("lib", "lib")]
+        assert [(p["name"], p["type"], p["default"]) for p in forms[0]["fields"]] == [
+            ("branch", "choice", "main"), ("revision", "string", ""),
+            ("repository", "fixed", "https://example.org/app.git")]
+        assert forms[1]["fields"][1]["required"] is True and forms[0]["fields"][0]["choices"] == ["main", "dev"]
+
+        lib = {"codebase": "lib", "revision": "def456"}
+        for stamps, message in [
+            ([{"codebase": "app", "branch": "feature"}, lib], "codebase \"app\" branch: \"feature\" is not one of"),
+            ([{"codebase": "app", "revision": "XYZ"}, lib], "codebase \"app\" revision: \"XYZ\" does not match"),
+            ([{"codebase": "app", "repository": "https://evil.example/x.git"}, lib],
+             "codebase \"app\" repository: is fixed to"),
+            ([{"codebase": "app", "project": "p"}, lib], "codebase \"app\" project: is not on the force form"),
+            ([{"codebase": "app"}], "codebase \"lib\" revision: a value is required"),
+        ]:
+            async with s.post(f"{web.base}/api/v1/builders/multi/force", json={"sourcestamps": stamps}) as resp:
+                doc = await resp.json()
+            assert resp.status == 400 and message in doc["error"], (stamps, doc)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await web.coord.control.ForceBuild(control_pb2.ForceBuildRequest(
+                    builder="multi", sourcestamps=[common_pb2.SourceStamp(**st) for st in stamps]))
+            assert err.value.details() == doc["error"]
+
+        rec = await web.coord.record()
+        async with s.post(f"{web.base}/api/v1/builders/multi/force", json={"sourcestamps": [
+                {"codebase": "app", "branch": "dev", "revision": "abc123"}, lib]}) as resp:
+            assert resp.status == 200, await resp.text()
+            forced = await resp.json()
+        done = await rec.wait_kind("buildset.finished", buildset_id=forced["buildset_id"])
+        assert done.result == SUCCESS
+        build = await web.coord.get_build("multi", 1)
+        assert [(st.codebase, st.repository, st.branch, st.revision) for st in build.sourcestamps] == [
+            ("app", "https://example.org/app.git", "dev", "abc123"),
+            ("lib", "https://example.org/lib.git", "stable", "def456"),
+        ]

@@ -4,15 +4,20 @@ with HTTP codes, the event stream resumes by id, logs read by byte range."""
 
 from __future__ import annotations
 
+import re
+from html import escape as html_escape
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 
+from coordinator.web.api.openapi import openapi
 from protos.gantry.v1 import common_pb2, control_pb2
 from tests.e2e.harness import Cluster, run_cli
 from tests.e2e.web import Web, sse_events, started
+from tests.security.test_authz_table import served_http_routes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -150,6 +155,10 @@ async def test_openapi_describes_what_is_served(cluster: Cluster) -> None:
         for path, ops in spec["paths"].items():
             if "{" in path or "get" not in ops or path == "/api/v1/events":
                 continue
+            if ops["get"]["tags"] == ["Views"]:  # a page: its JSON twin
+                status, doc = await call(s, web, "GET", path + "?format=json")
+                assert status == 200 and isinstance(doc, dict) and doc, path
+                continue
             schema_ref = ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
             fields = set(spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]["properties"])
             status, doc = await call(s, web, "GET", path)
@@ -176,3 +185,57 @@ async def test_a_paused_worker_shows_live_on_the_workers_page_with_its_reason(cl
         async with s.get(web.base + "/workers") as resp:
             html = await resp.text()
         assert "paused: disk full" in html and "4 (config)" in html
+
+
+async def test_every_api_route_and_page_is_in_the_openapi_description(tmp_path: Path) -> None:
+    """Derived from the router of a real coordinator's HTTP server: each API route, and each
+    page (its JSON twin, `?format=json`), is described; only the machinery around them is not."""
+    described = {(method.upper(), path) for path, ops in openapi()["paths"].items() for method in ops}
+    machinery = ("/auth/", "/change_hook/", "/static", "/metrics", "/api/v1/openapi.json")
+    missing = [(m, p) for m, p in await served_http_routes(tmp_path)
+               if not p.startswith(machinery) and (m, p) not in described]
+    assert missing == []
+    assert ("GET", "/builders/{builder}") in described and ("POST", "/api/v1/changes") in described
+
+
+GATED = """
+config = MasterConfig(
+    workers=[Worker("w1", "secret1", max_builds=1)],
+    builders=[Builder("gated", workers=["w1"], steps=[ShellCommand(name="wait", command=["sh", "-c", Interpolate(
+        "while [ ! -e GATE/go-%(prop:buildnumber)s ]; do sleep 0.05; done")])])],
+    schedulers=[ForceScheduler("force", ["gated"])],
+)
+"""
+
+
+async def test_the_builder_page_says_why_each_request_waits_and_when_it_should_start(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each build waits for its own gate file: one finished build gives the estimate, a running
+    one holds the only slot, and the request behind it is pending with its reason and expected
+    start, on the page and in its JSON twin."""
+    async with started(cluster, GATED.replace("GATE", str(tmp_path))) as web, aiohttp.ClientSession() as s:
+        async def finished(number: int) -> None:
+            async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&builders=gated"):
+                if event["kind"] == "build.finished" and event["build_number"] == number:
+                    return
+
+        assert (await call(s, web, "POST", "/api/v1/builders/gated/force", {}))[0] == 200
+        (tmp_path / "go-1").touch()
+        await finished(1)  # the history the estimate comes from
+        for _ in range(2):
+            assert (await call(s, web, "POST", "/api/v1/builders/gated/force", {}))[0] == 200
+        async for _, _, event in sse_events(s, f"{web.base}/api/v1/events?since=0&builders=gated"):
+            if event["kind"] == "build.started" and event["build_number"] == 2:
+                break
+        status, page = await call(s, web, "GET", "/builders/gated?format=json")
+        assert status == 200 and len(page["pending"]) == 1
+        [waiting] = page["pending"]
+        assert waiting["reason"] and waiting["expected_start"] > 0, waiting
+        async with s.get(f"{web.base}/builders/gated") as resp:
+            html = await resp.text()
+        assert waiting["reason"] in html or html_escape(waiting["reason"]) in html
+        assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" data-unix=', html), html
+        for n in (2, 3):
+            (tmp_path / f"go-{n}").touch()
+        await finished(3)

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.harness import TIMEOUT, Cluster
-from tests.e2e.web import Web, sse_events, started
+from tests.e2e.web import CODEBASES_CONFIG, Web, sse_events, started
 
 playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -137,6 +137,42 @@ async def test_a_live_waterfall_keeps_the_blocks_of_builds_that_did_not_change(c
         assert errors == []
 
 
+async def test_a_two_codebase_build_is_forced_from_the_dialogs_codebase_fields(cluster: Cluster) -> None:
+    """Each codebase's fields as its CodebaseParameter declares them (a choice, a fixed value, a
+    required revision); a bad field's message is the API's, in the dialog; both revisions built."""
+    async with started(cluster, CODEBASES_CONFIG) as web:
+        errors: list[str] = []
+        async with browser_page(web, errors) as page:
+            await page.goto(web.base + "/builders/multi")
+            await page.get_by_role("button", name="Force a build…").click()
+            dialog = page.locator("#force-dialog")
+            app = dialog.get_by_role("group", name="Application")
+            lib = dialog.get_by_role("group", name="lib")
+            assert await app.get_by_label("branch").evaluate("e => e.tagName") == "SELECT"
+            assert await app.get_by_label("repository").get_attribute("readonly") is not None
+            assert await app.get_by_label("project").count() == 0  # project=None: not on the form
+            assert await dialog.get_by_label("Branch", exact=True).count() == 0  # no single-stamp fields
+            assert await lib.get_by_label("branch").input_value() == "stable"
+
+            await app.get_by_label("revision").fill("abc123")
+            await lib.get_by_label("revision").fill("not hex")
+            await dialog.get_by_role("button", name="Start build").click()
+            error = dialog.locator(".error")
+            await error.wait_for(state="visible")
+            assert 'codebase "lib" revision: "not hex" does not match' in await error.inner_text()
+
+            await app.get_by_label("branch").select_option("dev")
+            await lib.get_by_label("revision").fill("def456")
+            await dialog.get_by_role("button", name="Start build").click()
+            await dialog.wait_for(state="hidden")
+            await wait_event(web, "build.finished", "multi")
+            await page.goto(web.base + "/builders/multi/builds/1")
+            stamps = await page.locator("li", has_text="example.org").all_inner_texts()
+            assert [" ".join(t.split()) for t in stamps] == [
+                "app: https://example.org/app.git dev abc123", "lib: https://example.org/lib.git stable def456"]
+        assert errors == ["console: Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+
+
 async def test_a_failing_build_turns_its_builder_red_on_home(cluster: Cluster) -> None:
     async with started(cluster) as web:
         errors: list[str] = []
@@ -168,7 +204,7 @@ async def test_the_log_viewer_follows_a_running_step(cluster: Cluster) -> None:
             await page.locator("#log .l", has_text=re.compile(rf"^line {target}\s*$")).wait_for()
             assert await page.locator("#log .l").count() > first
             # Each line shows when it was printed (the worker's time, a clock column by default).
-            stamp = page.locator("#log .l", has_text=re.compile(r"^line 40\s*$")).locator(".ts")
+            stamp = page.locator("#log .l", has_text=re.compile(rf"^line {target}\s*$")).locator(".ts")
             assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", await stamp.get_attribute("data-c") or "")
             async with aiohttp.ClientSession() as s, s.post(f"{web.base}/api/v1/builders/slow/builds/1/stop") as r:
                 assert r.status == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +51,14 @@ class Web:
 
 
 @contextlib.asynccontextmanager
-async def started(cluster: Cluster, config: str = WEB_CONFIG, db: str | None = None) -> AsyncIterator[Web]:
+async def started(
+    cluster: Cluster, config: str = WEB_CONFIG, db: str | None = None, extra_args: Sequence[str] = ()
+) -> AsyncIterator[Web]:
     """A coordinator with HTTP on a port held until the block ends, and its worker w1."""
     with reserve_port() as held:
         port = port_of(held)
-        coord = await cluster.start_coordinator(config, db=db, extra_args=["--http", f"127.0.0.1:{port}"])
+        coord = await cluster.start_coordinator(
+            config, db=db, extra_args=["--http", f"127.0.0.1:{port}", *extra_args])
         assert coord.process is not None
         await coord.process.wait_line(r"Gantry coordinator HTTP on http://\S+:(\d+)/")
         await cluster.start_worker(coord, "w1", "secret1")
@@ -85,3 +88,31 @@ async def sse_events(
                 name = line[7:]
             elif line.startswith("data: "):
                 data += line[6:]
+
+
+# A ForceScheduler with two codebases whose fields are typed parameters (Buildbot's CodebaseParameter).
+CODEBASES_CONFIG = """
+HEX = r"^[0-9a-f]*$"
+config = MasterConfig(
+    workers=[Worker("w1", "secret1")],
+    builders=[
+        Builder("multi", workers=["w1"], steps=[
+            ShellCommand(name="show", command=["echo", Interpolate(
+                "app=%(src:app:branch)s@%(src:app:revision)s lib=%(src:lib:branch)s@%(src:lib:revision)s")]),
+        ]),
+    ],
+    schedulers=[
+        ForceScheduler("force", ["multi"], codebases=[
+            CodebaseParameter("app", label="Application",
+                              branch=ChoiceStringParameter("branch", choices=["main", "dev"]),
+                              revision=StringParameter("revision", regex=HEX),
+                              repository=FixedParameter("repository", default="https://example.org/app.git"),
+                              project=None),
+            CodebaseParameter("lib", branch=StringParameter("branch", default="stable"),
+                              revision=StringParameter("revision", regex=HEX, required=True),
+                              repository=FixedParameter("repository", default="https://example.org/lib.git"),
+                              project=None),
+        ]),
+    ],
+)
+"""

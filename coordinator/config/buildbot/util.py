@@ -153,6 +153,7 @@ IntParameter = adapter("util.IntParameter", _force.IntParameter)
 BooleanParameter = adapter("util.BooleanParameter", _force.BooleanParameter)
 ChoiceStringParameter = adapter("util.ChoiceStringParameter", _force.ChoiceStringParameter)
 FixedParameter = adapter("util.FixedParameter", _force.FixedParameter)
+CodebaseParameter = adapter("util.CodebaseParameter", _force.CodebaseParameter)
 
 # After default_branch, which they use.
 from coordinator.config.buildbot.cancellers import FailingBuildsetCanceller as FailingBuildsetCanceller  # noqa: E402

@@ -32,3 +32,12 @@ async def find_build(builds: BuildReads, builder: str, number: int) -> Build:
 def missing_build(builder: str, number: int) -> NotFound:
     """The one answer for a build that does not exist or that the caller may not see."""
     return NotFound(f"builder {builder!r} has no build number {number}")
+
+
+def step_number(ref: str) -> int | None:
+    """The step number a step reference (its name, or its number as ASCII digits) stands for;
+    None for a name. "¹" or "٣" are names (str.isdigit says yes, int() disagrees or reads another
+    script), and a number past any step's is a name too (no database integer overflows)."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= 9:
+        return int(ref)
+    return None

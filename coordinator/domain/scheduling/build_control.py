@@ -4,6 +4,7 @@ running one, cancel a request that has not started; and what forcing a builder t
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from coordinator.domain.builds.dispatcher import Dispatcher
 from coordinator.domain.builds.lookup import find_build, find_builder
@@ -13,10 +14,17 @@ from coordinator.domain.errors import FailedPrecondition, InvalidArgument, NotFo
 from coordinator.domain.model import BuildRequest, NewBuildset, PropertyValue, SourceStamp
 from coordinator.domain.ports import BuildReads, RequestReads
 from coordinator.domain.scheduling.control import SchedulerControl
-from coordinator.domain.scheduling.force import ForceScheduler, ParameterInfo
+from coordinator.domain.scheduling.force import CodebaseForm, ForceScheduler, ParameterInfo
 
 log = logging.getLogger(__name__)
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000  # of a forced build request
+
+
+class ForceForm(NamedTuple):
+    scheduler: str
+    parameters: list[ParameterInfo]
+    codebases: list[SourceStamp]
+    codebase_forms: list[CodebaseForm]
 
 
 class BuildControl:
@@ -105,14 +113,15 @@ class BuildControl:
             f"(ForceSchedulers of {builder!r}: {', '.join(s.name for s in forcing)})"
         )
 
-    def force_form(self, builder: str) -> tuple[str, list[ParameterInfo], list[SourceStamp]]:
-        """What forcing `builder` takes: its ForceScheduler's name ("" if none), parameters and
-        codebases with their defaults."""
+    def force_form(self, builder: str) -> ForceForm:
+        """What forcing `builder` takes: its ForceScheduler's name ("" if none), parameters,
+        codebases with their defaults and each codebase's fields."""
         try:
             sched = self.force_scheduler(builder)
         except (InvalidArgument, FailedPrecondition):
-            return "", [], []
-        return sched.name, sched.parameter_infos(), list((sched.codebases or {}).values())
+            return ForceForm("", [], [], [])
+        return ForceForm(sched.name, sched.parameter_infos(), list((sched.codebases or {}).values()),
+                         sched.codebase_infos())
 
     async def rebuild_build(self, builder: str, number: int) -> tuple[int, int]:
         """Buildbot's rebuild: a new buildset with the build's source stamps, buildset

@@ -5,6 +5,11 @@ ChoiceStringParameter("flavour", choices=["debug", "release"])], codebases=[...]
 build's properties are checked against the parameters (defaults applied, `required` and `regex`
 enforced, values converted to their type); a bad value is refused with a message naming the
 parameter and the reason.
+
+``codebases=[CodebaseParameter("app", branch=ChoiceStringParameter("branch", choices=[...]),
+revision=StringParameter("revision", regex=...), project=None), ...]`` declares each codebase's
+form fields the same way (a field given as None is not on the form: the codebase's default is
+used); a dict of defaults or a list of names gives plain string fields.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.domain.changes.codebases import parse_codebases, with_defaults
+from coordinator.domain.changes.codebases import FIELDS, parse_codebases, with_defaults
 from coordinator.domain.errors import InvalidArgument
 from coordinator.domain.location import caller_location
 from coordinator.domain.model import NewBuildset, PropertyValue, SourceStamp
@@ -166,6 +171,95 @@ class ParameterInfo:
     multiple: bool
 
 
+_DEFAULT_FIELD: Any = object()  # a CodebaseParameter field not given: a plain string field
+
+
+class CodebaseParameter:
+    """Buildbot's CodebaseParameter: one codebase's fields of the force form. Each of branch,
+    revision, repository and project is a parameter (StringParameter when not given, any string
+    parameter such as ChoiceStringParameter or FixedParameter, or None: not on the form) whose
+    default is the codebase's default."""
+
+    def __init__(
+        self,
+        codebase: str,
+        name: str | None = None,  # Buildbot's form field name: not needed here
+        label: str | None = None,
+        branch: Any = _DEFAULT_FIELD,
+        revision: Any = _DEFAULT_FIELD,
+        repository: Any = _DEFAULT_FIELD,
+        project: Any = _DEFAULT_FIELD,
+        **_ignored: Any,  # patch, layout options
+    ) -> None:
+        self.defined_at = caller_location()
+        self.errors: list[str] = []
+        self.codebase = codebase
+        self.label = label if label is not None else (codebase or "default codebase")
+        if not isinstance(codebase, str):
+            self.errors.append(f"CodebaseParameter: codebase must be a string, not {codebase!r}")
+        self.fields: dict[str, BaseParameter] = {}
+        given = {"branch": branch, "revision": revision, "repository": repository, "project": project}
+        for role, field in given.items():
+            if field is _DEFAULT_FIELD:
+                field = StringParameter(role, label=role.capitalize())
+            if field is None or field is False:
+                continue
+            if not isinstance(field, BaseParameter) or isinstance(field, IntParameter | BooleanParameter):
+                self.errors.append(f"codebase {codebase!r}: {role} must be a string parameter "
+                                   f"(StringParameter, ChoiceStringParameter, FixedParameter) or None, not {field!r}")
+                continue
+            if getattr(field, "multiple", False):
+                self.errors.append(f"codebase {codebase!r}: {role} takes one value, not multiple choices")
+            if not isinstance(field.default, str):
+                self.errors.append(f"codebase {codebase!r}: the default {role} must be a string, not {field.default!r}")
+            self.errors.extend(field.errors)
+            self.fields[role] = field
+
+    def defaults(self) -> dict[str, str]:
+        return {role: p.default for role, p in self.fields.items() if isinstance(p.default, str)}
+
+    def check(self, given: SourceStamp, default: SourceStamp) -> None:
+        """InvalidArgument naming the codebase and field when a value of `given` (empty: the
+        default) is not one its form accepts."""
+        where = f'codebase "{self.codebase}"' if self.codebase else "the default codebase"
+        for role in FIELDS:
+            value = getattr(given, role)
+            field = self.fields.get(role)
+            if field is None:
+                if value and value != getattr(default, role):
+                    raise InvalidArgument(f"{where} {role}: is not on the force form and cannot be set")
+                continue
+            try:
+                field.check(value or getattr(default, role))
+            except ValueError as exc:
+                raise InvalidArgument(f"{where} {role}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CodebaseForm:
+    """What a client is told about one codebase's fields (`name` of each: the stamp field)."""
+
+    codebase: str
+    label: str
+    fields: tuple[ParameterInfo, ...]
+
+
+def _plain_form(default: SourceStamp) -> CodebaseParameter:
+    """The form of a codebase declared by its defaults only: a string field per stamp field."""
+    def field(role: str) -> StringParameter:
+        return StringParameter(role, label=role.capitalize(), default=getattr(default, role))
+
+    return CodebaseParameter(default.codebase, branch=field("branch"), revision=field("revision"),
+                             repository=field("repository"), project=field("project"))
+
+
+def _info(p: BaseParameter, name: str | None = None) -> ParameterInfo:
+    return ParameterInfo(
+        name or p.name, p.label, p.type, p.default, p.required, p.regex or "",
+        tuple(getattr(p, "choices", ())), bool(getattr(p, "multiple", False)),
+    )
+
+
 def _show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
@@ -203,16 +297,27 @@ class ForceScheduler(schedulers.Scheduler):
                         p.check(p.default)
                     except ValueError as exc:
                         self.errors.append(f"parameter {p.name!r}: default {exc}")
+        self.codebase_forms: list[CodebaseParameter] = []
+        if isinstance(codebases, list | tuple) and any(isinstance(c, CodebaseParameter) for c in codebases):
+            forms = [c if isinstance(c, CodebaseParameter) else CodebaseParameter(c) for c in codebases]
+            for form in forms:
+                self.errors.extend(form.errors)
+            codebases = {f.codebase: f.defaults() for f in forms if isinstance(f.codebase, str)}
+            if len(codebases) != len(forms):
+                self.errors.append("codebases: a codebase is declared twice")
+        else:
+            forms = None
         self.codebases = parse_codebases(codebases, self.errors)
+        if self.codebases is not None:
+            # Without CodebaseParameter: a string field per stamp field, defaulting to the declared value.
+            self.codebase_forms = forms or [_plain_form(d) for d in self.codebases.values()]
 
     def parameter_infos(self) -> list[ParameterInfo]:
-        return [
-            ParameterInfo(
-                p.name, p.label, p.type, p.default, p.required, p.regex or "",
-                tuple(getattr(p, "choices", ())), bool(getattr(p, "multiple", False)),
-            )
-            for p in self.parameters
-        ]
+        return [_info(p) for p in self.parameters]
+
+    def codebase_infos(self) -> list[CodebaseForm]:
+        return [CodebaseForm(f.codebase, f.label, tuple(_info(p, role) for role, p in f.fields.items()))
+                for f in self.codebase_forms]
 
     def collect_properties(self, given: Sequence[PropertyValue]) -> list[PropertyValue]:
         """The forced build's properties: each parameter's value (given or default) checked and
@@ -262,6 +367,11 @@ class ForceScheduler(schedulers.Scheduler):
                     f"{', '.join(repr(c) for c in self.codebases)}: give branch/revision per codebase"
                 )
             given.insert(0, top)
+        if self.codebases is not None:
+            by_codebase = {st.codebase: st for st in given}
+            for form in self.codebase_forms:  # also those not given: a required field needs a value
+                default = self.codebases[form.codebase]
+                form.check(by_codebase.get(form.codebase, SourceStamp(codebase=form.codebase)), default)
         return with_defaults(self.codebases, given)
 
     def force_buildset(

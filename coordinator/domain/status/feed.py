@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from coordinator.domain.auth import visibility
 from coordinator.domain.builds.eta import BuildEstimate, EtaEstimator
-from coordinator.domain.builds.lookup import find_build, missing_build
+from coordinator.domain.builds.lookup import find_build, missing_build, step_number
 from coordinator.domain.errors import EventsPruned, InvalidArgument, NotFound
 from coordinator.domain.events import KINDS, Event, EventBus, EventFilter, SubscriberOverflow
 from coordinator.domain.model import DELETED_LOG, Build, LogInfo
@@ -166,7 +166,7 @@ class LogReader:
             return result
         what = f"build {builder}/{number}"
         build = await find_build(self.builds, builder, number)
-        match = [s for s in build.steps if (str(s.number) if step.isdigit() else s.name) == step]
+        match = [s for s in build.steps if (str(s.number) if step_number(step) is not None else s.name) == step]
         if not match:
             steps = ", ".join(f"{s.number} {s.name}" for s in build.steps) or "none"
             raise NotFound(f"{what} has no step {step} (its steps: {steps})")

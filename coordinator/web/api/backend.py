@@ -11,7 +11,7 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from coordinator.api.servicers import ControlServicer, LogServicer, StatusServicer
+from coordinator.api.servicers import ChangeServicer, ControlServicer, LogServicer, StatusServicer
 from coordinator.domain.errors import GantryError
 from coordinator.web.api.errors import HttpError
 from coordinator.web.api.routes import SERVICES
@@ -26,12 +26,14 @@ class Backend:
     control: ControlServicer
     status: StatusServicer
     logs: LogServicer
+    changes: ChangeServicer
     # The JSON of finished builds as listed (they never change once finished): protobuf's
     # pure-Python JSON conversion is most of a waterfall's server time. Bounded, oldest out.
     _listed: OrderedDict[tuple[int, bool], dict[str, Any]] = field(default_factory=OrderedDict)
 
     def servicer(self, service: str) -> Any:
-        return {"ControlService": self.control, "LogService": self.logs, "StatusService": self.status}[service]
+        return {"ControlService": self.control, "LogService": self.logs, "StatusService": self.status,
+                "ChangeService": self.changes}[service]
 
     async def call(self, service: str, rpc: str, request: Message) -> Message:
         method = getattr(self.servicer(service), rpc)

@@ -20,13 +20,12 @@ from coordinator.web.api import sse
 from coordinator.web.api.backend import Backend
 from coordinator.web.api.errors import HttpError, invalid, not_found
 from coordinator.web.api.openapi import openapi
-from coordinator.web.api.routes import ROUTES, Route
+from coordinator.web.api.routes import BUILD, LOG, OTHER, ROUTES, Route
 from coordinator.web.api.transcode import from_json, from_params, parse_int, to_json
 from protos.gantry.v1 import control_pb2, status_pb2
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-LOG = "/api/v1/builders/{builder}/builds/{number}/steps/{step}/logs/{log}"
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -97,11 +96,16 @@ class ApiHandlers:
         app.on_shutdown.append(self.on_shutdown)
         r = app.router
         r.add_get("/api/v1/openapi.json", self.openapi)
-        r.add_get("/api/v1/events", self._streaming(self.events))
-        r.add_get(LOG + "/raw", self.raw_log)
-        r.add_get(LOG + "/times", self.log_times)
-        r.add_get(LOG + "/follow", self._streaming(self.follow_log))
-        r.add_get("/api/v1/builders/{builder}/builds/{number}/artifacts/{name}", self.artifact)
+        other: dict[str, Handler] = {  # by path: ReadLog is served twice (bytes, and their times)
+            "/api/v1/events": self._streaming(self.events),
+            BUILD + "/watch": self._streaming(self.watch_build),
+            LOG + "/follow": self._streaming(self.follow_log),
+            LOG + "/raw": self.raw_log,
+            LOG + "/times": self.log_times,
+            BUILD + "/artifacts/{name}": self.artifact,
+        }
+        for route in OTHER:
+            r.add_route(route.method, route.path, other[route.path])
         for route in ROUTES:
             r.add_route(route.method, route.path, self._transcoded(route))
 
@@ -159,6 +163,31 @@ class ApiHandlers:
         except ConnectionResetError:
             pass
         return await context.response()
+
+    async def watch_build(self, request: web.Request) -> web.StreamResponse:
+        """WatchBuild as Server-Sent Events: each `data:` is a BuildUpdate (the build's full state,
+        then again after each of its events, whose id is the SSE id); an `end` event closes it
+        when the build has finished. A reconnect starts with the full state again: nothing to
+        resume from but the present, so nothing is missed."""
+        m = request.match_info
+        msg = status_pb2.WatchBuildRequest(builder=m["builder"], number=parse_int(m["number"], "number"))
+        updates = self.backend.status.WatchBuild(msg, None)
+        try:
+            first = await anext(updates)  # an unknown build is a 404, before the stream opens
+        except GantryError as exc:
+            raise HttpError.of(exc) from None
+        resp = await sse.open_stream(request)
+        try:
+            await sse.send(resp, to_json(first))
+            async for update in sse.with_heartbeat(sse.heartbeat(resp), updates):
+                await sse.send(resp, to_json(update), update.event.id)
+            # EventSource reconnects when a stream ends; `end` tells a client not to.
+            await sse.send(resp, {"builder": msg.builder, "number": msg.number}, event="end")
+        except ConnectionResetError:
+            pass
+        finally:
+            await updates.aclose()
+        return resp
 
     async def _log_info(self, request: web.Request) -> tuple[int, int, bool]:
         m = request.match_info

@@ -10,9 +10,9 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from coordinator.web.api.routes import ROUTES
+from coordinator.web.api.routes import LOG, OTHER, ROUTES, Route
 from coordinator.web.api.transcode import JSON_SUFFIX, WELL_KNOWN
-from protos.gantry.v1 import status_pb2
+from protos.gantry.v1 import common_pb2, status_pb2
 
 F = FieldDescriptor
 INTEGER = {F.CPPTYPE_INT32: "int32", F.CPPTYPE_INT64: "int64", F.CPPTYPE_UINT32: "int32", F.CPPTYPE_UINT64: "int64"}
@@ -97,6 +97,102 @@ def _responses(ok: dict[str, Any], content_type: str = "application/json") -> di
     return responses
 
 
+INT64 = {"type": "integer", "format": "int64"}
+# The routes of OTHER: what their response is, and the query parameters they take beyond the path.
+SSE = "text/event-stream"
+OTHER_SHAPE: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
+    "Subscribe": (SSE, "Each `data:` is an Event (its `id:` the event id).", [
+        {"name": "since", "in": "query", "schema": INT64,
+         "description": "deliver events after this id (0: all history, -1: only new); Last-Event-ID wins"},
+        *_query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
+    ]),
+    "WatchBuild": (SSE, "Each `data:` is a BuildUpdate: the build's full state first, then after each of "
+                        "its events (`id:` the event id); an `end` event follows the finished state.", []),
+    "FollowLog": (SSE, "Each `data:` is {offset, text, eof} (`id:` the byte offset after it); an `eof` event "
+                       "ends it.", [{"name": "offset", "in": "query", "schema": INT64,
+                                     "description": "start at this byte; Last-Event-ID wins"}]),
+    "ReadLog": ("text/plain", "The log's bytes, all channels in arrival order.", [
+        {"name": "download", "in": "query", "schema": {"type": "string"},
+         "description": "any value: served as an attachment"}]),
+    "DownloadArtifact": ("application/octet-stream", "The artifact's bytes.", []),
+}
+# Routes whose answer is not their rpc's usual one (keyed by path): ReadLog's times beside its bytes.
+OTHER_BY_PATH: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
+    LOG + "/times": ("application/json", "The marks of the range's bytes (plain JSON numbers).", [
+        {"name": n, "in": "query", "schema": INT64} for n in ("offset", "limit")]),
+}
+_TIMES: dict[str, Any] = {"type": "object", "properties": {
+    "offset": INT64, "size": INT64,
+    "times": {"type": "array", "items": {"type": "array", "items": INT64, "minItems": 2, "maxItems": 2}},
+}}
+
+
+def _other(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A route served as a stream or as bytes: its parameters, and its message's schema listed so
+    the description can name it."""
+    content_type, what, query = OTHER_BY_PATH.get(route.path) or OTHER_SHAPE[route.rpc]
+    _message(route.descriptor.output_type, schemas)
+    path = [{"name": n, "in": "path", "required": True, "schema": INT64 if n == "number" else {"type": "string"}}
+            for n in re.findall(r"{(\w+)}", route.path)]
+    return {
+        "operationId": f"{route.rpc}_{route.method.lower()}_{content_type.split('/')[1].replace('-', '_')}",
+        "summary": route.summary,
+        "description": f"Serves gantry.v1.{route.service}/{route.rpc}. {what}",
+        "tags": [route.service],
+        "parameters": path + query,
+        "responses": _responses(_TIMES if content_type == "application/json" else {"type": "string"}, content_type),
+    }
+
+
+# The web UI's pages: each has a JSON twin (`?format=json`) holding the data the page renders,
+# read through the same servicers as the routes above (coordinator/web/ui/pages.py).
+_FILTERS: list[dict[str, Any]] = [
+    {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
+     "description": "only builders with this tag (repeat, or comma-separated)"},
+    {"name": "name", "in": "query", "schema": {"type": "string"},
+     "description": "only builders whose name contains this"},
+]
+_LIMIT: dict[str, Any] = {"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int32"},
+          "description": "at most this many (1..1000)"}
+VIEWS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    ("/", "Home: each builder's latest result, running builds with ETA, queue, workers", _FILTERS),
+    ("/waterfall", "Waterfall: recent builds per builder, with steps, pending requests, offline workers",
+     [*_FILTERS, _LIMIT]),
+    ("/console", "Console: changes × builders", _FILTERS),
+    ("/grid", "Grid: builders × recent changes", _FILTERS),
+    ("/builders/{builder}", "A builder: pending requests (why they wait, expected start), history, tests", [
+        {"name": "result", "in": "query", "explode": True, "description": "only builds with this result (repeat)",
+         "schema": {"type": "array", "items": _enum(common_pb2.Result.DESCRIPTOR)}},
+        {"name": "branch", "in": "query", "schema": {"type": "string"}, "description": "only builds of this branch"},
+        {"name": "before", "in": "query", "schema": INT64, "description": "the page of builds with smaller ids"},
+        {"name": "test", "in": "query", "schema": {"type": "string"}, "description": "also this test's runs"},
+    ]),
+    ("/builders/{builder}/builds/{number}", "A build: steps, properties, changes, triggered builds, artifacts", []),
+    ("/builders/{builder}/builds/{number}/steps/{step}/logs/{log}", "A log's page (its build and step)", []),
+    ("/workers", "Workers: connected, running, paused or draining, last seen", []),
+    ("/changes", "Recent changes", [_LIMIT]),
+]
+
+
+def _view(path: str, summary: str, query: list[dict[str, Any]]) -> dict[str, Any]:
+    both = {"text/html": {"schema": {"type": "string"}}}
+    responses = _responses({"type": "object", "description": "the data the page renders"})
+    for answer in responses.values():  # without format=json the page (or an error page) is HTML
+        answer["content"].update(both)
+    path_params = [{"name": n, "in": "path", "required": True, "schema": INT64 if n == "number" else {"type": "string"}}
+                   for n in re.findall(r"{(\w+)}", path)]
+    return {
+        "operationId": "view_" + (re.sub(r"\W+", "_", path).strip("_") or "home"),
+        "summary": summary,
+        "description": "A web UI page; with format=json its JSON twin, the data the page shows.",
+        "tags": ["Views"],
+        "parameters": [*path_params,
+                       {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json"]},
+                        "description": "json: the page's data as JSON instead of HTML"}, *query],
+        "responses": responses,
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {
@@ -138,41 +234,10 @@ def openapi() -> dict[str, Any]:
                                       "content": {"application/json": {"schema": ERROR}}}
         op["parameters"] = params
         paths.setdefault(route.path, {})[route.method.lower()] = op
-    _message(status_pb2.Event.DESCRIPTOR, schemas)
-    paths["/api/v1/events"] = {"get": {
-        "operationId": "Subscribe_events",
-        "summary": "Status events as Server-Sent Events (each `data:` is an Event); resume with "
-                   "Last-Event-ID or `since`",
-        "tags": ["StatusService"],
-        "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "format": "int64"}}]
-        + _query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
-        "responses": _responses({"type": "string"}, "text/event-stream"),
-    }}
-    log = "/api/v1/builders/{builder}/builds/{number}/steps/{step}/logs/{log}"
-    log_params = [{"name": n, "in": "path", "required": True,
-                   "schema": {"type": "integer", "format": "int64"} if n == "number" else {"type": "string"}}
-                  for n in ("builder", "number", "step", "log")]
-    paths[log + "/raw"] = {"get": {
-        "operationId": "ReadLog_raw",
-        "summary": "A log's bytes as text; supports Range: bytes=A-B",
-        "tags": ["LogService"],
-        "parameters": log_params,
-        "responses": _responses({"type": "string"}, "text/plain"),
-    }}
-    mark = {"type": "array", "items": {"type": "integer", "format": "int64"}, "minItems": 2, "maxItems": 2}
-    paths[log + "/times"] = {"get": {
-        "operationId": "ReadLog_times",
-        "summary": "When the bytes of a log range were produced: times = [[offset, unix_ms], ...], "
-                   "each the time of the bytes from its offset to the next (empty for old logs)",
-        "tags": ["LogService"],
-        "parameters": log_params + [
-            {"name": n, "in": "query", "schema": {"type": "integer", "format": "int64"}}
-            for n in ("offset", "limit")],
-        "responses": _responses({"type": "object", "properties": {
-            "offset": {"type": "integer", "format": "int64"},
-            "size": {"type": "integer", "format": "int64"},
-            "times": {"type": "array", "items": mark}}}, "application/json"),
-    }}
+    for route in OTHER:
+        paths.setdefault(route.path, {})[route.method.lower()] = _other(route, schemas)
+    for path, summary, query in VIEWS:
+        paths[path] = {"get": _view(path, summary, query)}
     return {
         "openapi": "3.0.3",
         "info": {

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from google.protobuf.descriptor import MethodDescriptor
 
-from protos.gantry.v1 import control_pb2, logs_pb2
+from protos.gantry.v1 import changes_pb2, control_pb2, logs_pb2, status_pb2
 
 SERVICES = {
+    "ChangeService": changes_pb2.DESCRIPTOR.services_by_name["ChangeService"],
     "ControlService": control_pb2.DESCRIPTOR.services_by_name["ControlService"],
     "LogService": logs_pb2.DESCRIPTOR.services_by_name["LogService"],
+    "StatusService": status_pb2.DESCRIPTOR.services_by_name["StatusService"],
 }
 
 
@@ -30,6 +32,11 @@ class Route:
     @property
     def descriptor(self) -> MethodDescriptor:
         return SERVICES[self.service].methods_by_name[self.rpc]
+
+    @property
+    def grpc_name(self) -> str:
+        """The gRPC method's full name, the key of its authorization rule."""
+        return f"/{SERVICES[self.service].full_name}/{self.rpc}"
 
 
 B = "/api/v1/builders/{builder}"
@@ -57,10 +64,31 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/workers", "ControlService", "ListWorkers", "Configured workers"),
     Route("GET", "/api/v1/changes", "ControlService", "ListChanges", "Recent changes, newest first"),
     Route("GET", "/api/v1/changes/{id}", "ControlService", "GetChange", "One change"),
+    Route("POST", "/api/v1/changes", "ChangeService", "SubmitChanges",
+          "Submit source changes (1..1000, atomically; idempotency_key makes a retry harmless)"),
     Route("GET", "/api/v1/notifications", "ControlService", "ListNotifications", "Notification outbox"),
     Route("GET", "/api/v1/schedulers", "ControlService", "ListSchedulers", "Schedulers"),
     Route("POST", "/api/v1/schedulers/{name}/enabled", "ControlService", "SetSchedulerEnabled",
           "Enable or disable a scheduler"),
     Route("GET", "/api/v1/builders/{builder}/builds/{build_number}/steps/{step}/logs/{log}", "LogService",
           "ReadLog", "A byte range of a log (data base64-encoded; see .../raw for the bytes)"),
+]
+
+LOG = B + "/builds/{number}/steps/{step}/logs/{log}"
+
+# The gRPC methods served another way than JSON in, JSON out (handlers in http.py): server
+# streams as Server-Sent Events, bytes as themselves. Listed so that their authorization is the
+# gRPC method's too (coordinator/web/auth.py), as for the routes above.
+OTHER: list[Route] = [
+    Route("GET", "/api/v1/events", "StatusService", "Subscribe",
+          "Status events as Server-Sent Events; resume with Last-Event-ID or `since`"),
+    Route("GET", BUILD + "/watch", "StatusService", "WatchBuild",
+          "One build's full state, then again after each of its events, as Server-Sent Events"),
+    Route("GET", LOG + "/follow", "LogService", "FollowLog",
+          "A log's text as it grows, as Server-Sent Events; resume with Last-Event-ID or `offset`"),
+    Route("GET", LOG + "/raw", "LogService", "ReadLog", "A log's bytes as text; supports Range: bytes=A-B"),
+    Route("GET", LOG + "/times", "LogService", "ReadLog",
+          "When the bytes of a log range were produced: times = [[offset, unix_ms], ...], each the time "
+          "of the bytes from its offset to the next (empty for old logs)"),
+    Route("GET", BUILD + "/artifacts/{name}", "ControlService", "DownloadArtifact", "An artifact's bytes"),
 ]

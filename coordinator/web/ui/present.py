@@ -69,6 +69,16 @@ def when(ts: str | None) -> str:
     return "" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def when_unix(t: float | None) -> str:
+    """A time given as seconds since the epoch (a pending request's expected start), as `when`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+
+def iso_unix(t: float | None) -> str:
+    """The same as an RFC 3339 UTC timestamp, for <time datetime=...>."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else ""
+
+
 def favicon(status: str) -> str:
     """A circle in the colour of the page's result, as an SVG data URL."""
     colour = COLOURS.get(status, COLOURS["NONE"])
@@ -121,5 +131,6 @@ def capacity(worker: dict[str, Any]) -> str:
 
 FILTERS = {"link": link, "hold": hold, "capacity": capacity,
            "parent": parent, "icon": icon, "label": label, "css": css, "duration": duration,
-           "took": took, "span": span, "when": when, "unix": unix}
+           "took": took, "span": span, "when": when, "unix": unix, "when_unix": when_unix,
+           "iso_unix": iso_unix}
 GLOBALS = {"favicon": favicon, "RESULTS": list(ICONS)[:6]}

@@ -106,7 +106,7 @@ class GetBuilderRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Builder(_message.Message):
-    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start", "force_scheduler", "force_parameters", "force_codebases")
+    __slots__ = ("name", "workers", "steps", "pending_requests", "description", "tags", "next_expected_start", "force_scheduler", "force_parameters", "force_codebases", "force_codebase_forms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Builder(_message.Message):
     FORCE_SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     FORCE_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     FORCE_CODEBASES_FIELD_NUMBER: _ClassVar[int]
+    FORCE_CODEBASE_FORMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     workers: _containers.RepeatedScalarFieldContainer[str]
     steps: _containers.RepeatedScalarFieldContainer[str]
@@ -127,7 +128,18 @@ class Builder(_message.Message):
     force_scheduler: str
     force_parameters: _containers.RepeatedCompositeFieldContainer[ForceParameter]
     force_codebases: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceStamp]
-    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., force_scheduler: _Optional[str] = ..., force_parameters: _Optional[_Iterable[_Union[ForceParameter, _Mapping]]] = ..., force_codebases: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ...) -> None: ...
+    force_codebase_forms: _containers.RepeatedCompositeFieldContainer[ForceCodebase]
+    def __init__(self, name: _Optional[str] = ..., workers: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[str]] = ..., pending_requests: _Optional[int] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., next_expected_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., force_scheduler: _Optional[str] = ..., force_parameters: _Optional[_Iterable[_Union[ForceParameter, _Mapping]]] = ..., force_codebases: _Optional[_Iterable[_Union[_common_pb2.SourceStamp, _Mapping]]] = ..., force_codebase_forms: _Optional[_Iterable[_Union[ForceCodebase, _Mapping]]] = ...) -> None: ...
+
+class ForceCodebase(_message.Message):
+    __slots__ = ("codebase", "label", "fields")
+    CODEBASE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    codebase: str
+    label: str
+    fields: _containers.RepeatedCompositeFieldContainer[ForceParameter]
+    def __init__(self, codebase: _Optional[str] = ..., label: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[ForceParameter, _Mapping]]] = ...) -> None: ...
 
 class ForceParameter(_message.Message):
     __slots__ = ("name", "label", "type", "default_json", "required", "regex", "choices", "multiple")

@@ -252,8 +252,17 @@
       e.preventDefault();
       const error = $(".error", form);
       const payload = { properties: [] };
-      for (const name of ["reason", "owner", "branch", "revision"]) payload[name] = form.elements[name].value;
+      for (const name of ["reason", "owner", "branch", "revision"]) {
+        if (form.elements[name]) payload[name] = form.elements[name].value;
+      }
       for (const el of $$("[data-param]", form)) payload.properties.push({ name: el.dataset.param, value: paramValue(el) });
+      // One source stamp per codebase: its fields as typed (empty: the codebase's default).
+      const stamps = $$("fieldset[data-codebase]", form).map((set) => {
+        const stamp = { codebase: set.dataset.codebase };
+        for (const el of $$("[data-field]", set)) stamp[el.dataset.field] = String(paramValue(el));
+        return stamp;
+      });
+      if (stamps.length) payload.sourcestamps = stamps;
       try {
         const doc = await post(form.dataset.url, payload);
         error.hidden = true;
