@@ -61,6 +61,13 @@ class CertificateSource:
     def __init__(self, files: TlsFiles) -> None:
         if files.require_client_cert and files.client_ca is None:
             raise TlsError("--tls-require-client-cert needs --tls-client-ca (the CA that signs client certificates)")
+        if files.client_ca is not None and not files.require_client_cert:
+            # Said once at start, so that nobody expects certificate logins on gRPC that never come.
+            log.warning(
+                "client certificates are verified when presented on the HTTP port; the gRPC port asks "
+                "for them only with --tls-require-client-cert (grpcio cannot ask for an optional one), "
+                "so gRPC callers authenticate by token or worker secret"
+            )
         self.files = files
         self._lock = threading.Lock()
         self._checked = 0.0

@@ -180,6 +180,16 @@ def test_a_key_that_does_not_fit_its_certificate_is_refused_at_start(ca: TestCA)
         CertificateSource(TlsFiles(a.cert.with_name("missing.pem"), a.key))
 
 
+def test_a_client_ca_without_required_certificates_says_what_grpc_does(
+    ca: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = ca.issue("localhost")
+    CertificateSource(TlsFiles(pair.cert, pair.key, client_ca=ca.cert, require_client_cert=True))
+    assert "--tls-require-client-cert" not in caplog.text
+    CertificateSource(TlsFiles(pair.cert, pair.key, client_ca=ca.cert))
+    assert "the gRPC port asks for them only with --tls-require-client-cert" in caplog.text
+
+
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("[::1]") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("[::]")
