@@ -100,6 +100,8 @@ async def measure(base: str, path: str, wait_for: str = "#live") -> dict[str, fl
             await page.goto(base + path, wait_until="commit")
             await page.wait_for_selector(wait_for, timeout=120_000)
             shown = (time.monotonic() - started) * 1000
+            # The selector can match before the browser painted: wait for the paint's entry (else 0).
+            await page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
             timing = json.loads(await page.evaluate("""() => JSON.stringify({
                 fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0,
                 nav: performance.getEntriesByType('navigation')[0].transferSize,
