@@ -425,7 +425,7 @@ async def test_a_command_in_flight_the_worker_no_longer_has_ends_retry_without_r
     assert storage.log_text("seq", "stdio") == b"$ one\none 1\none 2\none 3\n"
 
 
-class Tested(BuildStep):
+class RecordsTests(BuildStep):
     """A custom step: records test cases, then runs a command (the coordinator dies during it)."""
 
     name = "tested"
@@ -440,10 +440,10 @@ async def test_test_cases_recorded_before_the_restart_are_not_recorded_again() -
     first = Worker(hang=["after"])
     storage = RecordingStorage()
     build = await start(storage, ["tested"])
-    stored = await kill(storage, build, [Tested()], lambda: "after" in first.ran, first.changes, first)
+    stored = await kill(storage, build, [RecordsTests()], lambda: "after" in first.ran, first.changes, first)
     second = Worker(kept=[KeptCommand(first.specs["after"].command_id, 2, False)])
     second.adopt_text = "after"
-    result = await resume(storage, stored, [Tested()], second)
+    result = await resume(storage, stored, [RecordsTests()], second)
 
     assert result == Result.SUCCESS
     failing = await storage.builds.failing_cases("b", build.number, 10)
