@@ -521,6 +521,9 @@
   if ($("#live")) setFavicon($("#live").dataset.favicon);
   relativeTimes(document);
   setInterval(() => relativeTimes(document), 30000);
+  // After the first paint (which rendered only what is near the screen), everything: see .shown in
+  // style.css.
+  requestAnimationFrame(() => setTimeout(() => document.documentElement.classList.add("shown")));
   connect();
   const pre = $("#log");
   if (pre) logViewer(pre);
