@@ -61,6 +61,19 @@ async def run_and_check(
     return texts, worker.process.output()
 
 
+def cut_for(link: Link, seconds: float) -> Callable[[], Awaitable[None]]:
+    """The fault: the link cut both ways for `seconds` (the sleep is the fault's length)."""
+
+    async def fault() -> None:
+        await link.cut()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await link.restore()
+
+    return fault
+
+
 @pytest.mark.parametrize("how", ["netem", "iptables-loss"])
 async def test_delay_and_loss_during_a_step_keep_the_log_exact(cluster: Cluster, how: str) -> None:
     async with own_netns() as link:
@@ -85,15 +98,7 @@ async def test_delay_and_loss_during_a_step_keep_the_log_exact(cluster: Cluster,
 
 async def test_an_iptables_drop_both_ways_mid_step_reattaches(cluster: Cluster) -> None:
     async with own_netns(cut_with="iptables") as link:
-
-        async def fault() -> None:
-            await link.cut()
-            try:
-                await asyncio.sleep(5)  # the fault itself: five seconds of DROP both ways
-            finally:
-                await link.restore()
-
-        texts, output = await run_and_check(cluster, link, PRINT_LINES, EXPECTED, fault)
+        texts, output = await run_and_check(cluster, link, PRINT_LINES, EXPECTED, cut_for(link, 5))
     assert "worker disconnected, waiting up to 300 s" in texts, texts
     assert "re-attached command" in output
 
@@ -105,15 +110,7 @@ async def test_a_60s_cut_mid_step_reattaches_and_the_log_is_exact(cluster: Clust
     assert step != PRINT_LINES
     expected = b"".join(b"line %d\n" % i for i in range(1, lines + 1))
     async with link_for_test() as link:
-
-        async def fault() -> None:
-            await link.cut()
-            try:
-                await asyncio.sleep(60)  # the fault itself: a minute without a network
-            finally:
-                await link.restore()
-
-        texts, output = await run_and_check(cluster, link, step, expected, fault)
+        texts, output = await run_and_check(cluster, link, step, expected, cut_for(link, 60))
     assert "worker disconnected, waiting up to 300 s" in texts, texts
     assert "re-attached command" in output
 

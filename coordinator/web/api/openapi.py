@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from coordinator.web.api.routes import LOG, OTHER, ROUTES, Route
+from coordinator.web.api.routes import BUILD, LOG, OTHER, ROUTES, Route
 from coordinator.web.api.transcode import JSON_SUFFIX, WELL_KNOWN
 from protos.gantry.v1 import common_pb2, status_pb2
 
@@ -98,49 +98,58 @@ def _responses(ok: dict[str, Any], content_type: str = "application/json") -> di
 
 
 INT64 = {"type": "integer", "format": "int64"}
-# The routes of OTHER: what their response is, and the query parameters they take beyond the path.
 SSE = "text/event-stream"
-OTHER_SHAPE: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
-    "Subscribe": (SSE, "Each `data:` is an Event (its `id:` the event id).", [
-        {"name": "since", "in": "query", "schema": INT64,
-         "description": "deliver events after this id (0: all history, -1: only new); Last-Event-ID wins"},
-        *_query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
-    ]),
-    "WatchBuild": (SSE, "Each `data:` is a BuildUpdate: the build's full state first, then after each of "
-                        "its events (`id:` the event id); an `end` event follows the finished state.", []),
-    "FollowLog": (SSE, "Each `data:` is {offset, text, eof} (`id:` the byte offset after it); an `eof` event "
-                       "ends it.", [{"name": "offset", "in": "query", "schema": INT64,
-                                     "description": "start at this byte; Last-Event-ID wins"}]),
-    "ReadLog": ("text/plain", "The log's bytes, all channels in arrival order.", [
-        {"name": "download", "in": "query", "schema": {"type": "string"},
-         "description": "any value: served as an attachment"}]),
-    "DownloadArtifact": ("application/octet-stream", "The artifact's bytes.", []),
-}
-# Routes whose answer is not their rpc's usual one (keyed by path): ReadLog's times beside its bytes.
-OTHER_BY_PATH: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
-    LOG + "/times": ("application/json", "The marks of the range's bytes (plain JSON numbers).", [
-        {"name": n, "in": "query", "schema": INT64} for n in ("offset", "limit")]),
-}
+TEXT: dict[str, Any] = {"type": "string"}
 _TIMES: dict[str, Any] = {"type": "object", "properties": {
     "offset": INT64, "size": INT64,
     "times": {"type": "array", "items": {"type": "array", "items": INT64, "minItems": 2, "maxItems": 2}},
 }}
 
 
+class Shape(NamedTuple):
+    """What a route of OTHER answers, and the query parameters it takes beyond the path."""
+
+    content_type: str
+    what: str
+    query: list[dict[str, Any]]
+    schema: dict[str, Any] = TEXT
+
+
+# By path, as http.py serves them: ReadLog is served twice (its bytes, and their times).
+OTHER_SHAPE: dict[str, Shape] = {
+    "/api/v1/events": Shape(SSE, "Each `data:` is an Event (its `id:` the event id).", [
+        {"name": "since", "in": "query", "schema": INT64,
+         "description": "deliver events after this id (0: all history, -1: only new); Last-Event-ID wins"},
+        *_query_params(status_pb2.SubscribeRequest.DESCRIPTOR, {"since_event_id"}),
+    ]),
+    BUILD + "/watch": Shape(SSE, "Each `data:` is a BuildUpdate: the build's full state first, then after each "
+                                 "of its events (`id:` the event id); an `end` event follows the finished state.", []),
+    LOG + "/follow": Shape(SSE, "Each `data:` is {offset, text, eof} (`id:` the byte offset after it); an `eof` "
+                                "event ends it.", [{"name": "offset", "in": "query", "schema": INT64,
+                                                    "description": "start at this byte; Last-Event-ID wins"}]),
+    LOG + "/raw": Shape("text/plain", "The log's bytes, all channels in arrival order.", [
+        {"name": "download", "in": "query", "schema": {"type": "string"},
+         "description": "any value: served as an attachment"}]),
+    LOG + "/times": Shape("application/json", "The marks of the range's bytes (plain JSON numbers).", [
+        {"name": n, "in": "query", "schema": INT64} for n in ("offset", "limit")], _TIMES),
+    BUILD + "/artifacts/{name}": Shape("application/octet-stream", "The artifact's bytes.", []),
+}
+
+
 def _other(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     """A route served as a stream or as bytes: its parameters, and its message's schema listed so
     the description can name it."""
-    content_type, what, query = OTHER_BY_PATH.get(route.path) or OTHER_SHAPE[route.rpc]
+    shape = OTHER_SHAPE[route.path]
     _message(route.descriptor.output_type, schemas)
     path = [{"name": n, "in": "path", "required": True, "schema": INT64 if n == "number" else {"type": "string"}}
             for n in re.findall(r"{(\w+)}", route.path)]
     return {
-        "operationId": f"{route.rpc}_{route.method.lower()}_{content_type.split('/')[1].replace('-', '_')}",
+        "operationId": f"{route.rpc}_{route.method.lower()}_{shape.content_type.split('/')[1].replace('-', '_')}",
         "summary": route.summary,
-        "description": f"Serves gantry.v1.{route.service}/{route.rpc}. {what}",
+        "description": f"Serves gantry.v1.{route.service}/{route.rpc}. {shape.what}",
         "tags": [route.service],
-        "parameters": path + query,
-        "responses": _responses(_TIMES if content_type == "application/json" else {"type": "string"}, content_type),
+        "parameters": path + shape.query,
+        "responses": _responses(shape.schema, shape.content_type),
     }
 
 
