@@ -291,3 +291,19 @@ async def test_a_build_watcher_that_overflowed_unsubscribes_when_it_ends() -> No
     with pytest.raises(StopAsyncIteration):
         await anext(gen)
     assert len(bus._subscriptions) == before  # the replacement was unsubscribed too
+
+
+async def test_a_build_watcher_ends_with_build_finished_even_when_it_reads_the_end_earlier() -> None:
+    """An event handled after the build's end was committed reads a complete build: the watch
+    still goes on to the build.finished event (the race a full CI run hit)."""
+    bus, storage = EventBus(), MemoryStorage()
+    bs_id, requests = await storage.buildsets.add_buildset(NewBuildset("r", "s", ["b"], []), 0.0, None, no_events)
+    request = BuildRequest(id=requests["b"], buildset_id=bs_id, builder="b", priority=0, submitted_at=0.0)
+    build = await storage.builds.start_build(request, "w", [], 0.0, [], no_events)
+    gen = StatusFeed(storage.events, storage.builds, bus).watch_build("b", 1)
+    assert not (await asyncio.wait_for(anext(gen), 5)).build.complete
+    await bookkeeping.finish_build(storage.book, build, Result.SUCCESS, "build successful", 3.0)
+    bus.publish([Event(kind="build.state", at=2.0, builder="b", build_number=1, id=1),
+                 Event(kind="build.finished", at=3.0, builder="b", build_number=1, id=2)])
+    kinds = [u.event.kind async for u in gen if u.event is not None]
+    assert kinds == ["build.state", "build.finished"]

@@ -95,17 +95,23 @@ class StatusFeed:
 
 
     async def watch_build(self, builder: str, number: int) -> AsyncIterator[BuildUpdate]:
-        """The build's state now, then after each of its events, until it finishes."""
+        """The build's state now, then after each of its events, until its build.finished.
+
+        The state read after an event may already be the finished one (events are published
+        after their commit, and a later commit can land before an earlier event is handled), so
+        the end is the build.finished event itself, not the first complete state."""
         flt = EventFilter(frozenset([builder]))
         sub = self.bus.subscribe(flt, self.buffer)
         try:
             build = await self._build(builder, number)
             yield BuildUpdate(None, build, await self._eta(build))
-            while not build.complete:
+            finished = build.complete
+            while not finished:
                 try:
                     event = await sub.get()
                 except SubscriberOverflow:
-                    # Fell behind: the state read next is still exact; resume live from there.
+                    # Fell behind: the state read next is still exact; resume live from there
+                    # (its build.finished may be among the events lost: a complete state ends it).
                     sub.close()
                     sub = self.bus.subscribe(flt, self.buffer)
                     event = None
@@ -113,6 +119,7 @@ class StatusFeed:
                     continue
                 build = await self._build(builder, number)
                 yield BuildUpdate(event, build, await self._eta(build))
+                finished = event.kind == "build.finished" if event is not None else build.complete
         finally:
             sub.close()  # the current subscription: after an overflow, not the first one
 
