@@ -29,7 +29,15 @@ def ts(value: float | None) -> Timestamp | None:
     return t
 
 
+# What google.protobuf.Timestamp can hold (years 1 to 9999): a time outside could be stored but
+# never answered again (ListChanges would fail converting it back).
+_TS_RANGE = (-62135596800, 253402300799)
+
+
 def from_ts(t: Timestamp) -> float:
+    """A client's timestamp, refused when it is not one protobuf can represent."""
+    if not _TS_RANGE[0] <= t.seconds <= _TS_RANGE[1] or not 0 <= t.nanos <= 999_999_999:
+        raise InvalidArgument(f"timestamp {t.seconds}s {t.nanos}ns is not a valid time (years 1 to 9999)")
     return t.seconds + t.nanos / 1e9
 
 
